@@ -1,0 +1,93 @@
+/**
+ * The agent's one event stream. The terminal UI, the capture ring buffer, the agent API
+ * and the log lines all read it; none of them reach into the tunnel or the policy engine.
+ * (undici publishes on diagnostics_channel for the same reason.)
+ *
+ * Emitting costs a listener check when nobody listens, so the request path stays cheap
+ * with capture off.
+ */
+import { EventEmitter } from 'node:events'
+
+export type TunnelStatus = 'connecting' | 'online' | 'reconnecting' | 'offline'
+
+export interface TunnelInfo {
+  /** The endpoint's name in the agent (`command_line` for `gw http`, or the config name). */
+  name: string
+  /** The public name at the relay (the first DNS label). */
+  publicName: string
+  /** Preferred public URL: https when the relay has TLS, else http. */
+  publicUrl: string
+  publicUrls: string[]
+  /** Where requests go, e.g. `http://localhost:3000`. */
+  upstream: string
+  inspect: boolean
+}
+
+export interface AgentStatus {
+  status: TunnelStatus
+  relay: string
+  /** The embedded relay on 127.0.0.1 is in use. */
+  embedded: boolean
+  /** Reconnect attempt number while reconnecting, 0 otherwise. */
+  attempt: number
+  /** Last round-trip time to the relay, by yamux ping, in ms. */
+  latencyMs: number | undefined
+  lastError: { code: string; message: string } | undefined
+  tunnels: TunnelInfo[]
+  version: string
+}
+
+export interface ExchangeRequest {
+  method: string
+  target: string
+  httpVersion: string
+  rawHeaders: string[]
+  remoteAddress: string
+  remotePort: number
+  scheme: 'http' | 'https'
+}
+
+export interface ExchangeResponse {
+  status: number
+  statusMessage: string
+  rawHeaders: string[]
+}
+
+/** One request through the agent: created on arrival, filled in as it goes. */
+export interface Exchange {
+  id: string
+  tunnel: string
+  /** Set for requests the agent replayed itself. */
+  replayOf: string | undefined
+  request: ExchangeRequest
+  response: ExchangeResponse | undefined
+  /** Epoch ms timestamps; `relayReceivedAt` comes from the relay's head. */
+  timing: {
+    relayReceivedAt: number
+    agentReceivedAt: number
+    upstreamStartAt: number | undefined
+    upstreamHeadersAt: number | undefined
+    endAt: number | undefined
+  }
+  bytesIn: number
+  bytesOut: number
+  /** A gw error that ended the exchange (upstream refused, timeout…). */
+  error: { code: string; message: string } | undefined
+  /** Set when a policy rule answered instead of the upstream (401, 429…). */
+  verdict: { action: string; rule: string | undefined; status: number } | undefined
+  /** For upgraded connections (WebSocket): frames seen each way. */
+  websocket: { messagesIn: number; messagesOut: number } | undefined
+}
+
+export interface AgentEventMap {
+  status: [AgentStatus]
+  /** A log line for humans and for `--log-format`; `fields` become logfmt/JSON keys. */
+  log: [{ level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }]
+  'exchange:start': [Exchange]
+  'exchange:request-body': [Exchange, Buffer]
+  'exchange:response': [Exchange]
+  'exchange:response-body': [Exchange, Buffer]
+  'exchange:end': [Exchange]
+}
+
+export class AgentEvents extends EventEmitter<AgentEventMap> {}

@@ -1,0 +1,104 @@
+/**
+ * Every error gw raises on purpose carries a stable `code`. Codes are never reused;
+ * docs/errors.md lists each one with what it means and what to do, and
+ * test/docs/errors-table.test.ts fails when the two disagree.
+ *
+ * `status` is the HTTP status a public client sees when the error ends a request.
+ */
+export const ErrorCodes = {
+  // Multiplexer (yamux) link and stream errors.
+  GW_ERR_MUX_PROTOCOL: { status: 502, message: 'the peer sent a malformed yamux frame' },
+  GW_ERR_MUX_VERSION: { status: 502, message: 'the peer speaks an unsupported yamux version' },
+  GW_ERR_MUX_FRAME_TOO_LARGE: { status: 502, message: 'a yamux frame exceeded the maximum frame size' },
+  GW_ERR_MUX_WINDOW_EXCEEDED: { status: 502, message: 'the peer sent more data than the receive window allows' },
+  GW_ERR_MUX_STREAM_RESET: { status: 502, message: 'the peer reset the stream' },
+  GW_ERR_MUX_CLOSED: { status: 502, message: 'the tunnel link closed' },
+  GW_ERR_MUX_KEEPALIVE_TIMEOUT: { status: 502, message: 'the peer did not answer a keepalive ping in time' },
+  GW_ERR_MUX_GOAWAY: { status: 502, message: 'the peer is going away and accepts no new streams' },
+  GW_ERR_MUX_BACKLOG: { status: 502, message: 'too many streams are waiting to be accepted' },
+  GW_ERR_MUX_STREAM_LIMIT: { status: 502, message: 'too many streams are open on the link' },
+
+  // Stream messages (heads, body chunks) on top of the multiplexer.
+  GW_ERR_MESSAGE_MALFORMED: { status: 502, message: 'a stream message could not be decoded' },
+  GW_ERR_MESSAGE_TOO_LARGE: { status: 502, message: 'a stream message exceeded its size limit' },
+
+  // Handshake on the control stream.
+  GW_ERR_HANDSHAKE_VERSION: { status: 400, message: 'the agent and relay speak incompatible protocol versions' },
+  GW_ERR_HANDSHAKE_TIMEOUT: { status: 408, message: 'the handshake did not complete in time' },
+  GW_ERR_AUTH_REQUIRED: { status: 401, message: 'this relay requires an authtoken' },
+  GW_ERR_AUTH_INVALID: { status: 401, message: 'the authtoken is not valid on this relay' },
+  GW_ERR_NAME_TAKEN: { status: 409, message: 'the name belongs to another authtoken' },
+  GW_ERR_NAME_INVALID: { status: 400, message: 'the requested name is not a valid DNS label' },
+  GW_ERR_NAME_RESERVED: { status: 400, message: 'the requested name is reserved by the relay' },
+  GW_ERR_REPLACED: { status: 409, message: 'another connection with the same authtoken took over this name' },
+
+  // Public-facing errors the relay answers with.
+  GW_ERR_TUNNEL_NOT_FOUND: { status: 404, message: 'no tunnel is registered under this name' },
+  GW_ERR_AGENT_OFFLINE: { status: 502, message: 'the agent that holds this name is not connected' },
+  GW_ERR_UPSTREAM_REFUSED: { status: 502, message: 'the agent could not connect to the upstream service' },
+  GW_ERR_UPSTREAM_FAILED: { status: 502, message: 'the upstream connection failed while the request was in flight' },
+  GW_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream service did not answer in time' },
+  GW_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'the upstream service sent an invalid HTTP response' },
+  GW_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'the request headers exceed the size limit' },
+  GW_ERR_HEADERS_TIMEOUT: { status: 408, message: 'the request headers did not arrive in time' },
+  GW_ERR_BAD_REQUEST: { status: 400, message: 'the request could not be parsed' },
+  GW_ERR_RELAY_OVERLOADED: { status: 503, message: 'the relay cannot open another stream to the agent right now' },
+
+  // Relay start-up and configuration.
+  GW_ERR_RELAY_NO_AUTHTOKENS: { status: 500, message: 'a relay on a public address needs authtokens' },
+  GW_ERR_RELAY_TLS: { status: 500, message: 'the TLS certificate or key could not be loaded' },
+  GW_ERR_RELAY_LISTEN: { status: 500, message: 'the relay could not listen on its address' },
+
+  // Agent (CLI) errors.
+  GW_ERR_RELAY_UNREACHABLE: { status: 502, message: 'the agent could not connect to the relay' },
+  GW_ERR_RELAY_CERT_UNTRUSTED: { status: 502, message: 'the relay certificate is not trusted' },
+  GW_ERR_INVALID_UPSTREAM: { status: 400, message: 'the upstream address is not valid' },
+  GW_ERR_INVALID_FLAG: { status: 400, message: 'a flag or config value is not valid' },
+  GW_ERR_CONFIG: { status: 400, message: 'the config file could not be read' },
+} as const satisfies Record<string, { status: number; message: string }>
+
+export type ErrorCode = keyof typeof ErrorCodes
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ErrorCodes, value)
+}
+
+/** The base of every error gw throws on purpose. */
+export class GwError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+
+  constructor(code: ErrorCode, message: string = ErrorCodes[code].message, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'GwError'
+    this.code = code
+    this.status = ErrorCodes[code].status
+  }
+}
+
+/** A multiplexer failure: the whole link, or one stream (see `streamId`). */
+export class MuxError extends GwError {
+  readonly streamId: number | undefined
+
+  constructor(code: ErrorCode, message?: string, streamId?: number, options?: ErrorOptions) {
+    super(code, message, options)
+    this.name = 'MuxError'
+    this.streamId = streamId
+  }
+}
+
+/** The handshake was refused or broke; the agent shows `message` and exits or retries. */
+export class HandshakeError extends GwError {
+  constructor(code: ErrorCode, message?: string, options?: ErrorOptions) {
+    super(code, message, options)
+    this.name = 'HandshakeError'
+  }
+}
+
+/** A request could not reach the upstream; the relay turns it into an error page. */
+export class UpstreamError extends GwError {
+  constructor(code: ErrorCode, message?: string, options?: ErrorOptions) {
+    super(code, message, options)
+    this.name = 'UpstreamError'
+  }
+}

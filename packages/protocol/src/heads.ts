@@ -1,0 +1,184 @@
+/**
+ * The typed heads that open each request stream, and the control-stream messages.
+ * Headers travel as a flat list of raw pairs `[name, value, name, value, …]`, as Node's
+ * `rawHeaders`, so order, case and duplicates survive the tunnel.
+ */
+import { GwError, isErrorCode, type ErrorCode } from './errors.js'
+
+/** Bumped on any incompatible change to messages or heads. */
+export const PROTOCOL_VERSION = 1
+
+export interface RequestHead {
+  method: string
+  /** The request-target as the client sent it: path and query. */
+  target: string
+  httpVersion: string
+  rawHeaders: string[]
+  remoteAddress: string
+  remotePort: number
+  scheme: 'http' | 'https'
+  /** The public name the request was routed by. */
+  tunnel: string
+  /** Epoch milliseconds (fractional) when the relay had the whole head. */
+  receivedAt: number
+  /** An Upgrade request (WebSocket…): after a 101 the stream carries raw bytes. */
+  upgrade: boolean
+  /** The client sent `Expect: 100-continue` and waits for CONTINUE before its body. */
+  expectContinue: boolean
+}
+
+export interface ResponseHead {
+  status: number
+  statusMessage?: string
+  rawHeaders: string[]
+  /** Set when the response is a gw error page; the relay renders it and sets `gw-error-code`. */
+  error?: { code: ErrorCode; message: string }
+}
+
+export interface EndpointRequest {
+  /** A requested name; omitted for a random one. */
+  name?: string
+  proto: 'http'
+}
+
+export interface Hello {
+  version: number
+  authtoken: string
+  /**
+   * A random id the agent keeps for its whole life. On an anonymous relay, names belong
+   * to it, so an agent that reconnects keeps its name and another agent cannot take it.
+   */
+  agentId: string
+  client: string
+  endpoints: EndpointRequest[]
+}
+
+export interface AssignedEndpoint {
+  name: string
+  /** Public URLs: http first, then https when the relay has TLS. */
+  urls: string[]
+}
+
+export interface Welcome {
+  version: number
+  endpoints: AssignedEndpoint[]
+  /** The relay's heartbeat timeout in ms, so both sides agree when a link is dead. */
+  heartbeatTimeout: number
+}
+
+export interface Refuse {
+  code: ErrorCode
+  message: string
+}
+
+export interface Notice {
+  code: ErrorCode
+  message: string
+}
+
+function fail(what: string): never {
+  throw new GwError('GW_ERR_MESSAGE_MALFORMED', `malformed ${what}`)
+}
+
+function isRawHeaders(value: unknown): value is string[] {
+  return Array.isArray(value) && value.length % 2 === 0 && value.every((v) => typeof v === 'string')
+}
+
+export function checkRequestHead(value: unknown): RequestHead {
+  const h = value as RequestHead
+  if (
+    typeof h !== 'object' || h === null ||
+    typeof h.method !== 'string' || typeof h.target !== 'string' ||
+    typeof h.httpVersion !== 'string' || !isRawHeaders(h.rawHeaders) ||
+    typeof h.remoteAddress !== 'string' || typeof h.remotePort !== 'number' ||
+    (h.scheme !== 'http' && h.scheme !== 'https') || typeof h.tunnel !== 'string' ||
+    typeof h.receivedAt !== 'number' || typeof h.upgrade !== 'boolean' ||
+    typeof h.expectContinue !== 'boolean'
+  ) fail('request head')
+  return h
+}
+
+export function checkResponseHead(value: unknown): ResponseHead {
+  const h = value as ResponseHead
+  if (
+    typeof h !== 'object' || h === null ||
+    !Number.isInteger(h.status) || h.status < 100 || h.status > 999 ||
+    !isRawHeaders(h.rawHeaders) ||
+    (h.statusMessage !== undefined && typeof h.statusMessage !== 'string') ||
+    (h.error !== undefined && (!isErrorCode(h.error.code) || typeof h.error.message !== 'string'))
+  ) fail('response head')
+  return h
+}
+
+export function checkHello(value: unknown): Hello {
+  const h = value as Hello
+  if (
+    typeof h !== 'object' || h === null || typeof h.version !== 'number' ||
+    typeof h.authtoken !== 'string' || typeof h.agentId !== 'string' || typeof h.client !== 'string' ||
+    !Array.isArray(h.endpoints) || h.endpoints.length === 0 || h.endpoints.length > 64 ||
+    !h.endpoints.every((e) => typeof e === 'object' && e !== null && e.proto === 'http' &&
+      (e.name === undefined || typeof e.name === 'string'))
+  ) fail('hello')
+  return h
+}
+
+export function checkWelcome(value: unknown): Welcome {
+  const w = value as Welcome
+  if (
+    typeof w !== 'object' || w === null || typeof w.version !== 'number' ||
+    typeof w.heartbeatTimeout !== 'number' || !Array.isArray(w.endpoints) ||
+    !w.endpoints.every((e) => typeof e?.name === 'string' && Array.isArray(e.urls))
+  ) fail('welcome')
+  return w
+}
+
+export function checkCodedMessage(value: unknown, what: string): Refuse {
+  const r = value as Refuse
+  if (typeof r !== 'object' || r === null || !isErrorCode(r.code) || typeof r.message !== 'string') fail(what)
+  return r
+}
+
+/** Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1). */
+export const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization',
+])
+
+/** Drop hop-by-hop headers, and those the Connection header names. Keeps order and case. */
+export function stripHopByHop(rawHeaders: string[], keepUpgrade = false): string[] {
+  let named: Set<string> | undefined
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === 'connection') {
+      named ??= new Set()
+      for (const token of rawHeaders[i + 1]!.split(',')) named.add(token.trim().toLowerCase())
+    }
+  }
+  const out: string[] = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase()
+    if (keepUpgrade && (name === 'connection' || name === 'upgrade')) {
+      out.push(rawHeaders[i]!, rawHeaders[i + 1]!)
+      continue
+    }
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue
+    out.push(rawHeaders[i]!, rawHeaders[i + 1]!)
+  }
+  return out
+}
+
+/** The first value of a header in a raw list, by lower-case name. */
+export function getRawHeader(rawHeaders: string[], lowerName: string): string | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === lowerName) return rawHeaders[i + 1]
+  }
+  return undefined
+}
+
+/** Remove every occurrence of the given lower-case names. */
+export function removeRawHeaders(rawHeaders: string[], lowerNames: ReadonlySet<string>): string[] {
+  const out: string[] = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (!lowerNames.has(rawHeaders[i]!.toLowerCase())) out.push(rawHeaders[i]!, rawHeaders[i + 1]!)
+  }
+  return out
+}

@@ -1,0 +1,248 @@
+/**
+ * Reading and writing messages on a stream (a yamux stream in practice; any Duplex works).
+ *
+ * The reader hands out heads one at a time with `next()`. After each head it pauses,
+ * because only the caller knows what follows: a framed body (`body()`) or, after an
+ * upgrade, raw bytes (`detach()`).
+ */
+import { Readable, Transform, type Duplex, type TransformCallback } from 'node:stream'
+import { GwError, isErrorCode } from './errors.js'
+import {
+  decodeJson,
+  encodeJsonMessage,
+  encodeMessageHeader,
+  MessageDecoder,
+  MessageType,
+  type DecodedMessage,
+  type MessageTypeValue,
+} from './message-codec.js'
+
+const HEAD_TYPES = new Set<number>([MessageType.REQUEST_HEAD, MessageType.RESPONSE_HEAD])
+
+export interface MessageReaderOptions {
+  maxMessageSize?: number
+}
+
+/** A body as a Readable; `trailers` is filled when END arrives, before 'end'. */
+export interface BodyReadable extends Readable {
+  trailers: string[]
+}
+
+export class MessageReader {
+  private readonly source: Duplex
+  private readonly decoder: MessageDecoder
+  private queue: DecodedMessage[] = []
+  private waiters: Array<{ resolve(m: DecodedMessage | null): void; reject(e: Error): void }> = []
+  private pending: Buffer | undefined
+  private halted = false
+  private ended = false
+  private failure: Error | undefined
+  private currentBody: BodyReadable | undefined
+  private detached = false
+
+  constructor(source: Duplex, options: MessageReaderOptions = {}) {
+    this.source = source
+    this.decoder = new MessageDecoder(
+      {
+        onMessage: (m) => this.onMessage(m),
+        onData: (chunk) => this.onData(chunk),
+      },
+      options.maxMessageSize,
+    )
+    source.on('data', this.onChunk)
+    source.on('end', this.onEnd)
+    source.on('error', this.onError)
+    source.on('close', this.onClose)
+  }
+
+  /** The next non-DATA message, or null when the stream ended cleanly between messages. */
+  next(): Promise<DecodedMessage | null> {
+    const queued = this.queue.shift()
+    if (queued) return Promise.resolve(queued)
+    if (this.failure) return Promise.reject(this.failure)
+    if (this.ended) return Promise.resolve(null)
+    this.resumeAfterHead()
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+  }
+
+  /** Read the next message and parse it as JSON of the given type. */
+  async nextJson<T>(type: MessageTypeValue, what: string, check: (v: unknown) => T): Promise<T> {
+    const message = await this.next()
+    if (!message) throw new GwError('GW_ERR_MESSAGE_MALFORMED', `the stream ended before the ${what}`)
+    if (message.type === MessageType.ABORT) throw abortError(message)
+    if (message.type !== type) {
+      throw new GwError('GW_ERR_MESSAGE_MALFORMED', `expected the ${what}, got message type 0x${message.type.toString(16)}`)
+    }
+    return check(decodeJson(message.payload, what))
+  }
+
+  /**
+   * The body that follows the last head: DATA pieces until END. Backpressure reaches
+   * the source: while the body is not read, the source is paused and (on yamux) no
+   * window is granted to the peer.
+   */
+  body(): BodyReadable {
+    if (this.currentBody) throw new Error('body() called twice for one head')
+    const body = new Readable({
+      read: () => {
+        if (this.currentBody === body) this.resumeAfterHead()
+        if (!this.halted) this.source.resume()
+      },
+      destroy: (err, cb) => {
+        if (this.currentBody === body) this.currentBody = undefined
+        cb(err)
+      },
+    }) as BodyReadable
+    body.trailers = []
+    this.currentBody = body
+    if (this.failure) body.destroy(this.failure)
+    else if (this.ended) body.destroy(truncated())
+    return body
+  }
+
+  /**
+   * Stop decoding and hand the stream over as raw bytes, for an upgraded connection.
+   * Returns the bytes already read past the last head; the caller writes them first.
+   */
+  detach(): Buffer {
+    this.detached = true
+    this.source.off('data', this.onChunk)
+    this.source.off('end', this.onEnd)
+    this.source.off('error', this.onError)
+    this.source.off('close', this.onClose)
+    this.source.pause()
+    const rest = this.pending ?? Buffer.alloc(0)
+    this.pending = undefined
+    return rest
+  }
+
+  private onChunk = (chunk: Buffer): void => {
+    try {
+      const used = this.decoder.push(chunk)
+      if (used < chunk.length) {
+        this.pending = chunk.subarray(used)
+      }
+    } catch (err) {
+      this.fail(err as Error)
+      this.source.destroy(err as Error)
+    }
+  }
+
+  private resumeAfterHead(): void {
+    if (!this.halted || this.detached) return
+    this.halted = false
+    const rest = this.pending
+    this.pending = undefined
+    if (rest) this.onChunk(rest)
+    if (!this.halted && !this.pending) this.source.resume()
+  }
+
+  private onMessage(message: DecodedMessage): void {
+    const body = this.currentBody
+    if (body && (message.type === MessageType.END || message.type === MessageType.ABORT)) {
+      this.currentBody = undefined
+      if (message.type === MessageType.END) {
+        if (message.payload.length > 0) {
+          const trailers = decodeJson<unknown>(message.payload, 'trailers')
+          if (Array.isArray(trailers) && trailers.every((t) => typeof t === 'string')) body.trailers = trailers
+        }
+        body.push(null)
+      } else {
+        body.destroy(abortError(message))
+      }
+      return
+    }
+    if (HEAD_TYPES.has(message.type)) {
+      // Pause after a head: the caller decides between body() and detach().
+      this.halted = true
+      this.decoder.stop()
+      this.source.pause()
+    }
+    const waiter = this.waiters.shift()
+    if (waiter) waiter.resolve(message)
+    else this.queue.push(message)
+  }
+
+  private onData(chunk: Buffer): void {
+    const body = this.currentBody
+    if (!body) {
+      this.fail(new GwError('GW_ERR_MESSAGE_MALFORMED', 'body data arrived with no head before it'))
+      return
+    }
+    if (!body.push(chunk)) this.source.pause()
+  }
+
+  private onEnd = (): void => {
+    this.ended = true
+    if (this.currentBody) {
+      this.currentBody.destroy(truncated())
+      this.currentBody = undefined
+    }
+    if (!this.decoder.atBoundary) this.fail(truncated())
+    for (const w of this.waiters.splice(0)) w.resolve(null)
+  }
+
+  private onError = (err: Error): void => this.fail(err)
+
+  private onClose = (): void => {
+    if (!this.ended) this.fail(new GwError('GW_ERR_MUX_CLOSED', 'the stream closed before it ended'))
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return
+    this.failure = err
+    if (this.currentBody) {
+      this.currentBody.destroy(err)
+      this.currentBody = undefined
+    }
+    for (const w of this.waiters.splice(0)) w.reject(err)
+  }
+}
+
+function truncated(): GwError {
+  return new GwError('GW_ERR_UPSTREAM_FAILED', 'the stream ended in the middle of a body')
+}
+
+function abortError(message: DecodedMessage): GwError {
+  const info = decodeJson<{ code?: unknown; message?: unknown }>(message.payload, 'abort')
+  const code = isErrorCode(info.code) ? info.code : 'GW_ERR_UPSTREAM_FAILED'
+  return new GwError(code, typeof info.message === 'string' ? info.message : undefined)
+}
+
+/** Write one JSON message (a head or a control message). */
+export function writeJsonMessage(stream: Duplex, type: MessageTypeValue, value: unknown): boolean {
+  return stream.write(encodeJsonMessage(type, value))
+}
+
+/** Tell the peer the body will not complete, and why. */
+export function writeAbort(stream: Duplex, code: string, message: string): void {
+  if (!stream.writable) return
+  stream.end(encodeJsonMessage(MessageType.ABORT, { code, message }))
+}
+
+/**
+ * Frames a body as DATA messages and closes it with END (carrying `trailers`).
+ * Pipe a body through it into the stream with `{ end: false }` or `pipeline`.
+ */
+export class BodyFramer extends Transform {
+  trailers: string[] = []
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    if (chunk.length === 0) return callback()
+    // Two pushes, no copy: the yamux stream coalesces them into one frame in _writev.
+    this.push(encodeMessageHeader(MessageType.DATA, chunk.length))
+    this.push(chunk)
+    callback()
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.trailers.length > 0) this.push(encodeJsonMessage(MessageType.END, this.trailers))
+    else this.push(encodeMessageHeader(MessageType.END, 0))
+    callback()
+  }
+}
+
+/** The END message for an empty body. */
+export function endMessage(): Buffer {
+  return encodeMessageHeader(MessageType.END, 0)
+}
