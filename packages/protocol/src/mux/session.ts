@@ -1,0 +1,472 @@
+/**
+ * A yamux session over one byte transport (a WebSocket adapter or a TCP socket).
+ *
+ * Wire format and behaviour follow hashicorp/yamux (spec.md, session.go, stream.go):
+ * the agent is the client and opens odd stream ids, the relay opens even ones; a stream
+ * opens with SYN, is accepted with ACK, half-closes with FIN and aborts with RST.
+ *
+ * The session never emits 'error': every way the link can die (transport end or error,
+ * keepalive timeout, a malformed frame, close()) ends in one 'close' event, and every
+ * open stream is destroyed with the same error.
+ */
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import { MuxError, type ErrorCode } from '../errors.js'
+import { FrameDecoder } from './frame-decoder.js'
+import {
+  encodeFrameHeader,
+  FrameFlag,
+  FrameType,
+  GoAwayCode,
+  INITIAL_STREAM_WINDOW,
+  MAX_UINT32,
+} from './frame.js'
+import { Stream } from './stream.js'
+
+export interface SessionOptions {
+  /** True on the agent (odd stream ids), false on the relay (even ids). */
+  client: boolean
+  /** Receive window per stream; at least the spec's 256 KiB. */
+  initialWindow?: number
+  /** The receive window may grow up to this on links where the window limits speed. */
+  maxWindow?: number
+  /** Largest Data frame sent or accepted; a larger incoming frame is a link error. */
+  maxFrameSize?: number
+  /** Milliseconds between keepalive pings; 0 disables pings and the timeout. */
+  keepAliveInterval?: number
+  /** Milliseconds without any incoming traffic (pongs included) before the link is declared dead. */
+  keepAliveTimeout?: number
+  /** Inbound streams held while nobody listens for 'stream'; more are reset. */
+  acceptBacklog?: number
+  /** Streams open at once, both directions together. */
+  maxStreams?: number
+}
+
+export interface SessionEventMap {
+  stream: [Stream]
+  close: [Error | undefined]
+  rtt: [number]
+}
+
+export const DEFAULT_MAX_WINDOW = 16 * 1024 * 1024
+export const DEFAULT_MAX_FRAME_SIZE = 256 * 1024
+export const DEFAULT_KEEPALIVE_INTERVAL = 5_000
+export const DEFAULT_KEEPALIVE_TIMEOUT = 15_000
+export const DEFAULT_ACCEPT_BACKLOG = 256
+export const DEFAULT_MAX_STREAMS = 65_536
+
+/** Link-level codes a peer can cause by sending bad frames; they get GoAway(protocol error). */
+const PROTOCOL_CODES = new Set<ErrorCode>([
+  'GW_ERR_MUX_PROTOCOL',
+  'GW_ERR_MUX_VERSION',
+  'GW_ERR_MUX_FRAME_TOO_LARGE',
+  'GW_ERR_MUX_WINDOW_EXCEEDED',
+])
+
+interface PendingPing {
+  sentAt: number
+  resolve: ((rtt: number) => void) | undefined
+  reject: ((err: Error) => void) | undefined
+}
+
+function uncorkTransport(session: Session): void {
+  session._uncork()
+}
+
+export class Session extends EventEmitter<SessionEventMap> {
+  private readonly transport: Duplex
+  private readonly isClient: boolean
+  private readonly initialWindow: number
+  private readonly maxWindow: number
+  /** @internal */ readonly _maxFrameSize: number
+  private readonly keepAliveInterval: number
+  private readonly keepAliveTimeout: number
+  private readonly acceptBacklog: number
+  private readonly maxStreams: number
+
+  private readonly streams = new Map<number, Stream>()
+  private readonly decoder: FrameDecoder
+  private nextStreamId: number
+  private backlog: Stream[] = []
+
+  /** Stream receiving the Data frame being decoded, and that frame's flags. */
+  private dataStream: Stream | undefined
+  private dataFlags = 0
+
+  private corked = false
+  private blocked = false
+  private drainWaiters: Stream[] = []
+
+  private pings = new Map<number, PendingPing>()
+  private nextPingId = 1
+  private pingTimer: NodeJS.Timeout | undefined
+  private watchdog: NodeJS.Timeout | undefined
+  private lastReceivedAt = 0
+  private lastRtt: number | undefined
+
+  private localGoAway = false
+  private remoteGoAway = false
+  private isClosed = false
+
+  constructor(transport: Duplex, options: SessionOptions) {
+    super()
+    this.transport = transport
+    this.isClient = options.client
+    this.initialWindow = options.initialWindow ?? INITIAL_STREAM_WINDOW
+    if (!Number.isInteger(this.initialWindow) || this.initialWindow < INITIAL_STREAM_WINDOW || this.initialWindow > MAX_UINT32) {
+      throw new RangeError(`initialWindow must be an integer of at least ${INITIAL_STREAM_WINDOW} bytes`)
+    }
+    this.maxWindow = Math.max(options.maxWindow ?? DEFAULT_MAX_WINDOW, this.initialWindow)
+    if (this.maxWindow > MAX_UINT32) throw new RangeError('maxWindow must fit in 32 bits')
+    this._maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    if (!Number.isInteger(this._maxFrameSize) || this._maxFrameSize < 1 || this._maxFrameSize > MAX_UINT32) {
+      throw new RangeError('maxFrameSize must be a positive integer')
+    }
+    this.keepAliveInterval = options.keepAliveInterval ?? DEFAULT_KEEPALIVE_INTERVAL
+    this.keepAliveTimeout = options.keepAliveTimeout ?? DEFAULT_KEEPALIVE_TIMEOUT
+    this.acceptBacklog = options.acceptBacklog ?? DEFAULT_ACCEPT_BACKLOG
+    this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS
+    this.nextStreamId = this.isClient ? 1 : 2
+
+    this.decoder = new FrameDecoder(
+      {
+        onFrame: (type, flags, streamId, length) => this.onFrame(type, flags, streamId, length),
+        onData: (chunk) => this.onData(chunk),
+        onDataEnd: () => this.onDataEnd(),
+      },
+      { maxFrameSize: this._maxFrameSize },
+    )
+
+    transport.on('data', this.onTransportData)
+    transport.on('end', this.onTransportEnd)
+    transport.on('error', this.onTransportError)
+    transport.on('close', this.onTransportClose)
+    transport.on('drain', this.onTransportDrain)
+
+    // Streams that arrived while nobody listened are handed over to the first listener.
+    ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
+      if (event === 'stream' && this.backlog.length > 0) process.nextTick(() => this.flushBacklog())
+    })
+
+    if (this.keepAliveInterval > 0) {
+      this.lastReceivedAt = Date.now()
+      this.pingTimer = setInterval(() => this.keepAlivePing(), this.keepAliveInterval)
+      this.pingTimer.unref()
+      if (this.keepAliveTimeout > 0) this.armWatchdog(this.keepAliveTimeout)
+      // An early RTT sample lets window auto-tuning work from the first transfer.
+      this.keepAlivePing()
+    }
+  }
+
+  get closed(): boolean {
+    return this.isClosed
+  }
+
+  get rtt(): number | undefined {
+    return this.lastRtt
+  }
+
+  get streamCount(): number {
+    return this.streams.size
+  }
+
+  /** @internal */
+  get _transportBlocked(): boolean {
+    return this.blocked
+  }
+
+  /**
+   * Open an outbound stream. The SYN goes out at once, so the peer sees the stream even
+   * if we never write.
+   */
+  open(): Stream {
+    if (this.isClosed) throw new MuxError('GW_ERR_MUX_CLOSED', 'cannot open a stream: the link is closed')
+    if (this.remoteGoAway) throw new MuxError('GW_ERR_MUX_GOAWAY', 'cannot open a stream: the peer is going away')
+    if (this.streams.size >= this.maxStreams) {
+      throw new MuxError('GW_ERR_MUX_STREAM_LIMIT', `cannot open a stream: ${this.streams.size} are open`)
+    }
+    const id = this.nextStreamId
+    if (id > MAX_UINT32) throw new MuxError('GW_ERR_MUX_STREAM_LIMIT', 'stream ids on this link are exhausted')
+    this.nextStreamId += 2
+    const stream = new Stream(this, id, this.initialWindow, this.maxWindow)
+    this.streams.set(id, stream)
+    this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.SYN, id, stream._initialDelta())
+    return stream
+  }
+
+  /** Measure the round trip with a ping; resolves with milliseconds. */
+  ping(): Promise<number> {
+    if (this.isClosed) return Promise.reject(new MuxError('GW_ERR_MUX_CLOSED', 'cannot ping: the link is closed'))
+    return new Promise((resolve, reject) => {
+      const id = this.takePingId()
+      this.pings.set(id, { sentAt: performance.now(), resolve, reject })
+      this._sendFrame(FrameType.PING, FrameFlag.SYN, 0, id)
+    })
+  }
+
+  /** Refuse new inbound streams from now on; streams already open finish normally. */
+  goAway(): void {
+    if (this.isClosed || this.localGoAway) return
+    this.localGoAway = true
+    this._sendFrame(FrameType.GO_AWAY, 0, 0, GoAwayCode.NORMAL)
+  }
+
+  /**
+   * Tear the link down. Open streams are destroyed with `err` (or GW_ERR_MUX_CLOSED);
+   * the peer gets a GoAway saying why, then the transport ends.
+   */
+  close(err?: Error): void {
+    this.shutdown(err, true)
+  }
+
+  /** @internal */
+  _sendFrame(type: number, flags: number, streamId: number, length: number, parts?: Buffer[]): void {
+    const transport = this.transport
+    if (this.isClosed || !transport.writable) return
+    if (!this.corked) {
+      // Frames written in one tick leave as one batch (one writev, one ws message).
+      this.corked = true
+      transport.cork()
+      process.nextTick(uncorkTransport, this)
+    }
+    let ok = transport.write(encodeFrameHeader(type, flags, streamId, length))
+    if (parts) for (let i = 0; i < parts.length; i++) ok = transport.write(parts[i])
+    if (!ok) this.blocked = true
+  }
+
+  /** @internal */
+  _uncork(): void {
+    this.corked = false
+    this.transport.uncork()
+  }
+
+  /** @internal */
+  _waitForDrain(stream: Stream): void {
+    this.drainWaiters.push(stream)
+  }
+
+  /** @internal A stream finished both ways or was reset: forget it. */
+  _free(stream: Stream): void {
+    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id)
+    if (this.backlog.length > 0) {
+      const at = this.backlog.indexOf(stream)
+      if (at !== -1) this.backlog.splice(at, 1)
+    }
+  }
+
+  private onTransportData = (chunk: Buffer): void => {
+    if (this.isClosed) return
+    if (this.pingTimer) this.lastReceivedAt = Date.now()
+    try {
+      this.decoder.push(chunk)
+    } catch (err) {
+      this.shutdown(err instanceof MuxError ? err : new MuxError('GW_ERR_MUX_PROTOCOL', (err as Error).message, undefined, { cause: err }), true)
+    }
+  }
+
+  private onTransportEnd = (): void => {
+    this.shutdown(new MuxError('GW_ERR_MUX_CLOSED', this.remoteGoAway ? 'the peer went away and closed the link' : 'the peer closed the link'), false)
+  }
+
+  private onTransportError = (err: Error): void => {
+    this.shutdown(new MuxError('GW_ERR_MUX_CLOSED', `the link failed: ${err.message}`, undefined, { cause: err }), false)
+  }
+
+  private onTransportClose = (): void => {
+    this.shutdown(new MuxError('GW_ERR_MUX_CLOSED', 'the link closed'), false)
+  }
+
+  private onTransportDrain = (): void => {
+    this.blocked = false
+    const waiters = this.drainWaiters
+    if (waiters.length === 0) return
+    this.drainWaiters = []
+    for (const stream of waiters) {
+      if (!stream.destroyed) stream._onDrain()
+    }
+  }
+
+  private onFrame(type: number, flags: number, streamId: number, length: number): void {
+    switch (type) {
+      case FrameType.DATA: {
+        const stream = this.streamFor(flags, streamId)
+        this.dataStream = undefined
+        this.dataFlags = flags
+        if (!stream) return
+        if (stream._remoteFin) {
+          throw new MuxError('GW_ERR_MUX_PROTOCOL', `data on stream ${streamId} after its FIN`, streamId)
+        }
+        if (!stream._admit(length)) {
+          throw new MuxError('GW_ERR_MUX_WINDOW_EXCEEDED', `a ${length}-byte frame on stream ${streamId} exceeds its receive window`, streamId)
+        }
+        this.dataStream = stream
+        return
+      }
+      case FrameType.WINDOW_UPDATE: {
+        const stream = this.streamFor(flags, streamId)
+        if (!stream) return
+        stream._onWindowUpdate(length)
+        this.applyCloseFlags(stream, flags)
+        return
+      }
+      case FrameType.PING:
+        if (flags === FrameFlag.SYN) this._sendFrame(FrameType.PING, FrameFlag.ACK, 0, length)
+        else this.onPong(length)
+        return
+      case FrameType.GO_AWAY:
+        this.remoteGoAway = true
+        if (length === GoAwayCode.PROTOCOL_ERROR) {
+          this.shutdown(new MuxError('GW_ERR_MUX_PROTOCOL', 'the peer reported a protocol error and went away'), false)
+        } else if (length === GoAwayCode.INTERNAL_ERROR) {
+          this.shutdown(new MuxError('GW_ERR_MUX_CLOSED', 'the peer had an internal error and went away'), false)
+        }
+        return
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    this.dataStream?._onData(chunk)
+  }
+
+  private onDataEnd(): void {
+    const stream = this.dataStream
+    this.dataStream = undefined
+    if (stream) this.applyCloseFlags(stream, this.dataFlags)
+  }
+
+  private applyCloseFlags(stream: Stream, flags: number): void {
+    if ((flags & FrameFlag.FIN) !== 0) stream._onFin()
+    if ((flags & FrameFlag.RST) !== 0) stream._onReset()
+  }
+
+  /** The stream a Data or WindowUpdate frame is for; creates it on SYN. */
+  private streamFor(flags: number, streamId: number): Stream | undefined {
+    if ((flags & FrameFlag.SYN) === 0) {
+      // A frame for a stream we no longer know (we reset it, or it finished) is dropped,
+      // as hashicorp does: it was in flight when the stream went away.
+      return this.streams.get(streamId)
+    }
+    const peerParity = this.isClient ? 0 : 1
+    if (streamId % 2 !== peerParity) {
+      throw new MuxError('GW_ERR_MUX_PROTOCOL', `the peer opened stream ${streamId}, which has our parity`, streamId)
+    }
+    if (this.streams.has(streamId)) {
+      throw new MuxError('GW_ERR_MUX_PROTOCOL', `the peer opened stream ${streamId} twice`, streamId)
+    }
+    const listening = this.listenerCount('stream') > 0
+    if (this.localGoAway || this.streams.size >= this.maxStreams || (!listening && this.backlog.length >= this.acceptBacklog)) {
+      this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.RST, streamId, 0)
+      return undefined
+    }
+    const stream = new Stream(this, streamId, this.initialWindow, this.maxWindow)
+    this.streams.set(streamId, stream)
+    this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.ACK, streamId, stream._initialDelta())
+    if (listening && this.backlog.length === 0) {
+      this.emit('stream', stream)
+      // The listener may have destroyed the stream or the whole session.
+      return this.isClosed ? undefined : this.streams.get(streamId)
+    }
+    this.backlog.push(stream)
+    return stream
+  }
+
+  private flushBacklog(): void {
+    while (this.backlog.length > 0 && !this.isClosed && this.listenerCount('stream') > 0) {
+      this.emit('stream', this.backlog.shift()!)
+    }
+  }
+
+  private takePingId(): number {
+    const id = this.nextPingId
+    this.nextPingId = id >= MAX_UINT32 ? 1 : id + 1
+    return id
+  }
+
+  private keepAlivePing(): void {
+    if (this.isClosed) return
+    const id = this.takePingId()
+    this.pings.set(id, { sentAt: performance.now(), resolve: undefined, reject: undefined })
+    this._sendFrame(FrameType.PING, FrameFlag.SYN, 0, id)
+  }
+
+  private onPong(id: number): void {
+    const ping = this.pings.get(id)
+    if (!ping) return
+    this.pings.delete(id)
+    const rtt = performance.now() - ping.sentAt
+    this.lastRtt = rtt
+    // Pings older than this one were lost or overtaken; their timing is meaningless now.
+    if (ping.resolve === undefined) {
+      for (const [otherId, other] of this.pings) {
+        if (other.resolve === undefined && other.sentAt < ping.sentAt) this.pings.delete(otherId)
+      }
+    }
+    ping.resolve?.(rtt)
+    this.emit('rtt', rtt)
+  }
+
+  private armWatchdog(delay: number): void {
+    this.watchdog = setTimeout(() => this.checkWatchdog(), delay)
+    this.watchdog.unref()
+  }
+
+  /** Re-armed lazily so incoming chunks only stamp a time instead of resetting a timer. */
+  private checkWatchdog(): void {
+    if (this.isClosed) return
+    const idle = Date.now() - this.lastReceivedAt
+    if (idle >= this.keepAliveTimeout) {
+      this.shutdown(new MuxError('GW_ERR_MUX_KEEPALIVE_TIMEOUT', `no traffic from the peer for ${idle} ms`), false)
+      return
+    }
+    this.armWatchdog(this.keepAliveTimeout - idle)
+  }
+
+  /**
+   * The one way down. `graceful` sends a GoAway and ends the transport so the peer learns
+   * why; when the transport is already dead (or the peer silent) it is destroyed at once.
+   */
+  private shutdown(err: Error | undefined, graceful: boolean): void {
+    if (this.isClosed) return
+    const transport = this.transport
+    if (graceful && transport.writable) {
+      const code = err === undefined
+        ? GoAwayCode.NORMAL
+        : err instanceof MuxError && PROTOCOL_CODES.has(err.code) ? GoAwayCode.PROTOCOL_ERROR : GoAwayCode.INTERNAL_ERROR
+      this._sendFrame(FrameType.GO_AWAY, 0, 0, code)
+    }
+    this.isClosed = true
+    this.decoder.halt()
+    if (this.pingTimer) clearInterval(this.pingTimer)
+    if (this.watchdog) clearTimeout(this.watchdog)
+    this.pingTimer = undefined
+    this.watchdog = undefined
+
+    const failure = err ?? new MuxError('GW_ERR_MUX_CLOSED', 'the link was closed')
+    const backlog = new Set(this.backlog)
+    this.backlog = []
+    this.drainWaiters = []
+    for (const stream of [...this.streams.values()]) {
+      // Streams nobody was handed cannot have an 'error' listener; fail them quietly.
+      if (backlog.has(stream)) stream.on('error', ignore)
+      stream._onLinkClose(failure)
+    }
+    this.streams.clear()
+    for (const ping of this.pings.values()) ping.reject?.(failure)
+    this.pings.clear()
+
+    if (graceful && transport.writable) {
+      // Let the GoAway and anything queued leave, but never wait on a stuck peer forever.
+      const timer = setTimeout(() => transport.destroy(), 2_000)
+      timer.unref()
+      transport.end(() => {
+        clearTimeout(timer)
+        transport.destroy()
+      })
+    } else {
+      transport.destroy()
+    }
+    this.emit('close', err)
+  }
+}
+
+function ignore(): void {}

@@ -1,0 +1,290 @@
+/**
+ * One yamux stream as a Node Duplex.
+ *
+ * Flow control is tied to consumption: bytes count as consumed only when they move into
+ * the Readable's buffer, which happens only while the reader asks for more (`_read`).
+ * A stream nobody reads therefore holds at most one window in `recvQueue` plus the
+ * Readable's own buffer, and its writer blocks after one window; the writer wakes on
+ * the peer's window update, never on a timer.
+ *
+ * The session calls the `_on…` methods; they are public only because the session and
+ * the stream are two files.
+ */
+import { Duplex } from 'node:stream'
+import { MuxError } from '../errors.js'
+import { FrameFlag, FrameType, INITIAL_STREAM_WINDOW, MAX_UINT32 } from './frame.js'
+import type { Session } from './session.js'
+
+/** The parts of the session a stream uses; keeps the dependency one-way in spirit. */
+export interface StreamHost {
+  readonly closed: boolean
+  readonly rtt: number | undefined
+  /** @internal */ readonly _maxFrameSize: number
+  /** @internal */ readonly _transportBlocked: boolean
+  /** @internal */ _sendFrame(type: number, flags: number, streamId: number, length: number, parts?: Buffer[]): void
+  /** @internal */ _waitForDrain(stream: Stream): void
+  /** @internal */ _free(stream: Stream): void
+}
+
+interface PendingWrite {
+  chunks: Buffer[]
+  /** Index of the first chunk not fully sent, and how much of it is sent. */
+  index: number
+  offset: number
+  bytes: number
+  callback: (err?: Error | null) => void
+}
+
+export class Stream extends Duplex {
+  readonly id: number
+  readonly session: Session
+
+  private readonly host: StreamHost
+  private readonly maxWindow: number
+
+  // Receive side.
+  private recvQueue: Buffer[] = []
+  private recvQueued = 0
+  /** Bytes the peer may still send before our next update. */
+  private recvWindow = INITIAL_STREAM_WINDOW
+  /** The window we aim to keep open; grows toward maxWindow on fast links. */
+  private recvTarget: number
+  /** Bytes consumed by the reader and not yet granted back. */
+  private ungranted = 0
+  private grantEpoch = 0
+  private wantRead = false
+  private remoteFin = false
+  private eofPushed = false
+
+  // Send side.
+  private sendWindow = INITIAL_STREAM_WINDOW
+  private pending: PendingWrite | undefined
+  private localFin = false
+
+  private reset = false
+  private freed = false
+
+  /** @internal Streams come from `Session.open()` and the session's 'stream' event. */
+  constructor(session: Session, id: number, initialWindow: number, maxWindow: number) {
+    super({ allowHalfOpen: true, writableHighWaterMark: 64 * 1024 })
+    this.session = session
+    this.host = session as unknown as StreamHost
+    this.id = id
+    this.recvTarget = initialWindow
+    this.maxWindow = Math.max(maxWindow, initialWindow)
+    this.grantEpoch = performance.now()
+  }
+
+  /** Bytes received and held for the reader, in our queue and in the Readable buffer. */
+  get receiveBuffered(): number {
+    return this.recvQueued + this.readableLength
+  }
+
+  /** The extra window announced with SYN/ACK beyond the spec's initial 256 KiB. */
+  /** @internal */
+  _initialDelta(): number {
+    const delta = this.recvTarget - INITIAL_STREAM_WINDOW
+    this.recvWindow += delta
+    return delta
+  }
+
+  /** @internal The window left for a Data frame's length, checked before any payload. */
+  _admit(length: number): boolean {
+    if (length > this.recvWindow) return false
+    this.recvWindow -= length
+    return true
+  }
+
+  /** @internal */
+  get _remoteFin(): boolean {
+    return this.remoteFin
+  }
+
+  /** @internal A piece of a Data payload, already admitted against the window. */
+  _onData(chunk: Buffer): void {
+    if (this.destroyed || this.eofPushed) return
+    if (this.wantRead && this.recvQueued === 0) {
+      this.ungranted += chunk.length
+      this.wantRead = this.push(chunk)
+      this.maybeGrant()
+      return
+    }
+    this.recvQueue.push(chunk)
+    this.recvQueued += chunk.length
+  }
+
+  /** @internal */
+  _onWindowUpdate(delta: number): void {
+    if (delta === 0) return
+    this.sendWindow = Math.min(this.sendWindow + delta, MAX_UINT32)
+    if (this.pending) this.flush()
+  }
+
+  /** @internal The peer half-closed: no more data will come. */
+  _onFin(): void {
+    if (this.remoteFin) return
+    this.remoteFin = true
+    if (this.recvQueued === 0) this.pushEof()
+    this.maybeFree()
+  }
+
+  /** @internal The peer reset the stream. */
+  _onReset(): void {
+    this.reset = true
+    this.release()
+    this.destroy(new MuxError('GW_ERR_MUX_STREAM_RESET', `the peer reset stream ${this.id}`, this.id))
+  }
+
+  /** @internal The link is gone; nothing can be sent any more. */
+  _onLinkClose(err: Error): void {
+    this.release()
+    this.destroy(err)
+  }
+
+  /** @internal The transport drained; send what waits. */
+  _onDrain(): void {
+    if (this.pending) this.flush()
+  }
+
+  override _read(): void {
+    this.wantRead = true
+    while (this.recvQueued > 0 && this.wantRead) {
+      const chunk = this.recvQueue.shift()!
+      this.recvQueued -= chunk.length
+      this.ungranted += chunk.length
+      this.wantRead = this.push(chunk)
+    }
+    if (this.recvQueued === 0 && this.remoteFin) this.pushEof()
+    this.maybeGrant()
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.pending = { chunks: [chunk], index: 0, offset: 0, bytes: chunk.length, callback }
+    this.flush()
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+    const buffers = new Array<Buffer>(chunks.length)
+    let bytes = 0
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!.chunk
+      buffers[i] = c
+      bytes += c.length
+    }
+    this.pending = { chunks: buffers, index: 0, offset: 0, bytes, callback }
+    this.flush()
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    if (this.host.closed || this.freed) {
+      callback(new MuxError('GW_ERR_MUX_CLOSED', `stream ${this.id} cannot end: the link is closed`, this.id))
+      return
+    }
+    this.localFin = true
+    this.host._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.FIN, this.id, 0)
+    callback()
+    this.maybeFree()
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (!this.freed) {
+      // Tell the peer unless the stream already finished both ways or the link is gone.
+      if (!this.reset && !(this.localFin && this.remoteFin) && !this.host.closed) {
+        this.host._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.RST, this.id, 0)
+      }
+      this.release()
+    }
+    this.recvQueue = []
+    this.recvQueued = 0
+    const pending = this.pending
+    if (pending) {
+      this.pending = undefined
+      pending.callback(err ?? new MuxError('GW_ERR_MUX_CLOSED', `stream ${this.id} was destroyed`, this.id))
+    }
+    callback(err)
+  }
+
+  /** Send as much of the pending write as the window and the transport allow. */
+  private flush(): void {
+    const pending = this.pending!
+    const host = this.host
+    const maxFrame = host._maxFrameSize
+    while (pending.bytes > 0) {
+      if (this.destroyed) return
+      if (host.closed) {
+        this.pending = undefined
+        pending.callback(new MuxError('GW_ERR_MUX_CLOSED', undefined, this.id))
+        return
+      }
+      if (this.sendWindow === 0) return
+      if (host._transportBlocked) {
+        host._waitForDrain(this)
+        return
+      }
+      const size = Math.min(this.sendWindow, maxFrame, pending.bytes)
+      host._sendFrame(FrameType.DATA, 0, this.id, size, takeParts(pending, size))
+      this.sendWindow -= size
+    }
+    this.pending = undefined
+    pending.callback()
+  }
+
+  private pushEof(): void {
+    if (this.eofPushed) return
+    this.eofPushed = true
+    this.push(null)
+  }
+
+  /**
+   * Grant consumed bytes back once half the target is consumed (as hashicorp does), and
+   * double the target when a whole half-window went by within a few round trips, which
+   * means the window, not the reader, limits throughput.
+   */
+  private maybeGrant(): void {
+    if (this.ungranted < this.recvTarget / 2 || this.remoteFin || this.freed || this.host.closed) return
+    let delta = this.ungranted
+    const now = performance.now()
+    const rtt = this.host.rtt
+    if (rtt !== undefined && this.recvTarget < this.maxWindow && now - this.grantEpoch < rtt * 4) {
+      const grown = Math.min(this.recvTarget * 2, this.maxWindow)
+      delta += grown - this.recvTarget
+      this.recvTarget = grown
+    }
+    this.grantEpoch = now
+    this.ungranted = 0
+    this.recvWindow += delta
+    this.host._sendFrame(FrameType.WINDOW_UPDATE, 0, this.id, delta)
+  }
+
+  private maybeFree(): void {
+    if (this.localFin && this.remoteFin) this.release()
+  }
+
+  private release(): void {
+    if (this.freed) return
+    this.freed = true
+    this.host._free(this)
+  }
+}
+
+/** Take `size` bytes off the front of a pending write as slices, without copying. */
+function takeParts(pending: PendingWrite, size: number): Buffer[] {
+  const parts: Buffer[] = []
+  let need = size
+  while (need > 0) {
+    const chunk = pending.chunks[pending.index]!
+    const available = chunk.length - pending.offset
+    if (available <= need) {
+      parts.push(pending.offset === 0 ? chunk : chunk.subarray(pending.offset))
+      need -= available
+      pending.index++
+      pending.offset = 0
+    } else {
+      parts.push(chunk.subarray(pending.offset, pending.offset + need))
+      pending.offset += need
+      need = 0
+    }
+  }
+  pending.bytes -= size
+  return parts
+}

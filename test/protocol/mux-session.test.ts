@@ -1,0 +1,300 @@
+/**
+ * The yamux session end to end over real transports: a TCP socket pair and a pair of
+ * ws WebSockets on 127.0.0.1.
+ */
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { MuxError } from '@gw/protocol/errors'
+import type { Stream } from '@gw/protocol/mux/index'
+import { ignore, nextStream, readAll, sessionPair, until, type TransportKind } from './mux-helpers.js'
+
+function errorOf(stream: Stream): Promise<Error> {
+  return once(stream, 'error').then(([err]) => err as Error)
+}
+
+for (const kind of ['net', 'ws'] as TransportKind[]) {
+  describe(`mux session over ${kind}`, () => {
+    it('carries data both ways and ends each side with FIN', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      assert.equal(a.id % 2, 1, 'the client opens odd ids')
+      const b = await accepted
+      assert.equal(b.id, a.id)
+
+      const up = randomBytes(1024 * 1024 + 17)
+      const down = randomBytes(700 * 1024)
+      const gotUp = readAll(b)
+      const gotDown = readAll(a)
+      a.end(up)
+      b.end(down)
+      assert.deepEqual(await gotUp, up)
+      assert.deepEqual(await gotDown, down)
+      await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
+    })
+
+    it('the server side opens even ids', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.client)
+      const s = pair.server.open()
+      assert.equal(s.id % 2, 0)
+      s.end('from relay')
+      const c = await accepted
+      assert.equal((await readAll(c)).toString(), 'from relay')
+      c.end()
+      await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
+    })
+
+    it('the peer sees a stream that is opened but never written', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      const b = await accepted
+      assert.equal(b.id, a.id)
+    })
+
+    it('keeps writing after the peer half-closed', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      a.end('request')
+      const b = await accepted
+      assert.equal((await readAll(b)).toString(), 'request')
+      // The client is half-closed; the server answers afterwards.
+      assert.equal(pair.server.streamCount, 1)
+      const reply = readAll(a)
+      b.write('res')
+      b.end('ponse')
+      assert.equal((await reply).toString(), 'response')
+      await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
+    })
+
+    it('RST from the peer destroys the stream with GW_ERR_MUX_STREAM_RESET', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      a.write('hello')
+      const b = await accepted
+      const failed = errorOf(a)
+      b.destroy()
+      const err = await failed
+      assert.ok(err instanceof MuxError)
+      assert.equal(err.code, 'GW_ERR_MUX_STREAM_RESET')
+      assert.equal(err.streamId, a.id)
+      await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
+    })
+
+    it('a stream reset by the opener fails on the acceptor while it reads', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      a.write('partial')
+      const b = await accepted
+      const failed = errorOf(b)
+      b.resume()
+      a.destroy()
+      assert.equal(((await failed) as MuxError).code, 'GW_ERR_MUX_STREAM_RESET')
+    })
+
+    it('opens and completes 10,000 streams one after another and frees them all', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      pair.server.on('stream', (s: Stream) => {
+        s.on('error', ignore)
+        // Echo, then end: the stream finishes both ways.
+        const parts: Buffer[] = []
+        s.on('data', (c: Buffer) => parts.push(c))
+        s.on('end', () => s.end(Buffer.concat(parts)))
+      })
+      for (let i = 0; i < 10_000; i++) {
+        const s = pair.client.open()
+        s.end(`n${i}`)
+        const got = await readAll(s)
+        if (got.toString() !== `n${i}`) assert.fail(`stream ${i} echoed ${got.toString()}`)
+      }
+      await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
+    })
+
+    it('holds a writer after one window when nobody reads, with bounded memory', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      const total = 50 * 1024 * 1024
+      let done = false
+      a.write(Buffer.alloc(total, 7), () => {
+        done = true
+      })
+      const b = await accepted
+      // Give the link time to move anything it would move.
+      await until(() => b.receiveBuffered >= 256 * 1024, 'a window to arrive')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.ok(b.receiveBuffered <= 2 * 256 * 1024, `receiver buffers ${b.receiveBuffered} bytes`)
+      assert.equal(done, false, 'the write callback is still pending')
+      // Reading releases the writer and every byte arrives.
+      let received = 0
+      b.on('data', (c: Buffer) => {
+        received += c.length
+      })
+      await until(() => done, 'the write callback', 20_000)
+      a.end()
+      await once(b, 'end')
+      assert.equal(received, total)
+    })
+
+    it('a keepalive timeout fails the link and every stream when the peer goes silent', async (t) => {
+      const pair = await sessionPair(kind, { keepAliveInterval: 20, keepAliveTimeout: 150 })
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      a.write('x')
+      await accepted
+      // The server stops reading the transport: no pongs, no traffic.
+      pair.transports.server.pause()
+      const failed = errorOf(a)
+      const [closeErr] = await once(pair.client, 'close')
+      assert.equal((closeErr as MuxError).code, 'GW_ERR_MUX_KEEPALIVE_TIMEOUT')
+      assert.equal(((await failed) as MuxError).code, 'GW_ERR_MUX_KEEPALIVE_TIMEOUT')
+      assert.equal(pair.client.closed, true)
+      assert.equal(pair.client.streamCount, 0)
+    })
+
+    it('keepalive pings measure the round trip and keep an idle link alive', async (t) => {
+      const pair = await sessionPair(kind, { keepAliveInterval: 20, keepAliveTimeout: 100 }, { keepAliveInterval: 20, keepAliveTimeout: 100 })
+      t.after(() => pair.close())
+      const [rtt] = await once(pair.client, 'rtt')
+      assert.equal(typeof rtt, 'number')
+      assert.equal(typeof pair.client.rtt, 'number')
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.equal(pair.client.closed, false)
+      assert.equal(pair.server.closed, false)
+      const measured = await pair.server.ping()
+      assert.ok(measured >= 0)
+    })
+
+    it('link death fails every open stream at once and emits close once', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const streams: Stream[] = []
+      for (let i = 0; i < 5; i++) {
+        const s = pair.client.open()
+        s.write('x')
+        streams.push(s)
+      }
+      await until(() => pair.server.streamCount === 5, 'streams on the server')
+      const errors = Promise.all(streams.map(errorOf))
+      let closes = 0
+      pair.client.on('close', () => closes++)
+      const serverClosed = once(pair.server, 'close')
+      pair.transports.server.destroy()
+      const errs = await errors
+      for (const err of errs) assert.equal((err as MuxError).code, 'GW_ERR_MUX_CLOSED')
+      await serverClosed
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      assert.equal(closes, 1)
+      assert.equal(pair.client.streamCount, 0)
+      assert.throws(() => pair.client.open(), (err: MuxError) => err.code === 'GW_ERR_MUX_CLOSED')
+      await assert.rejects(pair.client.ping(), (err: MuxError) => err.code === 'GW_ERR_MUX_CLOSED')
+    })
+
+    it('close() destroys open streams with the given error and the peer learns', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      a.write('x')
+      const b = await accepted
+      const local = errorOf(a)
+      const remote = errorOf(b)
+      const peerClosed = once(pair.server, 'close')
+      const reason = new Error('shutting down')
+      pair.client.close(reason)
+      assert.equal(await local, reason)
+      assert.equal(((await remote) as MuxError).code, 'GW_ERR_MUX_CLOSED')
+      const [peerErr] = await peerClosed
+      assert.ok(peerErr instanceof MuxError)
+    })
+
+    it('goAway refuses new inbound streams while open ones finish', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      a.write('before')
+      const b = await accepted
+      pair.server.goAway()
+      await until(() => {
+        try {
+          pair.client.open().destroy()
+          return false
+        } catch (err) {
+          return (err as MuxError).code === 'GW_ERR_MUX_GOAWAY'
+        }
+      }, 'the client to see the go away')
+      // The stream opened before the go away still works both ways.
+      const reply = readAll(a)
+      a.end(' after')
+      assert.equal((await readAll(b)).toString(), 'before after')
+      b.end('ok')
+      assert.equal((await reply).toString(), 'ok')
+      assert.equal(pair.client.closed, false)
+    })
+
+    it('a stream opened after our own goAway is reset', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      let seen = 0
+      pair.server.on('stream', () => seen++)
+      pair.server.goAway()
+      // The client may race the GoAway: whatever it opens meanwhile is reset.
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      let stream: Stream | undefined
+      try {
+        stream = pair.client.open()
+      } catch (err) {
+        assert.equal((err as MuxError).code, 'GW_ERR_MUX_GOAWAY')
+      }
+      if (stream) {
+        const err = await errorOf(stream)
+        assert.equal((err as MuxError).code, 'GW_ERR_MUX_STREAM_RESET')
+      }
+      assert.equal(seen, 0)
+    })
+
+    it('streams that arrive before a listener wait in the backlog; overflow is reset', async (t) => {
+      const pair = await sessionPair(kind, {}, { acceptBacklog: 3 })
+      t.after(() => pair.close())
+      const opened: Stream[] = []
+      for (let i = 0; i < 4; i++) {
+        const s = pair.client.open()
+        s.end(`s${i}`)
+        opened.push(s)
+      }
+      const reset = errorOf(opened[3]!)
+      assert.equal(((await reset) as MuxError).code, 'GW_ERR_MUX_STREAM_RESET')
+      const got: string[] = []
+      pair.server.on('stream', (s: Stream) => {
+        s.on('error', ignore)
+        void readAll(s).then((b) => got.push(b.toString()))
+      })
+      await until(() => got.length === 3, 'backlogged streams')
+      assert.deepEqual(got.sort(), ['s0', 's1', 's2'])
+    })
+
+    it('refuses to open past maxStreams', async (t) => {
+      const pair = await sessionPair(kind, { maxStreams: 2 })
+      t.after(() => pair.close())
+      pair.client.open()
+      pair.client.open()
+      assert.throws(() => pair.client.open(), (err: MuxError) => err.code === 'GW_ERR_MUX_STREAM_LIMIT')
+    })
+  })
+}
