@@ -1,0 +1,51 @@
+/**
+ * `basic-auth`: HTTP Basic authentication against a list of `user:password`
+ * credentials. Answers 401 with `WWW-Authenticate: Basic realm=…`. Credentials are
+ * compared as SHA-256 digests with `timingSafeEqual`, so neither the match position nor
+ * the length leaks through timing. With `enforce: false` the result is only recorded.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { respond, type ActionDefinition } from '../action.js'
+import { getHeader } from '../headers.js'
+import { setActionResult } from '../state.js'
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest()
+}
+
+export const basicAuth: ActionDefinition = {
+  type: 'basic-auth',
+  phases: ['on_http_request'],
+  compile(config) {
+    const credentials = config.stringList('credentials', true, 1)
+    credentials.forEach((c, i) => {
+      const colon = c.indexOf(':')
+      if (colon <= 0 || colon === c.length - 1) {
+        throw config.errorAt([...config.path, 'credentials', i], 'must be "username:password" with a non-empty username and password')
+      }
+    })
+    const realm = config.string('realm', 'gw')
+    if (/["\\\r\n]/.test(realm)) config.fail('realm', 'must not contain quotes, backslashes or line breaks')
+    const enforce = config.bool('enforce', true)
+    config.done()
+    const digests = credentials.map(digest)
+    const challenge = ['www-authenticate', `Basic realm="${realm}", charset="UTF-8"`, 'content-type', 'text/plain; charset=utf-8']
+
+    return function basicAuthCheck(state) {
+      const header = getHeader(state.request!.rawHeaders, 'authorization')
+      let username = ''
+      let authorized = false
+      const presented = header !== undefined && /^basic /i.test(header)
+      if (presented) {
+        const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
+        const colon = decoded.indexOf(':')
+        username = colon === -1 ? decoded : decoded.slice(0, colon)
+        const d = digest(decoded)
+        // Check every entry so the time does not depend on which one matched.
+        for (const candidate of digests) if (timingSafeEqual(candidate, d)) authorized = true
+      }
+      setActionResult(state, 'ngrok', 'basic_auth', { credentials: { presented, username, authorized } })
+      if (!authorized && enforce) return respond(401, [...challenge], 'Unauthorized\n')
+    }
+  },
+}

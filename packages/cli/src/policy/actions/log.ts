@@ -1,0 +1,26 @@
+/**
+ * `log`: write a line to the agent's event stream (the terminal UI, `--log-format`
+ * and the agent API all read it), with `metadata` values interpolated.
+ */
+import type { ActionDefinition } from '../action.js'
+import { templateAt } from '../compile-helpers.js'
+
+export const log: ActionDefinition = {
+  type: 'log',
+  phases: ['on_http_request', 'on_http_response'],
+  compile(config, ctx) {
+    const metadata = [...config.stringMap('metadata', false)].map(
+      ([k, v]) => [k, templateAt(config, [...config.path, 'metadata', k], v)] as const,
+    )
+    const message = templateAt(config, config.at('message'), config.string('message', 'policy log'))
+    config.done()
+    const { events, endpoint, phase } = ctx
+    return function logAction(state) {
+      if (!events || events.listenerCount('log') === 0) return
+      const root = state.root!
+      const fields: Record<string, unknown> = { phase, rule: state.currentRule, endpoint }
+      for (const [k, t] of metadata) fields[k] = t(root)
+      events.emit('log', { level: 'info', msg: message(root), fields })
+    }
+  },
+}

@@ -1,0 +1,37 @@
+/**
+ * `redirect`: answer with a redirect. `from` (a regex matched against the whole URL,
+ * default: everything) and `to` (with `$1` captures and `${…}`), as in ngrok. When `from`
+ * does not match, the action does nothing and the phase goes on.
+ */
+import { respond, type ActionDefinition } from '../action.js'
+import { headerTemplates, regexAt, templateAt } from '../compile-helpers.js'
+import { fullUrl } from '../url.js'
+
+const REDIRECT_STATUSES = [301, 302, 303, 307, 308]
+
+export const redirect: ActionDefinition = {
+  type: 'redirect',
+  phases: ['on_http_request', 'on_http_response'],
+  compile(config) {
+    const fromText = config.optString('from')
+    const from = fromText === undefined ? undefined : regexAt(config, 'from', fromText)
+    const to = templateAt(config, config.at('to'), config.string('to'))
+    const status = config.int('status_code', 302, 300, 399)
+    if (!REDIRECT_STATUSES.includes(status)) config.fail('status_code', `must be a redirect status, got ${status}`, REDIRECT_STATUSES.map(String))
+    const headers = headerTemplates(config, 'headers', false)
+    config.done()
+    return function redirectRequest(state) {
+      const root = state.root!
+      let location = to(root)
+      if (from) {
+        const url = fullUrl(state.request!)
+        from.lastIndex = 0
+        if (!from.test(url)) return
+        location = url.replace(from, location)
+      }
+      const raw = ['location', location, 'content-length', '0']
+      for (const [name, value] of headers) raw.push(name, value(root))
+      return respond(status, raw)
+    }
+  },
+}

@@ -1,0 +1,40 @@
+/**
+ * `restrict-ips`: allow and deny CIDR lists for the client address, IPv4 and IPv6.
+ * Deny wins over allow; with a non-empty allow list, anything not in it is denied. With
+ * `enforce: false` the decision is only recorded (`actions.ngrok.restrict_ips.allowed`),
+ * for a dry run before turning it on.
+ */
+import { respond, type ActionDefinition } from '../action.js'
+import { createCidrSet, type CidrSet } from '../cidr.js'
+import type { ConfigReader } from '../config-reader.js'
+import { setActionResult } from '../state.js'
+
+function cidrList(config: ConfigReader, key: string): CidrSet | undefined {
+  const list = config.stringList(key, false)
+  list.forEach((c, i) => {
+    try {
+      createCidrSet([c])
+    } catch (err) {
+      throw config.errorAt([...config.path, key, i], (err as Error).message)
+    }
+  })
+  return list.length === 0 ? undefined : createCidrSet(list)
+}
+
+export const restrictIps: ActionDefinition = {
+  type: 'restrict-ips',
+  phases: ['on_http_request'],
+  compile(config) {
+    const allow = cidrList(config, 'allow')
+    const deny = cidrList(config, 'deny')
+    const enforce = config.bool('enforce', true)
+    if (!allow && !deny) config.fail(undefined, 'needs at least one of allow or deny')
+    config.done()
+    return function restrictIpsCheck(state) {
+      const ip = state.request!.clientIp
+      const allowed = !(deny?.has(ip) ?? false) && (allow ? allow.has(ip) : true)
+      setActionResult(state, 'ngrok', 'restrict_ips', { allowed, client_ip: ip })
+      if (!allowed && enforce) return respond(403, ['content-type', 'text/plain; charset=utf-8'], 'Forbidden: your IP address is not allowed\n')
+    }
+  },
+}

@@ -1,0 +1,216 @@
+/**
+ * The policy engine: validate a document once, compile every expression and action
+ * once, and run the phases per request.
+ *
+ * The agent's pipeline, drawn as data:
+ *
+ *   stream → on_http_request rules → (respond | forward → upstream) → on_http_response rules → back
+ *
+ * Document shape (ngrok's, plus gw's `upstreams`):
+ *
+ * ```yaml
+ * upstreams: {api: {targets: [localhost:3001, localhost:3002], strategy: round_robin}}
+ * on_http_request:
+ *   - name: api
+ *     expressions: ["req.url.path.startsWith('/api')"]
+ *     actions: [{type: forward, config: {upstream: api}}]
+ * on_http_response: [...]
+ * ```
+ */
+import { Readable } from 'node:stream'
+import { isPromise, type CompileContext, type RespondTerminal, type Terminal } from './action.js'
+import { ACTIONS } from './actions/index.js'
+import { expressionAt } from './compile-helpers.js'
+import { runRules, type CompiledActionStep, type CompiledRule } from './compose.js'
+import { ConfigReader, describe } from './config-reader.js'
+import { NO_SOURCE, type PolicySource } from './source.js'
+import type { PolicyState } from './state.js'
+import type { Phase, PolicyRequest, PolicyResponse, RequestOutcome } from './types.js'
+import { EvalRoot } from './variables.js'
+import type { AgentEvents } from '../agent/events.js'
+import { createUpstreamPool, STRATEGIES, type UpstreamPool, type UpstreamPoolConfig } from '../upstream/index.js'
+
+export const PHASES: readonly Phase[] = ['on_http_request', 'on_http_response']
+
+export interface CompilePolicyOptions {
+  /** Where the document came from, for messages and line numbers (see `loadPolicyFile`). */
+  source?: PolicySource
+  /** Named pools from the agent config, in addition to the document's `upstreams`. */
+  upstreams?: Record<string, unknown> | ReadonlyMap<string, UpstreamPool>
+  /** The clock for rate limits, sessions, JWT expiry and `time.now` (epoch ms). */
+  now?: () => number
+  events?: AgentEvents
+  /** The endpoint name, for log lines. */
+  endpoint?: string
+  /** For JWKS and OIDC discovery: a fetch that trusts a test CA, for example. */
+  fetch?: typeof fetch
+}
+
+export interface CompiledPolicy {
+  /** True when the policy has no rules: the agent skips the engine entirely. */
+  readonly empty: boolean
+  readonly upstreams: ReadonlyMap<string, UpstreamPool>
+  onHttpRequest(req: PolicyRequest, state: PolicyState): Promise<RequestOutcome>
+  onHttpResponse(req: PolicyRequest, res: PolicyResponse, state: PolicyState): Promise<PolicyResponse>
+  /** Stops health checks and timers. */
+  close(): Promise<void>
+}
+
+function compileUpstreams(reader: ConfigReader, into: Map<string, UpstreamPool>, clock: () => number): void {
+  for (const name of Object.keys(reader.value)) {
+    const pool = reader.child(name, true)
+    const targets = pool.stringList('targets', true, 1)
+    const strategy = pool.oneOf('strategy', STRATEGIES, 'round_robin')
+    let healthCheck: UpstreamPoolConfig['healthCheck']
+    if (pool.has('health_check')) {
+      const hc = pool.child('health_check', true)
+      const path = hc.string('path')
+      if (!path.startsWith('/')) hc.fail('path', 'must start with /')
+      healthCheck = {
+        path,
+        intervalMs: hc.duration('interval', 10_000, 100),
+        timeoutMs: hc.duration('timeout', 2_000, 10),
+        healthyThreshold: hc.int('healthy_threshold', 1, 1, 100),
+        unhealthyThreshold: hc.int('unhealthy_threshold', 2, 1, 100),
+      }
+      hc.done()
+    }
+    let ejection: UpstreamPoolConfig['ejection']
+    if (pool.has('ejection')) {
+      const ej = pool.child('ejection', true)
+      ejection = { baseMs: ej.duration('base', 5_000, 1), maxMs: ej.duration('max', 60_000, 1) }
+      ej.done()
+    }
+    pool.done()
+    try {
+      into.set(name, createUpstreamPool({ name, targets, strategy, healthCheck, ejection, clock }))
+    } catch (err) {
+      pool.fail('targets', (err as Error).message)
+    }
+  }
+}
+
+function compileRules(reader: ConfigReader, phase: Phase, ctx: CompileContext): CompiledRule[] {
+  const list = reader.list(phase, false)
+  return list.map((item, i) => {
+    const rule: ConfigReader = new ConfigReader(item, [phase, i], reader.source, 'a rule ({name?, expressions?, actions})')
+    const name = rule.optString('name')
+    const expressions = rule.stringList('expressions', false).map((e, j) => expressionAt(rule, [phase, i, 'expressions', j], e, true))
+    const actionItems = rule.list('actions', true, 1)
+    rule.done()
+    const actions: CompiledActionStep[] = actionItems.map((a, j) => {
+      const action: ConfigReader = new ConfigReader(a, [phase, i, 'actions', j], reader.source, 'an action ({type, config})')
+      const type = action.raw('type')
+      const def = typeof type === 'string' ? ACTIONS.get(type) : undefined
+      if (!def) {
+        action.fail('type', type === undefined ? 'is required' : `is not a known action: ${describe(type)}`, [...ACTIONS.keys()].sort())
+      }
+      if (!def.phases.includes(phase)) {
+        action.fail('type', `${def.type} cannot run in ${phase}`, def.phases)
+      }
+      const config = action.child('config', false)
+      action.done()
+      return { type: def.type, run: def.compile(config, ctx) }
+    })
+    return { name, expressions, actions }
+  })
+}
+
+const EMPTY_BODY: readonly Buffer[] = []
+
+export function terminalToResponse(t: RespondTerminal): PolicyResponse {
+  const headers = t.headers
+  let body: Readable
+  if (t.body instanceof Readable) body = t.body
+  else {
+    const buf = typeof t.body === 'string' ? Buffer.from(t.body) : t.body
+    let hasLength = false
+    for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === 'content-length') hasLength = true
+    if (!hasLength) headers.push('content-length', String(buf.length))
+    body = Readable.from(buf.length === 0 ? EMPTY_BODY : [buf])
+  }
+  // The relay sets gw-error-code from the response head's error; this is the agent-side
+  // fallback until the policy codes are in @gw/protocol's table.
+  if (t.errorCode) headers.push('gw-error-code', t.errorCode)
+  return { status: t.status, rawHeaders: headers, body }
+}
+
+export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}): CompiledPolicy {
+  const source = options.source ?? NO_SOURCE
+  const clock = options.now ?? Date.now
+  const root: ConfigReader = new ConfigReader(doc, [], source, 'a traffic policy (a map with on_http_request and/or on_http_response)')
+  if (root.has('on_tcp_connect')) root.fail('on_tcp_connect', 'is not supported: gw endpoints are HTTP', [...PHASES])
+
+  const upstreams = new Map<string, UpstreamPool>()
+  const disposables: Array<() => void | Promise<void>> = [() => {
+    for (const pool of upstreams.values()) pool.close()
+  }]
+  try {
+    if (options.upstreams instanceof Map) for (const [k, v] of options.upstreams) upstreams.set(k, v)
+    else if (options.upstreams) compileUpstreams(new ConfigReader(options.upstreams, ['upstreams'], NO_SOURCE), upstreams, clock)
+    if (root.has('upstreams')) compileUpstreams(root.child('upstreams', true), upstreams, clock)
+
+    const base = { upstreams, clock, events: options.events, endpoint: options.endpoint, disposables, fetch: options.fetch ?? fetch }
+    const requestRules = compileRules(root, 'on_http_request', { ...base, phase: 'on_http_request' })
+    const responseRules = compileRules(root, 'on_http_response', { ...base, phase: 'on_http_response' })
+    root.done()
+    return createCompiledPolicy(requestRules, responseRules, upstreams, disposables, clock)
+  } catch (err) {
+    for (const d of disposables) void d()
+    throw err
+  }
+}
+
+function createCompiledPolicy(
+  requestRules: CompiledRule[],
+  responseRules: CompiledRule[],
+  upstreams: Map<string, UpstreamPool>,
+  disposables: Array<() => void | Promise<void>>,
+  clock: () => number,
+): CompiledPolicy {
+  function requestOutcome(t: Terminal | undefined, state: PolicyState): RequestOutcome {
+    if (!t) return { kind: 'forward', upstream: state.upstream }
+    if (t.kind === 'forward') return { kind: 'forward', upstream: t.upstream }
+    const response = terminalToResponse(t)
+    const verdict = { action: state.currentAction, rule: state.currentRule, status: t.status }
+    return t.errorCode ? { kind: 'respond', response, verdict, errorCode: t.errorCode } : { kind: 'respond', response, verdict }
+  }
+
+  function responseOutcome(t: Terminal | undefined, state: PolicyState): PolicyResponse {
+    const current = state.response!
+    if (!t || t.kind === 'forward') return current
+    // A terminating action replaced the upstream's answer: let the upstream body go.
+    current.body.resume()
+    const replaced = terminalToResponse(t)
+    state.response = replaced
+    return replaced
+  }
+
+  return {
+    empty: requestRules.length === 0 && responseRules.length === 0,
+    upstreams,
+    async onHttpRequest(req, state) {
+      state.request = req
+      state.root = new EvalRoot(req, state, clock)
+      const result = runRules(requestRules, state)
+      return requestOutcome(isPromise<Terminal | undefined>(result) ? await result : result, state)
+    },
+    async onHttpResponse(req, res, state) {
+      state.request = req
+      state.response = res
+      state.root ??= new EvalRoot(req, state, clock)
+      if (state.responseHooks) {
+        for (const hook of state.responseHooks) {
+          const r = hook(state)
+          if (isPromise(r)) await r
+        }
+      }
+      if (responseRules.length === 0) return state.response
+      const result = runRules(responseRules, state)
+      return responseOutcome(isPromise<Terminal | undefined>(result) ? await result : result, state)
+    },
+    async close() {
+      for (const d of disposables.splice(0)) await d()
+    },
+  }
+}

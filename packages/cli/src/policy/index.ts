@@ -1,0 +1,21 @@
+/**
+ * The traffic-policy engine: ngrok's policy format (phases, rules, CEL expressions,
+ * actions) compiled once and run per request by the agent.
+ *
+ * @example
+ * const policy = loadPolicyFile('policy.yml')           // throws PolicyError with file:line:col
+ * const state = createPolicyState()
+ * const outcome = await policy.onHttpRequest(req, state)
+ * if (outcome.kind === 'respond') return send(outcome.response)       // 401, 429, redirect…
+ * const res = await callUpstream(outcome.upstream ?? defaultUpstream, req)
+ * return send(await policy.onHttpResponse(req, res, state))
+ */
+export type { PolicyRequest, PolicyResponse, PolicyVerdict, RequestOutcome, Phase } from './types.js'
+export { compilePolicy, terminalToResponse, PHASES, type CompiledPolicy, type CompilePolicyOptions } from './engine.js'
+export { loadPolicyFile, readPolicyFile, checkPolicyFile } from './load.js'
+export { parsePolicyText, formatPath, NO_SOURCE, type PolicySource, type ParsedPolicyText } from './source.js'
+export { createPolicyState, setActionResult, type PolicyState } from './state.js'
+export { PolicyError, PolicyRuntimeError, PolicyErrorCodes, type PolicyErrorCode, type PolicyLocation } from './errors.js'
+export { ACTIONS } from './actions/index.js'
+export { shorthandsToPolicy, type PolicyShorthands } from './shorthands.js'
+export type { UpstreamTarget, UpstreamPool } from '../upstream/index.js'

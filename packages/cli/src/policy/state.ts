@@ -1,0 +1,58 @@
+/**
+ * Per-request state: action results (`actions.ngrok.jwt_validation…`), `set-vars`
+ * variables, the chosen upstream, and hooks that request-phase actions leave for the
+ * response (soap turns the SOAP reply back into JSON, circuit-breaker counts errors).
+ * The agent creates one per request with `createPolicyState()` and passes it to both
+ * phases.
+ */
+import type { UpstreamTarget } from '../upstream/index.js'
+import type { PolicyRequest, PolicyResponse } from './types.js'
+import type { EvalRoot } from './variables.js'
+
+export type ResponseHook = (state: PolicyState) => void | Promise<void>
+
+export interface PolicyState {
+  /** `vars.*` in expressions; set by `set-vars`. */
+  readonly vars: Record<string, unknown>
+  /** `actions.*` in expressions: `actions.ngrok.<action>` for ngrok's actions, `actions.gw.<action>` for ours. */
+  readonly actions: Record<string, unknown>
+  /** Set by the engine when a phase starts. */
+  request: PolicyRequest | undefined
+  response: PolicyResponse | undefined
+  root: EvalRoot | undefined
+  /** Set by `forward`. */
+  upstream: UpstreamTarget | undefined
+  /** Run in order at the start of `on_http_response`. */
+  responseHooks: ResponseHook[] | undefined
+  /** The action and rule running now, for the verdict. */
+  currentAction: string
+  currentRule: string | undefined
+}
+
+export function createPolicyState(): PolicyState {
+  return {
+    vars: Object.create(null) as Record<string, unknown>,
+    actions: Object.create(null) as Record<string, unknown>,
+    request: undefined,
+    response: undefined,
+    root: undefined,
+    upstream: undefined,
+    responseHooks: undefined,
+    currentAction: '',
+    currentRule: undefined,
+  }
+}
+
+/** Record an action's result under `actions.<ns>.<name>` (ns is `ngrok` or `gw`). */
+export function setActionResult(state: PolicyState, ns: 'ngrok' | 'gw', name: string, value: unknown): void {
+  let group = state.actions[ns] as Record<string, unknown> | undefined
+  if (!group) {
+    group = Object.create(null) as Record<string, unknown>
+    state.actions[ns] = group
+  }
+  group[name] = value
+}
+
+export function addResponseHook(state: PolicyState, hook: ResponseHook): void {
+  ;(state.responseHooks ??= []).push(hook)
+}

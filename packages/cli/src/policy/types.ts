@@ -1,0 +1,46 @@
+/**
+ * The contract between the agent's request pipeline and the policy engine. The agent
+ * builds a `PolicyRequest` from the relay's request head, creates one `PolicyState` per
+ * request, and calls `onHttpRequest` before the upstream and `onHttpResponse` after it.
+ */
+import type { Readable } from 'node:stream'
+import type { UpstreamTarget } from '../upstream/index.js'
+
+/** One incoming request; actions may mutate it (headers, target, body). */
+export interface PolicyRequest {
+  method: string
+  /** Path and query as received; `req.url.path` and `.query` derive from it. */
+  target: string
+  /** Flat `[name, value, …]`; order, case and duplicates kept. */
+  rawHeaders: string[]
+  /** The public Host. */
+  host: string
+  scheme: 'http' | 'https'
+  clientIp: string
+  clientPort: number
+  /**
+   * Streamed. An action that must read it (validate-request, transform-body, soap,
+   * verify-webhook) reads it with a size cap (413 above) and replaces it.
+   */
+  body: Readable
+}
+
+export interface PolicyResponse {
+  status: number
+  rawHeaders: string[]
+  body: Readable
+}
+
+export interface PolicyVerdict {
+  action: string
+  rule: string | undefined
+  status: number
+}
+
+export type RequestOutcome =
+  /** A terminating action answered (401, 429, redirect, custom-response…). */
+  | { kind: 'respond'; response: PolicyResponse; verdict: PolicyVerdict; errorCode?: string }
+  /** Go on to the upstream; undefined means the endpoint's default upstream. */
+  | { kind: 'forward'; upstream: UpstreamTarget | undefined }
+
+export type Phase = 'on_http_request' | 'on_http_response'

@@ -1,0 +1,225 @@
+/**
+ * The variables CEL expressions see, with ngrok's names (`req.url.path`,
+ * `conn.client_ip`, `res.status_code`, `time.now`, `actions.ngrok.*`, `vars.*`).
+ *
+ * They are classes with lazy getters rather than plain objects built up front: a request
+ * whose rules only look at `req.url.path` never builds the header map or parses the
+ * query. The CEL library reads registered message types by plain property access, so
+ * prototype getters work. Derived values are cached against what they derive from
+ * (`target`, the raw header array), so an action that rewrites the URL or a header is
+ * seen by the next rule.
+ */
+import { headersToMap } from './headers.js'
+import type { PolicyRequest, PolicyResponse } from './types.js'
+
+export class UrlVars {
+  private readonly request: PolicyRequest
+  readonly target: string
+  private readonly qIndex: number
+  private qp: Record<string, string[]> | undefined
+
+  constructor(request: PolicyRequest) {
+    this.request = request
+    this.target = request.target
+    this.qIndex = request.target.indexOf('?')
+  }
+
+  get scheme(): string {
+    return this.request.scheme
+  }
+  get host(): string {
+    const h = this.request.host
+    const c = h.lastIndexOf(':')
+    return c > 0 && !h.endsWith(']') ? h.slice(0, c) : h
+  }
+  get port(): bigint {
+    const h = this.request.host
+    const c = h.lastIndexOf(':')
+    if (c > 0 && !h.endsWith(']')) return BigInt(Number(h.slice(c + 1)) || 0)
+    return this.request.scheme === 'https' ? 443n : 80n
+  }
+  get raw_path(): string {
+    return this.qIndex === -1 ? this.target : this.target.slice(0, this.qIndex)
+  }
+  get path(): string {
+    const raw = this.raw_path
+    if (!raw.includes('%')) return raw
+    try {
+      return decodeURIComponent(raw)
+    } catch {
+      return raw
+    }
+  }
+  get query(): string {
+    return this.qIndex === -1 ? '' : this.target.slice(this.qIndex + 1)
+  }
+  get query_params(): Record<string, string[]> {
+    if (this.qp) return this.qp
+    const out = Object.create(null) as Record<string, string[]>
+    if (this.qIndex !== -1) {
+      for (const [k, v] of new URLSearchParams(this.query)) {
+        const list = out[k]
+        if (list) list.push(v)
+        else out[k] = [v]
+      }
+    }
+    this.qp = out
+    return out
+  }
+  get raw(): string {
+    return `${this.request.scheme}://${this.request.host}${this.target}`
+  }
+}
+
+export class RequestVars {
+  private readonly request: PolicyRequest
+  private urlVars: UrlVars | undefined
+  private headerMap: Record<string, string[]> | undefined
+  private headerSource: string[] | undefined
+  private headerLength = 0
+
+  constructor(request: PolicyRequest) {
+    this.request = request
+  }
+
+  get method(): string {
+    return this.request.method
+  }
+  get host(): string {
+    return this.request.host
+  }
+  get version(): string {
+    return '1.1'
+  }
+  get url(): UrlVars {
+    if (!this.urlVars || this.urlVars.target !== this.request.target) {
+      this.urlVars = new UrlVars(this.request)
+    }
+    return this.urlVars
+  }
+  get headers(): Record<string, string[]> {
+    const raw = this.request.rawHeaders
+    if (!this.headerMap || this.headerSource !== raw || this.headerLength !== raw.length) {
+      this.headerMap = headersToMap(raw)
+      this.headerSource = raw
+      this.headerLength = raw.length
+    }
+    return this.headerMap
+  }
+  get cookies(): Record<string, string[]> {
+    const out = Object.create(null) as Record<string, string[]>
+    for (const line of this.headers['cookie'] ?? []) {
+      for (const part of line.split(';')) {
+        const eq = part.indexOf('=')
+        if (eq <= 0) continue
+        const k = part.slice(0, eq).trim()
+        const v = part.slice(eq + 1).trim()
+        ;(out[k] ??= []).push(v)
+      }
+    }
+    return out
+  }
+  get content_type(): string {
+    return this.headers['content-type']?.[0] ?? ''
+  }
+  get content_length(): bigint {
+    const v = this.headers['content-length']?.[0]
+    const n = v === undefined ? -1 : Number(v)
+    return BigInt(Number.isSafeInteger(n) ? n : -1)
+  }
+  get user_agent(): string {
+    return this.headers['user-agent']?.[0] ?? ''
+  }
+}
+
+export class ConnVars {
+  private readonly request: PolicyRequest
+  constructor(request: PolicyRequest) {
+    this.request = request
+  }
+  get client_ip(): string {
+    return this.request.clientIp
+  }
+  get client_port(): bigint {
+    return BigInt(this.request.clientPort)
+  }
+}
+
+export class ResponseVars {
+  private readonly root: EvalRoot
+  private headerMap: Record<string, string[]> | undefined
+  private headerSource: string[] | undefined
+  private headerLength = 0
+
+  constructor(root: EvalRoot) {
+    this.root = root
+  }
+  get status_code(): bigint {
+    return BigInt(this.root.response?.status ?? 0)
+  }
+  get headers(): Record<string, string[]> {
+    const raw = this.root.response?.rawHeaders ?? []
+    if (!this.headerMap || this.headerSource !== raw || this.headerLength !== raw.length) {
+      this.headerMap = headersToMap(raw)
+      this.headerSource = raw
+      this.headerLength = raw.length
+    }
+    return this.headerMap
+  }
+}
+
+export class TimeVars {
+  private readonly clock: () => number
+  constructor(clock: () => number) {
+    this.clock = clock
+  }
+  get now(): Date {
+    return new Date(this.clock())
+  }
+}
+
+/** The root object every expression of one request evaluates against. */
+export interface EvalState {
+  readonly actions: Record<string, unknown>
+  readonly vars: Record<string, unknown>
+  response: PolicyResponse | undefined
+}
+
+export class EvalRoot {
+  readonly request: PolicyRequest
+  private readonly state: EvalState
+  private readonly clock: () => number
+  private reqVars: RequestVars | undefined
+  private connVars: ConnVars | undefined
+  private resVars: ResponseVars | undefined
+
+  constructor(request: PolicyRequest, state: EvalState, clock: () => number) {
+    this.request = request
+    this.state = state
+    this.clock = clock
+  }
+
+  /** The response being processed: actions that replace it are seen by the next rule. */
+  get response(): PolicyResponse | undefined {
+    return this.state.response
+  }
+  get actions(): Record<string, unknown> {
+    return this.state.actions
+  }
+  get vars(): Record<string, unknown> {
+    return this.state.vars
+  }
+
+  get req(): RequestVars {
+    return (this.reqVars ??= new RequestVars(this.request))
+  }
+  get conn(): ConnVars {
+    return (this.connVars ??= new ConnVars(this.request))
+  }
+  get res(): ResponseVars {
+    return (this.resVars ??= new ResponseVars(this))
+  }
+  get time(): TimeVars {
+    return new TimeVars(this.clock)
+  }
+}
