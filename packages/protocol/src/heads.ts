@@ -25,6 +25,11 @@ export interface RequestHead {
   upgrade: boolean
   /** The client sent `Expect: 100-continue` and waits for CONTINUE before its body. */
   expectContinue: boolean
+  /**
+   * The request has a body (Content-Length above 0 or chunked). Transfer-Encoding is a
+   * hop-by-hop header the relay drops, so without this the agent could not tell.
+   */
+  hasBody: boolean
 }
 
 export interface ResponseHead {
@@ -93,7 +98,7 @@ export function checkRequestHead(value: unknown): RequestHead {
     typeof h.remoteAddress !== 'string' || typeof h.remotePort !== 'number' ||
     (h.scheme !== 'http' && h.scheme !== 'https') || typeof h.tunnel !== 'string' ||
     typeof h.receivedAt !== 'number' || typeof h.upgrade !== 'boolean' ||
-    typeof h.expectContinue !== 'boolean'
+    typeof h.expectContinue !== 'boolean' || typeof h.hasBody !== 'boolean'
   ) fail('request head')
   return h
 }
@@ -138,9 +143,12 @@ export function checkCodedMessage(value: unknown, what: string): Refuse {
   return r
 }
 
-/** Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1). */
+/**
+ * Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1). `Trailer`
+ * is not among them: it announces end-to-end trailers, which gw passes through.
+ */
 export const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade',
   'proxy-authenticate', 'proxy-authorization',
 ])
 
@@ -182,3 +190,6 @@ export function removeRawHeaders(rawHeaders: string[], lowerNames: ReadonlySet<s
   }
   return out
 }
+
+/** The path at which agents open their WebSocket, on any Host that is not a tunnel name. */
+export const AGENT_PATH = '/_gw/agent'

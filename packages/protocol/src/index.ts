@@ -1,2 +1,6 @@
-export {}
+export * from './errors.js'
+export * from './heads.js'
+export * from './message-codec.js'
+export * from './message-stream.js'
+export * from './error-page.js'
 export * from './mux/index.js'

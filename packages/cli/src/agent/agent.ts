@@ -1,0 +1,258 @@
+/**
+ * The agent: keeps one connection to the relay up and serves every stream the relay
+ * opens on it.
+ *
+ * The first connection must succeed, or `startAgent` rejects with the reason (a wrong
+ * token, a name held by someone else, an unreachable relay). After that the agent
+ * reconnects forever, with exponential backoff and jitter, asking for the names it was
+ * given, so the public URLs stay the same across relay restarts and network drops.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Agent as UndiciAgent } from 'undici'
+import { GwError, type ErrorCode } from '@gw/protocol/errors'
+import { MessageType, decodeJson } from '@gw/protocol/message-codec'
+import { checkCodedMessage, PROTOCOL_VERSION, type Hello } from '@gw/protocol/heads'
+import type { Session } from '@gw/protocol/mux/index'
+import { AgentEvents, type AgentStatus, type TunnelInfo, type TunnelStatus } from './events.js'
+import { connectRelay, type RelayConnection } from './relay-connection.js'
+import { handleStream, type EndpointRuntime, type HandlerShared } from './request-handler.js'
+import { createUpstreamDispatcher, parseUpstream } from './upstream.js'
+import { replayRequest, type ReplayRequest } from './replay.js'
+import { VERSION } from '../version.js'
+
+export interface AgentEndpointOptions {
+  /** The endpoint's name in the agent; `command_line` for `gw http`. */
+  name?: string
+  /** The public name to ask for; random when omitted. */
+  publicName?: string
+  upstream: string
+  hostHeader?: string
+  inspect?: boolean
+}
+
+export interface AgentOptions {
+  relay: string
+  authtoken?: string
+  /** PEM to trust for the relay's certificate. */
+  relayCa?: string
+  /** Stable id for name ownership on anonymous relays; random per process when omitted. */
+  agentId?: string
+  endpoints: AgentEndpointOptions[]
+  events?: AgentEvents
+  /** Time without an answer to a heartbeat after which the relay counts as gone, ms. Default 15 s. */
+  heartbeatTimeout?: number
+  handshakeTimeout?: number
+  /** Time for the upstream's response head, ms; then 504. Default 60 s. */
+  responseTimeout?: number
+  /** Time a response body may stay silent, ms; 0 never times out. Default 5 min. */
+  bodyIdleTimeout?: number
+  upstreamTlsVerify?: boolean
+  maxHeaderSize?: number
+  /** Shown in status: the embedded local-only relay is in use. */
+  embedded?: boolean
+  /** Reconnect delays, ms. */
+  backoff?: { initial: number; max: number }
+}
+
+export interface Agent {
+  readonly events: AgentEvents
+  readonly tunnels: TunnelInfo[]
+  status(): AgentStatus
+  replay(request: ReplayRequest, replayOf: string, tunnel: string): Promise<void>
+  /** Resolves when the agent stops for good: with the fatal error, or undefined after close(). */
+  readonly done: Promise<GwError | undefined>
+  close(): Promise<void>
+}
+
+const FATAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'GW_ERR_AUTH_INVALID', 'GW_ERR_AUTH_REQUIRED', 'GW_ERR_NAME_TAKEN', 'GW_ERR_NAME_INVALID',
+  'GW_ERR_NAME_RESERVED', 'GW_ERR_HANDSHAKE_VERSION', 'GW_ERR_REPLACED', 'GW_ERR_RELAY_CERT_UNTRUSTED',
+])
+
+export async function startAgent(options: AgentOptions): Promise<Agent> {
+  const events = options.events ?? new AgentEvents()
+  const heartbeatTimeout = options.heartbeatTimeout ?? 15_000
+  const handshakeTimeout = options.handshakeTimeout ?? 10_000
+  const responseTimeout = options.responseTimeout ?? 60_000
+  const maxHeaderSize = options.maxHeaderSize ?? 64 * 1024
+  const backoff = options.backoff ?? { initial: 500, max: 30_000 }
+  const tlsVerify = options.upstreamTlsVerify ?? false
+
+  const endpoints: EndpointRuntime[] = options.endpoints.map((e, i) => ({
+    name: e.name ?? (i === 0 ? 'command_line' : `endpoint_${i}`),
+    publicName: e.publicName ?? '',
+    upstream: parseUpstream(e.upstream),
+    hostHeader: e.hostHeader,
+    inspect: e.inspect ?? true,
+  }))
+  const byPublicName = new Map<string, EndpointRuntime>()
+  let publicUrls = new Map<EndpointRuntime, string[]>()
+
+  const dispatcher: UndiciAgent = createUpstreamDispatcher({
+    tlsVerify,
+    responseTimeout,
+    bodyIdleTimeout: options.bodyIdleTimeout ?? 300_000,
+    maxHeaderSize,
+  })
+  let sequence = 0
+  const idPrefix = randomBytes(4).toString('hex')
+  const shared: HandlerShared = {
+    dispatcher,
+    events,
+    maxHeadSize: maxHeaderSize * 2 + 4096,
+    responseTimeout,
+    tlsVerify,
+    endpoint: (name) => byPublicName.get(name),
+    nextId: () => `req_${idPrefix}${(++sequence).toString(36).padStart(6, '0')}`,
+  }
+
+  const agentId = options.agentId ?? randomBytes(16).toString('hex')
+  const state: AgentStatus = {
+    status: 'connecting',
+    relay: options.relay,
+    embedded: options.embedded ?? false,
+    attempt: 0,
+    latencyMs: undefined,
+    lastError: undefined,
+    tunnels: [],
+    version: VERSION,
+  }
+  const setStatus = (status: TunnelStatus, patch: Partial<AgentStatus> = {}): void => {
+    Object.assign(state, patch, { status })
+    events.emit('status', { ...state })
+  }
+  const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void => {
+    events.emit('log', { level, msg, fields })
+  }
+
+  let current: RelayConnection | undefined
+  let closing = false
+  let resolveDone!: (err: GwError | undefined) => void
+  const done = new Promise<GwError | undefined>((resolve) => {
+    resolveDone = resolve
+  })
+  let retryTimer: NodeJS.Timeout | undefined
+
+  const hello = (): Hello => ({
+    version: PROTOCOL_VERSION,
+    authtoken: options.authtoken ?? '',
+    agentId,
+    client: `gw/${VERSION}`,
+    endpoints: endpoints.map((e) => (e.publicName ? { name: e.publicName, proto: 'http' as const } : { proto: 'http' as const })),
+  })
+
+  const attach = (connection: RelayConnection): void => {
+    current = connection
+    const { session, welcome } = connection
+    byPublicName.clear()
+    publicUrls = new Map()
+    welcome.endpoints.forEach((assigned, i) => {
+      const endpoint = endpoints[i]!
+      endpoint.publicName = assigned.name
+      byPublicName.set(assigned.name, endpoint)
+      publicUrls.set(endpoint, assigned.urls)
+    })
+    session.on('stream', (stream) => void handleStream(stream, shared))
+    session.on('rtt', (ms: number) => {
+      state.latencyMs = ms
+    })
+    watchControl(connection)
+    session.once('close', (err?: Error) => onLinkClosed(session, err))
+    setStatus('online', { attempt: 0, lastError: undefined, tunnels: tunnelInfos() })
+  }
+
+  const tunnelInfos = (): TunnelInfo[] =>
+    endpoints.map((e) => {
+      const urls = publicUrls.get(e) ?? []
+      return {
+        name: e.name,
+        publicName: e.publicName,
+        publicUrl: urls.find((u) => u.startsWith('https:')) ?? urls[0] ?? '',
+        publicUrls: urls,
+        upstream: e.upstream.origin,
+        inspect: e.inspect,
+      }
+    })
+
+  // The relay speaks on the control stream only to say something is wrong (replaced…).
+  const watchControl = ({ controlReader, session }: RelayConnection): void => {
+    void (async () => {
+      try {
+        for (;;) {
+          const message = await controlReader.next()
+          if (!message) return
+          if (message.type !== MessageType.NOTICE) continue
+          const notice = checkCodedMessage(decodeJson(message.payload, 'notice'), 'notice')
+          log('error', notice.message, { code: notice.code })
+          if (FATAL.has(notice.code)) stop(new GwError(notice.code, notice.message))
+          else session.close(new GwError(notice.code, notice.message))
+        }
+      } catch { /* the session's close handles it */ }
+    })()
+  }
+
+  const onLinkClosed = (session: Session, err?: Error): void => {
+    if (current?.session !== session) return
+    current = undefined
+    if (closing) return
+    const reason = err?.message ?? 'the relay closed the connection'
+    log('warn', 'tunnel connection lost', { relay: options.relay, error: reason })
+    scheduleReconnect(1, err instanceof GwError ? err : new GwError('GW_ERR_MUX_CLOSED', reason))
+  }
+
+  const scheduleReconnect = (attempt: number, lastError: GwError): void => {
+    if (closing) return
+    const base = Math.min(backoff.max, backoff.initial * 2 ** (attempt - 1))
+    const delay = Math.round(base / 2 + Math.random() * (base / 2))
+    setStatus('reconnecting', { attempt, lastError: { code: lastError.code, message: lastError.message } })
+    log('warn', 'reconnecting', { attempt, delay_ms: delay, error: lastError.message })
+    retryTimer = setTimeout(() => {
+      connectRelay({ relay: options.relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout }).then(
+        (connection) => {
+          if (closing) return connection.session.close()
+          attach(connection)
+          log('info', 'reconnected', { attempt, urls: tunnelInfos().flatMap((t) => t.publicUrls) })
+        },
+        (err: GwError) => {
+          if (FATAL.has(err.code)) return stop(err)
+          scheduleReconnect(attempt + 1, err)
+        },
+      )
+    }, delay)
+  }
+
+  const stop = (err: GwError | undefined): void => {
+    if (closing) return
+    closing = true
+    clearTimeout(retryTimer)
+    current?.session.close(err)
+    current = undefined
+    setStatus('offline', err ? { lastError: { code: err.code, message: err.message } } : {})
+    void dispatcher.close().catch(() => {})
+    resolveDone(err)
+  }
+
+  const first = await connectRelay({ relay: options.relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout })
+    .catch(async (err: Error) => {
+      await dispatcher.close().catch(() => {})
+      throw err
+    })
+  attach(first)
+
+  return {
+    events,
+    get tunnels() {
+      return tunnelInfos()
+    },
+    status: () => ({ ...state, tunnels: tunnelInfos() }),
+    replay: (request, replayOf, tunnel) => {
+      const endpoint = endpoints.find((e) => e.name === tunnel) ?? endpoints[0]!
+      return replayRequest(request, replayOf, endpoint, shared)
+    },
+    done,
+    close: async () => {
+      stop(undefined)
+      await done
+    },
+  }
+}

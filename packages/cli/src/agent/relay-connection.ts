@@ -1,0 +1,133 @@
+/**
+ * One connection to the relay: the WebSocket, the yamux session on it, and the
+ * handshake on the control stream. Failures come out as GwErrors that say which URL,
+ * what went wrong, and which flag fixes it.
+ */
+import { WebSocket } from 'ws'
+import { createWebSocketTransport, Session, type Stream } from '@gw/protocol/mux/index'
+import { GwError, HandshakeError } from '@gw/protocol/errors'
+import { MessageReader, writeJsonMessage } from '@gw/protocol/message-stream'
+import { decodeJson, MessageType } from '@gw/protocol/message-codec'
+import { AGENT_PATH, checkCodedMessage, checkWelcome, PROTOCOL_VERSION, type Hello, type Welcome } from '@gw/protocol/heads'
+
+const CERT_ERRORS = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_UNTRUSTED', 'CERT_SIGNATURE_FAILURE',
+])
+
+/** The WebSocket URL agents dial for a relay given as http(s):// or ws(s)://, with or without a path. */
+export function agentUrl(relay: string): URL {
+  let url: URL
+  try {
+    url = new URL(/^[a-z]+:\/\//i.test(relay) ? relay : `https://${relay}`)
+  } catch {
+    throw new GwError('GW_ERR_INVALID_FLAG', `--relay "${relay}" is not a URL; give e.g. https://tunnel.example.com`)
+  }
+  const schemes: Record<string, string> = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }
+  const scheme = schemes[url.protocol]
+  if (!scheme) throw new GwError('GW_ERR_INVALID_FLAG', `--relay "${relay}" must be an http, https, ws or wss URL, got ${url.protocol}`)
+  url.protocol = scheme
+  url.pathname = AGENT_PATH
+  url.search = ''
+  return url
+}
+
+export interface ConnectOptions {
+  relay: string
+  relayCa: string | undefined
+  hello: Hello
+  heartbeatTimeout: number
+  handshakeTimeout: number
+}
+
+export interface RelayConnection {
+  session: Session
+  control: Stream
+  controlReader: MessageReader
+  welcome: Welcome
+}
+
+export async function connectRelay(options: ConnectOptions): Promise<RelayConnection> {
+  const url = agentUrl(options.relay)
+  const ws = await openWebSocket(url, options)
+  const session = new Session(createWebSocketTransport(ws), {
+    client: true,
+    keepAliveInterval: Math.max(500, Math.floor(options.heartbeatTimeout / 3)),
+    keepAliveTimeout: options.heartbeatTimeout,
+  })
+  try {
+    const control = session.open()
+    control.on('error', () => {})
+    const controlReader = new MessageReader(control, { maxMessageSize: 1024 * 1024 })
+    writeJsonMessage(control, MessageType.HELLO, options.hello)
+    const welcome = await withTimeout(readWelcome(controlReader), options.handshakeTimeout, () =>
+      new HandshakeError('GW_ERR_HANDSHAKE_TIMEOUT', `the relay at ${options.relay} did not complete the handshake within ${options.handshakeTimeout} ms`),
+    )
+    return { session, control, controlReader, welcome }
+  } catch (err) {
+    session.close(err as Error)
+    throw err
+  }
+}
+
+async function readWelcome(reader: MessageReader): Promise<Welcome> {
+  const message = await reader.next()
+  if (!message) throw new HandshakeError('GW_ERR_MUX_CLOSED', 'the relay closed the connection during the handshake')
+  if (message.type === MessageType.REFUSE) {
+    const refusal = checkCodedMessage(decodeJson(message.payload, 'refusal'), 'refusal')
+    throw new HandshakeError(refusal.code, refusal.message)
+  }
+  if (message.type !== MessageType.WELCOME) {
+    throw new HandshakeError('GW_ERR_MESSAGE_MALFORMED', `expected the relay's welcome, got message type 0x${message.type.toString(16)}`)
+  }
+  const welcome = checkWelcome(decodeJson(message.payload, 'welcome'))
+  if (welcome.version !== PROTOCOL_VERSION) {
+    throw new HandshakeError('GW_ERR_HANDSHAKE_VERSION', `the relay speaks protocol version ${welcome.version}, this agent ${PROTOCOL_VERSION}; upgrade the older side`)
+  }
+  return welcome
+}
+
+function openWebSocket(url: URL, options: ConnectOptions): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      handshakeTimeout: options.handshakeTimeout,
+      maxPayload: 16 * 1024 * 1024,
+      ...(options.relayCa ? { ca: options.relayCa } : {}),
+    })
+    const fail = (err: GwError): void => {
+      ws.removeAllListeners()
+      ws.on('error', () => {})
+      ws.terminate()
+      reject(err)
+    }
+    ws.once('open', () => {
+      ws.removeAllListeners('error')
+      ws.removeAllListeners('unexpected-response')
+      resolve(ws)
+    })
+    ws.once('unexpected-response', (_req, res) => {
+      fail(new GwError('GW_ERR_RELAY_UNREACHABLE', `${url.origin} answered HTTP ${res.statusCode} instead of accepting the agent; is it a gw relay, and is --relay right?`))
+    })
+    ws.once('error', (err: NodeJS.ErrnoException) => {
+      const code = err.code ?? ''
+      if (CERT_ERRORS.has(code)) {
+        fail(new GwError('GW_ERR_RELAY_CERT_UNTRUSTED', `the relay at ${url.origin} presented a certificate this machine does not trust (${code}); ` +
+          'pass --relay-ca <path to the relay\'s ca.pem> (the relay prints its path at start-up)', { cause: err }))
+      } else {
+        fail(new GwError('GW_ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${url.origin}: ${err.message || code}`, { cause: err }))
+      }
+    })
+  })
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(error()), ms)
+    }),
+  ])
+}

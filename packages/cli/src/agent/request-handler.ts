@@ -1,0 +1,239 @@
+/**
+ * The agent's pipeline for one stream from the relay:
+ *
+ *   stream → request head → policy on_http_request → upstream → on_http_response → back
+ *
+ * The upstream call uses undici's dispatch with a handler, which hands over the raw
+ * response headers (order, case and duplicates kept) and lets the yamux window pace the
+ * upstream socket: when the stream cannot take more, the handler returns false and the
+ * upstream read pauses until the stream drains.
+ */
+import type { Dispatcher } from 'undici'
+import { GwError, type ErrorCode } from '@gw/protocol/errors'
+import { MessageReader, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
+import { encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
+import { checkRequestHead, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
+import type { Stream } from '@gw/protocol/mux/index'
+import type { AgentEvents, Exchange } from './events.js'
+import type { Upstream } from './upstream.js'
+import { upstreamErrorCode } from './upstream-errors.js'
+import { handleUpgrade } from './upgrade-handler.js'
+
+export interface EndpointRuntime {
+  /** Agent-side name (`command_line`, or the config file's name). */
+  name: string
+  publicName: string
+  upstream: Upstream
+  /** `rewrite` sets Host to the upstream's; any other value replaces Host with it. */
+  hostHeader: string | undefined
+  inspect: boolean
+}
+
+export interface HandlerShared {
+  dispatcher: Dispatcher
+  events: AgentEvents
+  maxHeadSize: number
+  responseTimeout: number
+  tlsVerify: boolean
+  endpoint(publicName: string): EndpointRuntime | undefined
+  nextId(): string
+}
+
+/** The relay already answered Expect: 100-continue; undici refuses the header anyway. */
+const AGENT_DROPPED = new Set(['expect'])
+
+export async function handleStream(stream: Stream, shared: HandlerShared): Promise<void> {
+  stream.on('error', () => {}) // a reset stream is an aborted request; handled below
+  const reader = new MessageReader(stream, { maxMessageSize: shared.maxHeadSize })
+  let head: RequestHead
+  try {
+    head = await reader.nextJson(MessageType.REQUEST_HEAD, 'request head', checkRequestHead)
+  } catch {
+    stream.destroy()
+    return
+  }
+  const endpoint = shared.endpoint(head.tunnel)
+  if (!endpoint) {
+    respondError(stream, 'GW_ERR_TUNNEL_NOT_FOUND', `this agent serves no tunnel named ${head.tunnel}`)
+    return
+  }
+  if (head.upgrade) {
+    handleUpgrade(stream, reader, head, endpoint, shared)
+    return
+  }
+  const exchange = shared.events.listenerCount('exchange:start') > 0 ? startExchange(head, endpoint, shared) : undefined
+  if (head.expectContinue) stream.write(encodeMessageHeader(MessageType.CONTINUE, 0))
+  forward(stream, reader.body(), head, endpoint, shared, exchange)
+}
+
+export function upstreamHeaders(rawHeaders: string[], endpoint: EndpointRuntime): string[] {
+  const headers = removeRawHeaders(stripHopByHop(rawHeaders), AGENT_DROPPED)
+  if (endpoint.hostHeader) {
+    const host = endpoint.hostHeader === 'rewrite' ? endpoint.upstream.url.host : endpoint.hostHeader
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i]!.toLowerCase() === 'host') headers[i + 1] = host
+    }
+  }
+  return headers
+}
+
+function startExchange(head: RequestHead, endpoint: EndpointRuntime, shared: HandlerShared): Exchange {
+  const exchange: Exchange = {
+    id: shared.nextId(),
+    tunnel: endpoint.name,
+    replayOf: undefined,
+    request: {
+      method: head.method,
+      target: head.target,
+      httpVersion: head.httpVersion,
+      rawHeaders: head.rawHeaders,
+      remoteAddress: head.remoteAddress,
+      remotePort: head.remotePort,
+      scheme: head.scheme,
+    },
+    response: undefined,
+    timing: {
+      relayReceivedAt: head.receivedAt,
+      agentReceivedAt: performance.timeOrigin + performance.now(),
+      upstreamStartAt: undefined,
+      upstreamHeadersAt: undefined,
+      endAt: undefined,
+    },
+    bytesIn: 0,
+    bytesOut: 0,
+    error: undefined,
+    verdict: undefined,
+    websocket: undefined,
+  }
+  shared.events.emit('exchange:start', exchange)
+  return exchange
+}
+
+/** Answer with a gw error page; the relay renders it and sets `gw-error-code`. */
+export function respondError(stream: Stream, code: ErrorCode, message: string): void {
+  if (!stream.writable) return
+  const head: ResponseHead = { status: 502, rawHeaders: [], error: { code, message } }
+  stream.write(encodeJsonMessage(MessageType.RESPONSE_HEAD, head))
+  stream.end(encodeMessageHeader(MessageType.END, 0))
+}
+
+function now(): number {
+  return performance.timeOrigin + performance.now()
+}
+
+function forward(
+  stream: Stream,
+  body: BodyReadable,
+  head: RequestHead,
+  endpoint: EndpointRuntime,
+  shared: HandlerShared,
+  exchange: Exchange | undefined,
+): void {
+  const events = shared.events
+  let requestBody: BodyReadable | null = null
+  if (head.hasBody) {
+    requestBody = body
+    if (exchange) {
+      body.on('data', (chunk: Buffer) => {
+        exchange.bytesIn += chunk.length
+        events.emit('exchange:request-body', exchange, chunk)
+      })
+    }
+  } else {
+    body.resume() // consume the END that closes an empty body
+  }
+  if (exchange) exchange.timing.upstreamStartAt = now()
+
+  let headSent = false
+  let done = false
+  let abortUpstream: ((err: Error) => void) | undefined
+  let resumeUpstream: (() => void) | undefined
+  const onDrain = (): void => resumeUpstream?.()
+
+  const finish = (error?: { code: ErrorCode; message: string }): void => {
+    if (done) return
+    done = true
+    stream.off('drain', onDrain)
+    if (exchange) {
+      exchange.timing.endAt = now()
+      if (error) exchange.error = error
+      events.emit('exchange:end', exchange)
+    }
+  }
+
+  // The relay resets the stream when the public client goes away: abort the upstream call.
+  stream.once('close', () => {
+    if (!done) {
+      abortUpstream?.(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
+      finish({ code: 'GW_ERR_UPSTREAM_FAILED', message: 'the client aborted the request' })
+    }
+  })
+  stream.on('drain', onDrain)
+
+  const handler: Dispatcher.DispatchHandler = {
+    onConnect(abort) {
+      abortUpstream = abort
+      if (done) abort(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
+    },
+    onHeaders(statusCode, rawHeaders, resume, statusText) {
+      // Interim responses (103 Early Hints…) are not forwarded; the final one follows.
+      if (statusCode < 200) return true
+      resumeUpstream = resume
+      const headers: string[] = new Array(rawHeaders.length)
+      for (let i = 0; i < rawHeaders.length; i++) headers[i] = rawHeaders[i]!.toString('latin1')
+      const response: ResponseHead = { status: statusCode, statusMessage: statusText, rawHeaders: stripHopByHop(headers) }
+      headSent = true
+      if (exchange) {
+        exchange.timing.upstreamHeadersAt = now()
+        exchange.response = { status: statusCode, statusMessage: statusText, rawHeaders: response.rawHeaders }
+        events.emit('exchange:response', exchange)
+      }
+      return writeJsonMessage(stream, MessageType.RESPONSE_HEAD, response)
+    },
+    onData(chunk) {
+      if (exchange) {
+        exchange.bytesOut += chunk.length
+        events.emit('exchange:response-body', exchange, chunk)
+      }
+      stream.cork()
+      stream.write(encodeMessageHeader(MessageType.DATA, chunk.length))
+      const ok = stream.write(chunk)
+      stream.uncork()
+      return ok
+    },
+    onComplete(trailers) {
+      if (trailers && trailers.length > 0) {
+        stream.end(encodeJsonMessage(MessageType.END, trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t)))))
+      } else {
+        stream.end(encodeMessageHeader(MessageType.END, 0))
+      }
+      finish()
+    },
+    onError(err) {
+      if (done) return
+      const code = upstreamErrorCode(err)
+      const message = `${endpoint.upstream.origin}: ${describe(err)}`
+      if (!headSent) respondError(stream, code, message)
+      else if (stream.writable) stream.end(encodeJsonMessage(MessageType.ABORT, { code, message }))
+      finish({ code, message })
+    },
+  }
+
+  shared.dispatcher.dispatch(
+    {
+      origin: endpoint.upstream.origin,
+      path: head.target,
+      method: head.method,
+      headers: upstreamHeaders(head.rawHeaders, endpoint),
+      body: requestBody,
+    },
+    handler,
+  )
+}
+
+function describe(err: Error): string {
+  const e = err as NodeJS.ErrnoException & { cause?: Error }
+  if (e.code === 'UND_ERR_HEADERS_TIMEOUT') return 'the upstream did not send response headers in time'
+  if (e.code === 'UND_ERR_CONNECT_TIMEOUT') return 'connecting to the upstream timed out'
+  return e.message || String(e.code)
+}

@@ -1,0 +1,77 @@
+/**
+ * The local service a tunnel forwards to, and the undici pool that reaches it.
+ *
+ * `gw http 3000`, `gw http host:port` and `gw http https://host:port` all name one
+ * origin. A bare port means http://localhost:PORT, except 443, which means https (as
+ * in ngrok). `localhost` must work whether the service listens on ::1 or 127.0.0.1, so
+ * connections try every address the name resolves to (autoSelectFamily).
+ */
+import { Agent as UndiciAgent } from 'undici'
+import { GwError } from '@gw/protocol/errors'
+
+export interface Upstream {
+  /** Normalised origin, e.g. `http://localhost:3000`. */
+  origin: string
+  url: URL
+  tls: boolean
+  hostname: string
+  port: number
+}
+
+export function parseUpstream(input: string): Upstream {
+  const value = String(input).trim()
+  const hint = 'give a port (3000), host:port (localhost:3000) or a URL (https://localhost:8443)'
+  let url: URL
+  if (/^\d+$/.test(value)) {
+    const port = Number(value)
+    if (port < 1 || port > 65535) throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid port ${value}: a port is 1-65535`)
+    url = new URL(port === 443 ? 'https://localhost' : `http://localhost:${port}`)
+  } else {
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`
+    try {
+      url = new URL(withScheme)
+    } catch {
+      throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": ${hint}`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": the scheme must be http or https, got ${url.protocol.slice(0, -1)}`)
+    }
+    if (!url.hostname) throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": no host; ${hint}`)
+    if (url.port !== '' && (Number(url.port) < 1 || Number(url.port) > 65535)) {
+      throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid port in "${value}": a port is 1-65535`)
+    }
+  }
+  const tls = url.protocol === 'https:'
+  const port = url.port ? Number(url.port) : tls ? 443 : 80
+  const hostname = url.hostname.replace(/^\[|\]$/g, '')
+  return { origin: url.origin, url, tls, hostname, port }
+}
+
+export interface UpstreamClientOptions {
+  /** Verify the upstream's TLS certificate. Off by default, as in ngrok: it is your own service. */
+  tlsVerify: boolean
+  /** Time to wait for the upstream's response head, in ms (then 504). */
+  responseTimeout: number
+  /** Time a response body may stay silent, in ms (0: forever, for event streams). */
+  bodyIdleTimeout: number
+  maxHeaderSize: number
+}
+
+export function createUpstreamDispatcher(options: UpstreamClientOptions): UndiciAgent {
+  return new UndiciAgent({
+    connect: {
+      rejectUnauthorized: options.tlsVerify,
+      autoSelectFamily: true,
+      autoSelectFamilyAttemptTimeout: 250,
+      timeout: Math.min(options.responseTimeout, 10_000),
+    },
+    headersTimeout: options.responseTimeout,
+    bodyTimeout: options.bodyIdleTimeout,
+    maxHeaderSize: options.maxHeaderSize,
+    keepAliveTimeout: 4_000,
+    keepAliveMaxTimeout: 60_000,
+    // Requests in flight each get their own connection; the pool keeps them for reuse.
+    connections: null,
+    pipelining: 1,
+  })
+}

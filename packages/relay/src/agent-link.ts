@@ -1,0 +1,126 @@
+/**
+ * One connected agent: its WebSocket, the yamux session on it, and the control stream
+ * that carried the handshake. The relay opens one stream on this link per request.
+ */
+import type { WebSocket } from 'ws'
+import type { Duplex } from 'node:stream'
+import { createWebSocketTransport, Session, type Stream } from '@gw/protocol/mux/index'
+import { GwError, HandshakeError, type ErrorCode } from '@gw/protocol/errors'
+import { MessageReader, writeJsonMessage } from '@gw/protocol/message-stream'
+import { MessageType } from '@gw/protocol/message-codec'
+import { checkHello, PROTOCOL_VERSION, type AssignedEndpoint, type Hello } from '@gw/protocol/heads'
+
+export interface LinkOptions {
+  heartbeatTimeout: number
+  handshakeTimeout: number
+  initialWindow?: number
+  maxWindow?: number
+}
+
+export class AgentLink {
+  readonly session: Session
+  readonly remoteAddress: string
+  endpoints: AssignedEndpoint[] = []
+  owner = ''
+  hello: Hello | undefined
+  private control: Stream | undefined
+  private closedFlag = false
+
+  constructor(ws: WebSocket, remoteAddress: string, options: LinkOptions) {
+    this.remoteAddress = remoteAddress
+    const transport: Duplex = createWebSocketTransport(ws)
+    this.session = new Session(transport, {
+      client: false,
+      keepAliveInterval: Math.max(1000, Math.floor(options.heartbeatTimeout / 3)),
+      keepAliveTimeout: options.heartbeatTimeout,
+      ...(options.initialWindow ? { initialWindow: options.initialWindow } : {}),
+      ...(options.maxWindow ? { maxWindow: options.maxWindow } : {}),
+    })
+    this.session.once('close', () => {
+      this.closedFlag = true
+    })
+  }
+
+  get closed(): boolean {
+    return this.closedFlag || this.session.closed
+  }
+
+  /** Wait for the agent's control stream and its HELLO. */
+  async readHello(timeoutMs: number): Promise<Hello> {
+    const control = await new Promise<Stream>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new HandshakeError('GW_ERR_HANDSHAKE_TIMEOUT', `no handshake within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const onStream = (s: Stream): void => {
+        cleanup()
+        resolve(s)
+      }
+      const onClose = (err?: Error): void => {
+        cleanup()
+        reject(err ?? new GwError('GW_ERR_MUX_CLOSED', 'the agent closed the link during the handshake'))
+      }
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        this.session.off('stream', onStream)
+        this.session.off('close', onClose)
+      }
+      this.session.on('stream', onStream)
+      this.session.on('close', onClose)
+    })
+    this.control = control
+    control.on('error', () => {}) // errors surface through the session's 'close'
+    const reader = new MessageReader(control, { maxMessageSize: 64 * 1024 })
+    const hello = await Promise.race([
+      reader.nextJson(MessageType.HELLO, 'hello', checkHello),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new HandshakeError('GW_ERR_HANDSHAKE_TIMEOUT', 'the hello did not arrive in time')), timeoutMs).unref(),
+      ),
+    ])
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new HandshakeError(
+        'GW_ERR_HANDSHAKE_VERSION',
+        `the agent speaks protocol version ${hello.version}, this relay speaks ${PROTOCOL_VERSION}; upgrade the older side`,
+      )
+    }
+    this.hello = hello
+    // Any later message from the agent on the control stream is ignored; reading it
+    // keeps the stream's window open.
+    void (async () => {
+      try {
+        while (await reader.next()) { /* no agent → relay notices yet */ }
+      } catch { /* the session's close handles it */ }
+    })()
+    return hello
+  }
+
+  welcome(endpoints: AssignedEndpoint[], heartbeatTimeout: number): void {
+    this.endpoints = endpoints
+    writeJsonMessage(this.control!, MessageType.WELCOME, { version: PROTOCOL_VERSION, endpoints, heartbeatTimeout })
+  }
+
+  /** Refuse the handshake with a coded error, then close once the agent has it. */
+  refuse(code: ErrorCode, message: string): void {
+    if (this.control?.writable) {
+      writeJsonMessage(this.control, MessageType.REFUSE, { code, message })
+      this.control.end()
+    }
+    // Give the frame a moment to leave before the link goes.
+    setTimeout(() => this.close(new GwError(code, message)), 200).unref()
+  }
+
+  /** Tell the agent something (it was replaced…) and close the link. */
+  notifyAndClose(code: ErrorCode, message: string): void {
+    if (this.control?.writable) writeJsonMessage(this.control, MessageType.NOTICE, { code, message })
+    setTimeout(() => this.close(new GwError(code, message)), 200).unref()
+  }
+
+  openStream(): Stream {
+    return this.session.open()
+  }
+
+  close(err?: Error): void {
+    this.closedFlag = true
+    this.session.close(err)
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Builds the head the relay sends to the agent for a client request: the client's
+ * headers minus hop-by-hop ones, plus X-Forwarded-For (appended), -Proto and -Host.
+ * The client's Host stays; the agent rewrites it when asked to.
+ */
+import type { IncomingMessage } from 'node:http'
+import { stripHopByHop, type RequestHead } from '@gw/protocol/heads'
+
+export function buildRequestHead(req: IncomingMessage, tunnel: string, scheme: 'http' | 'https', upgrade: boolean): RequestHead {
+  const remoteAddress = normalizeAddress(req.socket.remoteAddress ?? '')
+  const rawHeaders = stripHopByHop(req.rawHeaders, upgrade)
+  let forwardedFor: string | undefined
+  let host = ''
+  const out: string[] = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    const lower = name.toLowerCase()
+    if (lower === 'x-forwarded-for') {
+      forwardedFor = forwardedFor === undefined ? rawHeaders[i + 1]! : `${forwardedFor}, ${rawHeaders[i + 1]}`
+      continue
+    }
+    // The relay is the edge: what the client claims about proto and host is replaced.
+    if (lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue
+    if (lower === 'host') host = rawHeaders[i + 1]!
+    out.push(name, rawHeaders[i + 1]!)
+  }
+  out.push(
+    'X-Forwarded-For', forwardedFor === undefined ? remoteAddress : `${forwardedFor}, ${remoteAddress}`,
+    'X-Forwarded-Proto', scheme,
+    'X-Forwarded-Host', host,
+  )
+  return {
+    method: req.method ?? 'GET',
+    target: req.url ?? '/',
+    httpVersion: req.httpVersion,
+    rawHeaders: out,
+    remoteAddress,
+    remotePort: req.socket.remotePort ?? 0,
+    scheme,
+    tunnel,
+    receivedAt: performance.timeOrigin + performance.now(),
+    upgrade,
+    expectContinue: /100-continue/i.test(req.headers.expect ?? ''),
+    hasBody: req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0,
+  }
+}
+
+/** `::ffff:127.0.0.1` → `127.0.0.1`: users and CIDR rules expect the IPv4 form. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+}

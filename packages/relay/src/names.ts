@@ -1,0 +1,107 @@
+/**
+ * Public names: random ones, requested ones, and who owns each.
+ *
+ * A name belongs to the owner that first held it: the authtoken's digest, or on an
+ * anonymous relay the agent's id. Ownership outlives connections and, when the relay
+ * has a state directory, restarts, so an agent that comes back gets its name and a
+ * stranger cannot take it in between.
+ */
+import { randomInt } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { GwError } from '@gw/protocol/errors'
+
+const ADJECTIVES = (
+  'amber bold brave brisk calm clever cosmic crisp dapper eager early fancy fond frosty gentle glad ' +
+  'golden grand happy hardy hidden humble jolly keen kind lively lucky mellow merry mighty misty modest ' +
+  'nimble noble odd plucky polite proud quick quiet rapid rosy rustic sage shiny silent silver sleek ' +
+  'smart snowy solid sonic spry steady sunny swift tidy tiny upbeat vivid warm wild wise witty young zesty'
+).split(' ')
+
+const NOUNS = (
+  'badger beacon bison breeze brook canyon cedar cloud comet coral crane creek delta dune eagle ember ' +
+  'falcon fern finch fjord forest fox garden glacier harbor hawk heron island jaguar koala lagoon lark ' +
+  'lemur lotus maple meadow mesa moose nebula oak orca otter owl panda pebble pine planet prairie puffin ' +
+  'quartz raven reef river robin salmon sparrow spruce summit thunder tiger tulip valley walrus willow'
+).split(' ')
+
+// No 0/o or 1/l: a name is read aloud and typed by people.
+const SUFFIX_ALPHABET = 'abcdefghijkmnpqrstuvwxyz23456789'
+const SUFFIX_LENGTH = 6
+
+/** Entropy of a random name in bits: 6 + 6 + 6×5 = 42. */
+export const RANDOM_NAME_BITS =
+  Math.log2(ADJECTIVES.length) + Math.log2(NOUNS.length) + SUFFIX_LENGTH * Math.log2(SUFFIX_ALPHABET.length)
+
+export function randomName(): string {
+  let suffix = ''
+  for (let i = 0; i < SUFFIX_LENGTH; i++) suffix += SUFFIX_ALPHABET[randomInt(SUFFIX_ALPHABET.length)]
+  return `${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}-${suffix}`
+}
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+const RESERVED = new Set(['www'])
+
+/** Normalise and check a requested name; throws a GwError with the reason. */
+export function checkName(requested: string): string {
+  const name = requested.toLowerCase()
+  if (!LABEL.test(name)) {
+    throw new GwError(
+      'GW_ERR_NAME_INVALID',
+      `"${requested}" is not a valid name: use 1-63 letters, digits and hyphens, not starting or ending with a hyphen`,
+    )
+  }
+  if (RESERVED.has(name)) throw new GwError('GW_ERR_NAME_RESERVED', `"${name}" is reserved by the relay; pick another name`)
+  return name
+}
+
+export class NameRegistry {
+  private readonly owners = new Map<string, string>()
+  private readonly file: string | undefined
+
+  constructor(stateDir?: string) {
+    if (!stateDir) return
+    mkdirSync(stateDir, { recursive: true })
+    this.file = join(stateDir, 'names.json')
+    try {
+      const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, string>
+      for (const [name, owner] of Object.entries(saved)) this.owners.set(name, owner)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+  }
+
+  owner(name: string): string | undefined {
+    return this.owners.get(name)
+  }
+
+  /** Claim `name` for `owner`. Throws GW_ERR_NAME_TAKEN when another owner holds it. */
+  claim(name: string, owner: string): void {
+    const current = this.owners.get(name)
+    if (current === owner) return
+    if (current !== undefined) {
+      throw new GwError('GW_ERR_NAME_TAKEN', `the name "${name}" belongs to another authtoken; pick another name`)
+    }
+    this.owners.set(name, owner)
+    this.save()
+  }
+
+  /** A fresh random name, claimed for `owner`. */
+  claimRandom(owner: string): string {
+    for (;;) {
+      const name = randomName()
+      if (!this.owners.has(name)) {
+        this.claim(name, owner)
+        return name
+      }
+    }
+  }
+
+  private save(): void {
+    if (!this.file) return
+    // Write then rename, so a crash mid-write never leaves a truncated registry.
+    const tmp = `${this.file}.tmp`
+    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.owners)), { mode: 0o600 })
+    renameSync(tmp, this.file)
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Relay options, their defaults, and the checks made before anything listens.
+ */
+import { homedir } from 'node:os'
+import { isIP } from 'node:net'
+import { join } from 'node:path'
+import { GwError } from '@gw/protocol/errors'
+
+export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+
+export interface RelayOptions {
+  /** Address to listen on. Default 0.0.0.0, which needs authtokens. */
+  host?: string
+  /** HTTP port; 0 picks a free one; false turns HTTP off. Default 80. */
+  httpPort?: number | false
+  /** HTTPS port; 0 picks a free one; false turns HTTPS off. Default 443. */
+  httpsPort?: number | false
+  /** The relay serves `*.<domain>`. */
+  domain: string
+  authtokens?: string[]
+  /** Digests of tokens (from a tokens file). */
+  tokenDigests?: Buffer[]
+  allowAnonymous?: boolean
+  /** Certificates, names and the CA are kept here. */
+  stateDir?: string
+  tlsCert?: string
+  tlsKey?: string
+  /** Largest request head in bytes; above it the client gets 431. Default 64 KiB. */
+  maxHeaderSize?: number
+  /** Time for a client to send its whole request head, in ms; then 408. Default 15 s. */
+  headersTimeout?: number
+  /** A connection with no traffic for this long is closed, in ms. Default 5 min. */
+  idleTimeout?: number
+  /** A link with no heartbeat answer for this long is dead, in ms. Default 15 s. */
+  heartbeatTimeout?: number
+  /** Time for an agent to complete its handshake, in ms. Default 10 s. */
+  handshakeTimeout?: number
+  /** Ports to print in public URLs when a proxy or NAT maps them. Default: the listening ports. */
+  publicHttpPort?: number
+  publicHttpsPort?: number
+  log?: LogFn
+}
+
+export type ResolvedRelayOptions = Required<Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort'>> &
+  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort'>
+
+export const RELAY_DEFAULTS = {
+  host: '0.0.0.0',
+  httpPort: 80,
+  httpsPort: 443,
+  maxHeaderSize: 64 * 1024,
+  headersTimeout: 15_000,
+  idleTimeout: 300_000,
+  heartbeatTimeout: 15_000,
+  handshakeTimeout: 10_000,
+} as const
+
+export function defaultStateDir(): string {
+  const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state')
+  return join(base, 'gw', 'relay')
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true
+  return isIP(host) === 4 && host.startsWith('127.')
+}
+
+export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
+  const domain = options.domain.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '')
+  if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(domain)) {
+    throw new GwError('GW_ERR_INVALID_FLAG', `--domain "${options.domain}" is not a domain name; give e.g. tunnel.example.com`)
+  }
+  const resolved: ResolvedRelayOptions = {
+    host: options.host ?? RELAY_DEFAULTS.host,
+    httpPort: options.httpPort ?? RELAY_DEFAULTS.httpPort,
+    httpsPort: options.httpsPort ?? RELAY_DEFAULTS.httpsPort,
+    domain,
+    authtokens: options.authtokens ?? [],
+    tokenDigests: options.tokenDigests ?? [],
+    allowAnonymous: options.allowAnonymous ?? false,
+    stateDir: options.stateDir ?? defaultStateDir(),
+    tlsCert: options.tlsCert,
+    tlsKey: options.tlsKey,
+    maxHeaderSize: options.maxHeaderSize ?? RELAY_DEFAULTS.maxHeaderSize,
+    headersTimeout: options.headersTimeout ?? RELAY_DEFAULTS.headersTimeout,
+    idleTimeout: options.idleTimeout ?? RELAY_DEFAULTS.idleTimeout,
+    heartbeatTimeout: options.heartbeatTimeout ?? RELAY_DEFAULTS.heartbeatTimeout,
+    handshakeTimeout: options.handshakeTimeout ?? RELAY_DEFAULTS.handshakeTimeout,
+    publicHttpPort: options.publicHttpPort,
+    publicHttpsPort: options.publicHttpsPort,
+    log: options.log ?? (() => {}),
+  }
+  if (resolved.httpPort === false && resolved.httpsPort === false) {
+    throw new GwError('GW_ERR_INVALID_FLAG', 'both HTTP and HTTPS are turned off; give --http-port or --https-port')
+  }
+  const hasTokens = resolved.authtokens.length > 0 || resolved.tokenDigests.length > 0
+  if (!hasTokens && !resolved.allowAnonymous && !isLoopback(resolved.host)) {
+    throw new GwError(
+      'GW_ERR_RELAY_NO_AUTHTOKENS',
+      `refusing to listen on ${resolved.host} without authtokens: anyone could open tunnels on your domain. ` +
+        'Give --authtoken <token> (or GW_RELAY_AUTHTOKENS, or --authtokens-file), listen on 127.0.0.1, ' +
+        'or pass --allow-anonymous if an open relay is what you want',
+    )
+  }
+  for (const [flag, value] of [
+    ['--max-header-size', resolved.maxHeaderSize],
+    ['--headers-timeout', resolved.headersTimeout],
+    ['--idle-timeout', resolved.idleTimeout],
+    ['--heartbeat-timeout', resolved.heartbeatTimeout],
+  ] as const) {
+    if (!Number.isFinite(value) || value <= 0) {
+      throw new GwError('GW_ERR_INVALID_FLAG', `${flag} must be a positive number, got ${value}`)
+    }
+  }
+  return resolved
+}

@@ -1,0 +1,124 @@
+/**
+ * One HTTP request through the tunnel: open a stream on the agent's link, send the
+ * head and the framed body, then relay the response head, body and trailers back.
+ *
+ * Backpressure runs end to end: the client socket, the yamux window and the agent's
+ * upstream call each pause the side before them, so no body is ever buffered whole.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream'
+import { GwError, type ErrorCode } from '@gw/protocol/errors'
+import { BodyFramer, MessageReader, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
+import { decodeJson, MessageType } from '@gw/protocol/message-codec'
+import { checkResponseHead, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
+import { renderErrorPage } from '@gw/protocol/error-page'
+import type { Stream } from '@gw/protocol/mux/index'
+import { responseHeaders } from './response-headers.js'
+
+export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: ErrorCode, detail: string, status?: number): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const page = renderErrorPage(code, detail, req.headers.accept, status)
+  res.writeHead(page.status, page.headers)
+  res.end(req.method === 'HEAD' ? undefined : page.body)
+}
+
+export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: Stream, head: RequestHead, maxHeadSize: number): void {
+  let finished = false
+  const reader = new MessageReader(stream, { maxMessageSize: maxHeadSize })
+  stream.on('error', () => {}) // surfaced through the reader
+
+  // A client that goes away mid-request resets the stream, and the agent aborts the upstream call.
+  res.on('close', () => {
+    if (!res.writableFinished) stream.destroy()
+  })
+
+  writeJsonMessage(stream, MessageType.REQUEST_HEAD, head)
+  let bodySent = false
+  const sendBody = (): void => {
+    if (bodySent) return
+    bodySent = true
+    pipeline(req, new BodyFramer(), stream, (err) => {
+      if (err && !finished) stream.destroy()
+    })
+  }
+  if (!head.expectContinue) sendBody()
+
+  const finish = (): void => {
+    finished = true
+  }
+
+  const readResponse = async (): Promise<void> => {
+    for (;;) {
+      const message = await reader.next()
+      if (!message) throw new GwError('GW_ERR_UPSTREAM_FAILED', 'the agent closed the stream without a response')
+      if (message.type === MessageType.CONTINUE) {
+        res.writeContinue()
+        sendBody()
+        continue
+      }
+      if (message.type === MessageType.ABORT) {
+        const info = decodeJson<{ code?: ErrorCode; message?: string }>(message.payload, 'abort')
+        throw new GwError(info.code ?? 'GW_ERR_UPSTREAM_FAILED', info.message)
+      }
+      if (message.type !== MessageType.RESPONSE_HEAD) {
+        throw new GwError('GW_ERR_MESSAGE_MALFORMED', `unexpected message type 0x${message.type.toString(16)} before the response head`)
+      }
+      return writeResponse(checkResponseHead(decodeJson(message.payload, 'response head')))
+    }
+  }
+
+  const writeResponse = (response: ResponseHead): void => {
+    const body = reader.body()
+    if (response.error) {
+      // The agent reports a gw error (upstream refused, timed out…); the page is made here, in one place.
+      body.resume()
+      finish()
+      sendErrorPage(req, res, response.error.code, response.error.message)
+      return
+    }
+    // An Expect: 100-continue request answered without CONTINUE: its body is not wanted.
+    if (!bodySent) {
+      req.resume()
+      stream.end()
+      bodySent = true
+    }
+    res.writeHead(response.status, response.statusMessage, responseHeaders(response.rawHeaders))
+    pipeBody(body, res, finish)
+  }
+
+  readResponse().catch((err: Error) => {
+    finish()
+    const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_UPSTREAM_FAILED'
+    if (res.headersSent) res.destroy(err)
+    else sendErrorPage(req, res, code === 'GW_ERR_MUX_CLOSED' ? 'GW_ERR_AGENT_OFFLINE' : code, err.message)
+    stream.destroy()
+  })
+}
+
+function pipeBody(body: BodyReadable, res: ServerResponse, done: () => void): void {
+  body.on('data', (chunk: Buffer) => {
+    if (!res.write(chunk)) {
+      body.pause()
+      res.once('drain', () => body.resume())
+    }
+  })
+  body.once('end', () => {
+    if (body.trailers.length > 0) res.addTrailers(toPairs(body.trailers))
+    res.end()
+    done()
+  })
+  body.once('error', (err) => {
+    // The response is under way: the only honest signal left is a broken connection.
+    res.destroy(err)
+    done()
+  })
+}
+
+function toPairs(raw: string[]): [string, string][] {
+  const pairs: [string, string][] = []
+  for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!])
+  return pairs
+}

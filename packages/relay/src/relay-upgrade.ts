@@ -1,0 +1,84 @@
+/**
+ * An upgraded connection (WebSocket, or any `Upgrade:`) through the tunnel: one stream
+ * for the whole connection. The head goes framed; after it the relay → agent direction
+ * is raw bytes. The agent answers with a framed response head: a 101 switches the
+ * agent → relay direction to raw bytes too, anything else is a normal framed response.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { STATUS_CODES } from 'node:http'
+import { GwError, type ErrorCode } from '@gw/protocol/errors'
+import { MessageReader, writeJsonMessage } from '@gw/protocol/message-stream'
+import { decodeJson, MessageType } from '@gw/protocol/message-codec'
+import { checkResponseHead, type RequestHead } from '@gw/protocol/heads'
+import { renderErrorPage } from '@gw/protocol/error-page'
+import type { Stream } from '@gw/protocol/mux/index'
+import { responseHeaders } from './response-headers.js'
+
+export function writeRawResponse(socket: Duplex, status: number, statusMessage: string | undefined, rawHeaders: string[], body?: Buffer): void {
+  let head = `HTTP/1.1 ${status} ${statusMessage ?? STATUS_CODES[status] ?? ''}\r\n`
+  for (let i = 0; i < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`
+  head += '\r\n'
+  socket.write(head)
+  if (body) socket.write(body)
+}
+
+export function sendRawErrorPage(req: IncomingMessage, socket: Duplex, code: ErrorCode, detail: string): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const page = renderErrorPage(code, detail, req.headers.accept)
+  const headers = Object.entries(page.headers).flat()
+  headers.push('Connection', 'close')
+  writeRawResponse(socket, page.status, undefined, headers, page.body)
+  socket.end()
+}
+
+export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: Buffer, stream: Stream, head: RequestHead, maxHeadSize: number): void {
+  const reader = new MessageReader(stream, { maxMessageSize: maxHeadSize })
+  stream.on('error', () => {})
+  socket.on('error', () => stream.destroy())
+  socket.on('close', () => stream.destroy())
+
+  writeJsonMessage(stream, MessageType.REQUEST_HEAD, head)
+  if (firstBytes.length > 0) stream.write(firstBytes)
+  socket.pipe(stream)
+
+  const run = async (): Promise<void> => {
+    const message = await reader.next()
+    if (!message) throw new GwError('GW_ERR_UPSTREAM_FAILED', 'the agent closed the stream without a response')
+    if (message.type !== MessageType.RESPONSE_HEAD) {
+      throw new GwError('GW_ERR_MESSAGE_MALFORMED', 'expected a response head')
+    }
+    const response = checkResponseHead(decodeJson(message.payload, 'response head'))
+    if (response.error) return sendRawErrorPage(req, socket, response.error.code, response.error.message)
+    if (response.status === 101) {
+      writeRawResponse(socket, 101, response.statusMessage, responseHeaders(response.rawHeaders, true))
+      const rest = reader.detach()
+      if (rest.length > 0) socket.write(rest)
+      stream.pipe(socket)
+      stream.resume()
+      return
+    }
+    // The upstream refused the upgrade with an ordinary response: relay it and close.
+    const headers = responseHeaders(response.rawHeaders)
+    const body = reader.body()
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of body) {
+      chunks.push(chunk as Buffer)
+      size += (chunk as Buffer).length
+      if (size > maxHeadSize) throw new GwError('GW_ERR_MESSAGE_TOO_LARGE', 'the refusal of an upgrade is too large')
+    }
+    headers.push('Content-Length', String(size), 'Connection', 'close')
+    writeRawResponse(socket, response.status, response.statusMessage, headers, Buffer.concat(chunks))
+    socket.end()
+  }
+
+  run().catch((err: Error) => {
+    const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_UPSTREAM_FAILED'
+    sendRawErrorPage(req, socket, code === 'GW_ERR_MUX_CLOSED' ? 'GW_ERR_AGENT_OFFLINE' : code, err.message)
+    stream.destroy()
+  })
+}

@@ -1,0 +1,336 @@
+/**
+ * The relay: the public server.
+ *
+ *   accept → route by Host → open stream → relay response
+ *
+ * A request whose Host is `<name>.<domain>` goes to the agent that holds `name`, over a
+ * new yamux stream on that agent's WebSocket. Any other Host is the relay's own: agents
+ * connect there at AGENT_PATH.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { createHash } from 'node:crypto'
+import type { Duplex } from 'node:stream'
+import type { AddressInfo, Socket } from 'node:net'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { GwError, HandshakeError, type ErrorCode } from '@gw/protocol/errors'
+import { AGENT_PATH, type AssignedEndpoint, type Hello } from '@gw/protocol/heads'
+import { createTokenStore, type TokenStore } from './authtokens.js'
+import { AgentLink } from './agent-link.js'
+import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
+import { checkName, NameRegistry } from './names.js'
+import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './options.js'
+import { relayRequest, sendErrorPage } from './relay-request.js'
+import { relayUpgrade, sendRawErrorPage } from './relay-upgrade.js'
+import { loadTls, type RelayTls } from './tls.js'
+
+export interface Relay {
+  readonly domain: string
+  readonly host: string
+  readonly httpPort: number | undefined
+  readonly httpsPort: number | undefined
+  /** Where agents connect, e.g. `http://127.0.0.1:8080`. */
+  readonly httpUrl: string | undefined
+  readonly httpsUrl: string | undefined
+  /** PEM clients must trust for HTTPS (the generated CA, or the given certificate). */
+  readonly caCertPem: string | undefined
+  readonly caCertPath: string | undefined
+  /** Connected agents. */
+  readonly agentCount: number
+  /** Names with a connected agent. */
+  onlineNames(): string[]
+  close(): Promise<void>
+}
+
+export async function startRelay(options: RelayOptions): Promise<Relay> {
+  const opts = resolveRelayOptions(options)
+  const tokens = createTokenStore(opts.authtokens, opts.tokenDigests)
+  const names = new NameRegistry(opts.stateDir)
+  const tls = opts.httpsPort === false ? undefined : await loadTls({
+    stateDir: opts.stateDir,
+    domain: opts.domain,
+    ...(opts.tlsCert ? { certPath: opts.tlsCert } : {}),
+    ...(opts.tlsKey ? { keyPath: opts.tlsKey } : {}),
+  })
+  const core = new RelayCore(opts, tokens, names)
+
+  const servers: Array<{ server: Server; scheme: 'http' | 'https' }> = []
+  if (opts.httpPort !== false) servers.push({ server: core.attach(createHttpServer(serverOptions(opts)), 'http'), scheme: 'http' })
+  if (tls) {
+    const server = createHttpsServer({ ...serverOptions(opts), key: tls.key, cert: tls.cert, ...(tls.SNICallback ? { SNICallback: tls.SNICallback } : {}) })
+    servers.push({ server: core.attach(server, 'https'), scheme: 'https' })
+  }
+
+  const ports: Partial<Record<'http' | 'https', number>> = {}
+  try {
+    for (const { server, scheme } of servers) {
+      const port = scheme === 'http' ? (opts.httpPort as number) : (opts.httpsPort as number)
+      ports[scheme] = await listen(server, opts.host, port)
+    }
+  } catch (err) {
+    await Promise.all(servers.map(({ server }) => closeServer(server)))
+    throw err
+  }
+  core.setPublicPorts(opts.publicHttpPort ?? ports.http, opts.publicHttpsPort ?? ports.https, tls !== undefined)
+
+  const urlHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host
+  return {
+    domain: opts.domain,
+    host: opts.host,
+    httpPort: ports.http,
+    httpsPort: ports.https,
+    httpUrl: ports.http !== undefined ? `http://${urlHost}:${ports.http}` : undefined,
+    httpsUrl: ports.https !== undefined ? `https://${urlHost}:${ports.https}` : undefined,
+    caCertPem: tls?.trustPem,
+    caCertPath: tls?.trustPath,
+    get agentCount() {
+      return core.links.size
+    },
+    onlineNames: () => [...core.online.keys()],
+    close: async () => {
+      core.closeAll()
+      await Promise.all(servers.map(({ server }) => closeServer(server)))
+    },
+  }
+}
+
+function serverOptions(opts: ResolvedRelayOptions) {
+  return {
+    maxHeaderSize: opts.maxHeaderSize,
+    headersTimeout: opts.headersTimeout,
+    // Bodies stream through the tunnel for as long as they take; the idle timeout guards them.
+    requestTimeout: 0,
+    keepAliveTimeout: 65_000,
+    connectionsCheckingInterval: Math.min(1000, opts.headersTimeout),
+    noDelay: true,
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const hint = err.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; pick another port)' :
+        err.code === 'EADDRINUSE' ? ' (another process listens there; pick another port)' : ''
+      reject(new GwError('GW_ERR_RELAY_LISTEN', `cannot listen on ${host}:${port}: ${err.code ?? err.message}${hint}`, { cause: err }))
+    }
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve())
+    server.closeAllConnections()
+  })
+}
+
+class RelayCore {
+  readonly links = new Set<AgentLink>()
+  /** name → the link that serves it now. */
+  readonly online = new Map<string, AgentLink>()
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 })
+  private readonly sockets = new Set<Duplex>()
+  private publicPorts: { http?: number; https?: number; tls: boolean } = { tls: false }
+  private readonly suffix: string
+
+  constructor(
+    private readonly opts: ResolvedRelayOptions,
+    private readonly tokens: TokenStore,
+    private readonly names: NameRegistry,
+  ) {
+    this.suffix = `.${opts.domain}`
+  }
+
+  setPublicPorts(http: number | undefined, https: number | undefined, tls: boolean): void {
+    this.publicPorts = { ...(http !== undefined ? { http } : {}), ...(https !== undefined ? { https } : {}), tls }
+  }
+
+  attach(server: Server, scheme: 'http' | 'https'): Server {
+    server.timeout = this.opts.idleTimeout
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme))
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme))
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head, scheme))
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket))
+    return server
+  }
+
+  /** The tunnel name in a Host header, or undefined when the Host is the relay's own. */
+  private tunnelName(host: string | undefined): string | undefined {
+    if (!host) return undefined
+    let name = host.toLowerCase()
+    const colon = name.lastIndexOf(':')
+    if (colon !== -1 && !name.endsWith(']')) name = name.slice(0, colon)
+    if (!name.endsWith(this.suffix)) return undefined
+    name = name.slice(0, -this.suffix.length)
+    return name.length > 0 && !name.includes('.') ? name : undefined
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
+    const name = this.tunnelName(req.headers.host)
+    if (name === undefined) return this.onOwnRequest(req, res)
+    const link = this.online.get(name)
+    if (!link || link.closed) {
+      const [code, detail] = this.missing(name)
+      return sendErrorPage(req, res, code, detail)
+    }
+    let stream
+    try {
+      stream = link.openStream()
+    } catch (err) {
+      return sendErrorPage(req, res, 'GW_ERR_AGENT_OFFLINE', `the agent for ${name} cannot take a new request: ${(err as Error).message}`)
+    }
+    relayRequest(req, res, stream, buildRequestHead(req, name, scheme, false), this.opts.maxHeaderSize * 2)
+  }
+
+  private missing(name: string): [ErrorCode, string] {
+    if (this.names.owner(name) !== undefined) {
+      return ['GW_ERR_AGENT_OFFLINE', `the tunnel ${name}.${this.opts.domain} exists, but its agent is not connected right now`]
+    }
+    return ['GW_ERR_TUNNEL_NOT_FOUND', `there is no tunnel named ${name}.${this.opts.domain}; check the URL, or start one with gw http`]
+  }
+
+  private onOwnRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (req.url === '/' || req.url === '/healthz') {
+      const body = `gw relay for *.${this.opts.domain}: ${this.links.size} agent(s) connected. Agents connect at ${AGENT_PATH}.\n`
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+      return void res.end(body)
+    }
+    sendErrorPage(req, res, 'GW_ERR_TUNNEL_NOT_FOUND', `${req.headers.host ?? 'this host'} is the relay itself; tunnels live at <name>.${this.opts.domain}`)
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
+    this.track(socket)
+    ;(socket as Socket).setTimeout?.(this.opts.idleTimeout, () => socket.destroy())
+    const name = this.tunnelName(req.headers.host)
+    if (name === undefined) {
+      if (req.url?.split('?')[0] === AGENT_PATH) {
+        return this.wss.handleUpgrade(req, socket, head, (ws) => this.onAgent(ws, req))
+      }
+      return sendRawErrorPage(req, socket, 'GW_ERR_TUNNEL_NOT_FOUND', `agents connect at ${AGENT_PATH}`)
+    }
+    const link = this.online.get(name)
+    if (!link || link.closed) {
+      const [code, detail] = this.missing(name)
+      return sendRawErrorPage(req, socket, code, detail)
+    }
+    let stream
+    try {
+      stream = link.openStream()
+    } catch (err) {
+      return sendRawErrorPage(req, socket, 'GW_ERR_AGENT_OFFLINE', (err as Error).message)
+    }
+    relayUpgrade(req, socket, head, stream, buildRequestHead(req, name, scheme, true), this.opts.maxHeaderSize * 2)
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy()
+    let code: ErrorCode = 'GW_ERR_BAD_REQUEST'
+    let detail = `the request could not be parsed (${err.code ?? err.message})`
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      code = 'GW_ERR_HEADERS_TOO_LARGE'
+      detail = `the request headers exceed ${this.opts.maxHeaderSize} bytes`
+    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      code = 'GW_ERR_HEADERS_TIMEOUT'
+      detail = `the request headers did not arrive within ${this.opts.headersTimeout} ms`
+    }
+    sendRawErrorPage({ headers: {} } as IncomingMessage, socket, code, detail)
+  }
+
+  private track(socket: Duplex): void {
+    this.sockets.add(socket)
+    socket.once('close', () => this.sockets.delete(socket))
+  }
+
+  private onAgent(ws: WebSocket, req: IncomingMessage): void {
+    const remote = normalizeAddress(req.socket.remoteAddress ?? '')
+    const link = new AgentLink(ws, remote, { heartbeatTimeout: this.opts.heartbeatTimeout, handshakeTimeout: this.opts.handshakeTimeout })
+    this.links.add(link)
+    link.session.once('close', (err?: Error) => {
+      this.links.delete(link)
+      for (const endpoint of link.endpoints) {
+        if (this.online.get(endpoint.name) === link) this.online.delete(endpoint.name)
+      }
+      this.opts.log('info', 'agent disconnected', { remote, names: link.endpoints.map((e) => e.name), reason: err?.message })
+    })
+    link.readHello(this.opts.handshakeTimeout).then(
+      (hello) => this.admit(link, hello),
+      (err: Error) => {
+        const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_MESSAGE_MALFORMED'
+        this.opts.log('warn', 'handshake failed', { remote, code, error: err.message })
+        link.refuse(code, err.message)
+      },
+    )
+  }
+
+  private admit(link: AgentLink, hello: Hello): void {
+    let owner: string
+    if (this.tokens.anonymous) {
+      owner = `agent:${createHash('sha256').update(hello.agentId).digest('hex')}`
+    } else {
+      const digest = this.tokens.verify(hello.authtoken)
+      if (!digest) {
+        const code = hello.authtoken ? 'GW_ERR_AUTH_INVALID' : 'GW_ERR_AUTH_REQUIRED'
+        const message = hello.authtoken
+          ? 'the authtoken is not valid on this relay; check it with `gw config check`, or ask the relay operator for one'
+          : 'this relay requires an authtoken; give --authtoken, set GW_AUTHTOKEN, or run `gw config add-authtoken <token>`'
+        this.opts.log('warn', 'agent refused', { remote: link.remoteAddress, code })
+        return link.refuse(code, message)
+      }
+      owner = `token:${digest.toString('hex')}`
+    }
+
+    const assigned: AssignedEndpoint[] = []
+    try {
+      const seen = new Set<string>()
+      for (const endpoint of hello.endpoints) {
+        const name = endpoint.name ? checkName(endpoint.name) : this.names.claimRandom(owner)
+        if (seen.has(name)) throw new HandshakeError('GW_ERR_NAME_TAKEN', `the name "${name}" is requested twice`)
+        seen.add(name)
+        this.names.claim(name, owner)
+        assigned.push({ name, urls: this.urlsFor(name) })
+      }
+    } catch (err) {
+      const e = err as GwError
+      this.opts.log('warn', 'agent refused', { remote: link.remoteAddress, code: e.code, error: e.message })
+      return link.refuse(e.code ?? 'GW_ERR_NAME_INVALID', e.message)
+    }
+
+    link.owner = owner
+    for (const { name } of assigned) {
+      const previous = this.online.get(name)
+      // Same owner: this is the agent coming back (a laptop waking up, a restart) while the
+      // relay still believes in the old connection. The newcomer wins at once.
+      if (previous && previous !== link) {
+        previous.endpoints = previous.endpoints.filter((e) => e.name !== name)
+        if (previous.endpoints.length === 0) {
+          previous.notifyAndClose('GW_ERR_REPLACED', `a new connection took over ${name}.${this.opts.domain}`)
+        }
+      }
+      this.online.set(name, link)
+    }
+    link.welcome(assigned, this.opts.heartbeatTimeout)
+    this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
+  }
+
+  private urlsFor(name: string): string[] {
+    const host = `${name}.${this.opts.domain}`
+    const urls: string[] = []
+    const { http, https, tls } = this.publicPorts
+    if (http !== undefined) urls.push(`http://${host}${http === 80 ? '' : `:${http}`}`)
+    if (tls && https !== undefined) urls.push(`https://${host}${https === 443 ? '' : `:${https}`}`)
+    return urls
+  }
+
+  closeAll(): void {
+    for (const link of this.links) link.close()
+    for (const socket of this.sockets) socket.destroy()
+    this.wss.close()
+  }
+}
+
+export type { RelayOptions } from './options.js'
+export type { RelayTls }
