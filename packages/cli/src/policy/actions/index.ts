@@ -1,10 +1,12 @@
 /** Every action type, by ngrok's name. One file per action. */
 import type { ActionDefinition } from '../action.js'
 import { addHeaders } from './add-headers.js'
+import { apiKey } from './api-key.js'
 import { basicAuth } from './basic-auth.js'
 import { customResponse } from './custom-response.js'
 import { deny } from './deny.js'
 import { forward } from './forward.js'
+import { jwtValidation } from './jwt-validation.js'
 import { log } from './log.js'
 import { redirect } from './redirect.js'
 import { removeHeaders } from './remove-headers.js'
@@ -13,7 +15,7 @@ import { setVars } from './set-vars.js'
 import { urlRewrite } from './url-rewrite.js'
 
 const ALL: readonly ActionDefinition[] = [
-  addHeaders, basicAuth, customResponse, deny, forward, log, redirect, removeHeaders, restrictIps, setVars, urlRewrite,
+  addHeaders, apiKey, basicAuth, jwtValidation, customResponse, deny, forward, log, redirect, removeHeaders, restrictIps, setVars, urlRewrite,
 ]
 
 export const ACTIONS: ReadonlyMap<string, ActionDefinition> = new Map(ALL.map((a) => [a.type, a]))
