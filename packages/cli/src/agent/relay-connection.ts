@@ -108,15 +108,15 @@ function openWebSocket(url: URL, options: ConnectOptions): Promise<WebSocket> {
       resolve(ws)
     })
     ws.once('unexpected-response', (_req, res) => {
-      fail(new GwError('GW_ERR_RELAY_UNREACHABLE', `${url.origin} answered HTTP ${res.statusCode} instead of accepting the agent; is it a gw relay, and is --relay right?`))
+      fail(new GwError('GW_ERR_RELAY_UNREACHABLE', `${options.relay} answered HTTP ${res.statusCode} instead of accepting the agent; is it a gw relay, and is --relay right?`))
     })
     ws.once('error', (err: NodeJS.ErrnoException) => {
       const code = err.code ?? ''
       if (CERT_ERRORS.has(code)) {
-        fail(new GwError('GW_ERR_RELAY_CERT_UNTRUSTED', `the relay at ${url.origin} presented a certificate this machine does not trust (${code}); ` +
+        fail(new GwError('GW_ERR_RELAY_CERT_UNTRUSTED', `the relay at ${options.relay} presented a certificate this machine does not trust (${code}); ` +
           'pass --relay-ca <path to the relay\'s ca.pem> (the relay prints its path at start-up)', { cause: err }))
       } else {
-        fail(new GwError('GW_ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${url.origin}: ${err.message || code}`, { cause: err }))
+        fail(new GwError('GW_ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${options.relay}: ${err.message || code}; check --relay and that the relay is running`, { cause: err }))
       }
     })
   })

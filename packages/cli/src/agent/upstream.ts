@@ -27,6 +27,10 @@ export function parseUpstream(input: string): Upstream {
     if (port < 1 || port > 65535) throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid port ${value}: a port is 1-65535`)
     url = new URL(port === 443 ? 'https://localhost' : `http://localhost:${port}`)
   } else {
+    const badPort = /:(\d+)\/?$/.exec(value)
+    if (badPort && Number(badPort[1]) > 65535) {
+      throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid port ${badPort[1]} in "${value}": a port is 1-65535`)
+    }
     const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`
     try {
       url = new URL(withScheme)

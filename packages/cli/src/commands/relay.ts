@@ -1,0 +1,85 @@
+import { Command, Flags } from '@oclif/core'
+import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir } from '@gw/relay'
+import { AGENT_PATH } from '@gw/protocol/heads'
+import { createLogger, type LogFormat } from '../output/logger.js'
+import { toCliError } from '../output/cli-error.js'
+
+export default class Relay extends Command {
+  static override summary = 'Run a relay: the public server that agents connect to'
+  static override description = `Serves *.DOMAIN over HTTP and HTTPS and routes each request by its Host to the
+agent that holds the name. Agents connect to ${AGENT_PATH} on the same ports.
+
+On an address other than loopback the relay needs authtokens (--authtoken,
+GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
+
+  static override examples = [
+    '<%= config.bin %> relay --domain tunnel.example.com --authtoken "$(openssl rand -hex 24)"',
+    '<%= config.bin %> relay --domain localhost --host 127.0.0.1 --http-port 8080 --https-port 8443',
+  ]
+
+  static override flags = {
+    domain: Flags.string({ description: 'serve *.DOMAIN, e.g. tunnel.example.com', required: true, env: 'GW_RELAY_DOMAIN' }),
+    host: Flags.string({ description: 'address to listen on', default: RELAY_DEFAULTS.host }),
+    'http-port': Flags.integer({ description: 'HTTP port (0: any free port, -1: off)', default: RELAY_DEFAULTS.httpPort, min: -1, max: 65535 }),
+    'https-port': Flags.integer({ description: 'HTTPS port (0: any free port, -1: off)', default: RELAY_DEFAULTS.httpsPort, min: -1, max: 65535 }),
+    'tls-cert': Flags.string({ description: 'PEM certificate (chain) for *.DOMAIN; generated when omitted', dependsOn: ['tls-key'] }),
+    'tls-key': Flags.string({ description: 'PEM private key for --tls-cert', dependsOn: ['tls-cert'] }),
+    authtoken: Flags.string({ description: 'an authtoken agents may use (repeatable)', multiple: true }),
+    'authtokens-file': Flags.string({ description: 'file with one token per line, or sha256:<hex> for a hashed one' }),
+    'allow-anonymous': Flags.boolean({ description: 'accept agents without a token on a public address', default: false }),
+    'state-dir': Flags.string({ description: `where certificates and name owners are kept (default ${defaultStateDir()})`, env: 'GW_RELAY_STATE_DIR' }),
+    'max-header-size': Flags.integer({ description: 'largest request head in bytes (then 431)', default: RELAY_DEFAULTS.maxHeaderSize, min: 1024 }),
+    'headers-timeout': Flags.integer({ description: 'seconds for a client to send its request head (then 408)', default: RELAY_DEFAULTS.headersTimeout / 1000, min: 1 }),
+    'idle-timeout': Flags.integer({ description: 'seconds a connection may stay silent', default: RELAY_DEFAULTS.idleTimeout / 1000, min: 1 }),
+    'heartbeat-timeout': Flags.integer({ description: 'seconds without a heartbeat answer before an agent counts as gone', default: RELAY_DEFAULTS.heartbeatTimeout / 1000, min: 1 }),
+    'public-http-port': Flags.integer({ description: 'HTTP port to print in public URLs, when a proxy maps it' }),
+    'public-https-port': Flags.integer({ description: 'HTTPS port to print in public URLs, when a proxy maps it' }),
+    'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
+  }
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Relay)
+    const logger = createLogger({ format: flags['log-format'] as LogFormat, level: 'info', component: 'relay' })
+    try {
+      const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
+      const relay = await startRelay({
+        domain: flags.domain,
+        host: flags.host,
+        httpPort: flags['http-port'] === -1 ? false : flags['http-port'],
+        httpsPort: flags['https-port'] === -1 ? false : flags['https-port'],
+        ...(flags['tls-cert'] ? { tlsCert: flags['tls-cert'] } : {}),
+        ...(flags['tls-key'] ? { tlsKey: flags['tls-key'] } : {}),
+        authtokens: [...(flags.authtoken ?? []), ...envTokens],
+        tokenDigests: flags['authtokens-file'] ? parseTokensFile(flags['authtokens-file']) : [],
+        allowAnonymous: flags['allow-anonymous'],
+        ...(flags['state-dir'] ? { stateDir: flags['state-dir'] } : {}),
+        maxHeaderSize: flags['max-header-size'],
+        headersTimeout: flags['headers-timeout'] * 1000,
+        idleTimeout: flags['idle-timeout'] * 1000,
+        heartbeatTimeout: flags['heartbeat-timeout'] * 1000,
+        ...(flags['public-http-port'] ? { publicHttpPort: flags['public-http-port'] } : {}),
+        ...(flags['public-https-port'] ? { publicHttpsPort: flags['public-https-port'] } : {}),
+        log: (level, msg, fields) => logger.log(level, msg, fields),
+      })
+      logger.log('info', 'relay started', {
+        domain: relay.domain,
+        host: relay.host,
+        http_port: relay.httpPort,
+        https_port: relay.httpsPort,
+        agent_path: AGENT_PATH,
+        ca: relay.caCertPath,
+      })
+      if (relay.caCertPath && !flags['tls-cert']) {
+        logger.log('info', 'using a generated certificate; agents and clients trust it with this file', { ca: relay.caCertPath })
+      }
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve)
+        process.once('SIGTERM', resolve)
+      })
+      logger.log('info', 'relay stopping')
+      await relay.close()
+    } catch (err) {
+      throw toCliError(err)
+    }
+  }
+}

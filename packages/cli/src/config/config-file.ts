@@ -1,0 +1,97 @@
+/**
+ * The agent's YAML config file, in ngrok's v3 shape so an ngrok user finds their way:
+ *
+ *   version: 3
+ *   agent: { authtoken, connect_url, relay_ca, web_addr }
+ *   endpoints: [{ name, url, upstream: { url }, traffic_policy }]
+ *
+ * It lives in the platform's config directory (printed by `gw config check`), or where
+ * GW_CONFIG or --config points.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { parseDocument, stringify } from 'yaml'
+import { GwError } from '@gw/protocol/errors'
+
+export interface EndpointConfig {
+  name: string
+  url?: string
+  upstream: { url: string | number; protocol?: string }
+  traffic_policy?: unknown
+  host_header?: string
+}
+
+export interface AgentConfig {
+  version?: number | string
+  agent?: {
+    authtoken?: string
+    connect_url?: string
+    relay_ca?: string
+    web_addr?: string | false
+    inspect_db_size?: number
+  }
+  endpoints?: EndpointConfig[]
+  upstreams?: Record<string, unknown>
+}
+
+export function defaultConfigDir(): string {
+  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'gw')
+  if (process.platform === 'win32') return join(process.env.LOCALAPPDATA ?? join(homedir(), 'AppData', 'Local'), 'gw')
+  return join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'gw')
+}
+
+export function configPath(explicit?: string): string {
+  return explicit ?? process.env.GW_CONFIG ?? join(defaultConfigDir(), 'gw.yml')
+}
+
+export function loadConfig(path: string): AgentConfig {
+  if (!existsSync(path)) return {}
+  const text = readFileSync(path, 'utf8')
+  const doc = parseDocument(text, { prettyErrors: true })
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!
+    const pos = e.linePos?.[0]
+    throw new GwError('GW_ERR_CONFIG', `${path}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`)
+  }
+  const value = doc.toJS() as unknown
+  if (value === null || value === undefined) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new GwError('GW_ERR_CONFIG', `${path}: the config file must be a mapping (version, agent, endpoints), got ${Array.isArray(value) ? 'a list' : typeof value}`)
+  }
+  const config = value as AgentConfig
+  if (config.agent !== undefined && (typeof config.agent !== 'object' || config.agent === null)) {
+    throw new GwError('GW_ERR_CONFIG', `${path}: "agent" must be a mapping`)
+  }
+  if (config.endpoints !== undefined && !Array.isArray(config.endpoints)) {
+    throw new GwError('GW_ERR_CONFIG', `${path}: "endpoints" must be a list`)
+  }
+  return config
+}
+
+export function saveConfig(path: string, config: AgentConfig): void {
+  mkdirSync(dirname(path), { recursive: true })
+  const tmp = `${path}.tmp`
+  // The file holds an authtoken: readable by its owner only.
+  writeFileSync(tmp, stringify({ version: 3, ...config }), { mode: 0o600 })
+  renameSync(tmp, path)
+}
+
+/**
+ * The agent's stable id, kept next to the config file. On an anonymous relay names
+ * belong to it, so a restarted agent gets its name back.
+ */
+export function agentId(configFile: string): string {
+  const file = join(dirname(configFile), 'agent-id')
+  try {
+    const id = readFileSync(file, 'utf8').trim()
+    if (/^[0-9a-f]{32}$/.test(id)) return id
+  } catch { /* made below */ }
+  const id = randomBytes(16).toString('hex')
+  try {
+    mkdirSync(dirname(file), { recursive: true })
+    writeFileSync(file, id, { mode: 0o600 })
+  } catch { /* a read-only home still gets a working, if forgetful, agent */ }
+  return id
+}

@@ -1,0 +1,50 @@
+/**
+ * Everything that watches the agent's traffic: capture, metrics, the agent API with the
+ * web inspector, and the terminal UI. All of it reads the agent's event stream and
+ * status; none of it reaches into the tunnel.
+ */
+import type { Agent } from './agent/agent.js'
+import { startAgentApi, type AgentApi } from './api/server.js'
+import { createCapture } from './inspect/capture.js'
+import { createMetrics } from './inspect/metrics.js'
+
+export interface Inspection {
+  /** The agent API's URL, or undefined when it is turned off. */
+  apiUrl: string | undefined
+  /** Resolves when the user quits the terminal UI. */
+  exited: Promise<void> | undefined
+  close(): Promise<void>
+}
+
+export interface InspectionOptions {
+  agent: Agent
+  /** `host:port`, or false to turn the agent API off. */
+  addr: string | false | undefined
+  capture: { enabled: boolean; bodyLimit: number; dbSize: number }
+  tui: boolean
+}
+
+export async function startInspection(options: InspectionOptions): Promise<Inspection> {
+  const { agent } = options
+  const capture = createCapture(agent.events, options.capture)
+  const metrics = createMetrics(agent.events)
+  let api: AgentApi | undefined
+  if (options.addr !== false) {
+    api = await startAgentApi({
+      ...(options.addr ? { addr: options.addr } : {}),
+      getStatus: () => agent.status(),
+      capture,
+      metrics,
+      events: agent.events,
+      replay: (request, replayOf, tunnel) => agent.replay(request, replayOf, tunnel),
+    })
+  }
+  return {
+    apiUrl: api?.url,
+    exited: undefined,
+    close: async () => {
+      await api?.close()
+      metrics.close()
+    },
+  }
+}

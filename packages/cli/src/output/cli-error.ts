@@ -1,0 +1,19 @@
+/**
+ * Turns any failure into one clear message and a non-zero exit: what was wrong, the
+ * value it got, and what to do, with the stable code. GwErrors carry all of that; other
+ * errors are bugs and keep their stack under DEBUG.
+ */
+import { Errors } from '@oclif/core'
+import { GwError } from '@gw/protocol/errors'
+
+/** Exit codes: 1 for a failure at run time, 2 for bad input (usage). */
+const USAGE_CODES = new Set(['GW_ERR_INVALID_UPSTREAM', 'GW_ERR_INVALID_FLAG', 'GW_ERR_CONFIG', 'GW_ERR_NAME_INVALID', 'GW_ERR_NAME_RESERVED'])
+
+export function toCliError(err: unknown): Errors.CLIError {
+  if (err instanceof Errors.CLIError) return err
+  if (err instanceof GwError) {
+    return new Errors.CLIError(err.message, { code: err.code, exit: USAGE_CODES.has(err.code) ? 2 : 1 })
+  }
+  const e = err as Error
+  return new Errors.CLIError(process.env.DEBUG ? (e.stack ?? String(e)) : e.message || String(e), { exit: 1 })
+}

@@ -1,0 +1,180 @@
+/**
+ * What `gw http` and `gw start` share: reading the config, choosing the relay (or
+ * starting the embedded one), starting the agent, the agent API, and the output, then
+ * staying up until Ctrl-C or a fatal error.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { Flags, type Command } from '@oclif/core'
+import chalk from 'chalk'
+import { GwError } from '@gw/protocol/errors'
+import { startRelay, type Relay } from '@gw/relay'
+import { startAgent, type Agent, type AgentEndpointOptions } from './agent/agent.js'
+import { AgentEvents, type Exchange } from './agent/events.js'
+import { agentId, configPath, loadConfig } from './config/config-file.js'
+import { createLogger, type LogFormat, type LogLevel, type Logger } from './output/logger.js'
+import { startInspection, type Inspection } from './inspection.js'
+
+export const sharedTunnelFlags = {
+  relay: Flags.string({ description: 'relay URL, e.g. https://tunnel.example.com', env: 'GW_RELAY' }),
+  authtoken: Flags.string({ description: 'authtoken for the relay', env: 'GW_AUTHTOKEN' }),
+  'relay-ca': Flags.string({ description: 'PEM file to trust for a relay with a self-signed certificate' }),
+  config: Flags.string({ description: 'config file (default: the platform config dir; also GW_CONFIG)' }),
+  'upstream-tls-verify': Flags.boolean({ description: 'verify the upstream\'s TLS certificate', default: false }),
+  'upstream-timeout': Flags.integer({ description: 'seconds to wait for the upstream\'s response headers before 504', default: 60, min: 1 }),
+  'heartbeat-timeout': Flags.integer({ description: 'seconds without a heartbeat answer before the relay counts as gone', default: 15, min: 1 }),
+  'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
+  'log-level': Flags.string({ description: 'lowest level to log', options: ['debug', 'info', 'warn', 'error'], default: 'info' }),
+  'inspect-addr': Flags.string({ description: 'agent API and web inspector address (default 127.0.0.1:4040, or the next free port)' }),
+  inspect: Flags.boolean({ description: 'capture requests for inspection and replay', default: true, allowNo: true }),
+  'inspect-body-limit': Flags.integer({ description: 'bytes of each body to capture', default: 64 * 1024, min: 0 }),
+  'inspect-db-size': Flags.integer({ description: 'bytes of captured traffic to keep (oldest dropped first)', default: 50 * 1024 * 1024, min: 0 }),
+  tui: Flags.boolean({ description: 'show the terminal UI (default when stdout is a terminal)', allowNo: true }),
+}
+
+export interface TunnelFlags {
+  relay?: string
+  authtoken?: string
+  'relay-ca'?: string
+  config?: string
+  'upstream-tls-verify': boolean
+  'upstream-timeout': number
+  'heartbeat-timeout': number
+  'log-format': string
+  'log-level': string
+  'inspect-addr'?: string
+  inspect: boolean
+  'inspect-body-limit': number
+  'inspect-db-size': number
+  tui?: boolean
+}
+
+export async function runTunnels(command: Command, flags: TunnelFlags, endpoints: AgentEndpointOptions[]): Promise<void> {
+  const file = configPath(flags.config)
+  const config = loadConfig(file)
+  const format = flags['log-format'] as LogFormat
+  const useTui = (flags.tui ?? process.stdout.isTTY === true) && format === 'term'
+  const logger = createLogger({ format, level: flags['log-level'] as LogLevel })
+
+  const relayUrl = flags.relay ?? config.agent?.connect_url
+  const relayCaPath = flags['relay-ca'] ?? config.agent?.relay_ca
+  let relayCa: string | undefined
+  if (relayCaPath) {
+    try {
+      relayCa = readFileSync(relayCaPath, 'utf8')
+    } catch (err) {
+      throw new GwError('GW_ERR_INVALID_FLAG', `--relay-ca ${relayCaPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; give the path of the relay's ca.pem`)
+    }
+  }
+
+  let embedded: Relay | undefined
+  let relay = relayUrl
+  if (!relay) {
+    embedded = await startRelay({
+      host: '127.0.0.1',
+      httpPort: 0,
+      httpsPort: 0,
+      domain: 'localhost',
+      stateDir: join(dirname(file), 'local-relay'),
+    })
+    relay = embedded.httpUrl!
+    relayCa = embedded.caCertPem
+  }
+
+  const events = new AgentEvents()
+  wireLogs(events, logger, useTui)
+
+  let agent: Agent
+  try {
+    agent = await startAgent({
+      relay,
+      ...(flags.authtoken ?? config.agent?.authtoken ? { authtoken: flags.authtoken ?? config.agent?.authtoken } : {}),
+      ...(relayCa ? { relayCa } : {}),
+      agentId: agentId(file),
+      endpoints,
+      events,
+      embedded: embedded !== undefined,
+      heartbeatTimeout: flags['heartbeat-timeout'] * 1000,
+      responseTimeout: flags['upstream-timeout'] * 1000,
+      upstreamTlsVerify: flags['upstream-tls-verify'],
+    })
+  } catch (err) {
+    await embedded?.close()
+    throw err
+  }
+
+  let inspection: Inspection | undefined
+  try {
+    inspection = await startInspection({
+      agent,
+      addr: flags['inspect-addr'] ?? (config.agent?.web_addr === false ? false : config.agent?.web_addr),
+      capture: { enabled: flags.inspect, bodyLimit: flags['inspect-body-limit'], dbSize: flags['inspect-db-size'] },
+      tui: useTui,
+    })
+  } catch (err) {
+    await agent.close()
+    await embedded?.close()
+    throw err
+  }
+
+  if (format === 'term') {
+    if (!useTui) printBanner(command, agent, embedded, inspection)
+  } else {
+    for (const tunnel of agent.tunnels) {
+      for (const url of tunnel.publicUrls) logger.log('info', 'started tunnel', { name: tunnel.name, url, addr: tunnel.upstream })
+    }
+    if (embedded) logger.log('info', 'local relay: reachable from this machine only; pass --relay <url> to use a real one', { relay: embedded.httpUrl, ca: embedded.caCertPath })
+    if (inspection?.apiUrl) logger.log('info', 'agent API', { url: inspection.apiUrl })
+  }
+
+  const stop = async (): Promise<void> => {
+    await inspection?.close()
+    await agent.close()
+    await embedded?.close()
+  }
+  const fatal = await new Promise<GwError | undefined>((resolve) => {
+    const onSignal = (): void => resolve(undefined)
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    void agent.done.then(resolve)
+    void inspection?.exited?.then(() => resolve(undefined))
+  })
+  await stop()
+  if (fatal) throw fatal
+}
+
+function printBanner(command: Command, agent: Agent, embedded: Relay | undefined, inspection: Inspection | undefined): void {
+  const lines: string[] = ['']
+  const status = agent.status()
+  lines.push(`${chalk.bold('gw')} ${status.version}   ${chalk.green('online')}`)
+  if (embedded) {
+    lines.push(chalk.yellow(`Relay       local relay on ${embedded.httpUrl} (this machine only)`))
+    lines.push(chalk.gray('            to share publicly, run a relay (gw relay) and pass --relay <url>'))
+    lines.push(chalk.gray(`            https uses a local CA: ${embedded.caCertPath}`))
+  } else {
+    lines.push(`Relay       ${status.relay}`)
+  }
+  if (inspection?.apiUrl) lines.push(`Agent API   ${inspection.apiUrl}`)
+  for (const tunnel of agent.tunnels) {
+    for (const url of tunnel.publicUrls) lines.push(`Forwarding  ${chalk.cyan(url)} → ${tunnel.upstream}`)
+  }
+  lines.push('')
+  command.log(lines.join('\n'))
+}
+
+function wireLogs(events: AgentEvents, logger: Logger, tui: boolean): void {
+  events.on('log', ({ level, msg, fields }) => {
+    if (!tui) logger.log(level, msg, fields)
+  })
+  if (tui || !logger.enabled('info')) return
+  events.on('exchange:start', () => {})
+  events.on('exchange:end', (x: Exchange) => {
+    const ms = x.timing.endAt !== undefined ? Math.round(x.timing.endAt - x.timing.agentReceivedAt) : undefined
+    logger.log('info', `${x.request.method} ${x.request.target}`, {
+      status: x.response?.status ?? x.verdict?.status,
+      duration_ms: ms,
+      ...(x.error ? { error: x.error.code } : {}),
+      ...(x.replayOf ? { replay_of: x.replayOf } : {}),
+    })
+  })
+}
