@@ -8,6 +8,7 @@ import { deny } from './deny.js'
 import { forward } from './forward.js'
 import { jwtValidation } from './jwt-validation.js'
 import { log } from './log.js'
+import { oidc } from './oidc.js'
 import { redirect } from './redirect.js'
 import { removeHeaders } from './remove-headers.js'
 import { restrictIps } from './restrict-ips.js'
@@ -15,7 +16,7 @@ import { setVars } from './set-vars.js'
 import { urlRewrite } from './url-rewrite.js'
 
 const ALL: readonly ActionDefinition[] = [
-  addHeaders, apiKey, basicAuth, jwtValidation, customResponse, deny, forward, log, redirect, removeHeaders, restrictIps, setVars, urlRewrite,
+  addHeaders, apiKey, basicAuth, jwtValidation, customResponse, deny, forward, log, oidc, redirect, removeHeaders, restrictIps, setVars, urlRewrite,
 ]
 
 export const ACTIONS: ReadonlyMap<string, ActionDefinition> = new Map(ALL.map((a) => [a.type, a]))

@@ -1,0 +1,159 @@
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import Provider from 'oidc-provider'
+import { compilePolicy } from '@gw/cli/policy/index'
+import { startGateway, startEchoUpstream, type Gateway } from './gateway.js'
+
+let idpServer: Server
+let issuer: string
+let gateway: Gateway
+let upstream: Awaited<ReturnType<typeof startEchoUpstream>>
+let now = Date.now()
+
+before(async () => {
+  idpServer = createServer()
+  await new Promise<void>((r) => idpServer.listen(0, '127.0.0.1', r))
+  issuer = `http://127.0.0.1:${(idpServer.address() as AddressInfo).port}`
+  upstream = await startEchoUpstream()
+  // The gateway must exist before the client is registered (its URL is the redirect URI),
+  // so the policy is compiled first and the provider is set up after.
+  const policy = compilePolicy({ on_http_request: [
+    { actions: [{ type: 'oidc', config: {
+      issuer_url: issuer, client_id: 'gw-test', client_secret: 'gw-test-secret', scopes: ['openid', 'email', 'profile'],
+      max_session_duration: '2h', idle_session_timeout: '30m', cookie_secret: 'test-secret',
+    } }] },
+    { expressions: ["!actions.ngrok.oidc.identity.email.endsWith('@example.test')"], actions: [{ type: 'deny' }] },
+  ] }, { now: () => now })
+  gateway = await startGateway(policy, upstream.url)
+  const provider = new Provider(issuer, {
+    clients: [{
+      client_id: 'gw-test', client_secret: 'gw-test-secret', redirect_uris: [`${gateway.url}/_gw/oidc/callback`],
+      grant_types: ['authorization_code'], response_types: ['code'],
+    }],
+    async findAccount(_ctx: unknown, id: string) {
+      return { accountId: id, async claims() { return { sub: id, email: `${id}@example.test`, email_verified: true, name: `User ${id}` } } }
+    },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    cookies: { keys: ['oidc-test-cookie-key'] },
+    features: { devInteractions: { enabled: true } },
+  })
+  idpServer.on('request', provider.callback())
+})
+
+after(async () => {
+  await gateway.close()
+  await upstream.close()
+  idpServer.closeAllConnections()
+  await new Promise<void>((r) => idpServer.close(() => r()))
+})
+
+/** A browser, reduced: a cookie jar per host:port and manual redirects. */
+class Browser {
+  jar = new Map<string, Map<string, string>>()
+  trail: string[] = []
+
+  private cookiesFor(url: URL): string {
+    return [...(this.jar.get(url.host) ?? new Map()).entries()].map(([k, v]) => `${k}=${v}`).join('; ')
+  }
+
+  private store(url: URL, res: Response): void {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = line.split(';')
+      const eq = pair!.indexOf('=')
+      const name = pair!.slice(0, eq).trim()
+      const value = pair!.slice(eq + 1).trim()
+      const jar = this.jar.get(url.host) ?? new Map<string, string>()
+      this.jar.set(url.host, jar)
+      const expired = attrs.some((a) => /max-age=0\b/i.test(a.trim())) || value === ''
+      if (expired) jar.delete(name)
+      else jar.set(name, value)
+    }
+  }
+
+  async fetch(input: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+    let url = new URL(input)
+    let method = init.method ?? 'GET'
+    let body = init.body
+    let headers = init.headers ?? {}
+    for (let hops = 0; hops < 20; hops++) {
+      this.trail.push(`${method} ${url.href}`)
+      const res = await fetch(url, { method, body, redirect: 'manual', headers: { ...headers, cookie: this.cookiesFor(url), accept: 'text/html' } })
+      this.store(url, res)
+      const location = res.headers.get('location')
+      if (res.status >= 300 && res.status < 400 && location) {
+        await res.arrayBuffer()
+        url = new URL(location, url)
+        method = 'GET'
+        body = undefined
+        headers = {}
+        continue
+      }
+      return res
+    }
+    throw new Error(`too many redirects: ${this.trail.join(' -> ')}`)
+  }
+
+  /** Submit the first form on an HTML page, with its hidden fields and `fields`. */
+  async submit(page: Response, pageUrl: string, fields: Record<string, string>): Promise<Response> {
+    const html = await page.text()
+    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1]
+    assert.ok(action, `no form on the page: ${html.slice(0, 200)}`)
+    const form = new URLSearchParams()
+    for (const m of html.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)) form.set(m[1]!, m[2]!)
+    for (const [k, v] of Object.entries(fields)) form.set(k, v)
+    return this.fetch(new URL(action.replace(/&amp;/g, '&'), pageUrl).href, {
+      method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    })
+  }
+}
+
+test('OIDC login: the whole redirect dance against oidc-provider, then the identity reaches the upstream', async () => {
+  const browser = new Browser()
+  // 1. Not logged in: the gateway redirects to the provider, which shows its login form.
+  let res = await browser.fetch(`${gateway.url}/dashboard?tab=2`)
+  assert.equal(res.status, 200)
+  assert.ok(browser.trail.some((t) => t.includes(`${issuer}/auth?`) && t.includes('code_challenge_method=S256')), browser.trail.join('\n'))
+  // 2. Log in, 3. consent; the provider redirects back to the callback, which sets the
+  // session and returns to the original URL, which the upstream answers.
+  res = await browser.submit(res, browser.trail.at(-1)!.split(' ')[1]!, { login: 'alice', password: 'any' })
+  if ((res.headers.get('content-type') ?? '').includes('text/html')) {
+    res = await browser.submit(res, browser.trail.at(-1)!.split(' ')[1]!, {})
+  }
+  assert.equal(res.status, 200, browser.trail.join('\n'))
+  const echoed = (await res.json()) as { url: string; headers: Record<string, string> }
+  assert.equal(echoed.url, '/dashboard?tab=2')
+  assert.equal(echoed.headers['x-gw-oidc-sub'], 'alice')
+  assert.equal(echoed.headers['x-gw-oidc-email'], 'alice@example.test')
+  assert.equal(echoed.headers['x-gw-oidc-name'], 'User alice')
+  assert.ok(!(echoed.headers['cookie'] ?? '').includes('gw_oidc'), 'the session cookie is not passed upstream')
+  assert.ok(browser.trail.some((t) => t.includes('/_gw/oidc/callback?code=')))
+
+  // The session works for the next request without the provider, and forged identity headers are dropped.
+  browser.trail = []
+  res = await browser.fetch(`${gateway.url}/again`, { headers: { 'x-gw-oidc-email': 'mallory@evil.test' } })
+  const again = (await res.json()) as { headers: Record<string, string> }
+  assert.equal(again.headers['x-gw-oidc-email'], 'alice@example.test')
+  assert.equal(browser.trail.length, 1)
+
+  // Idle timeout: after 31 minutes without a request, the session is over.
+  now += 31 * 60_000
+  browser.trail = []
+  res = await browser.fetch(`${gateway.url}/later`)
+  assert.ok(browser.trail.some((t) => t.startsWith(`GET ${issuer}/auth?`)), 'idle session sends the user to log in again')
+  await res.arrayBuffer()
+})
+
+test('OIDC: a non-browser request without a session gets 401; logout clears the cookie; a forged state is refused', async () => {
+  let res = await fetch(`${gateway.url}/api`, { method: 'POST', body: '{}' })
+  assert.equal(res.status, 401)
+  await res.arrayBuffer()
+  res = await fetch(`${gateway.url}/_gw/oidc/logout`, { redirect: 'manual' })
+  assert.equal(res.status, 302)
+  assert.match(res.headers.getSetCookie().join('\n'), /gw_oidc=; .*Max-Age=0/)
+  await res.arrayBuffer()
+  res = await fetch(`${gateway.url}/_gw/oidc/callback?code=x&state=forged`, { redirect: 'manual' })
+  assert.equal(res.status, 400)
+  await res.arrayBuffer()
+})
