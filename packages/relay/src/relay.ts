@@ -39,6 +39,8 @@ export interface Relay {
   readonly agentCount: number
   /** Names with a connected agent. */
   onlineNames(): string[]
+  /** Streams open across all agent links; 0 when no request is in flight. */
+  openStreams(): number
   close(): Promise<void>
 }
 
@@ -87,6 +89,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       return core.links.size
     },
     onlineNames: () => [...core.online.keys()],
+    openStreams: () => {
+      let n = 0
+      // The control stream of each admitted agent stays open for the link's life.
+      for (const link of core.links) n += link.session.streamCount - (link.hello ? 1 : 0)
+      return n
+    },
     close: async () => {
       core.closeAll()
       await Promise.all(servers.map(({ server }) => closeServer(server)))

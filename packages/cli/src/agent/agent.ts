@@ -58,6 +58,8 @@ export interface Agent {
   readonly events: AgentEvents
   readonly tunnels: TunnelInfo[]
   status(): AgentStatus
+  /** Request streams open now (the control stream not counted). */
+  openStreams(): number
   replay(request: ReplayRequest, replayOf: string, tunnel: string): Promise<void>
   /** Resolves when the agent stops for good: with the fatal error, or undefined after close(). */
   readonly done: Promise<GwError | undefined>
@@ -245,6 +247,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       return tunnelInfos()
     },
     status: () => ({ ...state, tunnels: tunnelInfos() }),
+    openStreams: () => (current ? current.session.streamCount - 1 : 0),
     replay: (request, replayOf, tunnel) => {
       const endpoint = endpoints.find((e) => e.name === tunnel) ?? endpoints[0]!
       return replayRequest(request, replayOf, endpoint, shared)

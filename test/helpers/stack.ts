@@ -1,0 +1,172 @@
+/**
+ * A real relay, a real agent and a real upstream on 127.0.0.1, each on port 0, for
+ * end-to-end tests. Nothing is mocked: requests go through sockets, TLS (with a CA
+ * made for the run) and the yamux multiplexer.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { startRelay, type Relay, type RelayOptions } from '@gw/relay'
+import { startAgent, type Agent, type AgentOptions } from '@gw/cli/agent/agent'
+
+export const GW_BIN = fileURLToPath(new URL('../../../packages/cli/bin/run.js', import.meta.url))
+
+export function tempDir(prefix = 'gw-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void
+
+export interface Upstream {
+  server: Server
+  port: number
+  url: string
+  close(): Promise<void>
+}
+
+export async function startUpstream(handler: Handler, host = '127.0.0.1'): Promise<Upstream> {
+  const server = createServer({ keepAliveTimeout: 10_000, maxHeaderSize: 1024 * 1024 }, handler)
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
+  const port = (server.address() as AddressInfo).port
+  return {
+    server,
+    port,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+export interface Stack {
+  relay: Relay
+  agent: Agent
+  upstream: Upstream
+  /** The public name the agent got. */
+  name: string
+  /** Host header for the tunnel. */
+  host: string
+  /** http://127.0.0.1:<relay http port> */
+  httpOrigin: string
+  httpsOrigin: string
+  close(): Promise<void>
+}
+
+export async function startStack(
+  handler: Handler,
+  options: { relay?: Partial<RelayOptions>; agent?: Partial<AgentOptions>; upstreamHost?: string } = {},
+): Promise<Stack> {
+  const upstream = await startUpstream(handler, options.upstreamHost)
+  const stateDir = tempDir()
+  const relay = await startRelay({
+    host: '127.0.0.1',
+    httpPort: 0,
+    httpsPort: 0,
+    domain: 'localhost',
+    stateDir,
+    ...options.relay,
+  })
+  const agent = await startAgent({
+    relay: relay.httpUrl!,
+    endpoints: [{ upstream: upstream.url }],
+    ...options.agent,
+  })
+  const name = agent.tunnels[0]!.publicName
+  return {
+    relay,
+    agent,
+    upstream,
+    name,
+    host: `${name}.localhost`,
+    httpOrigin: relay.httpUrl!,
+    httpsOrigin: relay.httpsUrl!,
+    close: async () => {
+      await agent.close()
+      await relay.close()
+      await upstream.close()
+      rmSync(stateDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Poll until `check` is true, or fail after `ms` (correctness bound, not a speed test). */
+export async function waitFor(check: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+export interface Spawned {
+  child: ChildProcess
+  /** Every stdout line so far. */
+  lines: string[]
+  /** Wait for a stdout line matching `test`; returns it. */
+  waitForLine(test: (line: string) => boolean, ms?: number): Promise<string>
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>
+  stderr(): string
+  kill(signal?: NodeJS.Signals): void
+}
+
+/** Run the real `gw` binary. */
+export function spawnGw(args: string[], env: Record<string, string> = {}): Spawned {
+  const child = spawn(process.execPath, [GW_BIN, ...args], {
+    env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: string[] = []
+  let err = ''
+  const waiters: Array<{ test: (l: string) => boolean; resolve: (l: string) => void }> = []
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line)
+    for (const w of [...waiters]) {
+      if (w.test(line)) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(line)
+      }
+    }
+  })
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString()
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  return {
+    child,
+    lines,
+    exited,
+    stderr: () => err,
+    kill: (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal)
+    },
+    waitForLine: (test, ms = 15_000) => {
+      const found = lines.find(test)
+      if (found) return Promise.resolve(found)
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching line within ${ms} ms; stdout:\n${lines.join('\n')}\nstderr:\n${err}`)), ms)
+        waiters.push({ test, resolve: (l) => { clearTimeout(timer); resolve(l) } })
+        void exited.then((code) => {
+          clearTimeout(timer)
+          reject(new Error(`gw exited (${code}) before the line appeared; stdout:\n${lines.join('\n')}\nstderr:\n${err}`))
+        })
+      })
+    },
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (for a process that must come back on the same port). */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
