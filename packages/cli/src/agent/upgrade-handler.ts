@@ -16,6 +16,7 @@ import type { Stream } from '@gw/protocol/mux/index'
 import type { Exchange } from './events.js'
 import { respondError, upstreamHeaders, type EndpointRuntime, type HandlerShared } from './request-handler.js'
 import { upstreamErrorCode } from './upstream-errors.js'
+import { loopbackAwareLookup } from './upstream.js'
 import { countWebSocketFrames } from './websocket-frames.js'
 
 export function handleUpgrade(stream: Stream, reader: MessageReader, head: RequestHead, endpoint: EndpointRuntime, shared: HandlerShared): void {
@@ -63,6 +64,7 @@ export function handleUpgrade(stream: Stream, reader: MessageReader, head: Reque
     path: head.target,
     headers,
     setHost: false,
+    lookup: loopbackAwareLookup as never,
     rejectUnauthorized: shared.tlsVerify,
     timeout: shared.responseTimeout,
   })

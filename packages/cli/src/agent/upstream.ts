@@ -6,6 +6,7 @@
  * in ngrok). `localhost` must work whether the service listens on ::1 or 127.0.0.1, so
  * connections try every address the name resolves to (autoSelectFamily).
  */
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns'
 import { Agent as UndiciAgent } from 'undici'
 import { GwError } from '@gw/protocol/errors'
 
@@ -51,6 +52,24 @@ export function parseUpstream(input: string): Upstream {
   return { origin: url.origin, url, tls, hostname, port }
 }
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
+
+/**
+ * DNS lookup in which `localhost` is always both loopback addresses. Many machines'
+ * /etc/hosts map it to 127.0.0.1 alone, so a dev server listening on ::1 (Vite, Node
+ * 18+ by default) would be unreachable; with both, happy eyeballs tries each.
+ */
+export function loopbackAwareLookup(hostname: string, options: LookupOneOptions | LookupAllOptions, callback: LookupCallback): void {
+  if (hostname.toLowerCase() !== 'localhost') {
+    dnsLookup(hostname, options as LookupAllOptions, callback as never)
+    return
+  }
+  const all: LookupAddress[] = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]
+  const wanted = options.family === 4 || options.family === 6 ? all.filter((a) => a.family === options.family) : all
+  if ((options as LookupAllOptions).all) callback(null, wanted)
+  else callback(null, wanted[0]!.address, wanted[0]!.family)
+}
+
 export interface UpstreamClientOptions {
   /** Verify the upstream's TLS certificate. Off by default, as in ngrok: it is your own service. */
   tlsVerify: boolean
@@ -67,6 +86,7 @@ export function createUpstreamDispatcher(options: UpstreamClientOptions): Undici
       rejectUnauthorized: options.tlsVerify,
       autoSelectFamily: true,
       autoSelectFamilyAttemptTimeout: 250,
+      lookup: loopbackAwareLookup,
       timeout: Math.min(options.responseTimeout, 10_000),
     },
     headersTimeout: options.responseTimeout,
