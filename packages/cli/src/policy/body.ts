@@ -51,3 +51,33 @@ export async function bufferRequestBody(req: { body: Readable; rawHeaders: strin
   if (data !== undefined) replaceBody(req, data)
   return data
 }
+
+/**
+ * Read up to `limit` bytes of a response body. Over the cap nothing is lost: the result
+ * is a stream that replays what was read and continues with the rest, so the response
+ * can pass through untransformed.
+ */
+export async function readUpTo(body: Readable, limit: number): Promise<{ data: Buffer } | { stream: Readable }> {
+  const chunks: Buffer[] = []
+  let total = 0
+  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>
+  for (;;) {
+    const r = await it.next()
+    if (r.done) return { data: Buffer.concat(chunks, total) }
+    const buf = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value)
+    chunks.push(buf)
+    total += buf.length
+    if (total > limit) {
+      return {
+        stream: Readable.from((async function* replay() {
+          yield* chunks
+          for (;;) {
+            const next = await it.next()
+            if (next.done) return
+            yield next.value
+          }
+        })()),
+      }
+    }
+  }
+}

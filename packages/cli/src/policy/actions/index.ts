@@ -3,20 +3,28 @@ import type { ActionDefinition } from '../action.js'
 import { addHeaders } from './add-headers.js'
 import { apiKey } from './api-key.js'
 import { basicAuth } from './basic-auth.js'
+import { circuitBreaker } from './circuit-breaker.js'
+import { compressResponse } from './compress-response.js'
 import { customResponse } from './custom-response.js'
 import { deny } from './deny.js'
 import { forward } from './forward.js'
 import { jwtValidation } from './jwt-validation.js'
 import { log } from './log.js'
 import { oidc } from './oidc.js'
+import { rateLimit } from './rate-limit.js'
 import { redirect } from './redirect.js'
 import { removeHeaders } from './remove-headers.js'
 import { restrictIps } from './restrict-ips.js'
 import { setVars } from './set-vars.js'
+import { soap } from './soap.js'
+import { transformBody } from './transform-body.js'
 import { urlRewrite } from './url-rewrite.js'
+import { validateRequest } from './validate-request.js'
+import { verifyWebhook } from './verify-webhook.js'
 
 const ALL: readonly ActionDefinition[] = [
-  addHeaders, apiKey, basicAuth, jwtValidation, customResponse, deny, forward, log, oidc, redirect, removeHeaders, restrictIps, setVars, urlRewrite,
+  addHeaders, apiKey, basicAuth, circuitBreaker, compressResponse, customResponse, deny, forward, jwtValidation, log, oidc,
+  rateLimit, redirect, removeHeaders, restrictIps, setVars, soap, transformBody, urlRewrite, validateRequest, verifyWebhook,
 ]
 
 export const ACTIONS: ReadonlyMap<string, ActionDefinition> = new Map(ALL.map((a) => [a.type, a]))
