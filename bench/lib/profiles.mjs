@@ -1,0 +1,36 @@
+// Sizes per profile. `full` is the issue's scenario as written; `quick` keeps every
+// scenario but shortens them to fit 2 minutes; `smoke` only proves the harness works.
+import { GiB, MiB } from './format.mjs'
+
+export const PROFILES = {
+  full: {
+    name: 'full',
+    s1Duration: 10,
+    s2Duration: 10, s2Rate: 1000,
+    bulkBytes: GiB,
+    s4Count: 10_000, s4DelayMs: 1000, s4TimeoutMs: 60_000, s4LtTimeoutMs: 15_000,
+    s5Agents: 1000, s5Procs: 4, s5SettleMs: 3000,
+    s6Seconds: 30,
+    s7Bytes: GiB, s7MaxMs: 20_000,
+  },
+  quick: {
+    name: 'quick',
+    s1Duration: 3,
+    s2Duration: 3, s2Rate: 1000,
+    bulkBytes: 256 * MiB,
+    s4Count: 10_000, s4DelayMs: 1000, s4TimeoutMs: 30_000, s4LtTimeoutMs: 4000,
+    s5Agents: 1000, s5Procs: 4, s5SettleMs: 1500,
+    s6Seconds: 4,
+    s7Bytes: 256 * MiB, s7MaxMs: 3000,
+  },
+  smoke: {
+    name: 'smoke',
+    s1Duration: 1,
+    s2Duration: 1, s2Rate: 200,
+    bulkBytes: MiB,
+    s4Count: 100, s4DelayMs: 200, s4TimeoutMs: 10_000, s4LtTimeoutMs: 2000,
+    s5Agents: 10, s5Procs: 1, s5SettleMs: 200,
+    s6Seconds: 1,
+    s7Bytes: MiB, s7MaxMs: 1000,
+  },
+}

@@ -1,0 +1,36 @@
+// One or many gw agents in one process, started through the programmatic API.
+// argv: <relayHttpUrl> <upstreamUrl> <namePrefix> <count> [caFile]
+// With count 1 the endpoint is named exactly <namePrefix>; with more, <namePrefix>-<i>.
+import { readFileSync } from 'node:fs'
+
+const [relayUrl, upstream, prefix, countArg, caFile] = process.argv.slice(2)
+const count = Number(countArg ?? 1)
+const relayCa = caFile ? readFileSync(caFile, 'utf8') : undefined
+const agents = []
+try {
+  const mod = await import('@gw/cli/agent/agent')
+  if (typeof mod.startAgent !== 'function') throw new Error('@gw/cli/agent/agent has no startAgent export yet')
+  // Connect in small batches: a thousand handshakes at once measure the relay's accept
+  // queue, not its idle cost.
+  for (let i = 0; i < count; i += 50) {
+    const batch = []
+    for (let j = i; j < Math.min(count, i + 50); j++) {
+      const name = count === 1 ? prefix : `${prefix}-${j}`
+      // `publicName` is the name asked of the relay; `name` is the agent's own label for it.
+      batch.push(mod.startAgent({ relay: relayUrl, endpoints: [{ name, publicName: name, upstream }], relayCa }))
+    }
+    agents.push(...(await Promise.all(batch)))
+  }
+} catch (err) {
+  process.send?.({ type: 'unavailable', reason: String(err?.message ?? err).split('\n')[0] })
+  process.exit(0)
+}
+process.send?.({ type: 'ready', count: agents.length, urls: agents[0]?.tunnels?.[0]?.publicUrls ?? [] })
+process.on('message', (m) => {
+  if (m?.type === 'gc') globalThis.gc?.()
+  if (m?.type === 'heap') process.send?.({ type: 'heap', ...process.memoryUsage() })
+})
+process.on('disconnect', async () => {
+  await Promise.race([Promise.all(agents.map((a) => a.close())), new Promise((r) => setTimeout(r, 2000))]).catch(() => {})
+  process.exit(0)
+})

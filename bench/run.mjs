@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// gw's benchmark harness: `npm run bench [-- --quick | --smoke] [--only 1,3] [--paths direct,gw-http] [--out DIR]`.
+// Starts one upstream and every path in front of it, runs the scenarios in order, prints a
+// table per scenario and writes the raw figures. See bench/README.md.
+import { parseArgs } from 'node:util'
+import { join } from 'node:path'
+import os from 'node:os'
+import { benchDir, stopAll, stopChild } from './lib/children.mjs'
+import { machineInfo } from './lib/machine.mjs'
+import { PATH_NAMES, startPaths, startUpstream } from './lib/paths.mjs'
+import { PROFILES } from './lib/profiles.mjs'
+import { textTable, writeResults } from './lib/report.mjs'
+import s1 from './scenarios/s1-small-requests.mjs'
+import s2 from './scenarios/s2-fixed-rate.mjs'
+import s3 from './scenarios/s3-bulk.mjs'
+import s4 from './scenarios/s4-many-in-flight.mjs'
+import s5 from './scenarios/s5-many-tunnels.mjs'
+import s6 from './scenarios/s6-slow-reader.mjs'
+import s7 from './scenarios/s7-mux.mjs'
+import s8 from './scenarios/s8-policy-cost.mjs'
+
+const SCENARIOS = [s1, s2, s3, s4, s5, s6, s7, s8]
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    paths: { type: 'string' },
+    out: { type: 'string' },
+    quiet: { type: 'boolean', default: false },
+  },
+})
+
+const profile = PROFILES[values.smoke ? 'smoke' : values.quick ? 'quick' : 'full']
+const only = values.only ? new Set(values.only.split(',').map(Number)) : undefined
+const scenarios = SCENARIOS.filter((s) => !only || only.has(s.id))
+const pathNames = values.paths ? values.paths.split(',').filter((p) => PATH_NAMES.includes(p)) : PATH_NAMES
+if (!pathNames.includes('direct')) pathNames.unshift('direct') // every ratio needs it
+const outDir = values.out ?? join(benchDir, 'results')
+const log = values.quiet ? () => {} : (msg) => process.stderr.write(`${msg}\n`)
+
+const startedAt = new Date()
+const run = { profile: profile.name, startedAt: startedAt.toISOString(), seconds: 0, machine: machineInfo(), sizes: profile, paths: {}, results: {} }
+
+let upstream
+let stack
+const shutdown = async () => {
+  await stack?.close().catch(() => {})
+  if (upstream) await stopChild(upstream.child)
+  await stopAll()
+}
+process.once('SIGINT', () => { shutdown().finally(() => process.exit(130)) })
+
+try {
+  log(`gw bench: profile ${profile.name}, ${run.machine.cores} × ${run.machine.cpuModel}, Node ${run.machine.node}`)
+  upstream = await startUpstream()
+  stack = await startPaths(upstream, pathNames)
+  for (const t of stack.targets.values()) {
+    run.paths[t.name] = t.available ? { available: true, port: t.port, host: t.host, processes: t.procs.map((p) => p.role) } : { available: false, reason: t.reason }
+    log(`  path ${t.name}: ${t.available ? `127.0.0.1:${t.port} Host ${t.host}` : `unavailable (${t.reason})`}`)
+  }
+  for (const s of scenarios) {
+    log(`\nscenario ${s.id}: ${s.title}`)
+    const began = performance.now()
+    let result
+    try {
+      result = await s.run({ targets: stack.targets, upstream, profile, log })
+    } catch (err) {
+      result = { rows: [], verdicts: [], error: err.stack ?? String(err) }
+    }
+    result.seconds = (performance.now() - began) / 1000
+    run.results[s.id] = result
+    console.log(`\n${textTable(s, result)}`)
+  }
+} finally {
+  await shutdown()
+}
+run.seconds = (Date.now() - startedAt.getTime()) / 1000
+run.machine.loadAverageAtEnd = os.loadavg().map((l) => Math.round(l * 100) / 100)
+const { jsonPath, mdPath } = writeResults(outDir, run, scenarios)
+console.log(`\n${Math.round(run.seconds)} s. Raw figures: ${jsonPath}; tables: ${mdPath}`)

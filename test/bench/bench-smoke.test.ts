@@ -1,0 +1,64 @@
+/**
+ * Runs the benchmark harness end to end with tiny sizes (`--smoke`) so it cannot rot.
+ * It asserts only that every scenario ran and produced figures, never how fast anything
+ * was: speed belongs to `npm run bench`, where every figure is a ratio in one run.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+
+interface Row { path: string; unavailable?: string; [figure: string]: unknown }
+interface Result { rows: Row[]; verdicts: unknown[]; error?: string }
+interface Run { profile: string; machine: { cpuModel: string; cores: number; node: string }; results: Record<string, Result> }
+
+function figures(row: Row): number[] {
+  return Object.entries(row)
+    .filter(([key, value]) => key !== 'path' && typeof value === 'number' && Number.isFinite(value))
+    .map(([, value]) => value as number)
+}
+
+test('bench --smoke runs all eight scenarios and reports figures for each', { timeout: 55_000 }, async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'gw-bench-smoke-'))
+  t.after(() => rmSync(out, { recursive: true, force: true }))
+
+  const child = spawn(process.execPath, ['bench/run.mjs', '--smoke', '--quiet', '--out', out], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => { output += d })
+  child.stderr.on('data', (d: Buffer) => { output += d })
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  assert.equal(code, 0, output)
+
+  const json = readdirSync(out).find((f) => f.endsWith('-smoke.json'))
+  assert.ok(json, `no results file in ${out}: ${readdirSync(out).join(', ')}`)
+  assert.ok(readdirSync(out).includes('latest.md'))
+  const run = JSON.parse(readFileSync(join(out, json), 'utf8')) as Run
+  assert.equal(run.profile, 'smoke')
+  assert.ok(run.machine.cpuModel && run.machine.cores > 0 && run.machine.node.startsWith('v'))
+
+  for (const id of ['1', '2', '3', '4', '5', '6', '7', '8']) {
+    const result = run.results[id]
+    assert.ok(result, `scenario ${id} did not run`)
+    assert.equal(result.error, undefined, `scenario ${id} threw: ${result.error}`)
+    assert.ok(result.rows.length > 0, `scenario ${id} has no rows`)
+    for (const row of result.rows) {
+      // A path that is not built yet says why; anything else must carry numbers.
+      if (row.unavailable !== undefined) assert.ok(row.unavailable.length > 0, `scenario ${id} ${row.path}: empty reason`)
+      else assert.ok(figures(row).length > 0, `scenario ${id} ${row.path}: no figures in ${JSON.stringify(row)}`)
+    }
+  }
+  // The reference paths need nothing from gw, so they must always produce figures.
+  for (const id of ['1', '2', '3', '4', '6']) {
+    for (const path of ['direct', 'localtunnel']) {
+      const row = run.results[id]!.rows.find((r) => r.path === path)
+      assert.ok(row && row.unavailable === undefined, `scenario ${id}: ${path} is unavailable: ${row?.unavailable}`)
+    }
+  }
+  assert.ok(run.results['7']!.rows.some((r) => r.path === 'raw ws' && figures(r).length > 0))
+})
