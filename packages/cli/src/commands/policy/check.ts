@@ -1,0 +1,45 @@
+import { Args, Command, Errors, Flags } from '@oclif/core'
+import { PolicyError, readPolicyFile, compilePolicy } from '../../policy/index.js'
+import { toCliError } from '../../output/cli-error.js'
+
+export default class PolicyCheck extends Command {
+  static override summary = 'Validate a traffic policy file without starting anything'
+  static override description = `Reads a traffic policy (YAML or JSON, ngrok's format), checks every rule, expression
+and action config, and reports the first problem with its file, line and column and the
+allowed values. Exits 0 when the policy is valid, 2 when it is not.`
+
+  static override examples = ['<%= config.bin %> policy check policy.yml', '<%= config.bin %> policy check policy.json --json']
+
+  static override args = {
+    file: Args.string({ required: true, description: 'the policy file' }),
+  }
+
+  static override flags = {
+    json: Flags.boolean({ description: 'print the result as JSON' }),
+  }
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(PolicyCheck)
+    try {
+      const { value, source } = readPolicyFile(args.file)
+      const policy = compilePolicy(value, { source })
+      await policy.close()
+      const doc = (value ?? {}) as Record<string, unknown[] | undefined>
+      const count = (phase: string) => (Array.isArray(doc[phase]) ? doc[phase]!.length : 0)
+      if (flags.json) {
+        this.log(JSON.stringify({ valid: true, file: args.file, rules: { on_http_request: count('on_http_request'), on_http_response: count('on_http_response') } }))
+      } else {
+        this.log(`${args.file}: valid traffic policy (${count('on_http_request')} on_http_request rules, ${count('on_http_response')} on_http_response rules)`)
+      }
+    } catch (err) {
+      if (err instanceof PolicyError) {
+        if (flags.json) {
+          this.log(JSON.stringify({ valid: false, code: err.code, file: err.location?.file, line: err.location?.line, col: err.location?.col, path: err.location?.path, reason: err.reason, allowed: err.allowed }))
+          this.exit(2)
+        }
+        throw new Errors.CLIError(err.message, { code: err.code, exit: 2 })
+      }
+      throw toCliError(err)
+    }
+  }
+}
