@@ -18,6 +18,10 @@ import type { AgentEvents, Exchange } from './events.js'
 import type { Upstream } from './upstream.js'
 import { upstreamErrorCode } from './upstream-errors.js'
 import { handleUpgrade } from './upgrade-handler.js'
+import type { CompiledPolicy } from '../policy/engine.js'
+import { handlePolicyStream } from '../policy/agent-pipeline.js'
+import { forwardWithPolicy } from './policy-pipeline.js'
+import type { CompiledPolicy } from '../policy/index.js'
 
 export interface EndpointRuntime {
   /** Agent-side name (`command_line`, or the config file's name). */
@@ -27,6 +31,8 @@ export interface EndpointRuntime {
   /** `rewrite` sets Host to the upstream's; any other value replaces Host with it. */
   hostHeader: string | undefined
   inspect: boolean
+  /** The endpoint's traffic policy; undefined (or empty) skips the engine entirely. */
+  policy: CompiledPolicy | undefined
 }
 
 export interface HandlerShared {
@@ -63,6 +69,10 @@ export async function handleStream(stream: Stream, shared: HandlerShared): Promi
   }
   const exchange = shared.events.listenerCount('exchange:start') > 0 ? startExchange(head, endpoint, shared) : undefined
   if (head.expectContinue) stream.write(encodeMessageHeader(MessageType.CONTINUE, 0))
+  if (endpoint.policy && !endpoint.policy.empty) {
+    await forwardWithPolicy(stream, reader.body(), head, endpoint, shared, exchange)
+    return
+  }
   forward(stream, reader.body(), head, endpoint, shared, exchange)
 }
 
