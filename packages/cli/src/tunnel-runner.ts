@@ -11,7 +11,8 @@ import { GwError } from '@gw/protocol/errors'
 import { startRelay, type Relay } from '@gw/relay'
 import { startAgent, type Agent, type AgentEndpointOptions } from './agent/agent.js'
 import { AgentEvents, type Exchange } from './agent/events.js'
-import { agentId, configPath, loadConfig } from './config/config-file.js'
+import { agentId, configPath, loadConfig, type AgentConfig } from './config/config-file.js'
+import { compileEndpointPolicy, type EndpointPolicyInput } from './endpoint-policy.js'
 import { createLogger, type LogFormat, type LogLevel, type Logger } from './output/logger.js'
 import { startInspection, type Inspection } from './inspection.js'
 
@@ -49,9 +50,23 @@ export interface TunnelFlags {
   tui?: boolean
 }
 
-export async function runTunnels(command: Command, flags: TunnelFlags, endpoints: AgentEndpointOptions[]): Promise<void> {
-  const file = configPath(flags.config)
-  const config = loadConfig(file)
+export interface TunnelSpec extends AgentEndpointOptions {
+  policy?: never
+  /** Where the endpoint's traffic policy comes from, if anywhere. */
+  policyInput?: Omit<EndpointPolicyInput, 'events' | 'endpoint'>
+}
+
+export async function runTunnels(command: Command, flags: TunnelFlags, specs: TunnelSpec[], loaded?: { file: string; config: AgentConfig }): Promise<void> {
+  const file = loaded?.file ?? configPath(flags.config)
+  const config = loaded?.config ?? loadConfig(file)
+  const events = new AgentEvents()
+  // A policy that does not validate stops gw here, before anything connects.
+  const endpoints: AgentEndpointOptions[] = specs.map(({ policyInput, ...spec }) => {
+    const policy = policyInput
+      ? compileEndpointPolicy({ ...policyInput, events, endpoint: spec.name ?? 'command_line', ...(config.upstreams ? { upstreams: config.upstreams } : {}) })
+      : undefined
+    return policy ? { ...spec, policy } : spec
+  })
   const format = flags['log-format'] as LogFormat
   const useTui = (flags.tui ?? process.stdout.isTTY === true) && format === 'term'
   const logger = createLogger({ format, level: flags['log-level'] as LogLevel })
@@ -81,7 +96,6 @@ export async function runTunnels(command: Command, flags: TunnelFlags, endpoints
     relayCa = embedded.caCertPem
   }
 
-  const events = new AgentEvents()
   wireLogs(events, logger, useTui)
 
   let agent: Agent
@@ -100,6 +114,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, endpoints
     })
   } catch (err) {
     await embedded?.close()
+    for (const e of endpoints) await e.policy?.close()
     throw err
   }
 

@@ -38,6 +38,12 @@ export interface ResponseHead {
   rawHeaders: string[]
   /** Set when the response is a gw error page; the relay renders it and sets `gw-error-code`. */
   error?: { code: ErrorCode; message: string }
+  /**
+   * A response the agent made itself (a policy's 401 or 429) with its own body: the
+   * relay sets `gw-error-code` to this. Only this field can set that header; the relay
+   * strips it from `rawHeaders`.
+   */
+  errorCode?: string
 }
 
 export interface EndpointRequest {
@@ -110,7 +116,8 @@ export function checkResponseHead(value: unknown): ResponseHead {
     !Number.isInteger(h.status) || h.status < 100 || h.status > 999 ||
     !isRawHeaders(h.rawHeaders) ||
     (h.statusMessage !== undefined && typeof h.statusMessage !== 'string') ||
-    (h.error !== undefined && (!isErrorCode(h.error.code) || typeof h.error.message !== 'string'))
+    (h.error !== undefined && (!isErrorCode(h.error.code) || typeof h.error.message !== 'string')) ||
+    (h.errorCode !== undefined && (typeof h.errorCode !== 'string' || !/^GW_ERR_[A-Z0-9_]{1,64}$/.test(h.errorCode)))
   ) fail('response head')
   return h
 }

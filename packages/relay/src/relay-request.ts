@@ -11,7 +11,7 @@ import { GwError, type ErrorCode } from '@gw/protocol/errors'
 import { BodyFramer, MessageReader, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
 import { decodeJson, MessageType } from '@gw/protocol/message-codec'
 import { checkResponseHead, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
-import { renderErrorPage } from '@gw/protocol/error-page'
+import { ERROR_CODE_HEADER, renderErrorPage } from '@gw/protocol/error-page'
 import type { Stream } from '@gw/protocol/mux/index'
 import { responseHeaders } from './response-headers.js'
 
@@ -85,7 +85,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
       stream.end()
       bodySent = true
     }
-    res.writeHead(response.status, response.statusMessage, responseHeaders(response.rawHeaders))
+    const headers = responseHeaders(response.rawHeaders)
+    if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
+    res.writeHead(response.status, response.statusMessage, headers)
     pipeBody(body, res, finish)
   }
 

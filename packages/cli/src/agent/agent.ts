@@ -19,6 +19,7 @@ import { handleStream, type EndpointRuntime, type HandlerShared } from './reques
 import { createUpstreamDispatcher, parseUpstream } from './upstream.js'
 import { replayRequest, type ReplayRequest } from './replay.js'
 import { VERSION } from '../version.js'
+import type { CompiledPolicy } from '../policy/index.js'
 
 export interface AgentEndpointOptions {
   /** The endpoint's name in the agent; `command_line` for `gw http`. */
@@ -28,6 +29,8 @@ export interface AgentEndpointOptions {
   upstream: string
   hostHeader?: string
   inspect?: boolean
+  /** A compiled traffic policy; the agent closes it when it stops. */
+  policy?: CompiledPolicy
 }
 
 export interface AgentOptions {
@@ -86,6 +89,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     upstream: parseUpstream(e.upstream),
     hostHeader: e.hostHeader,
     inspect: e.inspect ?? true,
+    policy: e.policy,
   }))
   const byPublicName = new Map<string, EndpointRuntime>()
   let publicUrls = new Map<EndpointRuntime, string[]>()
@@ -231,6 +235,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     current = undefined
     setStatus('offline', err ? { lastError: { code: err.code, message: err.message } } : {})
     void dispatcher.close().catch(() => {})
+    for (const endpoint of endpoints) void endpoint.policy?.close()
     resolveDone(err)
   }
 

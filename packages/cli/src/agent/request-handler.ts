@@ -18,8 +18,6 @@ import type { AgentEvents, Exchange } from './events.js'
 import type { Upstream } from './upstream.js'
 import { upstreamErrorCode } from './upstream-errors.js'
 import { handleUpgrade } from './upgrade-handler.js'
-import type { CompiledPolicy } from '../policy/engine.js'
-import { handlePolicyStream } from '../policy/agent-pipeline.js'
 import { forwardWithPolicy } from './policy-pipeline.js'
 import type { CompiledPolicy } from '../policy/index.js'
 

@@ -1,19 +1,26 @@
 import { Args, Command, Flags } from '@oclif/core'
+import { stringify } from 'yaml'
 import { runTunnels, sharedTunnelFlags, type TunnelFlags } from '../tunnel-runner.js'
 import { parseUpstream } from '../agent/upstream.js'
 import { toCliError } from '../output/cli-error.js'
+import { effectivePolicy } from '../endpoint-policy.js'
+import type { PolicyShorthands } from '../policy/index.js'
 
 export default class Http extends Command {
   static override summary = 'Put a local HTTP service on a public URL'
   static override description = `Forwards a public URL on the relay to UPSTREAM on this machine.
 
 With no relay configured (--relay, GW_RELAY or the config file), gw starts a relay on
-127.0.0.1 that serves http://<name>.localhost:<port>: reachable from this machine only.`
+127.0.0.1 that serves http://<name>.localhost:<port>: reachable from this machine only.
+
+The traffic policy (authentication, rate limits, routing…) comes from --policy-file
+and the shorthand flags; --print-policy shows the rules they make.`
 
   static override examples = [
     '<%= config.bin %> http 3000',
     '<%= config.bin %> http localhost:8080 --subdomain myapp',
     '<%= config.bin %> http https://localhost:8443 --relay https://tunnel.example.com',
+    '<%= config.bin %> http 3000 --basic-auth admin:s3cret --rate-limit 100/60s --route /api=3001',
   ]
 
   static override args = {
@@ -28,17 +35,43 @@ With no relay configured (--relay, GW_RELAY or the config file), gw starts a rel
     subdomain: Flags.string({ description: 'the public name to ask for (random when omitted)', exclusive: ['url'] }),
     url: Flags.string({ description: 'the public URL or host to ask for, e.g. myapp.tunnel.example.com' }),
     'host-header': Flags.string({ description: 'rewrite the Host header: "rewrite" for the upstream\'s host, or a value' }),
+    'policy-file': Flags.string({ description: 'traffic policy file (YAML or JSON, ngrok\'s format)', aliases: ['traffic-policy-file'] }),
+    'basic-auth': Flags.string({ description: 'require HTTP basic auth, user:password (repeatable)', multiple: true }),
+    'cidr-allow': Flags.string({ description: 'allow only these client CIDRs (repeatable)', multiple: true }),
+    'cidr-deny': Flags.string({ description: 'deny these client CIDRs (repeatable)', multiple: true }),
+    'rate-limit': Flags.string({ description: 'requests per window per client IP, e.g. 100/60s' }),
+    'jwt-issuer': Flags.string({ description: 'require a JWT from this issuer (keys by OpenID discovery)' }),
+    'jwt-audience': Flags.string({ description: 'the audience the JWT must carry', dependsOn: ['jwt-issuer'] }),
+    'api-key-file': Flags.string({ description: 'require an API key from this file (one per line: key or sha256:<hex>)' }),
+    route: Flags.string({ description: 'send a path prefix to another upstream, e.g. /api=3001 (longest prefix wins; repeatable)', multiple: true }),
+    'print-policy': Flags.boolean({ description: 'print the effective traffic policy and exit', default: false }),
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Http)
     try {
       parseUpstream(args.upstream)
+      const shorthands: PolicyShorthands = {
+        ...(flags['basic-auth'] ? { basicAuth: flags['basic-auth'] } : {}),
+        ...(flags['cidr-allow'] ? { cidrAllow: flags['cidr-allow'] } : {}),
+        ...(flags['cidr-deny'] ? { cidrDeny: flags['cidr-deny'] } : {}),
+        ...(flags['rate-limit'] ? { rateLimit: flags['rate-limit'] } : {}),
+        ...(flags['jwt-issuer'] ? { jwtIssuer: flags['jwt-issuer'] } : {}),
+        ...(flags['jwt-audience'] ? { jwtAudience: flags['jwt-audience'] } : {}),
+        ...(flags['api-key-file'] ? { apiKeyFile: flags['api-key-file'] } : {}),
+        ...(flags.route ? { route: flags.route } : {}),
+      }
+      const policyInput = { shorthands, ...(flags['policy-file'] ? { file: flags['policy-file'] } : {}) }
+      if (flags['print-policy']) {
+        this.log(stringify(effectivePolicy(policyInput)).trimEnd())
+        return
+      }
       const publicName = flags.subdomain ?? (flags.url ? nameFromUrl(flags.url) : undefined)
       await runTunnels(this, flags as TunnelFlags, [
         {
           name: 'command_line',
           upstream: args.upstream,
+          policyInput,
           ...(publicName ? { publicName } : {}),
           ...(flags['host-header'] ? { hostHeader: flags['host-header'] } : {}),
         },

@@ -14,6 +14,10 @@ export function toCliError(err: unknown): Errors.CLIError {
   if (err instanceof GwError) {
     return new Errors.CLIError(err.message, { code: err.code, exit: USAGE_CODES.has(err.code) ? 2 : 1 })
   }
-  const e = err as Error
+  const e = err as Error & { code?: unknown }
+  // Errors from other modules (the policy engine's PolicyError…) follow the same code scheme.
+  if (typeof e.code === 'string' && e.code.startsWith('GW_ERR_')) {
+    return new Errors.CLIError(e.message, { code: e.code, exit: /POLICY|CONFIG|INVALID/.test(e.code) ? 2 : 1 })
+  }
   return new Errors.CLIError(process.env.DEBUG ? (e.stack ?? String(e)) : e.message || String(e), { exit: 1 })
 }

@@ -1,0 +1,189 @@
+/**
+ * The request pipeline for an endpoint with a traffic policy:
+ *
+ *   on_http_request rules → upstream (default, or a pool the forward action chose) →
+ *   on_http_response rules → back to the relay
+ *
+ * An endpoint without a policy never comes here (request-handler.ts streams straight
+ * to the upstream), so a policy costs nothing until one is configured.
+ */
+import { Readable, pipeline } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { GwError, type ErrorCode } from '@gw/protocol/errors'
+import { BodyFramer, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
+import { encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
+import { getRawHeader, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
+import { ERROR_CODE_HEADER } from '@gw/protocol/error-page'
+import type { Stream } from '@gw/protocol/mux/index'
+import { createPolicyState, type PolicyRequest, type PolicyResponse } from '../policy/index.js'
+import { isIdempotentMethod, sendWithRetry, type UpstreamTarget } from '../upstream/index.js'
+import type { Exchange } from './events.js'
+import { respondError, upstreamHeaders, type EndpointRuntime, type HandlerShared } from './request-handler.js'
+import { upstreamErrorCode } from './upstream-errors.js'
+
+const GW_ERROR_HEADER = new Set([ERROR_CODE_HEADER])
+const EMPTY = Buffer.alloc(0)
+
+interface UpstreamResponse extends PolicyResponse {
+  statusMessage: string
+  body: Readable & { trailers?: string[] }
+}
+
+export async function forwardWithPolicy(
+  stream: Stream,
+  body: BodyReadable,
+  head: RequestHead,
+  endpoint: EndpointRuntime,
+  shared: HandlerShared,
+  exchange: Exchange | undefined,
+): Promise<void> {
+  const policy = endpoint.policy!
+  const now = (): number => performance.timeOrigin + performance.now()
+  const req: PolicyRequest = {
+    method: head.method,
+    target: head.target,
+    rawHeaders: head.rawHeaders.slice(),
+    host: getRawHeader(head.rawHeaders, 'host') ?? '',
+    scheme: head.scheme,
+    clientIp: head.remoteAddress,
+    clientPort: head.remotePort,
+    body: head.hasBody ? body : Readable.from([EMPTY]),
+  }
+  if (!head.hasBody) body.resume()
+  let aborted = false
+  stream.once('close', () => {
+    aborted = true
+  })
+
+  let released: (() => void) | undefined
+  const finish = (error?: { code: string; message: string }): void => {
+    released?.()
+    released = undefined
+    if (!exchange || exchange.timing.endAt !== undefined) return
+    exchange.timing.endAt = now()
+    if (error) exchange.error = error
+    shared.events.emit('exchange:end', exchange)
+  }
+
+  try {
+    const state = createPolicyState()
+    const outcome = await policy.onHttpRequest(req, state)
+    if (outcome.kind === 'respond') {
+      if (exchange) exchange.verdict = outcome.verdict
+      writeResponse(stream, outcome.response, outcome.errorCode, '', exchange, shared, finish)
+      return
+    }
+    if (exchange) exchange.timing.upstreamStartAt = now()
+    const hasBody = head.hasBody || req.body !== body
+    const send = (origin: string, basePath: string): Promise<UpstreamResponse> =>
+      dispatchForResponse(shared.dispatcher, {
+        origin,
+        path: basePath + req.target,
+        method: req.method,
+        headers: upstreamHeaders(req.rawHeaders, endpoint),
+        body: hasBody ? req.body : null,
+      }, () => aborted)
+
+    let response: UpstreamResponse
+    const pool = outcome.upstream?.pool
+    if (outcome.upstream && pool) {
+      const retryable = isIdempotentMethod(req.method) && !hasBody
+      const sent = await sendWithRetry(pool, retryable, (t: UpstreamTarget) => send(t.origin, t.basePath), outcome.upstream)
+      response = sent.value
+      released = () => pool.release(sent.target, 'ok')
+    } else {
+      response = await send(endpoint.upstream.origin, '')
+    }
+    if (exchange) exchange.timing.upstreamHeadersAt = now()
+    const final = (await policy.onHttpResponse(req, response, state)) as UpstreamResponse
+    writeResponse(stream, final, undefined, response.statusMessage, exchange, shared, finish)
+  } catch (err) {
+    const e = err as Error & { code?: string; status?: number }
+    // Policy errors carry their own code (GW_ERR_POLICY_…); upstream failures map to 502/504.
+    const code = (e instanceof GwError ? e.code : /^GW_ERR_/.test(e.code ?? '') ? e.code : upstreamErrorCode(e)) as ErrorCode
+    const message = e instanceof GwError || /^GW_ERR_/.test(e.code ?? '') ? e.message : `${endpoint.upstream.origin}: ${e.message}`
+    respondError(stream, code, message)
+    finish({ code, message })
+  }
+}
+
+function writeResponse(
+  stream: Stream,
+  response: PolicyResponse,
+  errorCode: string | undefined,
+  statusMessage: string,
+  exchange: Exchange | undefined,
+  shared: HandlerShared,
+  finish: (error?: { code: string; message: string }) => void,
+): void {
+  const rawHeaders = removeRawHeaders(stripHopByHop(response.rawHeaders), GW_ERROR_HEADER)
+  const head: ResponseHead = { status: response.status, rawHeaders, ...(statusMessage ? { statusMessage } : {}), ...(errorCode ? { errorCode } : {}) }
+  if (exchange) {
+    exchange.response = { status: response.status, statusMessage, rawHeaders }
+    shared.events.emit('exchange:response', exchange)
+    response.body.on('data', (chunk: Buffer) => {
+      exchange.bytesOut += chunk.length
+      shared.events.emit('exchange:response-body', exchange, chunk)
+    })
+  }
+  writeJsonMessage(stream, MessageType.RESPONSE_HEAD, head)
+  const framer = new BodyFramer()
+  const body = response.body as Readable & { trailers?: string[] }
+  body.once('end', () => {
+    if (body.trailers) framer.trailers = body.trailers
+  })
+  pipeline(body, framer, stream, (err) => {
+    if (err && stream.writable) {
+      stream.end(encodeJsonMessage(MessageType.ABORT, { code: 'GW_ERR_UPSTREAM_FAILED', message: err.message }))
+    }
+    finish(err ? { code: 'GW_ERR_UPSTREAM_FAILED', message: err.message } : undefined)
+  })
+}
+
+/**
+ * undici's dispatch, resolved at the response head with the body as a Readable: raw
+ * header order is kept (undici's `request()` gives an object), and the Readable's
+ * demand paces the upstream socket.
+ */
+function dispatchForResponse(
+  dispatcher: Dispatcher,
+  options: Dispatcher.DispatchOptions,
+  isAborted: () => boolean,
+): Promise<UpstreamResponse> {
+  return new Promise((resolve, reject) => {
+    let abort: ((err: Error) => void) | undefined
+    let resume: (() => void) | undefined
+    let body: (Readable & { trailers?: string[] }) | undefined
+    dispatcher.dispatch(options, {
+      onConnect(abortFn) {
+        abort = abortFn
+        if (isAborted()) abortFn(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
+      },
+      onHeaders(statusCode, rawHeaders, resumeFn, statusText) {
+        if (statusCode < 200) return true
+        resume = resumeFn
+        const headers = rawHeaders.map((h) => (Buffer.isBuffer(h) ? h.toString('latin1') : String(h)))
+        body = new Readable({
+          read: () => resume?.(),
+          destroy: (err, cb) => {
+            if (err || !body?.readableEnded) abort?.(err ?? new GwError('GW_ERR_UPSTREAM_FAILED', 'the response was abandoned'))
+            cb(err)
+          },
+        })
+        resolve({ status: statusCode, statusMessage: statusText, rawHeaders: stripHopByHop(headers), body })
+        return true
+      },
+      onData(chunk) {
+        return body!.push(chunk)
+      },
+      onComplete(trailers) {
+        if (trailers && trailers.length > 0) body!.trailers = trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t)))
+        body!.push(null)
+      },
+      onError(err) {
+        if (body) body.destroy(err)
+        else reject(err)
+      },
+    })
+  })
+}
