@@ -20,13 +20,16 @@ function checkNames(value: unknown, path: string): void {
   }
 }
 
-/** JSON → XML text. A single-key object names the root; anything else is wrapped in `root`. */
-export function jsonToXml(value: unknown, root = 'root'): string {
+/**
+ * JSON → XML text, wrapped in a `root` element when one is given. Without one, a
+ * single-key object names the root element itself and anything else is wrapped in `root`.
+ */
+export function jsonToXml(value: unknown, root?: string): string {
   let doc: Record<string, unknown>
-  if (value && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 1 && !Object.keys(value)[0]!.startsWith('@_')) {
+  if (root === undefined && value && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 1 && !Object.keys(value)[0]!.startsWith('@_')) {
     doc = value as Record<string, unknown>
-  } else if (Array.isArray(value)) doc = { [root]: { item: value } }
-  else doc = { [root]: value }
+  } else if (Array.isArray(value)) doc = { [root ?? 'root']: { item: value } }
+  else doc = { [root ?? 'root']: value }
   checkNames(doc, '$')
   return `<?xml version="1.0" encoding="UTF-8"?>${builder.build(doc) as string}`
 }

@@ -19,7 +19,7 @@ import { isJsonType, isXmlType, jsonToXml, xmlToJson } from '../xml.js'
 const FORMATS = ['json', 'xml'] as const
 type Format = (typeof FORMATS)[number]
 
-function convert(data: Buffer, from: Format, root: string): Buffer {
+function convert(data: Buffer, from: Format, root: string | undefined): Buffer {
   if (from === 'json') return Buffer.from(jsonToXml(JSON.parse(data.toString('utf8')), root))
   return Buffer.from(JSON.stringify(xmlToJson(data.toString('utf8'))))
 }
@@ -31,8 +31,9 @@ export const transformBody: ActionDefinition = {
     const from = config.oneOf('from', FORMATS)
     const to = config.oneOf('to', FORMATS)
     if (from === to) config.fail('to', `must differ from from (${from})`, FORMATS.filter((f) => f !== from))
-    const root = config.string('root', 'root')
-    if (!/^[A-Za-z_][\w.-]*$/.test(root)) config.fail('root', 'must be a valid XML element name')
+    // Without root, a single-key JSON object names the XML root element itself.
+    const root = config.optString('root')
+    if (root !== undefined && !/^[A-Za-z_][\w.-]*$/.test(root)) config.fail('root', 'must be a valid XML element name')
     const limit = config.int('max_body_size', DEFAULT_BODY_LIMIT, 1, 64 * 1024 * 1024)
     config.done()
     const matches = from === 'json' ? isJsonType : isXmlType
