@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// gw's benchmark harness: `npm run bench [-- --quick | --smoke] [--only 1,3] [--paths direct,gw-http] [--out DIR]`.
+// gw's benchmark harness:
+//   npm run bench [-- --quick | --smoke] [--only 1,3] [--paths direct,gw-http] [--out DIR] [--profile] [--cpu-prof]
+// --profile records V8 CPU profiles of each tunnel process during scenario 1's load only.
 // Starts one upstream and every path in front of it, runs the scenarios in order, prints a
 // table per scenario and writes the raw figures. See bench/README.md.
 import { parseArgs } from 'node:util'
@@ -29,6 +31,8 @@ const { values } = parseArgs({
     paths: { type: 'string' },
     out: { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
   },
 })
 
@@ -55,7 +59,12 @@ process.once('SIGINT', () => { shutdown().finally(() => process.exit(130)) })
 try {
   log(`gw bench: profile ${profile.name}, ${run.machine.cores} × ${run.machine.cpuModel}, Node ${run.machine.node}`)
   upstream = await startUpstream()
-  stack = await startPaths(upstream, pathNames)
+  // --cpu-prof: the relay and agent of the gw paths write V8 CPU profiles when they exit,
+  // for bench/tools/profile-summary.mjs or Chrome DevTools.
+  const profDir = join(outDir, 'profiles')
+  const gwExecArgv = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
+  if (values['cpu-prof']) log(`  CPU profiles of the relay and the agent go to ${profDir}`)
+  stack = await startPaths(upstream, pathNames, { gwExecArgv })
   for (const t of stack.targets.values()) {
     run.paths[t.name] = t.available ? { available: true, port: t.port, host: t.host, processes: t.procs.map((p) => p.role) } : { available: false, reason: t.reason }
     log(`  path ${t.name}: ${t.available ? `127.0.0.1:${t.port} Host ${t.host}` : `unavailable (${t.reason})`}`)
@@ -65,7 +74,7 @@ try {
     const began = performance.now()
     let result
     try {
-      result = await s.run({ targets: stack.targets, upstream, profile, log })
+      result = await s.run({ targets: stack.targets, upstream, profile, log, profileDir: values.profile ? join(outDir, 'profiles') : undefined })
     } catch (err) {
       result = { rows: [], verdicts: [], error: err.stack ?? String(err) }
     }

@@ -139,3 +139,25 @@ export function sampleRss(pids, everyMs = 100) {
     stop() { clearInterval(timer); tick(); return { max, series } },
   }
 }
+
+/** CPU time (user + system) a process has used so far, in µs, from /proc (works for any pid). */
+export function cpuOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) / 100) * 1e6
+  } catch {
+    return NaN
+  }
+}
+
+/** Send a control message to a forked child and wait for its reply of `replyType`. */
+export function ask(child, message, replyType, timeoutMs = 10_000) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { child.off('message', on); resolve(undefined) }, timeoutMs)
+    const on = (m) => { if (m?.type === replyType) { clearTimeout(timer); child.off('message', on); resolve(m) } }
+    child.on('message', on)
+    child.send(message)
+  })
+}

@@ -18,6 +18,7 @@ export const fmt = {
   mibps: (v) => (Number.isFinite(v) ? `${fmtNum(v < 10 ? 2 : 0)(v)} MiB/s` : '–'),
   mb: (v) => (Number.isFinite(v) ? `${fmtNum(1)(v / MiB)} MiB` : '–'),
   kib: (v) => (Number.isFinite(v) ? `${fmtNum(1)(v / 1024)} KiB` : '–'),
+  us: (v) => (Number.isFinite(v) ? `${fmtNum(0)(v)} µs` : '–'),
   text: (v) => (v === undefined || v === null ? '–' : String(v)),
 }
 

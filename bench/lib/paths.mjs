@@ -120,7 +120,7 @@ export async function waitRoutable(target, timeoutMs = 15_000) {
 }
 
 /** Start every requested path; a path that cannot start is marked unavailable with the reason. */
-export async function startPaths(upstream, names = PATH_NAMES) {
+export async function startPaths(upstream, names = PATH_NAMES, { gwExecArgv = [] } = {}) {
   /** @type {Map<string, Target>} */
   const targets = new Map()
   const closers = []
@@ -130,7 +130,7 @@ export async function startPaths(upstream, names = PATH_NAMES) {
     targets.set('direct', { name: 'direct', available: true, protocol: 'http', port: upstream.port, host: `127.0.0.1:${upstream.port}`, procs: [] })
   }
   if (names.includes('gw-http') || names.includes('gw-https')) {
-    const gw = await startGw(upstream.url).catch((err) => ({ available: false, reason: err.message }))
+    const gw = await startGw(upstream.url, { agentExecArgv: gwExecArgv, relayExecArgv: gwExecArgv }).catch((err) => ({ available: false, reason: err.message }))
     if (gw.available) {
       closers.push(gw.close)
       if (names.includes('gw-http')) {

@@ -2,13 +2,17 @@
 // argv: <relayHttpUrl> <upstreamUrl> <namePrefix> <count> [caFile]
 // With count 1 the endpoint is named exactly <namePrefix>; with more, <namePrefix>-<i>.
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { answerControl } from './control.mjs'
 
 const [relayUrl, upstream, prefix, countArg, caFile] = process.argv.slice(2)
 const count = Number(countArg ?? 1)
 const relayCa = caFile ? readFileSync(caFile, 'utf8') : undefined
 const agents = []
 try {
-  const mod = await import('@gw/cli/agent/agent')
+  // GW_BENCH_AGENT_DIST loads a patched copy made by bench/experiments/make-variant.mjs.
+  const mod = await import(process.env.GW_BENCH_AGENT_DIST ? pathToFileURL(join(process.env.GW_BENCH_AGENT_DIST, 'agent/agent.js')).href : '@gw/cli/agent/agent')
   if (typeof mod.startAgent !== 'function') throw new Error('@gw/cli/agent/agent has no startAgent export yet')
   // Connect in small batches: a thousand handshakes at once measure the relay's accept
   // queue, not its idle cost.
@@ -26,10 +30,7 @@ try {
   process.exit(0)
 }
 process.send?.({ type: 'ready', count: agents.length, urls: agents[0]?.tunnels?.[0]?.publicUrls ?? [] })
-process.on('message', (m) => {
-  if (m?.type === 'gc') globalThis.gc?.()
-  if (m?.type === 'heap') process.send?.({ type: 'heap', ...process.memoryUsage() })
-})
+answerControl()
 process.on('disconnect', async () => {
   await Promise.race([Promise.all(agents.map((a) => a.close())), new Promise((r) => setTimeout(r, 2000))]).catch(() => {})
   process.exit(0)

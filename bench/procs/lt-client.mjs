@@ -1,6 +1,7 @@
 // The localtunnel npm client in its own process, as a user would run `lt`.
 // argv: <serverUrl> <upstreamPort> <subdomain>
 import localtunnel from 'localtunnel'
+import { answerControl } from './control.mjs'
 
 const [host, port, subdomain] = process.argv.slice(2)
 try {
@@ -12,7 +13,4 @@ try {
   process.send?.({ type: 'unavailable', reason: String(err?.message ?? err) })
   process.exit(0)
 }
-process.on('message', (m) => {
-  if (m?.type === 'gc') globalThis.gc?.()
-  if (m?.type === 'heap') process.send?.({ type: 'heap', ...process.memoryUsage() })
-})
+answerControl()

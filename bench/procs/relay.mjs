@@ -3,11 +3,14 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { answerControl } from './control.mjs'
 
 const stateDir = mkdtempSync(join(tmpdir(), 'gw-bench-relay-'))
 let relay
 try {
-  const mod = await import('@gw/relay')
+  // GW_BENCH_RELAY_DIST loads a patched copy made by bench/experiments/make-variant.mjs.
+  const mod = await import(process.env.GW_BENCH_RELAY_DIST ? pathToFileURL(join(process.env.GW_BENCH_RELAY_DIST, 'index.js')).href : '@gw/relay')
   if (typeof mod.startRelay !== 'function') throw new Error('@gw/relay has no startRelay export yet')
   relay = await mod.startRelay({
     host: '127.0.0.1', httpPort: 0, httpsPort: 0, domain: 'localhost',
@@ -21,10 +24,7 @@ try {
 process.send?.({
   type: 'ready', httpPort: relay.httpPort, httpsPort: relay.httpsPort, httpUrl: relay.httpUrl, caCertPem: relay.caCertPem,
 })
-process.on('message', (m) => {
-  if (m?.type === 'gc') globalThis.gc?.()
-  if (m?.type === 'heap') process.send?.({ type: 'heap', ...process.memoryUsage() })
-})
+answerControl()
 process.on('disconnect', async () => {
   await Promise.race([relay.close(), new Promise((r) => setTimeout(r, 2000))]).catch(() => {})
   rmSync(stateDir, { recursive: true, force: true })

@@ -5,6 +5,7 @@
 //   GET  /bulk?bytes=N   N bytes, written with backpressure (scenarios 3 and 6)
 //   POST /upload         reads the body, answers {"bytes":N}
 import { createServer } from 'node:http'
+import { answerControl } from './control.mjs'
 
 const SMALL = Buffer.alloc(1024, 'a')
 const CHUNK = Buffer.alloc(64 * 1024, 'b')
@@ -62,8 +63,5 @@ server.maxConnections = Infinity
 server.listen({ port: 0, host: '127.0.0.1', backlog: 16384 }, () => {
   process.send?.({ type: 'ready', port: server.address().port })
 })
-process.on('message', (m) => {
-  if (m?.type === 'gc') globalThis.gc?.()
-  if (m?.type === 'heap') process.send?.({ type: 'heap', ...process.memoryUsage() })
-})
+answerControl()
 process.on('disconnect', () => process.exit(0))

@@ -1,6 +1,9 @@
 // Scenario 1: saturation with small requests. autocannon, 1 KiB GET, 64 connections.
 // The figure that matters is req/s as a fraction of direct: a tunnelled request crosses
 // three processes where a direct one crosses one.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { ask, cpuOf } from '../lib/children.mjs'
 import { saturate } from '../lib/http-clients.mjs'
 import { fmt, ratio, verdict } from '../lib/format.mjs'
 
@@ -15,15 +18,38 @@ export default {
     { key: 'p50VsDirect', label: 'p50 vs direct', fmt: fmt.x },
     { key: 'p99', label: 'p99', fmt: fmt.ms },
     { key: 'p99VsDirect', label: 'p99 vs direct', fmt: fmt.x },
+    { key: 'cpuPerReq', label: 'tunnel CPU/req', fmt: fmt.us },
+    { key: 'upstreamCpuPerReq', label: 'upstream CPU/req', fmt: fmt.us },
     { key: 'errors', label: 'errors', fmt: fmt.int },
   ],
-  async run({ targets, profile, log }) {
+  async run({ targets, upstream, profile, log, profileDir }) {
     const rows = []
     for (const t of targets.values()) {
       if (!t.available) { rows.push({ path: t.name, unavailable: t.reason }); continue }
       log(`  ${t.name}: ${profile.s1Duration} s at 64 connections`)
+      // CPU time per request in each process is the figure that noise from other work on
+      // the machine does not move much: it says where a request's cost goes.
+      const pids = t.procs.map((p) => p.pid)
+      const profiling = profileDir && t.procs.length > 0 && t.procs.every((p) => p.child.connected)
+      if (profiling) await Promise.all(t.procs.map((p) => ask(p.child, { type: 'profile-start' }, 'profile-started')))
+      const cpuBefore = pids.map(cpuOf)
+      const upBefore = cpuOf(upstream.pid)
       const r = await saturate(t, { connections: 64, duration: profile.s1Duration })
-      rows.push({ path: t.name, ...r })
+      const cpu = pids.map((p, i) => cpuOf(p) - cpuBefore[i])
+      const upCpu = cpuOf(upstream.pid) - upBefore
+      if (profiling) {
+        mkdirSync(profileDir, { recursive: true })
+        const files = await Promise.all(t.procs.map((p) => ask(p.child, { type: 'profile-stop', file: join(profileDir, `s1-${t.name}-${p.role}.cpuprofile`) }, 'profile-written', 30_000)))
+        log(`    profiles: ${files.map((f) => f?.file).join(', ')}`)
+      }
+      const done = r.ok || NaN
+      rows.push({
+        path: t.name,
+        ...r,
+        cpuPerReq: pids.length ? cpu.reduce((a, b) => a + b, 0) / done : NaN,
+        cpuPerReqByProcess: Object.fromEntries(t.procs.map((p, i) => [p.role, cpu[i] / done])),
+        upstreamCpuPerReq: upCpu / done,
+      })
     }
     const direct = rows.find((r) => r.path === 'direct')
     for (const r of rows) {

@@ -3,6 +3,7 @@
 // in-flight request costs in the relay and the agent.
 import { concurrent } from '../lib/http-clients.mjs'
 import { memoryOf, resetPeak, sampleRss } from '../lib/children.mjs'
+import { startGw, startLocaltunnel, waitRoutable } from '../lib/paths.mjs'
 import { fmt, MiB, verdict } from '../lib/format.mjs'
 
 export default {
@@ -19,12 +20,17 @@ export default {
     { key: 'peakSum', label: 'peak sum', fmt: fmt.mb },
     { key: 'failures', label: 'failures', fmt: fmt.text },
   ],
-  async run({ targets, profile, log }) {
+  async run({ targets, upstream, profile, log }) {
     const rows = []
     const wanted = this.paths(profile)
-    for (const t of targets.values()) {
-      if (!wanted.includes(t.name)) continue
-      if (!t.available) { rows.push({ path: t.name, unavailable: t.reason }); continue }
+    for (const shared of targets.values()) {
+      if (!wanted.includes(shared.name)) continue
+      if (!shared.available) { rows.push({ path: shared.name, unavailable: shared.reason }); continue }
+      // Each tunnel gets a fresh pair of processes: the peak is then this scenario's alone,
+      // and localtunnel's queue of unanswered requests does not stall the next scenarios.
+      const fresh = await freshTarget(shared, upstream).catch((err) => ({ error: err }))
+      if (fresh.error) { rows.push({ path: shared.name, unavailable: fresh.error.message }); continue }
+      const t = fresh.target
       // localtunnel holds 10 sockets to its client and queues the rest; at 1 s per request
       // it cannot finish 10,000, so it gets a short deadline and reports what got through.
       const timeoutMs = t.name === 'localtunnel' ? profile.s4LtTimeoutMs : profile.s4TimeoutMs
@@ -47,6 +53,7 @@ export default {
         peakSum: peaks.length ? peaks.reduce((a, b) => a + b, 0) : NaN,
         failures: Object.entries(r.failures).map(([k, v]) => `${v}× ${k}`).join(', ') || undefined,
       })
+      await fresh.close()
       // Let sockets in TIME_WAIT and the upstream's timers drain before the next path.
       await new Promise((res) => setTimeout(res, 500))
     }
@@ -58,7 +65,30 @@ export default {
         verdict(`gw-http ${profile.s4Count.toLocaleString('en-US')}/${profile.s4Count.toLocaleString('en-US')} succeed`, gw && !gw.unavailable ? gw.ok === gw.count : null, gw?.succeeded),
         verdict('gw-http relay + agent peak RSS ≤ 400 MB', Number.isFinite(gw?.peakSum) ? gw.peakSum <= limit : null, `${fmt.d1(gw?.peakSum / 1e6)} MB (${fmt.mb(gw?.peakSum)})`),
       ],
-      notes: [`The direct row has no tunnel processes. Peak RSS is absolute (it includes the process's baseline), as the target is.${profile.s4Count < 10_000 ? ` ${profile.s4Count} requests in this profile (10,000 in quick and full).` : ''}`],
+      notes: [`The direct row has no tunnel processes. Each tunnel runs in fresh processes for this scenario; peak RSS is absolute (it includes the process's baseline), as the target is.${profile.s4Count < 10_000 ? ` ${profile.s4Count} requests in this profile (10,000 in quick and full).` : ''}`],
     }
   },
+}
+
+/** A new relay + agent (or localtunnel pair) for one path; direct needs none. */
+async function freshTarget(shared, upstream) {
+  if (shared.procs.length === 0) return { target: shared, close: async () => {} }
+  if (shared.name === 'localtunnel') {
+    const lt = await startLocaltunnel(upstream.port, 'benchlt4')
+    if (!lt.available) throw new Error(lt.reason)
+    const target = { ...shared, port: lt.port, host: lt.host, procs: lt.procs }
+    await waitRoutable(target).catch(async (err) => { await lt.close(); throw err })
+    return { target, close: lt.close }
+  }
+  const gw = await startGw(upstream.url, { name: 'bench4' })
+  if (!gw.available) throw new Error(gw.reason)
+  const target = {
+    ...shared,
+    port: shared.protocol === 'https' ? gw.relay.httpsPort : gw.relay.httpPort,
+    host: 'bench4.localhost',
+    ca: gw.relay.caCertPem,
+    procs: gw.procs,
+  }
+  await waitRoutable(target).catch(async (err) => { await gw.close(); throw err })
+  return { target, close: gw.close }
 }
