@@ -1,0 +1,262 @@
+/**
+ * The agent API on 127.0.0.1:4040: ngrok's endpoints and shapes, the SSE feed and the
+ * web inspector page.
+ *
+ * It has no authentication, like ngrok's, so three rules keep web pages out of it:
+ * - only Host `127.0.0.1`, `localhost` or `[::1]` (bare or with our port) is answered,
+ *   anything else gets 403. A DNS-rebinding page reaches us under its own name, so
+ *   its requests carry that name in Host;
+ * - no CORS headers at all, so other origins cannot read answers, and an `Origin` that
+ *   is not ours is refused outright;
+ * - calls that change state need `Content-Type: application/json`, which a cross-site
+ *   form cannot send and a cross-site fetch cannot send without a preflight we never
+ *   approve.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AgentEvents, AgentStatus } from '../agent/events.js'
+import type { Capture } from '../inspect/capture.js'
+import { InspectError, InspectErrorCodes, type InspectErrorCode } from '../inspect/errors.js'
+import type { Metrics } from '../inspect/metrics.js'
+import { parseModifications, replayCaptured, type ReplayFn } from '../inspect/replay.js'
+import { INSPECTOR_CSS } from '../web/styles.js'
+import { INSPECTOR_HTML } from '../web/page.js'
+import { INSPECTOR_JS } from '../web/client-script.js'
+import { createRequestEventStream } from './event-stream.js'
+import { listenApi } from './listen.js'
+import { requestJson } from './request-json.js'
+import { apiTunnelName, statusJson, tunnelEntries, tunnelJson, tunnelsJson } from './tunnels-json.js'
+
+export interface AgentApiOptions {
+  /** `host:port`; default 127.0.0.1:4040, moving to 4041… when taken. */
+  addr?: string
+  getStatus: () => AgentStatus
+  capture: Capture
+  metrics: Metrics
+  events: AgentEvents
+  replay: ReplayFn
+}
+
+export interface AgentApi {
+  /** e.g. `http://127.0.0.1:4040` */
+  url: string
+  port: number
+  close(): Promise<void>
+}
+
+const DEFAULT_LIMIT = 50
+/** A replay with a modified body is the biggest thing anyone posts here. */
+const MAX_BODY = 32 * 1024 * 1024
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]'])
+
+/** `Host` (or an Origin's host part) is one of ours, bare or with our port. */
+export function isLocalHost(host: string | undefined, port: number, alsoAllowed?: string): boolean {
+  if (host === undefined) return false
+  const m = /^(\[[^\]]*\]|[^:]+)(?::(\d+))?$/.exec(host.trim().toLowerCase())
+  if (m === null) return false
+  const name = m[1]!
+  return (LOCAL_HOSTS.has(name) || name === alsoAllowed) && (m[2] === undefined || Number(m[2]) === port)
+}
+
+function isJson(req: IncomingMessage): boolean {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+  return type === 'application/json'
+}
+
+const BASE_HEADERS = {
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { ...BASE_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+function sendError(res: ServerResponse, code: InspectErrorCode, message?: string, extraHeaders?: Record<string, string>): void {
+  const status = InspectErrorCodes[code].status
+  if (extraHeaders) for (const [k, v] of Object.entries(extraHeaders)) res.setHeader(k, v)
+  // ngrok's error shape, with gw's stable string code.
+  sendJson(res, status, { error_code: code, status_code: status, msg: message ?? InspectErrorCodes[code].message, details: {} })
+}
+
+function sendAsset(res: ServerResponse, type: string, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(200, { ...BASE_HEADERS, 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), ...extra })
+  res.end(body)
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_BODY) throw new InspectError('GW_ERR_API_BODY_TOO_LARGE', `the agent API accepts bodies up to ${MAX_BODY} bytes`)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readBody(req)
+  if (body.length === 0) return {}
+  let value: unknown
+  try {
+    value = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new InspectError('GW_ERR_API_BAD_REQUEST', 'the request body is not valid JSON')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InspectError('GW_ERR_API_BAD_REQUEST', 'the request body must be a JSON object')
+  }
+  return value as Record<string, unknown>
+}
+
+/**
+ * @example
+ * const api = await startAgentApi({ getStatus, capture, metrics, events, replay })
+ * console.log(`inspector: ${api.url}`)
+ */
+export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi> {
+  const { capture, metrics, events, getStatus, replay } = options
+  const entries = () => tunnelEntries(getStatus())
+  const stream = createRequestEventStream({ capture, events, getStatus, entries })
+  let port = 0
+  /** An address the user chose (a LAN IP) is answered too; a wildcard is not a name. */
+  let boundHost: string | undefined
+
+  const html = INSPECTOR_HTML
+  const csp =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!isLocalHost(req.headers.host, port, boundHost)) {
+      return sendError(res, 'GW_ERR_API_FORBIDDEN_HOST', `Host ${JSON.stringify(req.headers.host ?? '')} is not allowed; use 127.0.0.1, localhost or [::1]`)
+    }
+    const origin = req.headers.origin
+    if (origin !== undefined && origin !== 'null') {
+      let originHost: string | undefined
+      try {
+        originHost = new URL(origin).host
+      } catch {
+        originHost = undefined
+      }
+      if (!isLocalHost(originHost, port, boundHost)) return sendError(res, 'GW_ERR_API_FORBIDDEN_ORIGIN')
+    } else if (origin === 'null') return sendError(res, 'GW_ERR_API_FORBIDDEN_ORIGIN')
+
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const path = url.pathname.replace(/\/+$/, '') || '/'
+    const method = req.method === 'HEAD' ? 'GET' : req.method
+    const segments = path.split('/').slice(1).map((s) => decodeURIComponent(s))
+
+    const allow = (methods: string): boolean => {
+      if (methods.split(',').includes(method ?? '')) return true
+      sendError(res, 'GW_ERR_API_METHOD_NOT_ALLOWED', undefined, { Allow: methods })
+      return false
+    }
+    const needJson = (): boolean => {
+      if (isJson(req)) return true
+      sendError(res, 'GW_ERR_API_UNSUPPORTED_MEDIA_TYPE')
+      return false
+    }
+
+    if (path === '/') {
+      if (!allow('GET')) return
+      res.writeHead(302, { ...BASE_HEADERS, Location: '/inspect/http' })
+      return void res.end()
+    }
+    if (path === '/inspect/http') {
+      if (!allow('GET')) return
+      return sendAsset(res, 'text/html; charset=utf-8', html, { 'Content-Security-Policy': csp })
+    }
+    if (path === '/inspect/app.js') return allow('GET') ? sendAsset(res, 'text/javascript; charset=utf-8', INSPECTOR_JS) : undefined
+    if (path === '/inspect/app.css') return allow('GET') ? sendAsset(res, 'text/css; charset=utf-8', INSPECTOR_CSS) : undefined
+
+    if (path === '/api/tunnels') {
+      if (!allow('GET')) return
+      return sendJson(res, 200, tunnelsJson(getStatus(), metrics))
+    }
+    if (segments[0] === 'api' && segments[1] === 'tunnels' && segments.length === 3) {
+      if (!allow('GET')) return
+      const entry = entries().find((e) => e.apiName === segments[2])
+      if (entry === undefined) return sendError(res, 'GW_ERR_TUNNEL_UNKNOWN', `no tunnel is named ${JSON.stringify(segments[2])}`)
+      return sendJson(res, 200, tunnelJson(entry, metrics))
+    }
+    if (path === '/api/status') {
+      if (!allow('GET')) return
+      return sendJson(res, 200, statusJson(getStatus(), metrics, capture))
+    }
+    if (path === '/api/requests/http') {
+      if (!allow('GET,POST,DELETE')) return
+      if (method === 'GET') {
+        const limitText = url.searchParams.get('limit')
+        const limit = limitText === null || limitText === '' ? DEFAULT_LIMIT : Number(limitText)
+        if (!Number.isInteger(limit) || limit < 0) return sendError(res, 'GW_ERR_API_BAD_REQUEST', 'limit must be a whole number')
+        const tunnelName = url.searchParams.get('tunnel_name') ?? undefined
+        const list = entries()
+        let records = capture.list()
+        if (tunnelName !== undefined && tunnelName !== '') {
+          // Either the API name (`command_line (http)`) or the agent's tunnel name.
+          records = records.filter(
+            (r) => r.exchange.tunnel === tunnelName || apiTunnelName(list, r.exchange.tunnel, r.exchange.request.scheme) === tunnelName,
+          )
+        }
+        return sendJson(res, 200, { requests: records.slice(0, limit).map((r) => requestJson(r, list)), uri: '/api/requests/http' })
+      }
+      if (!needJson()) return
+      if (method === 'DELETE') {
+        await readBody(req)
+        capture.clear()
+        res.writeHead(204, BASE_HEADERS)
+        return void res.end()
+      }
+      const body = await readJson(req)
+      if (typeof body.id !== 'string' || body.id === '') return sendError(res, 'GW_ERR_API_BAD_REQUEST', 'the body needs {"id": "<request id>"}')
+      const mods = parseModifications(body.modifications)
+      await replayCaptured(capture, replay, body.id, mods)
+      res.writeHead(204, BASE_HEADERS)
+      return void res.end()
+    }
+    if (path === '/api/requests/http/events') {
+      if (!allow('GET')) return
+      return stream.attach(req, res)
+    }
+    if (segments[0] === 'api' && segments[1] === 'requests' && segments[2] === 'http' && segments.length === 4) {
+      if (!allow('GET')) return
+      const record = capture.get(segments[3]!)
+      if (record === undefined) return sendError(res, 'GW_ERR_REQUEST_NOT_FOUND', `no captured request has id ${JSON.stringify(segments[3])}`)
+      return sendJson(res, 200, requestJson(record, entries()))
+    }
+    return sendError(res, 'GW_ERR_API_NOT_FOUND', `no agent API resource at ${path}`)
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      if (res.headersSent) return void res.destroy()
+      if (err instanceof InspectError) return sendError(res, err.code, err.message)
+      sendError(res, 'GW_ERR_API_BAD_REQUEST', err instanceof Error ? err.message : String(err))
+    })
+  })
+  // Keep-alive connections from browsers must not hold close() open.
+  server.keepAliveTimeout = 5000
+
+  const bound = await listenApi(server, options.addr)
+  port = bound.port
+  const wildcard = bound.host === '0.0.0.0' || bound.host === '::'
+  const host = wildcard ? '127.0.0.1' : bound.host.includes(':') ? `[${bound.host}]` : bound.host
+  boundHost = wildcard ? undefined : host.toLowerCase()
+
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    close() {
+      stream.close()
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+    },
+  }
+}

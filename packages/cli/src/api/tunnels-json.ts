@@ -1,0 +1,88 @@
+/**
+ * `/api/tunnels` and `/api/status` in ngrok's shapes, so scripts written for ngrok work
+ * unchanged (`jq -r '.tunnels[0].public_url'`, `.tunnels[] | select(.proto=="https")`).
+ *
+ * As ngrok's v2 agent did, each public URL is its own entry: a tunnel with an https and
+ * an http URL lists https first under the tunnel's name, then `name (http)`.
+ */
+import type { AgentStatus, TunnelInfo } from '../agent/events.js'
+import type { Metrics } from '../inspect/metrics.js'
+
+export interface TunnelEntry {
+  /** The name in the API: `command_line`, or `command_line (http)` for a second URL. */
+  apiName: string
+  info: TunnelInfo
+  publicUrl: string
+  proto: 'http' | 'https'
+}
+
+function protoOf(url: string): 'http' | 'https' {
+  return url.startsWith('https:') ? 'https' : 'http'
+}
+
+export function tunnelEntries(status: AgentStatus): TunnelEntry[] {
+  const out: TunnelEntry[] = []
+  for (const info of status.tunnels) {
+    const urls = info.publicUrls.length > 0 ? [...info.publicUrls] : [info.publicUrl]
+    // https first, like ngrok; the sort is stable so the relay's order holds otherwise.
+    urls.sort((a, b) => (protoOf(a) === 'https' ? 0 : 1) - (protoOf(b) === 'https' ? 0 : 1))
+    urls.forEach((url, i) => {
+      const proto = protoOf(url)
+      out.push({ apiName: i === 0 ? info.name : `${info.name} (${proto})`, info, publicUrl: url, proto })
+    })
+  }
+  return out
+}
+
+/** The API name a request through `tunnel` over `scheme` is listed under. */
+export function apiTunnelName(entries: TunnelEntry[], tunnel: string, scheme: string): string {
+  const mine = entries.filter((e) => e.info.name === tunnel || e.info.publicName === tunnel)
+  return (mine.find((e) => e.proto === scheme) ?? mine[0])?.apiName ?? tunnel
+}
+
+export function tunnelJson(entry: TunnelEntry, metrics: Metrics): object {
+  const { conns, http } = metrics.snapshot(entry.info.name)
+  return {
+    name: entry.apiName,
+    uri: `/api/tunnels/${encodeURIComponent(entry.apiName)}`,
+    public_url: entry.publicUrl,
+    proto: entry.proto,
+    config: { addr: entry.info.upstream, inspect: entry.info.inspect },
+    metrics: { conns, http },
+  }
+}
+
+export function tunnelsJson(status: AgentStatus, metrics: Metrics): object {
+  return { tunnels: tunnelEntries(status).map((e) => tunnelJson(e, metrics)), uri: '/api/tunnels' }
+}
+
+/** gw's own status: not ngrok's (whose `/api/status` is an undocumented blob). */
+export function statusJson(status: AgentStatus, metrics: Metrics, capture: { enabled: boolean; size: number; usedBytes: number; dbSize: number; bodyLimit: number }): object {
+  const m = metrics.snapshot()
+  return {
+    status: status.status,
+    relay: status.relay,
+    embedded: status.embedded,
+    attempt: status.attempt,
+    latency_ms: status.latencyMs ?? null,
+    last_error: status.lastError ?? null,
+    version: status.version,
+    tunnels: status.tunnels.map((t) => ({
+      name: t.name,
+      public_name: t.publicName,
+      public_url: t.publicUrl,
+      public_urls: t.publicUrls,
+      upstream: t.upstream,
+      inspect: t.inspect,
+    })),
+    metrics: { conns: m.conns, http: m.http, bytes_in: m.bytes.in, bytes_out: m.bytes.out },
+    capture: {
+      enabled: capture.enabled,
+      requests: capture.size,
+      used_bytes: capture.usedBytes,
+      db_size: capture.dbSize,
+      body_limit: capture.bodyLimit,
+    },
+    uri: '/api/status',
+  }
+}

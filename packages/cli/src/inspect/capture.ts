@@ -1,0 +1,268 @@
+/**
+ * The capture ring buffer: what the TUI list, the agent API and the web inspector show.
+ *
+ * It is bounded by bytes, not by entries (`--inspect-db-size`, as ngrok's
+ * `inspect_db_size`): one 10 MB upload and a thousand health checks should not cost the
+ * same. Each record is charged for its heads, the body bytes it keeps (at most
+ * `bodyLimit` per direction; the rest is counted, not kept) and a fixed overhead for the
+ * objects around them. When the total goes over, the oldest records go first, even one
+ * still in flight; later events for it are then ignored.
+ *
+ * It reads only the agent's event stream. The `Exchange` it keeps is the agent's own
+ * object, which the agent keeps filling in (response, timing), so a record is always as
+ * fresh as the exchange; `changes` tells readers when to look again.
+ */
+import { EventEmitter } from 'node:events'
+import type { AgentEvents, Exchange } from '../agent/events.js'
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024
+export const DEFAULT_DB_SIZE = 50 * 1024 * 1024
+/** What a record costs beyond its heads and bodies: the objects and the Map entry. */
+export const RECORD_OVERHEAD = 512
+
+export interface CapturedBody {
+  /** The kept bytes: at most the body limit. */
+  readonly bytes: Buffer
+  /** Every byte seen, kept or not. */
+  readonly size: number
+  readonly truncated: boolean
+}
+
+export interface CaptureRecord {
+  readonly id: string
+  /** Increases by one per record, so readers can tell newer from older. */
+  readonly seq: number
+  readonly exchange: Exchange
+  readonly requestBody: CapturedBody
+  readonly responseBody: CapturedBody
+  /** `open` until `exchange:end`. */
+  readonly state: 'open' | 'done'
+  /** What the record is charged in the ring buffer. */
+  readonly charged: number
+}
+
+export interface CaptureChangeMap {
+  add: [CaptureRecord]
+  update: [CaptureRecord]
+  remove: [string]
+  clear: []
+}
+
+export interface CaptureOptions {
+  /** Body bytes kept per direction; default 64 KiB. */
+  bodyLimit?: number
+  /** Bytes the ring buffer holds; default 50 MB. */
+  dbSize?: number
+  /** Off (`--inspect=false`): nothing is recorded. */
+  enabled?: boolean
+}
+
+export interface Capture {
+  readonly enabled: boolean
+  readonly bodyLimit: number
+  readonly dbSize: number
+  /** Bytes charged now; never above `dbSize` once an event has been handled. */
+  readonly usedBytes: number
+  readonly size: number
+  /** Newest first. */
+  list(options?: { limit?: number; tunnel?: string; filter?: (record: CaptureRecord) => boolean }): CaptureRecord[]
+  get(id: string): CaptureRecord | undefined
+  clear(): void
+  /** Stop listening to the agent. */
+  close(): void
+  readonly changes: EventEmitter<CaptureChangeMap>
+}
+
+class BodyBuffer implements CapturedBody {
+  private chunks: Buffer[] = []
+  private kept = 0
+  private joined: Buffer | undefined
+  size = 0
+
+  constructor(private readonly limit: number) {}
+
+  /** Returns how many bytes were kept, which the record is charged for. */
+  push(chunk: Buffer): number {
+    this.size += chunk.length
+    const room = this.limit - this.kept
+    if (room <= 0) return 0
+    // Copy the slice we keep: the agent may reuse or pool its chunk buffers.
+    const part = Buffer.from(chunk.subarray(0, room))
+    this.chunks.push(part)
+    this.kept += part.length
+    this.joined = undefined
+    return part.length
+  }
+
+  get bytes(): Buffer {
+    if (this.joined === undefined) {
+      this.joined = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.kept)
+      this.chunks = this.joined.length > 0 ? [this.joined] : []
+    }
+    return this.joined
+  }
+
+  get truncated(): boolean {
+    return this.size > this.kept
+  }
+}
+
+class Record implements CaptureRecord {
+  state: 'open' | 'done' = 'open'
+  charged = 0
+  headCharge = 0
+  /** After a 101 the stream carries WebSocket frames, counted by the agent, not kept. */
+  upgraded = false
+
+  constructor(
+    readonly id: string,
+    readonly seq: number,
+    readonly exchange: Exchange,
+    readonly requestBody: BodyBuffer,
+    readonly responseBody: BodyBuffer,
+  ) {}
+}
+
+function headBytes(exchange: Exchange): number {
+  const req = exchange.request
+  let n = req.method.length + req.target.length + req.httpVersion.length + req.remoteAddress.length + 16
+  for (const part of req.rawHeaders) n += part.length + 2
+  const res = exchange.response
+  if (res !== undefined) {
+    n += res.statusMessage.length + 16
+    for (const part of res.rawHeaders) n += part.length + 2
+  }
+  return n
+}
+
+/**
+ * @example
+ * const capture = createCapture(events, { bodyLimit: 64 * 1024, dbSize: 50e6, enabled: true })
+ * capture.changes.on('add', (record) => console.log(record.exchange.request.target))
+ */
+export function createCapture(events: AgentEvents, options: CaptureOptions = {}): Capture {
+  const bodyLimit = Math.max(0, Math.floor(options.bodyLimit ?? DEFAULT_BODY_LIMIT))
+  const dbSize = Math.max(0, Math.floor(options.dbSize ?? DEFAULT_DB_SIZE))
+  const enabled = options.enabled ?? true
+  const records = new Map<string, Record>()
+  const changes = new EventEmitter<CaptureChangeMap>()
+  let used = 0
+  let seq = 0
+
+  function charge(record: Record, bytes: number): void {
+    record.charged += bytes
+    used += bytes
+  }
+
+  function evict(): void {
+    while (used > dbSize && records.size > 0) {
+      const oldest = records.values().next().value!
+      records.delete(oldest.id)
+      used -= oldest.charged
+      changes.emit('remove', oldest.id)
+    }
+  }
+
+  function recharge(record: Record): void {
+    const head = headBytes(record.exchange)
+    charge(record, head - record.headCharge)
+    record.headCharge = head
+  }
+
+  function onStart(exchange: Exchange): void {
+    // A replayed or re-sent id replaces the old record rather than sharing its bytes.
+    const previous = records.get(exchange.id)
+    if (previous !== undefined) {
+      records.delete(previous.id)
+      used -= previous.charged
+    }
+    const record = new Record(exchange.id, ++seq, exchange, new BodyBuffer(bodyLimit), new BodyBuffer(bodyLimit))
+    records.set(record.id, record)
+    charge(record, RECORD_OVERHEAD)
+    recharge(record)
+    changes.emit('add', record)
+    evict()
+  }
+
+  function onRequestBody(exchange: Exchange, chunk: Buffer): void {
+    const record = records.get(exchange.id)
+    if (record === undefined || record.upgraded) return
+    charge(record, record.requestBody.push(chunk))
+    evict()
+  }
+
+  function onResponse(exchange: Exchange): void {
+    const record = records.get(exchange.id)
+    if (record === undefined) return
+    if (exchange.response?.status === 101) record.upgraded = true
+    recharge(record)
+    changes.emit('update', record)
+    evict()
+  }
+
+  function onResponseBody(exchange: Exchange, chunk: Buffer): void {
+    const record = records.get(exchange.id)
+    if (record === undefined || record.upgraded) return
+    charge(record, record.responseBody.push(chunk))
+    evict()
+  }
+
+  function onEnd(exchange: Exchange): void {
+    const record = records.get(exchange.id)
+    if (record === undefined) return
+    record.state = 'done'
+    recharge(record)
+    changes.emit('update', record)
+    evict()
+  }
+
+  if (enabled) {
+    events.on('exchange:start', onStart)
+    events.on('exchange:request-body', onRequestBody)
+    events.on('exchange:response', onResponse)
+    events.on('exchange:response-body', onResponseBody)
+    events.on('exchange:end', onEnd)
+  }
+
+  return {
+    enabled,
+    bodyLimit,
+    dbSize,
+    get usedBytes() {
+      return used
+    },
+    get size() {
+      return records.size
+    },
+    list(query = {}) {
+      const limit = query.limit ?? Infinity
+      const out: CaptureRecord[] = []
+      if (limit <= 0) return out
+      // The Map keeps insertion order, oldest first; walk a snapshot from the end.
+      const all = [...records.values()]
+      for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
+        const record = all[i]!
+        if (query.tunnel !== undefined && record.exchange.tunnel !== query.tunnel) continue
+        if (query.filter !== undefined && !query.filter(record)) continue
+        out.push(record)
+      }
+      return out
+    },
+    get(id) {
+      return records.get(id)
+    },
+    clear() {
+      records.clear()
+      used = 0
+      changes.emit('clear')
+    },
+    close() {
+      events.off('exchange:start', onStart)
+      events.off('exchange:request-body', onRequestBody)
+      events.off('exchange:response', onResponse)
+      events.off('exchange:response-body', onResponseBody)
+      events.off('exchange:end', onEnd)
+    },
+    changes,
+  }
+}
