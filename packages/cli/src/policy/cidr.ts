@@ -42,12 +42,19 @@ export function createCidrSet(cidrs: readonly string[]): CidrSet {
     if (!c) throw new Error(`not a valid CIDR or IP address: ${JSON.stringify(text)}`)
     list.addSubnet(c.address, c.prefix, c.family)
   }
+  // BlockList.check parses the address on every call (a few µs); clients repeat, so
+  // answers are memoised per address, in a bounded map.
+  const seen = new Map<string, boolean>()
   return {
     has(ip) {
+      let hit = seen.get(ip)
+      if (hit !== undefined) return hit
       const addr = normalizeIp(ip)
       const v = isIP(addr)
-      if (v === 0) return false
-      return list.check(addr, v === 4 ? 'ipv4' : 'ipv6')
+      hit = v !== 0 && list.check(addr, v === 4 ? 'ipv4' : 'ipv6')
+      if (seen.size >= 10_000) seen.clear()
+      seen.set(ip, hit)
+      return hit
     },
   }
 }

@@ -28,7 +28,8 @@ export const rateLimit: ActionDefinition = {
     const rateMs = config.duration('rate', undefined, 1, 24 * 3_600_000)
     const keyExprs = config.stringList('bucket_key', false)
     const keys: CompiledExpression[] = keyExprs.map((e, i) => expressionAt(config, [...config.path, 'bucket_key', i], e, false))
-    if (keys.length === 0) keys.push(expressionAt(config, config.at('bucket_key'), 'conn.client_ip', false))
+    // The usual key, the client address, is read directly instead of through CEL.
+    const byClientIp = keys.length === 0 || (keyExprs.length === 1 && keyExprs[0]!.trim() === 'conn.client_ip')
     const mode = config.oneOf('mode', ['reject', 'delay'] as const, 'reject')
     const maxDelayMs = config.duration('max_delay', mode === 'delay' ? Math.min(rateMs, 30_000) : 0, 0, 10 * 60_000)
     if (config.has('max_delay') && mode !== 'delay') config.fail('max_delay', 'only applies with mode: delay')
@@ -46,6 +47,7 @@ export const rateLimit: ActionDefinition = {
     })
 
     function bucketKey(state: PolicyState): string {
+      if (byClientIp) return state.request!.clientIp
       if (keys.length === 1) return celToString(evalKey(keys[0]!, state))
       let out = ''
       for (const k of keys) out += `${celToString(evalKey(k, state))}\u0000`
