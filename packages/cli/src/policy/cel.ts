@@ -61,13 +61,34 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
 
 export type CompiledExpression = (root: EvalRoot) => unknown
 
+const URL_FIELDS = ['scheme', 'host', 'port', 'path', 'raw_path', 'query', 'query_params', 'raw']
+const FIELDS: Record<string, string[]> = {
+  req: ['method', 'host', 'version', 'url', 'headers', 'cookies', 'content_type', 'content_length', 'user_agent'],
+  'req.url': URL_FIELDS,
+  conn: ['client_ip', 'client_port'],
+  res: ['status_code', 'headers'],
+  time: ['now'],
+}
+export const VARIABLES = ['req', 'conn', 'res', 'time', 'actions', 'vars']
+
 /** Why an expression does not compile, with the offset of the problem in the expression. */
 export class ExpressionError extends Error {
   readonly offset: number
-  constructor(message: string, offset: number) {
+  /** The names that would have been valid, when the problem is an unknown name. */
+  readonly allowed: readonly string[] | undefined
+  constructor(message: string, offset: number, allowed?: readonly string[]) {
     super(message)
     this.offset = offset
+    this.allowed = allowed
   }
+}
+
+/** For "No such key" and "Unknown variable", the names that exist there. */
+function allowedNames(source: string, message: string, offset: number): readonly string[] | undefined {
+  if (message.startsWith('Unknown variable')) return VARIABLES
+  if (!message.startsWith('No such key')) return undefined
+  const chain = /([A-Za-z_][\w.]*)\.\s*$/.exec(source.slice(0, offset))?.[1]
+  return chain ? FIELDS[chain] : undefined
 }
 
 /**
@@ -78,7 +99,9 @@ export function compileExpression(source: string, expectBool: boolean): Compiled
   const checked = env.check(source)
   if (!checked.valid) {
     const err = checked.error as { summary?: string; message: string; range?: { start: number } }
-    throw new ExpressionError(err.summary ?? err.message.split('\n')[0]!, err.range?.start ?? 0)
+    const message = err.summary ?? err.message.split('\n')[0]!
+    const offset = err.range?.start ?? 0
+    throw new ExpressionError(message, offset, allowedNames(source, message, offset))
   }
   if (expectBool && checked.type !== 'bool' && checked.type !== 'dyn') {
     throw new ExpressionError(`must be a boolean expression, but its type is ${checked.type}`, 0)
@@ -147,7 +170,7 @@ export function compileTemplate(text: string): Template {
       try {
         parts.push(compileExpression(source, false))
       } catch (err) {
-        if (err instanceof ExpressionError) throw new ExpressionError(`in \${${source}}: ${err.message}`, start + err.offset)
+        if (err instanceof ExpressionError) throw new ExpressionError(`in \${${source}}: ${err.message}`, start + err.offset, err.allowed)
         throw err
       }
       if (literal) parts.splice(parts.length - 1, 0, literal)

@@ -7,7 +7,7 @@ export function templateAt(reader: ConfigReader, path: readonly PathSegment[], t
   try {
     return compileTemplate(text)
   } catch (err) {
-    if (err instanceof ExpressionError) throw reader.errorAt(path, `${err.message} (at character ${err.offset + 1} of the value)`)
+    if (err instanceof ExpressionError) throw reader.errorAt(path, `${err.message} (at character ${err.offset + 1} of the value)`, err.allowed)
     throw err
   }
 }
@@ -17,7 +17,7 @@ export function expressionAt(reader: ConfigReader, path: readonly PathSegment[],
     return compileExpression(text, expectBool)
   } catch (err) {
     if (err instanceof ExpressionError) {
-      throw reader.errorAt(path, `invalid CEL expression ${JSON.stringify(text)}: ${err.message} (at character ${err.offset + 1})`)
+      throw reader.errorAt(path, `invalid CEL expression ${JSON.stringify(text)}: ${err.message} (at character ${err.offset + 1})`, err.allowed)
     }
     throw err
   }
