@@ -7,8 +7,8 @@ export const EXPERIMENTS = {
   // builds a DOMException with a stack trace. Ending the stream right after the head
   // skips all of it and puts head, END and FIN in the same tick, so one ws write.
   'relay-no-empty-pipeline': {
-    pkg: 'relay',
     patches: [{
+      pkg: 'relay',
       file: 'relay-request.js',
       from: `        bodySent = true;
         pipeline(req, new BodyFramer(), stream, (err) => {`,
@@ -20,9 +20,38 @@ export const EXPERIMENTS = {
         }
         pipeline(req, new BodyFramer(), stream, (err) => {`,
     }, {
+      pkg: 'relay',
       file: 'relay-request.js',
       from: `import { BodyFramer, MessageReader, writeJsonMessage } from '@gw/protocol/message-stream';`,
       to: `import { BodyFramer, MessageReader, writeJsonMessage, endMessage } from '@gw/protocol/message-stream';`,
+    }],
+  },
+
+  // mux/session.ts _sendFrame(): the transport is uncorked on process.nextTick, so frames
+  // queued by a later nextTick of the same turn (Writable's _final → the FIN) leave in a
+  // second ws message and a second writev. Uncorking on setImmediate sends everything one
+  // event-loop turn produced, over all streams, in one write.
+  'mux-uncork-on-immediate': {
+    patches: [{
+      pkg: 'protocol',
+      file: 'mux/session.js',
+      from: 'process.nextTick(uncorkTransport, this)',
+      to: 'setImmediate(uncorkTransport, this)',
+    }],
+  },
+
+  // mux/session.ts: every stream starts at the spec's 256 KiB window and grows only when
+  // half a window is consumed within 4 RTTs of the link's (idle) ping RTT, which a busy
+  // event loop rarely manages, so one bulk stream runs window-bound (relay and agent both
+  // partly idle in the profile). Starting streams at 4 MiB (announced in SYN/ACK, as the
+  // session already supports through `initialWindow`) removes the bound; receive memory
+  // is still capped per stream by the window.
+  'mux-initial-window-4m': {
+    patches: [{
+      pkg: 'protocol',
+      file: 'mux/session.js',
+      from: 'this.initialWindow = options.initialWindow ?? INITIAL_STREAM_WINDOW;',
+      to: 'this.initialWindow = options.initialWindow ?? 4 * 1024 * 1024;',
     }],
   },
 }

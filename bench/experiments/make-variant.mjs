@@ -1,34 +1,43 @@
 #!/usr/bin/env node
-// Builds a patched copy of a built package (packages/<pkg>/dist) in a temp directory, to
-// measure a proposed change before its owner makes it. The bench never edits other
-// packages: it loads the copy through GW_BENCH_RELAY_DIST / GW_BENCH_AGENT_DIST.
-//   node bench/experiments/make-variant.mjs <experiment-name>
-// prints the directory to pass, e.g.
-//   GW_BENCH_RELAY_DIST=$(node bench/experiments/make-variant.mjs relay-no-empty-pipeline) node bench/run.mjs --quick --only 1,2
-import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+// Builds a patched copy of the built packages (relay, cli and protocol dist) in a temp
+// directory, to measure a proposed change before its owner makes it. The bench never
+// edits other packages: bench/procs load the copy through GW_BENCH_RELAY_DIST and
+// GW_BENCH_AGENT_DIST, and the copy's own node_modules/@gw points at the patched protocol.
+//   node bench/experiments/make-variant.mjs <experiment>[+<experiment>…]
+// prints the directory; bench/tools/ab.mjs takes it as `name=<dir>`.
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { rootDir } from '../lib/children.mjs'
 import { EXPERIMENTS } from './experiments.mjs'
 
-const name = process.argv[2]
-const experiment = EXPERIMENTS[name]
-if (!experiment) {
-  console.error(`unknown experiment ${name}; one of: ${Object.keys(EXPERIMENTS).join(', ')}`)
-  process.exit(1)
-}
-const base = mkdtempSync(join(tmpdir(), `gw-bench-${name}-`))
-// The copy resolves @gw/* and undici/ws through the repo's node_modules.
-symlinkSync(join(rootDir, 'node_modules'), join(base, 'node_modules'))
-const dist = join(base, experiment.pkg, 'dist')
-cpSync(join(rootDir, 'packages', experiment.pkg, 'dist'), dist, { recursive: true })
-for (const { file, from, to } of experiment.patches) {
-  const path = join(dist, file)
-  const text = readFileSync(path, 'utf8')
-  if (!text.includes(from)) {
-    console.error(`${name}: ${file} no longer contains the text to patch; the experiment is stale`)
-    process.exit(2)
+const names = (process.argv[2] ?? '').split('+').filter(Boolean)
+for (const name of names) {
+  if (!EXPERIMENTS[name]) {
+    console.error(`unknown experiment ${name}; one of: ${Object.keys(EXPERIMENTS).join(', ')}`)
+    process.exit(1)
   }
-  writeFileSync(path, text.replace(from, to))
 }
-console.log(dist)
+const base = mkdtempSync(join(tmpdir(), `gw-bench-variant-`))
+const modules = join(base, 'node_modules')
+mkdirSync(join(modules, '@gw'), { recursive: true })
+for (const entry of readdirSync(join(rootDir, 'node_modules'))) {
+  if (entry !== '@gw' && !entry.startsWith('.')) symlinkSync(join(rootDir, 'node_modules', entry), join(modules, entry))
+}
+for (const pkg of ['protocol', 'relay', 'cli']) {
+  cpSync(join(rootDir, 'packages', pkg, 'dist'), join(base, pkg, 'dist'), { recursive: true })
+  cpSync(join(rootDir, 'packages', pkg, 'package.json'), join(base, pkg, 'package.json'))
+  symlinkSync(join(base, pkg), join(modules, '@gw', pkg))
+}
+for (const name of names) {
+  for (const { pkg, file, from, to } of EXPERIMENTS[name].patches) {
+    const path = join(base, pkg, 'dist', file)
+    const text = readFileSync(path, 'utf8')
+    if (!text.includes(from)) {
+      console.error(`${name}: ${pkg}/dist/${file} no longer contains the text to patch; the experiment is stale`)
+      process.exit(2)
+    }
+    writeFileSync(path, text.replace(from, to))
+  }
+}
+console.log(base)

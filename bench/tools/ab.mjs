@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// A/B of the gw path: the stock relay and agent against patched variants (from
+// bench/experiments/make-variant.mjs), started side by side and measured in alternating
+// rounds, so that load from other work on the machine hits both alike. Reports medians of
+// req/s and of CPU µs per request in the relay and the agent (scenario 1's load), and
+// syscalls per request for 1,000 sequential requests (strace -c), which noise cannot move.
+//   node bench/tools/ab.mjs [--load small|download|upload] [--rounds 5] [--seconds 2] [--strace] <name>=<variant dir> …
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { cpuOf, stopAll } from '../lib/children.mjs'
+import { bulkDownload, bulkUpload, saturate } from '../lib/http-clients.mjs'
+import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { load: { type: 'string', default: 'small' }, rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, strace: { type: 'boolean', default: false } },
+})
+const variants = [{ name: 'stock', env: {} }, ...positionals.map((p) => {
+  const [name, dir] = p.split('=')
+  return { name, env: { GW_BENCH_RELAY_DIST: join(dir, 'relay/dist'), GW_BENCH_AGENT_DIST: join(dir, 'cli/dist') } }
+})]
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+const upstream = await startUpstream()
+const stacks = []
+for (const v of variants) {
+  const saved = { ...process.env }
+  Object.assign(process.env, v.env)
+  const gw = await startGw(upstream.url, { name: `ab${stacks.length}` })
+  process.env = saved
+  if (!gw.available) throw new Error(`${v.name}: ${gw.reason}`)
+  const target = { name: v.name, protocol: 'http', port: gw.relay.httpPort, host: `ab${stacks.length}.localhost` }
+  await waitRoutable(target)
+  stacks.push({ ...v, gw, target, runs: [] })
+}
+try {
+  for (const s of stacks) await saturate(s.target, { connections: 64, duration: 1 }) // warm the JIT
+  for (let round = 0; round < Number(values.rounds); round++) {
+    for (const s of stacks) {
+      const before = s.gw.procs.map((p) => cpuOf(p.pid))
+      if (values.load === 'small') {
+        const r = await saturate(s.target, { connections: 64, duration: Number(values.seconds) })
+        const cpu = s.gw.procs.map((p, i) => (cpuOf(p.pid) - before[i]) / r.ok)
+        s.runs.push({ rps: r.rps, p50: r.p50, relay: cpu[0], agent: cpu[1] })
+      } else {
+        // Bulk: MiB/s of one 256 MiB transfer, and CPU µs per MiB.
+        const r = await (values.load === 'download' ? bulkDownload : bulkUpload)(s.target, 256 * 1024 * 1024)
+        const cpu = s.gw.procs.map((p, i) => (cpuOf(p.pid) - before[i]) / 256)
+        s.runs.push({ rps: r.mibps, p50: NaN, relay: cpu[0], agent: cpu[1] })
+      }
+    }
+  }
+  if (values.strace && spawnSync('strace', ['-V']).status === 0) {
+    for (const s of stacks) s.syscalls = await syscallsPerRequest(s)
+  }
+  const unit = values.load === 'small' ? 'req' : 'MiB'
+  const rows = stacks.map((s) => ({
+    variant: s.name,
+    [values.load === 'small' ? 'req/s' : 'MiB/s']: Math.round(median(s.runs.map((r) => r.rps))),
+    ...(values.load === 'small' ? { 'p50 ms': +median(s.runs.map((r) => r.p50)).toFixed(2) } : {}),
+    [`relay µs/${unit}`]: Math.round(median(s.runs.map((r) => r.relay))),
+    [`agent µs/${unit}`]: Math.round(median(s.runs.map((r) => r.agent))),
+    ...(s.syscalls ?? {}),
+  }))
+  console.table(rows)
+  console.log(JSON.stringify({ rounds: Number(values.rounds), seconds: Number(values.seconds), stacks: stacks.map((s) => ({ name: s.name, env: s.env, runs: s.runs, syscalls: s.syscalls })) }))
+} finally {
+  for (const s of stacks) await s.gw.close()
+  await stopAll()
+}
+
+/** strace -c on the relay and the agent while 1,000 requests go one after another on one connection. */
+async function syscallsPerRequest(s) {
+  const n = 1000
+  const files = s.gw.procs.map((p) => join(tmpdir(), `gw-ab-${p.pid}.strace`))
+  const tracers = s.gw.procs.map((p, i) => spawn('strace', ['-c', '-f', '-p', String(p.pid), '-o', files[i]], { stdio: 'ignore' }))
+  await new Promise((r) => setTimeout(r, 500))
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  for (let i = 0; i < n; i++) {
+    await new Promise((res, rej) => http.get({ host: '127.0.0.1', port: s.target.port, path: '/small', headers: { host: s.target.host }, agent }, (r) => { r.resume(); r.on('end', res) }).on('error', rej))
+  }
+  agent.destroy()
+  await Promise.all(tracers.map((t) => new Promise((r) => { t.once('exit', r); t.kill('SIGINT') })))
+  const out = {}
+  s.gw.procs.forEach((p, i) => {
+    const text = readFileSync(files[i], 'utf8')
+    rmSync(files[i], { force: true })
+    const count = (re) => [...text.matchAll(new RegExp(`^\\s*[\\d.]+\\s+[\\d.]+\\s+\\d+\\s+(\\d+)\\s+(?:\\d+\\s+)?(${re})$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0)
+    out[`${p.role} writes/req`] = +(count('write|writev|sendmsg|sendto') / n).toFixed(2)
+    out[`${p.role} reads/req`] = +(count('read|readv|recvmsg|recvfrom') / n).toFixed(2)
+  })
+  return out
+}
