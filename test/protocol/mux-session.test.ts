@@ -298,3 +298,60 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
     })
   })
 }
+
+describe('mux stream writes', () => {
+  it('coalesces queued writes into one data frame, header and payload uncopied', async (t) => {
+    const { netPair } = await import('./mux-helpers.js')
+    const { Session, FrameType } = await import('@gw/protocol/mux/index')
+    const { decodeChunks } = await import('./mux-frame-recorder.js')
+    const pair = await netPair()
+    t.after(() => pair.close())
+    const session = new Session(pair.client, { client: true, keepAliveInterval: 0 })
+    t.after(() => session.close())
+    const received: Buffer[] = []
+    pair.server.on('data', (c: Buffer) => received.push(c))
+    const s = session.open()
+    s.on('error', ignore)
+    // The message layer writes a 5-byte header, then the payload.
+    s.write(Buffer.from([3, 0, 0, 0, 11]))
+    s.write(Buffer.from('hello world'))
+    s.write(Buffer.from([3, 0, 0, 0, 2]))
+    s.write(Buffer.from('!!'))
+    await until(() => decodeChunks([Buffer.concat(received)]).filter((f) => f.type === FrameType.DATA).length >= 1, 'data frames')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const data = decodeChunks([Buffer.concat(received)]).filter((f) => f.type === FrameType.DATA)
+    // Writes made in one tick share one frame.
+    assert.deepEqual(data.map((f) => f.length), [23])
+  })
+
+  it('memory stays bounded by maxWindow after the window has grown', async (t) => {
+    const maxWindow = 1024 * 1024
+    const options = { keepAliveInterval: 1000, maxWindow }
+    const pair = await sessionPair('net', options, options)
+    t.after(() => pair.close())
+    await pair.client.ping()
+    await pair.server.ping()
+    const accepted = nextStream(pair.server)
+    const a = pair.client.open()
+    const chunk = Buffer.alloc(64 * 1024, 1)
+    let writing = true
+    const pump = async () => {
+      while (writing) {
+        if (!a.write(chunk)) await once(a, 'drain')
+      }
+    }
+    void pump().catch(ignore)
+    const b = await accepted
+    // Read fast for a while so the window can grow, then stop reading.
+    let received = 0
+    b.on('data', (c: Buffer) => {
+      received += c.length
+    })
+    await until(() => received > 64 * 1024 * 1024, '64 MiB read', 20_000)
+    b.pause()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const buffered = b.receiveBuffered
+    writing = false
+    assert.ok(buffered <= maxWindow + 512 * 1024, `receiver buffers ${buffered} bytes with maxWindow ${maxWindow}`)
+  })
+})

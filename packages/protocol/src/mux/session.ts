@@ -260,7 +260,14 @@ export class Session extends EventEmitter<SessionEventMap> {
     try {
       this.decoder.push(chunk)
     } catch (err) {
-      this.shutdown(err instanceof MuxError ? err : new MuxError('GW_ERR_MUX_PROTOCOL', (err as Error).message, undefined, { cause: err }), true)
+      if (err instanceof MuxError) {
+        this.shutdown(err, true)
+        return
+      }
+      // A 'stream' or 'data' listener threw while we decoded: the frame stream is now
+      // half-processed, so the link cannot go on, but the bug is the caller's to see.
+      this.shutdown(new MuxError('GW_ERR_MUX_CLOSED', 'a listener threw while frames were decoded', undefined, { cause: err }), true)
+      throw err
     }
   }
 

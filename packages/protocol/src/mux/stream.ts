@@ -63,6 +63,7 @@ export class Stream extends Duplex {
 
   private reset = false
   private freed = false
+  private autoCorked = false
 
   /** @internal Streams come from `Session.open()` and the session's 'stream' event. */
   constructor(session: Session, id: number, initialWindow: number, maxWindow: number) {
@@ -156,6 +157,30 @@ export class Stream extends Duplex {
     }
     if (this.recvQueued === 0 && this.remoteFin) this.pushEof()
     this.maybeGrant()
+  }
+
+  /**
+   * Writes made in one tick leave as one Data frame: the message layer writes a 5-byte
+   * header and then its payload, and corking until the next tick hands both to
+   * `_writev` together (Node's http does the same per response).
+   */
+  override write(
+    chunk: unknown,
+    encoding?: BufferEncoding | ((err?: Error | null) => void),
+    callback?: (err?: Error | null) => void,
+  ): boolean {
+    if (!this.autoCorked && !this.writableEnded) {
+      this.autoCorked = true
+      this.cork()
+      process.nextTick(uncorkStream, this)
+    }
+    return super.write(chunk, encoding as BufferEncoding, callback)
+  }
+
+  /** @internal */
+  _autoUncork(): void {
+    this.autoCorked = false
+    this.uncork()
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -265,6 +290,10 @@ export class Stream extends Duplex {
     this.freed = true
     this.host._free(this)
   }
+}
+
+function uncorkStream(stream: Stream): void {
+  stream._autoUncork()
 }
 
 /** Take `size` bytes off the front of a pending write as slices, without copying. */
