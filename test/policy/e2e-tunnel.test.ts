@@ -151,6 +151,11 @@ test('request bodies through the tunnel: validate-request, verify-webhook and tr
     const forged = await tunnel.fetch('/hooks/github', { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sig }, body: payload + ' ' })
     assert.equal(forged.status, 403)
 
+    // Over the cap: 413 at once from Content-Length, and the rest of the body is drained.
+    const huge = await tunnel.fetch('/hooks/github', { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': sig }, body: Buffer.alloc(3 * 1024 * 1024, 0x61) })
+    assert.equal(huge.status, 413)
+    assert.equal(huge.headers['gw-error-code'], 'GW_ERR_POLICY_BODY_TOO_LARGE')
+
     const invalid = await tunnel.fetch('/orders', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"qty":1}' })
     assert.equal(invalid.status, 400)
     assert.equal(JSON.parse(invalid.text).errors[0].path, '/sku')
@@ -179,6 +184,24 @@ test('a pool whose targets are all down answers 502 with gw-error-code', async (
       codes.push(r.headers['gw-error-code'])
     }
     assert.equal(codes.at(-1), 'GW_ERR_UPSTREAM_POOL_DOWN', JSON.stringify(codes))
+  } finally {
+    await tunnel.close()
+  }
+})
+
+// todo until agent/policy-pipeline.ts drains (and listens for errors on) the request body
+// when a policy answers: today the unread body is destroyed with an error nobody handles
+// when the link closes, an uncaught exception in the agent.
+test('a large request body refused by an auth action does not stall or crash the agent', { todo: 'the agent must drain the request body when a policy answers' }, async () => {
+  const policy = compilePolicy({ on_http_request: [{ actions: [{ type: 'basic-auth', config: { credentials: ['a:b'] } }] }] })
+  const tunnel = await startPolicyTunnel(policy, api1.url)
+  try {
+    const big = Buffer.alloc(4 * 1024 * 1024, 0x62)
+    const refused = await tunnel.fetch('/upload', { method: 'POST', body: big })
+    assert.equal(refused.status, 401)
+    const ok = await tunnel.fetch('/upload', { method: 'POST', body: big, headers: { authorization: basic('a:b') } })
+    assert.equal(ok.status, 200)
+    assert.equal(JSON.parse(ok.text).body.length, big.length)
   } finally {
     await tunnel.close()
   }
