@@ -276,7 +276,9 @@ export class Session extends EventEmitter<SessionEventMap> {
   }
 
   private onTransportError = (err: Error): void => {
-    this.shutdown(new MuxError('GW_ERR_MUX_CLOSED', `the link failed: ${err.message}`, undefined, { cause: err }), false)
+    // A transport that already knows the link broke the protocol (a text ws message) says so.
+    if (err instanceof MuxError) this.shutdown(err, false)
+    else this.shutdown(new MuxError('GW_ERR_MUX_CLOSED', `the link failed: ${err.message}`, undefined, { cause: err }), false)
   }
 
   private onTransportClose = (): void => {
