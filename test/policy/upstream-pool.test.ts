@@ -70,7 +70,11 @@ test('round_robin, least_requests and random pick among targets and skip exclude
 
 test('passive ejection with back-off, and 502 when the whole pool is down', () => {
   let now = 0
-  const pool = createUpstreamPool({ name: 'api', targets: ['127.0.0.1:1', '127.0.0.1:2'], clock: () => now, ejection: { baseMs: 1000, maxMs: 4000 } })
+  const events: string[] = []
+  const pool = createUpstreamPool({
+    name: 'api', targets: ['127.0.0.1:1', '127.0.0.1:2'], clock: () => now, ejection: { baseMs: 1000, maxMs: 4000 },
+    onEvent: (e) => events.push(`${e.kind} ${e.target} ${e.forMs}`),
+  })
   const [a, b] = pool.targets
   pool.release(pool.pick(), 'connect-error') // a ejected for 1s
   assert.equal(a!.ejectedUntil, 1000)
@@ -87,6 +91,7 @@ test('passive ejection with back-off, and 502 when the whole pool is down', () =
   const again = pool.pick()
   pool.release(again, 'ok')
   assert.equal(again.ejectedUntil, 0, 'a success resets the back-off')
+  assert.deepEqual(events, ['ejected api#0 1000', 'ejected api#1 1000', 'ejected api#0 2000'])
 })
 
 test('active health checks take a failing target out and put it back', async () => {

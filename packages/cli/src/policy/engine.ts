@@ -28,7 +28,7 @@ import type { PolicyState } from './state.js'
 import type { Phase, PolicyRequest, PolicyResponse, RequestOutcome } from './types.js'
 import { EvalRoot } from './variables.js'
 import type { AgentEvents } from '../agent/events.js'
-import { createUpstreamPool, STRATEGIES, type UpstreamPool, type UpstreamPoolConfig } from '../upstream/index.js'
+import { createUpstreamPool, STRATEGIES, type UpstreamEvent, type UpstreamPool, type UpstreamPoolConfig } from '../upstream/index.js'
 
 export const PHASES: readonly Phase[] = ['on_http_request', 'on_http_response']
 
@@ -56,7 +56,15 @@ export interface CompiledPolicy {
   close(): Promise<void>
 }
 
-function compileUpstreams(reader: ConfigReader, into: Map<string, UpstreamPool>, clock: () => number): void {
+function compileUpstreams(reader: ConfigReader, into: Map<string, UpstreamPool>, clock: () => number, events: AgentEvents | undefined): void {
+  const onEvent = events
+    ? (e: UpstreamEvent): void => {
+        const msg = e.kind === 'ejected'
+          ? `upstream target ejected after a connection error`
+          : `upstream target is ${e.kind} (health check)`
+        events.emit('log', { level: e.kind === 'healthy' ? 'info' : 'warn', msg, fields: { pool: e.pool, target: e.origin, ...(e.forMs ? { for_ms: e.forMs } : {}) } })
+      }
+    : undefined
   for (const name of Object.keys(reader.value)) {
     const pool = reader.child(name, true)
     const targets = pool.stringList('targets', true, 1)
@@ -83,7 +91,7 @@ function compileUpstreams(reader: ConfigReader, into: Map<string, UpstreamPool>,
     }
     pool.done()
     try {
-      into.set(name, createUpstreamPool({ name, targets, strategy, healthCheck, ejection, clock }))
+      into.set(name, createUpstreamPool({ name, targets, strategy, healthCheck, ejection, clock, ...(onEvent ? { onEvent } : {}) }))
     } catch (err) {
       pool.fail('targets', (err as Error).message)
     }
@@ -147,8 +155,8 @@ export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}):
   }]
   try {
     if (options.upstreams instanceof Map) for (const [k, v] of options.upstreams) upstreams.set(k, v)
-    else if (options.upstreams) compileUpstreams(new ConfigReader(options.upstreams, ['upstreams'], NO_SOURCE), upstreams, clock)
-    if (root.has('upstreams')) compileUpstreams(root.child('upstreams', true), upstreams, clock)
+    else if (options.upstreams) compileUpstreams(new ConfigReader(options.upstreams, ['upstreams'], NO_SOURCE), upstreams, clock, options.events)
+    if (root.has('upstreams')) compileUpstreams(root.child('upstreams', true), upstreams, clock, options.events)
 
     const base = { upstreams, clock, events: options.events, endpoint: options.endpoint, disposables, fetch: options.fetch ?? fetch }
     const requestRules = compileRules(root, 'on_http_request', { ...base, phase: 'on_http_request' })

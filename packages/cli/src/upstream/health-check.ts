@@ -71,11 +71,16 @@ export function createHealthChecker(
 
   const timer = setInterval(() => void runOnce(), config.intervalMs)
   timer.unref()
+  // A first check right away, so a target that is down at start-up is known within one
+  // probe rather than one interval.
+  const first = setTimeout(() => void runOnce(), 0)
+  first.unref()
   return {
     runOnce,
     stop() {
       stopped = true
       clearInterval(timer)
+      clearTimeout(first)
     },
   }
 }

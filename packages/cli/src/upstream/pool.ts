@@ -41,6 +41,8 @@ export interface UpstreamPoolConfig {
   strategy?: Strategy
   healthCheck?: HealthCheckConfig
   ejection?: { baseMs: number; maxMs: number }
+  /** Told when a target turns unhealthy or healthy, or is ejected; for the agent's log. */
+  onEvent?: (event: UpstreamEvent) => void
   /** Injectable for tests. */
   clock?: () => number
   random?: () => number
@@ -65,6 +67,15 @@ export interface UpstreamTarget {
 }
 
 export type ReleaseResult = 'ok' | 'error' | 'connect-error'
+
+export interface UpstreamEvent {
+  kind: 'unhealthy' | 'healthy' | 'ejected'
+  pool: string
+  target: string
+  origin: string
+  /** For `ejected`: how long, in ms. */
+  forMs?: number
+}
 
 export interface UpstreamPool {
   readonly name: string
@@ -159,7 +170,11 @@ export function createUpstreamPool(config: UpstreamPoolConfig): UpstreamPool {
       if (t.inflight > 0) t.inflight--
       if (result === 'connect-error') {
         t.failures++
-        if (targets.length > 1) t.ejectedUntil = clock() + Math.min(ejection.maxMs, ejection.baseMs * 2 ** (t.failures - 1))
+        if (targets.length > 1) {
+          const forMs = Math.min(ejection.maxMs, ejection.baseMs * 2 ** (t.failures - 1))
+          t.ejectedUntil = clock() + forMs
+          config.onEvent?.({ kind: 'ejected', pool: config.name, target: t.id, origin: t.origin, forMs })
+        }
       } else if (result === 'ok') {
         t.failures = 0
         t.ejectedUntil = 0
@@ -190,7 +205,10 @@ export function createUpstreamPool(config: UpstreamPoolConfig): UpstreamPool {
   })
 
   const checker = config.healthCheck
-    ? createHealthChecker(targets, config.healthCheck, () => {})
+    ? createHealthChecker(targets, config.healthCheck, (subject) => {
+        const t = subject as MutableTarget
+        config.onEvent?.({ kind: t.healthy ? 'healthy' : 'unhealthy', pool: config.name, target: t.id, origin: t.origin })
+      })
     : undefined
   return pool
 }
