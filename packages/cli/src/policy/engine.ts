@@ -20,6 +20,7 @@
 import { Readable } from 'node:stream'
 import { isPromise, type CompileContext, type RespondTerminal, type Terminal } from './action.js'
 import { ACTIONS } from './actions/index.js'
+import type { CompiledExpression } from './cel.js'
 import { expressionAt } from './compile-helpers.js'
 import { runRules, type CompiledActionStep, type CompiledRule } from './compose.js'
 import { ConfigReader, describe } from './config-reader.js'
@@ -103,7 +104,10 @@ function compileRules(reader: ConfigReader, phase: Phase, ctx: CompileContext): 
   return list.map((item, i) => {
     const rule: ConfigReader = new ConfigReader(item, [phase, i], reader.source, 'a rule ({name?, expressions?, actions})')
     const name = rule.optString('name')
-    const expressions = rule.stringList('expressions', false).map((e, j) => expressionAt(rule, [phase, i, 'expressions', j], e, true))
+    const expressions = rule.stringList('expressions', false).map((e, j) => {
+      const fn = expressionAt(rule, [phase, i, 'expressions', j], e, true)
+      return ctx.events ? reportFailures(fn, e, ctx.events, phase, i) : fn
+    })
     const actionItems = rule.list('actions', true, 1)
     rule.done()
     const actions: CompiledActionStep[] = actionItems.map((a, j) => {
@@ -122,6 +126,30 @@ function compileRules(reader: ConfigReader, phase: Phase, ctx: CompileContext): 
     })
     return { name, expressions, actions }
   })
+}
+
+/**
+ * An expression that fails at run time (a missing header index, an action result that is
+ * not there) counts as no match; the first failure of each expression is logged at debug
+ * level, so a rule that never matches can be explained.
+ */
+function reportFailures(fn: CompiledExpression, text: string, events: AgentEvents, phase: Phase, rule: number): CompiledExpression {
+  let reported = false
+  return function evaluateReported(root) {
+    try {
+      return fn(root)
+    } catch (err) {
+      if (!reported) {
+        reported = true
+        events.emit('log', {
+          level: 'debug',
+          msg: 'a policy expression failed, so its rule does not match',
+          fields: { rule: `${phase}[${rule}]`, expression: text, error: (err as Error).message.split('\n')[0] },
+        })
+      }
+      throw err
+    }
+  }
 }
 
 const EMPTY_BODY: readonly Buffer[] = []
