@@ -1,0 +1,235 @@
+/**
+ * The TUI's root: reads the agent's events, the capture and the metrics, and owns the
+ * keys. It never reaches into the agent.
+ *
+ * Repaints are batched: events only set a dirty flag, and a timer (`refreshMs`, 50 ms)
+ * turns a dirty flag into one React update, so 1,000 requests a second cost at most 20
+ * renders a second, and an idle agent repaints once a second for the rates and latency.
+ */
+import { useEffect, useMemo, useRef, useState } from 'react'
+import { Box, Text, useApp, useInput, useStdout } from 'ink'
+import type { AgentEvents, AgentStatus } from '../agent/events.js'
+import type { Capture, CaptureRecord } from '../inspect/capture.js'
+import type { Metrics } from '../inspect/metrics.js'
+import { replayCaptured, type ReplayFn } from '../inspect/replay.js'
+import { detailLines } from './detail-lines.js'
+import { matchesFilter, parseFilter } from './filter.js'
+import { Footer } from './footer.js'
+import { Header, headerHeight } from './header.js'
+import { METRICS_HEIGHT, MetricsBar } from './metrics-bar.js'
+import { RequestDetail } from './request-detail.js'
+import { RequestList } from './request-list.js'
+
+export interface AppProps {
+  events: AgentEvents
+  getStatus: () => AgentStatus
+  capture: Capture
+  metrics: Metrics
+  replay: ReplayFn
+  apiUrl: string
+  /** Batch window for repaints; 50 ms = at most 20 a second. */
+  refreshMs?: number
+  /** Called when the user quits (q, Ctrl-C). */
+  onQuit?: () => void
+}
+
+interface Flash {
+  text: string
+  color: string
+}
+
+function useTerminalSize(): { columns: number; rows: number } {
+  const { stdout } = useStdout()
+  const read = () => ({ columns: stdout.columns || 80, rows: stdout.rows || 24 })
+  const [size, setSize] = useState(read)
+  useEffect(() => {
+    const onResize = () => setSize(read())
+    stdout.on('resize', onResize)
+    return () => {
+      stdout.off('resize', onResize)
+    }
+  }, [stdout])
+  return size
+}
+
+/** A counter that moves at most every `refreshMs` while something changed. */
+function useBatchedTick(events: AgentEvents, capture: Capture, refreshMs: number): number {
+  const [tick, setTick] = useState(0)
+  // Starts dirty: events may have come before the effect below subscribed.
+  const dirty = useRef(true)
+  useEffect(() => {
+    const mark = () => {
+      dirty.current = true
+    }
+    const names = ['exchange:start', 'exchange:response', 'exchange:end', 'status'] as const
+    for (const name of names) events.on(name, mark)
+    capture.changes.on('clear', mark)
+    capture.changes.on('remove', mark)
+    let quiet = 0
+    const timer = setInterval(() => {
+      quiet++
+      if (dirty.current || quiet * refreshMs >= 1000) {
+        dirty.current = false
+        quiet = 0
+        setTick((n) => n + 1)
+      }
+    }, refreshMs)
+    return () => {
+      clearInterval(timer)
+      for (const name of names) events.off(name, mark)
+      capture.changes.off('clear', mark)
+      capture.changes.off('remove', mark)
+    }
+  }, [events, capture, refreshMs])
+  return tick
+}
+
+export function App(props: AppProps) {
+  const { events, getStatus, capture, metrics, replay, apiUrl } = props
+  const { exit } = useApp()
+  const { columns, rows } = useTerminalSize()
+  const tick = useBatchedTick(events, capture, props.refreshMs ?? 50)
+
+  const [view, setView] = useState<'list' | 'detail'>('list')
+  /** undefined: follow the newest request. */
+  const [selectedId, setSelectedId] = useState<string | undefined>(undefined)
+  const [filter, setFilter] = useState('')
+  const [editingFilter, setEditingFilter] = useState(false)
+  const [scroll, setScroll] = useState(0)
+  const [flash, setFlash] = useState<Flash | undefined>(undefined)
+  const top = useRef(0)
+  const flashTimer = useRef<NodeJS.Timeout | undefined>(undefined)
+
+  useEffect(() => () => clearTimeout(flashTimer.current), [])
+
+  const status = getStatus()
+  const snapshot = useMemo(() => metrics.snapshot(), [metrics, tick])
+  const terms = useMemo(() => parseFilter(filter), [filter])
+  const records = useMemo(
+    () => capture.list(terms.length > 0 ? { filter: (r: CaptureRecord) => matchesFilter(r, terms) } : {}),
+    [capture, terms, tick],
+  )
+
+  // The screen is rows - 1 lines: a frame as tall as the terminal makes Ink clear the
+  // whole screen on each repaint, which flickers.
+  const maxTunnelLines = rows >= 24 ? 3 : 1
+  const head = headerHeight(status, maxTunnelLines)
+  const bodyHeight = Math.max(3, rows - 1 - head - METRICS_HEIGHT - 1 - 1)
+  const visible = bodyHeight - 1
+
+  let index = selectedId === undefined ? 0 : records.findIndex((r) => r.id === selectedId)
+  if (index === -1) index = 0
+  const selected: CaptureRecord | undefined = view === 'detail' && selectedId !== undefined ? capture.get(selectedId) : records[index]
+  if (index < top.current) top.current = index
+  if (index >= top.current + visible) top.current = index - visible + 1
+  top.current = Math.max(0, Math.min(top.current, Math.max(0, records.length - visible)))
+  const windowed = records.slice(top.current, top.current + visible)
+
+  const detail = useMemo(
+    () => (view === 'detail' && selected !== undefined ? detailLines(selected) : []),
+    [view, selected, selected?.state, selected?.exchange.response, tick],
+  )
+
+  function say(text: string, color = 'green'): void {
+    setFlash({ text, color })
+    clearTimeout(flashTimer.current)
+    flashTimer.current = setTimeout(() => setFlash(undefined), 4000)
+  }
+
+  function quit(): void {
+    props.onQuit?.()
+    exit()
+  }
+
+  function replaySelected(): void {
+    const selected = live.current.selected
+    if (selected === undefined) return say('no request selected', 'yellow')
+    const what = `${selected.exchange.request.method} ${selected.exchange.request.target}`
+    say(`replaying ${what}…`, 'cyan')
+    replayCaptured(capture, replay, selected.id).then(
+      () => say(`replayed ${what}`),
+      (err: { code?: string; message?: string }) => say(`replay failed: ${err.code ?? 'error'}: ${err.message ?? String(err)}`, 'red'),
+    )
+  }
+
+  // Ink re-subscribes the input handler in an effect, which can run after the next key
+  // arrives; the handler therefore reads this render's values from a ref, never from a
+  // closure that may be one render old.
+  const live = useRef({ records, index, selected, visible, bodyHeight, detail, view, editingFilter })
+  live.current = { records, index, selected, visible, bodyHeight, detail, view, editingFilter }
+
+  useInput((input, key) => {
+    const { records, index, visible, bodyHeight, detail, view, editingFilter } = live.current
+    if (key.ctrl && input === 'c') return quit()
+    if (editingFilter) {
+      if (key.return) setEditingFilter(false)
+      else if (key.escape) {
+        setFilter('')
+        setEditingFilter(false)
+      } else if (key.backspace || key.delete) setFilter((f) => f.slice(0, -1))
+      else if (!key.ctrl && !key.meta && input.length > 0 && !/[\x00-\x1f]/.test(input)) setFilter((f) => f + input)
+      setSelectedId(undefined)
+      return
+    }
+    if (input === 'q') return quit()
+    if (input === 'r') return replaySelected()
+    if (view === 'detail') {
+      const page = Math.max(1, bodyHeight - 2)
+      const last = Math.max(0, detail.length - (bodyHeight - 1))
+      if (key.escape || key.leftArrow || key.backspace || key.delete || key.return) {
+        setView('list')
+        setScroll(0)
+      } else if (key.upArrow) setScroll((s) => Math.max(0, s - 1))
+      else if (key.downArrow) setScroll((s) => Math.min(last, s + 1))
+      else if (key.pageUp) setScroll((s) => Math.max(0, s - page))
+      else if (key.pageDown) setScroll((s) => Math.min(last, s + page))
+      return
+    }
+    const select = (i: number): void => {
+      if (records.length === 0) return
+      const clamped = Math.max(0, Math.min(records.length - 1, i))
+      setSelectedId(clamped === 0 && i < 0 ? undefined : records[clamped]!.id)
+    }
+    if (key.upArrow) select(index - 1)
+    else if (key.downArrow) select(index + 1)
+    else if (key.pageUp) select(index - visible)
+    else if (key.pageDown) select(index + visible)
+    else if (key.home) setSelectedId(undefined)
+    else if (key.return) {
+      if (records[index] === undefined) return
+      setSelectedId(records[index]!.id)
+      setScroll(0)
+      setView('detail')
+    } else if (input === '/') {
+      setEditingFilter(true)
+    } else if (input === 'c') {
+      capture.clear()
+      setSelectedId(undefined)
+      say('cleared')
+    }
+  })
+
+  const empty = !capture.enabled
+    ? 'capture is off (--inspect=false): requests are counted above but not recorded'
+    : filter !== ''
+      ? `no request matches "${filter}"`
+      : `no requests yet: try curl ${status.tunnels[0]?.publicUrl ?? 'your public URL'}`
+
+  return (
+    <Box flexDirection="column" width={columns}>
+      <Header status={status} apiUrl={apiUrl} columns={columns} maxTunnelLines={maxTunnelLines} />
+      <MetricsBar metrics={snapshot} />
+      <Text> </Text>
+      {view === 'detail' && selected !== undefined ? (
+        <RequestDetail lines={detail} scroll={scroll} columns={columns} height={bodyHeight} />
+      ) : view === 'detail' ? (
+        <Box height={bodyHeight}>
+          <Text dimColor>this request was dropped from the capture buffer; Esc to go back</Text>
+        </Box>
+      ) : (
+        <RequestList records={windowed} selectedId={selectedId === undefined ? records[0]?.id : selectedId} columns={columns} height={bodyHeight} empty={empty} />
+      )}
+      <Footer view={view} filter={filter} editingFilter={editingFilter} flash={flash} columns={columns} />
+    </Box>
+  )
+}
