@@ -123,6 +123,23 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
       await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
     })
 
+    it('runs 300 streams at once, past the accept backlog, and frees them all', async (t) => {
+      const pair = await sessionPair(kind, {}, { acceptBacklog: 16 })
+      t.after(() => pair.close())
+      pair.server.on('stream', (s: Stream) => {
+        s.on('error', ignore)
+        s.pipe(s)
+      })
+      const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => {
+        const s = pair.client.open()
+        const reply = readAll(s)
+        s.end(`stream ${i}`)
+        return reply.then((b) => b.toString())
+      }))
+      assert.deepEqual(replies, Array.from({ length: 300 }, (_, i) => `stream ${i}`))
+      await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
+    })
+
     it('holds a writer after one window when nobody reads, with bounded memory', async (t) => {
       const pair = await sessionPair(kind)
       t.after(() => pair.close())

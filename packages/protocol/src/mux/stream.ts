@@ -81,8 +81,7 @@ export class Stream extends Duplex {
     return this.recvQueued + this.readableLength
   }
 
-  /** The extra window announced with SYN/ACK beyond the spec's initial 256 KiB. */
-  /** @internal */
+  /** @internal The extra window announced with SYN/ACK beyond the spec's initial 256 KiB. */
   _initialDelta(): number {
     const delta = this.recvTarget - INITIAL_STREAM_WINDOW
     this.recvWindow += delta
