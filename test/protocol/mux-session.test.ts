@@ -197,6 +197,15 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
       assert.ok(measured >= 0)
     })
 
+    it('pings often enough to keep an idle link alive when the interval exceeds the timeout', async (t) => {
+      const options = { keepAliveInterval: 10_000, keepAliveTimeout: 100 }
+      const pair = await sessionPair(kind, options, options)
+      t.after(() => pair.close())
+      await new Promise((resolve) => setTimeout(resolve, 350))
+      assert.equal(pair.client.closed, false)
+      assert.equal(pair.server.closed, false)
+    })
+
     it('link death fails every open stream at once and emits close once', async (t) => {
       const pair = await sessionPair(kind)
       t.after(() => pair.close())

@@ -150,7 +150,12 @@ export class Session extends EventEmitter<SessionEventMap> {
 
     if (this.keepAliveInterval > 0) {
       this.lastReceivedAt = Date.now()
-      this.pingTimer = setInterval(() => this.keepAlivePing(), this.keepAliveInterval)
+      // A live but idle peer must get a chance to answer before the timeout fires, so
+      // ping at least twice per timeout even when the interval is set longer.
+      const period = this.keepAliveTimeout > 0
+        ? Math.min(this.keepAliveInterval, Math.max(1, Math.floor(this.keepAliveTimeout / 2)))
+        : this.keepAliveInterval
+      this.pingTimer = setInterval(() => this.keepAlivePing(), period)
       this.pingTimer.unref()
       if (this.keepAliveTimeout > 0) this.armWatchdog(this.keepAliveTimeout)
       // An early RTT sample lets window auto-tuning work from the first transfer.
