@@ -216,3 +216,32 @@ test('log writes to the agent event stream', async () => {
   await policy.onHttpRequest(makeRequest({ target: '/x' }), createPolicyState())
   assert.deepEqual(lines, [{ level: 'info', msg: 'policy log', fields: { phase: 'on_http_request', rule: 'audit', endpoint: 'web', path: '/x', ip: '203.0.113.7' } }])
 })
+
+test("ngrok's set-vars example: typed values, nested interpolation, whole-expression values keep their type", async () => {
+  const policy = compilePolicy({ on_http_request: [
+    { actions: [{ type: 'set-vars', config: { vars: [
+      { sample_string: 'bar' }, { sample_double: 1.5 }, { sample_bool: true }, { sample_null: null },
+      { sample_list: [1, 2, 3] }, { sample_map: { key: 'value' } }, { sample_nested_map: { key: ['value1', 'value2'] } },
+      { ip_list: '${[conn.client_ip, req.method]}' }, { greeting: 'Your IP is ${conn.client_ip}!' }, { nested: { ip: '${conn.client_ip}' } },
+      { count: '${size(vars.sample_list)}' },
+    ] } }] },
+    { expressions: ['vars.sample_bool == true', "vars.ip_list[1] == 'GET'", 'vars.count == 3', "vars.nested.ip == conn.client_ip"], actions: [{ type: 'custom-response', config: {
+      status_code: 200, headers: { 'content-type': 'text/plain' },
+      body: '${vars.sample_string} ${vars.sample_double} ${vars.sample_list[0]} ${vars.sample_map.key} ${vars.sample_nested_map.key[1]} ${vars.greeting}',
+    } }] },
+  ] })
+  const out = await policy.onHttpRequest(makeRequest({ clientIp: '192.0.2.4' }), createPolicyState())
+  assert.equal(out.kind, 'respond')
+  if (out.kind !== 'respond') return
+  assert.equal((await readAll(out.response.body)).toString(), 'bar 1.5 1 value value2 Your IP is 192.0.2.4!')
+  await policy.close()
+})
+
+test('custom-response takes ngrok\'s earlier `content` field and infers the content type', async () => {
+  for (const [body, type] of [['{"ok":true}', 'application/json'], ['<h1>hi</h1>', 'text/html; charset=utf-8'], ['plain', 'text/plain; charset=utf-8']]) {
+    const policy = compilePolicy({ on_http_request: [{ actions: [{ type: 'custom-response', config: { content: body } }] }] })
+    const out = await policy.onHttpRequest(makeRequest(), createPolicyState())
+    assert.equal(out.kind === 'respond' && header(out.response.rawHeaders, 'content-type'), type)
+  }
+  assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'custom-response', config: { content: 'a', body: 'b' } }] }] }), /config\.content: is the earlier name of body/)
+})

@@ -141,6 +141,34 @@ export function celToString(value: unknown): string {
 export type Template = (root: EvalRoot) => string
 
 /**
+ * A config value whose whole text is one `${…}`: its value keeps its CEL type (a list
+ * stays a list), as ngrok's set-vars does. Returns undefined for any other text.
+ */
+export function compileWholeExpression(text: string): CompiledExpression | undefined {
+  const m = /^\$\{([\s\S]*)\}$/.exec(text)
+  if (!m || m[1]!.includes('${')) return undefined
+  try {
+    // Only if the braces enclose exactly one expression (not "${a} and ${b}").
+    compileTemplate(text)
+  } catch {
+    return undefined
+  }
+  const inner = m[1]!
+  let depth = 0
+  let quote: string | undefined
+  for (let i = 0; i < inner.length; i++) {
+    const c = inner[i]!
+    if (quote) {
+      if (c === '\\') i++
+      else if (c === quote) quote = undefined
+    } else if (c === '"' || c === "'") quote = c
+    else if (c === '{') depth++
+    else if (c === '}' && --depth < 0) return undefined
+  }
+  return compileExpression(inner, false)
+}
+
+/**
  * Compile `${…}` interpolation. The closing brace is found by scanning the CEL text and
  * skipping string literals, so `${req.headers['x-}'][0]}` works. Strings without `${`
  * return a constant function.
