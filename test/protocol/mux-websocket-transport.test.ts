@@ -102,4 +102,15 @@ describe('WebSocket transport', () => {
     const frames = decodeChunks(second.received)
     assert.deepEqual(frames.map((f) => [f.type, f.length]), [[FrameType.GO_AWAY, 0]])
   })
+
+  it('a session on a WebSocket that already closed closes at once', async (t) => {
+    const pair = await wsSocketPair()
+    t.after(() => pair.close())
+    pair.client.close()
+    await once(pair.client, 'close')
+    const session = new Session(createWebSocketTransport(pair.client), { client: true, keepAliveInterval: 0 })
+    const [err] = await once(session, 'close')
+    assert.equal((err as MuxError).code, 'GW_ERR_MUX_CLOSED')
+    assert.throws(() => session.open(), (e: MuxError) => e.code === 'GW_ERR_MUX_CLOSED')
+  })
 })

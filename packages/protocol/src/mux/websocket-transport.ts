@@ -40,6 +40,8 @@ class WebSocketTransport extends Duplex {
     ws.on('message', this.onMessage)
     ws.on('close', this.onClose)
     ws.on('error', this.onError)
+    // A WebSocket that closed before we were attached will never say so again.
+    if (ws.readyState === WebSocket.CLOSED) process.nextTick(this.onClose)
   }
 
   private onMessage = (data: RawData, isBinary: boolean): void => {
@@ -110,7 +112,6 @@ class WebSocketTransport extends Duplex {
     socket?.cork()
     let batch: Buffer[] = []
     let batchBytes = 0
-    let last: Buffer | undefined
     const messages: Buffer[] = []
     for (const buf of buffers) {
       if (buf.length >= OWN_MESSAGE_SIZE) {
@@ -129,7 +130,7 @@ class WebSocketTransport extends Duplex {
       }
     }
     if (batchBytes > 0) messages.push(join(batch, batchBytes))
-    last = messages.pop()
+    const last = messages.pop()
     for (const message of messages) ws.send(message, { binary: true })
     const wait = last !== undefined && ws.bufferedAmount + last.length >= this.highWaterMark
     if (last !== undefined) {
