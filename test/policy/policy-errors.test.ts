@@ -55,7 +55,7 @@ test('file errors: unreadable file, YAML syntax with line and column, duplicate 
 
 test('document shape: unknown keys, phases, rules and actions', () => {
   let err = inFile('on_http_requests: []\n')
-  assert.match(err.message, /:1:19: on_http_requests: is not a known field; allowed values: on_http_request, on_http_response, on_tcp_connect, upstreams/)
+  assert.match(err.message, /:1:19: on_http_requests: is not a known field; allowed values: inbound, on_http_request, on_http_response, on_tcp_connect, outbound, upstreams/)
 
   err = inFile('on_tcp_connect:\n  - actions: [{type: deny}]\n')
   assert.match(err.message, /:2:3: on_tcp_connect: is not supported: gw endpoints are HTTP; allowed values: on_http_request, on_http_response/)
@@ -98,7 +98,7 @@ test('expressions: syntax, unknown variables and fields, non-boolean rules, inte
 
   err = inFile(`on_http_request:\n  - expressions: ["request.method == 'GET'"]\n    actions: [{type: deny}]\n`)
   assert.match(err.message, /invalid CEL expression .*Unknown variable: request/)
-  assert.match(err.message, /; allowed values: req, conn, res, time, actions, vars$/)
+  assert.match(err.message, /; allowed values: req, conn, res, time, endpoint, actions, vars$/)
 
   err = inFile(`on_http_request:\n  - expressions: ["req.url.path"]\n    actions: [{type: deny}]\n`)
   assert.match(err.message, /expressions\[0\]: invalid CEL expression "req\.url\.path": must be a boolean expression, but its type is string/)

@@ -11,7 +11,7 @@
  */
 import { Environment } from '@marcbachmann/cel-js'
 import { cachedCidrSet, isPrivateIp } from './cidr.js'
-import { ConnVars, EvalRoot, RequestVars, ResponseVars, TimeVars, UrlVars } from './variables.js'
+import { ConnVars, EndpointVars, EvalRoot, RequestVars, ResponseVars, TimeVars, UrlVars } from './variables.js'
 
 let current: EvalRoot | undefined
 
@@ -42,10 +42,12 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
   .registerType('gw.Conn', { ctor: ConnVars, fields: { client_ip: 'string', client_port: 'int' } })
   .registerType('gw.Response', { ctor: ResponseVars, fields: { status_code: 'int', headers: 'map<string, list<string>>' } })
   .registerType('gw.Time', { ctor: TimeVars, fields: { now: 'google.protobuf.Timestamp' } })
+  .registerType('gw.Endpoint', { ctor: EndpointVars, fields: { id: 'string', name: 'string', scheme: 'string', host: 'string', url: 'string' } })
   .registerVariable('req', 'gw.Request')
   .registerVariable('conn', 'gw.Conn')
   .registerVariable('res', 'gw.Response')
   .registerVariable('time', 'gw.Time')
+  .registerVariable('endpoint', 'gw.Endpoint')
   .registerVariable('actions', 'map<string, dyn>')
   .registerVariable('vars', 'map<string, dyn>')
   .registerFunction('inCidrRange(string, string): bool', inCidrRange)
@@ -68,8 +70,9 @@ const FIELDS: Record<string, string[]> = {
   conn: ['client_ip', 'client_port'],
   res: ['status_code', 'headers'],
   time: ['now'],
+  endpoint: ['id', 'name', 'scheme', 'host', 'url'],
 }
-export const VARIABLES = ['req', 'conn', 'res', 'time', 'actions', 'vars']
+export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'actions', 'vars']
 
 /** Why an expression does not compile, with the offset of the problem in the expression. */
 export class ExpressionError extends Error {

@@ -99,19 +99,19 @@ function compileUpstreams(reader: ConfigReader, into: Map<string, UpstreamPool>,
   }
 }
 
-function compileRules(reader: ConfigReader, phase: Phase, ctx: CompileContext): CompiledRule[] {
-  const list = reader.list(phase, false)
+function compileRules(reader: ConfigReader, phase: Phase, ctx: CompileContext, key: string = phase): CompiledRule[] {
+  const list = reader.list(key, false)
   return list.map((item, i) => {
-    const rule: ConfigReader = new ConfigReader(item, [phase, i], reader.source, 'a rule ({name?, expressions?, actions})')
+    const rule: ConfigReader = new ConfigReader(item, [key, i], reader.source, 'a rule ({name?, expressions?, actions})')
     const name = rule.optString('name')
     const expressions = rule.stringList('expressions', false).map((e, j) => {
-      const fn = expressionAt(rule, [phase, i, 'expressions', j], e, true)
+      const fn = expressionAt(rule, [key, i, 'expressions', j], e, true)
       return ctx.events ? reportFailures(fn, e, ctx.events, phase, i) : fn
     })
     const actionItems = rule.list('actions', true, 1)
     rule.done()
     const actions: CompiledActionStep[] = actionItems.map((a, j) => {
-      const action: ConfigReader = new ConfigReader(a, [phase, i, 'actions', j], reader.source, 'an action ({type, config})')
+      const action: ConfigReader = new ConfigReader(a, [key, i, 'actions', j], reader.source, 'an action ({type, config})')
       const type = action.raw('type')
       const def = typeof type === 'string' ? ACTIONS.get(type) : undefined
       if (!def) {
@@ -176,6 +176,13 @@ export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}):
   const clock = options.now ?? Date.now
   const root: ConfigReader = new ConfigReader(doc, [], source, 'a traffic policy (a map with on_http_request and/or on_http_response)')
   if (root.has('on_tcp_connect')) root.fail('on_tcp_connect', 'is not supported: gw endpoints are HTTP', [...PHASES])
+  // ngrok's first policy format named the phases inbound and outbound; old policies still use them.
+  const keys: Record<Phase, string> = { on_http_request: 'on_http_request', on_http_response: 'on_http_response' }
+  for (const [legacy, phase] of [['inbound', 'on_http_request'], ['outbound', 'on_http_response']] as const) {
+    if (!root.has(legacy)) continue
+    if (root.has(phase)) root.fail(legacy, `is the earlier name of ${phase}; give one of them`)
+    keys[phase] = legacy
+  }
 
   const upstreams = new Map<string, UpstreamPool>()
   const disposables: Array<() => void | Promise<void>> = [() => {
@@ -187,10 +194,10 @@ export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}):
     if (root.has('upstreams')) compileUpstreams(root.child('upstreams', true), upstreams, clock, options.events)
 
     const base = { upstreams, clock, events: options.events, endpoint: options.endpoint, disposables, fetch: options.fetch ?? fetch }
-    const requestRules = compileRules(root, 'on_http_request', { ...base, phase: 'on_http_request' })
-    const responseRules = compileRules(root, 'on_http_response', { ...base, phase: 'on_http_response' })
+    const requestRules = compileRules(root, 'on_http_request', { ...base, phase: 'on_http_request' }, keys.on_http_request)
+    const responseRules = compileRules(root, 'on_http_response', { ...base, phase: 'on_http_response' }, keys.on_http_response)
     root.done()
-    return createCompiledPolicy(requestRules, responseRules, upstreams, disposables, clock)
+    return createCompiledPolicy(requestRules, responseRules, upstreams, disposables, clock, options.endpoint ?? '')
   } catch (err) {
     for (const d of disposables) void d()
     throw err
@@ -203,6 +210,7 @@ function createCompiledPolicy(
   upstreams: Map<string, UpstreamPool>,
   disposables: Array<() => void | Promise<void>>,
   clock: () => number,
+  endpointName: string,
 ): CompiledPolicy {
   function requestOutcome(t: Terminal | undefined, state: PolicyState): RequestOutcome {
     if (!t) return { kind: 'forward', upstream: state.upstream }
@@ -227,14 +235,14 @@ function createCompiledPolicy(
     upstreams,
     async onHttpRequest(req, state) {
       state.request = req
-      state.root = new EvalRoot(req, state, clock)
+      state.root = new EvalRoot(req, state, clock, endpointName)
       const result = runRules(requestRules, state)
       return requestOutcome(isPromise<Terminal | undefined>(result) ? await result : result, state)
     },
     async onHttpResponse(req, res, state) {
       state.request = req
       state.response = res
-      state.root ??= new EvalRoot(req, state, clock)
+      state.root ??= new EvalRoot(req, state, clock, endpointName)
       if (state.responseHooks) {
         for (const hook of state.responseHooks) {
           const r = hook(state)

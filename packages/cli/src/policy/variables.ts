@@ -168,6 +168,33 @@ export class ResponseVars {
   }
 }
 
+/** `endpoint.*`: gw has no ngrok endpoint ids; `id` and `name` are the endpoint's name in the agent. */
+export class EndpointVars {
+  private readonly request: PolicyRequest
+  private readonly endpointName: string
+  constructor(request: PolicyRequest, endpointName: string) {
+    this.request = request
+    this.endpointName = endpointName
+  }
+  get id(): string {
+    return this.endpointName
+  }
+  get name(): string {
+    return this.endpointName
+  }
+  get scheme(): string {
+    return this.request.scheme
+  }
+  get host(): string {
+    const h = this.request.host
+    const c = h.lastIndexOf(':')
+    return c > 0 && !h.endsWith(']') ? h.slice(0, c) : h
+  }
+  get url(): string {
+    return `${this.request.scheme}://${this.request.host}`
+  }
+}
+
 export class TimeVars {
   private readonly clock: () => number
   constructor(clock: () => number) {
@@ -189,14 +216,16 @@ export class EvalRoot {
   readonly request: PolicyRequest
   private readonly state: EvalState
   private readonly clock: () => number
+  private readonly endpointName: string
   private reqVars: RequestVars | undefined
   private connVars: ConnVars | undefined
   private resVars: ResponseVars | undefined
 
-  constructor(request: PolicyRequest, state: EvalState, clock: () => number) {
+  constructor(request: PolicyRequest, state: EvalState, clock: () => number, endpointName = '') {
     this.request = request
     this.state = state
     this.clock = clock
+    this.endpointName = endpointName
   }
 
   /** The response being processed: actions that replace it are seen by the next rule. */
@@ -221,5 +250,8 @@ export class EvalRoot {
   }
   get time(): TimeVars {
     return new TimeVars(this.clock)
+  }
+  get endpoint(): EndpointVars {
+    return new EndpointVars(this.request, this.endpointName)
   }
 }
