@@ -69,6 +69,9 @@ export async function forwardWithPolicy(
     const state = createPolicyState()
     const outcome = await policy.onHttpRequest(req, state)
     if (outcome.kind === 'respond') {
+      // Read the unwanted body to its end, so the client's request completes and the
+      // stream is freed; the bytes go nowhere.
+      req.body.resume()
       if (exchange) exchange.verdict = outcome.verdict
       writeResponse(stream, outcome.response, outcome.errorCode, '', exchange, shared, finish)
       return

@@ -67,12 +67,18 @@ export async function handleStream(stream: Stream, shared: HandlerShared): Promi
   }
   const exchange = shared.events.listenerCount('exchange:start') > 0 ? startExchange(head, endpoint, shared) : undefined
   if (head.expectContinue) stream.write(encodeMessageHeader(MessageType.CONTINUE, 0))
+  const body = reader.body()
+  // A body can fail with nobody reading it (a policy answered first, the link died):
+  // its error is reported through the stream, so it must not become an uncaught one.
+  body.on('error', noop)
   if (endpoint.policy && !endpoint.policy.empty) {
-    await forwardWithPolicy(stream, reader.body(), head, endpoint, shared, exchange)
+    await forwardWithPolicy(stream, body, head, endpoint, shared, exchange)
     return
   }
-  forward(stream, reader.body(), head, endpoint, shared, exchange)
+  forward(stream, body, head, endpoint, shared, exchange)
 }
+
+function noop(): void {}
 
 export function upstreamHeaders(rawHeaders: string[], endpoint: EndpointRuntime): string[] {
   const headers = removeRawHeaders(stripHopByHop(rawHeaders), AGENT_DROPPED)
