@@ -1,0 +1,84 @@
+/**
+ * The message layer (heads, framed bodies) running over real yamux streams, the way the
+ * relay and the agent use it: body bytes arrive intact, and a body nobody reads stops
+ * the sender through the yamux window.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { describe, it } from 'node:test'
+import { decodeJson, MessageType } from '@gw/protocol/message-codec'
+import { BodyFramer, MessageReader, writeJsonMessage } from '@gw/protocol/message-stream'
+import { ignore, nextStream, readAll, sessionPair, until } from './mux-helpers.js'
+
+// Only the framing matters here, not the head's schema, which has its own tests.
+const HEAD = {
+  method: 'POST',
+  target: '/upload?x=1',
+  httpVersion: '1.1',
+  rawHeaders: ['Host', 'demo.example', 'Content-Type', 'application/octet-stream'],
+  remoteAddress: '127.0.0.1',
+  remotePort: 5555,
+  scheme: 'http' as const,
+  tunnel: 'demo',
+  receivedAt: Date.now(),
+  upgrade: false,
+  expectContinue: false,
+}
+
+describe('message layer over yamux', () => {
+  it('a head and a 4 MiB framed body with trailers arrive intact', async (t) => {
+    const pair = await sessionPair('ws')
+    t.after(() => pair.close())
+    const accepted = nextStream(pair.server)
+    const stream = pair.client.open()
+    const body = randomBytes(4 * 1024 * 1024)
+    writeJsonMessage(stream, MessageType.REQUEST_HEAD, HEAD)
+    const framer = new BodyFramer()
+    framer.trailers = ['X-Checksum', 'abc']
+    // Chunks of 16 KiB, as an HTTP body arrives.
+    const chunks = Array.from({ length: body.length / 16384 }, (_, i) => body.subarray(i * 16384, (i + 1) * 16384))
+    const sending = pipeline(Readable.from(chunks), framer, stream)
+
+    const remote = await accepted
+    const reader = new MessageReader(remote)
+    const head = await reader.next()
+    assert.equal(head?.type, MessageType.REQUEST_HEAD)
+    assert.deepEqual(decodeJson(head.payload, 'request head'), HEAD)
+    const received = reader.body()
+    const got = await readAll(received)
+    assert.equal(got.length, body.length)
+    assert.ok(got.equals(body))
+    assert.deepEqual(received.trailers, ['X-Checksum', 'abc'])
+    await sending
+    remote.end()
+    await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
+  })
+
+  it('an unread body holds the sender through the window', async (t) => {
+    const pair = await sessionPair('net')
+    t.after(() => pair.close())
+    const accepted = nextStream(pair.server)
+    const stream = pair.client.open()
+    writeJsonMessage(stream, MessageType.REQUEST_HEAD, HEAD)
+    let produced = 0
+    const source = new Readable({
+      read() {
+        produced += 65536
+        this.push(produced > 64 * 1024 * 1024 ? null : Buffer.alloc(65536))
+      },
+    })
+    const sending = pipeline(source, new BodyFramer(), stream).catch(() => {})
+    const remote = await accepted
+    const reader = new MessageReader(remote)
+    assert.equal((await reader.next())?.type, MessageType.REQUEST_HEAD)
+    reader.body().on('error', ignore) // taken, never read
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    // Window, stream and pipeline buffers: a few MiB at most, never the 64 MiB body.
+    assert.ok(produced < 4 * 1024 * 1024, `the source produced ${produced} bytes`)
+    assert.ok(remote.receiveBuffered <= 2 * 256 * 1024, `the receiver buffers ${remote.receiveBuffered} bytes`)
+    stream.destroy()
+    await sending
+  })
+})
