@@ -140,6 +140,30 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
       await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
     })
 
+    it('moves several large transfers at once, both ways, intact', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      pair.server.on('stream', (s: Stream) => {
+        s.on('error', ignore)
+        s.pipe(s)
+      })
+      const results = await Promise.all(Array.from({ length: 8 }, async () => {
+        const payload = randomBytes(3 * 1024 * 1024)
+        const s = pair.client.open()
+        const echoed = readAll(s)
+        // Uneven writes, so frames, windows and drains interleave across streams.
+        for (let at = 0; at < payload.length;) {
+          const size = Math.min(1 + Math.floor(Math.random() * 200_000), payload.length - at)
+          if (!s.write(payload.subarray(at, at + size))) await once(s, 'drain')
+          at += size
+        }
+        s.end()
+        return (await echoed).equals(payload)
+      }))
+      assert.deepEqual(results, Array(8).fill(true))
+      await until(() => pair.client.streamCount === 0 && pair.server.streamCount === 0, 'streams freed')
+    })
+
     it('holds a writer after one window when nobody reads, with bounded memory', async (t) => {
       const pair = await sessionPair(kind)
       t.after(() => pair.close())

@@ -64,6 +64,7 @@ export class Stream extends Duplex {
   private reset = false
   private freed = false
   private autoCorked = false
+  private waitingDrain = false
 
   /** @internal Streams come from `Session.open()` and the session's 'stream' event. */
   constructor(session: Session, id: number, initialWindow: number, maxWindow: number) {
@@ -143,6 +144,7 @@ export class Stream extends Duplex {
 
   /** @internal The transport drained; send what waits. */
   _onDrain(): void {
+    this.waitingDrain = false
     if (this.pending) this.flush()
   }
 
@@ -242,7 +244,10 @@ export class Stream extends Duplex {
       }
       if (this.sendWindow === 0) return
       if (host._transportBlocked) {
-        host._waitForDrain(this)
+        if (!this.waitingDrain) {
+          this.waitingDrain = true
+          host._waitForDrain(this)
+        }
         return
       }
       const size = Math.min(this.sendWindow, maxFrame, pending.bytes)
