@@ -4,7 +4,8 @@ import { writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { compilePolicy } from '@gw/cli/policy/index'
+import { compilePolicy, createPolicyState } from '@gw/cli/policy/index'
+import { makeRequest } from './helpers.js'
 import { startGateway, startEchoUpstream, type Gateway } from './gateway.js'
 
 const openapi = `
@@ -112,4 +113,19 @@ test('JSON Schema config: body and query, and 413 over max_body_size', async () 
   assert.deepEqual(bad.json.errors.map((e: { in: string }) => e.in).sort(), ['body', 'query'])
   const big = await send('POST', '/plain', { name: 'x'.repeat(100) })
   assert.equal(big.status, 413)
+})
+
+test('OpenAPI servers: operation paths are relative to the server URL path', async () => {
+  const policy = compilePolicy({ on_http_request: [{ actions: [{ type: 'validate-request', config: { openapi: { document: {
+    openapi: '3.1.0', info: { title: 't', version: '1' }, servers: [{ url: 'https://api.example.com/v1' }],
+    paths: { '/items/{id}': { get: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }] } } },
+  } } } }] }] })
+  const status = async (target: string) => {
+    const out = await policy.onHttpRequest(makeRequest({ target }), createPolicyState())
+    return out.kind === 'respond' ? out.response.status : 200
+  }
+  assert.equal(await status('/v1/items/5'), 200)
+  assert.equal(await status('/v1/items/five'), 400)
+  assert.equal(await status('/items/5'), 404)
+  await policy.close()
 })

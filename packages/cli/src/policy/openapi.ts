@@ -65,3 +65,22 @@ export function matchOperation(ops: readonly OpenApiOperation[], method: string,
   }
   return undefined
 }
+
+/**
+ * The path prefixes of the document's `servers` (`https://api.example.com/v1` → `/v1`),
+ * longest first; operations' paths are relative to them. A server without a path, or no
+ * servers at all, gives ''. Servers with variables (`/{version}`) are skipped.
+ */
+export function serverBasePaths(doc: Record<string, unknown>): string[] {
+  const out = new Set<string>()
+  for (const server of (Array.isArray(doc.servers) ? doc.servers : []) as Array<{ url?: unknown }>) {
+    if (typeof server?.url !== 'string' || server.url.includes('{')) continue
+    try {
+      out.add(new URL(server.url, 'http://base.invalid').pathname.replace(/\/+$/, ''))
+    } catch {
+      // not a URL
+    }
+  }
+  if (out.size === 0) out.add('')
+  return [...out].sort((a, b) => b.length - a.length)
+}

@@ -7,7 +7,7 @@
  * or says `Cache-Control: no-transform`.
  */
 import { constants, createBrotliCompress, createDeflate, createGzip } from 'node:zlib'
-import type { Transform } from 'node:stream'
+import { pipeline, type Transform } from 'node:stream'
 import type { ActionDefinition } from '../action.js'
 import { describe } from '../config-reader.js'
 import { getHeader, removeHeaders, setHeader } from '../headers.js'
@@ -54,6 +54,7 @@ function createEncoder(enc: Encoding, level: number | undefined): Transform {
 }
 
 const LENGTH: ReadonlySet<string> = new Set(['content-length'])
+const noop = (): void => {}
 
 export const compressResponse: ActionDefinition = {
   type: 'compress-response',
@@ -84,9 +85,9 @@ export const compressResponse: ActionDefinition = {
       const enc = negotiateEncoding(getHeader(req.rawHeaders, 'accept-encoding'), offered)
       if (!enc) return
       const encoder = createEncoder(enc, level)
-      const source = res.body
-      source.on('error', (err) => encoder.destroy(err))
-      source.pipe(encoder)
+      // pipeline, not pipe: if the client goes away and the encoder is destroyed, the
+      // upstream body is destroyed too instead of being left paused.
+      pipeline(res.body, encoder, noop)
       res.body = encoder
       removeHeaders(raw, LENGTH)
       setHeader(raw, 'content-encoding', enc)

@@ -16,7 +16,7 @@ import { parse as parseYaml } from 'yaml'
 import { respondJson, type ActionDefinition } from '../action.js'
 import { bufferRequestBody, DEFAULT_BODY_LIMIT, tooLarge } from '../body.js'
 import { getHeader, headersToMap } from '../headers.js'
-import { indexOperations, matchOperation, type OpenApiOperation } from '../openapi.js'
+import { indexOperations, matchOperation, serverBasePaths, type OpenApiOperation } from '../openapi.js'
 import { setActionResult } from '../state.js'
 
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv
@@ -90,6 +90,7 @@ export const validateRequest: ActionDefinition = {
       }
     }
     let fixed: OperationValidators | undefined
+    let basePaths: string[] = ['']
     let ops: Array<{ op: OpenApiOperation; v: OperationValidators }> | undefined
     if (config.has('openapi')) {
       const oa = config.child('openapi', true)
@@ -105,6 +106,7 @@ export const validateRequest: ActionDefinition = {
       else oa.fail(undefined, 'needs file (a path to an OpenAPI 3 document) or document (inline)')
       oa.done()
       if (typeof doc.openapi !== 'string' || !doc.openapi.startsWith('3.')) oa.fail(undefined, 'is not an OpenAPI 3 document (no openapi: 3.x field)')
+      basePaths = serverBasePaths(doc)
       const docId = 'gw-openapi'
       plain.addSchema(doc as object, docId)
       coercing.addSchema(doc as object, docId)
@@ -153,10 +155,15 @@ export const validateRequest: ActionDefinition = {
       let validators = fixed
       let pathParams: Record<string, string> = {}
       if (ops) {
-        const found = matchOperation(opIndex, req.method.toUpperCase(), rawPath)
+        let found: ReturnType<typeof matchOperation>
+        for (const base of basePaths) {
+          if (base && rawPath !== base && !rawPath.startsWith(`${base}/`)) continue
+          found = matchOperation(opIndex, req.method.toUpperCase(), rawPath.slice(base.length) || '/')
+          if (found) break
+        }
         if (!found) {
           if (allowUnknown) return
-          const pathKnown = opIndex.some((o) => o.regex.test(rawPath))
+          const pathKnown = basePaths.some((b) => (!b || rawPath.startsWith(`${b}/`)) && opIndex.some((o) => o.regex.test(rawPath.slice(b.length))))
           setActionResult(state, 'gw', 'validate_request', { valid: false, errors: [] })
           return respondJson(pathKnown ? 405 : 404, { error: pathKnown ? 'method_not_allowed' : 'not_found', message: `${req.method} ${rawPath} is not an operation of the API` })
         }
