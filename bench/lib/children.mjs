@@ -41,7 +41,8 @@ export function startProc(script, args = [], { timeoutMs = 30_000, execArgv = []
 
 /** Spawn a non-IPC command and wait until `matcher` finds what it needs in its output. */
 export function startCommand(command, args, { env = {}, timeoutMs = 30_000, matcher, immediate = false }) {
-  const child = spawn(command, args, { cwd: rootDir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // stdin stays an open pipe: script(1) passes EOF on to a terminal UI, which then quits.
+  const child = spawn(command, args, { cwd: rootDir, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
   live.add(child)
   child.on('exit', () => live.delete(child))
   let output = ''

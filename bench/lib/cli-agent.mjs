@@ -31,19 +31,16 @@ function quote(s) {
 }
 
 /**
- * Start `gw http <upstream> --relay … --subdomain <name>`. Without a TTY it waits for the
- * JSON `started tunnel` line; with one the caller waits for the route to answer instead.
+ * Start `gw http <upstream> --relay … --subdomain <name>`. It returns at once: with
+ * `--log-level warn` there is no start-up line to wait for, so the caller waits for the
+ * route to answer (waitRoutable).
  */
 export async function startCliAgent({ upstreamUrl, relayUrl, name, extraArgs = [], tty = false }) {
   const args = [BIN, 'http', upstreamUrl, '--relay', relayUrl, '--subdomain', name, ...extraArgs]
   if (!tty) {
-    return startCommand(process.execPath, [...args, '--log-format', 'json', '--no-tui'], {
-      timeoutMs: 30_000,
-      matcher: (out) => (/"msg":"started tunnel"/.test(out) ? true : undefined),
-    })
+    return startCommand(process.execPath, [...args, '--no-tui', '--log-format', 'json'], { immediate: true })
   }
   const cmd = `stty cols 120 rows 40; exec ${[process.execPath, ...args, '--tui'].map(quote).join(' ')}`
-  // The UI draws, so there is no log line to wait for: the caller waits for the route.
   return startCommand('script', ['-qfec', cmd, '/dev/null'], {
     env: { TERM: 'xterm-256color', FORCE_COLOR: '1' },
     immediate: true,

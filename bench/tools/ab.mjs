@@ -54,6 +54,9 @@ try {
       }
     }
   }
+  // One request at a time: the latency a request pays at low load (scenario 2's regime),
+  // where nothing batches and every hop costs its wake-ups.
+  if (values.load === 'small') for (const s of stacks) s.sequential = await sequential(s)
   if (values.strace && spawnSync('strace', ['-V']).status === 0) {
     for (const s of stacks) s.syscalls = await syscallsPerRequest(s)
   }
@@ -64,10 +67,11 @@ try {
     ...(values.load === 'small' ? { 'p50 ms': +median(s.runs.map((r) => r.p50)).toFixed(2) } : {}),
     [`relay µs/${unit}`]: Math.round(median(s.runs.map((r) => r.relay))),
     [`agent µs/${unit}`]: Math.round(median(s.runs.map((r) => r.agent))),
+    ...(s.sequential ?? {}),
     ...(s.syscalls ?? {}),
   }))
   console.table(rows)
-  console.log(JSON.stringify({ rounds: Number(values.rounds), seconds: Number(values.seconds), stacks: stacks.map((s) => ({ name: s.name, env: s.env, runs: s.runs, syscalls: s.syscalls })) }))
+  console.log(JSON.stringify({ rounds: Number(values.rounds), seconds: Number(values.seconds), stacks: stacks.map((s) => ({ name: s.name, env: s.env, runs: s.runs, sequential: s.sequential, syscalls: s.syscalls })) }))
 } finally {
   for (const s of stacks) await s.gw.close()
   await stopAll()
@@ -94,4 +98,20 @@ async function syscallsPerRequest(s) {
     out[`${p.role} reads/req`] = +(count('read|readv|recvmsg|recvfrom') / n).toFixed(2)
   })
   return out
+}
+
+/** 2,000 requests one after another on one keep-alive connection: p50 latency and CPU per request. */
+async function sequential(s) {
+  const n = 2000
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const times = []
+  const before = s.gw.procs.map((p) => cpuOf(p.pid))
+  for (let i = 0; i < n; i++) {
+    const began = performance.now()
+    await new Promise((res, rej) => http.get({ host: '127.0.0.1', port: s.target.port, path: '/small', headers: { host: s.target.host }, agent }, (r) => { r.resume(); r.on('end', res) }).on('error', rej))
+    times.push(performance.now() - began)
+  }
+  agent.destroy()
+  const cpu = s.gw.procs.map((p, i) => Math.round((cpuOf(p.pid) - before[i]) / n))
+  return { 'seq p50 ms': +median(times).toFixed(2), 'seq relay µs/req': cpu[0], 'seq agent µs/req': cpu[1] }
 }
