@@ -143,7 +143,8 @@ export function spawnGw(args: string[], env: Record<string, string> = {}): Spawn
     child,
     lines,
     exited,
-    stderr: () => err,
+    // oclif wraps messages at the terminal width with ' ›   ' continuation lines.
+    stderr: () => err.replace(/\s*\n ›\s+/g, ' ').replace(/^ ›\s+/gm, ''),
     kill: (signal = 'SIGTERM') => {
       if (child.exitCode === null) child.kill(signal)
     },
