@@ -18,7 +18,7 @@ import {
   Session,
   type Stream,
 } from '@gw/protocol/mux/index'
-import { ignore, netPair } from './mux-helpers.js'
+import { ignore, netPair, until } from './mux-helpers.js'
 import { decodeChunks } from './mux-frame-recorder.js'
 
 const MAX_FRAME = 64 * 1024
@@ -148,6 +148,26 @@ describe('malformed yamux input closes the link with a code', () => {
       check()
     })
     assert.equal(h.session.closed, false)
+  })
+
+  it('a stream opened by a data frame with SYN delivers that frame\'s payload', async (t) => {
+    const h = await harness()
+    t.after(() => h.close())
+    const accepted = once(h.session, 'stream')
+    h.raw.write(Buffer.concat([
+      encodeFrame(FrameType.DATA, FrameFlag.SYN, 1, 0, Buffer.from('first bytes, ')),
+      encodeFrame(FrameType.DATA, FrameFlag.FIN, 1, 0, Buffer.from('last bytes')),
+    ]))
+    const [stream] = (await accepted) as [Stream]
+    const parts: Buffer[] = []
+    stream.on('data', (c: Buffer) => parts.push(c))
+    await once(stream, 'end')
+    assert.equal(Buffer.concat(parts).toString(), 'first bytes, last bytes')
+    // The session acknowledged the stream.
+    await until(
+      () => decodeChunks([Buffer.concat(h.received)]).some((f) => f.type === FrameType.WINDOW_UPDATE && f.flags === FrameFlag.ACK && f.streamId === 1),
+      'the ACK',
+    )
   })
 
   it('a go away with a protocol error from the peer closes the link', async (t) => {
