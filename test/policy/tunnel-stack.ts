@@ -8,6 +8,7 @@ import { request, type Dispatcher } from 'undici'
 import { startRelay, type Relay } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import type { CompiledPolicy } from '@gw/cli/policy/index'
+import type { AgentEvents } from '@gw/cli/agent/events'
 import { tempDir } from '../helpers/stack.js'
 
 export interface PolicyTunnel {
@@ -19,10 +20,10 @@ export interface PolicyTunnel {
   close(): Promise<void>
 }
 
-export async function startPolicyTunnel(policy: CompiledPolicy, upstreamUrl: string): Promise<PolicyTunnel> {
+export async function startPolicyTunnel(policy: CompiledPolicy, upstreamUrl: string, events?: AgentEvents): Promise<PolicyTunnel> {
   const stateDir = tempDir('gw-policy-e2e-')
   const relay = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: false, domain: 'localhost', stateDir })
-  const agent = await startAgent({ relay: relay.httpUrl!, endpoints: [{ upstream: upstreamUrl, policy }] })
+  const agent = await startAgent({ relay: relay.httpUrl!, endpoints: [{ upstream: upstreamUrl, policy }], ...(events ? { events } : {}) })
   const host = `${agent.tunnels[0]!.publicName}.localhost`
   const origin = relay.httpUrl!
   return {
