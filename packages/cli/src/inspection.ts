@@ -7,6 +7,7 @@ import type { Agent } from './agent/agent.js'
 import { startAgentApi, type AgentApi } from './api/server.js'
 import { createCapture } from './inspect/capture.js'
 import { createMetrics } from './inspect/metrics.js'
+import { startTui, type Tui } from './tui/render.js'
 
 export interface Inspection {
   /** The agent API's URL, or undefined when it is turned off. */
@@ -39,10 +40,22 @@ export async function startInspection(options: InspectionOptions): Promise<Inspe
       replay: (request, replayOf, tunnel) => agent.replay(request, replayOf, tunnel),
     })
   }
+  let tui: Tui | undefined
+  if (options.tui) {
+    tui = startTui({
+      events: agent.events,
+      getStatus: () => agent.status(),
+      capture,
+      metrics,
+      replay: (request, replayOf, tunnel) => agent.replay(request, replayOf, tunnel),
+      apiUrl: api?.url ?? '',
+    })
+  }
   return {
     apiUrl: api?.url,
-    exited: undefined,
+    exited: tui?.waitUntilExit(),
     close: async () => {
+      tui?.stop()
       await api?.close()
       metrics.close()
     },
