@@ -102,8 +102,9 @@ export class Stream extends Duplex {
   }
 
   /** @internal A piece of a Data payload, already admitted against the window. */
-  _onData(chunk: Buffer): void {
+  _onData(piece: Buffer): void {
     if (this.destroyed || this.eofPushed) return
+    const chunk = compact(piece)
     if (this.wantRead && this.recvQueued === 0) {
       this.ungranted += chunk.length
       this.wantRead = this.push(chunk)
@@ -294,6 +295,15 @@ export class Stream extends Duplex {
     this.freed = true
     this.host._free(this)
   }
+}
+
+/**
+ * A small slice of a large transport chunk would pin the whole chunk for as long as the
+ * reader leaves it unread; a window full of 1-byte frames could pin thousands of them.
+ * Such slices are copied, which costs little because they are small.
+ */
+function compact(piece: Buffer): Buffer {
+  return piece.length < 4096 && piece.length * 8 < piece.buffer.byteLength ? Buffer.from(piece) : piece
 }
 
 function uncorkStream(stream: Stream): void {
