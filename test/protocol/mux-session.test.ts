@@ -7,8 +7,9 @@ import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { MuxError } from '@gw/protocol/errors'
-import type { Stream } from '@gw/protocol/mux/index'
-import { ignore, nextStream, readAll, sessionPair, until, type TransportKind } from './mux-helpers.js'
+import { FrameType, Session, type Stream } from '@gw/protocol/mux/index'
+import { decodeChunks } from './mux-frame-recorder.js'
+import { ignore, netPair, nextStream, readAll, sessionPair, until, type TransportKind } from './mux-helpers.js'
 
 function errorOf(stream: Stream): Promise<Error> {
   return once(stream, 'error').then(([err]) => err as Error)
@@ -351,9 +352,6 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
 
 describe('mux stream writes', () => {
   it('coalesces queued writes into one data frame, header and payload uncopied', async (t) => {
-    const { netPair } = await import('./mux-helpers.js')
-    const { Session, FrameType } = await import('@gw/protocol/mux/index')
-    const { decodeChunks } = await import('./mux-frame-recorder.js')
     const pair = await netPair()
     t.after(() => pair.close())
     const session = new Session(pair.client, { client: true, keepAliveInterval: 0 })
@@ -403,5 +401,15 @@ describe('mux stream writes', () => {
     const buffered = b.receiveBuffered
     writing = false
     assert.ok(buffered <= maxWindow + 512 * 1024, `receiver buffers ${buffered} bytes with maxWindow ${maxWindow}`)
+  })
+
+  it('a session on a transport that is already gone closes at once', async () => {
+    const pair = await netPair()
+    pair.client.destroy()
+    await once(pair.client, 'close')
+    const session = new Session(pair.client, { client: true })
+    const [err] = await once(session, 'close')
+    assert.equal((err as MuxError).code, 'GW_ERR_MUX_CLOSED')
+    await pair.close()
   })
 })

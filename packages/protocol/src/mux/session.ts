@@ -142,6 +142,8 @@ export class Session extends EventEmitter<SessionEventMap> {
     transport.on('error', this.onTransportError)
     transport.on('close', this.onTransportClose)
     transport.on('drain', this.onTransportDrain)
+    // A transport that died before we listened will not say so again.
+    if (transport.destroyed || transport.readableEnded) process.nextTick(this.onTransportClose)
 
     // Streams that arrived while nobody listened are handed over to the first listener.
     ;(this as EventEmitter).on('newListener', (event: string | symbol) => {
