@@ -184,3 +184,22 @@ test('inline keys', async () => {
   assert.equal((await call(policy, await sign(ec))).outcome.kind, 'forward')
   await policy.close()
 })
+
+test('tokens in the body (method: body), JSON or form; the body still reaches the upstream', async () => {
+  const ec = await makeKey('body-1', 'ES256')
+  const policy = compilePolicy({ on_http_request: [{ actions: [{ type: 'jwt-validation', config: {
+    issuer: { allow_list: [{ value: base }] }, audience: { allow_list: [{ value: 'orders-api' }] },
+    http: { tokens: [{ type: 'jwt', method: 'body', name: 'id_token' }] },
+    jws: { allowed_algorithms: ['ES256'], keys: { inline: [ec.jwk] } },
+  } }] }] })
+  const token = await sign(ec)
+  for (const [type, body] of [['application/json', JSON.stringify({ id_token: token, x: 1 })], ['application/x-www-form-urlencoded', `x=1&id_token=${token}`]] as const) {
+    const req = makeRequest({ method: 'POST', headers: { 'content-type': type }, body })
+    const out = await policy.onHttpRequest(req, createPolicyState())
+    assert.equal(out.kind, 'forward', type)
+    assert.equal((await readAll(req.body)).toString(), body)
+  }
+  const none = await policy.onHttpRequest(makeRequest({ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }), createPolicyState())
+  assert.equal(none.kind === 'respond' && none.response.status, 401)
+  await policy.close()
+})
