@@ -185,11 +185,18 @@ export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}):
   }
 
   const upstreams = new Map<string, UpstreamPool>()
+  // Pools handed in as a Map belong to the caller; close() stops only the ones made here.
+  const given = new Set<UpstreamPool>()
   const disposables: Array<() => void | Promise<void>> = [() => {
-    for (const pool of upstreams.values()) pool.close()
+    for (const pool of upstreams.values()) if (!given.has(pool)) pool.close()
   }]
   try {
-    if (options.upstreams instanceof Map) for (const [k, v] of options.upstreams) upstreams.set(k, v)
+    if (options.upstreams instanceof Map) {
+      for (const [k, v] of options.upstreams) {
+        upstreams.set(k, v)
+        given.add(v)
+      }
+    }
     else if (options.upstreams) compileUpstreams(new ConfigReader(options.upstreams, ['upstreams'], NO_SOURCE), upstreams, clock, options.events)
     if (root.has('upstreams')) compileUpstreams(root.child('upstreams', true), upstreams, clock, options.events)
 
