@@ -25,12 +25,12 @@ export const PROFILES = {
   },
   smoke: {
     name: 'smoke',
-    s1Duration: 1,
-    s2Duration: 1, s2Rate: 200,
+    s1Duration: 0.5,
+    s2Duration: 0.5, s2Rate: 200,
     bulkBytes: MiB,
-    s4Count: 100, s4DelayMs: 200, s4TimeoutMs: 10_000, s4LtTimeoutMs: 2000,
+    s4Count: 100, s4DelayMs: 200, s4TimeoutMs: 10_000, s4LtTimeoutMs: 1000,
     s5Agents: 10, s5Procs: 1, s5SettleMs: 200,
-    s6Seconds: 1,
+    s6Seconds: 0.6,
     s7Bytes: MiB, s7MaxMs: 1000,
   },
 }

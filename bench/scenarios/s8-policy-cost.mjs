@@ -42,7 +42,7 @@ export default {
       { path: 'policy', available: features.available && features.policyFile && features.noTui, reason: features.reason ?? 'gw http has no --policy-file yet' },
       { path: 'tui', available: features.available && features.tui && features.noTui, reason: features.reason ?? 'the Ink UI is not built yet (packages/cli/dist/tui is empty)', tty: true },
       { path: 'request-log', available: features.available && features.noTui, reason: features.reason ?? 'gw http has no --no-tui yet', info: true },
-    ]
+    ].filter((v) => profile.name !== 'smoke' || v.path !== 'request-log') // one CLI start-up fewer
     const dir = mkdtempSync(join(tmpdir(), 'gw-bench-policy-'))
     const policyFile = join(dir, 'policy.yml')
     writeFileSync(policyFile, readFileSync(new URL('../fixtures/policy-10-rules.yml.tmpl', import.meta.url), 'utf8').replaceAll('__UPSTREAM__', upstream.url))
@@ -50,8 +50,9 @@ export default {
     // agent is cold, and load from elsewhere on the machine then hits every variant alike.
     const running = []
     try {
-      for (const [i, v] of variants.entries()) {
-        if (!v.available) continue
+      // Started together: each is an oclif start-up of a second or more on a busy machine.
+      await Promise.all(variants.map(async (v, i) => {
+        if (!v.available) return
         const name = `policy${i}`
         try {
           const agent = await startCliAgent({
@@ -64,15 +65,18 @@ export default {
             ],
             tty: v.tty,
           })
-          running.push({ v, agent })
+          const entry = { v, agent, runs: [] }
+          running.push(entry)
           const target = { ...gwHttp, name: v.path, host: `${name}.localhost`, extraHeaders: { authorization: AUTH } }
           await waitRoutable(target)
-          await saturate(target, { connections: 64, duration: 1 })
           // Under script(1) the agent is script's child; its CPU is what the UI costs.
-          Object.assign(running.at(-1), { target, pid: v.tty ? childOf(agent.pid) ?? agent.pid : agent.pid, runs: [] })
+          Object.assign(entry, { target, pid: v.tty ? childOf(agent.pid) ?? agent.pid : agent.pid })
         } catch (err) {
           v.failed = err.message.split('\n')[0].slice(0, 200)
         }
+      }))
+      if (profile.name !== 'smoke') {
+        for (const r of running) if (r.target) await saturate(r.target, { connections: 64, duration: 1 })
       }
       const rounds = profile.name === 'smoke' ? 1 : profile.name === 'quick' ? 2 : 3
       for (let round = 0; round < rounds; round++) {
