@@ -1,0 +1,132 @@
+/**
+ * The real `gw http` binary in a real terminal (tmux), as a user would run it: the TUI
+ * shows a request that went through the tunnel, Enter opens its headers, `r` replays it
+ * (the upstream is hit a second time), and `q` quits leaving the terminal as it was:
+ * out of the alternate screen, cursor visible.
+ */
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { Pool } from 'undici'
+import { GW_BIN, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
+
+function hasTmux(): boolean {
+  try {
+    execFileSync('tmux', ['-V'])
+    return true
+  } catch {
+    return false
+  }
+}
+
+test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmux', timeout: 60_000 }, async (t) => {
+  const dir = tempDir('gw-tui-')
+  const socket = `gw-test-${process.pid}`
+  // Ink only draws the last frame when it thinks it runs in CI; a user's terminal is not CI.
+  const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' }
+  delete env.CI
+  delete env.CONTINUOUS_INTEGRATION
+  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { env, encoding: 'utf8' })
+  t.after(() => {
+    try {
+      tmux('kill-server')
+    } catch {
+      /* already gone */
+    }
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  const hits: { url: string; probe: string | undefined }[] = []
+  const upstream = await startUpstream((req, res) => {
+    hits.push({ url: req.url!, probe: req.headers['x-probe'] as string | undefined })
+    res.writeHead(200, { 'Content-Type': 'application/json' })
+    res.end('{"hello":"from upstream"}')
+  })
+  t.after(() => upstream.close())
+
+  const command = [process.execPath, GW_BIN, 'http', String(upstream.port), '--inspect-addr', '127.0.0.1:0'].map((a) => `'${a}'`).join(' ')
+  const output = join(dir, 'pane-output')
+  tmux(
+    'new-session', '-d', '-s', 'gw', '-x', '100', '-y', '30', '-e', `GW_CONFIG=${join(dir, 'gw.yml')}`, command,
+    ';', 'set-option', '-t', 'gw', 'remain-on-exit', 'on',
+    // Every byte gw writes, to check how it leaves the terminal.
+    ';', 'pipe-pane', '-t', 'gw', '-o', `cat >> '${output}'`,
+  )
+  const screen = (): string => tmux('capture-pane', '-p', '-t', 'gw')
+  const until = (what: RegExp, ms = 15_000) => waitFor(() => what.test(screen()), ms, `${what} on screen; screen:\n${screen()}`)
+
+  await until(/Forwarding\s+https?:\/\//)
+  assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{alternate_on}').trim(), '1', 'the TUI uses the alternate screen')
+  const apiUrl = /Web Interface\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(screen())![1]!
+  const tunnels = (await (await fetch(`${apiUrl}/api/tunnels`)).json()) as { tunnels: { public_url: string; proto: string }[] }
+  const publicUrl = new URL(tunnels.tunnels.find((x) => x.proto === 'http')!.public_url)
+
+  const pool = new Pool(`http://127.0.0.1:${publicUrl.port}`)
+  t.after(() => pool.close())
+  const res = await pool.request({ path: '/hello?from=tmux', method: 'GET', headers: { host: publicUrl.host, 'x-probe': 'e2e-probe' } })
+  assert.equal(res.statusCode, 200)
+  await res.body.text()
+
+  await until(/GET\s+\/hello\s+200/)
+  tmux('send-keys', '-t', 'gw', 'Enter')
+  await until(/GET \/hello\?from=tmux HTTP\/1\.1/)
+  await until(/x-probe: e2e-probe/i)
+  assert.match(screen(), /"hello": "from upstream"/)
+
+  tmux('send-keys', '-t', 'gw', 'r')
+  await waitFor(() => hits.length === 2, 10_000, 'the upstream to be hit again')
+  assert.deepEqual(hits[1], { url: '/hello?from=tmux', probe: 'e2e-probe' })
+  await until(/replayed GET \/hello/)
+  tmux('send-keys', '-t', 'gw', 'Escape')
+  await until(/replay/)
+
+  tmux('send-keys', '-t', 'gw', 'q')
+  await waitFor(() => tmux('display-message', '-p', '-t', 'gw', '#{pane_dead}').trim() === '1', 15_000, 'gw to exit')
+  assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{pane_dead_status}').trim(), '0', 'gw exits 0 on q')
+  assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{alternate_on}').trim(), '0', 'the alternate screen is left')
+  // A dead pane always reports its cursor hidden, so read the bytes: the last cursor
+  // change shows it, the last alternate-screen change leaves it.
+  const bytes = readFileSync(output, 'latin1')
+  assert.ok(bytes.lastIndexOf('\x1b[?25h') > bytes.lastIndexOf('\x1b[?25l'), 'the cursor is shown again')
+  assert.ok(bytes.lastIndexOf('\x1b[?1049l') > bytes.lastIndexOf('\x1b[?1049h'), 'the alternate screen is left last')
+})
+
+test('SIGTERM to gw in tmux leaves the terminal restored', { skip: !hasTmux() && 'no tmux', timeout: 60_000 }, async (t) => {
+  const dir = tempDir('gw-tui-')
+  const socket = `gw-test-term-${process.pid}`
+  const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' }
+  delete env.CI
+  delete env.CONTINUOUS_INTEGRATION
+  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { env, encoding: 'utf8' })
+  t.after(() => {
+    try {
+      tmux('kill-server')
+    } catch {
+      /* already gone */
+    }
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const upstream = await startUpstream((_req, res) => res.end('ok'))
+  t.after(() => upstream.close())
+  const output = join(dir, 'pane-output')
+  const command = ['exec', process.execPath, GW_BIN, 'http', String(upstream.port), '--inspect-addr', '127.0.0.1:0'].map((a, i) => (i === 0 ? a : `'${a}'`)).join(' ')
+  tmux(
+    'new-session', '-d', '-s', 'gw', '-x', '80', '-y', '24', '-e', `GW_CONFIG=${join(dir, 'gw.yml')}`, command,
+    ';', 'set-option', '-t', 'gw', 'remain-on-exit', 'on',
+    ';', 'pipe-pane', '-t', 'gw', '-o', `cat >> '${output}'`,
+  )
+  const screen = (): string => tmux('capture-pane', '-p', '-t', 'gw')
+  await waitFor(() => /Forwarding\s+https?:\/\//.test(screen()), 15_000, `the TUI; screen:\n${screen()}`)
+  // It fits 80×24: nothing scrolled off, the key line is the last one drawn.
+  assert.match(screen(), /^gw /)
+  assert.match(screen(), /q quit/)
+  const pid = Number(tmux('display-message', '-p', '-t', 'gw', '#{pane_pid}').trim())
+  process.kill(pid, 'SIGTERM')
+  await waitFor(() => tmux('display-message', '-p', '-t', 'gw', '#{pane_dead}').trim() === '1', 15_000, 'gw to exit')
+  assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{alternate_on}').trim(), '0', 'the alternate screen is left')
+  const bytes = readFileSync(output, 'latin1')
+  assert.ok(bytes.lastIndexOf('\x1b[?25h') > bytes.lastIndexOf('\x1b[?25l'), 'the cursor is shown again')
+  assert.ok(bytes.lastIndexOf('\x1b[?1049l') > bytes.lastIndexOf('\x1b[?1049h'), 'the alternate screen is left last')
+})
