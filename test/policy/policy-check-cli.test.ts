@@ -9,7 +9,7 @@ import { GW_BIN } from '../helpers/stack.js'
 const dir = mkdtempSync(join(tmpdir(), 'gw-policy-check-'))
 
 function gw(...args: string[]) {
-  const r = spawnSync(process.execPath, [GW_BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } })
+  const r = spawnSync(process.execPath, [GW_BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', GW_CONFIG: join(dir, 'no-config.yml') } })
   return { code: r.status, out: r.stdout, err: r.stderr }
 }
 
@@ -50,4 +50,16 @@ test('gw policy check: an invalid file exits 2 with file:line:col, the problem a
     valid: false, code: 'GW_ERR_POLICY_INVALID', file, line: 7, col: 22, path: 'on_http_request[0].actions[0].config.algorithm',
     reason: 'is not a known value: "leaky_bucket"', allowed: ['sliding_window', 'token_bucket'],
   })
+})
+
+test('gw policy check: forward may name pools from the agent config file', () => {
+  const policy = join(dir, 'routes.yml')
+  writeFileSync(policy, 'on_http_request:\n  - actions: [{type: forward, config: {upstream: api}}]\n')
+  const missing = gw('policy', 'check', policy)
+  assert.equal(missing.code, 2)
+  assert.match(missing.err.replace(/\s*›\s*/g, ' '), /config\.upstream: no upstream named "api"/)
+  const config = join(dir, 'gw.yml')
+  writeFileSync(config, 'upstreams:\n  api:\n    targets: [localhost:3001, localhost:3002]\n')
+  const ok = gw('policy', 'check', policy, '--config', config)
+  assert.equal(ok.code, 0, ok.err)
 })

@@ -1,12 +1,17 @@
+import { existsSync } from 'node:fs'
 import { Args, Command, Errors, Flags } from '@oclif/core'
 import { PolicyError, readPolicyFile, compilePolicy } from '../../policy/index.js'
+import { configPath, loadConfig } from '../../config/config-file.js'
 import { toCliError } from '../../output/cli-error.js'
 
 export default class PolicyCheck extends Command {
   static override summary = 'Validate a traffic policy file without starting anything'
   static override description = `Reads a traffic policy (YAML or JSON, ngrok's format), checks every rule, expression
 and action config, and reports the first problem with its file, line and column and the
-allowed values. Exits 0 when the policy is valid, 2 when it is not.`
+allowed values. Exits 0 when the policy is valid, 2 when it is not.
+
+Upstream pools named by forward actions may come from the agent config file's
+upstreams: section; it is read when it exists (--config picks another file).`
 
   static override examples = ['<%= config.bin %> policy check policy.yml', '<%= config.bin %> policy check policy.json --json']
 
@@ -16,13 +21,16 @@ allowed values. Exits 0 when the policy is valid, 2 when it is not.`
 
   static override flags = {
     json: Flags.boolean({ description: 'print the result as JSON' }),
+    config: Flags.string({ description: 'agent config file whose upstreams the policy may name (default: the platform config dir; also GW_CONFIG)' }),
   }
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(PolicyCheck)
     try {
       const { value, source } = readPolicyFile(args.file)
-      const policy = compilePolicy(value, { source })
+      const configFile = configPath(flags.config)
+      const upstreams = existsSync(configFile) ? loadConfig(configFile).upstreams : undefined
+      const policy = compilePolicy(value, { source, ...(upstreams ? { upstreams } : {}) })
       await policy.close()
       const doc = (value ?? {}) as Record<string, unknown[] | undefined>
       const count = (phase: string) => (Array.isArray(doc[phase]) ? doc[phase]!.length : 0)
