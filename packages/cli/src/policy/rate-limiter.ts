@@ -107,8 +107,10 @@ export function createTokenBucket(capacity: number, periodMs: number): RateLimit
   return {
     take(key, now) {
       const b = get(key, now)
-      if (b.tokens >= 1) {
-        b.tokens -= 1
+      // The epsilon absorbs float error, so waiting exactly the time take() asked for
+      // always yields the token.
+      if (b.tokens >= 1 - 1e-9) {
+        b.tokens = Math.max(0, b.tokens - 1)
         return 0
       }
       return Math.max(1, Math.ceil((1 - b.tokens) / perMs))
