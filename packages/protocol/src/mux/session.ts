@@ -55,6 +55,9 @@ export const DEFAULT_KEEPALIVE_TIMEOUT = 15_000
 export const DEFAULT_ACCEPT_BACKLOG = 256
 export const DEFAULT_MAX_STREAMS = 65_536
 
+/** Bytes queued on the transport before streams stop sending until it drains. */
+const TRANSPORT_HIGH_WATER = 1024 * 1024
+
 /** Link-level codes a peer can cause by sending bad frames; they get GoAway(protocol error). */
 const PROTOCOL_CODES = new Set<ErrorCode>([
   'GW_ERR_MUX_PROTOCOL',
@@ -238,7 +241,10 @@ export class Session extends EventEmitter<SessionEventMap> {
     }
     let ok = transport.write(encodeFrameHeader(type, flags, streamId, length))
     if (parts) for (let i = 0; i < parts.length; i++) ok = transport.write(parts[i])
-    if (!ok) this.blocked = true
+    // A socket's 16 KiB high-water mark is smaller than one frame; obeying it would leave
+    // one frame in flight at a time. Streams wait only once a megabyte is queued ('drain'
+    // still comes, as the write that returned false armed it).
+    if (!ok && transport.writableLength >= TRANSPORT_HIGH_WATER) this.blocked = true
   }
 
   /** @internal */
