@@ -110,6 +110,8 @@ class BodyBuffer implements CapturedBody {
 class Record implements CaptureRecord {
   state: 'open' | 'done' = 'open'
   charged = 0
+  /** Dropped or replaced; its slot in the order array is skipped until compacted. */
+  removed = false
   headCharge = 0
   /** After a 101 the stream carries WebSocket frames, counted by the agent, not kept. */
   upgraded = false
@@ -145,6 +147,10 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
   const dbSize = Math.max(0, Math.floor(options.dbSize ?? DEFAULT_DB_SIZE))
   const enabled = options.enabled ?? true
   const records = new Map<string, Record>()
+  // Oldest first, from `head`: a Map cannot be walked newest-first without a copy, and
+  // the TUI and the API ask for the newest few many times a second.
+  let order: Record[] = []
+  let head = 0
   const changes = new EventEmitter<CaptureChangeMap>()
   let used = 0
   let seq = 0
@@ -156,10 +162,16 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
 
   function evict(): void {
     while (used > dbSize && records.size > 0) {
-      const oldest = records.values().next().value!
+      const oldest = order[head++]!
+      if (oldest.removed) continue
+      oldest.removed = true
       records.delete(oldest.id)
       used -= oldest.charged
       changes.emit('remove', oldest.id)
+    }
+    if (head > 1024 && head * 2 > order.length) {
+      order = order.slice(head)
+      head = 0
     }
   }
 
@@ -173,11 +185,13 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
     // A replayed or re-sent id replaces the old record rather than sharing its bytes.
     const previous = records.get(exchange.id)
     if (previous !== undefined) {
+      previous.removed = true
       records.delete(previous.id)
       used -= previous.charged
     }
     const record = new Record(exchange.id, ++seq, exchange, new BodyBuffer(bodyLimit), new BodyBuffer(bodyLimit))
     records.set(record.id, record)
+    order.push(record)
     charge(record, RECORD_OVERHEAD)
     recharge(record)
     changes.emit('add', record)
@@ -238,10 +252,9 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
       const limit = query.limit ?? Infinity
       const out: CaptureRecord[] = []
       if (limit <= 0) return out
-      // The Map keeps insertion order, oldest first; walk a snapshot from the end.
-      const all = [...records.values()]
-      for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
-        const record = all[i]!
+      for (let i = order.length - 1; i >= head && out.length < limit; i--) {
+        const record = order[i]!
+        if (record.removed) continue
         if (query.tunnel !== undefined && record.exchange.tunnel !== query.tunnel) continue
         if (query.filter !== undefined && !query.filter(record)) continue
         out.push(record)
@@ -252,7 +265,10 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
       return records.get(id)
     },
     clear() {
+      for (const record of records.values()) record.removed = true
       records.clear()
+      order = []
+      head = 0
       used = 0
       changes.emit('clear')
     },

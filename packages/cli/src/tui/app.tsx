@@ -33,6 +33,12 @@ export interface AppProps {
   onQuit?: () => void
 }
 
+/**
+ * The newest requests the list holds. Reading them costs per repaint, so the TUI keeps
+ * to what a person scrolls through; the web inspector and the API have the rest.
+ */
+const LIST_LIMIT = 1000
+
 interface Flash {
   text: string
   color: string
@@ -106,7 +112,7 @@ export function App(props: AppProps) {
   const snapshot = useMemo(() => metrics.snapshot(), [metrics, tick])
   const terms = useMemo(() => parseFilter(filter), [filter])
   const records = useMemo(
-    () => capture.list(terms.length > 0 ? { filter: (r: CaptureRecord) => matchesFilter(r, terms) } : {}),
+    () => capture.list({ limit: LIST_LIMIT, ...(terms.length > 0 ? { filter: (r: CaptureRecord) => matchesFilter(r, terms) } : {}) }),
     [capture, terms, tick],
   )
 
