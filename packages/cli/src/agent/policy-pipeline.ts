@@ -20,6 +20,7 @@ import { isIdempotentMethod, sendWithRetry, type UpstreamTarget } from '../upstr
 import type { Exchange } from './events.js'
 import { respondError, upstreamHeaders, type EndpointRuntime, type HandlerShared } from './request-handler.js'
 import { upstreamErrorCode } from './upstream-errors.js'
+import { tapBody } from './body-tap.js'
 
 const GW_ERROR_HEADER = new Set([ERROR_CODE_HEADER])
 const EMPTY = Buffer.alloc(0)
@@ -47,8 +48,12 @@ export async function forwardWithPolicy(
     scheme: head.scheme,
     clientIp: head.remoteAddress,
     clientPort: head.remotePort,
-    body: head.hasBody ? body : Readable.from([EMPTY]),
+    body: !head.hasBody ? Readable.from([EMPTY]) : exchange ? tapBody(body, (chunk) => {
+      exchange.bytesIn += chunk.length
+      shared.events.emit('exchange:request-body', exchange, chunk)
+    }) : body,
   }
+  const originalBody = req.body
   if (!head.hasBody) body.resume()
   let aborted = false
   stream.once('close', () => {
@@ -77,7 +82,7 @@ export async function forwardWithPolicy(
       return
     }
     if (exchange) exchange.timing.upstreamStartAt = now()
-    const hasBody = head.hasBody || req.body !== body
+    const hasBody = head.hasBody || req.body !== originalBody
     const send = (origin: string, basePath: string): Promise<UpstreamResponse> =>
       dispatchForResponse(shared.dispatcher, {
         origin,

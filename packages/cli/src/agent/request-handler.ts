@@ -19,6 +19,8 @@ import type { Upstream } from './upstream.js'
 import { upstreamErrorCode } from './upstream-errors.js'
 import { handleUpgrade } from './upgrade-handler.js'
 import { forwardWithPolicy } from './policy-pipeline.js'
+import { tapBody } from './body-tap.js'
+import type { Readable } from 'node:stream'
 import type { CompiledPolicy } from '../policy/index.js'
 
 export interface EndpointRuntime {
@@ -144,15 +146,12 @@ function forward(
   exchange: Exchange | undefined,
 ): void {
   const events = shared.events
-  let requestBody: BodyReadable | null = null
+  let requestBody: Readable | null = null
   if (head.hasBody) {
-    requestBody = body
-    if (exchange) {
-      body.on('data', (chunk: Buffer) => {
-        exchange.bytesIn += chunk.length
-        events.emit('exchange:request-body', exchange, chunk)
-      })
-    }
+    requestBody = exchange ? tapBody(body, (chunk) => {
+      exchange.bytesIn += chunk.length
+      events.emit('exchange:request-body', exchange, chunk)
+    }) : body
   } else {
     body.resume() // consume the END that closes an empty body
   }
