@@ -160,3 +160,29 @@ test('forward config errors name the known pools', () => {
     /upstreams\.api\.strategy: is not a known value: "fastest"; allowed values: round_robin, least_requests, random/)
   assert.throws(() => compilePolicy({ upstreams: { api: { targets: ['ftp://x'] } } }), /upstreams\.api\.targets: .*not a valid address/)
 })
+
+test('sendWithRetry: one retry elsewhere for a connection error; the connection error when there is nowhere else', async () => {
+  const { sendWithRetry } = await import('@gw/cli/upstream/index')
+  const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+  const pool = createUpstreamPool({ name: 'r', targets: ['127.0.0.1:1', '127.0.0.1:2'] })
+  const tried: number[] = []
+  const sent = await sendWithRetry(pool, true, async (t) => {
+    tried.push(t.port)
+    if (t.port === 1) throw refused
+    return 'ok'
+  })
+  assert.deepEqual([tried, sent.value, sent.target.port], [[1, 2], 'ok', 2])
+  pool.release(sent.target, 'ok')
+  // Not retryable (a streamed body): the error comes back as it is.
+  await assert.rejects(sendWithRetry(pool, false, async (t) => {
+    if (t.port === 2) throw refused
+    return 'ok'
+  }, pool.targets[1]), /ECONNREFUSED/)
+  // Target 1 and 2 are now ejected... give the pool a fresh state: a one-target-left case.
+  const two = createUpstreamPool({ name: 'two', targets: ['127.0.0.1:1', '127.0.0.1:2'] })
+  two.release(two.pick(), 'connect-error') // target 1 ejected
+  await assert.rejects(sendWithRetry(two, true, async () => {
+    throw refused
+  }), (err: unknown) => err === refused)
+  assert.equal(two.targets.every((t) => t.inflight === 0), true, 'every pick was released')
+})

@@ -3,7 +3,7 @@
  * been sent is tried once more on another target after a connection failure. A request
  * with a streamed body cannot be replayed, so the caller says whether a retry is possible.
  */
-import { isConnectionError } from './errors.js'
+import { isConnectionError, UpstreamPoolDownError } from './errors.js'
 import type { UpstreamPool, UpstreamTarget } from './pool.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -34,14 +34,22 @@ export async function sendWithRetry<T>(
   first?: UpstreamTarget,
 ): Promise<SentRequest<T>> {
   let target = first ?? pool.pick()
+  let firstError: unknown
   try {
     return { target, value: await send(target) }
   } catch (err) {
     const connect = isConnectionError(err)
     pool.release(target, connect ? 'connect-error' : 'error')
     if (!connect || !retryable) throw err
+    firstError = err
   }
-  target = pool.pick(target)
+  try {
+    target = pool.pick(target)
+  } catch (err) {
+    // No other target to try: the connection error says more than "pool down".
+    if (err instanceof UpstreamPoolDownError) throw firstError
+    throw err
+  }
   try {
     return { target, value: await send(target) }
   } catch (err) {
