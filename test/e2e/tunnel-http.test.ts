@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { Agent as UndiciAgent, Pool, request } from 'undici'
-import { startStack, type Stack } from '../helpers/stack.js'
+import { startStack, waitFor, type Stack } from '../helpers/stack.js'
 
 const BLOCK = randomBytes(64 * 1024)
 
@@ -228,6 +228,33 @@ describe('HTTP through the tunnel', () => {
       assert.equal(proto, 'https')
     } finally {
       await tls.close()
+    }
+  })
+})
+
+describe('HTTP through the tunnel with capture on', () => {
+  it('delivers request and response bodies whole while the inspector records them', async () => {
+    const { createCapture } = await import('@gw/cli/inspect/capture')
+    const stack = await startStack((req, res) => {
+      const hash = createHash('sha256')
+      let length = 0
+      req.on('data', (c: Buffer) => {
+        hash.update(c)
+        length += c.length
+      })
+      req.on('end', () => res.end(JSON.stringify({ length, hash: hash.digest('hex') })))
+    })
+    const capture = createCapture(stack.agent.events, { bodyLimit: 1024, dbSize: 1024 * 1024 })
+    const pool = new Pool(stack.httpOrigin)
+    try {
+      for (const size of [1, 64 * 1024, 10 * 1024 * 1024]) {
+        const res = await pool.request({ path: '/upload', method: 'POST', headers: { host: stack.host }, body: pattern(size) })
+        assert.deepEqual(await res.body.json(), { length: size, hash: patternHash(size) })
+      }
+      await waitFor(() => capture.size === 3, 5000, 'three captured requests')
+    } finally {
+      await pool.close()
+      await stack.close()
     }
   })
 })
