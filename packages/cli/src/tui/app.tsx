@@ -90,6 +90,12 @@ function useBatchedTick(events: AgentEvents, capture: Capture, refreshMs: number
   return tick
 }
 
+/** An http URL works with plain curl; the embedded relay's https needs its CA. */
+function tryUrl(status: AgentStatus): string {
+  const urls = status.tunnels.flatMap((t) => (t.publicUrls.length > 0 ? t.publicUrls : [t.publicUrl]))
+  return urls.find((u) => u.startsWith('http:')) ?? urls[0] ?? 'your public URL'
+}
+
 export function App(props: AppProps) {
   const { events, getStatus, capture, metrics, replay, apiUrl } = props
   const { exit } = useApp()
@@ -118,7 +124,7 @@ export function App(props: AppProps) {
 
   // The screen is rows - 1 lines: a frame as tall as the terminal makes Ink clear the
   // whole screen on each repaint, which flickers.
-  const maxTunnelLines = rows >= 24 ? 3 : 1
+  const maxTunnelLines = rows >= 24 ? 4 : 2
   const head = headerHeight(status, maxTunnelLines)
   const bodyHeight = Math.max(3, rows - 1 - head - METRICS_HEIGHT - 1 - 1)
   const visible = bodyHeight - 1
@@ -219,7 +225,7 @@ export function App(props: AppProps) {
     ? 'capture is off (--inspect=false): requests are counted above but not recorded'
     : filter !== ''
       ? `no request matches "${filter}"`
-      : `no requests yet: try curl ${status.tunnels[0]?.publicUrl ?? 'your public URL'}`
+      : `no requests yet: try curl ${tryUrl(status)}`
 
   return (
     <Box flexDirection="column" width={columns}>

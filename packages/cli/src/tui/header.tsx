@@ -27,19 +27,30 @@ function statusWord(status: AgentStatus): { text: string; color: string } {
   }
 }
 
+/** One line per public URL (http and https of one tunnel are two), as ngrok prints them. */
+function forwardingLines(status: AgentStatus): { key: string; url: string; upstream: string; inspect: boolean }[] {
+  const out: { key: string; url: string; upstream: string; inspect: boolean }[] = []
+  for (const t of status.tunnels) {
+    const urls = t.publicUrls.length > 0 ? t.publicUrls : [t.publicUrl]
+    for (const url of urls) out.push({ key: `${t.name} ${url}`, url, upstream: t.upstream, inspect: t.inspect })
+  }
+  return out
+}
+
 /** How many lines the header takes, so the list can have the rest. */
 export function headerHeight(status: AgentStatus, maxTunnelLines: number): number {
-  const tunnels = Math.min(status.tunnels.length, maxTunnelLines)
-  const more = status.tunnels.length > maxTunnelLines ? 1 : 0
-  return 2 + Math.max(1, tunnels + more) + (status.lastError !== undefined && status.status !== 'online' ? 1 : 0)
+  const lines = forwardingLines(status).length
+  const shown = Math.min(lines, maxTunnelLines)
+  const more = lines > maxTunnelLines ? 1 : 0
+  return 3 + Math.max(1, shown + more) + (status.lastError !== undefined && status.status !== 'online' ? 1 : 0)
 }
 
 export function Header({ status, apiUrl, columns, maxTunnelLines }: HeaderProps) {
   const word = statusWord(status)
   const latency = status.latencyMs === undefined ? '-' : `${Math.round(status.latencyMs)}ms`
-  const relay = status.embedded ? `${status.relay} (local only)` : status.relay
-  const shown = status.tunnels.slice(0, maxTunnelLines)
-  const hidden = status.tunnels.length - shown.length
+  const all = forwardingLines(status)
+  const shown = all.slice(0, maxTunnelLines)
+  const hidden = all.length - shown.length
   const width = columns - 1
   return (
     <Box flexDirection="column">
@@ -49,25 +60,27 @@ export function Header({ status, apiUrl, columns, maxTunnelLines }: HeaderProps)
         <Text color={word.color} bold>● {word.text}</Text>
         <Text dimColor>  latency </Text>
         <Text>{latency}</Text>
-        <Text dimColor>  relay </Text>
-        <Text>{fit(relay, Math.max(10, width - 40 - word.text.length), false)}</Text>
       </Text>
       <Text wrap="truncate">
-        <Text dimColor>Web Interface  </Text>
-        <Text>{apiUrl}</Text>
-        <Text dimColor>  (agent API {apiUrl}/api)</Text>
+        <Text dimColor>Relay         </Text>
+        <Text>{status.relay}</Text>
+        {status.embedded ? <Text color="yellow"> (local only: --relay to share)</Text> : null}
       </Text>
-      {shown.length === 0 ? <Text dimColor>Forwarding     (no tunnel yet)</Text> : null}
+      <Text wrap="truncate">
+        <Text dimColor>Web Interface </Text>
+        <Text>{apiUrl === '' ? '(off)' : apiUrl}</Text>
+      </Text>
+      {shown.length === 0 ? <Text dimColor>Forwarding    (no tunnel yet)</Text> : null}
       {shown.map((t) => (
-        <Text key={t.name + t.publicUrl} wrap="truncate">
-          <Text dimColor>Forwarding     </Text>
-          <Text bold>{t.publicUrl}</Text>
+        <Text key={t.key} wrap="truncate">
+          <Text dimColor>Forwarding    </Text>
+          <Text bold>{t.url}</Text>
           <Text> → </Text>
           <Text>{t.upstream}</Text>
           {t.inspect ? null : <Text dimColor> (not inspected)</Text>}
         </Text>
       ))}
-      {hidden > 0 ? <Text dimColor>               … and {hidden} more (gw api: /api/tunnels)</Text> : null}
+      {hidden > 0 ? <Text dimColor>              … and {hidden} more (see /api/tunnels)</Text> : null}
       {status.lastError !== undefined && status.status !== 'online' ? (
         <Text color="red" wrap="truncate">{fit(`${status.lastError.code}: ${status.lastError.message}`, width, false)}</Text>
       ) : null}

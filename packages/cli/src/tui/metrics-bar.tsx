@@ -21,12 +21,12 @@ export function MetricsBar({ metrics }: { metrics: MetricsSnapshot }) {
   return (
     <Box flexDirection="column">
       <Text wrap="truncate">
-        <Text dimColor>Requests       </Text>
+        <Text dimColor>Requests      </Text>
         <Text dimColor>{head.map((x) => cell(x, 7)).join('')}</Text>
         <Text dimColor>in      out</Text>
       </Text>
       <Text wrap="truncate">
-        <Text>               </Text>
+        <Text>              </Text>
         <Text>{values.map((x) => cell(x, 7)).join('')}</Text>
         <Text>{cell(formatBytes(metrics.bytes.in), 8)}{formatBytes(metrics.bytes.out)}</Text>
       </Text>
