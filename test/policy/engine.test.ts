@@ -245,3 +245,20 @@ test('custom-response takes ngrok\'s earlier `content` field and infers the cont
   }
   assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'custom-response', config: { content: 'a', body: 'b' } }] }] }), /config\.content: is the earlier name of body/)
 })
+
+test('add-headers host: req.host changes, and a Location naming the new host is rewritten back to the public one', async () => {
+  const policy = compilePolicy({ on_http_request: [
+    { actions: [{ type: 'add-headers', config: { headers: { host: 'internal.local:8080' } } }] },
+    { expressions: ["req.host == 'internal.local:8080'"], actions: [{ type: 'add-headers', config: { headers: { 'x-seen': 'yes' } } }] },
+  ] })
+  const state = createPolicyState()
+  const req = makeRequest({ host: 'demo.gw.test', scheme: 'https', rawHeaders: ['Host', 'demo.gw.test'] })
+  await policy.onHttpRequest(req, state)
+  assert.deepEqual(req.rawHeaders.slice(0, 2), ['Host', 'internal.local:8080'])
+  assert.equal(header(req.rawHeaders, 'x-seen'), 'yes')
+  const res = await policy.onHttpResponse(req, makeResponse(302, { Location: 'http://internal.local:8080/login?next=%2F' }), state)
+  assert.equal(header(res.rawHeaders, 'location'), 'https://demo.gw.test/login?next=%2F')
+  const other = await policy.onHttpResponse(req, makeResponse(302, { Location: 'https://idp.example/auth' }), state)
+  assert.equal(header(other.rawHeaders, 'location'), 'https://idp.example/auth')
+  await policy.close()
+})
