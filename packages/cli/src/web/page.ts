@@ -44,9 +44,9 @@ export const INSPECTOR_HTML = String.raw`<!doctype html>
           <input id="mod-method" class="method" aria-label="method" spellcheck="false">
           <input id="mod-path" class="path" aria-label="path" spellcheck="false">
         </div>
-        <label>Headers, one <code>Name: value</code> per line
+        <label><span>Headers, one <code>Name: value</code> per line</span>
           <textarea id="mod-headers" rows="8" spellcheck="false"></textarea></label>
-        <label>Body <span id="mod-body-note" class="dim"></span>
+        <label><span>Body <span id="mod-body-note" class="dim"></span></span>
           <textarea id="mod-body" rows="8" spellcheck="false"></textarea></label>
         <div class="row">
           <button id="mod-send" type="submit">Send</button>

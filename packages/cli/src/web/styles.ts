@@ -30,7 +30,7 @@ h3 { font-size: 13px; margin: 14px 0 4px; }
 .line { font-family: ui-monospace, monospace; font-weight: 600; }
 .timing { color: var(--dim); margin-top: 4px; }
 table.headers td { font-family: ui-monospace, monospace; font-size: 12px; padding: 1px 6px 1px 0; vertical-align: top; word-break: break-all; }
-table.headers td:first-child { color: var(--dim); white-space: nowrap; }
+table.headers td:first-child { color: var(--dim); white-space: nowrap; width: 1%; padding-right: 16px; }
 pre { background: color-mix(in srgb, var(--line) 40%, transparent); padding: 8px; overflow: auto; max-height: 50vh; margin: 0; font-size: 12px; }
 .warn { color: var(--client); }
 .actions { display: flex; gap: 8px; align-items: center; }
