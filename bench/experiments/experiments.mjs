@@ -54,4 +54,32 @@ export const EXPERIMENTS = {
       to: 'this.initialWindow = options.initialWindow ?? 4 * 1024 * 1024;',
     }],
   },
+
+  // relay.ts listen(): Node's default backlog is 511. With 10,000 clients connecting at
+  // once the accept queue overflows, the kernel drops SYNs and clients retry after 1, 3
+  // and 7 s (scenario 4's wall time, and a few ECONNRESET).
+  'relay-listen-backlog': {
+    patches: [{
+      pkg: 'relay',
+      file: 'relay.js',
+      from: 'server.listen(port, host, () => {',
+      to: 'server.listen({ port, host, backlog: 4096 }, () => {',
+    }],
+  },
+  // relay-request.ts pipeBody(): each decoded DATA piece is its own res.write(), so its own
+  // write syscall to the client. Corking the response until the end of the tick sends the
+  // pieces one ws message carried in one writev.
+  'relay-cork-response': {
+    patches: [{
+      pkg: 'relay',
+      file: 'relay-request.js',
+      from: `    body.on('data', (chunk) => {
+        if (!res.write(chunk)) {`,
+      to: `    let corked = false;
+    const uncork = () => { corked = false; res.uncork(); };
+    body.on('data', (chunk) => {
+        if (!corked) { corked = true; res.cork(); process.nextTick(uncork); }
+        if (!res.write(chunk)) {`,
+    }],
+  },
 }

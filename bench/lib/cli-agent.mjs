@@ -35,8 +35,8 @@ function quote(s) {
  * `--log-level warn` there is no start-up line to wait for, so the caller waits for the
  * route to answer (waitRoutable).
  */
-export async function startCliAgent({ upstreamUrl, relayUrl, name, extraArgs = [], tty = false }) {
-  const args = [BIN, 'http', upstreamUrl, '--relay', relayUrl, '--subdomain', name, ...extraArgs]
+export async function startCliAgent({ upstreamUrl, relayUrl, name, extraArgs = [], tty = false, nodeArgs = [] }) {
+  const args = [...nodeArgs, BIN, 'http', upstreamUrl, '--relay', relayUrl, '--subdomain', name, ...extraArgs]
   if (!tty) {
     return startCommand(process.execPath, [...args, '--no-tui', '--log-format', 'json'], { immediate: true })
   }
