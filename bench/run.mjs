@@ -2,8 +2,11 @@
 // gw's benchmark harness:
 //   npm run bench [-- --quick | --smoke] [--only 1,3] [--paths direct,gw-http] [--out DIR] [--profile] [--cpu-prof]
 // --profile records V8 CPU profiles of each tunnel process during scenario 1's load only.
+// --variant relay-no-empty-pipeline[+…] adds a gw-proposed path running patches from bench/experiments.
 // Starts one upstream and every path in front of it, runs the scenarios in order, prints a
 // table per scenario and writes the raw figures. See bench/README.md.
+import { execFileSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import os from 'node:os'
@@ -33,6 +36,7 @@ const { values } = parseArgs({
     quiet: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    variant: { type: 'string' },
   },
 })
 
@@ -53,6 +57,7 @@ const shutdown = async () => {
   await stack?.close().catch(() => {})
   if (upstream) await stopChild(upstream.child)
   await stopAll()
+  if (run.variant) rmSync(run.variant.dir, { recursive: true, force: true })
 }
 process.once('SIGINT', () => { shutdown().finally(() => process.exit(130)) })
 
@@ -64,7 +69,15 @@ try {
   const profDir = join(outDir, 'profiles')
   const gwExecArgv = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
   if (values['cpu-prof']) log(`  CPU profiles of the relay and the agent go to ${profDir}`)
-  stack = await startPaths(upstream, pathNames, { gwExecArgv })
+  // --variant <experiment>[+<experiment>…]: a gw-proposed path running those patches.
+  let variant
+  if (values.variant) {
+    const dir = execFileSync(process.execPath, [join(benchDir, 'experiments/make-variant.mjs'), values.variant], { encoding: 'utf8' }).trim()
+    variant = { dir, label: values.variant }
+    run.variant = variant
+    log(`  gw-proposed runs experiments ${values.variant} (${dir})`)
+  }
+  stack = await startPaths(upstream, pathNames, { gwExecArgv, variant })
   for (const t of stack.targets.values()) {
     run.paths[t.name] = t.available ? { available: true, port: t.port, host: t.host, processes: t.procs.map((p) => p.role) } : { available: false, reason: t.reason }
     log(`  path ${t.name}: ${t.available ? `127.0.0.1:${t.port} Host ${t.host}` : `unavailable (${t.reason})`}`)

@@ -13,9 +13,10 @@ const live = new Set()
  * Fork one of bench/procs/*.mjs and wait for its first IPC message, which is either
  * `{type:'ready', …}` or `{type:'unavailable', reason}`.
  */
-export function startProc(script, args = [], { timeoutMs = 30_000, execArgv = [] } = {}) {
+export function startProc(script, args = [], { timeoutMs = 30_000, execArgv = [], env } = {}) {
   const child = fork(new URL(`../procs/${script}`, import.meta.url), args, {
     cwd: rootDir,
+    ...(env ? { env: { ...process.env, ...env } } : {}),
     execArgv: ['--expose-gc', ...execArgv],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   })

@@ -31,8 +31,10 @@ export async function startUpstream() {
 }
 
 /** Start a relay and one agent for `name`; used by the gw paths and by scenarios that want a fresh pair. */
-export async function startGw(upstreamUrl, { name = 'bench', agentExecArgv = [], relayExecArgv = [] } = {}) {
-  const relay = await startProc('relay.mjs', [], { execArgv: relayExecArgv })
+export async function startGw(upstreamUrl, { name = 'bench', agentExecArgv = [], relayExecArgv = [], variantDir } = {}) {
+  // A variant (bench/experiments/make-variant.mjs) is a patched copy of the built packages.
+  const env = variantDir ? { GW_BENCH_RELAY_DIST: join(variantDir, 'relay/dist'), GW_BENCH_AGENT_DIST: join(variantDir, 'cli/dist') } : undefined
+  const relay = await startProc('relay.mjs', [], { execArgv: relayExecArgv, env })
   if (relay.message.type !== 'ready') return { available: false, reason: `relay: ${relay.message.reason}`, close: async () => {} }
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-'))
   const caFile = join(dir, 'ca.pem')
@@ -43,7 +45,7 @@ export async function startGw(upstreamUrl, { name = 'bench', agentExecArgv = [],
   }
   let agent
   try {
-    agent = await startProc('agents.mjs', [relay.message.httpUrl, upstreamUrl, name, '1', ...(relay.message.caCertPem ? [caFile] : [])], { execArgv: agentExecArgv })
+    agent = await startProc('agents.mjs', [relay.message.httpUrl, upstreamUrl, name, '1', ...(relay.message.caCertPem ? [caFile] : [])], { execArgv: agentExecArgv, env })
   } catch (err) {
     await close()
     return { available: false, reason: `agent: ${err.message}`, close: async () => {} }
@@ -120,7 +122,11 @@ export async function waitRoutable(target, timeoutMs = 15_000) {
 }
 
 /** Start every requested path; a path that cannot start is marked unavailable with the reason. */
-export async function startPaths(upstream, names = PATH_NAMES, { gwExecArgv = [] } = {}) {
+/**
+ * `variant`: { dir, label } adds a `gw-proposed` path, the same as gw-http but running a
+ * patched copy of the packages, so a proposed change shows beside stock gw in one run.
+ */
+export async function startPaths(upstream, names = PATH_NAMES, { gwExecArgv = [], variant } = {}) {
   /** @type {Map<string, Target>} */
   const targets = new Map()
   const closers = []
@@ -147,6 +153,13 @@ export async function startPaths(upstream, names = PATH_NAMES, { gwExecArgv = []
       for (const n of ['gw-http', 'gw-https']) if (names.includes(n)) unavailable(n, gw.reason)
     }
   }
+  if (variant) {
+    const gw = await startGw(upstream.url, { name: 'proposed', variantDir: variant.dir }).catch((err) => ({ available: false, reason: err.message }))
+    if (gw.available) {
+      closers.push(gw.close)
+      targets.set('gw-proposed', { name: 'gw-proposed', label: variant.label, variantDir: variant.dir, available: true, protocol: 'http', port: gw.relay.httpPort, host: 'proposed.localhost', procs: gw.procs })
+    } else unavailable('gw-proposed', gw.reason)
+  }
   if (names.includes('localtunnel')) {
     const lt = await startLocaltunnel(upstream.port)
     if (lt.available) {
@@ -163,6 +176,7 @@ export async function startPaths(upstream, names = PATH_NAMES, { gwExecArgv = []
       t.reason = err.message
     }
   }
-  const ordered = new Map(names.filter((n) => targets.has(n)).map((n) => [n, targets.get(n)]))
+  const order = [...names.filter((n) => n !== 'localtunnel'), ...(variant ? ['gw-proposed'] : []), 'localtunnel']
+  const ordered = new Map(order.filter((n) => targets.has(n)).map((n) => [n, targets.get(n)]))
   return { targets: ordered, close: async () => { for (const c of closers) await c() } }
 }

@@ -39,6 +39,7 @@ export function markdown(run, scenarios) {
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${fmt.d1(m.totalMemory / 2 ** 30)} GiB, Node ${m.node}, ${m.platform}, load average at start ${m.loadAverageAtStart.join(' / ')}.`,
     '',
     'Every ratio is against the direct path (or raw ws, or the baseline agent) measured in the same run.',
+    ...(run.variant ? [`\`gw-proposed\` is gw-http running the patches \`${run.variant.label}\` from bench/experiments (proposed changes, not in the tree yet); see bench/README.md.`] : []),
     'Reproduce with `npm run bench -- --quick` (or without `--quick` for the full sizes). See bench/README.md.',
     '',
   ]

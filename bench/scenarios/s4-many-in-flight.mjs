@@ -11,7 +11,7 @@ export default {
   title: 'Many in flight: concurrent requests, upstream answers after a delay',
   target: 'gw-http: every request succeeds; relay + agent peak RSS ≤ 400 MB',
   // TLS would add 10,000 handshakes to what this measures; it is in the full run only.
-  paths: (profile) => (profile.name === 'full' ? ['direct', 'gw-http', 'gw-https', 'localtunnel'] : ['direct', 'gw-http', 'localtunnel']),
+  paths: (profile) => (profile.name === 'full' ? ['direct', 'gw-http', 'gw-https', 'gw-proposed', 'localtunnel'] : ['direct', 'gw-http', 'gw-proposed', 'localtunnel']),
   columns: [
     { key: 'succeeded', label: 'succeeded', fmt: fmt.text },
     { key: 'seconds', label: 'wall time', fmt: (v) => (Number.isFinite(v) ? `${fmt.d1(v)} s` : '–') },
@@ -81,7 +81,7 @@ async function freshTarget(shared, upstream) {
     await waitRoutable(target).catch(async (err) => { await lt.close(); throw err })
     return { target, close: lt.close }
   }
-  const gw = await startGw(upstream.url, { name: 'bench4' })
+  const gw = await startGw(upstream.url, { name: 'bench4', variantDir: shared.variantDir })
   if (!gw.available) throw new Error(gw.reason)
   const target = {
     ...shared,
