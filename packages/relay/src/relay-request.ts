@@ -8,8 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream'
 import { GwError, type ErrorCode } from '@gw/protocol/errors'
-import { BodyFramer, MessageReader, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
-import { decodeJson, MessageType } from '@gw/protocol/message-codec'
+import { BodyFramer, endMessage, MessageReader, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
+import { decodeJson, encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
 import { checkResponseHead, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
 import { ERROR_CODE_HEADER, renderErrorPage } from '@gw/protocol/error-page'
 import type { Stream } from '@gw/protocol/mux/index'
@@ -35,7 +35,6 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     if (!res.writableFinished) stream.destroy()
   })
 
-  writeJsonMessage(stream, MessageType.REQUEST_HEAD, head)
   let bodySent = false
   const sendBody = (): void => {
     if (bodySent) return
@@ -44,7 +43,16 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
       if (err && !finished) stream.destroy()
     })
   }
-  if (!head.expectContinue) sendBody()
+  if (!head.hasBody) {
+    // Most requests (GET, HEAD) have no body: head and END leave in one write, with
+    // no pipeline to set up and tear down.
+    bodySent = true
+    req.resume()
+    stream.end(Buffer.concat([encodeJsonMessage(MessageType.REQUEST_HEAD, head), endMessage()]))
+  } else {
+    writeJsonMessage(stream, MessageType.REQUEST_HEAD, head)
+    if (!head.expectContinue) sendBody()
+  }
 
   const finish = (): void => {
     finished = true

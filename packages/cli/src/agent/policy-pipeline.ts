@@ -9,7 +9,7 @@
  */
 import { Readable, pipeline } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { GwError, type ErrorCode } from '@gw/protocol/errors'
+import { ErrorCodes, GwError, type ErrorCode } from '@gw/protocol/errors'
 import { BodyFramer, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
 import { encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
 import { getRawHeader, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
@@ -60,9 +60,9 @@ export async function forwardWithPolicy(
     aborted = true
   })
 
-  let released: (() => void) | undefined
+  let released: ((ok: boolean) => void) | undefined
   const finish = (error?: { code: string; message: string }): void => {
-    released?.()
+    released?.(error === undefined)
     released = undefined
     if (!exchange || exchange.timing.endAt !== undefined) return
     exchange.timing.endAt = now()
@@ -70,8 +70,8 @@ export async function forwardWithPolicy(
     shared.events.emit('exchange:end', exchange)
   }
 
+  const state = createPolicyState()
   try {
-    const state = createPolicyState()
     const outcome = await policy.onHttpRequest(req, state)
     if (outcome.kind === 'respond') {
       // Read the unwanted body to its end, so the client's request completes and the
@@ -98,7 +98,7 @@ export async function forwardWithPolicy(
       const retryable = isIdempotentMethod(req.method) && !hasBody
       const sent = await sendWithRetry(pool, retryable, (t: UpstreamTarget) => send(t.origin, t.basePath), outcome.upstream)
       response = sent.value
-      released = () => pool.release(sent.target, 'ok')
+      released = (ok) => pool.release(sent.target, ok ? 'ok' : 'error')
     } else {
       response = await send(endpoint.upstream.origin, '')
     }
@@ -108,10 +108,32 @@ export async function forwardWithPolicy(
   } catch (err) {
     const e = err as Error & { code?: string; status?: number }
     // Policy errors carry their own code (GW_ERR_POLICY_…); upstream failures map to 502/504.
-    const code = (e instanceof GwError ? e.code : /^GW_ERR_/.test(e.code ?? '') ? e.code : upstreamErrorCode(e)) as ErrorCode
-    const message = e instanceof GwError || /^GW_ERR_/.test(e.code ?? '') ? e.message : `${endpoint.upstream.origin}: ${e.message}`
-    respondError(stream, code, message)
-    finish({ code, message })
+    const own = e instanceof GwError || /^GW_ERR_/.test(e.code ?? '')
+    const code = (own ? e.code : upstreamErrorCode(e)) as ErrorCode
+    const message = own ? e.message : `${endpoint.upstream.origin}: ${e.message}`
+    // The response phase sees an upstream failure as the response gw would send (502,
+    // 504), so a circuit breaker counts it and a rule may answer in gw's place.
+    const replaced = own ? undefined : await errorResponsePhase(policy, req, state, code)
+    if (replaced) writeResponse(stream, replaced, undefined, '', exchange, shared, finish)
+    else {
+      respondError(stream, code, message)
+      finish({ code, message })
+    }
+  }
+}
+
+async function errorResponsePhase(
+  policy: NonNullable<EndpointRuntime['policy']>,
+  req: PolicyRequest,
+  state: ReturnType<typeof createPolicyState>,
+  code: ErrorCode,
+): Promise<PolicyResponse | undefined> {
+  const stand: PolicyResponse = { status: ErrorCodes[code].status, rawHeaders: [], body: Readable.from([EMPTY]) }
+  try {
+    const result = await policy.onHttpResponse(req, stand, state)
+    return result === stand && result.status === stand.status && result.rawHeaders.length === 0 ? undefined : result
+  } catch {
+    return undefined
   }
 }
 
