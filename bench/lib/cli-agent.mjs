@@ -35,14 +35,14 @@ function quote(s) {
  * `--log-level warn` there is no start-up line to wait for, so the caller waits for the
  * route to answer (waitRoutable).
  */
-export async function startCliAgent({ upstreamUrl, relayUrl, name, extraArgs = [], tty = false, nodeArgs = [] }) {
+export async function startCliAgent({ upstreamUrl, relayUrl, name, extraArgs = [], tty = false, nodeArgs = [], env = {} }) {
   const args = [...nodeArgs, BIN, 'http', upstreamUrl, '--relay', relayUrl, '--subdomain', name, ...extraArgs]
   if (!tty) {
-    return startCommand(process.execPath, [...args, '--no-tui', '--log-format', 'json'], { immediate: true })
+    return startCommand(process.execPath, [...args, '--no-tui', '--log-format', 'json'], { immediate: true, env })
   }
   const cmd = `stty cols 120 rows 40; exec ${[process.execPath, ...args, '--tui'].map(quote).join(' ')}`
   return startCommand('script', ['-qfec', cmd, '/dev/null'], {
-    env: { TERM: 'xterm-256color', FORCE_COLOR: '1' },
+    env: { TERM: 'xterm-256color', FORCE_COLOR: '1', ...env },
     immediate: true,
   })
 }
