@@ -72,10 +72,15 @@ try {
   // --variant <experiment>[+<experiment>…]: a gw-proposed path running those patches.
   let variant
   if (values.variant) {
-    const dir = execFileSync(process.execPath, [join(benchDir, 'experiments/make-variant.mjs'), values.variant], { encoding: 'utf8' }).trim()
-    variant = { dir, label: values.variant }
-    run.variant = variant
-    log(`  gw-proposed runs experiments ${values.variant} (${dir})`)
+    try {
+      const dir = execFileSync(process.execPath, [join(benchDir, 'experiments/make-variant.mjs'), values.variant], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
+      variant = { dir, label: values.variant }
+      run.variant = variant
+      log(`  gw-proposed runs experiments ${values.variant} (${dir})`)
+    } catch (err) {
+      // A patch whose text is gone was usually applied by its owner: say so and go on.
+      log(`  no gw-proposed path: ${String(err.stderr ?? err.message).trim()}`)
+    }
   }
   stack = await startPaths(upstream, pathNames, { gwExecArgv, variant })
   for (const t of stack.targets.values()) {
