@@ -30,6 +30,10 @@ for (const pkg of ['protocol', 'relay', 'cli']) {
   symlinkSync(join(base, pkg), join(modules, '@gw', pkg))
 }
 for (const name of names) {
+  if (EXPERIMENTS[name].applied) {
+    console.error(`${name}: already in the tree since ${EXPERIMENTS[name].applied}; nothing to patch`)
+    continue
+  }
   for (const { pkg, file, from, to } of EXPERIMENTS[name].patches) {
     const path = join(base, pkg, 'dist', file)
     const text = readFileSync(path, 'utf8')
