@@ -1,0 +1,35 @@
+import { it } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { parse } from 'yaml'
+import { compilePolicy } from '@gw/cli/policy/index'
+
+const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')
+
+it("the README's example policy validates", async () => {
+  const example = /```yaml\n(# policy\.yml[\s\S]*?)```/.exec(readme)
+  assert.ok(example, 'the README has the policy example')
+  await compilePolicy(parse(example[1]!)).close()
+})
+
+it("every action in the README's table has a config that validates", async () => {
+  const table = readme.slice(readme.indexOf('| Action | Example `config` |'))
+  const lines = table.split('\n').slice(2)
+  const rows = lines.slice(0, lines.findIndex((l) => !l.startsWith('|')))
+  const { ACTIONS } = await import('@gw/cli/policy/index')
+  const listed = new Set(rows.flatMap((row) => [...row.split(' | ')[0]!.matchAll(/`([a-z-]+)`/g)].map((m) => m[1]!)))
+  assert.ok(ACTIONS.size >= 21, `ACTIONS has ${ACTIONS.size} entries`)
+  for (const action of ACTIONS.keys()) assert.ok(listed.has(action), `the README's table leaves out ${action}`)
+  for (const row of rows) {
+    const [names, example] = row.split(' | ')
+    const types = [...names!.matchAll(/`([a-z-]+)`/g)].map((m) => m[1]!)
+    const configs = [...example!.matchAll(/`(\{.*?\})`(?=[:/ ]|$| \(|\s*\|)/g)].map((m) => m[1]!)
+    assert.ok(configs.length >= 1, `no config for ${types.join('/')}`)
+    types.forEach((type, i) => {
+      const config = parse(configs[Math.min(i, configs.length - 1)]!) as unknown
+      const phase = type === 'compress-response' ? 'on_http_response' : 'on_http_request'
+      const doc = { upstreams: { orders: { targets: ['localhost:3001'] } }, [phase]: [{ actions: [{ type, config }] }] }
+      assert.doesNotThrow(() => void compilePolicy(doc).close(), `${type}: ${configs[i]}`)
+    })
+  }
+})
