@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Agent as UndiciAgent, Pool, request } from 'undici'
 import { startStack, waitFor, type Stack } from '../helpers/stack.js'
 
@@ -18,6 +19,17 @@ function pattern(size: number): Readable {
       this.push(BLOCK.subarray(0, n))
     },
   })
+}
+
+/** Answers with the length and SHA-256 of the request body it received. */
+function hashBody(req: IncomingMessage, res: ServerResponse): void {
+  const hash = createHash('sha256')
+  let length = 0
+  req.on('data', (c: Buffer) => {
+    hash.update(c)
+    length += c.length
+  })
+  req.on('end', () => res.end(JSON.stringify({ length, hash: hash.digest('hex') })))
 }
 
 function patternHash(size: number): string {
@@ -41,16 +53,8 @@ describe('HTTP through the tunnel', () => {
           pattern(size).pipe(res)
           return
         }
-        case '/upload': {
-          const hash = createHash('sha256')
-          let length = 0
-          req.on('data', (c: Buffer) => {
-            hash.update(c)
-            length += c.length
-          })
-          req.on('end', () => res.end(JSON.stringify({ length, hash: hash.digest('hex') })))
-          return
-        }
+        case '/upload':
+          return hashBody(req, res)
         case '/headers':
           res.setHeader('content-type', 'application/json')
           res.end(JSON.stringify({ rawHeaders: req.rawHeaders, url: req.url, method: req.method }))
@@ -235,15 +239,7 @@ describe('HTTP through the tunnel', () => {
 describe('HTTP through the tunnel with capture on', () => {
   it('delivers request and response bodies whole while the inspector records them', async () => {
     const { createCapture } = await import('@gw/cli/inspect/capture')
-    const stack = await startStack((req, res) => {
-      const hash = createHash('sha256')
-      let length = 0
-      req.on('data', (c: Buffer) => {
-        hash.update(c)
-        length += c.length
-      })
-      req.on('end', () => res.end(JSON.stringify({ length, hash: hash.digest('hex') })))
-    })
+    const stack = await startStack(hashBody)
     const capture = createCapture(stack.agent.events, { bodyLimit: 1024, dbSize: 1024 * 1024 })
     const pool = new Pool(stack.httpOrigin)
     try {

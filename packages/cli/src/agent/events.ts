@@ -7,6 +7,7 @@
  * with capture off.
  */
 import { EventEmitter } from 'node:events'
+import type { RequestHead } from '@gw/protocol/heads'
 
 export type TunnelStatus = 'connecting' | 'online' | 'reconnecting' | 'offline'
 
@@ -37,15 +38,8 @@ export interface AgentStatus {
   version: string
 }
 
-export interface ExchangeRequest {
-  method: string
-  target: string
-  httpVersion: string
-  rawHeaders: string[]
-  remoteAddress: string
-  remotePort: number
-  scheme: 'http' | 'https'
-}
+/** The request as it reached the agent, in the head's own terms. */
+export type ExchangeRequest = Pick<RequestHead, 'method' | 'target' | 'httpVersion' | 'rawHeaders' | 'remoteAddress' | 'remotePort' | 'scheme'>
 
 export interface ExchangeResponse {
   status: number

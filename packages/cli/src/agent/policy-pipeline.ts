@@ -21,6 +21,7 @@ import type { Exchange } from './events.js'
 import { respondError, upstreamHeaders, type EndpointRuntime, type HandlerShared } from './request-handler.js'
 import { upstreamErrorCode } from './upstream-errors.js'
 import { tapBody } from './body-tap.js'
+import { now } from './exchange.js'
 
 const GW_ERROR_HEADER = new Set([ERROR_CODE_HEADER])
 const EMPTY = Buffer.alloc(0)
@@ -39,7 +40,6 @@ export async function forwardWithPolicy(
   exchange: Exchange | undefined,
 ): Promise<void> {
   const policy = endpoint.policy!
-  const now = (): number => performance.timeOrigin + performance.now()
   const req: PolicyRequest = {
     method: head.method,
     target: head.target,

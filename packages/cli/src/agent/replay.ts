@@ -4,7 +4,7 @@
  * like any other exchange, marked with the id it replays.
  */
 import { removeRawHeaders, stripHopByHop } from '@gw/protocol/heads'
-import type { Exchange } from './events.js'
+import { now, startExchange } from './exchange.js'
 import type { EndpointRuntime, HandlerShared } from './request-handler.js'
 import { upstreamHeaders } from './request-handler.js'
 import { upstreamErrorCode } from './upstream-errors.js'
@@ -19,26 +19,16 @@ export interface ReplayRequest {
 }
 
 export async function replayRequest(request: ReplayRequest, replayOf: string, endpoint: EndpointRuntime, shared: HandlerShared): Promise<void> {
-  const now = (): number => performance.timeOrigin + performance.now()
+  const { events } = shared
   const started = now()
-  const exchange: Exchange = {
+  const exchange = startExchange(events, {
     id: shared.nextId(),
     tunnel: endpoint.name,
     replayOf,
-    request: {
-      method: request.method, target: request.target, httpVersion: '1.1', rawHeaders: request.rawHeaders,
-      remoteAddress: '127.0.0.1', remotePort: 0, scheme: 'http',
-    },
-    response: undefined,
-    timing: { relayReceivedAt: started, agentReceivedAt: started, upstreamStartAt: started, upstreamHeadersAt: undefined, endAt: undefined },
-    bytesIn: request.body.length,
-    bytesOut: 0,
-    error: undefined,
-    verdict: undefined,
-    websocket: undefined,
-  }
-  const { events } = shared
-  events.emit('exchange:start', exchange)
+    head: { ...request, httpVersion: '1.1', remoteAddress: '127.0.0.1', remotePort: 0, scheme: 'http', receivedAt: started },
+  })
+  exchange.timing.upstreamStartAt = started
+  exchange.bytesIn = request.body.length
   if (request.body.length > 0) events.emit('exchange:request-body', exchange, request.body)
   // The captured Content-Length may not match an edited body; undici sets the right one.
   const headers = upstreamHeaders(removeRawHeaders(request.rawHeaders, CONTENT_LENGTH), endpoint)

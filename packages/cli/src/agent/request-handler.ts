@@ -18,6 +18,7 @@ import type { AgentEvents, Exchange } from './events.js'
 import type { Upstream } from './upstream.js'
 import { upstreamErrorCode } from './upstream-errors.js'
 import { handleUpgrade } from './upgrade-handler.js'
+import { now, startExchange } from './exchange.js'
 import { forwardWithPolicy } from './policy-pipeline.js'
 import { tapBody } from './body-tap.js'
 import type { Readable } from 'node:stream'
@@ -67,7 +68,9 @@ export async function handleStream(stream: Stream, shared: HandlerShared): Promi
     handleUpgrade(stream, reader, head, endpoint, shared)
     return
   }
-  const exchange = shared.events.listenerCount('exchange:start') > 0 ? startExchange(head, endpoint, shared) : undefined
+  const exchange = shared.events.listenerCount('exchange:start') > 0
+    ? startExchange(shared.events, { id: shared.nextId(), tunnel: endpoint.name, head })
+    : undefined
   if (head.expectContinue) stream.write(encodeMessageHeader(MessageType.CONTINUE, 0))
   const body = reader.body()
   // A body can fail with nobody reading it (a policy answered first, the link died):
@@ -93,37 +96,6 @@ export function upstreamHeaders(rawHeaders: string[], endpoint: EndpointRuntime)
   return headers
 }
 
-function startExchange(head: RequestHead, endpoint: EndpointRuntime, shared: HandlerShared): Exchange {
-  const exchange: Exchange = {
-    id: shared.nextId(),
-    tunnel: endpoint.name,
-    replayOf: undefined,
-    request: {
-      method: head.method,
-      target: head.target,
-      httpVersion: head.httpVersion,
-      rawHeaders: head.rawHeaders,
-      remoteAddress: head.remoteAddress,
-      remotePort: head.remotePort,
-      scheme: head.scheme,
-    },
-    response: undefined,
-    timing: {
-      relayReceivedAt: head.receivedAt,
-      agentReceivedAt: performance.timeOrigin + performance.now(),
-      upstreamStartAt: undefined,
-      upstreamHeadersAt: undefined,
-      endAt: undefined,
-    },
-    bytesIn: 0,
-    bytesOut: 0,
-    error: undefined,
-    verdict: undefined,
-    websocket: undefined,
-  }
-  shared.events.emit('exchange:start', exchange)
-  return exchange
-}
 
 /** Answer with a gw error page; the relay renders it and sets `gw-error-code`. */
 export function respondError(stream: Stream, code: ErrorCode, message: string): void {
@@ -131,10 +103,6 @@ export function respondError(stream: Stream, code: ErrorCode, message: string): 
   const head: ResponseHead = { status: 502, rawHeaders: [], error: { code, message } }
   stream.write(encodeJsonMessage(MessageType.RESPONSE_HEAD, head))
   stream.end(encodeMessageHeader(MessageType.END, 0))
-}
-
-function now(): number {
-  return performance.timeOrigin + performance.now()
 }
 
 function forward(

@@ -13,7 +13,7 @@ import { BodyFramer, writeJsonMessage, type MessageReader } from '@gw/protocol/m
 import { MessageType } from '@gw/protocol/message-codec'
 import { stripHopByHop, type RequestHead } from '@gw/protocol/heads'
 import type { Stream } from '@gw/protocol/mux/index'
-import type { Exchange } from './events.js'
+import { now, startExchange } from './exchange.js'
 import { respondError, upstreamHeaders, type EndpointRuntime, type HandlerShared } from './request-handler.js'
 import { upstreamErrorCode } from './upstream-errors.js'
 import { loopbackAwareLookup } from './upstream.js'
@@ -21,27 +21,10 @@ import { countWebSocketFrames } from './websocket-frames.js'
 
 export function handleUpgrade(stream: Stream, reader: MessageReader, head: RequestHead, endpoint: EndpointRuntime, shared: HandlerShared): void {
   const { upstream } = endpoint
-  const now = (): number => performance.timeOrigin + performance.now()
-  let exchange: Exchange | undefined
-  if (shared.events.listenerCount('exchange:start') > 0) {
-    exchange = {
-      id: shared.nextId(),
-      tunnel: endpoint.name,
-      replayOf: undefined,
-      request: {
-        method: head.method, target: head.target, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders,
-        remoteAddress: head.remoteAddress, remotePort: head.remotePort, scheme: head.scheme,
-      },
-      response: undefined,
-      timing: { relayReceivedAt: head.receivedAt, agentReceivedAt: now(), upstreamStartAt: now(), upstreamHeadersAt: undefined, endAt: undefined },
-      bytesIn: 0,
-      bytesOut: 0,
-      error: undefined,
-      verdict: undefined,
-      websocket: { messagesIn: 0, messagesOut: 0 },
-    }
-    shared.events.emit('exchange:start', exchange)
-  }
+  const exchange = shared.events.listenerCount('exchange:start') > 0
+    ? startExchange(shared.events, { id: shared.nextId(), tunnel: endpoint.name, head, websocket: true })
+    : undefined
+  if (exchange) exchange.timing.upstreamStartAt = now()
   let ended = false
   const end = (error?: { code: string; message: string }): void => {
     if (ended || !exchange) return
