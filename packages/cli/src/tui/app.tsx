@@ -58,7 +58,12 @@ function useTerminalSize(): { columns: number; rows: number } {
   return size
 }
 
-/** A counter that moves at most every `refreshMs` while something changed. */
+/**
+ * A counter that moves at most every `refreshMs` while something changed. Under
+ * sustained traffic (every tick dirty) the window doubles, so a busy agent spends about
+ * half as much of its one thread on repaints; the first change after a quiet spell
+ * still shows within `refreshMs`.
+ */
 function useBatchedTick(events: AgentEvents, capture: Capture, refreshMs: number): number {
   const [tick, setTick] = useState(0)
   // Starts dirty: events may have come before the effect below subscribed.
@@ -72,13 +77,17 @@ function useBatchedTick(events: AgentEvents, capture: Capture, refreshMs: number
     capture.changes.on('clear', mark)
     capture.changes.on('remove', mark)
     let quiet = 0
+    let busy = 0
+    let skip = false
     const timer = setInterval(() => {
       quiet++
+      if (dirty.current && busy >= 3 && (skip = !skip)) return
       if (dirty.current || quiet * refreshMs >= 1000) {
+        busy = dirty.current ? busy + 1 : 0
         dirty.current = false
         quiet = 0
         setTick((n) => n + 1)
-      }
+      } else busy = 0
     }, refreshMs)
     return () => {
       clearInterval(timer)

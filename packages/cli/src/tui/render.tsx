@@ -7,6 +7,8 @@
  * alternate screen, shows the cursor and turns raw mode off before anything else is
  * printed, so a crash's stack trace lands on a usable terminal.
  */
+import './production-react.js'
+import { createElement } from 'react'
 import { render } from 'ink'
 import type { AgentEvents, AgentStatus } from '../agent/events.js'
 import type { Capture } from '../inspect/capture.js'
@@ -96,16 +98,18 @@ export function startTui(options: TuiOptions): Tui {
   const guard = createTerminalGuard(stdout, stdin, alternateScreen)
   if (alternateScreen) stdout.write(ENTER_ALT + HIDE_CURSOR)
 
+  // No JSX in this file: the compiler would import react/jsx-runtime above
+  // production-react.js, loading React's development build beside the production one.
   const instance = render(
-    <App
-      events={options.events}
-      getStatus={options.getStatus}
-      capture={options.capture}
-      metrics={options.metrics}
-      replay={options.replay}
-      apiUrl={options.apiUrl}
-      refreshMs={options.refreshMs ?? 50}
-    />,
+    createElement(App, {
+      events: options.events,
+      getStatus: options.getStatus,
+      capture: options.capture,
+      metrics: options.metrics,
+      replay: options.replay,
+      apiUrl: options.apiUrl,
+      refreshMs: options.refreshMs ?? 50,
+    }),
     {
       stdout,
       stdin,
