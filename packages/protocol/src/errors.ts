@@ -63,16 +63,31 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ErrorCodes, value)
 }
 
-/** The base of every error gw throws on purpose. */
-export class GwError extends Error {
-  readonly code: ErrorCode
+/**
+ * The base of every error gw raises on purpose, in any package: a stable `GW_ERR_…`
+ * code from one of the code tables (this one, the policy engine's, the inspector's) and
+ * the HTTP status it ends a request with. The CLI, the relay and the agent API tell gw's
+ * own errors from bugs by this class alone.
+ */
+export class CodedError extends Error {
+  readonly code: string
   readonly status: number
 
-  constructor(code: ErrorCode, message: string = ErrorCodes[code].message, options?: ErrorOptions) {
+  constructor(code: string, status: number, message: string, options?: ErrorOptions) {
     super(message, options)
-    this.name = 'GwError'
+    this.name = 'CodedError'
     this.code = code
-    this.status = ErrorCodes[code].status
+    this.status = status
+  }
+}
+
+/** An error with a code from the protocol's table above. */
+export class GwError extends CodedError {
+  declare readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string = ErrorCodes[code].message, options?: ErrorOptions) {
+    super(code, ErrorCodes[code].status, message, options)
+    this.name = 'GwError'
   }
 }
 

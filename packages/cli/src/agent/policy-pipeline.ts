@@ -9,7 +9,7 @@
  */
 import { Readable, pipeline } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { ErrorCodes, GwError, type ErrorCode } from '@gw/protocol/errors'
+import { CodedError, ErrorCodes, GwError, type ErrorCode } from '@gw/protocol/errors'
 import { BodyFramer, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
 import { encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
 import { getRawHeader, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
@@ -108,7 +108,7 @@ export async function forwardWithPolicy(
   } catch (err) {
     const e = err as Error & { code?: string; status?: number }
     // Policy errors carry their own code (GW_ERR_POLICY_…); upstream failures map to 502/504.
-    const own = e instanceof GwError || /^GW_ERR_/.test(e.code ?? '')
+    const own = e instanceof CodedError
     const code = (own ? e.code : upstreamErrorCode(e)) as ErrorCode
     const message = own ? e.message : `${endpoint.upstream.origin}: ${e.message}`
     // The response phase sees an upstream failure as the response gw would send (502,

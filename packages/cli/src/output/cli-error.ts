@@ -1,23 +1,19 @@
 /**
  * Turns any failure into one clear message and a non-zero exit: what was wrong, the
- * value it got, and what to do, with the stable code. GwErrors carry all of that; other
+ * value it got, and what to do, with the stable code. CodedErrors carry all of that; other
  * errors are bugs and keep their stack under DEBUG.
  */
 import { Errors } from '@oclif/core'
-import { GwError } from '@gw/protocol/errors'
+import { CodedError } from '@gw/protocol/errors'
 
 /** Exit codes: 1 for a failure at run time, 2 for bad input (usage). */
 const USAGE_CODES = new Set(['GW_ERR_INVALID_UPSTREAM', 'GW_ERR_INVALID_FLAG', 'GW_ERR_CONFIG', 'GW_ERR_NAME_INVALID', 'GW_ERR_NAME_RESERVED'])
 
 export function toCliError(err: unknown): Errors.CLIError {
   if (err instanceof Errors.CLIError) return err
-  if (err instanceof GwError) {
-    return new Errors.CLIError(err.message, { code: err.code, exit: USAGE_CODES.has(err.code) ? 2 : 1 })
+  if (err instanceof CodedError) {
+    return new Errors.CLIError(err.message, { code: err.code, exit: USAGE_CODES.has(err.code) || err.code.startsWith('GW_ERR_POLICY_') ? 2 : 1 })
   }
-  const e = err as Error & { code?: unknown }
-  // Errors from other modules (the policy engine's PolicyError…) follow the same code scheme.
-  if (typeof e.code === 'string' && e.code.startsWith('GW_ERR_')) {
-    return new Errors.CLIError(e.message, { code: e.code, exit: /POLICY|CONFIG|INVALID/.test(e.code) ? 2 : 1 })
-  }
+  const e = err as Error
   return new Errors.CLIError(process.env.DEBUG ? (e.stack ?? String(e)) : e.message || String(e), { exit: 1 })
 }

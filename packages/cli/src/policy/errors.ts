@@ -1,8 +1,9 @@
 /**
- * Policy error codes. They belong in `@gw/protocol`'s `ErrorCodes` table (owned by the
- * lead); until they are added there, they live here with the same shape so the two
- * tables can be merged by copying. Codes are never reused.
+ * The gateway layer's error codes: the policy engine's and the upstream pools'. Each
+ * package keeps its own table next to its code (nothing on the wire carries these), all
+ * of them listed in docs/errors.md. Codes are never reused.
  */
+import { CodedError } from '@gw/protocol/errors'
 export const PolicyErrorCodes = {
   GW_ERR_POLICY_INVALID: { status: 400, message: 'the traffic policy is not valid' },
   GW_ERR_POLICY_FILE: { status: 400, message: 'the traffic policy file could not be read or parsed' },
@@ -31,9 +32,8 @@ export interface PolicyLocation {
  * (`policy.yml:12:9: on_http_request[0]…: what was wrong; allowed values: …`); the parts
  * are kept apart for tools (`gw policy check --json`).
  */
-export class PolicyError extends Error {
-  readonly code: PolicyErrorCode
-  readonly status: number
+export class PolicyError extends CodedError {
+  declare readonly code: PolicyErrorCode
   readonly location: PolicyLocation | undefined
   readonly reason: string
   readonly allowed: readonly string[] | undefined
@@ -45,10 +45,8 @@ export class PolicyError extends Error {
     allowed?: readonly string[],
     options?: ErrorOptions,
   ) {
-    super(formatPolicyMessage(reason, location, allowed), options)
+    super(code, PolicyErrorCodes[code].status, formatPolicyMessage(reason, location, allowed), options)
     this.name = 'PolicyError'
-    this.code = code
-    this.status = PolicyErrorCodes[code].status
     this.location = location
     this.reason = reason
     this.allowed = allowed
@@ -67,14 +65,11 @@ function formatPolicyMessage(reason: string, loc: PolicyLocation | undefined, al
 }
 
 /** An error raised while a request runs through the policy; it ends the request with `status`. */
-export class PolicyRuntimeError extends Error {
-  readonly code: PolicyErrorCode
-  readonly status: number
+export class PolicyRuntimeError extends CodedError {
+  declare readonly code: PolicyErrorCode
 
   constructor(code: PolicyErrorCode, message: string = PolicyErrorCodes[code].message, options?: ErrorOptions) {
-    super(message, options)
+    super(code, PolicyErrorCodes[code].status, message, options)
     this.name = 'PolicyRuntimeError'
-    this.code = code
-    this.status = PolicyErrorCodes[code].status
   }
 }

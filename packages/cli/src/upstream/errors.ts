@@ -1,14 +1,16 @@
 /**
- * Upstream pool errors. `GW_ERR_UPSTREAM_POOL_DOWN` belongs in `@gw/protocol`'s table
- * (requested from the lead); it is mirrored in `policy/errors.ts` meanwhile.
+ * Upstream pool errors. `GW_ERR_UPSTREAM_POOL_DOWN` is in the policy engine's code table
+ * (`policy/errors.ts`), like every code the gateway layer adds.
  */
-export class UpstreamPoolDownError extends Error {
-  readonly code = 'GW_ERR_UPSTREAM_POOL_DOWN' as const
-  readonly status = 502
+import { CodedError } from '@gw/protocol/errors'
+import { PolicyErrorCodes } from '../policy/errors.js'
+
+export class UpstreamPoolDownError extends CodedError {
+  declare readonly code: 'GW_ERR_UPSTREAM_POOL_DOWN'
   readonly pool: string
 
   constructor(pool: string, detail: string) {
-    super(`every target of the upstream pool "${pool}" is down or ejected (${detail})`)
+    super('GW_ERR_UPSTREAM_POOL_DOWN', PolicyErrorCodes.GW_ERR_UPSTREAM_POOL_DOWN.status, `every target of the upstream pool "${pool}" is down or ejected (${detail})`)
     this.name = 'UpstreamPoolDownError'
     this.pool = pool
   }

@@ -29,6 +29,7 @@
  */
 import { createHealthChecker, type HealthCheckConfig } from './health-check.js'
 import { UpstreamPoolDownError } from './errors.js'
+import { GwError } from '@gw/protocol/errors'
 import { parseTargetAddress } from './target.js'
 
 export type Strategy = 'round_robin' | 'least_requests' | 'random'
@@ -104,10 +105,9 @@ interface MutableTarget {
   failures: number
 }
 
-export class UpstreamConfigError extends Error {
-  readonly code = 'GW_ERR_INVALID_UPSTREAM' as const
+export class UpstreamConfigError extends GwError {
   constructor(message: string) {
-    super(message)
+    super('GW_ERR_INVALID_UPSTREAM', message)
     this.name = 'UpstreamConfigError'
   }
 }
