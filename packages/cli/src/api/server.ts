@@ -174,6 +174,17 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
     if (path === '/inspect/app.js') return allow('GET') ? sendAsset(res, 'text/javascript; charset=utf-8', INSPECTOR_JS) : undefined
     if (path === '/inspect/app.css') return allow('GET') ? sendAsset(res, 'text/css; charset=utf-8', INSPECTOR_CSS) : undefined
 
+    if (path === '/api') {
+      if (!allow('GET')) return
+      return sendJson(res, 200, {
+        uri: '/api',
+        tunnels: '/api/tunnels',
+        requests: '/api/requests/http',
+        events: '/api/requests/http/events',
+        status: '/api/status',
+        inspector: '/inspect/http',
+      })
+    }
     if (path === '/api/tunnels') {
       if (!allow('GET')) return
       return sendJson(res, 200, tunnelsJson(getStatus(), metrics))
@@ -215,7 +226,14 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
       const body = await readJson(req)
       if (typeof body.id !== 'string' || body.id === '') return sendError(res, 'GW_ERR_API_BAD_REQUEST', 'the body needs {"id": "<request id>"}')
       const mods = parseModifications(body.modifications)
-      await replayCaptured(capture, replay, body.id, mods)
+      // ngrok's optional `tunnel_name`: replay against another tunnel's upstream.
+      let tunnel: string | undefined
+      if (body.tunnel_name !== undefined && body.tunnel_name !== null && body.tunnel_name !== '') {
+        const entry = entries().find((e) => e.apiName === body.tunnel_name || e.info.name === body.tunnel_name)
+        if (entry === undefined) return sendError(res, 'GW_ERR_TUNNEL_UNKNOWN', `no tunnel is named ${JSON.stringify(body.tunnel_name)}`)
+        tunnel = entry.info.name
+      }
+      await replayCaptured(capture, replay, body.id, mods, tunnel)
       res.writeHead(204, BASE_HEADERS)
       return void res.end()
     }

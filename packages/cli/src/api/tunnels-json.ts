@@ -56,33 +56,41 @@ export function tunnelsJson(status: AgentStatus, metrics: Metrics): object {
   return { tunnels: tunnelEntries(status).map((e) => tunnelJson(e, metrics)), uri: '/api/tunnels' }
 }
 
-/** gw's own status: not ngrok's (whose `/api/status` is an undocumented blob). */
+/**
+ * ngrok's `/api/status` (`status`, `agent_version`, `session.legs[].latency`, `uri`),
+ * with gw's own fields under `gw`.
+ */
 export function statusJson(status: AgentStatus, metrics: Metrics, capture: { enabled: boolean; size: number; usedBytes: number; dbSize: number; bodyLimit: number }): object {
   const m = metrics.snapshot()
   return {
     status: status.status,
-    relay: status.relay,
-    embedded: status.embedded,
-    attempt: status.attempt,
-    latency_ms: status.latencyMs ?? null,
-    last_error: status.lastError ?? null,
-    version: status.version,
-    tunnels: status.tunnels.map((t) => ({
-      name: t.name,
-      public_name: t.publicName,
-      public_url: t.publicUrl,
-      public_urls: t.publicUrls,
-      upstream: t.upstream,
-      inspect: t.inspect,
-    })),
-    metrics: { conns: m.conns, http: m.http, bytes_in: m.bytes.in, bytes_out: m.bytes.out },
-    capture: {
-      enabled: capture.enabled,
-      requests: capture.size,
-      used_bytes: capture.usedBytes,
-      db_size: capture.dbSize,
-      body_limit: capture.bodyLimit,
+    agent_version: status.version,
+    session: {
+      legs: [{ region: status.embedded ? 'local' : status.relay, latency: status.latencyMs === undefined ? '' : `${Math.round(status.latencyMs)}ms` }],
     },
     uri: '/api/status',
+    gw: {
+      relay: status.relay,
+      embedded: status.embedded,
+      attempt: status.attempt,
+      latency_ms: status.latencyMs ?? null,
+      last_error: status.lastError ?? null,
+      tunnels: status.tunnels.map((t) => ({
+        name: t.name,
+        public_name: t.publicName,
+        public_url: t.publicUrl,
+        public_urls: t.publicUrls,
+        upstream: t.upstream,
+        inspect: t.inspect,
+      })),
+      metrics: { conns: m.conns, http: m.http, bytes_in: m.bytes.in, bytes_out: m.bytes.out },
+      capture: {
+        enabled: capture.enabled,
+        requests: capture.size,
+        used_bytes: capture.usedBytes,
+        db_size: capture.dbSize,
+        body_limit: capture.bodyLimit,
+      },
+    },
   }
 }

@@ -134,13 +134,15 @@ export async function replayCaptured(
   replay: ReplayFn,
   id: string,
   mods?: ReplayModifications,
+  /** Another tunnel to replay against; default the one it came through. */
+  tunnel?: string,
 ): Promise<void> {
   if (!capture.enabled) throw new InspectError('GW_ERR_INSPECT_DISABLED')
   const record = capture.get(id)
   if (record === undefined) throw new InspectError('GW_ERR_REQUEST_NOT_FOUND', `no captured request has id ${id}`)
   const request = buildReplayRequest(record, mods)
   try {
-    await replay(request, record.id, record.exchange.tunnel)
+    await replay(request, record.id, tunnel ?? record.exchange.tunnel)
   } catch (err) {
     const e = err as { code?: unknown; message?: unknown }
     const detail = typeof e?.code === 'string' ? `${e.code}: ${String(e.message)}` : String(e?.message ?? err)
