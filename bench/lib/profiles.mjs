@@ -15,12 +15,12 @@ export const PROFILES = {
   },
   quick: {
     name: 'quick',
-    s1Duration: 2.5,
+    s1Duration: 2,
     s2Duration: 2, s2Rate: 1000,
     bulkBytes: 256 * MiB,
-    s4Count: 10_000, s4DelayMs: 1000, s4TimeoutMs: 25_000, s4LtTimeoutMs: 3000,
+    s4Count: 10_000, s4DelayMs: 1000, s4TimeoutMs: 25_000, s4LtTimeoutMs: 2000,
     s5Agents: 1000, s5Procs: 4, s5SettleMs: 1500,
-    s6Seconds: 2.5,
+    s6Seconds: 2,
     s7Bytes: 256 * MiB, s7MaxMs: 2000,
   },
   smoke: {

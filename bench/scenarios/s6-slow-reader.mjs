@@ -4,6 +4,7 @@
 import { collectGarbage, memoryOf, sampleRss } from '../lib/children.mjs'
 import { slowRead } from '../lib/http-clients.mjs'
 import { fmt, GiB, MiB, verdict } from '../lib/format.mjs'
+import { waitRoutable } from '../lib/paths.mjs'
 
 /** The stream window the mux starts with, and the most it may grow to on fast links. */
 async function streamWindows() {
@@ -25,6 +26,7 @@ export default {
     { key: 'growth', label: 'growth', fmt: fmt.mb },
     { key: 'maxGrowth', label: 'max sampled growth', fmt: fmt.mb },
     { key: 'procsLabel', label: 'processes measured', fmt: fmt.text },
+    { key: 'error', label: 'error', fmt: fmt.text },
   ],
   async run({ targets, upstream, profile, log }) {
     const { initial: window, max: maxWindow } = await streamWindows()
@@ -36,6 +38,9 @@ export default {
       const pids = procs.map((p) => p.pid)
       const rssSum = () => pids.reduce((a, p) => a + memoryOf(p).rss, 0)
       log(`  ${t.name}: ${profile.s6Seconds} s at 1 MiB/s`)
+      // A path still busy with an earlier scenario (localtunnel queues behind its 10 sockets)
+      // would read nothing and look flat; check it answers first.
+      const busy = await waitRoutable(t, 5000).then(() => undefined, (err) => err.message)
       // Earlier scenarios leave garbage and freed pages behind; let that settle first so
       // the heap shrinking is not read as the opposite of growth.
       await collectGarbage(procs.map((p) => p.child))
@@ -67,7 +72,7 @@ export default {
         growth: end - start,
         maxGrowth: maxSum - start,
         procsLabel: procs.map((p) => p.role).join(' + '),
-        error: r.error,
+        error: r.error ?? busy ?? (r.read === 0 ? 'no body bytes arrived: the figures show nothing' : undefined),
       })
       // The abandoned download must be torn down before the next path starts.
       await new Promise((res) => setTimeout(res, profile.name === 'smoke' ? 50 : 300))
