@@ -4,10 +4,12 @@
 //   {type:'cpu'}                         → {type:'cpu', ...process.cpuUsage()} (µs)
 //   {type:'profile-start'}               start the V8 CPU profiler
 //   {type:'profile-stop', file}          stop it and write a .cpuprofile → {type:'profile-written', file}
+//   {type:'heap-snapshot', file}         write a V8 heap snapshot → {type:'heap-snapshot-written', file}
 // Profiling through the inspector, rather than --cpu-prof, covers only the load of one
 // scenario and path, not start-up and the other paths' turns.
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector'
+import { writeHeapSnapshot } from 'node:v8'
 
 let session
 
@@ -26,6 +28,9 @@ export function answerControl() {
         break
       case 'cpu':
         process.send?.({ type: 'cpu', ...process.cpuUsage() })
+        break
+      case 'heap-snapshot':
+        process.send?.({ type: 'heap-snapshot-written', file: writeHeapSnapshot(m.file) })
         break
       case 'profile-start':
         session ??= new Session()
