@@ -27,7 +27,11 @@ interface Hit {
 
 test('live list, detail, replay and replay with modifications in Chromium', { skip: !existsSync(CHROMIUM) && 'no /usr/bin/chromium', timeout: 90_000 }, async (t) => {
   const dir = tempDir('gw-web-')
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  // Undone last first: the browser and gw must be gone before their directory is.
+  const cleanups: (() => unknown)[] = [() => rmSync(dir, { recursive: true, force: true })]
+  t.after(async () => {
+    for (const undo of cleanups.reverse()) await undo()
+  })
   const hits: Hit[] = []
   const upstream = await startUpstream((req, res) => {
     const chunks: Buffer[] = []
@@ -38,10 +42,10 @@ test('live list, detail, replay and replay with modifications in Chromium', { sk
       res.end(JSON.stringify({ received: true, n: hits.length }))
     })
   })
-  t.after(() => upstream.close())
+  cleanups.push(() => upstream.close())
 
   const gw = spawnGw(['http', String(upstream.port), '--log-format', 'json', '--inspect-addr', '127.0.0.1:0', '--no-tui'], { GW_CONFIG: join(dir, 'gw.yml') })
-  t.after(async () => {
+  cleanups.push(async () => {
     gw.kill()
     await gw.exited
   })
@@ -49,10 +53,10 @@ test('live list, detail, replay and replay with modifications in Chromium', { sk
   const apiLine = JSON.parse(await gw.waitForLine((l) => l.includes('"agent API"'))) as { url: string }
   const publicUrl = new URL(started.url)
   const tunnel = new Pool(`http://127.0.0.1:${publicUrl.port}`)
-  t.after(() => tunnel.close())
+  cleanups.push(() => tunnel.close())
 
   const context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), { executablePath: CHROMIUM, args: ARGS, headless: true })
-  t.after(() => context.close())
+  cleanups.push(() => context.close())
   const page = context.pages()[0] ?? (await context.newPage())
   const errors: string[] = []
   page.on('pageerror', (err) => errors.push(String(err)))
@@ -112,13 +116,20 @@ test('live list, detail, replay and replay with modifications in Chromium', { sk
   assert.equal(hits[2]!.headers['content-length'], String('{"event":"refunded"}'.length))
   await page.locator('#list tbody tr', { hasText: '/webhook' }).nth(2).waitFor()
 
+  if (process.env.GW_SCREENSHOT_DIR) {
+    await page.locator('#list tbody tr', { hasText: '/webhook' }).last().click()
+    await page.waitForSelector('#request-line:has-text("POST /webhook")')
+    await page.screenshot({ path: join(process.env.GW_SCREENSHOT_DIR, 'web-inspector.png') })
+  }
+
   // The filter, then Clear.
   await page.fill('#filter', 'put')
   await waitFor(async () => (await page.locator('#list tbody tr').count()) === 1, 5000, 'the filter')
   await page.fill('#filter', '')
   await page.click('#clear')
   await waitFor(async () => (await page.locator('#list tbody tr').count()) === 0, 5000, 'the list to clear')
-  if (process.env.GW_SCREENSHOT_DIR) await page.screenshot({ path: join(process.env.GW_SCREENSHOT_DIR, 'web-inspector.png') })
+  await page.waitForSelector('#nothing:has-text("Cleared")')
+  assert.equal(await page.isHidden('#detail'), true)
   assert.deepEqual(errors, [])
   // Last, so that the inspector's own checks above run even while this fails: the first
   // delivery through the tunnel must carry the body too (see docs/inspect.md, known issues).

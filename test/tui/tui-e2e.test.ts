@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { Pool } from 'undici'
 import { GW_BIN, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
+import { ansiToHtml } from './ansi-html.js'
 
 function hasTmux(): boolean {
   try {
@@ -82,6 +83,8 @@ test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmu
   tmux('send-keys', '-t', 'gw', 'Escape')
   await until(/replay/)
 
+  if (process.env.GW_SCREENSHOT_DIR) await screenshot(pool, publicUrl.host, screen, () => tmux('capture-pane', '-p', '-e', '-t', 'gw'))
+
   tmux('send-keys', '-t', 'gw', 'q')
   await waitFor(() => tmux('display-message', '-p', '-t', 'gw', '#{pane_dead}').trim() === '1', 15_000, 'gw to exit')
   assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{pane_dead_status}').trim(), '0', 'gw exits 0 on q')
@@ -92,6 +95,27 @@ test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmu
   assert.ok(bytes.lastIndexOf('\x1b[?25h') > bytes.lastIndexOf('\x1b[?25l'), 'the cursor is shown again')
   assert.ok(bytes.lastIndexOf('\x1b[?1049l') > bytes.lastIndexOf('\x1b[?1049h'), 'the alternate screen is left last')
 })
+
+/** For the docs: a few more requests, then the terminal as it looks, rendered to PNG. */
+async function screenshot(pool: Pool, host: string, screen: () => string, colourScreen: () => string): Promise<void> {
+  const send = async (method: string, path: string, body?: string) => {
+    const res = await pool.request({ path, method, headers: { host, 'content-type': 'application/json' }, ...(body ? { body } : {}) })
+    await res.body.text()
+  }
+  await send('POST', '/hooks/stripe', '{"type":"invoice.paid","amount":4200}')
+  await send('GET', '/api/users?page=2')
+  await send('DELETE', '/api/users/7')
+  await waitFor(() => /DELETE\s+\/api\/users\/7/.test(screen()), 10_000, 'the new rows')
+  const { chromium } = await import('playwright-core')
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'], headless: true })
+  try {
+    const page = await browser.newPage({ deviceScaleFactor: 2 })
+    await page.setContent(ansiToHtml(colourScreen(), { title: 'gw http 3000' }))
+    await page.locator('#screen').screenshot({ path: join(process.env.GW_SCREENSHOT_DIR!, 'tui.png') })
+  } finally {
+    await browser.close()
+  }
+}
 
 test('SIGTERM to gw in tmux leaves the terminal restored', { skip: !hasTmux() && 'no tmux', timeout: 60_000 }, async (t) => {
   const dir = tempDir('gw-tui-')

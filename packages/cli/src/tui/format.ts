@@ -71,7 +71,10 @@ export function rowText(record: CaptureRecord): RowText {
     note = `ws ↓${ex.websocket.messagesIn} ↑${ex.websocket.messagesOut}`
     noteColor = 'blue'
   }
-  if (ex.replayOf !== undefined) note = note === '' ? 'replay' : `replay ${note}`
+  if (ex.replayOf !== undefined) {
+    if (note === '') noteColor = 'blue'
+    note = note === '' ? 'replay' : `replay ${note}`
+  }
   return {
     time: clock(ex.timing.agentReceivedAt),
     method: ex.request.method,

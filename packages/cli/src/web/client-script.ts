@@ -127,6 +127,12 @@ export const INSPECTOR_JS = String.raw`'use strict';
   function remove(id) {
     if (!rows.delete(id)) return;
     var i = order.indexOf(id); if (i >= 0) order.splice(i, 1);
+    if (id === selectedId) forget('That request was dropped from the capture buffer (--inspect-db-size).');
+  }
+  function forget(why) {
+    selectedId = null; current = null;
+    $('detail').hidden = true; $('editor').hidden = true;
+    $('nothing').hidden = false; $('nothing').textContent = why;
   }
 
   tbody.addEventListener('click', function (e) {
@@ -370,6 +376,7 @@ export const INSPECTOR_JS = String.raw`'use strict';
   });
   feed.addEventListener('clear', function () {
     rows.clear(); order = []; renderList();
+    forget('Cleared. Select a request to see its headers and body.');
   });
   feed.addEventListener('status', function (e) { showStatus(JSON.parse(e.data)); });
   feed.addEventListener('error', function () { $('status').textContent = 'agent unreachable'; $('status').className = 'status offline'; });
