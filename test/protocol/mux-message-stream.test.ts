@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { describe, it } from 'node:test'
 import { decodeJson, MessageType } from '@gw/protocol/message-codec'
-import { BodyFramer, MessageReader, writeJsonMessage } from '@gw/protocol/message-stream'
+import { MessageReader, sendFramedBody, writeJsonMessage } from '@gw/protocol/message-stream'
 import { ignore, nextStream, readAll, sessionPair, until } from './mux-helpers.js'
 
 // Only the framing matters here, not the head's schema, which has its own tests.
@@ -25,6 +24,7 @@ const HEAD = {
   receivedAt: Date.now(),
   upgrade: false,
   expectContinue: false,
+  hasBody: true,
 }
 
 describe('message layer over yamux', () => {
@@ -35,11 +35,11 @@ describe('message layer over yamux', () => {
     const stream = pair.client.open()
     const body = randomBytes(4 * 1024 * 1024)
     writeJsonMessage(stream, MessageType.REQUEST_HEAD, HEAD)
-    const framer = new BodyFramer()
-    framer.trailers = ['X-Checksum', 'abc']
     // Chunks of 16 KiB, as an HTTP body arrives.
     const chunks = Array.from({ length: body.length / 16384 }, (_, i) => body.subarray(i * 16384, (i + 1) * 16384))
-    const sending = pipeline(Readable.from(chunks), framer, stream)
+    const sending = new Promise<void>((resolve, reject) =>
+      sendFramedBody(Readable.from(chunks), stream, (err) => (err ? reject(err) : resolve()), () => ['X-Checksum', 'abc']),
+    )
 
     const remote = await accepted
     const reader = new MessageReader(remote)
@@ -69,16 +69,17 @@ describe('message layer over yamux', () => {
         this.push(produced > 64 * 1024 * 1024 ? null : Buffer.alloc(65536))
       },
     })
-    const sending = pipeline(source, new BodyFramer(), stream).catch(() => {})
+    const sending = new Promise<Error | undefined>((resolve) => sendFramedBody(source, stream, resolve))
     const remote = await accepted
     const reader = new MessageReader(remote)
     assert.equal((await reader.next())?.type, MessageType.REQUEST_HEAD)
     reader.body().on('error', ignore) // taken, never read
     await new Promise((resolve) => setTimeout(resolve, 300))
-    // Window, stream and pipeline buffers: a few MiB at most, never the 64 MiB body.
+    // Window and stream buffers: a few MiB at most, never the 64 MiB body.
     assert.ok(produced < 4 * 1024 * 1024, `the source produced ${produced} bytes`)
     assert.ok(remote.receiveBuffered <= 2 * 256 * 1024, `the receiver buffers ${remote.receiveBuffered} bytes`)
     stream.destroy()
-    await sending
+    // The sender learns that the body could not be sent.
+    assert.ok((await sending) instanceof Error)
   })
 })

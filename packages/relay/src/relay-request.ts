@@ -6,9 +6,8 @@
  * upstream call each pause the side before them, so no body is ever buffered whole.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream'
 import { GwError, type ErrorCode } from '@gw/protocol/errors'
-import { BodyFramer, endMessage, MessageReader, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
+import { endMessage, MessageReader, sendFramedBody, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
 import { decodeJson, encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
 import { checkResponseHead, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
 import { ERROR_CODE_HEADER, renderErrorPage } from '@gw/protocol/error-page'
@@ -39,7 +38,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   const sendBody = (): void => {
     if (bodySent) return
     bodySent = true
-    pipeline(req, new BodyFramer(), stream, (err) => {
+    sendFramedBody(req, stream, (err) => {
       if (err && !finished) stream.destroy()
     })
   }
@@ -109,7 +108,19 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
 }
 
 function pipeBody(body: BodyReadable, res: ServerResponse, done: () => void): void {
+  // One decoded ws message can hold many DATA pieces, emitted in one tick: corking
+  // the client socket for the tick sends them in one write instead of one each.
+  let corked = false
+  const uncork = (): void => {
+    corked = false
+    res.uncork()
+  }
   body.on('data', (chunk: Buffer) => {
+    if (!corked) {
+      corked = true
+      res.cork()
+      process.nextTick(uncork)
+    }
     if (!res.write(chunk)) {
       body.pause()
       res.once('drain', () => body.resume())

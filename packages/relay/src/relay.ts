@@ -122,7 +122,9 @@ function listen(server: Server, host: string, port: number): Promise<number> {
       reject(new GwError('GW_ERR_RELAY_LISTEN', `cannot listen on ${host}:${port}: ${err.code ?? err.message}${hint}`, { cause: err }))
     }
     server.once('error', onError)
-    server.listen(port, host, () => {
+    // Node's default accept backlog (511) drops SYNs when thousands of clients connect
+    // at once; they retry after 1, 3, 7 s (bench/README.md, F4). The kernel caps it at somaxconn.
+    server.listen({ port, host, backlog: 4096 }, () => {
       server.off('error', onError)
       resolve((server.address() as AddressInfo).port)
     })

@@ -7,10 +7,10 @@
  * An endpoint without a policy never comes here (request-handler.ts streams straight
  * to the upstream), so a policy costs nothing until one is configured.
  */
-import { Readable, pipeline } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { CodedError, ErrorCodes, GwError, type ErrorCode } from '@gw/protocol/errors'
-import { BodyFramer, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
+import { sendFramedBody, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
 import { encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
 import { getRawHeader, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
 import { ERROR_CODE_HEADER } from '@gw/protocol/error-page'
@@ -20,11 +20,19 @@ import { isIdempotentMethod, sendWithRetry, type UpstreamTarget } from '../upstr
 import type { Exchange } from './events.js'
 import { respondError, upstreamHeaders, type EndpointRuntime, type HandlerShared } from './request-handler.js'
 import { upstreamErrorCode } from './upstream-errors.js'
+import { streamUpstreamResponse, type UpstreamCall } from './upstream-call.js'
 import { tapBody } from './body-tap.js'
 import { now } from './exchange.js'
 
 const GW_ERROR_HEADER = new Set([ERROR_CODE_HEADER])
-const EMPTY = Buffer.alloc(0)
+/** A body with nothing in it: cheaper than Readable.from, which makes an async iterator. */
+function emptyBody(): Readable {
+  return new Readable({
+    read() {
+      this.push(null)
+    },
+  })
+}
 
 interface UpstreamResponse extends PolicyResponse {
   statusMessage: string
@@ -48,7 +56,7 @@ export async function forwardWithPolicy(
     scheme: head.scheme,
     clientIp: head.remoteAddress,
     clientPort: head.remotePort,
-    body: !head.hasBody ? Readable.from([EMPTY]) : exchange ? tapBody(body, (chunk) => {
+    body: !head.hasBody ? emptyBody() : exchange ? tapBody(body, (chunk) => {
       exchange.bytesIn += chunk.length
       shared.events.emit('exchange:request-body', exchange, chunk)
     }) : body,
@@ -83,24 +91,39 @@ export async function forwardWithPolicy(
     }
     if (exchange) exchange.timing.upstreamStartAt = now()
     const hasBody = head.hasBody || req.body !== originalBody
-    const send = (origin: string, basePath: string): Promise<UpstreamResponse> =>
-      dispatchForResponse(shared.dispatcher, {
-        origin,
-        path: basePath + req.target,
-        method: req.method,
-        headers: upstreamHeaders(req.rawHeaders, endpoint),
-        body: hasBody ? req.body : null,
-      }, () => aborted)
+    const callTo = (origin: string, basePath: string): UpstreamCall => ({
+      origin,
+      path: basePath + req.target,
+      method: req.method,
+      headers: upstreamHeaders(req.rawHeaders, endpoint),
+      body: hasBody ? req.body : null,
+    })
+    const pool = outcome.upstream?.pool
+    const retryable = isIdempotentMethod(req.method) && !hasBody
+
+    // No response rules and no response hooks (a circuit breaker's): the answer streams
+    // straight through, as without a policy (bench/README.md, F5).
+    if (!policy.hasResponseRules && !state.responseHooks) {
+      if (outcome.upstream && pool) {
+        await sendWithRetry(pool, retryable, (t: UpstreamTarget) =>
+          streamUpstreamResponse(stream, callTo(t.origin, t.basePath), shared, exchange, (error) => {
+            pool.release(t, error ? 'error' : 'ok')
+            finish(error)
+          }), outcome.upstream)
+      } else {
+        await streamUpstreamResponse(stream, callTo(endpoint.upstream.origin, ''), shared, exchange, finish)
+      }
+      return
+    }
 
     let response: UpstreamResponse
-    const pool = outcome.upstream?.pool
     if (outcome.upstream && pool) {
-      const retryable = isIdempotentMethod(req.method) && !hasBody
-      const sent = await sendWithRetry(pool, retryable, (t: UpstreamTarget) => send(t.origin, t.basePath), outcome.upstream)
+      const sent = await sendWithRetry(pool, retryable, (t: UpstreamTarget) =>
+        dispatchForResponse(shared.dispatcher, callTo(t.origin, t.basePath), () => aborted), outcome.upstream)
       response = sent.value
       released = (ok) => pool.release(sent.target, ok ? 'ok' : 'error')
     } else {
-      response = await send(endpoint.upstream.origin, '')
+      response = await dispatchForResponse(shared.dispatcher, callTo(endpoint.upstream.origin, ''), () => aborted)
     }
     if (exchange) exchange.timing.upstreamHeadersAt = now()
     const final = (await policy.onHttpResponse(req, response, state)) as UpstreamResponse
@@ -128,7 +151,7 @@ async function errorResponsePhase(
   state: ReturnType<typeof createPolicyState>,
   code: ErrorCode,
 ): Promise<PolicyResponse | undefined> {
-  const stand: PolicyResponse = { status: ErrorCodes[code].status, rawHeaders: [], body: Readable.from([EMPTY]) }
+  const stand: PolicyResponse = { status: ErrorCodes[code].status, rawHeaders: [], body: emptyBody() }
   try {
     const result = await policy.onHttpResponse(req, stand, state)
     return result === stand && result.status === stand.status && result.rawHeaders.length === 0 ? undefined : result
@@ -157,17 +180,13 @@ function writeResponse(
     })
   }
   writeJsonMessage(stream, MessageType.RESPONSE_HEAD, head)
-  const framer = new BodyFramer()
   const body = response.body as Readable & { trailers?: string[] }
-  body.once('end', () => {
-    if (body.trailers) framer.trailers = body.trailers
-  })
-  pipeline(body, framer, stream, (err) => {
+  sendFramedBody(body, stream, (err) => {
     if (err && stream.writable) {
       stream.end(encodeJsonMessage(MessageType.ABORT, { code: 'GW_ERR_UPSTREAM_FAILED', message: err.message }))
     }
     finish(err ? { code: 'GW_ERR_UPSTREAM_FAILED', message: err.message } : undefined)
-  })
+  }, () => body.trailers ?? [])
 }
 
 /**

@@ -9,8 +9,8 @@
  * upstream read pauses until the stream drains.
  */
 import type { Dispatcher } from 'undici'
-import { GwError, type ErrorCode } from '@gw/protocol/errors'
-import { MessageReader, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
+import type { ErrorCode } from '@gw/protocol/errors'
+import { MessageReader, type BodyReadable } from '@gw/protocol/message-stream'
 import { encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
 import { checkRequestHead, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
 import type { Stream } from '@gw/protocol/mux/index'
@@ -18,6 +18,7 @@ import type { AgentEvents, Exchange } from './events.js'
 import type { Upstream } from './upstream.js'
 import { upstreamErrorCode } from './upstream-errors.js'
 import { handleUpgrade } from './upgrade-handler.js'
+import { describeUpstreamError, streamUpstreamResponse } from './upstream-call.js'
 import { now, startExchange } from './exchange.js'
 import { forwardWithPolicy } from './policy-pipeline.js'
 import { tapBody } from './body-tap.js'
@@ -113,7 +114,7 @@ function forward(
   shared: HandlerShared,
   exchange: Exchange | undefined,
 ): void {
-  const events = shared.events
+  const { events } = shared
   let requestBody: Readable | null = null
   if (head.hasBody) {
     requestBody = exchange ? tapBody(body, (chunk) => {
@@ -124,97 +125,23 @@ function forward(
     body.resume() // consume the END that closes an empty body
   }
   if (exchange) exchange.timing.upstreamStartAt = now()
-
-  let headSent = false
-  let done = false
-  let abortUpstream: ((err: Error) => void) | undefined
-  let resumeUpstream: (() => void) | undefined
-  const onDrain = (): void => resumeUpstream?.()
-
-  const finish = (error?: { code: ErrorCode; message: string }): void => {
-    if (done) return
-    done = true
-    stream.off('drain', onDrain)
-    if (exchange) {
-      exchange.timing.endAt = now()
-      if (error) exchange.error = error
-      events.emit('exchange:end', exchange)
-    }
+  const finish = (error?: { code: string; message: string }): void => {
+    if (!exchange) return
+    exchange.timing.endAt = now()
+    if (error) exchange.error = error
+    events.emit('exchange:end', exchange)
   }
-
-  // The relay resets the stream when the public client goes away: abort the upstream call.
-  stream.once('close', () => {
-    if (!done) {
-      abortUpstream?.(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
-      finish({ code: 'GW_ERR_UPSTREAM_FAILED', message: 'the client aborted the request' })
-    }
+  const call = {
+    origin: endpoint.upstream.origin,
+    path: head.target,
+    method: head.method,
+    headers: upstreamHeaders(head.rawHeaders, endpoint),
+    body: requestBody,
+  }
+  streamUpstreamResponse(stream, call, shared, exchange, finish).catch((err: Error) => {
+    const code = upstreamErrorCode(err)
+    const message = `${call.origin}: ${describeUpstreamError(err)}`
+    respondError(stream, code, message)
+    finish({ code, message })
   })
-  stream.on('drain', onDrain)
-
-  const handler: Dispatcher.DispatchHandler = {
-    onConnect(abort) {
-      abortUpstream = abort
-      if (done) abort(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
-    },
-    onHeaders(statusCode, rawHeaders, resume, statusText) {
-      // Interim responses (103 Early Hints…) are not forwarded; the final one follows.
-      if (statusCode < 200) return true
-      resumeUpstream = resume
-      const headers: string[] = new Array(rawHeaders.length)
-      for (let i = 0; i < rawHeaders.length; i++) headers[i] = rawHeaders[i]!.toString('latin1')
-      const response: ResponseHead = { status: statusCode, statusMessage: statusText, rawHeaders: stripHopByHop(headers) }
-      headSent = true
-      if (exchange) {
-        exchange.timing.upstreamHeadersAt = now()
-        exchange.response = { status: statusCode, statusMessage: statusText, rawHeaders: response.rawHeaders }
-        events.emit('exchange:response', exchange)
-      }
-      return writeJsonMessage(stream, MessageType.RESPONSE_HEAD, response)
-    },
-    onData(chunk) {
-      if (exchange) {
-        exchange.bytesOut += chunk.length
-        events.emit('exchange:response-body', exchange, chunk)
-      }
-      stream.cork()
-      stream.write(encodeMessageHeader(MessageType.DATA, chunk.length))
-      const ok = stream.write(chunk)
-      stream.uncork()
-      return ok
-    },
-    onComplete(trailers) {
-      if (trailers && trailers.length > 0) {
-        stream.end(encodeJsonMessage(MessageType.END, trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t)))))
-      } else {
-        stream.end(encodeMessageHeader(MessageType.END, 0))
-      }
-      finish()
-    },
-    onError(err) {
-      if (done) return
-      const code = upstreamErrorCode(err)
-      const message = `${endpoint.upstream.origin}: ${describe(err)}`
-      if (!headSent) respondError(stream, code, message)
-      else if (stream.writable) stream.end(encodeJsonMessage(MessageType.ABORT, { code, message }))
-      finish({ code, message })
-    },
-  }
-
-  shared.dispatcher.dispatch(
-    {
-      origin: endpoint.upstream.origin,
-      path: head.target,
-      method: head.method,
-      headers: upstreamHeaders(head.rawHeaders, endpoint),
-      body: requestBody,
-    },
-    handler,
-  )
-}
-
-function describe(err: Error): string {
-  const e = err as NodeJS.ErrnoException & { cause?: Error }
-  if (e.code === 'UND_ERR_HEADERS_TIMEOUT') return 'the upstream did not send response headers in time'
-  if (e.code === 'UND_ERR_CONNECT_TIMEOUT') return 'connecting to the upstream timed out'
-  return e.message || String(e.code)
 }

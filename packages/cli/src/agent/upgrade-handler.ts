@@ -7,9 +7,8 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
-import { pipeline } from 'node:stream'
 import { GwError } from '@gw/protocol/errors'
-import { BodyFramer, writeJsonMessage, type MessageReader } from '@gw/protocol/message-stream'
+import { sendFramedBody, writeJsonMessage, type MessageReader } from '@gw/protocol/message-stream'
 import { MessageType } from '@gw/protocol/message-codec'
 import { stripHopByHop, type RequestHead } from '@gw/protocol/heads'
 import type { Stream } from '@gw/protocol/mux/index'
@@ -100,7 +99,7 @@ export function handleUpgrade(stream: Stream, reader: MessageReader, head: Reque
       rawHeaders: stripHopByHop(res.rawHeaders),
     })
     reader.detach()
-    pipeline(res, new BodyFramer(), stream, () => end())
+    sendFramedBody(res, stream, () => end())
   })
 
   request.on('timeout', () => {

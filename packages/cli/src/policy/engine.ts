@@ -50,6 +50,12 @@ export interface CompilePolicyOptions {
 export interface CompiledPolicy {
   /** True when the policy has no rules: the agent skips the engine entirely. */
   readonly empty: boolean
+  /**
+   * True when on_http_response has rules. Without them, and without response hooks
+   * registered in the request phase (a circuit breaker's), the agent streams the
+   * upstream's answer straight through instead of handing it to onHttpResponse.
+   */
+  readonly hasResponseRules: boolean
   readonly upstreams: ReadonlyMap<string, UpstreamPool>
   onHttpRequest(req: PolicyRequest, state: PolicyState): Promise<RequestOutcome>
   onHttpResponse(req: PolicyRequest, res: PolicyResponse, state: PolicyState): Promise<PolicyResponse>
@@ -239,6 +245,7 @@ function createCompiledPolicy(
 
   return {
     empty: requestRules.length === 0 && responseRules.length === 0,
+    hasResponseRules: responseRules.length > 0,
     upstreams,
     async onHttpRequest(req, state) {
       state.request = req

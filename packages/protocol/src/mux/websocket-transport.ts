@@ -27,7 +27,6 @@ const OWN_MESSAGE_SIZE = 64 * 1024
 const BATCH_SIZE = 256 * 1024
 
 const CLOSE_NORMAL = 1000
-const CLOSE_INTERNAL_ERROR = 1011
 
 class WebSocketTransport extends Duplex {
   private readonly ws: WebSocket

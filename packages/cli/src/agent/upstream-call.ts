@@ -1,0 +1,129 @@
+/**
+ * One call to the upstream whose response streams straight into the relay's stream:
+ * undici's dispatch handler hands over the raw response headers (order, case and
+ * duplicates kept) and each body chunk, and the yamux window paces the upstream socket
+ * (when the stream cannot take more, onData returns false and undici pauses until the
+ * stream drains). No Readable, Transform or pipeline stands in between.
+ */
+import type { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { GwError } from '@gw/protocol/errors'
+import { writeJsonMessage } from '@gw/protocol/message-stream'
+import { encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
+import { stripHopByHop, type ResponseHead } from '@gw/protocol/heads'
+import type { Stream } from '@gw/protocol/mux/index'
+import type { Exchange } from './events.js'
+import { now } from './exchange.js'
+import type { HandlerShared } from './request-handler.js'
+import { upstreamErrorCode } from './upstream-errors.js'
+
+export interface UpstreamCall {
+  origin: string
+  path: string
+  method: string
+  headers: string[]
+  body: Readable | null
+}
+
+export type CallEnd = (error?: { code: string; message: string }) => void
+
+/**
+ * Resolves once the response head is on the stream. Rejects, having written nothing,
+ * when the upstream fails before it answers, so the caller can answer with an error
+ * page or try another target. `onEnd` runs once after the head: when the body is
+ * complete, or with the failure that cut it short (the peer then gets ABORT).
+ */
+export function streamUpstreamResponse(
+  stream: Stream,
+  call: UpstreamCall,
+  shared: HandlerShared,
+  exchange: Exchange | undefined,
+  onEnd: CallEnd,
+): Promise<void> {
+  const { events } = shared
+  return new Promise((resolve, reject) => {
+    let headSent = false
+    let done = false
+    let abortUpstream: ((err: Error) => void) | undefined
+    let resumeUpstream: (() => void) | undefined
+    const onDrain = (): void => resumeUpstream?.()
+    const end = (error?: { code: string; message: string }): void => {
+      if (done) return
+      done = true
+      stream.off('drain', onDrain)
+      stream.off('close', onClose)
+      onEnd(error)
+    }
+    // The relay resets the stream when the public client goes away: abort the upstream call.
+    const onClose = (): void => {
+      if (done) return
+      abortUpstream?.(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
+      if (headSent) end({ code: 'GW_ERR_UPSTREAM_FAILED', message: 'the client aborted the request' })
+    }
+    stream.on('drain', onDrain)
+    stream.once('close', onClose)
+
+    shared.dispatcher.dispatch(call, {
+      onConnect(abort) {
+        abortUpstream = abort
+        if (stream.destroyed) abort(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
+      },
+      onHeaders(statusCode, rawHeaders, resume, statusText) {
+        // Interim responses (103 Early Hints…) are not forwarded; the final one follows.
+        if (statusCode < 200) return true
+        resumeUpstream = resume
+        const headers: string[] = new Array(rawHeaders.length)
+        for (let i = 0; i < rawHeaders.length; i++) headers[i] = rawHeaders[i]!.toString('latin1')
+        const response: ResponseHead = { status: statusCode, statusMessage: statusText, rawHeaders: stripHopByHop(headers) }
+        headSent = true
+        if (exchange) {
+          exchange.timing.upstreamHeadersAt = now()
+          exchange.response = { status: statusCode, statusMessage: statusText, rawHeaders: response.rawHeaders }
+          events.emit('exchange:response', exchange)
+        }
+        const ok = writeJsonMessage(stream, MessageType.RESPONSE_HEAD, response)
+        resolve()
+        return ok
+      },
+      onData(chunk) {
+        if (exchange) {
+          exchange.bytesOut += chunk.length
+          events.emit('exchange:response-body', exchange, chunk)
+        }
+        stream.cork()
+        stream.write(encodeMessageHeader(MessageType.DATA, chunk.length))
+        const ok = stream.write(chunk)
+        stream.uncork()
+        return ok
+      },
+      onComplete(trailers) {
+        if (trailers && trailers.length > 0) {
+          stream.end(encodeJsonMessage(MessageType.END, trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t)))))
+        } else {
+          stream.end(encodeMessageHeader(MessageType.END, 0))
+        }
+        end()
+      },
+      onError(err) {
+        if (!headSent) {
+          stream.off('drain', onDrain)
+          stream.off('close', onClose)
+          done = true
+          reject(err)
+          return
+        }
+        const code = upstreamErrorCode(err)
+        const message = `${call.origin}: ${describeUpstreamError(err)}`
+        if (stream.writable) stream.end(encodeJsonMessage(MessageType.ABORT, { code, message }))
+        end({ code, message })
+      },
+    } satisfies Dispatcher.DispatchHandler)
+  })
+}
+
+export function describeUpstreamError(err: Error): string {
+  const e = err as NodeJS.ErrnoException
+  if (e.code === 'UND_ERR_HEADERS_TIMEOUT') return 'the upstream did not send response headers in time'
+  if (e.code === 'UND_ERR_CONNECT_TIMEOUT') return 'connecting to the upstream timed out'
+  return e.message || String(e.code)
+}
