@@ -131,7 +131,6 @@ test('live list, detail, replay and replay with modifications in Chromium', { sk
   await page.waitForSelector('#nothing:has-text("Cleared")')
   assert.equal(await page.isHidden('#detail'), true)
   assert.deepEqual(errors, [])
-  // Last, so that the inspector's own checks above run even while this fails: the first
-  // delivery through the tunnel must carry the body too (see docs/inspect.md, known issues).
+  // Capture taps the request body on its way to the upstream; the tap must not eat it.
   assert.equal(hits[0]!.body, SENT, 'the request through the tunnel reached the upstream without its body')
 })
