@@ -231,3 +231,31 @@ test('repaints are batched under a burst of requests', { timeout: 20_000 }, asyn
   assert.ok(frames <= elapsed / 20 + 5, `${frames} frames in ${elapsed} ms`)
   assert.ok(frames < 200, 'far fewer repaints than requests')
 })
+
+test('with stdin not a terminal it shows traffic and reads no keys', { timeout: 20_000 }, async (t) => {
+  const events = new AgentEvents()
+  const capture = createCapture(events, {})
+  const stdout = new FakeStdout(80, 24)
+  const stdin = new FakeStdin()
+  stdin.isTTY = false
+  const tui = startTui({
+    events,
+    getStatus: () => agentStatus(),
+    capture,
+    metrics: createMetrics(events),
+    replay: async () => {},
+    apiUrl: 'http://127.0.0.1:4040',
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stdin: stdin as unknown as NodeJS.ReadStream,
+    debug: true,
+    refreshMs: 20,
+  })
+  t.after(() => {
+    tui.stop()
+    return tui.waitUntilExit()
+  })
+  simulateExchange(events, { target: '/piped' })
+  await waitFor(() => stdout.lastFrame().includes('/piped'), 'the row')
+  assert.match(stdout.lastFrame(), /keys are off/)
+  assert.equal(stdin.rawMode, false)
+})

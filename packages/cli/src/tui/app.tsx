@@ -7,7 +7,7 @@
  * renders a second, and an idle agent repaints once a second for the rates and latency.
  */
 import { useEffect, useMemo, useRef, useState } from 'react'
-import { Box, Text, useApp, useInput, useStdout } from 'ink'
+import { Box, Text, useApp, useInput, useStdin, useStdout } from 'ink'
 import type { AgentEvents, AgentStatus } from '../agent/events.js'
 import type { Capture, CaptureRecord } from '../inspect/capture.js'
 import type { Metrics } from '../inspect/metrics.js'
@@ -108,6 +108,9 @@ function tryUrl(status: AgentStatus): string {
 export function App(props: AppProps) {
   const { events, getStatus, capture, metrics, replay, apiUrl } = props
   const { exit } = useApp()
+  // With stdin not a terminal (`gw http 3000 < /dev/null`) there are no keys to read, and
+  // asking for raw mode would throw: the UI then only shows, and Ctrl-C ends gw.
+  const { isRawModeSupported } = useStdin()
   const { columns, rows } = useTerminalSize()
   const tick = useBatchedTick(events, capture, props.refreshMs ?? 50)
 
@@ -228,7 +231,7 @@ export function App(props: AppProps) {
       setSelectedId(undefined)
       say('cleared')
     }
-  })
+  }, { isActive: isRawModeSupported })
 
   const empty = !capture.enabled
     ? 'capture is off (--inspect=false): requests are counted above but not recorded'
@@ -250,7 +253,7 @@ export function App(props: AppProps) {
       ) : (
         <RequestList records={windowed} selectedId={selectedId === undefined ? records[0]?.id : selectedId} columns={columns} height={bodyHeight} empty={empty} />
       )}
-      <Footer view={view} filter={filter} editingFilter={editingFilter} flash={flash} columns={columns} />
+      <Footer keys={isRawModeSupported} view={view} filter={filter} editingFilter={editingFilter} flash={flash} columns={columns} />
     </Box>
   )
 }

@@ -5,6 +5,8 @@
 import { Text } from 'ink'
 
 export interface FooterProps {
+  /** False when stdin is not a terminal: no keys can be read. */
+  keys?: boolean
   view: 'list' | 'detail'
   filter: string
   editingFilter: boolean
@@ -12,7 +14,7 @@ export interface FooterProps {
   columns: number
 }
 
-export function Footer({ view, filter, editingFilter, flash }: FooterProps) {
+export function Footer({ view, filter, editingFilter, flash, keys: keysOn = true }: FooterProps) {
   if (editingFilter) {
     return (
       <Text wrap="truncate">
@@ -24,6 +26,7 @@ export function Footer({ view, filter, editingFilter, flash }: FooterProps) {
     )
   }
   if (flash !== undefined) return <Text color={flash.color} wrap="truncate">{flash.text}</Text>
+  if (!keysOn) return <Text dimColor wrap="truncate">stdin is not a terminal: keys are off · Ctrl-C to stop</Text>
   const keys =
     view === 'list'
       ? '↑↓ PgUp PgDn select · Enter detail · r replay · / filter · c clear · q quit'
