@@ -200,6 +200,15 @@ test('r replays the selected request, c clears, q quits and restores raw mode', 
   assert.equal(s.stdin.rawMode, false)
 })
 
+test('warnings and errors from the agent show in the footer', { timeout: 20_000 }, async (t) => {
+  const s = setup(t)
+  await s.until('no requests yet')
+  s.events.emit('log', { level: 'info', msg: 'not shown', fields: {} })
+  s.events.emit('log', { level: 'warn', msg: 'relay connection lost, reconnecting', fields: { attempt: 2, in_ms: 800 } })
+  await s.until('warn: relay connection lost, reconnecting attempt=2 in_ms=800')
+  assert.ok(!s.frame().includes('not shown'))
+})
+
 test('it follows resizes', { timeout: 20_000 }, async (t) => {
   const s = setup(t, [80, 24])
   for (let i = 0; i < 40; i++) simulateExchange(s.events, { target: `/r${i}` })

@@ -8,7 +8,7 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { Box, Text, useApp, useInput, useStdin, useStdout } from 'ink'
-import type { AgentEvents, AgentStatus } from '../agent/events.js'
+import type { AgentEventMap, AgentEvents, AgentStatus } from '../agent/events.js'
 import type { Capture, CaptureRecord } from '../inspect/capture.js'
 import type { Metrics } from '../inspect/metrics.js'
 import { replayCaptured, type ReplayFn } from '../inspect/replay.js'
@@ -125,6 +125,23 @@ export function App(props: AppProps) {
   const flashTimer = useRef<NodeJS.Timeout | undefined>(undefined)
 
   useEffect(() => () => clearTimeout(flashTimer.current), [])
+
+  // The TUI replaces the log lines, so warnings and errors (a reconnect, an upstream
+  // ejected from a pool) show in the footer for a while instead of being lost.
+  useEffect(() => {
+    const onLog = (line: AgentEventMap['log'][0]): void => {
+      if (line.level !== 'warn' && line.level !== 'error') return
+      const fields = Object.entries(line.fields)
+        .filter(([, v]) => v !== undefined && typeof v !== 'object')
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' ')
+      say(`${line.level}: ${line.msg}${fields ? ` ${fields}` : ''}`, line.level === 'error' ? 'red' : 'yellow')
+    }
+    events.on('log', onLog)
+    return () => {
+      events.off('log', onLog)
+    }
+  }, [events])
 
   const status = getStatus()
   const snapshot = useMemo(() => metrics.snapshot(), [metrics, tick])
