@@ -2,9 +2,9 @@
  * Relay options, their defaults, and the checks made before anything listens.
  */
 import { homedir } from 'node:os'
-import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { GwError } from '@gw/protocol/errors'
+import { isLoopbackHost } from '@gw/protocol/loopback'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
@@ -60,10 +60,6 @@ export function defaultStateDir(): string {
   return join(base, 'gw', 'relay')
 }
 
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true
-  return isIP(host) === 4 && host.startsWith('127.')
-}
 
 export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
   const domain = options.domain.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '')
@@ -94,7 +90,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     throw new GwError('GW_ERR_INVALID_FLAG', 'both HTTP and HTTPS are turned off; give --http-port or --https-port')
   }
   const hasTokens = resolved.authtokens.length > 0 || resolved.tokenDigests.length > 0
-  if (!hasTokens && !resolved.allowAnonymous && !isLoopback(resolved.host)) {
+  if (!hasTokens && !resolved.allowAnonymous && !isLoopbackHost(resolved.host)) {
     throw new GwError(
       'GW_ERR_RELAY_NO_AUTHTOKENS',
       `refusing to listen on ${resolved.host} without authtokens: anyone could open tunnels on your domain. ` +
