@@ -126,6 +126,38 @@ describe('heartbeats', () => {
   })
 })
 
+describe('heartbeats, the other way', () => {
+  it('lets the relay notice an agent that stopped answering, and answer 502 for its name', async () => {
+    const dir = tempDir()
+    const config = tempDir()
+    const relay = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: false, domain: 'localhost', stateDir: dir, heartbeatTimeout: 1500 })
+    const upstream = await startUpstream((_req, res) => res.end('ok'))
+    const agent = spawnGw(['http', upstream.url, '--relay', relay.httpUrl!, '--subdomain', 'frozen', '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0'], {
+      GW_CONFIG: join(config, 'gw.yml'),
+    })
+    const pool = new Pool(relay.httpUrl!)
+    try {
+      await agent.waitForLine((l) => l.includes('"started tunnel"'))
+      assert.deepEqual(relay.onlineNames(), ['frozen'])
+      agent.child.kill('SIGSTOP')
+      await waitFor(() => relay.onlineNames().length === 0, 6000, 'the relay to drop the frozen agent')
+      const res = await pool.request({ path: '/', method: 'GET', headers: { host: 'frozen.localhost' } })
+      assert.equal(res.statusCode, 502)
+      assert.equal(res.headers['gw-error-code'], 'GW_ERR_AGENT_OFFLINE')
+      await res.body.text()
+    } finally {
+      agent.child.kill('SIGCONT')
+      agent.kill()
+      await agent.exited
+      await pool.close()
+      await relay.close()
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+      rmSync(config, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('Host header', () => {
   it('keeps the client Host by default and rewrites it with --host-header', async () => {
     const seen: string[] = []
