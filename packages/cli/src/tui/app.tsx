@@ -6,7 +6,7 @@
  * turns a dirty flag into one React update, so 1,000 requests a second cost at most 20
  * renders a second, and an idle agent repaints once a second for the rates and latency.
  */
-import { useEffect, useMemo, useRef, useState } from 'react'
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import { Box, Text, useApp, useInput, useStdin, useStdout } from 'ink'
 import type { AgentEventMap, AgentEvents, AgentStatus } from '../agent/events.js'
 import type { Capture, CaptureRecord } from '../inspect/capture.js'
@@ -31,6 +31,8 @@ export interface AppProps {
   refreshMs?: number
   /** Called when the user quits (q, Ctrl-C). */
   onQuit?: () => void
+  /** Ink's own time for the last frame (its `onRender`), added to React's for pacing. */
+  inkCost?: { current: number }
 }
 
 /**
@@ -58,13 +60,22 @@ function useTerminalSize(): { columns: number; rows: number } {
   return size
 }
 
+/** The longest a busy screen waits between repaints. */
+const MAX_BATCH_MS = 500
+/** Under sustained traffic, repaints may take this share of the agent's one thread. */
+const REPAINT_SHARE = 0.05
+
 /**
- * A counter that moves at most every `refreshMs` while something changed. Under
- * sustained traffic (every tick dirty) the window doubles, so a busy agent spends about
- * half as much of its one thread on repaints; the first change after a quiet spell
- * still shows within `refreshMs`.
+ * A counter that moves at most every `refreshMs` while something changed, and once a
+ * second when nothing did (rates and latency move anyway).
+ *
+ * Under sustained traffic (three dirty ticks in a row) the wait after a repaint grows
+ * with what the repaint cost, so repaints take at most about 5% of the thread the
+ * agent also forwards requests on; the first change after a quiet spell still shows
+ * within `refreshMs`. `lastCost` is React's render and commit (measured by the App)
+ * plus Ink's frame (from its `onRender`).
  */
-function useBatchedTick(events: AgentEvents, capture: Capture, refreshMs: number): number {
+function useBatchedTick(events: AgentEvents, capture: Capture, refreshMs: number, lastCost: { current: number }): number {
   const [tick, setTick] = useState(0)
   // Starts dirty: events may have come before the effect below subscribed.
   const dirty = useRef(true)
@@ -76,26 +87,29 @@ function useBatchedTick(events: AgentEvents, capture: Capture, refreshMs: number
     for (const name of names) events.on(name, mark)
     capture.changes.on('clear', mark)
     capture.changes.on('remove', mark)
-    let quiet = 0
+    let lastPaint = Date.now()
     let busy = 0
-    let skip = false
-    const timer = setInterval(() => {
-      quiet++
-      if (dirty.current && busy >= 3 && (skip = !skip)) return
-      if (dirty.current || quiet * refreshMs >= 1000) {
-        busy = dirty.current ? busy + 1 : 0
+    let timer: NodeJS.Timeout
+    const loop = (): void => {
+      let delay = refreshMs
+      const wasDirty = dirty.current
+      if (wasDirty || Date.now() - lastPaint >= 1000) {
         dirty.current = false
-        quiet = 0
+        lastPaint = Date.now()
+        busy = wasDirty ? busy + 1 : 0
         setTick((n) => n + 1)
+        if (busy >= 3) delay = Math.min(MAX_BATCH_MS, Math.max(refreshMs, lastCost.current / REPAINT_SHARE))
       } else busy = 0
-    }, refreshMs)
+      timer = setTimeout(loop, delay)
+    }
+    timer = setTimeout(loop, refreshMs)
     return () => {
-      clearInterval(timer)
+      clearTimeout(timer)
       for (const name of names) events.off(name, mark)
       capture.changes.off('clear', mark)
       capture.changes.off('remove', mark)
     }
-  }, [events, capture, refreshMs])
+  }, [events, capture, refreshMs, lastCost])
   return tick
 }
 
@@ -112,7 +126,12 @@ export function App(props: AppProps) {
   // asking for raw mode would throw: the UI then only shows, and Ctrl-C ends gw.
   const { isRawModeSupported } = useStdin()
   const { columns, rows } = useTerminalSize()
-  const tick = useBatchedTick(events, capture, props.refreshMs ?? 50)
+  const renderStart = performance.now()
+  const lastCost = useRef(0)
+  useLayoutEffect(() => {
+    lastCost.current = performance.now() - renderStart + (props.inkCost?.current ?? 0)
+  })
+  const tick = useBatchedTick(events, capture, props.refreshMs ?? 50, lastCost)
 
   const [view, setView] = useState<'list' | 'detail'>('list')
   /** undefined: follow the newest request. */

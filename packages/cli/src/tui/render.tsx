@@ -100,8 +100,10 @@ export function startTui(options: TuiOptions): Tui {
 
   // No JSX in this file: the compiler would import react/jsx-runtime above
   // production-react.js, loading React's development build beside the production one.
+  const inkCost = { current: 0 }
   const instance = render(
     createElement(App, {
+      inkCost,
       events: options.events,
       getStatus: options.getStatus,
       capture: options.capture,
@@ -119,6 +121,9 @@ export function startTui(options: TuiOptions): Tui {
       maxFps: 20,
       debug: options.debug ?? false,
       patchConsole: true,
+      onRender: ({ renderTime }) => {
+        inkCost.current = renderTime
+      },
     },
   )
 
