@@ -55,53 +55,91 @@ export function checkName(requested: string): string {
   return name
 }
 
-export class NameRegistry {
-  private readonly owners = new Map<string, string>()
-  private readonly file: string | undefined
+/** A random name with no agent for this long is free again. */
+export const RANDOM_NAME_TTL_MS = 7 * 24 * 3600 * 1000
 
-  constructor(stateDir?: string) {
+interface NameEntry {
+  owner: string
+  /** Given at random, not asked for: it expires once unused for RANDOM_NAME_TTL_MS. */
+  random: boolean
+  /** Epoch ms when an agent last held it. */
+  seen: number
+}
+
+export class NameRegistry {
+  private readonly entries = new Map<string, NameEntry>()
+  private readonly file: string | undefined
+  private readonly now: () => number
+
+  constructor(stateDir?: string, now: () => number = Date.now) {
+    this.now = now
     if (!stateDir) return
     mkdirSync(stateDir, { recursive: true })
     this.file = join(stateDir, 'names.json')
     try {
-      const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, string>
-      for (const [name, owner] of Object.entries(saved)) this.owners.set(name, owner)
+      const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, NameEntry>
+      for (const [name, entry] of Object.entries(saved)) {
+        if (typeof entry?.owner === 'string') this.entries.set(name, { owner: entry.owner, random: entry.random === true, seen: Number(entry.seen) || 0 })
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
+    if (this.prune()) this.save()
   }
 
   owner(name: string): string | undefined {
-    return this.owners.get(name)
+    return this.entries.get(name)?.owner
   }
 
   /** Claim `name` for `owner`. Throws GW_ERR_NAME_TAKEN when another owner holds it. */
   claim(name: string, owner: string): void {
-    const current = this.owners.get(name)
-    if (current === owner) return
-    if (current !== undefined) {
+    const current = this.entries.get(name)
+    if (current && current.owner !== owner) {
       throw new GwError('GW_ERR_NAME_TAKEN', `the name "${name}" belongs to another authtoken; pick another name`)
     }
-    this.owners.set(name, owner)
+    // An agent coming back asks for its random name by name: it stays a random one.
+    this.entries.set(name, { owner, random: current?.random ?? false, seen: this.now() })
     this.save()
   }
 
-  /** A fresh random name, claimed for `owner`. */
+  /** A fresh random name, claimed for `owner` until it goes unused for RANDOM_NAME_TTL_MS. */
   claimRandom(owner: string): string {
+    this.prune()
     for (;;) {
       const name = randomName()
-      if (!this.owners.has(name)) {
-        this.claim(name, owner)
+      if (!this.entries.has(name)) {
+        this.entries.set(name, { owner, random: true, seen: this.now() })
+        this.save()
         return name
       }
     }
+  }
+
+  /** The agent holding `name` went away now: its time to expire starts here. */
+  release(name: string): void {
+    const entry = this.entries.get(name)
+    if (!entry) return
+    entry.seen = this.now()
+    this.save()
+  }
+
+  private prune(): boolean {
+    const cutoff = this.now() - RANDOM_NAME_TTL_MS
+    let pruned = false
+    for (const [name, entry] of this.entries) {
+      if (entry.random && entry.seen < cutoff) {
+        this.entries.delete(name)
+        pruned = true
+      }
+    }
+    return pruned
   }
 
   private save(): void {
     if (!this.file) return
     // Write then rename, so a crash mid-write never leaves a truncated registry.
     const tmp = `${this.file}.tmp`
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.owners)), { mode: 0o600 })
+    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.entries)), { mode: 0o600 })
     renameSync(tmp, this.file)
   }
 }

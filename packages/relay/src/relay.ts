@@ -262,7 +262,9 @@ class RelayCore {
     link.session.once('close', (err?: Error) => {
       this.links.delete(link)
       for (const endpoint of link.endpoints) {
-        if (this.online.get(endpoint.name) === link) this.online.delete(endpoint.name)
+        if (this.online.get(endpoint.name) !== link) continue
+        this.online.delete(endpoint.name)
+        this.names.release(endpoint.name)
       }
       this.opts.log('info', 'agent disconnected', { remote, names: link.endpoints.map((e) => e.name), reason: err?.message })
     })
@@ -297,10 +299,15 @@ class RelayCore {
     try {
       const seen = new Set<string>()
       for (const endpoint of hello.endpoints) {
-        const name = endpoint.name ? checkName(endpoint.name) : this.names.claimRandom(owner)
-        if (seen.has(name)) throw new HandshakeError('GW_ERR_NAME_TAKEN', `the name "${name}" is requested twice`)
+        let name: string
+        if (endpoint.name) {
+          name = checkName(endpoint.name)
+          if (seen.has(name)) throw new HandshakeError('GW_ERR_NAME_TAKEN', `the name "${name}" is requested twice`)
+          this.names.claim(name, owner)
+        } else {
+          name = this.names.claimRandom(owner)
+        }
         seen.add(name)
-        this.names.claim(name, owner)
         assigned.push({ name, urls: this.urlsFor(name) })
       }
     } catch (err) {
