@@ -48,8 +48,11 @@ const SIGNALS = ['SIGTERM', 'SIGHUP'] as const
 export function createTerminalGuard(stdout: NodeJS.WriteStream, stdin: NodeJS.ReadStream, alternateScreen: boolean): {
   restore(): void
   dispose(): void
+  /** Signal listeners that belong to the UI (Ink's signal-exit), not to the app. */
+  internal: Set<Function>
 } {
   let restored = false
+  const internal = new Set<Function>()
   function restore(): void {
     if (restored) return
     restored = true
@@ -69,10 +72,13 @@ export function createTerminalGuard(stdout: NodeJS.WriteStream, stdin: NodeJS.Re
   const onCrash = (): void => restore()
   const onSignal = (signal: NodeJS.Signals): void => {
     restore()
-    // If nobody else handles the signal, do what Node would have done without us.
-    if (process.listenerCount(signal) === 1) {
+    // An app that handles the signal (gw http stops gracefully) decides what happens. If
+    // nobody but the UI listens, the signal must still end the process as it would have
+    // without us: drop our listener and send it again once the other listeners ran.
+    const others = process.listeners(signal).filter((l) => l !== onSignal && !internal.has(l))
+    if (others.length === 0) {
       dispose()
-      process.kill(process.pid, signal)
+      setImmediate(() => process.kill(process.pid, signal))
     }
   }
   process.on('uncaughtExceptionMonitor', onCrash)
@@ -83,7 +89,7 @@ export function createTerminalGuard(stdout: NodeJS.WriteStream, stdin: NodeJS.Re
     process.off('exit', onCrash)
     for (const s of SIGNALS) process.off(s, onSignal)
   }
-  return { restore, dispose }
+  return { restore, dispose, internal }
 }
 
 /**
@@ -101,6 +107,7 @@ export function startTui(options: TuiOptions): Tui {
   // No JSX in this file: the compiler would import react/jsx-runtime above
   // production-react.js, loading React's development build beside the production one.
   const inkCost = { current: 0 }
+  const before = new Set(SIGNALS.flatMap((sig) => process.listeners(sig)))
   const instance = render(
     createElement(App, {
       inkCost,
@@ -126,6 +133,9 @@ export function startTui(options: TuiOptions): Tui {
       },
     },
   )
+
+  // Ink listens for signals too (signal-exit, to unmount); those are not the app's.
+  for (const sig of SIGNALS) for (const l of process.listeners(sig)) if (!before.has(l)) guard.internal.add(l)
 
   const exited = instance.waitUntilExit().then(
     () => undefined,
