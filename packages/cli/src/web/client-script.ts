@@ -103,7 +103,7 @@ export const INSPECTOR_JS = String.raw`'use strict';
       renderQueued = false;
       var frag = document.createDocumentFragment();
       var shown = 0;
-      for (var i = 0; i < order.length && shown < 1000; i++) {
+      for (var i = 0; i < order.length && shown < 500; i++) {
         var r = rows.get(order[i]);
         if (!r || !matches(r)) continue;
         frag.appendChild(rowFor(r)); shown++;
