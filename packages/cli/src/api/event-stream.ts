@@ -10,7 +10,7 @@
  * - `snapshot` (on connect): `{requests: [summary…]}`, newest first;
  * - `requests`: `{upsert: [summary…], remove: [id…]}`; an upserted id replaces the row;
  * - `clear`: the capture was cleared;
- * - `status`: the agent status (`/api/status` without metrics).
+ * - `status`: `{status, relay, attempt, latency_ms, last_error, version, tunnels}`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AgentEvents, AgentStatus } from '../agent/events.js'
