@@ -162,6 +162,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     session.on('rtt', (ms: number) => {
       state.latencyMs = ms
     })
+    // Measure at once: the keepalive's first ping is seconds away, and the UI shows latency from the start.
+    session.ping().then((ms) => {
+      state.latencyMs = ms
+    }, () => {})
     watchControl(connection)
     session.once('close', (err?: Error) => onLinkClosed(session, err))
     setStatus('online', { attempt: 0, lastError: undefined, tunnels: tunnelInfos() })

@@ -4,6 +4,8 @@
  * user of the local API (as JSON) or the terminal. The codes are stable like the others
  * and are listed in docs/inspect.md.
  */
+import { CodedError } from '@gw/protocol/errors'
+
 export const InspectErrorCodes = {
   GW_ERR_API_FORBIDDEN_HOST: { status: 403, message: 'the agent API answers only Host 127.0.0.1, localhost or [::1]' },
   GW_ERR_API_FORBIDDEN_ORIGIN: { status: 403, message: 'the agent API refuses requests made from other web origins' },
@@ -23,14 +25,11 @@ export const InspectErrorCodes = {
 
 export type InspectErrorCode = keyof typeof InspectErrorCodes
 
-export class InspectError extends Error {
-  readonly code: InspectErrorCode
-  readonly status: number
+export class InspectError extends CodedError {
+  declare readonly code: InspectErrorCode
 
   constructor(code: InspectErrorCode, message: string = InspectErrorCodes[code].message, options?: ErrorOptions) {
-    super(message, options)
+    super(code, InspectErrorCodes[code].status, message, options)
     this.name = 'InspectError'
-    this.code = code
-    this.status = InspectErrorCodes[code].status
   }
 }
