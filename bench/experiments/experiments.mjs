@@ -61,6 +61,8 @@ export const EXPERIMENTS = {
   // once the accept queue overflows, the kernel drops SYNs and clients retry after 1, 3
   // and 7 s (scenario 4's wall time, and a few ECONNRESET).
   'relay-listen-backlog': {
+    // Applied by the relay's owner in e0ca85f.
+    applied: 'e0ca85f',
     patches: [{
       pkg: 'relay',
       file: 'relay.js',
@@ -82,6 +84,41 @@ export const EXPERIMENTS = {
     body.on('data', (chunk) => {
         if (!corked) { corked = true; res.cork(); process.nextTick(uncork); }
         if (!res.write(chunk)) {`,
+    }],
+  },
+
+  // mux/session.ts streamFor(): an accepted stream's ACK goes out at once, as its own
+  // frame, and the response follows a few ms later: two ws messages, two writes by the
+  // agent and two reads by the relay per request. Carrying ACK on the stream's first
+  // outgoing frame (Data, window update or FIN) saves one of each. gw's session ignores
+  // ACK flags on receipt and never waits for one, so this is safe between gw peers; for
+  // hashicorp peers (which time out an unacknowledged open after 75 s) a real change
+  // needs a fallback timer that sends a bare ACK.
+  'mux-ack-on-first-frame': {
+    patches: [{
+      pkg: 'protocol',
+      file: 'mux/session.js',
+      from: `        this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.ACK, streamId, stream._initialDelta());
+        if (listening`,
+      to: `        const ackDelta = stream._initialDelta();
+        if (ackDelta > 0) this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.ACK, streamId, ackDelta);
+        else stream._ackPending = true;
+        if (listening`,
+    }, {
+      pkg: 'protocol',
+      file: 'mux/stream.js',
+      from: 'host._sendFrame(FrameType.DATA, 0, this.id, size, takeParts(pending, size));',
+      to: 'host._sendFrame(FrameType.DATA, this._ackPending ? (this._ackPending = false, FrameFlag.ACK) : 0, this.id, size, takeParts(pending, size));',
+    }, {
+      pkg: 'protocol',
+      file: 'mux/stream.js',
+      from: 'this.host._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.FIN, this.id, 0);',
+      to: 'this.host._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.FIN | (this._ackPending ? (this._ackPending = false, FrameFlag.ACK) : 0), this.id, 0);',
+    }, {
+      pkg: 'protocol',
+      file: 'mux/stream.js',
+      from: 'this.host._sendFrame(FrameType.WINDOW_UPDATE, 0, this.id, delta);',
+      to: 'this.host._sendFrame(FrameType.WINDOW_UPDATE, this._ackPending ? (this._ackPending = false, FrameFlag.ACK) : 0, this.id, delta);',
     }],
   },
 }

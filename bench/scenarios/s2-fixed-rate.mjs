@@ -20,6 +20,9 @@ export default {
     for (const t of targets.values()) {
       if (!t.available) { rows.push({ path: t.name, unavailable: t.reason }); continue }
       log(`  ${t.name}: ${profile.s2Rate} req/s for ${profile.s2Duration} s`)
+      // A second at the same rate first: this scenario is the steady state. A cold path
+      // can take seconds to settle (see tools/repro-cold-stall.mjs), which is another question.
+      await fixedRate(t, { rate: profile.s2Rate, duration: profile.name === 'smoke' ? 0.2 : 1 })
       const r = await fixedRate(t, { rate: profile.s2Rate, duration: profile.s2Duration })
       rows.push({ path: t.name, ...r })
     }
