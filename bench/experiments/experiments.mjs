@@ -121,4 +121,18 @@ export const EXPERIMENTS = {
       to: 'this.host._sendFrame(FrameType.WINDOW_UPDATE, this._ackPending ? (this._ackPending = false, FrameFlag.ACK) : 0, this.id, delta);',
     }],
   },
+
+  // mux/session.ts: stream windows grow toward DEFAULT_MAX_WINDOW (16 MiB) when half a
+  // window is consumed within 4 RTTs. A download's first burst fills the client's socket
+  // buffers that fast, so a slow reader's stream can end up with a window of several MiB,
+  // all of it buffered in the relay (scenario 6, 30 s: +4.7 MiB). Pinning the window to the
+  // initial 256 KiB shows whether growth is where that memory comes from.
+  'mux-no-window-growth': {
+    patches: [{
+      pkg: 'protocol',
+      file: 'mux/session.js',
+      from: 'this.maxWindow = Math.max(options.maxWindow ?? DEFAULT_MAX_WINDOW, this.initialWindow);',
+      to: 'this.maxWindow = this.initialWindow;',
+    }],
+  },
 }
