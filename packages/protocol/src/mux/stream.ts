@@ -24,6 +24,7 @@ export interface StreamHost {
   /** @internal */ _sendFrame(type: number, flags: number, streamId: number, length: number, parts?: Buffer[]): void
   /** @internal */ _waitForDrain(stream: Stream): void
   /** @internal */ _free(stream: Stream): void
+  /** @internal */ _takeAck(stream: Stream): number
 }
 
 interface PendingWrite {
@@ -60,6 +61,9 @@ export class Stream extends Duplex {
   private sendWindow = INITIAL_STREAM_WINDOW
   private pending: PendingWrite | undefined
   private localFin = false
+
+  /** @internal Our ACK of the peer's SYN is owed and goes with our first frame. */
+  _pendingAck = false
 
   private reset = false
   private freed = false
@@ -208,7 +212,7 @@ export class Stream extends Duplex {
       return
     }
     this.localFin = true
-    this.host._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.FIN, this.id, 0)
+    this.host._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.FIN | this.host._takeAck(this), this.id, 0)
     callback()
     this.maybeFree()
   }
@@ -252,7 +256,7 @@ export class Stream extends Duplex {
         return
       }
       const size = Math.min(this.sendWindow, maxFrame, pending.bytes)
-      host._sendFrame(FrameType.DATA, 0, this.id, size, takeParts(pending, size))
+      host._sendFrame(FrameType.DATA, host._takeAck(this), this.id, size, takeParts(pending, size))
       this.sendWindow -= size
     }
     this.pending = undefined
@@ -283,7 +287,7 @@ export class Stream extends Duplex {
     this.grantEpoch = now
     this.ungranted = 0
     this.recvWindow += delta
-    this.host._sendFrame(FrameType.WINDOW_UPDATE, 0, this.id, delta)
+    this.host._sendFrame(FrameType.WINDOW_UPDATE, this.host._takeAck(this), this.id, delta)
   }
 
   private maybeFree(): void {
