@@ -105,5 +105,6 @@ try {
 }
 run.seconds = (Date.now() - startedAt.getTime()) / 1000
 run.machine.loadAverageAtEnd = os.loadavg().map((l) => Math.round(l * 100) / 100)
-const { jsonPath, mdPath } = writeResults(outDir, run, scenarios)
-console.log(`\n${Math.round(run.seconds)} s. Raw figures: ${jsonPath}; tables: ${mdPath}`)
+const complete = !values.only && !values.paths
+const { jsonPath, mdPath } = writeResults(outDir, run, scenarios, complete)
+console.log(`\n${Math.round(run.seconds)} s. Raw figures: ${jsonPath}${mdPath ? `; tables: ${mdPath}` : ' (a partial run leaves latest.md as it was)'}`)

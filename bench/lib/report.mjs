@@ -62,11 +62,16 @@ export function markdown(run, scenarios) {
   return out.join('\n')
 }
 
-export function writeResults(outDir, run, scenarios) {
+/**
+ * `complete`: every scenario on every path. Only such a run replaces latest.md, the committed
+ * reference; a partial one (--only, --paths) writes just its JSON (git-ignored).
+ */
+export function writeResults(outDir, run, scenarios, complete) {
   mkdirSync(outDir, { recursive: true })
   const stamp = run.startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')
   const jsonPath = join(outDir, `${stamp}-${run.profile}.json`)
   writeFileSync(jsonPath, `${JSON.stringify(run, null, 2)}\n`)
+  if (!complete) return { jsonPath, mdPath: undefined }
   const mdPath = join(outDir, 'latest.md')
   writeFileSync(mdPath, `${markdown(run, scenarios)}\n`)
   return { jsonPath, mdPath }
