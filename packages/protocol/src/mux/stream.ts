@@ -53,6 +53,10 @@ export class Stream extends Duplex {
   /** Bytes consumed by the reader and not yet granted back. */
   private ungranted = 0
   private grantEpoch = 0
+  private readonly initialTarget: number
+  /** Data had to wait for the reader since the last grant. (push() returning false says
+   * little: a 64 KiB chunk is over the Readable's 16 KiB mark even for a fast reader.) */
+  private backpressured = false
   private wantRead = false
   private remoteFin = false
   private eofPushed = false
@@ -77,6 +81,7 @@ export class Stream extends Duplex {
     this.host = session as unknown as StreamHost
     this.id = id
     this.recvTarget = initialWindow
+    this.initialTarget = initialWindow
     this.maxWindow = Math.max(maxWindow, initialWindow)
     this.grantEpoch = performance.now()
   }
@@ -115,6 +120,8 @@ export class Stream extends Duplex {
       this.maybeGrant()
       return
     }
+    // Data arrived while the reader was not asking for more: it is the slower side.
+    this.backpressured = true
     this.recvQueue.push(chunk)
     this.recvQueued += chunk.length
   }
@@ -270,22 +277,33 @@ export class Stream extends Duplex {
   }
 
   /**
-   * Grant consumed bytes back once half the target is consumed (as hashicorp does), and
-   * double the target when a whole half-window went by within a few round trips, which
-   * means the window, not the reader, limits throughput.
+   * Grant consumed bytes back once half the target is consumed (as hashicorp does).
+   * Double the target when a whole half-window went by within a few round trips and the
+   * reader never refused data meanwhile: then the window, not the reader, limits
+   * throughput. When data had to wait for the reader, halve the target back toward the
+   * initial window, so a reader that turns slow after a fast start (a download whose
+   * first megabytes filled kernel buffers) is not left holding a grown window
+   * (bench/README.md, F7).
    */
   private maybeGrant(): void {
     if (this.ungranted < this.recvTarget / 2 || this.remoteFin || this.freed || this.host.closed) return
     let delta = this.ungranted
     const now = performance.now()
     const rtt = this.host.rtt
-    if (rtt !== undefined && this.recvTarget < this.maxWindow && now - this.grantEpoch < rtt * 4) {
+    if (this.backpressured) {
+      // ungranted >= target / 2 >= cut, so delta stays >= 0.
+      const shrunk = Math.max(this.initialTarget, this.recvTarget / 2)
+      delta -= this.recvTarget - shrunk
+      this.recvTarget = shrunk
+    } else if (rtt !== undefined && this.recvTarget < this.maxWindow && now - this.grantEpoch < rtt * 4) {
       const grown = Math.min(this.recvTarget * 2, this.maxWindow)
       delta += grown - this.recvTarget
       this.recvTarget = grown
     }
+    this.backpressured = false
     this.grantEpoch = now
     this.ungranted = 0
+    if (delta === 0) return
     this.recvWindow += delta
     this.host._sendFrame(FrameType.WINDOW_UPDATE, this.host._takeAck(this), this.id, delta)
   }
