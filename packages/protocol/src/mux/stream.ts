@@ -54,8 +54,7 @@ export class Stream extends Duplex {
   private ungranted = 0
   private grantEpoch = 0
   private readonly initialTarget: number
-  /** Data had to wait for the reader since the last grant. (push() returning false says
-   * little: a 64 KiB chunk is over the Readable's 16 KiB mark even for a fast reader.) */
+  /** Half a window had to wait for the reader since the last grant. */
   private backpressured = false
   private wantRead = false
   private remoteFin = false
@@ -120,10 +119,11 @@ export class Stream extends Duplex {
       this.maybeGrant()
       return
     }
-    // Data arrived while the reader was not asking for more: it is the slower side.
-    this.backpressured = true
     this.recvQueue.push(chunk)
     this.recvQueued += chunk.length
+    // Half a window waiting for the reader: it, not the window, is the slower side. (A
+    // fast reader queues a little too: a burst is larger than the Readable's 16 KiB mark.)
+    if (this.recvQueued >= this.recvTarget / 2) this.backpressured = true
   }
 
   /** @internal */
@@ -280,8 +280,8 @@ export class Stream extends Duplex {
    * Grant consumed bytes back once half the target is consumed (as hashicorp does).
    * Double the target when a whole half-window went by within a few round trips and the
    * reader never refused data meanwhile: then the window, not the reader, limits
-   * throughput. When data had to wait for the reader, halve the target back toward the
-   * initial window, so a reader that turns slow after a fast start (a download whose
+   * throughput. When half a window had to wait for the reader, halve the target back
+   * toward the initial window, so a reader that turns slow after a fast start (a download whose
    * first megabytes filled kernel buffers) is not left holding a grown window
    * (bench/README.md, F7).
    */
