@@ -98,3 +98,28 @@ test('OIDC: a non-browser request without a session gets 401; logout clears the 
   assert.equal(res.status, 400)
   await res.arrayBuffer()
 })
+
+test('OIDC: max_session_duration ends a session even while it stays active', async () => {
+  const browser = new Browser()
+  let res = await browser.fetch(`${gateway.url}/start`)
+  res = await browser.submit(res, browser.trail.at(-1)!.split(' ')[1]!, { login: 'bob', password: 'any' })
+  if ((res.headers.get('content-type') ?? '').includes('text/html')) {
+    res = await browser.submit(res, browser.trail.at(-1)!.split(' ')[1]!, {})
+  }
+  assert.equal(((await res.json()) as { headers: Record<string, string> }).headers['x-gw-oidc-sub'], 'bob')
+  const loggedInAt = now
+  // A request every 20 minutes keeps the session under its 30-minute idle timeout…
+  while (now - loggedInAt < 2 * 3600_000 - 20 * 60_000) {
+    now += 20 * 60_000
+    browser.trail = []
+    res = await browser.fetch(`${gateway.url}/tick`)
+    assert.equal(browser.trail.length, 1, `still logged in ${(now - loggedInAt) / 60_000} minutes in`)
+    await res.arrayBuffer()
+  }
+  // …but not past the 2-hour maximum.
+  now += 25 * 60_000
+  browser.trail = []
+  res = await browser.fetch(`${gateway.url}/tick`)
+  assert.ok(browser.trail.some((t) => t.startsWith(`GET ${issuer}/auth?`)), 'past max_session_duration the user logs in again')
+  await res.arrayBuffer()
+})
