@@ -28,9 +28,7 @@ export class UrlVars {
     return this.request.scheme
   }
   get host(): string {
-    const h = this.request.host
-    const c = h.lastIndexOf(':')
-    return c > 0 && !h.endsWith(']') ? h.slice(0, c) : h
+    return hostWithoutPort(this.request.host)
   }
   get port(): bigint {
     const h = this.request.host
@@ -186,9 +184,7 @@ export class EndpointVars {
     return this.request.scheme
   }
   get host(): string {
-    const h = this.request.host
-    const c = h.lastIndexOf(':')
-    return c > 0 && !h.endsWith(']') ? h.slice(0, c) : h
+    return hostWithoutPort(this.request.host)
   }
   get url(): string {
     return `${this.request.scheme}://${this.request.host}`
@@ -254,4 +250,10 @@ export class EvalRoot {
   get endpoint(): EndpointVars {
     return new EndpointVars(this.request, this.endpointName)
   }
+}
+
+/** `example.com:8080` → `example.com`; a bracketed IPv6 host with no port stays whole. */
+function hostWithoutPort(host: string): string {
+  const c = host.lastIndexOf(':')
+  return c > 0 && !host.endsWith(']') ? host.slice(0, c) : host
 }
