@@ -2,8 +2,19 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { execFile, spawnSync } from 'node:child_process'
 import { Pool } from 'undici'
 import { spawnGw, startUpstream, tempDir } from '../helpers/stack.js'
+
+function hasCurl(): boolean {
+  return spawnSync('curl', ['--version']).status === 0
+}
+
+function curl(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '--max-time', '10', ...args], (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout)))
+  })
+}
 
 async function run(args: string[], env: Record<string, string> = {}) {
   const gw = spawnGw(args, env)
@@ -87,6 +98,27 @@ describe('gw http with the embedded relay', () => {
       const res = await pool.request({ path: '/', method: 'GET', headers: { host: url.host } })
       assert.equal(await res.body.text(), 'embedded ok')
       await pool.close()
+    } finally {
+      gw.kill()
+      await gw.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('gw http, checked with curl', () => {
+  it('answers curl on the printed http and https *.localhost URLs, https trusting the printed CA', { skip: !hasCurl() && 'no curl' }, async () => {
+    const dir = tempDir()
+    const upstream = await startUpstream((req, res) => res.end(`curl reached ${req.url}`))
+    const gw = spawnGw(['http', String(upstream.port), '--log-format', 'json', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'gw.yml') })
+    try {
+      const urls = await Promise.all(['http', 'https'].map(async (scheme) =>
+        (JSON.parse(await gw.waitForLine((l) => l.includes('"started tunnel"') && l.includes(`"url":"${scheme}://`))) as { url: string }).url))
+      const local = JSON.parse(await gw.waitForLine((l) => l.includes('reachable from this machine only'))) as { ca: string }
+      // curl resolves *.localhost to loopback itself: no --resolve, as a user would type it.
+      assert.equal(await curl([`${urls[0]}/plain`]), 'curl reached /plain')
+      assert.equal(await curl(['--cacert', local.ca, `${urls[1]}/secure`]), 'curl reached /secure')
     } finally {
       gw.kill()
       await gw.exited
