@@ -86,8 +86,11 @@ test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmu
   if (process.env.GW_SCREENSHOT_DIR) await screenshot(pool, publicUrl.host, screen, () => tmux('capture-pane', '-p', '-e', '-t', 'gw'))
 
   tmux('send-keys', '-t', 'gw', 'q')
-  await waitFor(() => tmux('display-message', '-p', '-t', 'gw', '#{pane_dead}').trim() === '1', 15_000, 'gw to exit')
-  assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{pane_dead_status}').trim(), '0', 'gw exits 0 on q')
+  // tmux can mark the pane dead at the pty's end of file, before it has reaped the
+  // process: wait until it knows how the process ended (a status, or a signal).
+  const ended = (): string => tmux('display-message', '-p', '-t', 'gw', '#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}').trim()
+  await waitFor(() => /^1:(\d+:|:\d+)$/.test(ended()), 15_000, 'gw to exit')
+  assert.equal(ended(), '1:0:', 'gw exits 0 on q, not by a signal')
   assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{alternate_on}').trim(), '0', 'the alternate screen is left')
   // A dead pane always reports its cursor hidden, so read the bytes: the last cursor
   // change shows it, the last alternate-screen change leaves it.
