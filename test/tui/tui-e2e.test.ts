@@ -89,7 +89,15 @@ test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmu
   // tmux can mark the pane dead at the pty's end of file, before it has reaped the
   // process: wait until it knows how the process ended (a status, or a signal).
   const ended = (): string => tmux('display-message', '-p', '-t', 'gw', '#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}').trim()
+  const pid = tmux('display-message', '-p', '-t', 'gw', '#{pane_pid}').trim()
   await waitFor(() => /^1:(\d+:|:\d+)$/.test(ended()), 15_000, 'gw to exit')
+    .catch((err: Error) => {
+      let ps = 'gone'
+      try {
+        ps = execFileSync('ps', ['-o', 'pid,stat,etime,args', '-p', pid], { encoding: 'utf8' })
+      } catch { /* no such process */ }
+      throw new Error(`${err.message}: tmux says ${ended()}; process ${pid}: ${ps}; screen:\n${screen()}`)
+    })
   assert.equal(ended(), '1:0:', 'gw exits 0 on q, not by a signal')
   assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{alternate_on}').trim(), '0', 'the alternate screen is left')
   // A dead pane always reports its cursor hidden, so read the bytes: the last cursor
