@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { Pool } from 'undici'
 import { GW_BIN, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
 import { ansiToHtml } from './ansi-html.js'
@@ -22,9 +22,9 @@ function hasTmux(): boolean {
   }
 }
 
-test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmux', timeout: 60_000 }, async (t) => {
+/** A private tmux server and a temp dir, both removed when the test ends. */
+function terminal(t: TestContext, socket: string): { dir: string; tmux: (...args: string[]) => string } {
   const dir = tempDir('gw-tui-')
-  const socket = `gw-test-${process.pid}`
   // Ink only draws the last frame when it thinks it runs in CI; a user's terminal is not CI.
   const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' }
   delete env.CI
@@ -38,6 +38,11 @@ test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmu
     }
     rmSync(dir, { recursive: true, force: true })
   })
+  return { dir, tmux }
+}
+
+test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmux', timeout: 60_000 }, async (t) => {
+  const { dir, tmux } = terminal(t, `gw-test-${process.pid}`)
 
   const hits: { url: string; probe: string | undefined }[] = []
   const upstream = await startUpstream((req, res) => {
@@ -129,20 +134,7 @@ async function screenshot(pool: Pool, host: string, screen: () => string, colour
 }
 
 test('SIGTERM to gw in tmux leaves the terminal restored', { skip: !hasTmux() && 'no tmux', timeout: 60_000 }, async (t) => {
-  const dir = tempDir('gw-tui-')
-  const socket = `gw-test-term-${process.pid}`
-  const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' }
-  delete env.CI
-  delete env.CONTINUOUS_INTEGRATION
-  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { env, encoding: 'utf8' })
-  t.after(() => {
-    try {
-      tmux('kill-server')
-    } catch {
-      /* already gone */
-    }
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const { dir, tmux } = terminal(t, `gw-test-term-${process.pid}`)
   const upstream = await startUpstream((_req, res) => res.end('ok'))
   t.after(() => upstream.close())
   const output = join(dir, 'pane-output')
