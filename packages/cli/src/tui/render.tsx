@@ -10,19 +10,9 @@
 import './production-react.js'
 import { createElement } from 'react'
 import { render } from 'ink'
-import type { AgentEvents, AgentStatus } from '../agent/events.js'
-import type { Capture } from '../inspect/capture.js'
-import type { Metrics } from '../inspect/metrics.js'
-import type { ReplayFn } from '../inspect/replay.js'
-import { App } from './app.js'
+import { App, type AppProps } from './app.js'
 
-export interface TuiOptions {
-  events: AgentEvents
-  getStatus: () => AgentStatus
-  capture: Capture
-  metrics: Metrics
-  replay: ReplayFn
-  apiUrl: string
+export interface TuiOptions extends Pick<AppProps, 'events' | 'getStatus' | 'capture' | 'metrics' | 'replay' | 'apiUrl'> {
   stdout?: NodeJS.WriteStream
   stdin?: NodeJS.ReadStream
   /** Batch window for repaints in ms (default 50: at most 20 repaints a second). */
