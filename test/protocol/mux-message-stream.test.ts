@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { describe, it } from 'node:test'
-import { decodeJson, MessageType } from '@gw/protocol/message-codec'
+import { decodeJson, encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
 import { MessageReader, sendFramedBody, writeJsonMessage } from '@gw/protocol/message-stream'
 import { ignore, nextStream, readAll, sessionPair, until } from './mux-helpers.js'
 
@@ -81,5 +81,27 @@ describe('message layer over yamux', () => {
     stream.destroy()
     // The sender learns that the body could not be sent.
     assert.ok((await sending) instanceof Error)
+  })
+  it('a request that arrives whole, FIN included, before the body is asked for keeps its body', async (t) => {
+    const pair = await sessionPair('ws')
+    t.after(() => pair.close())
+    const accepted = nextStream(pair.server)
+    const stream = pair.client.open()
+    const payload = Buffer.from('a short body, sent with its head, END and FIN in one write')
+    stream.end(Buffer.concat([
+      encodeJsonMessage(MessageType.REQUEST_HEAD, HEAD),
+      encodeMessageHeader(MessageType.DATA, payload.length),
+      payload,
+      encodeMessageHeader(MessageType.END, 0),
+    ]))
+    const remote = await accepted
+    const reader = new MessageReader(remote)
+    assert.equal((await reader.next())?.type, MessageType.REQUEST_HEAD)
+    // The reader waits behind the head while the stream's end arrives: that end must not
+    // count before the bytes read ahead of it are decoded.
+    await until(() => remote.readableEnded, 'the stream ended')
+    const body = reader.body()
+    assert.ok((await readAll(body)).equals(payload))
+    assert.equal(await reader.next(), null)
   })
 })

@@ -35,6 +35,9 @@ export class MessageReader {
   private waiters: Array<{ resolve(m: DecodedMessage | null): void; reject(e: Error): void }> = []
   private pending: Buffer | undefined
   private halted = false
+  /** The source ended; bytes may still wait in `pending` behind a head. */
+  private sourceEnded = false
+  /** The source ended and every byte it gave was decoded: no message can follow. */
   private ended = false
   private failure: Error | undefined
   private currentBody: BodyReadable | undefined
@@ -62,6 +65,10 @@ export class MessageReader {
     if (this.failure) return Promise.reject(this.failure)
     if (this.ended) return Promise.resolve(null)
     this.resumeAfterHead()
+    const decoded = this.queue.shift()
+    if (decoded) return Promise.resolve(decoded)
+    if (this.failure) return Promise.reject(this.failure)
+    if (this.ended) return Promise.resolve(null)
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
   }
 
@@ -134,7 +141,9 @@ export class MessageReader {
     const rest = this.pending
     this.pending = undefined
     if (rest) this.onChunk(rest)
-    if (!this.halted && !this.pending) this.source.resume()
+    if (this.halted || this.pending) return
+    if (this.sourceEnded) this.settleEnd()
+    else this.source.resume()
   }
 
   private onMessage(message: DecodedMessage): void {
@@ -173,6 +182,15 @@ export class MessageReader {
   }
 
   private onEnd = (): void => {
+    this.sourceEnded = true
+    // A short request arrives whole (head, END and FIN in one chunk) while the reader
+    // waits behind its head: the end counts once those bytes are decoded, or the body
+    // would be cut short and an error built for every bodiless request.
+    if (!this.pending) this.settleEnd()
+  }
+
+  private settleEnd(): void {
+    if (this.ended) return
     this.ended = true
     if (this.currentBody) {
       this.currentBody.destroy(truncated())
@@ -185,7 +203,7 @@ export class MessageReader {
   private onError = (err: Error): void => this.fail(err)
 
   private onClose = (): void => {
-    if (!this.ended) this.fail(new GwError('GW_ERR_MUX_CLOSED', 'the stream closed before it ended'))
+    if (!this.sourceEnded) this.fail(new GwError('GW_ERR_MUX_CLOSED', 'the stream closed before it ended'))
   }
 
   private fail(err: Error): void {
