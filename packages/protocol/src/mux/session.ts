@@ -237,10 +237,15 @@ export class Session extends EventEmitter<SessionEventMap> {
     const transport = this.transport
     if (this.isClosed || !transport.writable) return
     if (!this.corked) {
-      // Frames written in one tick leave as one batch (one writev, one ws message).
+      // Frames written in one turn of the event loop leave as one batch (one writev, one
+      // ws message). A turn, not a tick: under load every request arrives in its own I/O
+      // callback, and flushing per tick cost one write per request on each side of the
+      // link; flushing in the check phase after the poll phase batches all of them
+      // (bench/README.md, F9). A lone request waits for nothing: the check phase comes
+      // right after the callback that wrote.
       this.corked = true
       transport.cork()
-      process.nextTick(uncorkTransport, this)
+      setImmediate(uncorkTransport, this)
     }
     let ok = transport.write(encodeFrameHeader(type, flags, streamId, length))
     if (parts) for (let i = 0; i < parts.length; i++) ok = transport.write(parts[i])
