@@ -47,3 +47,41 @@ it('grows the window for a fast reader and shrinks it when the reader falls behi
   clearInterval(slow)
   assert.ok(target(reader) < grown)
 })
+
+it('does not grow the window for a slow reader that reads in bursts', async (t) => {
+  // A client behind the relay reads whenever its kernel buffers free up: nothing for a
+  // while, then a few hundred KiB at once. Each burst is fast; the reader is not.
+  const pair = await sessionPair('net', {}, { keepAliveInterval: 50 })
+  t.after(() => pair.close())
+  await pair.server.ping()
+  const accepted = nextStream(pair.server)
+  const writer = pair.client.open()
+  const chunk = Buffer.alloc(64 * 1024)
+  let writing = true
+  const pump = (): void => {
+    while (writing && writer.write(chunk)) { /* until backpressure */ }
+  }
+  writer.on('drain', pump)
+  pump()
+  const reader = await accepted
+  reader.pause()
+  let read = 0
+  let largest = 0
+  let widest = 0
+  const burst = setInterval(() => {
+    largest = Math.max(largest, reader.receiveBuffered)
+    let piece: Buffer | null
+    let taken = 0
+    while (taken < 384 * 1024 && (piece = reader.read()) !== null) taken += piece.length
+    read += taken
+  }, 100)
+  const watch = setInterval(() => { widest = Math.max(widest, target(reader)) }, 1)
+  t.after(() => clearInterval(watch))
+  t.after(() => clearInterval(burst))
+  await until(() => read >= 4 * 1024 * 1024, '4 MiB read in bursts', 20_000)
+  writing = false
+  clearInterval(burst)
+  clearInterval(watch)
+  assert.equal(widest, INITIAL_STREAM_WINDOW, 'the window never grew')
+  assert.ok(largest <= 2 * INITIAL_STREAM_WINDOW, `the reader's side held ${largest} bytes`)
+})

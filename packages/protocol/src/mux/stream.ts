@@ -36,6 +36,13 @@ interface PendingWrite {
   callback: (err?: Error | null) => void
 }
 
+/** A grown window covers this many round trips of the reader's rate. */
+const GROWTH_RTTS = 8
+/** The reader's rate is measured over at least this many round trips… */
+const RATE_EPOCH_RTTS = 4
+/** …and at least this long, longer than a burst into kernel buffers takes. */
+const MIN_RATE_EPOCH_MS = 20
+
 export class Stream extends Duplex {
   readonly id: number
   readonly session: Session
@@ -52,7 +59,9 @@ export class Stream extends Duplex {
   private recvTarget: number
   /** Bytes consumed by the reader and not yet granted back. */
   private ungranted = 0
-  private grantEpoch = 0
+  /** Start of the period over which the reader's rate is measured, and the bytes granted in it. */
+  private rateEpoch = 0
+  private rateBytes = 0
   private readonly initialTarget: number
   /** Half a window had to wait for the reader since the last grant. */
   private backpressured = false
@@ -82,7 +91,7 @@ export class Stream extends Duplex {
     this.recvTarget = initialWindow
     this.initialTarget = initialWindow
     this.maxWindow = Math.max(maxWindow, initialWindow)
-    this.grantEpoch = performance.now()
+    this.rateEpoch = performance.now()
   }
 
   /** Bytes received and held for the reader, in our queue and in the Readable buffer. */
@@ -277,31 +286,45 @@ export class Stream extends Duplex {
   }
 
   /**
-   * Grant consumed bytes back once half the target is consumed (as hashicorp does).
-   * Double the target when a whole half-window went by within a few round trips and the
-   * reader never refused data meanwhile: then the window, not the reader, limits
-   * throughput. When half a window had to wait for the reader, halve the target back
-   * toward the initial window, so a reader that turns slow after a fast start (a download whose
-   * first megabytes filled kernel buffers) is not left holding a grown window
-   * (bench/README.md, F7).
+   * Grant consumed bytes back once half the target is consumed (as hashicorp does), and
+   * size the target to what the reader takes: a window needs to cover the reader's rate
+   * times the link's round trip, with room to spare (`GROWTH_RTTS` round trips' worth).
+   *
+   * The rate is measured over at least `RATE_EPOCH_RTTS` round trips and `MIN_RATE_EPOCH_MS`,
+   * not per grant: a slow client behind the relay reads in bursts, whenever its kernel
+   * buffers free up, and a burst of a few hundred KiB taken in a millisecond looked like a
+   * fast reader, so the window grew, filled and stayed full (bench/README.md, F7, F10).
+   * When half a window had to wait for the reader, the target halves back toward the
+   * initial window at once, so a reader that turns slow after a fast start is not left
+   * holding a grown window.
    */
   private maybeGrant(): void {
     if (this.ungranted < this.recvTarget / 2 || this.remoteFin || this.freed || this.host.closed) return
     let delta = this.ungranted
     const now = performance.now()
-    const rtt = this.host.rtt
     if (this.backpressured) {
       // ungranted >= target / 2 >= cut, so delta stays >= 0.
       const shrunk = Math.max(this.initialTarget, this.recvTarget / 2)
       delta -= this.recvTarget - shrunk
       this.recvTarget = shrunk
-    } else if (rtt !== undefined && this.recvTarget < this.maxWindow && now - this.grantEpoch < rtt * 4) {
-      const grown = Math.min(this.recvTarget * 2, this.maxWindow)
-      delta += grown - this.recvTarget
-      this.recvTarget = grown
+      this.rateEpoch = now
+      this.rateBytes = 0
+    } else {
+      this.rateBytes += this.ungranted
+      const rtt = this.host.rtt
+      const elapsed = now - this.rateEpoch
+      if (rtt !== undefined && elapsed >= Math.max(rtt * RATE_EPOCH_RTTS, MIN_RATE_EPOCH_MS)) {
+        const needed = (this.rateBytes / elapsed) * rtt * GROWTH_RTTS
+        if (needed >= this.recvTarget && this.recvTarget < this.maxWindow) {
+          const grown = Math.min(this.recvTarget * 2, this.maxWindow)
+          delta += grown - this.recvTarget
+          this.recvTarget = grown
+        }
+        this.rateEpoch = now
+        this.rateBytes = 0
+      }
     }
     this.backpressured = false
-    this.grantEpoch = now
     this.ungranted = 0
     if (delta === 0) return
     this.recvWindow += delta
