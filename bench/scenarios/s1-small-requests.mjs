@@ -26,7 +26,11 @@ export default {
     const rows = []
     for (const t of targets.values()) {
       if (!t.available) { rows.push({ path: t.name, unavailable: t.reason }); continue }
-      log(`  ${t.name}: ${profile.s1Duration} s at 64 connections`)
+      log(`  ${t.name}: ${profile.s1Duration} s at 64 connections, after ${profile.s1WarmSeconds} s to warm up`)
+      // The same load first, unmeasured: a cold path pays for V8's compiling and tiering up
+      // in its measured seconds. Without it the first gw path measured (gw-http) was slower,
+      // and cost more CPU per request, than gw-https, which ran on the processes it warmed.
+      await saturate(t, { connections: 64, duration: profile.s1WarmSeconds })
       // CPU time per request in each process is the figure that noise from other work on
       // the machine does not move much: it says where a request's cost goes.
       const pids = t.procs.map((p) => p.pid)
