@@ -32,7 +32,7 @@ export class MessageReader {
   private readonly source: Duplex
   private readonly decoder: MessageDecoder
   private queue: DecodedMessage[] = []
-  private waiters: Array<{ resolve(m: DecodedMessage | null): void; reject(e: Error): void }> = []
+  private waiters: Array<(err: Error | null, message: DecodedMessage | null) => void> = []
   private pending: Buffer | undefined
   private halted = false
   /** The source ended; bytes may still wait in `pending` behind a head. */
@@ -60,16 +60,21 @@ export class MessageReader {
 
   /** The next non-DATA message, or null when the stream ended cleanly between messages. */
   next(): Promise<DecodedMessage | null> {
+    return new Promise((resolve, reject) => this.nextMessage((err, message) => (err ? reject(err) : resolve(message))))
+  }
+
+  /**
+   * `next()` with a callback, called once: with the message (null at a clean end) or the
+   * error. It may be called before this returns, when a message is already decoded. The
+   * relay reads every response head this way: no Promise, no async frame per request.
+   */
+  nextMessage(callback: (err: Error | null, message: DecodedMessage | null) => void): void {
+    if (this.queue.length === 0 && !this.failure && !this.ended) this.resumeAfterHead()
     const queued = this.queue.shift()
-    if (queued) return Promise.resolve(queued)
-    if (this.failure) return Promise.reject(this.failure)
-    if (this.ended) return Promise.resolve(null)
-    this.resumeAfterHead()
-    const decoded = this.queue.shift()
-    if (decoded) return Promise.resolve(decoded)
-    if (this.failure) return Promise.reject(this.failure)
-    if (this.ended) return Promise.resolve(null)
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+    if (queued) return callback(null, queued)
+    if (this.failure) return callback(this.failure, null)
+    if (this.ended) return callback(null, null)
+    this.waiters.push(callback)
   }
 
   /** Read the next message and parse it as JSON of the given type. */
@@ -168,7 +173,7 @@ export class MessageReader {
       this.source.pause()
     }
     const waiter = this.waiters.shift()
-    if (waiter) waiter.resolve(message)
+    if (waiter) waiter(null, message)
     else this.queue.push(message)
   }
 
@@ -197,7 +202,7 @@ export class MessageReader {
       this.currentBody = undefined
     }
     if (!this.decoder.atBoundary) this.fail(truncated())
-    for (const w of this.waiters.splice(0)) w.resolve(null)
+    for (const w of this.waiters.splice(0)) w(null, null)
   }
 
   private onError = (err: Error): void => this.fail(err)
@@ -213,7 +218,7 @@ export class MessageReader {
       this.currentBody.destroy(err)
       this.currentBody = undefined
     }
-    for (const w of this.waiters.splice(0)) w.reject(err)
+    for (const w of this.waiters.splice(0)) w(err, null)
   }
 }
 

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GwError, type ErrorCode } from '@gw/protocol/errors'
 import { endMessage, MessageReader, sendFramedBody, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
-import { decodeJson, encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
+import { decodeJson, encodeJsonMessage, MessageType, type DecodedMessage } from '@gw/protocol/message-codec'
 import { checkResponseHead, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
 import { ERROR_CODE_HEADER, renderErrorPage } from '@gw/protocol/error-page'
 import type { Stream } from '@gw/protocol/mux/index'
@@ -57,14 +57,25 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     finished = true
   }
 
-  const readResponse = async (): Promise<void> => {
-    for (;;) {
-      const message = await reader.next()
+  const fail = (err: Error): void => {
+    finish()
+    const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_UPSTREAM_FAILED'
+    if (res.headersSent) res.destroy(err)
+    else sendErrorPage(req, res, code === 'GW_ERR_MUX_CLOSED' ? 'GW_ERR_AGENT_OFFLINE' : code, err.message)
+    stream.destroy()
+  }
+
+  // Callbacks, not an async loop: a Generator and three Promises per request were the
+  // largest part of the relay's own memory per request in flight (bench/README.md, F4).
+  const onMessage = (err: Error | null, message: DecodedMessage | null): void => {
+    if (err) return fail(err)
+    try {
       if (!message) throw new GwError('GW_ERR_UPSTREAM_FAILED', 'the agent closed the stream without a response')
       if (message.type === MessageType.CONTINUE) {
         res.writeContinue()
         sendBody()
-        continue
+        reader.nextMessage(onMessage)
+        return
       }
       if (message.type === MessageType.ABORT) {
         const info = decodeJson<{ code?: ErrorCode; message?: string }>(message.payload, 'abort')
@@ -73,7 +84,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
       if (message.type !== MessageType.RESPONSE_HEAD) {
         throw new GwError('GW_ERR_MESSAGE_MALFORMED', `unexpected message type 0x${message.type.toString(16)} before the response head`)
       }
-      return writeResponse(checkResponseHead(decodeJson(message.payload, 'response head')))
+      writeResponse(checkResponseHead(decodeJson(message.payload, 'response head')))
+    } catch (e) {
+      fail(e as Error)
     }
   }
 
@@ -98,13 +111,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     pipeBody(body, res, finish)
   }
 
-  readResponse().catch((err: Error) => {
-    finish()
-    const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_UPSTREAM_FAILED'
-    if (res.headersSent) res.destroy(err)
-    else sendErrorPage(req, res, code === 'GW_ERR_MUX_CLOSED' ? 'GW_ERR_AGENT_OFFLINE' : code, err.message)
-    stream.destroy()
-  })
+  reader.nextMessage(onMessage)
 }
 
 function pipeBody(body: BodyReadable, res: ServerResponse, done: () => void): void {
