@@ -28,6 +28,27 @@ export interface BodyReadable extends Readable {
   trailers: string[]
 }
 
+/**
+ * Where a body goes without a Readable in between: the relay writes each piece straight
+ * to the client's response. Exactly one of `end` and `error` is called, once.
+ */
+export interface BodySink {
+  /** A piece of the body. Return false to stop the stream until `resume()`. */
+  data(chunk: Buffer): boolean
+  end(trailers: string[]): void
+  error(err: Error): void
+}
+
+export interface BodyControl {
+  /** Start, or go on after `data` returned false. */
+  resume(): void
+  /** Deliver nothing more to this sink. */
+  cancel(): void
+}
+
+/** A sink that drops the body: for a body nobody wants, read to its end so the request completes. */
+export const DISCARD_BODY: BodySink = { data: () => true, end: () => {}, error: () => {} }
+
 export class MessageReader {
   private readonly source: Duplex
   private readonly decoder: MessageDecoder
@@ -40,7 +61,7 @@ export class MessageReader {
   /** The source ended and every byte it gave was decoded: no message can follow. */
   private ended = false
   private failure: Error | undefined
-  private currentBody: BodyReadable | undefined
+  private sink: BodySink | undefined
   private detached = false
 
   constructor(source: Duplex, options: MessageReaderOptions = {}) {
@@ -65,8 +86,10 @@ export class MessageReader {
 
   /**
    * `next()` with a callback, called once: with the message (null at a clean end) or the
-   * error. It may be called before this returns, when a message is already decoded. The
-   * relay reads every response head this way: no Promise, no async frame per request.
+   * error. It may be called before this returns, when a message is already decoded;
+   * otherwise it is called on a later tick, never from inside the decoder, so the callback
+   * may take the body or detach at once. The relay reads every response head this way: no
+   * Promise, no async frame per request.
    */
   nextMessage(callback: (err: Error | null, message: DecodedMessage | null) => void): void {
     if (this.queue.length === 0 && !this.failure && !this.ended) this.resumeAfterHead()
@@ -89,26 +112,46 @@ export class MessageReader {
   }
 
   /**
-   * The body that follows the last head: DATA pieces until END. Backpressure reaches
-   * the source: while the body is not read, the source is paused and (on yamux) no
-   * window is granted to the peer.
+   * The body that follows the last head, DATA pieces until END, delivered to `sink` once
+   * `resume()` is called. Backpressure reaches the source: while the sink refuses data,
+   * the source is paused and (on yamux) no window is granted to the peer.
    */
-  body(): BodyReadable {
-    if (this.currentBody) throw new Error('body() called twice for one head')
-    const body = new Readable({
-      read: () => {
-        if (this.currentBody === body) this.resumeAfterHead()
+  bodyTo(sink: BodySink): BodyControl {
+    if (this.sink) throw new Error('a body was already taken for this head')
+    const control: BodyControl = {
+      resume: () => {
+        if (this.sink === sink) this.resumeAfterHead()
         if (!this.halted) this.source.resume()
       },
+      cancel: () => {
+        if (this.sink === sink) this.sink = undefined
+      },
+    }
+    if (this.failure) sink.error(this.failure)
+    else if (this.ended) sink.error(truncated())
+    else this.sink = sink
+    return control
+  }
+
+  /** The body that follows the last head as a Readable (see `bodyTo`). */
+  body(): BodyReadable {
+    let control: BodyControl | undefined
+    const body = new Readable({
+      read: () => control?.resume(),
       destroy: (err, cb) => {
-        if (this.currentBody === body) this.currentBody = undefined
+        control?.cancel()
         cb(err)
       },
     }) as BodyReadable
     body.trailers = []
-    this.currentBody = body
-    if (this.failure) body.destroy(this.failure)
-    else if (this.ended) body.destroy(truncated())
+    control = this.bodyTo({
+      data: (chunk) => body.push(chunk),
+      end: (trailers) => {
+        body.trailers = trailers
+        body.push(null)
+      },
+      error: (err) => body.destroy(err),
+    })
     return body
   }
 
@@ -152,18 +195,22 @@ export class MessageReader {
   }
 
   private onMessage(message: DecodedMessage): void {
-    const body = this.currentBody
-    if (body && (message.type === MessageType.END || message.type === MessageType.ABORT)) {
-      this.currentBody = undefined
+    const sink = this.sink
+    if (sink && (message.type === MessageType.END || message.type === MessageType.ABORT)) {
+      this.sink = undefined
       if (message.type === MessageType.END) {
+        let trailers: string[] = []
         if (message.payload.length > 0) {
-          const trailers = decodeJson<unknown>(message.payload, 'trailers')
-          if (Array.isArray(trailers) && trailers.every((t) => typeof t === 'string')) body.trailers = trailers
+          const decoded = decodeJson<unknown>(message.payload, 'trailers')
+          if (Array.isArray(decoded) && decoded.every((t) => typeof t === 'string')) trailers = decoded
         }
-        body.push(null)
+        sink.end(trailers)
       } else {
-        body.destroy(abortError(message))
+        sink.error(abortError(message))
       }
+      // The sink may have paused the source on its last piece; what follows (the FIN that
+      // frees the stream) must still be read.
+      if (!this.halted) this.source.resume()
       return
     }
     if (HEAD_TYPES.has(message.type)) {
@@ -173,17 +220,17 @@ export class MessageReader {
       this.source.pause()
     }
     const waiter = this.waiters.shift()
-    if (waiter) waiter(null, message)
+    if (waiter) process.nextTick(waiter, null, message)
     else this.queue.push(message)
   }
 
   private onData(chunk: Buffer): void {
-    const body = this.currentBody
-    if (!body) {
+    const sink = this.sink
+    if (!sink) {
       this.fail(new GwError('GW_ERR_MESSAGE_MALFORMED', 'body data arrived with no head before it'))
       return
     }
-    if (!body.push(chunk)) this.source.pause()
+    if (!sink.data(chunk)) this.source.pause()
   }
 
   private onEnd = (): void => {
@@ -197,12 +244,13 @@ export class MessageReader {
   private settleEnd(): void {
     if (this.ended) return
     this.ended = true
-    if (this.currentBody) {
-      this.currentBody.destroy(truncated())
-      this.currentBody = undefined
+    const sink = this.sink
+    if (sink) {
+      this.sink = undefined
+      sink.error(truncated())
     }
     if (!this.decoder.atBoundary) this.fail(truncated())
-    for (const w of this.waiters.splice(0)) w(null, null)
+    for (const w of this.waiters.splice(0)) process.nextTick(w, null, null)
   }
 
   private onError = (err: Error): void => this.fail(err)
@@ -214,11 +262,12 @@ export class MessageReader {
   private fail(err: Error): void {
     if (this.failure) return
     this.failure = err
-    if (this.currentBody) {
-      this.currentBody.destroy(err)
-      this.currentBody = undefined
+    const sink = this.sink
+    if (sink) {
+      this.sink = undefined
+      sink.error(err)
     }
-    for (const w of this.waiters.splice(0)) w(err, null)
+    for (const w of this.waiters.splice(0)) process.nextTick(w, err, null)
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GwError, type ErrorCode } from '@gw/protocol/errors'
-import { endMessage, MessageReader, sendFramedBody, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
+import { DISCARD_BODY, endMessage, MessageReader, sendFramedBody, writeJsonMessage } from '@gw/protocol/message-stream'
 import { decodeJson, encodeJsonMessage, MessageType, type DecodedMessage } from '@gw/protocol/message-codec'
 import { checkResponseHead, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
 import { ERROR_CODE_HEADER, renderErrorPage } from '@gw/protocol/error-page'
@@ -91,10 +91,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   }
 
   const writeResponse = (response: ResponseHead): void => {
-    const body = reader.body()
     if (response.error) {
       // The agent reports a gw error (upstream refused, timed out…); the page is made here, in one place.
-      body.resume()
+      reader.bodyTo(DISCARD_BODY).resume()
       finish()
       sendErrorPage(req, res, response.error.code, response.error.message)
       return
@@ -108,41 +107,47 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     const headers = responseHeaders(response.rawHeaders)
     if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
     res.writeHead(response.status, response.statusMessage, headers)
-    pipeBody(body, res, finish)
+    pipeBody(reader, res, finish)
   }
 
   reader.nextMessage(onMessage)
 }
 
-function pipeBody(body: BodyReadable, res: ServerResponse, done: () => void): void {
-  // One decoded ws message can hold many DATA pieces, emitted in one tick: corking
+/**
+ * The response body, piece by piece from the reader straight into the client's response:
+ * no Readable in between, which was a tenth of the relay's CPU per small request.
+ */
+function pipeBody(reader: MessageReader, res: ServerResponse, done: () => void): void {
+  // One decoded ws message can hold many DATA pieces, delivered in one tick: corking
   // the client socket for the tick sends them in one write instead of one each.
   let corked = false
   const uncork = (): void => {
     corked = false
     res.uncork()
   }
-  body.on('data', (chunk: Buffer) => {
-    if (!corked) {
-      corked = true
-      res.cork()
-      process.nextTick(uncork)
-    }
-    if (!res.write(chunk)) {
-      body.pause()
-      res.once('drain', () => body.resume())
-    }
+  const control = reader.bodyTo({
+    data(chunk) {
+      if (!corked) {
+        corked = true
+        res.cork()
+        process.nextTick(uncork)
+      }
+      if (res.write(chunk)) return true
+      res.once('drain', control.resume)
+      return false
+    },
+    end(trailers) {
+      if (trailers.length > 0) res.addTrailers(toPairs(trailers))
+      res.end()
+      done()
+    },
+    error(err) {
+      // The response is under way: the only honest signal left is a broken connection.
+      res.destroy(err)
+      done()
+    },
   })
-  body.once('end', () => {
-    if (body.trailers.length > 0) res.addTrailers(toPairs(body.trailers))
-    res.end()
-    done()
-  })
-  body.once('error', (err) => {
-    // The response is under way: the only honest signal left is a broken connection.
-    res.destroy(err)
-    done()
-  })
+  control.resume()
 }
 
 function toPairs(raw: string[]): [string, string][] {

@@ -10,7 +10,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { ErrorCode } from '@gw/protocol/errors'
-import { MessageReader, type BodyReadable } from '@gw/protocol/message-stream'
+import { DISCARD_BODY, MessageReader, type BodyReadable } from '@gw/protocol/message-stream'
 import { encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
 import { checkRequestHead, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
 import type { Stream } from '@gw/protocol/mux/index'
@@ -73,15 +73,21 @@ export async function handleStream(stream: Stream, shared: HandlerShared): Promi
     ? startExchange(shared.events, { id: shared.nextId(), tunnel: endpoint.name, head })
     : undefined
   if (head.expectContinue) stream.write(encodeMessageHeader(MessageType.CONTINUE, 0))
+  if (endpoint.policy && !endpoint.policy.empty) {
+    await forwardWithPolicy(stream, requestBody(reader), head, endpoint, shared, exchange)
+    return
+  }
+  // Most requests have no body: read the END that closes it, with no Readable to build.
+  if (!head.hasBody) reader.bodyTo(DISCARD_BODY).resume()
+  forward(stream, head.hasBody ? requestBody(reader) : null, head, endpoint, shared, exchange)
+}
+
+function requestBody(reader: MessageReader): BodyReadable {
   const body = reader.body()
   // A body can fail with nobody reading it (a policy answered first, the link died):
   // its error is reported through the stream, so it must not become an uncaught one.
   body.on('error', noop)
-  if (endpoint.policy && !endpoint.policy.empty) {
-    await forwardWithPolicy(stream, body, head, endpoint, shared, exchange)
-    return
-  }
-  forward(stream, body, head, endpoint, shared, exchange)
+  return body
 }
 
 function noop(): void {}
@@ -108,7 +114,7 @@ export function respondError(stream: Stream, code: ErrorCode, message: string): 
 
 function forward(
   stream: Stream,
-  body: BodyReadable,
+  body: BodyReadable | null,
   head: RequestHead,
   endpoint: EndpointRuntime,
   shared: HandlerShared,
@@ -116,13 +122,11 @@ function forward(
 ): void {
   const { events } = shared
   let requestBody: Readable | null = null
-  if (head.hasBody) {
+  if (body) {
     requestBody = exchange ? tapBody(body, (chunk) => {
       exchange.bytesIn += chunk.length
       events.emit('exchange:request-body', exchange, chunk)
     }) : body
-  } else {
-    body.resume() // consume the END that closes an empty body
   }
   if (exchange) exchange.timing.upstreamStartAt = now()
   const finish = (error?: { code: string; message: string }): void => {
