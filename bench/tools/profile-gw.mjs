@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // CPU-profile the relay and the agent under one load, in isolation from the harness:
-//   node bench/tools/profile-gw.mjs <small|download|upload> [outDir] [variantDir]
-// small: autocannon 64 connections for 5 s; download/upload: one 512 MiB transfer.
+//   node bench/tools/profile-gw.mjs <small|sequential|download|upload> [outDir] [variantDir]
+// small: autocannon 64 connections for 5 s; sequential: 5,000 requests one after another on
+// one keep-alive connection (scenario 2's regime); download/upload: one 512 MiB transfer.
 // Writes <outDir>/<load>-relay.cpuprofile and -agent.cpuprofile and prints their summaries.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
+import http from 'node:http'
 import { join } from 'node:path'
 import { ask, cpuOf, stopAll } from '../lib/children.mjs'
 import { bulkDownload, bulkUpload, saturate } from '../lib/http-clients.mjs'
@@ -30,6 +32,14 @@ try {
   if (load === 'small') {
     const r = await saturate(target, { connections: 64, duration: 5 })
     summary = `${Math.round(r.rps)} req/s`
+  } else if (load === 'sequential') {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const n = 5000
+    for (let i = 0; i < n; i++) {
+      await new Promise((res, rej) => http.get({ host: '127.0.0.1', port: target.port, path: '/small', headers: { host: target.host }, agent }, (r) => { r.resume(); r.on('end', res) }).on('error', rej))
+    }
+    agent.destroy()
+    summary = `${n} sequential requests, ${(((performance.now() - began) / n) * 1000).toFixed(0)} µs each`
   } else {
     const r = await (load === 'download' ? bulkDownload : bulkUpload)(target, 512 * 1024 * 1024)
     summary = `${r.mibps.toFixed(0)} MiB/s`
