@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Scenario 2's load (a fixed rate on keep-alive connections) on direct and on gw variants
+// side by side, in alternating rounds: medians of p50 and p99 and of the latency added
+// over direct in the same round. For changes that could move latency at low load.
+//   node bench/tools/ab-latency.mjs [--rounds 5] [--seconds 2] [--rate 1000] <name>=<variant dir> …
+// Every gw stack runs from a copy (bench/experiments/make-variant.mjs ""), so none has the
+// first-stack handicap tools/ab.mjs shows for stock.
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { stopAll } from '../lib/children.mjs'
+import { fixedRate } from '../lib/http-clients.mjs'
+import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
+
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, rate: { type: 'string', default: '1000' } } })
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+const upstream = await startUpstream()
+const direct = { name: 'direct', target: { protocol: 'http', port: upstream.port, host: `127.0.0.1:${upstream.port}` }, runs: [] }
+const stacks = [direct]
+for (const [i, p] of positionals.entries()) {
+  const [name, dir] = p.split('=')
+  const gw = await startGw(upstream.url, { name: `lat${i}`, variantDir: dir })
+  if (!gw.available) throw new Error(`${name}: ${gw.reason}`)
+  const target = { name, protocol: 'http', port: gw.relay.httpPort, host: `lat${i}.localhost` }
+  await waitRoutable(target)
+  stacks.push({ name, gw, target, runs: [] })
+}
+const opts = { rate: Number(values.rate), duration: Number(values.seconds) }
+try {
+  for (const s of stacks) await fixedRate(s.target, { ...opts, duration: 1 })
+  for (let r = 0; r < Number(values.rounds); r++) {
+    for (const s of stacks) s.runs.push(await fixedRate(s.target, opts))
+  }
+  console.table(stacks.map((s) => ({
+    path: s.name,
+    'p50 ms': +median(s.runs.map((x) => x.p50)).toFixed(3),
+    'p99 ms': +median(s.runs.map((x) => x.p99)).toFixed(3),
+    'added p50 ms': +median(s.runs.map((x, i) => x.p50 - direct.runs[i].p50)).toFixed(3),
+    'added p99 ms': +median(s.runs.map((x, i) => x.p99 - direct.runs[i].p99)).toFixed(3),
+  })))
+} finally {
+  for (const s of stacks) await s.gw?.close()
+  await stopAll()
+}
