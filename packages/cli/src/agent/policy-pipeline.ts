@@ -42,7 +42,8 @@ interface UpstreamResponse extends PolicyResponse {
 
 export async function forwardWithPolicy(
   stream: Stream,
-  body: BodyReadable,
+  /** Null when the request has no body (its END was already read). */
+  body: BodyReadable | null,
   head: RequestHead,
   endpoint: EndpointRuntime,
   shared: HandlerShared,
@@ -57,13 +58,12 @@ export async function forwardWithPolicy(
     scheme: head.scheme,
     clientIp: head.remoteAddress,
     clientPort: head.remotePort,
-    body: !head.hasBody ? emptyBody() : exchange ? tapBody(body, (chunk) => {
+    body: !body ? emptyBody() : exchange ? tapBody(body, (chunk) => {
       exchange.bytesIn += chunk.length
       shared.events.emit('exchange:request-body', exchange, chunk)
     }) : body,
   }
   const originalBody = req.body
-  if (!head.hasBody) body.resume()
   let aborted = false
   stream.once('close', () => {
     aborted = true

@@ -73,13 +73,14 @@ export async function handleStream(stream: Stream, shared: HandlerShared): Promi
     ? startExchange(shared.events, { id: shared.nextId(), tunnel: endpoint.name, head })
     : undefined
   if (head.expectContinue) stream.write(encodeMessageHeader(MessageType.CONTINUE, 0))
-  if (endpoint.policy && !endpoint.policy.empty) {
-    await forwardWithPolicy(stream, requestBody(reader), head, endpoint, shared, exchange)
-    return
-  }
   // Most requests have no body: read the END that closes it, with no Readable to build.
   if (!head.hasBody) reader.bodyTo(DISCARD_BODY).resume()
-  forward(stream, head.hasBody ? requestBody(reader) : null, head, endpoint, shared, exchange)
+  const body = head.hasBody ? requestBody(reader) : null
+  if (endpoint.policy && !endpoint.policy.empty) {
+    await forwardWithPolicy(stream, body, head, endpoint, shared, exchange)
+    return
+  }
+  forward(stream, body, head, endpoint, shared, exchange)
 }
 
 function requestBody(reader: MessageReader): BodyReadable {
