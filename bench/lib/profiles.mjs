@@ -5,7 +5,7 @@ import { GiB, MiB } from './format.mjs'
 export const PROFILES = {
   full: {
     name: 'full',
-    s1Duration: 10, s1WarmSeconds: 2,
+    s1Duration: 10, s1Rounds: 5, s1WarmSeconds: 2,
     s2Duration: 10, s2Rate: 1000,
     bulkBytes: GiB,
     s4Count: 10_000, s4DelayMs: 1000, s4TimeoutMs: 60_000, s4LtTimeoutMs: 15_000,
@@ -15,7 +15,7 @@ export const PROFILES = {
   },
   quick: {
     name: 'quick',
-    s1Duration: 2, s1WarmSeconds: 1,
+    s1Duration: 2, s1Rounds: 2, s1WarmSeconds: 1,
     s2Duration: 2, s2Rate: 1000,
     bulkBytes: 256 * MiB,
     s4Count: 10_000, s4DelayMs: 1000, s4TimeoutMs: 25_000, s4LtTimeoutMs: 2000,
@@ -25,7 +25,7 @@ export const PROFILES = {
   },
   smoke: {
     name: 'smoke',
-    s1Duration: 0.5, s1WarmSeconds: 0.2,
+    s1Duration: 0.5, s1Rounds: 1, s1WarmSeconds: 0.2,
     s2Duration: 0.5, s2Rate: 200,
     bulkBytes: MiB,
     s4Count: 100, s4DelayMs: 200, s4TimeoutMs: 10_000, s4LtTimeoutMs: 1000,
