@@ -6,7 +6,7 @@ export const PROFILES = {
   full: {
     name: 'full',
     s1Duration: 10, s1Rounds: 5, s1WarmSeconds: 2,
-    s2Duration: 10, s2Rate: 1000,
+    s2Duration: 10, s2Rounds: 5, s2Rate: 1000,
     bulkBytes: GiB,
     s4Count: 10_000, s4DelayMs: 1000, s4TimeoutMs: 60_000, s4LtTimeoutMs: 15_000,
     s5Agents: 1000, s5Procs: 4, s5SettleMs: 3000,
@@ -16,7 +16,7 @@ export const PROFILES = {
   quick: {
     name: 'quick',
     s1Duration: 2, s1Rounds: 2, s1WarmSeconds: 1,
-    s2Duration: 2, s2Rate: 1000,
+    s2Duration: 2, s2Rounds: 2, s2Rate: 1000,
     bulkBytes: 256 * MiB,
     s4Count: 10_000, s4DelayMs: 1000, s4TimeoutMs: 25_000, s4LtTimeoutMs: 2000,
     s5Agents: 1000, s5Procs: 4, s5SettleMs: 1500,
@@ -26,7 +26,7 @@ export const PROFILES = {
   smoke: {
     name: 'smoke',
     s1Duration: 0.5, s1Rounds: 1, s1WarmSeconds: 0.2,
-    s2Duration: 0.5, s2Rate: 200,
+    s2Duration: 0.5, s2Rounds: 1, s2Rate: 200,
     bulkBytes: MiB,
     s4Count: 100, s4DelayMs: 200, s4TimeoutMs: 10_000, s4LtTimeoutMs: 1000,
     s5Agents: 10, s5Procs: 1, s5SettleMs: 200,

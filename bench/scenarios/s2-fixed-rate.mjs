@@ -3,6 +3,8 @@
 import { fixedRate } from '../lib/http-clients.mjs'
 import { fmt, verdict } from '../lib/format.mjs'
 
+const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.floor(v.length / 2)] : NaN }
+
 export default {
   id: 2,
   title: 'Fixed rate: 1,000 req/s of 1 KiB GET',
@@ -17,19 +19,39 @@ export default {
   ],
   async run({ targets, profile, log }) {
     const rows = []
+    const live = []
     for (const t of targets.values()) {
-      if (!t.available) { rows.push({ path: t.name, unavailable: t.reason }); continue }
-      log(`  ${t.name}: ${profile.s2Rate} req/s for ${profile.s2Duration} s`)
+      if (!t.available) rows.push({ path: t.name, unavailable: t.reason })
+      else live.push({ t, runs: [] })
+    }
+    for (const { t } of live) {
+      log(`  ${t.name}: ${profile.s2Rate} req/s for 1 s to warm up`)
       // A second at the same rate first: this scenario is the steady state. A cold path
       // can take seconds to settle (see tools/repro-cold-stall.mjs), which is another question.
       await fixedRate(t, { rate: profile.s2Rate, duration: profile.name === 'smoke' ? 0.2 : 1 })
-      const r = await fixedRate(t, { rate: profile.s2Rate, duration: profile.s2Duration })
-      rows.push({ path: t.name, ...r })
     }
-    const direct = rows.find((r) => r.path === 'direct')
-    for (const r of rows) {
-      r.addedP50 = r.p50 - direct?.p50
-      r.addedP99 = r.p99 - direct?.p99
+    // Rounds alternate between the paths, and the latency added is taken against direct in
+    // the same round: a p99 is a few dozen requests a second, which a burst of other work
+    // on the machine moves by milliseconds.
+    const rounds = profile.s2Rounds
+    for (let round = 0; round < rounds; round++) {
+      for (const path of live) {
+        log(`  ${path.t.name}: round ${round + 1}/${rounds}, ${profile.s2Rate} req/s for ${profile.s2Duration / rounds} s`)
+        path.runs.push(await fixedRate(path.t, { rate: profile.s2Rate, duration: profile.s2Duration / rounds }))
+      }
+    }
+    const directRuns = live.find((p) => p.t.name === 'direct')?.runs
+    for (const { t, runs } of live) {
+      rows.push({
+        path: t.name,
+        achievedRate: median(runs.map((r) => r.achievedRate)),
+        p50: median(runs.map((r) => r.p50)),
+        p99: median(runs.map((r) => r.p99)),
+        errors: runs.reduce((a, r) => a + r.errors, 0),
+        addedP50: directRuns ? median(runs.map((r, i) => r.p50 - directRuns[i].p50)) : NaN,
+        addedP99: directRuns ? median(runs.map((r, i) => r.p99 - directRuns[i].p99)) : NaN,
+        rounds: runs.map((r) => ({ p50: r.p50, p99: r.p99, achievedRate: r.achievedRate })),
+      })
     }
     const gw = rows.find((r) => r.path === 'gw-http')
     const has = Number.isFinite(gw?.addedP50)
