@@ -14,6 +14,12 @@ try {
   // GW_BENCH_AGENT_DIST loads a patched copy made by bench/experiments/make-variant.mjs.
   const mod = await import(process.env.GW_BENCH_AGENT_DIST ? pathToFileURL(join(process.env.GW_BENCH_AGENT_DIST, 'agent/agent.js')).href : '@gw/cli/agent/agent')
   if (typeof mod.startAgent !== 'function') throw new Error('@gw/cli/agent/agent has no startAgent export yet')
+  // GW_BENCH_POLICY: a traffic-policy file every endpoint gets (tools/ab.mjs --policy).
+  let policy
+  if (process.env.GW_BENCH_POLICY) {
+    const policyMod = await import(process.env.GW_BENCH_AGENT_DIST ? pathToFileURL(join(process.env.GW_BENCH_AGENT_DIST, 'policy/index.js')).href : '@gw/cli/policy/index')
+    policy = policyMod.loadPolicyFile(process.env.GW_BENCH_POLICY)
+  }
   // Connect in small batches: a thousand handshakes at once measure the relay's accept
   // queue, not its idle cost.
   for (let i = 0; i < count; i += 50) {
@@ -21,7 +27,7 @@ try {
     for (let j = i; j < Math.min(count, i + 50); j++) {
       const name = count === 1 ? prefix : `${prefix}-${j}`
       // `publicName` is the name asked of the relay; `name` is the agent's own label for it.
-      batch.push(mod.startAgent({ relay: relayUrl, endpoints: [{ name, publicName: name, upstream }], relayCa }))
+      batch.push(mod.startAgent({ relay: relayUrl, endpoints: [{ name, publicName: name, upstream, ...(policy ? { policy } : {}) }], relayCa }))
     }
     agents.push(...(await Promise.all(batch)))
   }

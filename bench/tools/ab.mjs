@@ -4,9 +4,11 @@
 // rounds, so that load from other work on the machine hits both alike. Reports medians of
 // req/s and of CPU µs per request in the relay and the agent (scenario 1's load), and
 // syscalls per request for 1,000 sequential requests (strace -c), which noise cannot move.
-//   node bench/tools/ab.mjs [--load small|download|upload] [--rounds 5] [--seconds 2] [--strace] <name>=<variant dir> …
+//   node bench/tools/ab.mjs [--load small|download|upload] [--rounds 5] [--seconds 2] [--strace] [--policy] <name>=<variant dir> …
+// --policy gives every agent scenario 8's 10-rule policy (fixtures/policy-10-rules.yml.tmpl) and
+// sends its Basic credentials.
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,7 +19,7 @@ import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { load: { type: 'string', default: 'small' }, rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, strace: { type: 'boolean', default: false } },
+  options: { load: { type: 'string', default: 'small' }, rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, strace: { type: 'boolean', default: false }, policy: { type: 'boolean', default: false } },
 })
 const variants = [{ name: 'stock', env: {} }, ...positionals.map((p) => {
   const [name, dir] = p.split('=')
@@ -26,6 +28,12 @@ const variants = [{ name: 'stock', env: {} }, ...positionals.map((p) => {
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const upstream = await startUpstream()
+if (values.policy) {
+  const file = join(tmpdir(), `gw-ab-policy-${process.pid}.yml`)
+  writeFileSync(file, readFileSync(new URL('../fixtures/policy-10-rules.yml.tmpl', import.meta.url), 'utf8').replaceAll('__UPSTREAM__', upstream.url))
+  process.env.GW_BENCH_POLICY = file
+}
+const extraHeaders = values.policy ? { authorization: `Basic ${Buffer.from('bench:bench-password').toString('base64')}` } : undefined
 const stacks = []
 for (const v of variants) {
   const saved = { ...process.env }
@@ -33,7 +41,7 @@ for (const v of variants) {
   const gw = await startGw(upstream.url, { name: `ab${stacks.length}` })
   process.env = saved
   if (!gw.available) throw new Error(`${v.name}: ${gw.reason}`)
-  const target = { name: v.name, protocol: 'http', port: gw.relay.httpPort, host: `ab${stacks.length}.localhost` }
+  const target = { name: v.name, protocol: 'http', port: gw.relay.httpPort, host: `ab${stacks.length}.localhost`, ...(extraHeaders ? { extraHeaders } : {}) }
   await waitRoutable(target)
   stacks.push({ ...v, gw, target, runs: [] })
 }
@@ -85,7 +93,7 @@ async function syscallsPerRequest(s) {
   await new Promise((r) => setTimeout(r, 500))
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   for (let i = 0; i < n; i++) {
-    await new Promise((res, rej) => http.get({ host: '127.0.0.1', port: s.target.port, path: '/small', headers: { host: s.target.host }, agent }, (r) => { r.resume(); r.on('end', res) }).on('error', rej))
+    await new Promise((res, rej) => http.get({ host: '127.0.0.1', port: s.target.port, path: '/small', headers: { host: s.target.host, ...s.target.extraHeaders }, agent }, (r) => { r.resume(); r.on('end', res) }).on('error', rej))
   }
   agent.destroy()
   await Promise.all(tracers.map((t) => new Promise((r) => { t.once('exit', r); t.kill('SIGINT') })))
@@ -108,7 +116,7 @@ async function sequential(s) {
   const before = s.gw.procs.map((p) => cpuOf(p.pid))
   for (let i = 0; i < n; i++) {
     const began = performance.now()
-    await new Promise((res, rej) => http.get({ host: '127.0.0.1', port: s.target.port, path: '/small', headers: { host: s.target.host }, agent }, (r) => { r.resume(); r.on('end', res) }).on('error', rej))
+    await new Promise((res, rej) => http.get({ host: '127.0.0.1', port: s.target.port, path: '/small', headers: { host: s.target.host, ...s.target.extraHeaders }, agent }, (r) => { r.resume(); r.on('end', res) }).on('error', rej))
     times.push(performance.now() - began)
   }
   agent.destroy()

@@ -8,7 +8,6 @@
  * to the upstream), so a policy costs nothing until one is configured.
  */
 import { Readable } from 'node:stream'
-import type { Dispatcher } from 'undici'
 import { CodedError, ErrorCodes, GwError, type ErrorCode } from '@gw/protocol/errors'
 import { sendFramedBody, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
 import { encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
@@ -21,7 +20,8 @@ import { isIdempotentMethod, sendWithRetry, type UpstreamTarget } from '../upstr
 import type { Exchange } from './events.js'
 import { respondError, upstreamHeaders, type EndpointRuntime, type HandlerShared } from './request-handler.js'
 import { upstreamErrorCode } from './upstream-errors.js'
-import { streamUpstreamResponse, type UpstreamCall } from './upstream-call.js'
+import { bodyToStream, streamUpstreamResponse, type UpstreamCall } from './upstream-call.js'
+import { dispatchForAnswer, type UpstreamAnswer } from './upstream-answer.js'
 import { tapBody } from './body-tap.js'
 import { now } from './exchange.js'
 
@@ -33,11 +33,6 @@ function emptyBody(): Readable {
       this.push(null)
     },
   })
-}
-
-interface UpstreamResponse extends PolicyResponse {
-  statusMessage: string
-  body: Readable & { trailers?: string[] }
 }
 
 export async function forwardWithPolicy(
@@ -117,18 +112,22 @@ export async function forwardWithPolicy(
       return
     }
 
-    let response: UpstreamResponse
+    let response: UpstreamAnswer
+    let origin = endpoint.upstream.origin
     if (outcome.upstream && pool) {
       const sent = await sendWithRetry(pool, retryable, (t: UpstreamTarget) =>
-        dispatchForResponse(shared.dispatcher, callTo(t.origin, t.basePath), () => aborted), outcome.upstream)
+        dispatchForAnswer(shared.dispatcher, callTo(t.origin, t.basePath), () => aborted), outcome.upstream)
       response = sent.value
+      origin = sent.target.origin
       released = (ok) => pool.release(sent.target, ok ? 'ok' : 'error')
     } else {
-      response = await dispatchForResponse(shared.dispatcher, callTo(endpoint.upstream.origin, ''), () => aborted)
+      response = await dispatchForAnswer(shared.dispatcher, callTo(origin, ''), () => aborted)
     }
     if (exchange) exchange.timing.upstreamHeadersAt = now()
-    const final = (await policy.onHttpResponse(req, response, state)) as UpstreamResponse
-    writeResponse(stream, final, undefined, response.statusMessage, exchange, shared, finish)
+    const final = await policy.onHttpResponse(req, response, state)
+    // Rules that left the body alone: it streams from the upstream as without a policy.
+    if (final === response && response.untouched) streamAnswer(stream, response, origin, exchange, shared, finish)
+    else writeResponse(stream, final, undefined, response.statusMessage, exchange, shared, finish)
   } catch (err) {
     const e = err as Error & { code?: string; status?: number }
     // Policy errors carry their own code (GW_ERR_POLICY_…); upstream failures map to 502/504.
@@ -161,6 +160,23 @@ async function errorResponsePhase(
   }
 }
 
+function writeHead(
+  stream: Stream,
+  response: PolicyResponse,
+  errorCode: string | undefined,
+  statusMessage: string,
+  exchange: Exchange | undefined,
+  shared: HandlerShared,
+): void {
+  const rawHeaders = removeRawHeaders(stripHopByHop(response.rawHeaders), GW_ERROR_HEADER)
+  const head: ResponseHead = { status: response.status, rawHeaders, ...(statusMessage ? { statusMessage } : {}), ...(errorCode ? { errorCode } : {}) }
+  if (exchange) {
+    exchange.response = { status: response.status, statusMessage, rawHeaders }
+    shared.events.emit('exchange:response', exchange)
+  }
+  writeJsonMessage(stream, MessageType.RESPONSE_HEAD, head)
+}
+
 function writeResponse(
   stream: Stream,
   response: PolicyResponse,
@@ -170,17 +186,13 @@ function writeResponse(
   shared: HandlerShared,
   finish: (error?: { code: string; message: string }) => void,
 ): void {
-  const rawHeaders = removeRawHeaders(stripHopByHop(response.rawHeaders), GW_ERROR_HEADER)
-  const head: ResponseHead = { status: response.status, rawHeaders, ...(statusMessage ? { statusMessage } : {}), ...(errorCode ? { errorCode } : {}) }
+  writeHead(stream, response, errorCode, statusMessage, exchange, shared)
   if (exchange) {
-    exchange.response = { status: response.status, statusMessage, rawHeaders }
-    shared.events.emit('exchange:response', exchange)
     response.body.on('data', (chunk: Buffer) => {
       exchange.bytesOut += chunk.length
       shared.events.emit('exchange:response-body', exchange, chunk)
     })
   }
-  writeJsonMessage(stream, MessageType.RESPONSE_HEAD, head)
   const body = response.body as Readable & { trailers?: string[] }
   sendFramedBody(body, stream, (err) => {
     if (err && stream.writable) {
@@ -190,50 +202,31 @@ function writeResponse(
   }, () => body.trailers ?? [])
 }
 
-/**
- * undici's dispatch, resolved at the response head with the body as a Readable: raw
- * header order is kept (undici's `request()` gives an object), and the Readable's
- * demand paces the upstream socket.
- */
-function dispatchForResponse(
-  dispatcher: Dispatcher,
-  options: Dispatcher.DispatchOptions,
-  isAborted: () => boolean,
-): Promise<UpstreamResponse> {
-  return new Promise((resolve, reject) => {
-    let abort: ((err: Error) => void) | undefined
-    let resume: (() => void) | undefined
-    let body: (Readable & { trailers?: string[] }) | undefined
-    dispatcher.dispatch(options, {
-      onConnect(abortFn) {
-        abort = abortFn
-        if (isAborted()) abortFn(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
-      },
-      onHeaders(statusCode, rawHeaders, resumeFn, statusText) {
-        if (statusCode < 200) return true
-        resume = resumeFn
-        const headers = rawHeaders.map((h) => (Buffer.isBuffer(h) ? h.toString('latin1') : String(h)))
-        body = new Readable({
-          read: () => resume?.(),
-          destroy: (err, cb) => {
-            if (err || !body?.readableEnded) abort?.(err ?? new GwError('GW_ERR_UPSTREAM_FAILED', 'the response was abandoned'))
-            cb(err)
-          },
-        })
-        resolve({ status: statusCode, statusMessage: statusText, rawHeaders: stripHopByHop(headers), body })
-        return true
-      },
-      onData(chunk) {
-        return body!.push(chunk)
-      },
-      onComplete(trailers) {
-        if (trailers && trailers.length > 0) body!.trailers = trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t)))
-        body!.push(null)
-      },
-      onError(err) {
-        if (body) body.destroy(err)
-        else reject(err)
-      },
-    })
-  })
+/** The answer's head, then its body straight into the stream (see UpstreamAnswer). */
+function streamAnswer(
+  stream: Stream,
+  answer: UpstreamAnswer,
+  origin: string,
+  exchange: Exchange | undefined,
+  shared: HandlerShared,
+  finish: (error?: { code: string; message: string }) => void,
+): void {
+  writeHead(stream, answer, undefined, answer.statusMessage, exchange, shared)
+  let done = false
+  const onDrain = (): void => answer.resume()
+  // The relay resets the stream when the public client goes away: abort the upstream call.
+  const onClose = (): void => {
+    answer.abort(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
+    end({ code: 'GW_ERR_UPSTREAM_FAILED', message: 'the client aborted the request' })
+  }
+  const end = (error?: { code: string; message: string }): void => {
+    if (done) return
+    done = true
+    stream.off('drain', onDrain)
+    stream.off('close', onClose)
+    finish(error)
+  }
+  stream.on('drain', onDrain)
+  stream.once('close', onClose)
+  answer.streamTo(bodyToStream(stream, exchange, shared, origin, end))
 }

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GwError } from '@gw/protocol/errors'
-import { writeJsonMessage } from '@gw/protocol/message-stream'
+import { writeJsonMessage, type BodySink } from '@gw/protocol/message-stream'
 import { encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
 import { stripHopByHop, type ResponseHead } from '@gw/protocol/heads'
 import type { Stream } from '@gw/protocol/mux/index'
@@ -62,6 +62,7 @@ export function streamUpstreamResponse(
     }
     stream.on('drain', onDrain)
     stream.once('close', onClose)
+    const body = bodyToStream(stream, exchange, shared, call.origin, end)
 
     shared.dispatcher.dispatch(call, {
       onConnect(abort) {
@@ -86,23 +87,10 @@ export function streamUpstreamResponse(
         return ok
       },
       onData(chunk) {
-        if (exchange) {
-          exchange.bytesOut += chunk.length
-          events.emit('exchange:response-body', exchange, chunk)
-        }
-        stream.cork()
-        stream.write(encodeMessageHeader(MessageType.DATA, chunk.length))
-        const ok = stream.write(chunk)
-        stream.uncork()
-        return ok
+        return body.data(chunk)
       },
       onComplete(trailers) {
-        if (trailers && trailers.length > 0) {
-          stream.end(encodeJsonMessage(MessageType.END, trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t)))))
-        } else {
-          stream.end(encodeMessageHeader(MessageType.END, 0))
-        }
-        end()
+        body.end(trailers && trailers.length > 0 ? trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t))) : [])
       },
       onError(err) {
         if (!headSent) {
@@ -112,13 +100,41 @@ export function streamUpstreamResponse(
           reject(err)
           return
         }
-        const code = upstreamErrorCode(err)
-        const message = `${call.origin}: ${describeUpstreamError(err)}`
-        if (stream.writable) stream.end(encodeJsonMessage(MessageType.ABORT, { code, message }))
-        end({ code, message })
+        body.error(err)
       },
     } satisfies Dispatcher.DispatchHandler)
   })
+}
+
+/**
+ * A response body into the relay's stream: each piece as a DATA message (false when the
+ * stream's window is full), then END with the trailers, or ABORT with the upstream's
+ * failure. `onEnd` runs once, after END or ABORT.
+ */
+export function bodyToStream(stream: Stream, exchange: Exchange | undefined, shared: Pick<HandlerShared, 'events'>, origin: string, onEnd: CallEnd): BodySink {
+  return {
+    data(chunk) {
+      if (exchange) {
+        exchange.bytesOut += chunk.length
+        shared.events.emit('exchange:response-body', exchange, chunk)
+      }
+      stream.cork()
+      stream.write(encodeMessageHeader(MessageType.DATA, chunk.length))
+      const ok = stream.write(chunk)
+      stream.uncork()
+      return ok
+    },
+    end(trailers) {
+      stream.end(trailers.length > 0 ? encodeJsonMessage(MessageType.END, trailers) : encodeMessageHeader(MessageType.END, 0))
+      onEnd()
+    },
+    error(err) {
+      const code = upstreamErrorCode(err)
+      const message = `${origin}: ${describeUpstreamError(err)}`
+      if (stream.writable) stream.end(encodeJsonMessage(MessageType.ABORT, { code, message }))
+      onEnd({ code, message })
+    },
+  }
 }
 
 export function describeUpstreamError(err: Error): string {
