@@ -76,8 +76,10 @@ test('live list, detail, replay and replay with modifications in Chromium', { sk
   })
   assert.equal(res.statusCode, 200)
   await res.body.text()
-  const row = page.locator('#list tbody tr', { hasText: '/webhook' })
-  await row.waitFor()
+  // The row appears when the request starts and gets its status when the response comes
+  // (two events on the stream): wait for the finished row, not just any row.
+  const row = page.locator('#list tbody tr', { hasText: /POST.*\/webhook.*200/ })
+  await row.waitFor({ timeout: 10_000 })
   assert.match(await row.textContent() ?? '', /POST.*\/webhook.*200/)
 
   // The detail: request line, headers, pretty JSON, response.
