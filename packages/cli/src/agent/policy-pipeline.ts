@@ -8,7 +8,7 @@
  * to the upstream), so a policy costs nothing until one is configured.
  */
 import { Readable } from 'node:stream'
-import { CodedError, ErrorCodes, GwError, type ErrorCode } from '@gw/protocol/errors'
+import { CodedError, ErrorCodes, type ErrorCode } from '@gw/protocol/errors'
 import { sendFramedBody, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
 import { encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
 import { getRawHeader, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
@@ -212,21 +212,5 @@ function streamAnswer(
   finish: (error?: { code: string; message: string }) => void,
 ): void {
   writeHead(stream, answer, undefined, answer.statusMessage, exchange, shared)
-  let done = false
-  const onDrain = (): void => answer.resume()
-  // The relay resets the stream when the public client goes away: abort the upstream call.
-  const onClose = (): void => {
-    answer.abort(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
-    end({ code: 'GW_ERR_UPSTREAM_FAILED', message: 'the client aborted the request' })
-  }
-  const end = (error?: { code: string; message: string }): void => {
-    if (done) return
-    done = true
-    stream.off('drain', onDrain)
-    stream.off('close', onClose)
-    finish(error)
-  }
-  stream.on('drain', onDrain)
-  stream.once('close', onClose)
-  answer.streamTo(bodyToStream(stream, exchange, shared, origin, end))
+  answer.streamTo(bodyToStream(stream, exchange, shared, origin, answer, finish))
 }

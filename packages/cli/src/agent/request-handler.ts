@@ -73,14 +73,18 @@ export async function handleStream(stream: Stream, shared: HandlerShared): Promi
     ? startExchange(shared.events, { id: shared.nextId(), tunnel: endpoint.name, head })
     : undefined
   if (head.expectContinue) stream.write(encodeMessageHeader(MessageType.CONTINUE, 0))
-  // Most requests have no body: read the END that closes it, with no Readable to build.
-  if (!head.hasBody) reader.bodyTo(DISCARD_BODY).resume()
-  const body = head.hasBody ? requestBody(reader) : null
+  const body = head.hasBody ? requestBody(reader) : discardEmptyBody(reader)
   if (endpoint.policy && !endpoint.policy.empty) {
     await forwardWithPolicy(stream, body, head, endpoint, shared, exchange)
     return
   }
   forward(stream, body, head, endpoint, shared, exchange)
+}
+
+/** Most requests have no body: read the END that closes it, with no Readable to build. */
+function discardEmptyBody(reader: MessageReader): null {
+  reader.bodyTo(DISCARD_BODY).resume()
+  return null
 }
 
 function requestBody(reader: MessageReader): BodyReadable {

@@ -42,27 +42,12 @@ export function streamUpstreamResponse(
 ): Promise<void> {
   const { events } = shared
   return new Promise((resolve, reject) => {
-    let headSent = false
-    let done = false
     let abortUpstream: ((err: Error) => void) | undefined
-    let resumeUpstream: (() => void) | undefined
-    const onDrain = (): void => resumeUpstream?.()
-    const end = (error?: { code: string; message: string }): void => {
-      if (done) return
-      done = true
-      stream.off('drain', onDrain)
-      stream.off('close', onClose)
-      onEnd(error)
-    }
-    // The relay resets the stream when the public client goes away: abort the upstream call.
-    const onClose = (): void => {
-      if (done) return
-      abortUpstream?.(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
-      if (headSent) end({ code: 'GW_ERR_UPSTREAM_FAILED', message: 'the client aborted the request' })
-    }
-    stream.on('drain', onDrain)
-    stream.once('close', onClose)
-    const body = bodyToStream(stream, exchange, shared, call.origin, end)
+    let body: BodySink | undefined
+    // Before the head, a client that goes away only aborts the call (onError then rejects);
+    // from the head on, the body sink watches the stream.
+    const onEarlyClose = (): void => abortUpstream?.(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
+    stream.once('close', onEarlyClose)
 
     shared.dispatcher.dispatch(call, {
       onConnect(abort) {
@@ -72,11 +57,11 @@ export function streamUpstreamResponse(
       onHeaders(statusCode, rawHeaders, resume, statusText) {
         // Interim responses (103 Early Hints…) are not forwarded; the final one follows.
         if (statusCode < 200) return true
-        resumeUpstream = resume
+        stream.off('close', onEarlyClose)
+        body = bodyToStream(stream, exchange, shared, call.origin, { resume, abort: (err) => abortUpstream?.(err) }, onEnd)
         const headers: string[] = new Array(rawHeaders.length)
         for (let i = 0; i < rawHeaders.length; i++) headers[i] = rawHeaders[i]!.toString('latin1')
         const response: ResponseHead = { status: statusCode, statusMessage: statusText, rawHeaders: stripHopByHop(headers) }
-        headSent = true
         if (exchange) {
           exchange.timing.upstreamHeadersAt = now()
           exchange.response = { status: statusCode, statusMessage: statusText, rawHeaders: response.rawHeaders }
@@ -87,31 +72,56 @@ export function streamUpstreamResponse(
         return ok
       },
       onData(chunk) {
-        return body.data(chunk)
+        return body!.data(chunk)
       },
       onComplete(trailers) {
-        body.end(trailers && trailers.length > 0 ? trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t))) : [])
+        body!.end(trailers && trailers.length > 0 ? trailers.map((t) => (Buffer.isBuffer(t) ? t.toString('latin1') : String(t))) : [])
       },
       onError(err) {
-        if (!headSent) {
-          stream.off('drain', onDrain)
-          stream.off('close', onClose)
-          done = true
-          reject(err)
-          return
-        }
-        body.error(err)
+        if (body) return body.error(err)
+        stream.off('close', onEarlyClose)
+        reject(err)
       },
     } satisfies Dispatcher.DispatchHandler)
   })
 }
 
+/** What a body sink needs of the upstream call it reads from. */
+export interface UpstreamControl {
+  resume(): void
+  abort(err: Error): void
+}
+
 /**
  * A response body into the relay's stream: each piece as a DATA message (false when the
- * stream's window is full), then END with the trailers, or ABORT with the upstream's
- * failure. `onEnd` runs once, after END or ABORT.
+ * stream's window is full; the stream's 'drain' resumes the upstream), then END with the
+ * trailers, or ABORT with the upstream's failure. The relay resets the stream when the
+ * public client goes away, which aborts the upstream call. `onEnd` runs once: after END or
+ * ABORT, or when the client went away.
  */
-export function bodyToStream(stream: Stream, exchange: Exchange | undefined, shared: Pick<HandlerShared, 'events'>, origin: string, onEnd: CallEnd): BodySink {
+export function bodyToStream(
+  stream: Stream,
+  exchange: Exchange | undefined,
+  shared: Pick<HandlerShared, 'events'>,
+  origin: string,
+  upstream: UpstreamControl,
+  onEnd: CallEnd,
+): BodySink {
+  let done = false
+  const onDrain = (): void => upstream.resume()
+  const onClose = (): void => {
+    upstream.abort(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
+    finish({ code: 'GW_ERR_UPSTREAM_FAILED', message: 'the client aborted the request' })
+  }
+  const finish = (error?: { code: string; message: string }): void => {
+    if (done) return
+    done = true
+    stream.off('drain', onDrain)
+    stream.off('close', onClose)
+    onEnd(error)
+  }
+  stream.on('drain', onDrain)
+  stream.once('close', onClose)
   return {
     data(chunk) {
       if (exchange) {
@@ -126,13 +136,13 @@ export function bodyToStream(stream: Stream, exchange: Exchange | undefined, sha
     },
     end(trailers) {
       stream.end(trailers.length > 0 ? encodeJsonMessage(MessageType.END, trailers) : encodeMessageHeader(MessageType.END, 0))
-      onEnd()
+      finish()
     },
     error(err) {
       const code = upstreamErrorCode(err)
       const message = `${origin}: ${describeUpstreamError(err)}`
       if (stream.writable) stream.end(encodeJsonMessage(MessageType.ABORT, { code, message }))
-      onEnd({ code, message })
+      finish({ code, message })
     },
   }
 }
