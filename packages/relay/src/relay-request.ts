@@ -125,6 +125,12 @@ function pipeBody(reader: MessageReader, res: ServerResponse, done: () => void):
     corked = false
     res.uncork()
   }
+  // Pieces decoded from one chunk keep coming after a refused write: wait for one 'drain'.
+  let waiting = false
+  const onDrain = (): void => {
+    waiting = false
+    control.resume()
+  }
   const control = reader.bodyTo({
     data(chunk) {
       if (!corked) {
@@ -133,7 +139,10 @@ function pipeBody(reader: MessageReader, res: ServerResponse, done: () => void):
         process.nextTick(uncork)
       }
       if (res.write(chunk)) return true
-      res.once('drain', control.resume)
+      if (!waiting) {
+        waiting = true
+        res.once('drain', onDrain)
+      }
       return false
     },
     end(trailers) {
