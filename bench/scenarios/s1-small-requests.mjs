@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { ask, cpuOf } from '../lib/children.mjs'
 import { saturate } from '../lib/http-clients.mjs'
 import { fmt, ratio, verdict } from '../lib/format.mjs'
+import { median } from '../lib/stats.mjs'
 
-const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.floor(v.length / 2)] : NaN }
 
 export default {
   id: 1,

@@ -2,8 +2,8 @@
 // hide the cost of the hops. Reported as latency added over direct.
 import { fixedRate } from '../lib/http-clients.mjs'
 import { fmt, verdict } from '../lib/format.mjs'
+import { median } from '../lib/stats.mjs'
 
-const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.floor(v.length / 2)] : NaN }
 
 export default {
   id: 2,

@@ -17,6 +17,7 @@ import { cliFeatures, startCliAgent } from '../lib/cli-agent.mjs'
 import { saturate } from '../lib/http-clients.mjs'
 import { waitRoutable } from '../lib/paths.mjs'
 import { fmt, ratio, verdict } from '../lib/format.mjs'
+import { median } from '../lib/stats.mjs'
 
 const AUTH = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`
 
@@ -133,9 +134,4 @@ function childOf(pid) {
   } catch {
     return undefined
   }
-}
-
-function median(xs) {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b)
-  return s.length ? s[Math.floor(s.length / 2)] : NaN
 }

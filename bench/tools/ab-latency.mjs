@@ -12,9 +12,9 @@ import { parseArgs } from 'node:util'
 import { startProc, stopAll } from '../lib/children.mjs'
 import { fixedRate } from '../lib/http-clients.mjs'
 import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
+import { median } from '../lib/stats.mjs'
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, rate: { type: 'string', default: '1000' }, floor: { type: 'boolean', default: false } } })
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const upstream = await startUpstream()
 const direct = { name: 'direct', target: { protocol: 'http', port: upstream.port, host: `127.0.0.1:${upstream.port}` }, runs: [] }
 const stacks = [direct]

@@ -16,17 +16,17 @@ import { parseArgs } from 'node:util'
 import { cpuOf, stopAll } from '../lib/children.mjs'
 import { bulkDownload, bulkUpload, saturate } from '../lib/http-clients.mjs'
 import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
+import { median } from '../lib/stats.mjs'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { load: { type: 'string', default: 'small' }, rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, strace: { type: 'boolean', default: false }, policy: { type: 'boolean', default: false } },
 })
-const variants = [{ name: 'stock', env: {} }, ...positionals.map((p) => {
+const variants = [{ name: 'stock', dir: undefined }, ...positionals.map((p) => {
   const [name, dir] = p.split('=')
-  return { name, env: { GW_BENCH_RELAY_DIST: join(dir, 'relay/dist'), GW_BENCH_AGENT_DIST: join(dir, 'cli/dist') } }
+  return { name, dir }
 })]
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const upstream = await startUpstream()
 if (values.policy) {
   const file = join(tmpdir(), `gw-ab-policy-${process.pid}.yml`)
@@ -36,10 +36,7 @@ if (values.policy) {
 const extraHeaders = values.policy ? { authorization: `Basic ${Buffer.from('bench:bench-password').toString('base64')}` } : undefined
 const stacks = []
 for (const v of variants) {
-  const saved = { ...process.env }
-  Object.assign(process.env, v.env)
-  const gw = await startGw(upstream.url, { name: `ab${stacks.length}` })
-  process.env = saved
+  const gw = await startGw(upstream.url, { name: `ab${stacks.length}`, variantDir: v.dir })
   if (!gw.available) throw new Error(`${v.name}: ${gw.reason}`)
   const target = { name: v.name, protocol: 'http', port: gw.relay.httpPort, host: `ab${stacks.length}.localhost`, ...(extraHeaders ? { extraHeaders } : {}) }
   await waitRoutable(target)
@@ -79,7 +76,7 @@ try {
     ...(s.syscalls ?? {}),
   }))
   console.table(rows)
-  console.log(JSON.stringify({ rounds: Number(values.rounds), seconds: Number(values.seconds), stacks: stacks.map((s) => ({ name: s.name, env: s.env, runs: s.runs, sequential: s.sequential, syscalls: s.syscalls })) }))
+  console.log(JSON.stringify({ rounds: Number(values.rounds), seconds: Number(values.seconds), stacks: stacks.map((s) => ({ name: s.name, dir: s.dir, runs: s.runs, sequential: s.sequential, syscalls: s.syscalls })) }))
 } finally {
   for (const s of stacks) await s.gw.close()
   await stopAll()

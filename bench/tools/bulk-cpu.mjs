@@ -5,9 +5,9 @@
 import { cpuOf, stopAll } from '../lib/children.mjs'
 import { bulkDownload, bulkUpload } from '../lib/http-clients.mjs'
 import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
+import { median } from '../lib/stats.mjs'
 
 const [load = 'download', rounds = '3', mib = '256'] = process.argv.slice(2)
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const upstream = await startUpstream()
 const gw = await startGw(upstream.url)
 if (!gw.available) throw new Error(gw.reason)

@@ -12,13 +12,9 @@ import { concurrent } from '../lib/http-clients.mjs'
 import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
 
 const [count = '10000', delayMs = '3000', variant, snapshotDir] = process.argv.slice(2)
-if (variant && variant !== '-') {
-  process.env.GW_BENCH_RELAY_DIST = join(variant, 'relay/dist')
-  process.env.GW_BENCH_AGENT_DIST = join(variant, 'cli/dist')
-}
 const MiB = 1024 * 1024
 const upstream = await startUpstream()
-const gw = await startGw(upstream.url, { name: 'mem' })
+const gw = await startGw(upstream.url, { name: 'mem', variantDir: variant && variant !== '-' ? variant : undefined })
 if (!gw.available) throw new Error(gw.reason)
 const target = { name: 'gw-http', protocol: 'http', port: gw.relay.httpPort, host: 'mem.localhost' }
 const heap = (p) => ask(p.child, { type: 'heap' }, 'heap')

@@ -13,13 +13,9 @@ import { bulkDownload, bulkUpload, saturate } from '../lib/http-clients.mjs'
 import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
 
 const [load = 'small', outDir = join(process.cwd(), 'bench/results/profiles'), variant] = process.argv.slice(2)
-if (variant) {
-  process.env.GW_BENCH_RELAY_DIST = join(variant, 'relay/dist')
-  process.env.GW_BENCH_AGENT_DIST = join(variant, 'cli/dist')
-}
 mkdirSync(outDir, { recursive: true })
 const upstream = await startUpstream()
-const gw = await startGw(upstream.url)
+const gw = await startGw(upstream.url, { variantDir: variant })
 if (!gw.available) throw new Error(gw.reason)
 const target = { name: 'gw-http', protocol: 'http', port: gw.relay.httpPort, host: 'bench.localhost' }
 try {

@@ -10,9 +10,9 @@
 import { cpuOf, startProc, stopAll } from '../lib/children.mjs'
 import { saturate } from '../lib/http-clients.mjs'
 import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
+import { median } from '../lib/stats.mjs'
 
 const [rounds = '5', seconds = '2'] = process.argv.slice(2)
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const upstream = await startUpstream()
 const proxy = await startProc('node-proxy.mjs', [upstream.url])
 const chainTail = await startProc('node-proxy.mjs', [upstream.url])

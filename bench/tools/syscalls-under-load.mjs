@@ -9,16 +9,12 @@ import { saturate } from '../lib/http-clients.mjs'
 import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
 
 const [seconds = '3', variant] = process.argv.slice(2)
-if (variant) {
-  process.env.GW_BENCH_RELAY_DIST = join(variant, 'relay/dist')
-  process.env.GW_BENCH_AGENT_DIST = join(variant, 'cli/dist')
-}
 const io = (pid) => {
   const text = readFileSync(`/proc/${pid}/io`, 'utf8')
   return { r: Number(/syscr: (\d+)/.exec(text)[1]), w: Number(/syscw: (\d+)/.exec(text)[1]) }
 }
 const upstream = await startUpstream()
-const gw = await startGw(upstream.url)
+const gw = await startGw(upstream.url, { variantDir: variant })
 if (!gw.available) throw new Error(gw.reason)
 const target = { name: 'gw-http', protocol: 'http', port: gw.relay.httpPort, host: 'bench.localhost' }
 try {
