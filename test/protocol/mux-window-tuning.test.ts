@@ -4,16 +4,20 @@
  * that turns slow after a fast start does not keep a grown window filled.
  */
 import assert from 'node:assert/strict'
-import { it } from 'node:test'
-import { INITIAL_STREAM_WINDOW } from '@gw/protocol/mux/index'
+import { it, type TestContext } from 'node:test'
+import { INITIAL_STREAM_WINDOW, type Stream } from '@gw/protocol/mux/index'
 import { nextStream, sessionPair, until } from './mux-helpers.js'
 
 const target = (stream: object): number => (stream as unknown as { recvTarget: number }).recvTarget
 
-it('grows the window for a fast reader and shrinks it when the reader falls behind', async (t) => {
+/**
+ * A stream whose writer sends 64 KiB pieces as fast as the window lets it, on a session
+ * pair that knows its RTT (growth needs one). `stop()` ends the writing.
+ */
+async function pumpedStream(t: TestContext): Promise<{ reader: Stream; stop(): void }> {
   const pair = await sessionPair('net', {}, { keepAliveInterval: 50 })
   t.after(() => pair.close())
-  await pair.server.ping() // an RTT, which growth needs
+  await pair.server.ping()
   const accepted = nextStream(pair.server)
   const writer = pair.client.open()
   const chunk = Buffer.alloc(64 * 1024)
@@ -23,7 +27,11 @@ it('grows the window for a fast reader and shrinks it when the reader falls behi
   }
   writer.on('drain', pump)
   pump()
-  const reader = await accepted
+  return { reader: await accepted, stop: () => { writing = false } }
+}
+
+it('grows the window for a fast reader and shrinks it when the reader falls behind', async (t) => {
+  const { reader, stop } = await pumpedStream(t)
 
   // Fast: read everything as it comes.
   let read = 0
@@ -43,7 +51,7 @@ it('grows the window for a fast reader and shrinks it when the reader falls behi
   }, 10)
   t.after(() => clearInterval(slow))
   await until(() => target(reader) < grown, 'the window to shrink', 20_000)
-  writing = false
+  stop()
   clearInterval(slow)
   assert.ok(target(reader) < grown)
 })
@@ -51,19 +59,7 @@ it('grows the window for a fast reader and shrinks it when the reader falls behi
 it('does not grow the window for a slow reader that reads in bursts', async (t) => {
   // A client behind the relay reads whenever its kernel buffers free up: nothing for a
   // while, then a few hundred KiB at once. Each burst is fast; the reader is not.
-  const pair = await sessionPair('net', {}, { keepAliveInterval: 50 })
-  t.after(() => pair.close())
-  await pair.server.ping()
-  const accepted = nextStream(pair.server)
-  const writer = pair.client.open()
-  const chunk = Buffer.alloc(64 * 1024)
-  let writing = true
-  const pump = (): void => {
-    while (writing && writer.write(chunk)) { /* until backpressure */ }
-  }
-  writer.on('drain', pump)
-  pump()
-  const reader = await accepted
+  const { reader, stop } = await pumpedStream(t)
   reader.pause()
   let read = 0
   let largest = 0
@@ -79,7 +75,7 @@ it('does not grow the window for a slow reader that reads in bursts', async (t) 
   t.after(() => clearInterval(watch))
   t.after(() => clearInterval(burst))
   await until(() => read >= 4 * 1024 * 1024, '4 MiB read in bursts', 20_000)
-  writing = false
+  stop()
   clearInterval(burst)
   clearInterval(watch)
   assert.equal(widest, INITIAL_STREAM_WINDOW, 'the window never grew')
