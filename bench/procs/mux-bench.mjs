@@ -97,8 +97,8 @@ async function runYamuxJs() {
  * one place that knows its shape, so a change there touches only this function.
  */
 async function runGw() {
-  const mux = await import('@gw/protocol/mux/index').catch(() => undefined)
-  if (typeof mux?.Session !== 'function') throw new Error('unavailable: @gw/protocol/mux exports no Session yet')
+  const mux = await import('@gw/protocol').catch(() => undefined)
+  if (typeof mux?.Session !== 'function') throw new Error('unavailable: @gw/protocol exports no Session yet')
   const { client, server, close } = await wsPair()
   const a = new mux.Session(mux.createWebSocketTransport(client), { client: true })
   const b = new mux.Session(mux.createWebSocketTransport(server), { client: false })

@@ -9,7 +9,7 @@ import { waitRoutable } from '../lib/paths.mjs'
 /** The stream window the mux starts with, and the most it may grow to on fast links. */
 async function streamWindows() {
   try {
-    const mux = await import('@gw/protocol/mux/index')
+    const mux = await import('@gw/protocol')
     if (Number.isFinite(mux.INITIAL_STREAM_WINDOW)) return { initial: mux.INITIAL_STREAM_WINDOW, max: mux.DEFAULT_MAX_WINDOW }
   } catch {}
   return { initial: 256 * 1024, max: undefined }

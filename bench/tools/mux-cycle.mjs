@@ -8,9 +8,16 @@
 // `ws` carries the sessions over a ws WebSocket pair, as gw does; `net` over the bare sockets.
 import net from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
-import { Session, createWebSocketTransport } from '@gw/protocol/mux/index'
-import { DISCARD_BODY, MessageReader, endMessage } from '@gw/protocol/message-stream'
-import { encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
+import {
+  Session,
+  createWebSocketTransport,
+  DISCARD_BODY,
+  MessageReader,
+  endMessage,
+  encodeJsonMessage,
+  encodeMessageHeader,
+  MessageType,
+} from '@gw/protocol'
 
 const [cyclesArg = '200000', concurrencyArg = '64', kind = 'net'] = process.argv.slice(2)
 const cycles = Number(cyclesArg)

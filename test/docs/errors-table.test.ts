@@ -1,7 +1,7 @@
 import { it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { ErrorCodes } from '@gw/protocol/errors'
+import { ErrorCodes } from '@gw/protocol'
 import { PolicyErrorCodes } from '@gw/cli/policy/errors'
 import { InspectErrorCodes } from '@gw/cli/inspect/errors'
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { startRelay } from '@gw/relay'
 import { startAgent } from '@gw/cli/agent/agent'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
 
 async function relayWithTokens(tokens: string[]) {

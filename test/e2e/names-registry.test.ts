@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { NameRegistry, RANDOM_NAME_TTL_MS } from '@gw/relay/names'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 import { tempDir } from '../helpers/stack.js'
 
 it('keeps random names across restarts while used, frees them after a week unused, keeps asked-for names', () => {

@@ -7,7 +7,7 @@ import { Agent as UndiciAgent, Pool, request } from 'undici'
 import { generate } from 'selfsigned'
 import { startRelay } from '@gw/relay'
 import { startAgent } from '@gw/cli/agent/agent'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 import { freePort, spawnGw, startStack, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
 
 describe('relay configuration', () => {

@@ -11,8 +11,8 @@ import {
   MessageDecoder,
   MessageType,
   type MessageTypeValue,
-} from '@gw/protocol/message-codec'
-import { GwError } from '@gw/protocol/errors'
+  GwError,
+} from '@gw/protocol'
 
 type Event = { type: MessageTypeValue; payload: string }
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { it } from 'node:test'
-import { encodeFrameHeader, FrameDecoder, FrameFlag, FrameType, Session } from '@gw/protocol/mux/index'
+import { encodeFrameHeader, FrameDecoder, FrameFlag, FrameType, Session } from '@gw/protocol'
 import { ignore, netPair, nextStream, until } from './mux-helpers.js'
 
 /** Every frame header the server side writes, as [type, flags, streamId]. */

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { encodeFrame, encodeFrameHeader, FrameDecoder, FrameFlag, FrameType, GoAwayCode } from '@gw/protocol/mux/index'
+import { encodeFrame, encodeFrameHeader, FrameDecoder, FrameFlag, FrameType, GoAwayCode } from '@gw/protocol'
 import { decodeChunks, expected } from './mux-frame-recorder.js'
 
 const FRAMES = [

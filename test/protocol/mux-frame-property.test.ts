@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { encodeFrame, FrameDecoder, FrameFlag, FrameType, GoAwayCode } from '@gw/protocol/mux/index'
+import { encodeFrame, FrameDecoder, FrameFlag, FrameType, GoAwayCode } from '@gw/protocol'
 import { decodeChunks, expected, FrameRecorder } from './mux-frame-recorder.js'
 
 const streamId = fc.integer({ min: 1, max: 0xffff_ffff })

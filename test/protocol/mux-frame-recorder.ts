@@ -1,5 +1,5 @@
 /** A FrameHandler that records what the decoder reports, with Data payloads joined per frame. */
-import { FrameDecoder, FrameType, type FrameHandler } from '@gw/protocol/mux/index'
+import { FrameDecoder, FrameType, type FrameHandler } from '@gw/protocol'
 
 export interface RecordedFrame {
   type: number

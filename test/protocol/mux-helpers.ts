@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { createServer, connect, type Socket } from 'node:net'
 import type { Duplex, Readable } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
-import { Session, createWebSocketTransport, type SessionOptions } from '@gw/protocol/mux/index'
+import { Session, createWebSocketTransport, type SessionOptions } from '@gw/protocol'
 
 export type TransportKind = 'net' | 'ws'
 
@@ -137,9 +137,9 @@ export async function until(check: () => boolean, what: string, limitMs = 5_000)
   }
 }
 
-export function nextStream(session: Session): Promise<import('@gw/protocol/mux/index').Stream> {
+export function nextStream(session: Session): Promise<import('@gw/protocol').Stream> {
   return once(session, 'stream').then(([s]) => {
-    const stream = s as import('@gw/protocol/mux/index').Stream
+    const stream = s as import('@gw/protocol').Stream
     stream.on('error', ignore)
     return stream
   })

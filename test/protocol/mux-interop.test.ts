@@ -9,8 +9,7 @@ import { once } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { describe, it } from 'node:test'
 import yamux from 'yamux-js'
-import { MuxError } from '@gw/protocol/errors'
-import { Session, type Stream } from '@gw/protocol/mux/index'
+import { MuxError, Session, type Stream } from '@gw/protocol'
 import { ignore, netPair, type TransportPair } from './mux-helpers.js'
 
 const YAMUX_JS_CONFIG = { enableKeepAlive: false, logger: () => {} }

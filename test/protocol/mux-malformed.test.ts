@@ -7,8 +7,9 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import { describe, it } from 'node:test'
-import { MuxError, type ErrorCode } from '@gw/protocol/errors'
 import {
+  MuxError,
+  type ErrorCode,
   encodeFrame,
   encodeFrameHeader,
   FrameFlag,
@@ -17,7 +18,7 @@ import {
   INITIAL_STREAM_WINDOW,
   Session,
   type Stream,
-} from '@gw/protocol/mux/index'
+} from '@gw/protocol'
 import { ignore, netPair, until } from './mux-helpers.js'
 import { decodeChunks } from './mux-frame-recorder.js'
 

@@ -7,8 +7,15 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { describe, it } from 'node:test'
-import { decodeJson, encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
-import { MessageReader, sendFramedBody, writeJsonMessage } from '@gw/protocol/message-stream'
+import {
+  decodeJson,
+  encodeJsonMessage,
+  encodeMessageHeader,
+  MessageType,
+  MessageReader,
+  sendFramedBody,
+  writeJsonMessage,
+} from '@gw/protocol'
 import { ignore, nextStream, readAll, sessionPair, until } from './mux-helpers.js'
 
 // Only the framing matters here, not the head's schema, which has its own tests.

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { Duplex } from 'node:stream'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { Session, type Stream } from '@gw/protocol/mux/index'
+import { Session, type Stream } from '@gw/protocol'
 import { ignore, readAll, until } from './mux-helpers.js'
 
 /** One end of an in-memory pipe that delivers each write as pieces cut by `cuts`. */

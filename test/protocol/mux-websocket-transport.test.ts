@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { describe, it } from 'node:test'
 import type { WebSocket } from 'ws'
-import { MuxError } from '@gw/protocol/errors'
 import {
+  MuxError,
   createWebSocketTransport,
   encodeFrame,
   encodeFrameHeader,
@@ -15,7 +15,7 @@ import {
   FrameType,
   Session,
   type Stream,
-} from '@gw/protocol/mux/index'
+} from '@gw/protocol'
 import { ignore, readAll, until, wsSocketPair } from './mux-helpers.js'
 import { decodeChunks } from './mux-frame-recorder.js'
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { it, type TestContext } from 'node:test'
-import { INITIAL_STREAM_WINDOW, type Stream } from '@gw/protocol/mux/index'
+import { INITIAL_STREAM_WINDOW, type Stream } from '@gw/protocol'
 import { nextStream, sessionPair, until } from './mux-helpers.js'
 
 const target = (stream: object): number => (stream as unknown as { recvTarget: number }).recvTarget

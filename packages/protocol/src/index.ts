@@ -1,6 +1,79 @@
-export * from './errors.js'
-export * from './heads.js'
-export * from './message-codec.js'
-export * from './message-stream.js'
-export * from './error-page.js'
-export * from './mux/index.js'
+/**
+ * The public surface of @gw/protocol: everything the relay, the agent, the tests and the
+ * benchmarks may use. The package exports only this file, so a name that is not listed
+ * here is internal and can change without touching another package.
+ *
+ * @example
+ * import { Session, createWebSocketTransport, MessageReader } from '@gw/protocol'
+ */
+
+// Wire error codes and the errors that carry them.
+export { ErrorCodes, isErrorCode, CodedError, GwError, MuxError, HandshakeError, UpstreamError } from './errors.js'
+export type { ErrorCode } from './errors.js'
+
+// The error page and the header that names a code.
+export { ERROR_CODE_HEADER, renderErrorPage } from './error-page.js'
+export type { ErrorPage } from './error-page.js'
+
+// Heads and control messages: their shapes, their checks, and header helpers.
+export {
+  AGENT_PATH,
+  PROTOCOL_VERSION,
+  HOP_BY_HOP,
+  checkCodedMessage,
+  checkHello,
+  checkRequestHead,
+  checkResponseHead,
+  checkWelcome,
+  getRawHeader,
+  removeRawHeaders,
+  stripHopByHop,
+} from './heads.js'
+export type { AssignedEndpoint, EndpointRequest, Hello, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
+
+// Message framing on a stream: the codec, the reader, and the writing helpers.
+export {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  MESSAGE_HEADER_SIZE,
+  MessageDecoder,
+  MessageType,
+  decodeJson,
+  encodeJsonMessage,
+  encodeMessageHeader,
+} from './message-codec.js'
+export type { DecodedMessage, MessageDecoderHandlers, MessageTypeValue } from './message-codec.js'
+export { DISCARD_BODY, MessageReader, endMessage, sendFramedBody, writeJsonMessage } from './message-stream.js'
+export type { BodyControl, BodyReadable, BodySink, MessageReaderOptions } from './message-stream.js'
+
+export { isLoopbackHost } from './loopback.js'
+
+// The yamux multiplexer.
+export {
+  Session,
+  Stream,
+  createWebSocketTransport,
+  FrameDecoder,
+  validateHeader,
+  encodeFrame,
+  encodeFrameHeader,
+  FRAME_HEADER_SIZE,
+  FrameFlag,
+  FrameType,
+  GoAwayCode,
+  INITIAL_STREAM_WINDOW,
+  YAMUX_VERSION,
+  DEFAULT_ACCEPT_BACKLOG,
+  DEFAULT_KEEPALIVE_INTERVAL,
+  DEFAULT_KEEPALIVE_TIMEOUT,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_MAX_STREAMS,
+  DEFAULT_MAX_WINDOW,
+} from './mux/index.js'
+export type {
+  SessionOptions,
+  SessionEventMap,
+  WebSocketTransportOptions,
+  FrameHandler,
+  FrameDecoderOptions,
+  FrameTypeValue,
+} from './mux/index.js'

@@ -4,11 +4,21 @@
  */
 import type { WebSocket } from 'ws'
 import type { Duplex } from 'node:stream'
-import { createWebSocketTransport, Session, type Stream } from '@gw/protocol/mux/index'
-import { GwError, HandshakeError, type ErrorCode } from '@gw/protocol/errors'
-import { MessageReader, writeJsonMessage } from '@gw/protocol/message-stream'
-import { MessageType } from '@gw/protocol/message-codec'
-import { checkHello, PROTOCOL_VERSION, type AssignedEndpoint, type Hello } from '@gw/protocol/heads'
+import {
+  createWebSocketTransport,
+  Session,
+  type Stream,
+  GwError,
+  HandshakeError,
+  type ErrorCode,
+  MessageReader,
+  writeJsonMessage,
+  MessageType,
+  checkHello,
+  PROTOCOL_VERSION,
+  type AssignedEndpoint,
+  type Hello,
+} from '@gw/protocol'
 
 export interface LinkOptions {
   heartbeatTimeout: number

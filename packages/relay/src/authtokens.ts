@@ -8,7 +8,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest()

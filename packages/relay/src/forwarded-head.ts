@@ -4,7 +4,7 @@
  * The client's Host stays; the agent rewrites it when asked to.
  */
 import type { IncomingMessage } from 'node:http'
-import { stripHopByHop, type RequestHead } from '@gw/protocol/heads'
+import { stripHopByHop, type RequestHead } from '@gw/protocol'
 
 export function buildRequestHead(req: IncomingMessage, tunnel: string, scheme: 'http' | 'https', upgrade: boolean): RequestHead {
   const remoteAddress = normalizeAddress(req.socket.remoteAddress ?? '')

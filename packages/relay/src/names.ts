@@ -9,7 +9,7 @@
 import { randomInt } from 'node:crypto'
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 
 const ADJECTIVES = (
   'amber bold brave brisk calm clever cosmic crisp dapper eager early fancy fond frosty gentle glad ' +

@@ -3,8 +3,7 @@
  */
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { GwError } from '@gw/protocol/errors'
-import { isLoopbackHost } from '@gw/protocol/loopback'
+import { GwError, isLoopbackHost } from '@gw/protocol'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 

@@ -6,12 +6,25 @@
  * upstream call each pause the side before them, so no body is ever buffered whole.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { GwError, type ErrorCode } from '@gw/protocol/errors'
-import { DISCARD_BODY, endMessage, MessageReader, sendFramedBody, writeJsonMessage } from '@gw/protocol/message-stream'
-import { decodeJson, encodeJsonMessage, MessageType, type DecodedMessage } from '@gw/protocol/message-codec'
-import { checkResponseHead, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
-import { ERROR_CODE_HEADER, renderErrorPage } from '@gw/protocol/error-page'
-import type { Stream } from '@gw/protocol/mux/index'
+import {
+  GwError,
+  type ErrorCode,
+  DISCARD_BODY,
+  endMessage,
+  MessageReader,
+  sendFramedBody,
+  writeJsonMessage,
+  decodeJson,
+  encodeJsonMessage,
+  MessageType,
+  type DecodedMessage,
+  checkResponseHead,
+  type RequestHead,
+  type ResponseHead,
+  ERROR_CODE_HEADER,
+  renderErrorPage,
+  type Stream,
+} from '@gw/protocol'
 import { responseHeaders } from './response-headers.js'
 
 export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: ErrorCode, detail: string, status?: number): void {

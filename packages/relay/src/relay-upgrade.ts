@@ -7,12 +7,18 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { STATUS_CODES } from 'node:http'
-import { GwError, type ErrorCode } from '@gw/protocol/errors'
-import { MessageReader, writeJsonMessage } from '@gw/protocol/message-stream'
-import { decodeJson, MessageType } from '@gw/protocol/message-codec'
-import { checkResponseHead, type RequestHead } from '@gw/protocol/heads'
-import { renderErrorPage } from '@gw/protocol/error-page'
-import type { Stream } from '@gw/protocol/mux/index'
+import {
+  GwError,
+  type ErrorCode,
+  MessageReader,
+  writeJsonMessage,
+  decodeJson,
+  MessageType,
+  checkResponseHead,
+  type RequestHead,
+  renderErrorPage,
+  type Stream,
+} from '@gw/protocol'
 import { responseHeaders } from './response-headers.js'
 
 export function writeRawResponse(socket: Duplex, status: number, statusMessage: string | undefined, rawHeaders: string[], body?: Buffer): void {

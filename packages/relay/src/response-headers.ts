@@ -3,8 +3,7 @@
  * dropped (Node frames the body itself) and `gw-error-code` removed, so only gw, never
  * an upstream, can claim an error page.
  */
-import { removeRawHeaders, stripHopByHop } from '@gw/protocol/heads'
-import { ERROR_CODE_HEADER } from '@gw/protocol/error-page'
+import { removeRawHeaders, stripHopByHop, ERROR_CODE_HEADER } from '@gw/protocol'
 
 const SPOOFABLE = new Set([ERROR_CODE_HEADER])
 

@@ -11,7 +11,7 @@ import { createSecureContext, type SecureContext } from 'node:tls'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generate } from 'selfsigned'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 
 export interface RelayTls {
   /** PEM of the certificate clients must trust: the generated CA, or the given cert. */

@@ -9,10 +9,16 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Agent as UndiciAgent } from 'undici'
-import { GwError, type ErrorCode } from '@gw/protocol/errors'
-import { MessageType, decodeJson } from '@gw/protocol/message-codec'
-import { checkCodedMessage, PROTOCOL_VERSION, type Hello } from '@gw/protocol/heads'
-import type { Session } from '@gw/protocol/mux/index'
+import {
+  GwError,
+  type ErrorCode,
+  MessageType,
+  decodeJson,
+  checkCodedMessage,
+  PROTOCOL_VERSION,
+  type Hello,
+  type Session,
+} from '@gw/protocol'
 import { AgentEvents, type AgentStatus, type TunnelInfo, type TunnelStatus } from './events.js'
 import { connectRelay, type RelayConnection } from './relay-connection.js'
 import { handleStream, type EndpointRuntime, type HandlerShared } from './request-handler.js'

@@ -7,7 +7,7 @@
  * with capture off.
  */
 import { EventEmitter } from 'node:events'
-import type { RequestHead } from '@gw/protocol/heads'
+import type { RequestHead } from '@gw/protocol'
 
 export type TunnelStatus = 'connecting' | 'online' | 'reconnecting' | 'offline'
 

@@ -3,7 +3,7 @@
  * inspector, the TUI, the log lines): made here, for tunnel traffic, upgrades and
  * replays alike, and announced with `exchange:start`.
  */
-import type { RequestHead } from '@gw/protocol/heads'
+import type { RequestHead } from '@gw/protocol'
 import type { AgentEvents, Exchange } from './events.js'
 
 export function now(): number {

@@ -8,12 +8,23 @@
  * to the upstream), so a policy costs nothing until one is configured.
  */
 import { Readable } from 'node:stream'
-import { CodedError, ErrorCodes, type ErrorCode } from '@gw/protocol/errors'
-import { sendFramedBody, writeJsonMessage, type BodyReadable } from '@gw/protocol/message-stream'
-import { encodeJsonMessage, MessageType } from '@gw/protocol/message-codec'
-import { getRawHeader, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
-import { ERROR_CODE_HEADER } from '@gw/protocol/error-page'
-import type { Stream } from '@gw/protocol/mux/index'
+import {
+  CodedError,
+  ErrorCodes,
+  type ErrorCode,
+  sendFramedBody,
+  writeJsonMessage,
+  type BodyReadable,
+  encodeJsonMessage,
+  MessageType,
+  getRawHeader,
+  removeRawHeaders,
+  stripHopByHop,
+  type RequestHead,
+  type ResponseHead,
+  ERROR_CODE_HEADER,
+  type Stream,
+} from '@gw/protocol'
 import { createPolicyState } from '../policy/state.js'
 import type { PolicyRequest, PolicyResponse } from '../policy/index.js'
 import { isIdempotentMethod, sendWithRetry, type UpstreamTarget } from '../upstream/index.js'

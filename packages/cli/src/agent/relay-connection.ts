@@ -4,12 +4,24 @@
  * what went wrong, and which flag fixes it.
  */
 import { WebSocket } from 'ws'
-import { createWebSocketTransport, Session, type Stream } from '@gw/protocol/mux/index'
-import { GwError, HandshakeError } from '@gw/protocol/errors'
-import { isLoopbackHost } from '@gw/protocol/loopback'
-import { MessageReader, writeJsonMessage } from '@gw/protocol/message-stream'
-import { decodeJson, MessageType } from '@gw/protocol/message-codec'
-import { AGENT_PATH, checkCodedMessage, checkWelcome, PROTOCOL_VERSION, type Hello, type Welcome } from '@gw/protocol/heads'
+import {
+  createWebSocketTransport,
+  Session,
+  type Stream,
+  GwError,
+  HandshakeError,
+  isLoopbackHost,
+  MessageReader,
+  writeJsonMessage,
+  decodeJson,
+  MessageType,
+  AGENT_PATH,
+  checkCodedMessage,
+  checkWelcome,
+  PROTOCOL_VERSION,
+  type Hello,
+  type Welcome,
+} from '@gw/protocol'
 
 const CERT_ERRORS = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',

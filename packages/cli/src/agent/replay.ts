@@ -3,7 +3,7 @@
  * relay and the public client are not involved), and report it on the event stream
  * like any other exchange, marked with the id it replays.
  */
-import { removeRawHeaders, stripHopByHop } from '@gw/protocol/heads'
+import { removeRawHeaders, stripHopByHop } from '@gw/protocol'
 import { now, startExchange } from './exchange.js'
 import type { EndpointRuntime, HandlerShared } from './request-handler.js'
 import { upstreamHeaders } from './request-handler.js'

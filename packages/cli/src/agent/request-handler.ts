@@ -9,11 +9,21 @@
  * upstream read pauses until the stream drains.
  */
 import type { Dispatcher } from 'undici'
-import type { ErrorCode } from '@gw/protocol/errors'
-import { DISCARD_BODY, MessageReader, type BodyReadable } from '@gw/protocol/message-stream'
-import { encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
-import { checkRequestHead, removeRawHeaders, stripHopByHop, type RequestHead, type ResponseHead } from '@gw/protocol/heads'
-import type { Stream } from '@gw/protocol/mux/index'
+import {
+  type ErrorCode,
+  DISCARD_BODY,
+  MessageReader,
+  type BodyReadable,
+  encodeJsonMessage,
+  encodeMessageHeader,
+  MessageType,
+  checkRequestHead,
+  removeRawHeaders,
+  stripHopByHop,
+  type RequestHead,
+  type ResponseHead,
+  type Stream,
+} from '@gw/protocol'
 import type { AgentEvents, Exchange } from './events.js'
 import type { Upstream } from './upstream.js'
 import { upstreamErrorCode } from './upstream-errors.js'

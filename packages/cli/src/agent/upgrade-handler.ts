@@ -7,11 +7,16 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
-import { GwError } from '@gw/protocol/errors'
-import { sendFramedBody, writeJsonMessage, type MessageReader } from '@gw/protocol/message-stream'
-import { MessageType } from '@gw/protocol/message-codec'
-import { stripHopByHop, type RequestHead } from '@gw/protocol/heads'
-import type { Stream } from '@gw/protocol/mux/index'
+import {
+  GwError,
+  sendFramedBody,
+  writeJsonMessage,
+  type MessageReader,
+  MessageType,
+  stripHopByHop,
+  type RequestHead,
+  type Stream,
+} from '@gw/protocol'
 import { now, startExchange } from './exchange.js'
 import { respondError, upstreamHeaders, type EndpointRuntime, type HandlerShared } from './request-handler.js'
 import { upstreamErrorCode } from './upstream-errors.js'

@@ -10,9 +10,7 @@
  */
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { GwError } from '@gw/protocol/errors'
-import type { BodySink } from '@gw/protocol/message-stream'
-import { stripHopByHop } from '@gw/protocol/heads'
+import { GwError, type BodySink, stripHopByHop } from '@gw/protocol'
 import type { PolicyResponse } from '../policy/index.js'
 
 type TrailerBody = Readable & { trailers?: string[] }

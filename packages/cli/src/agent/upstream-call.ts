@@ -7,11 +7,17 @@
  */
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { GwError } from '@gw/protocol/errors'
-import { writeJsonMessage, type BodySink } from '@gw/protocol/message-stream'
-import { encodeJsonMessage, encodeMessageHeader, MessageType } from '@gw/protocol/message-codec'
-import { stripHopByHop, type ResponseHead } from '@gw/protocol/heads'
-import type { Stream } from '@gw/protocol/mux/index'
+import {
+  GwError,
+  writeJsonMessage,
+  type BodySink,
+  encodeJsonMessage,
+  encodeMessageHeader,
+  MessageType,
+  stripHopByHop,
+  type ResponseHead,
+  type Stream,
+} from '@gw/protocol'
 import type { Exchange } from './events.js'
 import { now } from './exchange.js'
 import type { HandlerShared } from './request-handler.js'

@@ -3,7 +3,7 @@
  * or unresolvable address is 502, a timeout is 504. (ngrok answers 400 to a refused
  * upstream, which sends users looking for a bug in their request.)
  */
-import type { ErrorCode } from '@gw/protocol/errors'
+import type { ErrorCode } from '@gw/protocol'
 
 const REFUSED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
 const TIMEOUT = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT'])

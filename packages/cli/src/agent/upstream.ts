@@ -8,7 +8,7 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns'
 import { Agent as UndiciAgent } from 'undici'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 
 export interface Upstream {
   /** Normalised origin, e.g. `http://localhost:3000`. */

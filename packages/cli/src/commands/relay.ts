@@ -1,6 +1,6 @@
 import { Command, Flags } from '@oclif/core'
 import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir } from '@gw/relay'
-import { AGENT_PATH } from '@gw/protocol/heads'
+import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat } from '../output/logger.js'
 import { toCliError } from '../output/cli-error.js'
 

@@ -1,5 +1,5 @@
 import { Args, Command, Flags } from '@oclif/core'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 import { runTunnels, sharedTunnelFlags, type TunnelFlags, type TunnelSpec } from '../tunnel-runner.js'
 import { configPath, loadConfig } from '../config/config-file.js'
 import { parseUpstream } from '../agent/upstream.js'

@@ -13,7 +13,7 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { parseDocument, stringify } from 'yaml'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 
 export interface EndpointConfig {
   name: string

@@ -4,7 +4,7 @@
  * user of the local API (as JSON) or the terminal. The codes are stable like the others
  * and are listed in docs/inspect.md.
  */
-import { CodedError } from '@gw/protocol/errors'
+import { CodedError } from '@gw/protocol'
 
 export const InspectErrorCodes = {
   GW_ERR_API_FORBIDDEN_HOST: { status: 403, message: 'the agent API answers only Host 127.0.0.1, localhost or [::1]' },

@@ -4,7 +4,7 @@
  * errors are bugs and keep their stack under DEBUG.
  */
 import { Errors } from '@oclif/core'
-import { CodedError } from '@gw/protocol/errors'
+import { CodedError } from '@gw/protocol'
 
 /** Exit codes: 1 for a failure at run time, 2 for bad input (usage). */
 const USAGE_CODES = new Set(['GW_ERR_INVALID_UPSTREAM', 'GW_ERR_INVALID_FLAG', 'GW_ERR_CONFIG', 'GW_ERR_NAME_INVALID', 'GW_ERR_NAME_RESERVED'])

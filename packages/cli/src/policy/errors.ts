@@ -3,7 +3,7 @@
  * package keeps its own table next to its code (nothing on the wire carries these), all
  * of them listed in docs/errors.md. Codes are never reused.
  */
-import { CodedError } from '@gw/protocol/errors'
+import { CodedError } from '@gw/protocol'
 export const PolicyErrorCodes = {
   GW_ERR_POLICY_INVALID: { status: 400, message: 'the traffic policy is not valid' },
   GW_ERR_POLICY_FILE: { status: 400, message: 'the traffic policy file could not be read or parsed' },

@@ -2,7 +2,7 @@
  * Upstream pool errors. `GW_ERR_UPSTREAM_POOL_DOWN` is in the policy engine's code table
  * (`policy/errors.ts`), like every code the gateway layer adds.
  */
-import { CodedError } from '@gw/protocol/errors'
+import { CodedError } from '@gw/protocol'
 import { PolicyErrorCodes } from '../policy/errors.js'
 
 export class UpstreamPoolDownError extends CodedError {

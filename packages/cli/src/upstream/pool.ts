@@ -29,7 +29,7 @@
  */
 import { createHealthChecker, type HealthCheckConfig } from './health-check.js'
 import { UpstreamPoolDownError } from './errors.js'
-import { GwError } from '@gw/protocol/errors'
+import { GwError } from '@gw/protocol'
 import { parseTargetAddress } from './target.js'
 
 export type Strategy = 'round_robin' | 'least_requests' | 'random'
