@@ -1,0 +1,82 @@
+/**
+ * Every Traffic Policy example in ngrok's documentation (extracted by
+ * scripts/extract-ngrok-policy-examples.mjs into fixtures/ngrok-docs/manifest.json) either
+ * loads, or is refused with a message that names what is unsupported. expectations.json
+ * says which, per fixture:
+ * - absent: accepted;
+ * - `refused` with a `reason`: `ngrok-cloud` (data only ngrok's cloud has), `docs-wrong`
+ *   (the example is wrong in ngrok's own docs, with a `note` saying how) or
+ *   `tcp-endpoints` (on_tcp_connect, and gw has no TCP endpoints yet);
+ * - `todo`: something gw does not implement yet; the entry holds the refusal it gets today.
+ * A `fill` replaces placeholders the docs leave for the reader (`$YOUR_IP`) first.
+ * Refused and todo entries must fail with their message, so when gw starts accepting one
+ * the table has to be updated: the counts in docs/ngrok-compatibility.md stay honest.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { compilePolicy } from '@gw/cli/policy/index'
+import { GW_BIN } from '../helpers/stack.js'
+import { expectations, fixturePolicy, manifest, type Fixture } from './ngrok-docs.js'
+
+async function compileError(f: Fixture): Promise<string | undefined> {
+  try {
+    const policy = compilePolicy(fixturePolicy(f))
+    await policy.close()
+    return undefined
+  } catch (err) {
+    return (err as Error).message
+  }
+}
+
+test('the manifest holds ngrok-docs examples and every expectation names one of them', () => {
+  assert.ok(manifest.fixtures.length > 300, `only ${manifest.fixtures.length} fixtures`)
+  const ids = new Set(manifest.fixtures.map((f) => f.id))
+  for (const id of Object.keys(expectations)) assert.ok(ids.has(id), `expectations.json names ${id}, which is not in the manifest`)
+  for (const f of manifest.fixtures) assert.ok(f.sources[0]!.page.endsWith('.mdx'), f.id)
+})
+
+test('each ngrok-docs example is accepted, or refused as expectations.json says', async (t) => {
+  const counts: Record<string, number> = {}
+  const wrong: string[] = []
+  for (const f of manifest.fixtures) {
+    const e = expectations[f.id] ?? {}
+    const status = e.status ?? 'accepted'
+    const key = e.reason ? `${status}/${e.reason}` : status
+    counts[key] = (counts[key] ?? 0) + 1
+    const error = await compileError(f)
+    const where = `${f.id} (${f.sources[0]!.page}:${f.sources[0]!.line})`
+    if (status === 'accepted') {
+      if (error !== undefined) wrong.push(`${where}: expected to load, got: ${error.split('\n')[0]}`)
+      continue
+    }
+    if (status === 'refused') {
+      assert.ok(['ngrok-cloud', 'docs-wrong', 'tcp-endpoints'].includes(e.reason ?? ''), `${where}: a refusal needs a reason`)
+      if (e.reason === 'docs-wrong') assert.ok(e.note, `${where}: say what is wrong in ngrok's docs`)
+    }
+    if (error === undefined) wrong.push(`${where}: expected ${key}, but it loads now; update expectations.json`)
+    else if (!error.includes(e.match ?? '\u0000')) wrong.push(`${where}: expected a refusal with ${JSON.stringify(e.match)}, got: ${error.split('\n')[0]}`)
+  }
+  t.diagnostic(`ngrok-docs examples: ${manifest.fixtures.length} total, ${JSON.stringify(counts)}`)
+  assert.deepEqual(wrong, [])
+})
+
+test('gw policy check gives the same answer for a fixture file as the engine', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'gw-ngrok-docs-'))
+  const gw = (file: string) => spawnSync(process.execPath, [GW_BIN, 'policy', 'check', file], {
+    encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', GW_CONFIG: join(tmp, 'none.yml') },
+  })
+  const accepted = manifest.fixtures.find((f) => !expectations[f.id])!
+  writeFileSync(join(tmp, 'ok.json'), JSON.stringify(fixturePolicy(accepted)))
+  const ok = gw(join(tmp, 'ok.json'))
+  assert.equal(ok.status, 0, ok.stderr)
+  const refusedId = Object.keys(expectations).find((id) => expectations[id]!.reason === 'docs-wrong')!
+  const refused = manifest.fixtures.find((f) => f.id === refusedId)!
+  writeFileSync(join(tmp, 'bad.json'), JSON.stringify(fixturePolicy(refused)))
+  const bad = gw(join(tmp, 'bad.json'))
+  assert.equal(bad.status, 2)
+  assert.ok(bad.stderr.includes(expectations[refusedId]!.match!), bad.stderr)
+})

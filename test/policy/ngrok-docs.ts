@@ -1,0 +1,34 @@
+/** The ngrok-docs fixtures (manifest.json) and their expectations, for the fixture tests. */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export interface Fixture {
+  id: string
+  sources: Array<{ page: string; line: number; lang: string; context: string }>
+  policy: unknown
+}
+export interface Expectation {
+  status?: 'refused' | 'todo'
+  reason?: 'ngrok-cloud' | 'docs-wrong' | 'tcp-endpoints'
+  match?: string
+  note?: string
+  fill?: Record<string, string>
+}
+
+const dir = fileURLToPath(new URL('../../policy/fixtures/ngrok-docs/', import.meta.url))
+export const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { fixtures: Fixture[] }
+export const expectations = JSON.parse(readFileSync(join(dir, 'expectations.json'), 'utf8')) as Record<string, Expectation>
+
+export function fixture(id: string): Fixture {
+  const f = manifest.fixtures.find((x) => x.id === id)
+  if (!f) throw new Error(`no ngrok-docs fixture ${id}`)
+  return f
+}
+
+/** The fixture's policy with the reader's placeholders filled in. */
+export function fixturePolicy(f: Fixture): unknown {
+  let text = JSON.stringify(f.policy)
+  for (const [from, to] of Object.entries(expectations[f.id]?.fill ?? {})) text = text.split(from).join(to)
+  return JSON.parse(text) as unknown
+}
