@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests use that npm cannot bring: curl and tmux for end-to-end
-# tests, Chromium for the web inspector test. Installed with apt when missing; when that
+# tests, Chromium for the web inspector test, nginx-light and openssh-server for the
+# benchmark's anchor rows (bench/README.md: one C reverse-proxy hop, and `ssh -R`). Installed with apt when missing; when that
 # is not possible the tests that need them are skipped (and say so), so a failed install
 # warns instead of failing the run.
 set -uo pipefail
@@ -8,6 +9,9 @@ need=()
 command -v curl >/dev/null || need+=(curl)
 command -v tmux >/dev/null || need+=(tmux)
 command -v chromium >/dev/null || need+=(chromium)
+# Both live in /usr/sbin, which is not on every user's PATH.
+{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null || need+=(nginx-light)
+{ command -v sshd || [ -x /usr/sbin/sshd ]; } >/dev/null || need+=(openssh-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; then

@@ -27,6 +27,8 @@ for (const entry of readdirSync(join(rootDir, 'node_modules'))) {
 for (const pkg of ['protocol', 'relay', 'cli']) {
   cpSync(join(rootDir, 'packages', pkg, 'dist'), join(base, pkg, 'dist'), { recursive: true })
   cpSync(join(rootDir, 'packages', pkg, 'package.json'), join(base, pkg, 'package.json'))
+  // The CLI's bin, so that a variant runs as `gw relay` / `gw http` too (lib/gw-cli.mjs).
+  if (pkg === 'cli') cpSync(join(rootDir, 'packages/cli/bin'), join(base, 'cli/bin'), { recursive: true })
   symlinkSync(join(base, pkg), join(modules, '@gw', pkg))
 }
 for (const name of names) {

@@ -9,6 +9,13 @@ export const rootDir = fileURLToPath(new URL('../..', import.meta.url))
 
 const live = new Set()
 
+/** Count a child started elsewhere among those stopAll() stops. */
+export function track(child) {
+  live.add(child)
+  child.on('exit', () => live.delete(child))
+  return child
+}
+
 /**
  * Fork one of bench/procs/*.mjs and wait for its first IPC message, which is either
  * `{type:'ready', …}` or `{type:'unavailable', reason}`.

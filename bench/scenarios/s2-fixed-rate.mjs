@@ -21,6 +21,7 @@ export default {
     const rows = []
     const live = []
     for (const t of targets.values()) {
+      if (profile.fewPaths && !profile.fewPaths.includes(t.name)) continue
       if (!t.available) rows.push({ path: t.name, unavailable: t.reason })
       else live.push({ t, runs: [] })
     }

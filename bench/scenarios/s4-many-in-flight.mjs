@@ -3,7 +3,7 @@
 // in-flight request costs in the relay and the agent.
 import { concurrent } from '../lib/http-clients.mjs'
 import { memoryOf, resetPeak, sampleRss } from '../lib/children.mjs'
-import { startGw, startLocaltunnel, waitRoutable } from '../lib/paths.mjs'
+import { startLocaltunnel, waitRoutable } from '../lib/paths.mjs'
 import { fmt, MiB, verdict } from '../lib/format.mjs'
 
 export default {
@@ -11,7 +11,8 @@ export default {
   title: 'Many in flight: concurrent requests, upstream answers after a delay',
   target: 'gw-http: every request succeeds; relay + agent peak RSS ≤ 400 MB',
   // TLS would add 10,000 handshakes to what this measures; it is in the full run only.
-  paths: (profile) => (profile.name === 'full' ? ['direct', 'gw-http', 'gw-https', 'gw-proposed', 'localtunnel'] : ['direct', 'gw-http', 'gw-proposed', 'localtunnel']),
+  // The anchors (nginx, ssh -R) are not in it: it measures gw's memory per request in flight.
+  paths: (profile) => profile.fewPaths ?? (profile.name === 'full' ? ['direct', 'gw-http', 'gw-https', 'gw-bare', 'gw-proposed', 'localtunnel'] : ['direct', 'gw-http', 'gw-bare', 'gw-proposed', 'localtunnel']),
   columns: [
     { key: 'succeeded', label: 'succeeded', fmt: fmt.text },
     { key: 'seconds', label: 'wall time', fmt: (v) => (Number.isFinite(v) ? `${fmt.d1(v)} s` : '–') },
@@ -81,15 +82,9 @@ async function freshTarget(shared, upstream) {
     await waitRoutable(target).catch(async (err) => { await lt.close(); throw err })
     return { target, close: lt.close }
   }
-  const gw = await startGw(upstream.url, { name: 'bench4', variantDir: shared.variantDir })
-  if (!gw.available) throw new Error(gw.reason)
-  const target = {
-    ...shared,
-    port: shared.protocol === 'https' ? gw.relay.httpsPort : gw.relay.httpPort,
-    host: 'bench4.localhost',
-    ca: gw.relay.caCertPem,
-    procs: gw.procs,
-  }
+  // gw paths start a new pair of their own kind (CLI relay and agent, or the bare agent).
+  const gw = await shared.fresh('bench4')
+  const target = { ...shared, port: gw.port, host: gw.host, ca: gw.ca ?? shared.ca, procs: gw.procs }
   await waitRoutable(target).catch(async (err) => { await gw.close(); throw err })
   return { target, close: gw.close }
 }

@@ -34,6 +34,8 @@ export default {
     const { initial: window, max: maxWindow } = await streamWindows()
     const rows = []
     for (const t of targets.values()) {
+      // The anchors' processes are not Node: no GC to ask for, no buffer figures to read.
+      if (t.anchor || (profile.fewPaths && !profile.fewPaths.includes(t.name))) continue
       if (!t.available) { rows.push({ path: t.name, unavailable: t.reason }); continue }
       // Direct has no tunnel, so its row watches the upstream: the baseline for "flat".
       const procs = t.procs.length ? t.procs : [{ role: 'upstream', pid: upstream.pid, child: upstream.child }]

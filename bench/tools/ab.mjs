@@ -4,7 +4,11 @@
 // rounds, so that load from other work on the machine hits both alike. Reports medians of
 // req/s and of CPU µs per request in the relay and the agent (scenario 1's load), and
 // syscalls per request for 1,000 sequential requests (strace -c), which noise cannot move.
-//   node bench/tools/ab.mjs [--load small|download|upload] [--rounds 5] [--seconds 2] [--strace] [--policy] <name>=<variant dir> …
+//   node bench/tools/ab.mjs [--load small|download|upload] [--rounds 5] [--seconds 2] [--strace] [--policy] [--cli] <name>=<variant dir> …
+// --cli runs each stack as users do, `gw relay` and `gw http --no-tui --log-format json` from
+// the built CLI (or the variant's copy of it), with capture and the request log on
+// (lib/gw-cli.mjs); `name=bare:<variant dir>` (or `name=bare:`) then puts the programmatic
+// agent in front of a CLI relay instead, the harness's gw-bare row.
 // --policy gives every agent scenario 8's 10-rule policy (fixtures/policy-10-rules.yml.tmpl) and
 // sends its Basic credentials.
 import { spawn, spawnSync } from 'node:child_process'
@@ -15,16 +19,19 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cpuOf, stopAll } from '../lib/children.mjs'
 import { bulkDownload, bulkUpload, saturate } from '../lib/http-clients.mjs'
+import { startBareAgent, startCliRelay, startGwCli } from '../lib/gw-cli.mjs'
 import { startGw, startUpstream, waitRoutable } from '../lib/paths.mjs'
 import { median } from '../lib/stats.mjs'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { load: { type: 'string', default: 'small' }, rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, strace: { type: 'boolean', default: false }, policy: { type: 'boolean', default: false } },
+  options: { load: { type: 'string', default: 'small' }, rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, strace: { type: 'boolean', default: false }, policy: { type: 'boolean', default: false }, cli: { type: 'boolean', default: false } },
 })
 const variants = [{ name: 'stock', dir: undefined }, ...positionals.map((p) => {
-  const [name, dir] = p.split('=')
-  return { name, dir }
+  const [name, spec = ''] = p.split('=')
+  const bare = spec.startsWith('bare:')
+  const dir = (bare ? spec.slice(5) : spec) || undefined
+  return { name, dir, bare }
 })]
 
 const upstream = await startUpstream()
@@ -36,7 +43,9 @@ if (values.policy) {
 const extraHeaders = values.policy ? { authorization: `Basic ${Buffer.from('bench:bench-password').toString('base64')}` } : undefined
 const stacks = []
 for (const v of variants) {
-  const gw = await startGw(upstream.url, { name: `ab${stacks.length}`, variantDir: v.dir })
+  const name = `ab${stacks.length}`
+  const gw = !values.cli ? await startGw(upstream.url, { name, variantDir: v.dir })
+    : v.bare ? await startBare(name, v.dir) : await startGwCli(upstream.url, { name, variantDir: v.dir })
   if (!gw.available) throw new Error(`${v.name}: ${gw.reason}`)
   const target = { name: v.name, protocol: 'http', port: gw.relay.httpPort, host: `ab${stacks.length}.localhost`, ...(extraHeaders ? { extraHeaders } : {}) }
   await waitRoutable(target)
@@ -80,6 +89,13 @@ try {
 } finally {
   for (const s of stacks) await s.gw.close()
   await stopAll()
+}
+
+/** A CLI relay and the programmatic agent in front of it; closing it closes both. */
+async function startBare(name, variantDir) {
+  const relay = await startCliRelay({ variantDir })
+  const bare = await startBareAgent(upstream.url, relay, { name, variantDir })
+  return { ...bare, close: async () => { await bare.close(); await relay.close() } }
 }
 
 /** strace -c on the relay and the agent while 1,000 requests go one after another on one connection. */
