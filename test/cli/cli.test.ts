@@ -107,6 +107,43 @@ describe('gw http with the embedded relay', () => {
   })
 })
 
+describe('gw http --no-tui --log-format json, the request log', () => {
+  it('writes one JSON line per request, none lost or merged when many end in the same turn, all out before exit', async () => {
+    const dir = tempDir()
+    const upstream = await startUpstream((req, res) => res.end(`log ${req.url}`))
+    const gw = spawnGw(['http', String(upstream.port), '--no-tui', '--log-format', 'json', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'gw.yml') })
+    const n = 300
+    try {
+      const started = JSON.parse(await gw.waitForLine((l) => l.includes('"started tunnel"') && l.includes('"url":"http://'))) as { url: string }
+      const url = new URL(started.url)
+      const pool = new Pool(`http://127.0.0.1:${url.port}`, { connections: 64 })
+      // Many at once, so that the agent ends several requests in one event-loop turn.
+      const bodies = await Promise.all(Array.from({ length: n }, async (_, i) => {
+        const res = await pool.request({ path: `/r/${i}?q="x"`, method: 'GET', headers: { host: url.host } })
+        return res.body.text()
+      }))
+      assert.equal(bodies[7], 'log /r/7?q="x"')
+      await pool.close()
+    } finally {
+      // The lines of the last turn may still be pending: SIGTERM, then every one must be there.
+      gw.kill()
+      await gw.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+    const requests = gw.lines.filter((l) => l.includes('"GET /r/')).map((l) => JSON.parse(l) as Record<string, unknown>)
+    assert.equal(requests.length, n, `${requests.length} request lines of ${n}`)
+    const targets = new Set(requests.map((r) => r.msg))
+    for (let i = 0; i < n; i++) assert.ok(targets.has(`GET /r/${i}?q="x"`), `no line for /r/${i}`)
+    for (const r of requests) {
+      assert.equal(r.lvl, 'info')
+      assert.equal(r.status, 200)
+      assert.equal(typeof r.duration_ms, 'number')
+      assert.ok(!Number.isNaN(Date.parse(String(r.t))), `t is not a time: ${String(r.t)}`)
+    }
+  })
+})
+
 describe('gw http, checked with curl', () => {
   it('answers curl on the printed http and https *.localhost URLs, https trusting the printed CA', { skip: !hasCurl() && 'no curl' }, async () => {
     const dir = tempDir()

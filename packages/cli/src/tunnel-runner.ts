@@ -133,6 +133,8 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
   }
 
   if (format === 'term') {
+    // Log lines are batched per event-loop turn; the banner must not overtake them.
+    logger.flush()
     if (!useTui) printBanner(command, agent, embedded, inspection)
   } else {
     for (const tunnel of agent.tunnels) {
