@@ -80,6 +80,9 @@ export class AgentLink {
     })
     this.control = control
     control.on('error', () => {}) // errors surface through the session's 'close'
+    // The agent opens one stream, the control stream; requests are opened by the relay.
+    // Any other stream it opens is reset at once instead of waiting in the backlog.
+    this.session.on('stream', refuseStream)
     const reader = new MessageReader(control, { maxMessageSize: 64 * 1024 })
     const hello = await Promise.race([
       reader.nextJson(MessageType.HELLO, 'hello', checkHello),
@@ -133,4 +136,9 @@ export class AgentLink {
     this.closedFlag = true
     this.session.close(err)
   }
+}
+
+function refuseStream(stream: Stream): void {
+  stream.on('error', () => {})
+  stream.destroy()
 }

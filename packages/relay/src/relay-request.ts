@@ -25,7 +25,7 @@ import {
   renderErrorPage,
   type Stream,
 } from '@gw/protocol'
-import { responseHeaders } from './response-headers.js'
+import { responseHeaders, safeReason } from './response-headers.js'
 
 export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: ErrorCode, detail: string, status?: number): void {
   if (res.headersSent) {
@@ -33,7 +33,15 @@ export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: E
     return
   }
   const page = renderErrorPage(code, detail, req.headers.accept, status)
-  res.writeHead(page.status, page.headers)
+  // A refused writeHead (an agent's invalid reason phrase or header) leaves its reason
+  // on the response, and Node would reuse it here and throw again, outside any handler.
+  res.statusMessage = ''
+  try {
+    res.writeHead(page.status, page.headers)
+  } catch {
+    res.destroy()
+    return
+  }
   res.end(req.method === 'HEAD' ? undefined : page.body)
 }
 
@@ -119,7 +127,19 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     }
     const headers = responseHeaders(response.rawHeaders)
     if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
-    res.writeHead(response.status, response.statusMessage, headers)
+    const reason = safeReason(response.statusMessage)
+    try {
+      if (reason === undefined) res.writeHead(response.status, headers)
+      else res.writeHead(response.status, reason, headers)
+    } catch (err) {
+      // A header Node refuses to write (a control character in a value, an invalid name):
+      // the agent's response cannot be relayed as sent.
+      reader.bodyTo(DISCARD_BODY).resume()
+      finish()
+      stream.destroy()
+      sendErrorPage(req, res, 'GW_ERR_UPSTREAM_BAD_RESPONSE', `the upstream's response head is invalid: ${(err as Error).message}`)
+      return
+    }
     pipeBody(reader, res, finish)
   }
 

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http'
 import {
   GwError,
   type ErrorCode,
@@ -15,19 +15,36 @@ import {
   decodeJson,
   MessageType,
   checkResponseHead,
+  removeRawHeaders,
   type RequestHead,
   renderErrorPage,
   type Stream,
 } from '@gw/protocol'
-import { responseHeaders } from './response-headers.js'
+import { responseHeaders, safeReason } from './response-headers.js'
 
+/**
+ * A response head written as raw bytes, so every piece an agent sent is checked first:
+ * a CR or LF in a reason phrase or header would split the response on the client's socket.
+ */
 export function writeRawResponse(socket: Duplex, status: number, statusMessage: string | undefined, rawHeaders: string[], body?: Buffer): void {
-  let head = `HTTP/1.1 ${status} ${statusMessage ?? STATUS_CODES[status] ?? ''}\r\n`
-  for (let i = 0; i < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`
+  let head = `HTTP/1.1 ${status} ${safeReason(statusMessage) ?? STATUS_CODES[status] ?? ''}\r\n`
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    const value = rawHeaders[i + 1]!
+    try {
+      validateHeaderName(name)
+      validateHeaderValue(name, value)
+    } catch (err) {
+      throw new GwError('GW_ERR_UPSTREAM_BAD_RESPONSE', `the upstream's response head is invalid: ${(err as Error).message}`)
+    }
+    head += `${name}: ${value}\r\n`
+  }
   head += '\r\n'
   socket.write(head)
   if (body) socket.write(body)
 }
+
+const FRAMING = new Set(['content-length', 'transfer-encoding'])
 
 export function sendRawErrorPage(req: IncomingMessage, socket: Duplex, code: ErrorCode, detail: string): void {
   if (!socket.writable) {
@@ -68,7 +85,8 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: B
       return
     }
     // The upstream refused the upgrade with an ordinary response: relay it and close.
-    const headers = responseHeaders(response.rawHeaders)
+    // The body is buffered and framed here, so the agent's own framing headers go.
+    const headers = removeRawHeaders(responseHeaders(response.rawHeaders), FRAMING)
     const body = reader.body()
     const chunks: Buffer[] = []
     let size = 0

@@ -428,13 +428,19 @@ export class Session extends EventEmitter<SessionEventMap> {
       // The listener may have destroyed the stream or the whole session.
       return this.isClosed ? undefined : this.streams.get(streamId)
     }
+    // Until someone takes it, a waiting stream's 'error' (the peer resets it, as
+    // hashicorp's client does when its open times out) is nobody's: without a listener
+    // it would be an uncaught exception, from a peer that may not even have said hello.
+    stream.on('error', ignore)
     this.backlog.push(stream)
     return stream
   }
 
   private flushBacklog(): void {
     while (this.backlog.length > 0 && !this.isClosed && this.listenerCount('stream') > 0) {
-      this.emit('stream', this.backlog.shift()!)
+      const stream = this.backlog.shift()!
+      stream.off('error', ignore)
+      this.emit('stream', stream)
     }
   }
 
@@ -507,14 +513,10 @@ export class Session extends EventEmitter<SessionEventMap> {
     this.watchdog = undefined
 
     const failure = err ?? new MuxError('GW_ERR_MUX_CLOSED', 'the link was closed')
-    const backlog = new Set(this.backlog)
+    // Streams still in the backlog fail quietly: they keep the listener added there.
     this.backlog = []
     this.drainWaiters = []
-    for (const stream of [...this.streams.values()]) {
-      // Streams nobody was handed cannot have an 'error' listener; fail them quietly.
-      if (backlog.has(stream)) stream.on('error', ignore)
-      stream._onLinkClose(failure)
-    }
+    for (const stream of [...this.streams.values()]) stream._onLinkClose(failure)
     this.streams.clear()
     for (const ping of this.pings.values()) ping.reject?.(failure)
     this.pings.clear()
