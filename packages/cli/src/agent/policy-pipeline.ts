@@ -35,6 +35,8 @@ import { bodyToStream, streamUpstreamResponse, type UpstreamCall } from './upstr
 import { dispatchForAnswer, type UpstreamAnswer } from './upstream-answer.js'
 import { tapBody } from './body-tap.js'
 import { now } from './exchange.js'
+import { handleUpgrade } from './upgrade-handler.js'
+import type { MessageReader } from '@gw/protocol/message-stream'
 
 const GW_ERROR_HEADER = new Set([ERROR_CODE_HEADER])
 /** A body with nothing in it: cheaper than Readable.from, which makes an async iterator. */
@@ -155,6 +157,67 @@ export async function forwardWithPolicy(
     }
   }
 }
+
+/**
+ * An upgrade request (WebSocket) through the request phase: auth, IP rules, deny, rate
+ * limits and header actions run before anything reaches the upstream, as for any
+ * request. A rule that answers ends it with an ordinary response; otherwise the upgrade
+ * goes to the upstream with the request as the rules left it.
+ */
+export async function upgradeWithPolicy(
+  stream: Stream,
+  reader: MessageReader,
+  head: RequestHead,
+  endpoint: EndpointRuntime,
+  shared: HandlerShared,
+): Promise<void> {
+  const policy = endpoint.policy!
+  const req: PolicyRequest = {
+    method: head.method,
+    target: head.target,
+    rawHeaders: head.rawHeaders.slice(),
+    host: getRawHeader(head.rawHeaders, 'host') ?? '',
+    scheme: head.scheme,
+    clientIp: head.remoteAddress,
+    clientPort: head.remotePort,
+    // After an upgrade's head come raw bytes, not a body a rule could read.
+    body: emptyBody(),
+  }
+  const state = createPolicyState()
+  let outcome: Awaited<ReturnType<typeof policy.onHttpRequest>>
+  try {
+    outcome = await policy.onHttpRequest(req, state)
+  } catch (err) {
+    // Policy codes are the agent's, not the wire's: they travel as the head's errorCode.
+    const e = err as Error & { status?: number }
+    const code = e instanceof CodedError ? e.code : 'GW_ERR_POLICY_EXPRESSION'
+    const status = e instanceof CodedError && typeof e.status === 'number' ? e.status : 500
+    reader.detach()
+    stream.resume()
+    const body = Readable.from([Buffer.from(`${e.message}\n`)])
+    writeResponse(stream, { status, rawHeaders: ['content-type', 'text/plain; charset=utf-8'], body }, code, '', undefined, shared, noop)
+    return
+  }
+  if (outcome.kind === 'respond') {
+    // The client's raw bytes after the head go nowhere; the relay closes after the answer.
+    reader.detach()
+    stream.resume()
+    writeResponse(stream, outcome.response, outcome.errorCode, '', undefined, shared, noop)
+    return
+  }
+  const rewritten: RequestHead = { ...head, method: req.method, target: req.target, rawHeaders: req.rawHeaders }
+  const chosen = outcome.upstream
+  if (!chosen) return handleUpgrade(stream, reader, rewritten, endpoint, shared)
+  handleUpgrade(stream, reader, { ...rewritten, target: chosen.basePath + req.target }, endpoint, shared, {
+    origin: chosen.origin,
+    hostname: chosen.hostname,
+    port: chosen.port,
+    tls: chosen.origin.startsWith('https:'),
+    done: (ok) => chosen.pool.release(chosen, ok ? 'ok' : 'error'),
+  })
+}
+
+function noop(): void {}
 
 async function errorResponsePhase(
   policy: NonNullable<EndpointRuntime['policy']>,

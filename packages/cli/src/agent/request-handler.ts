@@ -30,7 +30,7 @@ import { upstreamErrorCode } from './upstream-errors.js'
 import { handleUpgrade } from './upgrade-handler.js'
 import { describeUpstreamError, streamUpstreamResponse } from './upstream-call.js'
 import { now, startExchange } from './exchange.js'
-import { forwardWithPolicy } from './policy-pipeline.js'
+import { forwardWithPolicy, upgradeWithPolicy } from './policy-pipeline.js'
 import { tapBody } from './body-tap.js'
 import type { Readable } from 'node:stream'
 import type { CompiledPolicy } from '../policy/index.js'
@@ -76,7 +76,14 @@ export async function handleStream(stream: Stream, shared: HandlerShared): Promi
     return
   }
   if (head.upgrade) {
-    handleUpgrade(stream, reader, head, endpoint, shared)
+    // h2c would turn the connection into HTTP/2 frames that no later rule could see.
+    if (isH2cUpgrade(head.rawHeaders)) {
+      respondError(stream, 'GW_ERR_BAD_REQUEST', 'Upgrade: h2c is not supported through gw; speak HTTP/2 over TLS to the relay instead')
+      return
+    }
+    // An upgrade is a request like any other until its 101: the request phase runs first.
+    if (endpoint.policy && !endpoint.policy.empty) await upgradeWithPolicy(stream, reader, head, endpoint, shared)
+    else handleUpgrade(stream, reader, head, endpoint, shared)
     return
   }
   const exchange = shared.events.listenerCount('exchange:start') > 0
@@ -89,6 +96,13 @@ export async function handleStream(stream: Stream, shared: HandlerShared): Promi
     return
   }
   forward(stream, body, head, endpoint, shared, exchange)
+}
+
+function isH2cUpgrade(rawHeaders: string[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === 'upgrade' && /(^|[\s,])h2c($|[\s,])/i.test(rawHeaders[i + 1]!)) return true
+  }
+  return false
 }
 
 /** Most requests have no body: read the END that closes it, with no Readable to build. */

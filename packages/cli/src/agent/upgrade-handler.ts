@@ -23,16 +23,35 @@ import { upstreamErrorCode } from './upstream-errors.js'
 import { loopbackAwareLookup } from './upstream.js'
 import { countWebSocketFrames } from './websocket-frames.js'
 
-export function handleUpgrade(stream: Stream, reader: MessageReader, head: RequestHead, endpoint: EndpointRuntime, shared: HandlerShared): void {
-  const { upstream } = endpoint
+/** Where an upgrade goes when the request phase chose a pool target instead of the endpoint's upstream. */
+export interface UpgradeTarget {
+  origin: string
+  hostname: string
+  port: number
+  tls: boolean
+  /** Called once when the upgraded connection (or the refusal) is over. */
+  done(ok: boolean): void
+}
+
+export function handleUpgrade(
+  stream: Stream,
+  reader: MessageReader,
+  head: RequestHead,
+  endpoint: EndpointRuntime,
+  shared: HandlerShared,
+  target?: UpgradeTarget,
+): void {
+  const upstream = target ?? endpoint.upstream
   const exchange = shared.events.listenerCount('exchange:start') > 0
     ? startExchange(shared.events, { id: shared.nextId(), tunnel: endpoint.name, head, websocket: true })
     : undefined
   if (exchange) exchange.timing.upstreamStartAt = now()
   let ended = false
   const end = (error?: { code: string; message: string }): void => {
-    if (ended || !exchange) return
+    if (ended) return
     ended = true
+    target?.done(error === undefined)
+    if (!exchange) return
     exchange.timing.endAt = now()
     if (error) exchange.error = error
     shared.events.emit('exchange:end', exchange)
