@@ -15,6 +15,7 @@ import {
   sendFramedBody,
   writeJsonMessage,
   type BodyReadable,
+  type MessageReader,
   encodeJsonMessage,
   MessageType,
   getRawHeader,
@@ -36,7 +37,6 @@ import { dispatchForAnswer, type UpstreamAnswer } from './upstream-answer.js'
 import { tapBody } from './body-tap.js'
 import { now } from './exchange.js'
 import { handleUpgrade } from './upgrade-handler.js'
-import type { MessageReader } from '@gw/protocol/message-stream'
 
 const GW_ERROR_HEADER = new Set([ERROR_CODE_HEADER])
 /** A body with nothing in it: cheaper than Readable.from, which makes an async iterator. */
