@@ -196,18 +196,32 @@ test('DELETE /api/requests/http clears (204)', async (t) => {
   assert.deepEqual((await call(port, 'GET', '/api/requests/http')).json().requests, [])
 })
 
-test('state-changing calls without Content-Type: application/json get 415', async (t) => {
+test('DELETE /api/requests/http with no body and no Content-Type clears (204), as in ngrok', async (t) => {
+  const { port, events, capture } = await setup(t)
+  simulateExchange(events, {})
+  const res = await call(port, 'DELETE', '/api/requests/http')
+  assert.equal(res.status, 204)
+  assert.equal(capture.size, 0)
+})
+
+test('POST without Content-Type: application/json gets 415', async (t) => {
   const { port, events, capture, replays } = await setup(t)
   const ex = simulateExchange(events, {})
   for (const headers of [{} as Record<string, string>, { 'Content-Type': 'application/x-www-form-urlencoded' }, { 'Content-Type': 'text/plain' }, { 'Content-Type': 'multipart/form-data; boundary=x' }]) {
     const post = await call(port, 'POST', '/api/requests/http', { headers, body: JSON.stringify({ id: ex.id }) })
     assert.equal(post.status, 415)
     assert.equal(post.json().error_code, 'GW_ERR_API_UNSUPPORTED_MEDIA_TYPE')
-    const del = await call(port, 'DELETE', '/api/requests/http', { headers })
-    assert.equal(del.status, 415)
   }
   assert.equal(replays.length, 0)
   assert.equal(capture.size, 1)
+})
+
+test('a failure inside the agent API is a 500 of its own, not the caller\'s 400', async (t) => {
+  const { port, setStatus } = await setup(t)
+  setStatus(null as never)
+  const res = await call(port, 'GET', '/api/status')
+  assert.equal(res.status, 500)
+  assert.equal(res.json().error_code, 'GW_ERR_API_INTERNAL')
 })
 
 test('only local Host names are answered (DNS rebinding), and no CORS headers are ever sent', async (t) => {

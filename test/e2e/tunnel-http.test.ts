@@ -239,7 +239,7 @@ describe('HTTP through the tunnel', () => {
 describe('HTTP through the tunnel with capture on', () => {
   it('delivers request and response bodies whole while the inspector records them', async () => {
     const { createCapture } = await import('@gw/cli/inspect/capture')
-    const stack = await startStack(hashBody)
+    const stack = await startStack(hashBody, { agent: { record: true } })
     const capture = createCapture(stack.agent.events, { bodyLimit: 1024, dbSize: 1024 * 1024 })
     const pool = new Pool(stack.httpOrigin)
     try {

@@ -33,7 +33,7 @@ test('records real traffic through the tunnel, and replays it', { timeout: 60_00
         res.end(JSON.stringify({ size: body.length }))
       })
     },
-    { agent: { events } },
+    { agent: { events, record: true } },
   )
   t.after(() => stack.close())
   const wss = new WebSocketServer({ server: stack.upstream.server, perMessageDeflate: false })

@@ -98,9 +98,12 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
 
   wireLogs(events, logger, useTui)
 
+  const inspectAddr = flags['inspect-addr'] ?? (config.agent?.web_addr === false ? false : config.agent?.web_addr)
   let agent: Agent
   try {
     agent = await startAgent({
+      // Exchange records feed the capture, the agent API's metrics, the TUI and the request log lines.
+      record: flags.inspect || useTui || logger.enabled('info') || inspectAddr !== false,
       relay,
       ...(flags.authtoken ?? config.agent?.authtoken ? { authtoken: flags.authtoken ?? config.agent?.authtoken } : {}),
       ...(relayCa ? { relayCa } : {}),
@@ -122,7 +125,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
   try {
     inspection = await startInspection({
       agent,
-      addr: flags['inspect-addr'] ?? (config.agent?.web_addr === false ? false : config.agent?.web_addr),
+      addr: inspectAddr,
       capture: { enabled: flags.inspect, bodyLimit: flags['inspect-body-limit'], dbSize: flags['inspect-db-size'] },
       tui: useTui,
     })
@@ -184,7 +187,6 @@ function wireLogs(events: AgentEvents, logger: Logger, tui: boolean): void {
     if (!tui) logger.log(level, msg, fields)
   })
   if (tui || !logger.enabled('info')) return
-  events.on('exchange:start', () => {})
   events.on('exchange:end', (x: Exchange) => {
     const ms = x.timing.endAt !== undefined ? Math.round(x.timing.endAt - x.timing.agentReceivedAt) : undefined
     logger.log('info', `${x.request.method} ${x.request.target}`, {

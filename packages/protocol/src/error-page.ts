@@ -25,8 +25,14 @@ function wantsJson(accept: string | undefined): boolean {
 }
 
 export function renderErrorPage(code: ErrorCode, detail: string, accept?: string, status?: number): ErrorPage {
-  const finalStatus = status ?? ErrorCodes[code].status
-  const title = ErrorCodes[code].message
+  return renderCodedErrorPage(code, status ?? ErrorCodes[code].status, ErrorCodes[code].message, detail, accept)
+}
+
+/**
+ * The same page for a code from another package's table (the agent's and the policy
+ * engine's codes, which the agent renders itself and names in the response head).
+ */
+export function renderCodedErrorPage(code: string, finalStatus: number, title: string, detail: string, accept?: string): ErrorPage {
   if (wantsJson(accept)) {
     const body = Buffer.from(JSON.stringify({ error: { code, status: finalStatus, message: title, detail } }) + '\n')
     return {

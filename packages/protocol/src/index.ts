@@ -12,7 +12,7 @@ export { ErrorCodes, isErrorCode, CodedError, GwError, MuxError, HandshakeError,
 export type { ErrorCode } from './errors.js'
 
 // The error page and the header that names a code.
-export { ERROR_CODE_HEADER, renderErrorPage } from './error-page.js'
+export { ERROR_CODE_HEADER, renderErrorPage, renderCodedErrorPage } from './error-page.js'
 export type { ErrorPage } from './error-page.js'
 
 // Heads and control messages: their shapes, their checks, and header helpers.

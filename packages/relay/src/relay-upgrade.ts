@@ -18,6 +18,7 @@ import {
   removeRawHeaders,
   type RequestHead,
   renderErrorPage,
+  ERROR_CODE_HEADER,
   type Stream,
 } from '@gw/protocol'
 import { responseHeaders, safeReason } from './response-headers.js'
@@ -87,6 +88,7 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: B
     // The upstream refused the upgrade with an ordinary response: relay it and close.
     // The body is buffered and framed here, so the agent's own framing headers go.
     const headers = removeRawHeaders(responseHeaders(response.rawHeaders), FRAMING)
+    if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
     const body = reader.body()
     const chunks: Buffer[] = []
     let size = 0

@@ -21,8 +21,9 @@ import {
 } from '@gw/protocol'
 import { AgentEvents, type AgentStatus, type TunnelInfo, type TunnelStatus } from './events.js'
 import { connectRelay, type RelayConnection } from './relay-connection.js'
-import { handleStream, type EndpointRuntime, type HandlerShared } from './request-handler.js'
-import { createUpstreamDispatcher, parseUpstream } from './upstream.js'
+import { serveStream } from './pipeline.js'
+import type { AgentRuntime, EndpointRuntime } from './request-context.js'
+import { createUpstreamDispatcher, parseUpstream } from '../upstream/index.js'
 import { replayRequest, type ReplayRequest } from './replay.js'
 import { VERSION } from '../version.js'
 import type { CompiledPolicy } from '../policy/index.js'
@@ -48,6 +49,12 @@ export interface AgentOptions {
   agentId?: string
   endpoints: AgentEndpointOptions[]
   events?: AgentEvents
+  /**
+   * Make an Exchange record of every request on `events` (the inspector, the TUI and
+   * the request log lines need them). Off by default: without it a request emits
+   * nothing and allocates no record. Replays are always recorded.
+   */
+  record?: boolean
   /** Time without an answer to a heartbeat after which the relay counts as gone, ms. Default 15 s. */
   heartbeatTimeout?: number
   handshakeTimeout?: number
@@ -108,9 +115,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   })
   let sequence = 0
   const idPrefix = randomBytes(4).toString('hex')
-  const shared: HandlerShared = {
+  const runtime: AgentRuntime = {
     dispatcher,
     events,
+    record: options.record ?? false,
     maxHeadSize: maxHeaderSize * 2 + 4096,
     responseTimeout,
     tlsVerify,
@@ -164,7 +172,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       byPublicName.set(assigned.name, endpoint)
       publicUrls.set(endpoint, assigned.urls)
     })
-    session.on('stream', (stream) => void handleStream(stream, shared))
+    session.on('stream', (stream) => serveStream(stream, runtime))
     session.on('rtt', (ms: number) => {
       state.latencyMs = ms
     })
@@ -265,7 +273,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     openStreams: () => (current ? current.session.streamCount - 1 : 0),
     replay: (request, replayOf, tunnel) => {
       const endpoint = endpoints.find((e) => e.name === tunnel) ?? endpoints[0]!
-      return replayRequest(request, replayOf, endpoint, shared)
+      return replayRequest(request, replayOf, endpoint, runtime)
     },
     done,
     close: async () => {

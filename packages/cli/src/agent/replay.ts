@@ -1,15 +1,17 @@
 /**
- * Replay: send a captured request again, straight from the agent to the upstream (the
- * relay and the public client are not involved), and report it on the event stream
- * like any other exchange, marked with the id it replays.
+ * Replay: send a captured request again, through the same pipeline as tunnel traffic
+ * (pipeline.ts), from a stand-in stream instead of the relay's: its readable side holds
+ * the request as the relay would frame it, its writable side drops the answer. The
+ * exchange is recorded like any other, marked with the id it replays.
+ *
+ * The policy is skipped: the capture holds the request as it reached the agent, and a
+ * replay repeats it to the upstream, as ngrok's does (its policy runs at its edge).
  */
-import { removeRawHeaders, stripHopByHop } from '@gw/protocol'
-import { now, startExchange } from './exchange.js'
-import type { EndpointRuntime, HandlerShared } from './request-handler.js'
-import { upstreamHeaders } from './request-handler.js'
-import { upstreamErrorCode } from './upstream-errors.js'
-
-const CONTENT_LENGTH = new Set(['content-length'])
+import { Duplex } from 'node:stream'
+import { CodedError, encodeJsonMessage, encodeMessageHeader, MessageType, type RequestHead } from '@gw/protocol'
+import { now } from './recorder.js'
+import type { AgentRuntime, EndpointRuntime } from './request-context.js'
+import { serveStream } from './pipeline.js'
 
 export interface ReplayRequest {
   method: string
@@ -18,44 +20,43 @@ export interface ReplayRequest {
   body: Buffer
 }
 
-export async function replayRequest(request: ReplayRequest, replayOf: string, endpoint: EndpointRuntime, shared: HandlerShared): Promise<void> {
-  const { events } = shared
-  const started = now()
-  const exchange = startExchange(events, {
-    id: shared.nextId(),
-    tunnel: endpoint.name,
-    replayOf,
-    head: { ...request, httpVersion: '1.1', remoteAddress: '127.0.0.1', remotePort: 0, scheme: 'http', receivedAt: started },
-  })
-  exchange.timing.upstreamStartAt = started
-  exchange.bytesIn = request.body.length
-  if (request.body.length > 0) events.emit('exchange:request-body', exchange, request.body)
-  // The captured Content-Length may not match an edited body; undici sets the right one.
-  const headers = upstreamHeaders(removeRawHeaders(request.rawHeaders, CONTENT_LENGTH), endpoint)
-  try {
-    const response = await shared.dispatcher.request({
-      origin: endpoint.upstream.origin,
-      path: request.target,
-      method: request.method as 'GET',
-      headers,
-      body: request.body.length > 0 || !['GET', 'HEAD'].includes(request.method) ? request.body : null,
-    })
-    exchange.timing.upstreamHeadersAt = now()
-    const raw: string[] = []
-    for (const [name, value] of Object.entries(response.headers)) {
-      for (const v of Array.isArray(value) ? value : [value ?? '']) raw.push(name, v)
-    }
-    exchange.response = { status: response.statusCode, statusMessage: '', rawHeaders: stripHopByHop(raw) }
-    events.emit('exchange:response', exchange)
-    for await (const chunk of response.body) {
-      exchange.bytesOut += (chunk as Buffer).length
-      events.emit('exchange:response-body', exchange, chunk as Buffer)
-    }
-  } catch (err) {
-    exchange.error = { code: upstreamErrorCode(err as Error), message: `${endpoint.upstream.origin}: ${(err as Error).message}` }
-    throw err
-  } finally {
-    exchange.timing.endAt = now()
-    events.emit('exchange:end', exchange)
+export function replayRequest(request: ReplayRequest, replayOf: string, endpoint: EndpointRuntime, runtime: AgentRuntime): Promise<void> {
+  const head: RequestHead = {
+    method: request.method,
+    target: request.target,
+    httpVersion: '1.1',
+    rawHeaders: request.rawHeaders,
+    remoteAddress: '127.0.0.1',
+    remotePort: 0,
+    scheme: 'http',
+    tunnel: endpoint.publicName,
+    receivedAt: now(),
+    upgrade: false,
+    expectContinue: false,
+    hasBody: request.body.length > 0,
   }
+  const frames = [encodeJsonMessage(MessageType.REQUEST_HEAD, head)]
+  if (request.body.length > 0) frames.push(encodeMessageHeader(MessageType.DATA, request.body.length), request.body)
+  frames.push(encodeMessageHeader(MessageType.END, 0))
+  const stream = new Duplex({
+    read() {
+      for (const frame of frames.splice(0)) this.push(frame)
+      this.push(null)
+    },
+    write(_chunk, _encoding, callback) {
+      callback()
+    },
+  })
+  return new Promise((resolve, reject) => {
+    serveStream(stream, { ...runtime, record: true }, {
+      endpoint,
+      replayOf,
+      skipPolicy: true,
+      onFinish: (error) => {
+        stream.destroy()
+        if (error) reject(new CodedError(error.code, 502, error.message))
+        else resolve()
+      },
+    })
+  })
 }

@@ -8,9 +8,11 @@
  *   its requests carry that name in Host;
  * - no CORS headers at all, so other origins cannot read answers, and an `Origin` that
  *   is not ours is refused outright;
- * - calls that change state need `Content-Type: application/json`, which a cross-site
- *   form cannot send and a cross-site fetch cannot send without a preflight we never
- *   approve.
+ * - calls that change state with a body (POST) need `Content-Type: application/json`,
+ *   which a cross-site form cannot send and a cross-site fetch cannot send without a
+ *   preflight we never approve. DELETE takes no body and needs no type, as in ngrok
+ *   (`curl -X DELETE 127.0.0.1:4040/api/requests/http`): no form can send it, and a
+ *   cross-site fetch of it always needs that same preflight.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AgentEvents, AgentStatus } from '../agent/events.js'
@@ -216,13 +218,13 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
         }
         return sendJson(res, 200, { requests: records.slice(0, limit).map((r) => requestJson(r, list)), uri: '/api/requests/http' })
       }
-      if (!needJson()) return
       if (method === 'DELETE') {
         await readBody(req)
         capture.clear()
         res.writeHead(204, BASE_HEADERS)
         return void res.end()
       }
+      if (!needJson()) return
       const body = await readJson(req)
       if (typeof body.id !== 'string' || body.id === '') return sendError(res, 'GW_ERR_API_BAD_REQUEST', 'the body needs {"id": "<request id>"}')
       const mods = parseModifications(body.modifications)
@@ -254,7 +256,8 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
     route(req, res).catch((err: unknown) => {
       if (res.headersSent) return void res.destroy()
       if (err instanceof InspectError) return sendError(res, err.code, err.message)
-      sendError(res, 'GW_ERR_API_BAD_REQUEST', err instanceof Error ? err.message : String(err))
+      // Anything else is a bug in the agent API, not in the caller's request.
+      sendError(res, 'GW_ERR_API_INTERNAL', `the agent API failed: ${err instanceof Error ? err.message : String(err)}`)
     })
   })
   // Keep-alive connections from browsers must not hold close() open.

@@ -1,7 +1,7 @@
 import { Args, Command, Flags } from '@oclif/core'
 import { stringify } from 'yaml'
 import { runTunnels, sharedTunnelFlags, type TunnelFlags } from '../tunnel-runner.js'
-import { parseUpstream } from '../agent/upstream.js'
+import { parseUpstream } from '../upstream/address.js'
 import { toCliError } from '../output/cli-error.js'
 import { effectivePolicy } from '../endpoint-policy.js'
 import type { PolicyShorthands } from '../policy/index.js'

@@ -2,7 +2,7 @@ import { Args, Command, Flags } from '@oclif/core'
 import { GwError } from '@gw/protocol'
 import { runTunnels, sharedTunnelFlags, type TunnelFlags, type TunnelSpec } from '../tunnel-runner.js'
 import { configPath, loadConfig } from '../config/config-file.js'
-import { parseUpstream } from '../agent/upstream.js'
+import { parseUpstream } from '../upstream/address.js'
 import { toCliError } from '../output/cli-error.js'
 
 export default class Start extends Command {

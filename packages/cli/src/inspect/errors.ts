@@ -15,6 +15,7 @@ export const InspectErrorCodes = {
   GW_ERR_API_BAD_REQUEST: { status: 400, message: 'the request body is not valid' },
   GW_ERR_API_BODY_TOO_LARGE: { status: 413, message: 'the request body exceeds the agent API limit' },
   GW_ERR_API_LISTEN: { status: 500, message: 'the agent API could not listen on its address' },
+  GW_ERR_API_INTERNAL: { status: 500, message: 'the agent API failed while answering; this is a bug in gw' },
   GW_ERR_REQUEST_NOT_FOUND: { status: 404, message: 'no captured request has this id' },
   GW_ERR_TUNNEL_UNKNOWN: { status: 404, message: 'no tunnel has this name' },
   GW_ERR_REPLAY_BODY_TRUNCATED: { status: 409, message: 'the captured body was truncated, so the request cannot be replayed as it was' },

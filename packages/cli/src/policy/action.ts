@@ -6,12 +6,10 @@
  * synchronous runners without allocating promises.
  */
 import type { Readable } from 'node:stream'
-import type { AgentEvents } from '../agent/events.js'
 import type { UpstreamPool, UpstreamTarget } from '../upstream/index.js'
 import type { ConfigReader } from './config-reader.js'
-import type { PolicyErrorCode } from './errors.js'
 import type { PolicyState } from './state.js'
-import type { Phase } from './types.js'
+import type { Phase, PolicyEvents } from './types.js'
 
 export interface RespondTerminal {
   kind: 'respond'
@@ -19,7 +17,7 @@ export interface RespondTerminal {
   headers: string[]
   body: string | Buffer | Readable
   /** A gw error code for `gw-error-code` when the answer is an error of gw's, not the policy's intent. */
-  errorCode?: PolicyErrorCode
+  errorCode?: string
 }
 
 export interface ForwardTerminal {
@@ -36,7 +34,7 @@ export interface CompileContext {
   phase: Phase
   upstreams: ReadonlyMap<string, UpstreamPool>
   clock: () => number
-  events: AgentEvents | undefined
+  events: PolicyEvents | undefined
   endpoint: string | undefined
   disposables: Array<() => void | Promise<void>>
   /** Extra CA certificates etc. for fetching JWKS/OIDC discovery. */
@@ -49,12 +47,12 @@ export interface ActionDefinition {
   compile(config: ConfigReader, ctx: CompileContext): ActionRunner
 }
 
-export function respond(status: number, headers: string[], body: string | Buffer | Readable = '', errorCode?: PolicyErrorCode): RespondTerminal {
+export function respond(status: number, headers: string[], body: string | Buffer | Readable = '', errorCode?: string): RespondTerminal {
   return errorCode ? { kind: 'respond', status, headers, body, errorCode } : { kind: 'respond', status, headers, body }
 }
 
 /** A small JSON answer, for errors actions produce (400 validation, 413…). */
-export function respondJson(status: number, value: unknown, extraHeaders: string[] = [], errorCode?: PolicyErrorCode): RespondTerminal {
+export function respondJson(status: number, value: unknown, extraHeaders: string[] = [], errorCode?: string): RespondTerminal {
   return respond(status, ['content-type', 'application/json; charset=utf-8', ...extraHeaders], JSON.stringify(value), errorCode)
 }
 

@@ -29,7 +29,7 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
     ctor: UrlVars,
     fields: {
       scheme: 'string', host: 'string', port: 'int', path: 'string', raw_path: 'string', query: 'string',
-      query_params: 'map<string, list<string>>', raw: 'string',
+      query_params: 'map<string, list<string>>', raw: 'string', authority: 'string',
     },
   })
   .registerType('gw.Request', {
@@ -63,7 +63,7 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
 
 export type CompiledExpression = (root: EvalRoot) => unknown
 
-const URL_FIELDS = ['scheme', 'host', 'port', 'path', 'raw_path', 'query', 'query_params', 'raw']
+const URL_FIELDS = ['scheme', 'host', 'port', 'path', 'raw_path', 'query', 'query_params', 'raw', 'authority']
 const FIELDS: Record<string, string[]> = {
   req: ['method', 'host', 'version', 'url', 'headers', 'cookies', 'content_type', 'content_length', 'user_agent'],
   'req.url': URL_FIELDS,
@@ -137,6 +137,8 @@ export function celToString(value: unknown): string {
   if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'boolean') return String(value)
   if (value instanceof Date) return value.toISOString()
   if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8')
+  // `${req.url}` is the URL string (ngrok's req.url), its parts beside it.
+  if (value instanceof UrlVars) return value.raw
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v instanceof Map ? Object.fromEntries(v) : v))
 }
 

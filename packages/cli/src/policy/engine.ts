@@ -26,9 +26,8 @@ import { runRules, type CompiledActionStep, type CompiledRule } from './compose.
 import { ConfigReader, describe } from './config-reader.js'
 import { NO_SOURCE, type PolicySource } from './source.js'
 import type { PolicyState } from './state.js'
-import type { Phase, PolicyRequest, PolicyResponse, RequestOutcome } from './types.js'
+import type { Phase, PolicyEvents, PolicyRequest, PolicyResponse, RequestOutcome } from './types.js'
 import { EvalRoot } from './variables.js'
-import type { AgentEvents } from '../agent/events.js'
 import { createUpstreamPool, STRATEGIES, type UpstreamEvent, type UpstreamPool, type UpstreamPoolConfig } from '../upstream/index.js'
 
 export const PHASES: readonly Phase[] = ['on_http_request', 'on_http_response']
@@ -40,7 +39,7 @@ export interface CompilePolicyOptions {
   upstreams?: Record<string, unknown> | ReadonlyMap<string, UpstreamPool>
   /** The clock for rate limits, sessions, JWT expiry and `time.now` (epoch ms). */
   now?: () => number
-  events?: AgentEvents
+  events?: PolicyEvents
   /** The endpoint name, for log lines. */
   endpoint?: string
   /** For JWKS and OIDC discovery: a fetch that trusts a test CA, for example. */
@@ -63,7 +62,7 @@ export interface CompiledPolicy {
   close(): Promise<void>
 }
 
-function compileUpstreams(reader: ConfigReader, into: Map<string, UpstreamPool>, clock: () => number, events: AgentEvents | undefined): void {
+function compileUpstreams(reader: ConfigReader, into: Map<string, UpstreamPool>, clock: () => number, events: PolicyEvents | undefined): void {
   const onEvent = events
     ? (e: UpstreamEvent): void => {
         const msg = e.kind === 'ejected'
@@ -139,7 +138,7 @@ function compileRules(reader: ConfigReader, phase: Phase, ctx: CompileContext, k
  * not there) counts as no match; the first failure of each expression is logged at debug
  * level, so a rule that never matches can be explained.
  */
-function reportFailures(fn: CompiledExpression, text: string, events: AgentEvents, phase: Phase, rule: number): CompiledExpression {
+function reportFailures(fn: CompiledExpression, text: string, events: PolicyEvents, phase: Phase, rule: number): CompiledExpression {
   let reported = false
   return function evaluateReported(root) {
     try {
@@ -171,10 +170,8 @@ export function terminalToResponse(t: RespondTerminal): PolicyResponse {
     if (!hasLength) headers.push('content-length', String(buf.length))
     body = Readable.from(buf.length === 0 ? EMPTY_BODY : [buf])
   }
-  // The relay sets gw-error-code from the response head's error; this is the agent-side
-  // fallback until the policy codes are in @gw/protocol's table.
-  if (t.errorCode) headers.push('gw-error-code', t.errorCode)
-  return { status: t.status, rawHeaders: headers, body }
+  // The agent names the code in the response head, and the relay sets gw-error-code from it.
+  return t.errorCode ? { status: t.status, rawHeaders: headers, body, errorCode: t.errorCode } : { status: t.status, rawHeaders: headers, body }
 }
 
 export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}): CompiledPolicy {

@@ -13,7 +13,7 @@ export const PolicyErrorCodes = {
   GW_ERR_POLICY_IDP_UNREACHABLE: { status: 502, message: 'the identity provider (JWKS or OIDC discovery) could not be reached' },
   GW_ERR_POLICY_SOAP_FAULT: { status: 502, message: 'the SOAP service answered with a fault' },
   GW_ERR_POLICY_BAD_UPSTREAM_BODY: { status: 502, message: 'the upstream body could not be transformed' },
-  GW_ERR_UPSTREAM_POOL_DOWN: { status: 502, message: 'every target of the upstream pool is down or ejected' },
+  GW_ERR_POLICY_ACTION_FAILED: { status: 500, message: 'a policy action failed while handling the request' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type PolicyErrorCode = keyof typeof PolicyErrorCodes

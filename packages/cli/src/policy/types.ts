@@ -29,6 +29,30 @@ export interface PolicyResponse {
   status: number
   rawHeaders: string[]
   body: Readable
+  /**
+   * Set on an answer that is an error of gw's own (a failed transform, a body too
+   * large): the agent names it in `gw-error-code`. A header of that name in
+   * `rawHeaders` is always dropped, so only this field can set it.
+   */
+  errorCode?: string
+}
+
+/** A log line for the agent's event stream; `fields` become logfmt/JSON keys. */
+export interface PolicyLogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error'
+  msg: string
+  fields: Record<string, unknown>
+}
+
+/**
+ * Where the policy reports log lines (the `log` action, failing expressions, pool
+ * events). The agent's event stream satisfies it; the policy does not depend on the
+ * agent.
+ */
+export interface PolicyEvents {
+  emit(event: 'log', entry: PolicyLogEntry): unknown
+  /** When it says nobody listens, a log line is not even formatted. */
+  listenerCount?(event: 'log'): number
 }
 
 export interface PolicyVerdict {

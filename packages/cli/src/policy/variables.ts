@@ -64,8 +64,19 @@ export class UrlVars {
     this.qp = out
     return out
   }
+  /** The whole URL, `scheme://host[:port]/path?query`: what `${req.url}` writes, as in ngrok. */
   get raw(): string {
     return `${this.request.scheme}://${this.request.host}${this.target}`
+  }
+  get authority(): string {
+    return this.request.host
+  }
+  toString(): string {
+    return this.raw
+  }
+  /** Never the request behind it: its headers hold credentials. */
+  toJSON(): string {
+    return this.raw
   }
 }
 
@@ -128,6 +139,10 @@ export class RequestVars {
   get user_agent(): string {
     return this.headers['user-agent']?.[0] ?? ''
   }
+  /** `${req}` in a template: the request line's parts, never its headers or cookies. */
+  toJSON(): Record<string, string> {
+    return { method: this.method, url: this.url.raw, host: this.host, version: this.version }
+  }
 }
 
 export class ConnVars {
@@ -140,6 +155,9 @@ export class ConnVars {
   }
   get client_port(): bigint {
     return BigInt(this.request.clientPort)
+  }
+  toJSON(): Record<string, string | number> {
+    return { client_ip: this.client_ip, client_port: this.request.clientPort }
   }
 }
 
@@ -163,6 +181,9 @@ export class ResponseVars {
       this.headerLength = raw.length
     }
     return this.headerMap
+  }
+  toJSON(): Record<string, number> {
+    return { status_code: this.root.response?.status ?? 0 }
   }
 }
 
@@ -188,6 +209,9 @@ export class EndpointVars {
   }
   get url(): string {
     return `${this.request.scheme}://${this.request.host}`
+  }
+  toJSON(): Record<string, string> {
+    return { id: this.id, name: this.name, url: this.url }
   }
 }
 

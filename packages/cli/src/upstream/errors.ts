@@ -1,16 +1,16 @@
 /**
- * Upstream pool errors. `GW_ERR_UPSTREAM_POOL_DOWN` is in the policy engine's code table
- * (`policy/errors.ts`), like every code the gateway layer adds.
+ * Upstream pool errors. `GW_ERR_UPSTREAM_POOL_DOWN` is in the CLI's code table
+ * (`src/errors.ts`).
  */
 import { CodedError } from '@gw/protocol'
-import { PolicyErrorCodes } from '../policy/errors.js'
+import { AgentErrorCodes } from '../errors.js'
 
 export class UpstreamPoolDownError extends CodedError {
   declare readonly code: 'GW_ERR_UPSTREAM_POOL_DOWN'
   readonly pool: string
 
   constructor(pool: string, detail: string) {
-    super('GW_ERR_UPSTREAM_POOL_DOWN', PolicyErrorCodes.GW_ERR_UPSTREAM_POOL_DOWN.status, `every target of the upstream pool "${pool}" is down or ejected (${detail})`)
+    super('GW_ERR_UPSTREAM_POOL_DOWN', AgentErrorCodes.GW_ERR_UPSTREAM_POOL_DOWN.status, `every target of the upstream pool "${pool}" is down or ejected (${detail})`)
     this.name = 'UpstreamPoolDownError'
     this.pool = pool
   }

@@ -1,7 +1,14 @@
 /**
- * Upstream pools for the agent: selection, passive ejection, health checks and retry.
- * See pool.ts for the contract the request handler follows.
+ * Everything about the upstream: addresses, the undici Agent, the one call handler,
+ * upgrades, pools with selection, ejection, health checks and retry, and what a failure
+ * to reach it means. Nothing here knows about the relay, the agent's pipeline or the
+ * policy engine.
  */
+export { parseUpstream, loopbackAwareLookup, type Upstream } from './address.js'
+export { createUpstreamDispatcher, type UpstreamClientOptions } from './dispatcher.js'
+export { callUpstream, UpstreamAnswer, UpstreamRequest, type UpstreamCall } from './call.js'
+export { callUpgrade, type UpgradeCall, type UpgradeHandlers } from './upgrade.js'
+export { describeUpstreamError, upstreamErrorCode } from './failure.js'
 export { createUpstreamPool, STRATEGIES, UpstreamConfigError } from './pool.js'
 export type { ReleaseResult, Strategy, UpstreamEvent, UpstreamPool, UpstreamPoolConfig, UpstreamTarget } from './pool.js'
 export { isConnectionError, UpstreamPoolDownError } from './errors.js'

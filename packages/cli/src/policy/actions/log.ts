@@ -16,7 +16,7 @@ export const log: ActionDefinition = {
     config.done()
     const { events, endpoint, phase } = ctx
     return function logAction(state) {
-      if (!events || events.listenerCount('log') === 0) return
+      if (!events || events.listenerCount?.('log') === 0) return
       const root = state.root!
       const fields: Record<string, unknown> = { phase, rule: state.currentRule, endpoint }
       for (const [k, t] of metadata) fields[k] = t(root)

@@ -115,8 +115,7 @@ export const soap: ActionDefinition = {
       }
       const data = Buffer.from(JSON.stringify(json))
       const headers = ['content-type', 'application/json; charset=utf-8', 'content-length', String(data.length)]
-      if (errorCode) headers.push('gw-error-code', errorCode)
-      state.response = { status, rawHeaders: headers, body: Readable.from([data]) }
+      state.response = { status, rawHeaders: headers, body: Readable.from([data]), ...(errorCode ? { errorCode } : {}) }
     }
 
     return async function soapAction(state) {

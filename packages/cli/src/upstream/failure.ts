@@ -1,7 +1,8 @@
 /**
- * Maps a failure to reach the upstream to the code the public client sees: a refused
- * or unresolvable address is 502, a timeout is 504. (ngrok answers 400 to a refused
- * upstream, which sends users looking for a bug in their request.)
+ * What a failure to reach the upstream means for the public client: a refused or
+ * unresolvable address is 502, a timeout is 504, a response undici cannot parse is 502
+ * with its own code. (ngrok answers 400 to a refused upstream, which sends users looking
+ * for a bug in their request.)
  */
 import type { ErrorCode } from '@gw/protocol'
 
@@ -21,4 +22,12 @@ export function upstreamErrorCode(err: Error): ErrorCode {
   if (codes.some((c) => REFUSED.has(c))) return 'GW_ERR_UPSTREAM_REFUSED'
   if (codes.some((c) => BAD_RESPONSE.has(c) || c.startsWith('HPE_'))) return 'GW_ERR_UPSTREAM_BAD_RESPONSE'
   return 'GW_ERR_UPSTREAM_FAILED'
+}
+
+/** The failure in words, for the error page's detail and the inspector. */
+export function describeUpstreamError(err: Error): string {
+  const e = err as NodeJS.ErrnoException
+  if (e.code === 'UND_ERR_HEADERS_TIMEOUT') return 'the upstream did not send response headers in time'
+  if (e.code === 'UND_ERR_CONNECT_TIMEOUT') return 'connecting to the upstream timed out'
+  return e.message || String(e.code)
 }

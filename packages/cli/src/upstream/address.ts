@@ -1,5 +1,6 @@
 /**
- * The local service a tunnel forwards to, and the undici pool that reaches it.
+ * The local service a tunnel forwards to: its address as the user wrote it, and the
+ * DNS lookup that reaches it.
  *
  * `gw http 3000`, `gw http host:port` and `gw http https://host:port` all name one
  * origin. A bare port means http://localhost:PORT, except 443, which means https (as
@@ -7,7 +8,6 @@
  * connections try every address the name resolves to (autoSelectFamily).
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns'
-import { Agent as UndiciAgent } from 'undici'
 import { GwError } from '@gw/protocol'
 
 export interface Upstream {
@@ -68,34 +68,4 @@ export function loopbackAwareLookup(hostname: string, options: LookupOneOptions 
   const wanted = options.family === 4 || options.family === 6 ? all.filter((a) => a.family === options.family) : all
   if ((options as LookupAllOptions).all) callback(null, wanted)
   else callback(null, wanted[0]!.address, wanted[0]!.family)
-}
-
-export interface UpstreamClientOptions {
-  /** Verify the upstream's TLS certificate. Off by default, as in ngrok: it is your own service. */
-  tlsVerify: boolean
-  /** Time to wait for the upstream's response head, in ms (then 504). */
-  responseTimeout: number
-  /** Time a response body may stay silent, in ms (0: forever, for event streams). */
-  bodyIdleTimeout: number
-  maxHeaderSize: number
-}
-
-export function createUpstreamDispatcher(options: UpstreamClientOptions): UndiciAgent {
-  return new UndiciAgent({
-    connect: {
-      rejectUnauthorized: options.tlsVerify,
-      autoSelectFamily: true,
-      autoSelectFamilyAttemptTimeout: 250,
-      lookup: loopbackAwareLookup,
-      timeout: Math.min(options.responseTimeout, 10_000),
-    },
-    headersTimeout: options.responseTimeout,
-    bodyTimeout: options.bodyIdleTimeout,
-    maxHeaderSize: options.maxHeaderSize,
-    keepAliveTimeout: 4_000,
-    keepAliveMaxTimeout: 60_000,
-    // Requests in flight each get their own connection; the pool keeps them for reuse.
-    connections: null,
-    pipelining: 1,
-  })
 }

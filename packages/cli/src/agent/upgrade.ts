@@ -1,0 +1,82 @@
+/**
+ * An upgrade request (a WebSocket) after its request phase: the upstream leg is
+ * upstream/upgrade.ts; this carries the answer back. A 101 turns the stream into raw
+ * bytes both ways, piped with backpressure; any other answer is an ordinary response.
+ *
+ * Upgrades pass the same pipeline as every request (normalised target, identity
+ * headers stripped, on_http_request) before anything reaches the upstream. `h2c` is
+ * refused: after its 101 the connection would carry HTTP/2 requests that no policy
+ * sees.
+ */
+import { getRawHeader, type RequestHead } from '@gw/protocol'
+import { callUpgrade } from '../upstream/index.js'
+import { AgentError } from '../errors.js'
+import type { RequestContext } from './request-context.js'
+import { countWebSocketFrames } from './websocket-frames.js'
+
+/** Throws AgentError(GW_ERR_UPGRADE_REFUSED) for an upgrade gw does not carry. */
+export function refuseUpgrade(head: RequestHead): void {
+  const protocols = (getRawHeader(head.rawHeaders, 'upgrade') ?? '').toLowerCase().split(',').map((p) => p.trim())
+  if (protocols.some((p) => p === 'h2c' || p.startsWith('h2c/') || p === 'http/2' || p.startsWith('http/2.'))) {
+    throw new AgentError('GW_ERR_UPGRADE_REFUSED', 'Upgrade: h2c is not carried through gw: after the switch, requests on the connection would bypass the traffic policy; use HTTP/1.1 or HTTP/2 over TLS')
+  }
+}
+
+export function forwardUpgrade(ctx: RequestContext, target: { origin: string; hostname: string; port: number }, path: string, headers: string[]): void {
+  const { stream, writer, recorder } = ctx
+  recorder?.upstreamStart()
+  const request = callUpgrade({
+    origin: target.origin,
+    hostname: target.hostname,
+    port: target.port,
+    method: ctx.head.method,
+    path,
+    headers,
+    upgrade: getRawHeader(ctx.head.rawHeaders, 'upgrade') ?? 'websocket',
+    tlsVerify: ctx.runtime.tlsVerify,
+    timeout: ctx.runtime.responseTimeout,
+  }, {
+    upgraded(res, socket, upgradeHead) {
+      recorder?.upstreamHead()
+      writer.head(101, res.statusMessage, res.rawHeaders, undefined, true)
+      const ws = recorder?.exchange.websocket
+      if (recorder && ws) {
+        const countIn = countWebSocketFrames(true)
+        const countOut = countWebSocketFrames(false)
+        stream.on('data', (chunk: Buffer) => {
+          recorder.exchange.bytesIn += chunk.length
+          ws.messagesIn += countIn(chunk)
+        })
+        socket.on('data', (chunk: Buffer) => {
+          recorder.exchange.bytesOut += chunk.length
+          ws.messagesOut += countOut(chunk)
+        })
+      }
+      if (upgradeHead.length > 0) stream.write(upgradeHead)
+      const early = ctx.detach()
+      if (early.length > 0) socket.write(early)
+      socket.on('error', () => {})
+      stream.pipe(socket)
+      socket.pipe(stream)
+      stream.resume()
+      const close = (): void => {
+        socket.destroy()
+        stream.destroy()
+        writer.finish(undefined)
+      }
+      socket.once('close', close)
+      stream.once('close', close)
+    },
+    answered(res) {
+      // The upstream answered without upgrading: an ordinary response, then the end.
+      recorder?.upstreamHead()
+      ctx.discardBody(null)
+      writer.head(res.statusCode ?? 502, res.statusMessage, res.rawHeaders)
+      writer.send(res, target.origin)
+    },
+    failed(err) {
+      writer.fail(err, target.origin)
+    },
+  })
+  ctx.call = { abort: (err) => request.destroy(err) }
+}
