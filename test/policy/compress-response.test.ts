@@ -6,11 +6,11 @@ import { brotliDecompressSync, gunzipSync, inflateSync, gzipSync } from 'node:zl
 import { request } from 'undici'
 import { compilePolicy } from '@gw/cli/policy/index'
 import { negotiateEncoding } from '@gw/cli/policy/actions/compress-response'
-import { startGateway, type Gateway } from './gateway.js'
+import { startPolicyGateway, type PolicyGateway } from './tunnel-stack.js'
 
 const text = 'the quick brown fox jumps over the lazy dog. '.repeat(200)
 let upstream: Server
-let gateway: Gateway
+let gateway: PolicyGateway
 
 before(async () => {
   upstream = createServer((req, res) => {
@@ -48,7 +48,7 @@ before(async () => {
     res.end(JSON.stringify({ text }))
   })
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
-  gateway = await startGateway(compilePolicy({ on_http_response: [{ actions: [{ type: 'compress-response' }] }] }),
+  gateway = await startPolicyGateway(compilePolicy({ on_http_response: [{ actions: [{ type: 'compress-response' }] }] }),
     `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`)
 })
 after(async () => {

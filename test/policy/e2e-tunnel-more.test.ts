@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { Agent as UndiciAgent } from 'undici'
 import Provider from 'oidc-provider'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { startEchoUpstream } from './gateway.js'
+import { startEchoUpstream } from './tunnel-stack.js'
 import { startPolicyTunnel } from './tunnel-stack.js'
 import { Browser } from './browser.js'
 

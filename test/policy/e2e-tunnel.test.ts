@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { gunzipSync } from 'node:zlib'
 import { SignJWT, exportJWK, generateKeyPair } from 'jose'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { startEchoUpstream } from './gateway.js'
+import { startEchoUpstream } from './tunnel-stack.js'
 import { startPolicyTunnel } from './tunnel-stack.js'
 
 let api1: Awaited<ReturnType<typeof startEchoUpstream>>

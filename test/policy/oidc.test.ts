@@ -4,12 +4,12 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Provider from 'oidc-provider'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { startGateway, startEchoUpstream, type Gateway } from './gateway.js'
+import { startPolicyGateway, startEchoUpstream, type PolicyGateway } from './tunnel-stack.js'
 import { Browser } from './browser.js'
 
 let idpServer: Server
 let issuer: string
-let gateway: Gateway
+let gateway: PolicyGateway
 let upstream: Awaited<ReturnType<typeof startEchoUpstream>>
 let now = Date.now()
 
@@ -27,7 +27,7 @@ before(async () => {
     } }] },
     { expressions: ["!actions.ngrok.oidc.identity.email.endsWith('@example.test')"], actions: [{ type: 'deny' }] },
   ] }, { now: () => now })
-  gateway = await startGateway(policy, upstream.url)
+  gateway = await startPolicyGateway(policy, upstream.url)
   const provider = new Provider(issuer, {
     clients: [{
       client_id: 'gw-test', client_secret: 'gw-test-secret', redirect_uris: [`${gateway.url}/_gw/oidc/callback`],

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { XMLParser } from 'fast-xml-parser'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { startGateway, startEchoUpstream, type Gateway } from './gateway.js'
+import { startPolicyGateway, startEchoUpstream, type PolicyGateway } from './tunnel-stack.js'
 
 /** A small SOAP service: GetPrice answers, BadItem faults as the client's fault, Crash as the server's. */
 let soapServer: Server
@@ -14,8 +14,8 @@ const soapSeen: Array<{ contentType: string; soapAction: string | undefined; bod
 
 let echo: Awaited<ReturnType<typeof startEchoUpstream>>
 let xmlUpstream: Server
-let gateway: Gateway
-let xmlGateway: Gateway
+let gateway: PolicyGateway
+let xmlGateway: PolicyGateway
 
 before(async () => {
   soapServer = createServer((req, res) => {
@@ -47,7 +47,7 @@ before(async () => {
   soapUrl = `http://127.0.0.1:${(soapServer.address() as AddressInfo).port}`
 
   echo = await startEchoUpstream()
-  gateway = await startGateway(compilePolicy({
+  gateway = await startPolicyGateway(compilePolicy({
     upstreams: { soap: { targets: [soapUrl] } },
     on_http_request: [
       { expressions: ["req.url.path.startsWith('/soap11/')"], actions: [
@@ -68,7 +68,7 @@ before(async () => {
     res.end('<?xml version="1.0"?><order id="7"><item sku="A-1">Widget</item><item sku="B-2">Gadget</item><total>12.5</total></order>')
   })
   await new Promise<void>((r) => xmlUpstream.listen(0, '127.0.0.1', r))
-  xmlGateway = await startGateway(compilePolicy({ on_http_response: [{ actions: [{ type: 'transform-body', config: { from: 'xml', to: 'json' } }] }] }),
+  xmlGateway = await startPolicyGateway(compilePolicy({ on_http_response: [{ actions: [{ type: 'transform-body', config: { from: 'xml', to: 'json' } }] }] }),
     `http://127.0.0.1:${(xmlUpstream.address() as AddressInfo).port}`)
 })
 

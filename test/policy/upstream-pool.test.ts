@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { createUpstreamPool, UpstreamPoolDownError, parseTargetAddress } from '@gw/cli/upstream/index'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { startGateway } from './gateway.js'
+import { startPolicyGateway } from './tunnel-stack.js'
 
 interface Target { server: Server; port: number; name: string; healthy: boolean; close(): Promise<void> }
 
@@ -125,7 +125,7 @@ test('load balancing across three targets through the forward action, with one k
     upstreams: { api: { targets: targets.map((t) => `127.0.0.1:${t.port}`), strategy: 'round_robin' } },
     on_http_request: [{ expressions: ["req.url.path.startsWith('/api')"], actions: [{ type: 'forward', config: { upstream: 'api' } }] }],
   })
-  const gateway = await startGateway(policy, 'http://127.0.0.1:9')
+  const gateway = await startPolicyGateway(policy, 'http://127.0.0.1:9')
   try {
     const get = async () => {
       const res = await request(`${gateway.url}/api/x`)

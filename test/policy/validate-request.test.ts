@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { compilePolicy, createPolicyState } from '@gw/cli/policy/index'
 import { makeRequest } from './helpers.js'
-import { startGateway, startEchoUpstream, type Gateway } from './gateway.js'
+import { startPolicyGateway, startEchoUpstream, type PolicyGateway } from './tunnel-stack.js'
 
 const openapi = `
 openapi: 3.0.3
@@ -42,7 +42,7 @@ components:
 `
 
 let upstream: Awaited<ReturnType<typeof startEchoUpstream>>
-let gateway: Gateway
+let gateway: PolicyGateway
 
 before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gw-openapi-'))
@@ -57,7 +57,7 @@ before(async () => {
       max_body_size: 64,
     } }] },
   ] })
-  gateway = await startGateway(policy, upstream.url)
+  gateway = await startPolicyGateway(policy, upstream.url)
 })
 after(async () => {
   await gateway.close()

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { request } from 'undici'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { startGateway, startEchoUpstream, type Gateway } from './gateway.js'
+import { startPolicyGateway, startEchoUpstream, type PolicyGateway } from './tunnel-stack.js'
 
 const secret = 'whsec_test_123'
 let now = Date.now()
 let upstream: Awaited<ReturnType<typeof startEchoUpstream>>
-let gateway: Gateway
+let gateway: PolicyGateway
 
 before(async () => {
   upstream = await startEchoUpstream()
@@ -18,7 +18,7 @@ before(async () => {
     { expressions: ["req.url.path == '/slack'"], actions: [{ type: 'verify-webhook', config: { provider: 'slack', secret } }] },
     { expressions: ["req.url.path == '/small'"], actions: [{ type: 'verify-webhook', config: { provider: 'github', secret, max_body_size: 16 } }] },
   ] }, { now: () => now })
-  gateway = await startGateway(policy, upstream.url)
+  gateway = await startPolicyGateway(policy, upstream.url)
 })
 after(async () => {
   await gateway.close()
