@@ -207,7 +207,7 @@ describe('upgrade requests pass the request phase', () => {
     const before = t.seen.length
     const out = await rawRequest(t.port, `GET / HTTP/1.1\r\nHost: ${t.host}\r\nAuthorization: ${GOOD}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`)
     assert.match(out, /^HTTP\/1\.1 400 /)
-    assert.match(out, /gw-error-code: GW_ERR_UPGRADE_REFUSED/i)
+    assert.match(out, /gw-error-code: GW_ERR_BAD_REQUEST/i)
     assert.equal(t.seen.length, before)
   })
 })

@@ -8,7 +8,6 @@ import { CodedError } from '@gw/protocol'
 
 export const AgentErrorCodes = {
   GW_ERR_REQUEST_TARGET_INVALID: { status: 400, message: 'the request target is malformed or ambiguous' },
-  GW_ERR_UPGRADE_REFUSED: { status: 400, message: 'this Upgrade protocol is not carried through the tunnel' },
   GW_ERR_UPSTREAM_POOL_DOWN: { status: 502, message: 'every target of the upstream pool is down or ejected' },
 } as const satisfies Record<string, { status: number; message: string }>
 

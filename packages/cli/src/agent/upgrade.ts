@@ -8,17 +8,16 @@
  * refused: after its 101 the connection would carry HTTP/2 requests that no policy
  * sees.
  */
-import { getRawHeader, type RequestHead } from '@gw/protocol'
+import { getRawHeader, GwError, type RequestHead } from '@gw/protocol'
 import { callUpgrade } from '../upstream/index.js'
-import { AgentError } from '../errors.js'
 import type { RequestContext } from './request-context.js'
 import { countWebSocketFrames } from './websocket-frames.js'
 
-/** Throws AgentError(GW_ERR_UPGRADE_REFUSED) for an upgrade gw does not carry. */
+/** Throws GwError(GW_ERR_BAD_REQUEST) for an upgrade gw does not carry. */
 export function refuseUpgrade(head: RequestHead): void {
   const protocols = (getRawHeader(head.rawHeaders, 'upgrade') ?? '').toLowerCase().split(',').map((p) => p.trim())
   if (protocols.some((p) => p === 'h2c' || p.startsWith('h2c/') || p === 'http/2' || p.startsWith('http/2.'))) {
-    throw new AgentError('GW_ERR_UPGRADE_REFUSED', 'Upgrade: h2c is not carried through gw: after the switch, requests on the connection would bypass the traffic policy; use HTTP/1.1 or HTTP/2 over TLS')
+    throw new GwError('GW_ERR_BAD_REQUEST', 'Upgrade: h2c is not carried through gw: after the switch, requests on the connection would bypass the traffic policy; use HTTP/1.1 or HTTP/2 over TLS')
   }
 }
 
