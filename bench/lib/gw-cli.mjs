@@ -122,7 +122,7 @@ export async function startCliHttp({ upstreamUrl, relayUrl, name, extraArgs = []
  * `bare: true` puts the programmatic agent (procs/agents.mjs, startAgent: no capture, no
  * request log, no agent API) in front of the same kind of relay instead.
  */
-export async function startGwCli(upstreamUrl, { name = 'bench', relayExecArgv = [], agentExecArgv = [], variantDir, relay: shared } = {}) {
+export async function startGwCli(upstreamUrl, { name = 'bench', relayExecArgv = [], agentExecArgv = [], variantDir, relay: shared, extraArgs = [] } = {}) {
   let relay = shared
   try {
     relay ??= await startCliRelay({ execArgv: relayExecArgv, variantDir })
@@ -132,7 +132,7 @@ export async function startGwCli(upstreamUrl, { name = 'bench', relayExecArgv = 
   const closeRelay = shared ? async () => {} : relay.close
   let agent
   try {
-    agent = await startCliHttp({ upstreamUrl, relayUrl: relay.httpUrl, name, execArgv: agentExecArgv, variantDir })
+    agent = await startCliHttp({ upstreamUrl, relayUrl: relay.httpUrl, name, execArgv: agentExecArgv, variantDir, extraArgs })
   } catch (err) {
     await closeRelay()
     return { available: false, reason: err.message.split('\n')[0], close: async () => {} }

@@ -8,7 +8,8 @@
 // --cli runs each stack as users do, `gw relay` and `gw http --no-tui --log-format json` from
 // the built CLI (or the variant's copy of it), with capture and the request log on
 // (lib/gw-cli.mjs); `name=bare:<variant dir>` (or `name=bare:`) then puts the programmatic
-// agent in front of a CLI relay instead, the harness's gw-bare row.
+// agent in front of a CLI relay instead, the harness's gw-bare row, and
+// `name=<dir>,--no-inspect` (comma-separated) adds flags to that stack's `gw http`.
 // --policy gives every agent scenario 8's 10-rule policy (fixtures/policy-10-rules.yml.tmpl) and
 // sends its Basic credentials.
 import { spawn, spawnSync } from 'node:child_process'
@@ -28,10 +29,12 @@ const { values, positionals } = parseArgs({
   options: { load: { type: 'string', default: 'small' }, rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '2' }, strace: { type: 'boolean', default: false }, policy: { type: 'boolean', default: false }, cli: { type: 'boolean', default: false } },
 })
 const variants = [{ name: 'stock', dir: undefined }, ...positionals.map((p) => {
-  const [name, spec = ''] = p.split('=')
+  const [name, value = ''] = p.split('=')
+  // With --cli, `name=<dir>,--no-inspect,…` gives that `gw http` extra flags.
+  const [spec, ...extraArgs] = value.split(',')
   const bare = spec.startsWith('bare:')
   const dir = (bare ? spec.slice(5) : spec) || undefined
-  return { name, dir, bare }
+  return { name, dir, bare, extraArgs }
 })]
 
 const upstream = await startUpstream()
@@ -45,7 +48,7 @@ const stacks = []
 for (const v of variants) {
   const name = `ab${stacks.length}`
   const gw = !values.cli ? await startGw(upstream.url, { name, variantDir: v.dir })
-    : v.bare ? await startBare(name, v.dir) : await startGwCli(upstream.url, { name, variantDir: v.dir })
+    : v.bare ? await startBare(name, v.dir) : await startGwCli(upstream.url, { name, variantDir: v.dir, extraArgs: v.extraArgs })
   if (!gw.available) throw new Error(`${v.name}: ${gw.reason}`)
   const target = { name: v.name, protocol: 'http', port: gw.relay.httpPort, host: `ab${stacks.length}.localhost`, ...(extraHeaders ? { extraHeaders } : {}) }
   await waitRoutable(target)
