@@ -24,8 +24,9 @@ function figures(row: Row): number[] {
 }
 
 // About 25 s on a quiet machine; the CLI start-ups (gw relay, gw http, scenario 8's agents)
-// take most of it, and under a load average of 15–20 this machine took 67 s.
-test('bench --smoke runs all eight scenarios and reports figures for each', { timeout: 120_000 }, async (t) => {
+// take most of it: under a load average of 15–20 it took 67–86 s, and it once passed 120 s
+// while `npm test` ran beside other suites. The bound is for a hang, not for speed.
+test('bench --smoke runs all eight scenarios and reports figures for each', { timeout: 240_000 }, async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'gw-bench-smoke-'))
   t.after(() => rmSync(out, { recursive: true, force: true }))
 
