@@ -90,6 +90,9 @@ export class RequestContext {
   }
 
   private readonly onClose = (): void => {
+    // Every stream closes; only one closed before its response was over is a client that
+    // went away (and only then is an Error worth its stack trace).
+    if (this.writer.done) return
     this.call?.abort(new GwError('GW_ERR_UPSTREAM_FAILED', 'the client went away'))
     this.writer.clientGone()
   }

@@ -7,5 +7,7 @@
 export const IDENTITY_HEADER_PREFIX = 'x-gw-oidc-'
 
 export function isIdentityHeader(name: string): boolean {
-  return name.length > IDENTITY_HEADER_PREFIX.length && name.slice(0, IDENTITY_HEADER_PREFIX.length).toLowerCase() === IDENTITY_HEADER_PREFIX
+  // Most headers fail on the first two characters, without a slice or a lower-case copy.
+  return name.length > IDENTITY_HEADER_PREFIX.length && (name.charCodeAt(0) | 0x20) === 0x78 && name.charCodeAt(1) === 0x2d &&
+    name.slice(0, IDENTITY_HEADER_PREFIX.length).toLowerCase() === IDENTITY_HEADER_PREFIX
 }
