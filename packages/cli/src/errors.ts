@@ -1,24 +1,68 @@
 /**
- * The error codes the CLI and the agent raise themselves, beside the wire codes of
- * @gw/protocol. A public client sees these in `gw-error-code` when the agent answers
- * in the upstream's place. Each has its status and message here and a row in
- * docs/errors.md; codes are never reused.
+ * The CLI's one error catalogue: every code the agent, the traffic-policy engine, the
+ * upstream pools, the inspector and the agent API raise themselves. The wire codes,
+ * which the relay and the agent exchange, are @gw/protocol's table; nothing else
+ * defines a code. Each code has its status (what a public client or an API caller
+ * gets when it ends a request), its one-line meaning, and a row in docs/errors.md
+ * (test/docs/errors-table.test.ts checks both ways, and that every code is raised
+ * somewhere). Codes are never reused.
  */
 import { CodedError } from '@gw/protocol'
 
-export const AgentErrorCodes = {
+export const CliErrorCodes = {
+  // The agent's answers to public requests it refuses or cannot serve.
   GW_ERR_REQUEST_TARGET_INVALID: { status: 400, message: 'the request target is malformed or ambiguous' },
   GW_ERR_UPSTREAM_POOL_DOWN: { status: 502, message: 'every target of the upstream pool is down or ejected' },
+
+  // The traffic policy: loading it, and running it on a request.
+  GW_ERR_POLICY_INVALID: { status: 400, message: 'the traffic policy is not valid' },
+  GW_ERR_POLICY_FILE: { status: 400, message: 'the traffic policy file could not be read or parsed' },
+  GW_ERR_POLICY_BODY_TOO_LARGE: { status: 413, message: 'the request body exceeds the size a policy action may read' },
+  GW_ERR_POLICY_IDP_UNREACHABLE: { status: 502, message: 'the identity provider (JWKS or OIDC discovery) could not be reached' },
+  GW_ERR_POLICY_SOAP_FAULT: { status: 502, message: 'the SOAP service answered with a fault' },
+  GW_ERR_POLICY_BAD_UPSTREAM_BODY: { status: 502, message: 'the upstream body could not be transformed' },
+  GW_ERR_POLICY_ACTION_FAILED: { status: 500, message: 'a policy action failed while handling the request' },
+
+  // The inspector, the agent API and the TUI (docs/inspect.md).
+  GW_ERR_API_FORBIDDEN_HOST: { status: 403, message: 'the agent API answers only Host 127.0.0.1, localhost or [::1]' },
+  GW_ERR_API_FORBIDDEN_ORIGIN: { status: 403, message: 'the agent API refuses requests made from other web origins' },
+  GW_ERR_API_NOT_FOUND: { status: 404, message: 'no such agent API resource' },
+  GW_ERR_API_METHOD_NOT_ALLOWED: { status: 405, message: 'this method is not allowed on this agent API resource' },
+  GW_ERR_API_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'calls that change state need Content-Type: application/json' },
+  GW_ERR_API_BAD_REQUEST: { status: 400, message: 'the request body is not valid' },
+  GW_ERR_API_BODY_TOO_LARGE: { status: 413, message: 'the request body exceeds the agent API limit' },
+  GW_ERR_API_LISTEN: { status: 500, message: 'the agent API could not listen on its address' },
+  GW_ERR_API_INTERNAL: { status: 500, message: 'the agent API failed while answering; this is a bug in gw' },
+  GW_ERR_REQUEST_NOT_FOUND: { status: 404, message: 'no captured request has this id' },
+  GW_ERR_TUNNEL_UNKNOWN: { status: 404, message: 'no tunnel has this name' },
+  GW_ERR_REPLAY_BODY_TRUNCATED: { status: 409, message: 'the captured body was truncated, so the request cannot be replayed as it was' },
+  GW_ERR_REPLAY_INVALID: { status: 400, message: 'the replay modifications are not a valid HTTP request' },
+  GW_ERR_REPLAY_FAILED: { status: 502, message: 'the replayed request failed' },
+  GW_ERR_INSPECT_DISABLED: { status: 409, message: 'request capture is off (--inspect=false)' },
 } as const satisfies Record<string, { status: number; message: string }>
 
-export type AgentErrorCode = keyof typeof AgentErrorCodes
+export type CliErrorCode = keyof typeof CliErrorCodes
 
-/** An error the agent answers a public request with (400 for a request it refuses…). */
+export function isCliErrorCode(value: unknown): value is CliErrorCode {
+  return typeof value === 'string' && Object.hasOwn(CliErrorCodes, value)
+}
+
+/** A part of the catalogue, for a component that raises only those codes. */
+export function catalogueSlice<K extends CliErrorCode>(codes: readonly K[]): { readonly [C in K]: (typeof CliErrorCodes)[C] } {
+  const out = {} as { [C in K]: (typeof CliErrorCodes)[C] }
+  for (const code of codes) out[code] = CliErrorCodes[code]
+  return out
+}
+
+/** An error the agent answers a public request with (400 for a target it refuses…). */
 export class AgentError extends CodedError {
   declare readonly code: AgentErrorCode
 
-  constructor(code: AgentErrorCode, message: string = AgentErrorCodes[code].message, options?: ErrorOptions) {
-    super(code, AgentErrorCodes[code].status, message, options)
+  constructor(code: AgentErrorCode, message: string = CliErrorCodes[code].message, options?: ErrorOptions) {
+    super(code, CliErrorCodes[code].status, message, options)
     this.name = 'AgentError'
   }
 }
+
+export const AgentErrorCodes = catalogueSlice(['GW_ERR_REQUEST_TARGET_INVALID', 'GW_ERR_UPSTREAM_POOL_DOWN'] as const)
+export type AgentErrorCode = keyof typeof AgentErrorCodes

@@ -15,7 +15,6 @@ export const ErrorCodes = {
   GW_ERR_MUX_CLOSED: { status: 502, message: 'the tunnel link closed' },
   GW_ERR_MUX_KEEPALIVE_TIMEOUT: { status: 502, message: 'the peer did not answer a keepalive ping in time' },
   GW_ERR_MUX_GOAWAY: { status: 502, message: 'the peer is going away and accepts no new streams' },
-  GW_ERR_MUX_BACKLOG: { status: 502, message: 'too many streams are waiting to be accepted' },
   GW_ERR_MUX_STREAM_LIMIT: { status: 502, message: 'too many streams are open on the link' },
 
   // Stream messages (heads, body chunks) on top of the multiplexer.

@@ -18,13 +18,12 @@ import {
   renderCodedErrorPage, type BodySink, type ResponseHead,
 } from '@gw/protocol'
 import { upstreamErrorCode, describeUpstreamError } from '../upstream/failure.js'
-import { AgentErrorCodes } from '../errors.js'
-import { PolicyErrorCodes } from '../policy/index.js'
+import { CliErrorCodes, isCliErrorCode } from '../errors.js'
 import type { Recorder } from './recorder.js'
 
 /** The catalogue's one-line meaning of a code, for the error page's title. */
 function codeTitle(code: string): string | undefined {
-  return (AgentErrorCodes as Record<string, { message: string }>)[code]?.message ?? (PolicyErrorCodes as Record<string, { message: string }>)[code]?.message
+  return isCliErrorCode(code) ? CliErrorCodes[code].message : undefined
 }
 
 export interface ErrorReport {

@@ -1,20 +1,11 @@
 /**
- * The gateway layer's error codes: the policy engine's and the upstream pools'. Each
- * package keeps its own table next to its code (nothing on the wire carries these), all
- * of them listed in docs/errors.md. Codes are never reused.
+ * The policy engine's errors. Their codes are in the CLI's catalogue (src/errors.ts);
+ * this is the policy's part of it.
  */
 import { CodedError } from '@gw/protocol'
-export const PolicyErrorCodes = {
-  GW_ERR_POLICY_INVALID: { status: 400, message: 'the traffic policy is not valid' },
-  GW_ERR_POLICY_FILE: { status: 400, message: 'the traffic policy file could not be read or parsed' },
-  GW_ERR_POLICY_EXPRESSION: { status: 500, message: 'a policy expression failed while evaluating a request' },
-  GW_ERR_POLICY_BODY_TOO_LARGE: { status: 413, message: 'the request body exceeds the size a policy action may read' },
-  GW_ERR_POLICY_UPSTREAM_UNKNOWN: { status: 500, message: 'a forward action names an upstream that does not exist' },
-  GW_ERR_POLICY_IDP_UNREACHABLE: { status: 502, message: 'the identity provider (JWKS or OIDC discovery) could not be reached' },
-  GW_ERR_POLICY_SOAP_FAULT: { status: 502, message: 'the SOAP service answered with a fault' },
-  GW_ERR_POLICY_BAD_UPSTREAM_BODY: { status: 502, message: 'the upstream body could not be transformed' },
-  GW_ERR_POLICY_ACTION_FAILED: { status: 500, message: 'a policy action failed while handling the request' },
-} as const satisfies Record<string, { status: number; message: string }>
+import { catalogueSlice } from '../errors.js'
+
+export const PolicyErrorCodes = catalogueSlice(['GW_ERR_POLICY_INVALID', 'GW_ERR_POLICY_FILE', 'GW_ERR_POLICY_BODY_TOO_LARGE', 'GW_ERR_POLICY_IDP_UNREACHABLE', 'GW_ERR_POLICY_SOAP_FAULT', 'GW_ERR_POLICY_BAD_UPSTREAM_BODY', 'GW_ERR_POLICY_ACTION_FAILED'] as const)
 
 export type PolicyErrorCode = keyof typeof PolicyErrorCodes
 
