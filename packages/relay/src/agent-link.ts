@@ -25,6 +25,7 @@ export interface LinkOptions {
   handshakeTimeout: number
   initialWindow?: number
   maxWindow?: number
+  maxStreams?: number
 }
 
 export class AgentLink {
@@ -45,6 +46,7 @@ export class AgentLink {
       keepAliveTimeout: options.heartbeatTimeout,
       ...(options.initialWindow ? { initialWindow: options.initialWindow } : {}),
       ...(options.maxWindow ? { maxWindow: options.maxWindow } : {}),
+      ...(options.maxStreams ? { maxStreams: options.maxStreams } : {}),
     })
     this.session.once('close', () => {
       this.closedFlag = true

@@ -34,6 +34,8 @@ export interface RelayOptions {
   heartbeatTimeout?: number
   /** Time for an agent to complete its handshake, in ms. Default 10 s. */
   handshakeTimeout?: number
+  /** Streams (requests in flight) one agent link may hold; beyond it clients get 503 GW_ERR_RELAY_OVERLOADED. Default 65,536. */
+  maxStreamsPerAgent?: number
   /** Ports to print in public URLs when a proxy or NAT maps them. Default: the listening ports. */
   publicHttpPort?: number
   publicHttpsPort?: number
@@ -52,6 +54,7 @@ export const RELAY_DEFAULTS = {
   idleTimeout: 300_000,
   heartbeatTimeout: 15_000,
   handshakeTimeout: 10_000,
+  maxStreamsPerAgent: 65_536,
 } as const
 
 export function defaultStateDir(): string {
@@ -81,6 +84,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     idleTimeout: options.idleTimeout ?? RELAY_DEFAULTS.idleTimeout,
     heartbeatTimeout: options.heartbeatTimeout ?? RELAY_DEFAULTS.heartbeatTimeout,
     handshakeTimeout: options.handshakeTimeout ?? RELAY_DEFAULTS.handshakeTimeout,
+    maxStreamsPerAgent: options.maxStreamsPerAgent ?? RELAY_DEFAULTS.maxStreamsPerAgent,
     publicHttpPort: options.publicHttpPort,
     publicHttpsPort: options.publicHttpsPort,
     log: options.log ?? (() => {}),

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { GwError, HandshakeError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello } from '@gw/protocol'
+import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello } from '@gw/protocol'
 import { createTokenStore, type TokenStore } from './authtokens.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
@@ -190,7 +190,7 @@ class RelayCore {
     try {
       stream = link.openStream()
     } catch (err) {
-      return sendErrorPage(req, res, 'GW_ERR_AGENT_OFFLINE', `the agent for ${name} cannot take a new request: ${(err as Error).message}`)
+      return sendErrorPage(req, res, openFailure(err), `the agent for ${name} cannot take a new request: ${(err as Error).message}`)
     }
     relayRequest(req, res, stream, buildRequestHead(req, name, scheme, false), this.opts.maxHeaderSize * 2)
   }
@@ -230,7 +230,7 @@ class RelayCore {
     try {
       stream = link.openStream()
     } catch (err) {
-      return sendRawErrorPage(req, socket, 'GW_ERR_AGENT_OFFLINE', (err as Error).message)
+      return sendRawErrorPage(req, socket, openFailure(err), `the agent for ${name} cannot take a new connection: ${(err as Error).message}`)
     }
     relayUpgrade(req, socket, head, stream, buildRequestHead(req, name, scheme, true), this.opts.maxHeaderSize * 2)
   }
@@ -256,7 +256,7 @@ class RelayCore {
 
   private onAgent(ws: WebSocket, req: IncomingMessage): void {
     const remote = normalizeAddress(req.socket.remoteAddress ?? '')
-    const link = new AgentLink(ws, remote, { heartbeatTimeout: this.opts.heartbeatTimeout, handshakeTimeout: this.opts.handshakeTimeout })
+    const link = new AgentLink(ws, remote, { heartbeatTimeout: this.opts.heartbeatTimeout, handshakeTimeout: this.opts.handshakeTimeout, maxStreams: this.opts.maxStreamsPerAgent })
     this.links.add(link)
     link.session.once('close', (err?: Error) => {
       this.links.delete(link)
@@ -350,3 +350,11 @@ class RelayCore {
 
 export type { RelayOptions } from './options.js'
 export type { RelayTls }
+
+/**
+ * Why a stream to a connected agent could not be opened: a link at its stream limit is
+ * busy (503, try again), a link that is closing or going away is as good as offline.
+ */
+function openFailure(err: unknown): ErrorCode {
+  return err instanceof MuxError && err.code === 'GW_ERR_MUX_STREAM_LIMIT' ? 'GW_ERR_RELAY_OVERLOADED' : 'GW_ERR_AGENT_OFFLINE'
+}
