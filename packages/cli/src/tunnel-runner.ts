@@ -14,6 +14,7 @@ import { AgentEvents, type Exchange } from './agent/events.js'
 import { agentId, configPath, loadConfig, type AgentConfig } from './config/config-file.js'
 import { compileEndpointPolicy, type EndpointPolicyInput } from './endpoint-policy.js'
 import { createLogger, type LogFormat, type LogLevel, type Logger } from './output/logger.js'
+import { openLogDestination } from './output/log-destination.js'
 import { startInspection, type Inspection } from './inspection.js'
 
 export const sharedTunnelFlags = {
@@ -24,6 +25,7 @@ export const sharedTunnelFlags = {
   'upstream-tls-verify': Flags.boolean({ description: 'verify the upstream\'s TLS certificate', default: false }),
   'upstream-timeout': Flags.integer({ description: 'seconds to wait for the upstream\'s response headers before 504', default: 60, min: 1 }),
   'heartbeat-timeout': Flags.integer({ description: 'seconds without a heartbeat answer before the relay counts as gone', default: 15, min: 1 }),
+  log: Flags.string({ description: 'where log lines go: stdout, stderr, false or a file path (default stdout, none while the terminal UI runs)' }),
   'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
   'log-level': Flags.string({ description: 'lowest level to log', options: ['debug', 'info', 'warn', 'error'], default: 'info' }),
   'inspect-addr': Flags.string({ description: 'agent API and web inspector address (default 127.0.0.1:4040, or the next free port)' }),
@@ -41,6 +43,7 @@ export interface TunnelFlags {
   'upstream-tls-verify': boolean
   'upstream-timeout': number
   'heartbeat-timeout': number
+  log?: string
   'log-format': string
   'log-level': string
   'inspect-addr'?: string
@@ -69,7 +72,11 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
   })
   const format = flags['log-format'] as LogFormat
   const useTui = (flags.tui ?? process.stdout.isTTY === true) && format === 'term'
-  const logger = createLogger({ format, level: flags['log-level'] as LogLevel })
+  const destination = openLogDestination(flags.log ?? config.agent?.log)
+  const logger = destination.off
+    ? createLogger({ format, level: 'error', write: () => {} })
+    : createLogger({ format, level: flags['log-level'] as LogLevel, ...(destination.write ? { write: destination.write } : {}) })
+  const quietLogs = destination.off || (useTui && destination.terminal)
 
   const relayUrl = flags.relay ?? config.agent?.connect_url
   const relayCaPath = flags['relay-ca'] ?? config.agent?.relay_ca
@@ -96,7 +103,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
     relayCa = embedded.caCertPem
   }
 
-  wireLogs(events, logger, useTui)
+  wireLogs(events, logger, quietLogs)
 
   const inspectAddr = flags['inspect-addr'] ?? (config.agent?.web_addr === false ? false : config.agent?.web_addr)
   let agent: Agent
@@ -135,11 +142,13 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
     throw err
   }
 
-  if (format === 'term') {
+  if (format === 'term' && !useTui) {
     // Log lines are batched per event-loop turn; the banner must not overtake them.
     logger.flush()
-    if (!useTui) printBanner(command, agent, embedded, inspection)
-  } else {
+    printBanner(command, agent, embedded, inspection)
+  }
+  // Machines read the start from the log lines: in json and logfmt, and in a --log file.
+  if (format !== 'term' || !destination.terminal) {
     for (const tunnel of agent.tunnels) {
       for (const url of tunnel.publicUrls) logger.log('info', 'started tunnel', { name: tunnel.name, url, addr: tunnel.upstream })
     }
@@ -151,6 +160,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
     await inspection?.close()
     await agent.close()
     await embedded?.close()
+    destination.close()
   }
   const fatal = await new Promise<GwError | undefined>((resolve) => {
     const onSignal = (): void => resolve(undefined)
@@ -182,11 +192,10 @@ function printBanner(command: Command, agent: Agent, embedded: Relay | undefined
   command.log(lines.join('\n'))
 }
 
-function wireLogs(events: AgentEvents, logger: Logger, tui: boolean): void {
-  events.on('log', ({ level, msg, fields }) => {
-    if (!tui) logger.log(level, msg, fields)
-  })
-  if (tui || !logger.enabled('info')) return
+function wireLogs(events: AgentEvents, logger: Logger, quiet: boolean): void {
+  if (quiet) return
+  events.on('log', ({ level, msg, fields }) => logger.log(level, msg, fields))
+  if (!logger.enabled('info')) return
   events.on('exchange:end', (x: Exchange) => {
     const ms = x.timing.endAt !== undefined ? Math.round(x.timing.endAt - x.timing.agentReceivedAt) : undefined
     logger.log('info', `${x.request.method} ${x.request.target}`, {

@@ -29,6 +29,7 @@ export const ErrorCodes = {
   GW_ERR_NAME_TAKEN: { status: 409, message: 'the name belongs to another authtoken' },
   GW_ERR_NAME_INVALID: { status: 400, message: 'the requested name is not a valid DNS label' },
   GW_ERR_NAME_RESERVED: { status: 400, message: 'the requested name is reserved by the relay' },
+  GW_ERR_DOMAIN_NOT_SERVED: { status: 400, message: 'the requested host is not under a domain this relay serves' },
   GW_ERR_REPLACED: { status: 409, message: 'another connection with the same authtoken took over this name' },
 
   // Public-facing errors the relay answers with.

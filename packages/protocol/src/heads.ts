@@ -49,6 +49,14 @@ export interface ResponseHead {
 export interface EndpointRequest {
   /** A requested name; omitted for a random one. */
   name?: string
+  /**
+   * The full host the user asked for (`--url app.example.com`). The relay refuses it with
+   * GW_ERR_DOMAIN_NOT_SERVED unless it is `<name>.<its domain>`, instead of quietly
+   * serving `<name>` under another domain.
+   */
+  host?: string
+  /** `--pooling-enabled`: share the name with other agents that ask for pooling. */
+  pooling?: boolean
   proto: 'http'
 }
 
@@ -66,6 +74,8 @@ export interface Hello {
 
 export interface AssignedEndpoint {
   name: string
+  /** Set by a relay that pools this name; a relay that does not know pooling leaves it out. */
+  pooling?: boolean
   /** Public URLs: http first, then https when the relay has TLS. */
   urls: string[]
 }
@@ -129,7 +139,9 @@ export function checkHello(value: unknown): Hello {
     typeof h.authtoken !== 'string' || typeof h.agentId !== 'string' || typeof h.client !== 'string' ||
     !Array.isArray(h.endpoints) || h.endpoints.length === 0 || h.endpoints.length > 64 ||
     !h.endpoints.every((e) => typeof e === 'object' && e !== null && e.proto === 'http' &&
-      (e.name === undefined || typeof e.name === 'string'))
+      (e.name === undefined || typeof e.name === 'string') &&
+      (e.host === undefined || typeof e.host === 'string') &&
+      (e.pooling === undefined || typeof e.pooling === 'boolean'))
   ) fail('hello')
   return h
 }

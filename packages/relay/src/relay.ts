@@ -299,8 +299,9 @@ class RelayCore {
       const seen = new Set<string>()
       for (const endpoint of hello.endpoints) {
         let name: string
-        if (endpoint.name) {
-          name = checkName(endpoint.name)
+        const asked = endpoint.host !== undefined ? this.nameInDomain(endpoint.host) : endpoint.name
+        if (asked) {
+          name = checkName(asked)
           if (seen.has(name)) throw new HandshakeError('GW_ERR_NAME_TAKEN', `the name "${name}" is requested twice`)
           this.names.claim(name, owner)
         } else {
@@ -330,6 +331,22 @@ class RelayCore {
     }
     link.welcome(assigned, this.opts.heartbeatTimeout)
     this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
+  }
+
+  /**
+   * The name in a full host the agent asked for (`--url app.tunnel.example.com`). A host
+   * under any other domain is refused with the reason: serving `app` under our domain
+   * instead would hand the user a URL they did not ask for.
+   */
+  private nameInDomain(requested: string): string {
+    const host = requested.trim().toLowerCase().replace(/\.$/, '')
+    const domain = this.opts.domain.toLowerCase()
+    const label = host.endsWith(`.${domain}`) ? host.slice(0, -domain.length - 1) : undefined
+    if (label === undefined || label === '' || label.includes('.')) {
+      const why = host === domain ? `${host} is the relay's own host` : `this relay serves *.${domain}, not ${host}`
+      throw new HandshakeError('GW_ERR_DOMAIN_NOT_SERVED', `${why}; ask for <name>.${domain}, or use a relay that serves ${host.includes('.') ? host.slice(host.indexOf('.') + 1) : host}`)
+    }
+    return label
   }
 
   private urlsFor(name: string): string[] {

@@ -33,6 +33,10 @@ export interface AgentEndpointOptions {
   name?: string
   /** The public name to ask for; random when omitted. */
   publicName?: string
+  /** A full host to ask for (`app.tunnel.example.com`); the relay refuses one outside its domain. */
+  publicHost?: string
+  /** Share the name with other agents (ngrok's `--pooling-enabled`). */
+  pooling?: boolean
   upstream: string
   hostHeader?: string
   inspect?: boolean
@@ -84,7 +88,7 @@ export interface Agent {
 
 const FATAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'GW_ERR_AUTH_INVALID', 'GW_ERR_AUTH_REQUIRED', 'GW_ERR_NAME_TAKEN', 'GW_ERR_NAME_INVALID',
-  'GW_ERR_NAME_RESERVED', 'GW_ERR_HANDSHAKE_VERSION', 'GW_ERR_REPLACED', 'GW_ERR_RELAY_CERT_UNTRUSTED',
+  'GW_ERR_NAME_RESERVED', 'GW_ERR_DOMAIN_NOT_SERVED', 'GW_ERR_HANDSHAKE_VERSION', 'GW_ERR_REPLACED', 'GW_ERR_RELAY_CERT_UNTRUSTED',
 ])
 
 export async function startAgent(options: AgentOptions): Promise<Agent> {
@@ -158,7 +162,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     authtoken: options.authtoken ?? '',
     agentId,
     client: `gw/${VERSION}`,
-    endpoints: endpoints.map((e) => (e.publicName ? { name: e.publicName, proto: 'http' as const } : { proto: 'http' as const })),
+    endpoints: endpoints.map((e, i) => {
+      const { publicHost, pooling } = options.endpoints[i]!
+      return {
+        proto: 'http' as const,
+        ...(e.publicName ? { name: e.publicName } : {}),
+        ...(publicHost ? { host: publicHost } : {}),
+        ...(pooling ? { pooling: true } : {}),
+      }
+    }),
   })
 
   const attach = (connection: RelayConnection): void => {
@@ -171,6 +183,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       endpoint.publicName = assigned.name
       byPublicName.set(assigned.name, endpoint)
       publicUrls.set(endpoint, assigned.urls)
+      // A relay that does not pool leaves `pooling` out: say so rather than pretend.
+      if (options.endpoints[i]!.pooling && assigned.pooling !== true) {
+        log('warn', 'this relay does not pool endpoints: the name is this agent\'s alone', { name: assigned.name })
+      }
     })
     session.on('stream', (stream) => serveStream(stream, runtime))
     session.on('rtt', (ms: number) => {

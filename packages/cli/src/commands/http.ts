@@ -1,12 +1,16 @@
-import { Args, Command, Flags } from '@oclif/core'
+import { Args, Flags } from '@oclif/core'
+import { GwCommand } from '../cli/gw-command.js'
 import { stringify } from 'yaml'
 import { runTunnels, sharedTunnelFlags, type TunnelFlags } from '../tunnel-runner.js'
 import { parseUpstream } from '../upstream/address.js'
 import { toCliError } from '../output/cli-error.js'
+import { GwError } from '@gw/protocol'
+import { checkBinding, parseEndpointUrl } from '../config/endpoint-url.js'
+import { ACTIONS } from '../policy/index.js'
 import { effectivePolicy } from '../endpoint-policy.js'
 import type { PolicyShorthands } from '../policy/index.js'
 
-export default class Http extends Command {
+export default class Http extends GwCommand {
   static override summary = 'Put a local HTTP service on a public URL'
   static override description = `Forwards a public URL on the relay to UPSTREAM on this machine.
 
@@ -19,6 +23,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
   static override examples = [
     '<%= config.bin %> http 3000',
     '<%= config.bin %> http localhost:8080 --subdomain myapp',
+    '<%= config.bin %> http 3000 --url https://myapp.tunnel.example.com --relay https://tunnel.example.com',
     '<%= config.bin %> http https://localhost:8443 --relay https://tunnel.example.com',
     '<%= config.bin %> http 3000 --basic-auth admin:s3cret --rate-limit 100/60s --route /api=3001',
   ]
@@ -33,9 +38,12 @@ and the shorthand flags; --print-policy shows the rules they make.`
   static override flags = {
     ...sharedTunnelFlags,
     subdomain: Flags.string({ description: 'the public name to ask for (random when omitted)', exclusive: ['url'] }),
-    url: Flags.string({ description: 'the public URL or host to ask for, e.g. myapp.tunnel.example.com' }),
+    url: Flags.string({ description: 'the public URL or host to ask for: myapp, myapp.tunnel.example.com or https://myapp.tunnel.example.com', aliases: ['domain', 'hostname'] }),
+    'pooling-enabled': Flags.boolean({ description: 'share the URL with other agents that pass --pooling-enabled (the relay spreads requests over them)', default: false }),
+    binding: Flags.string({ description: 'who can reach the endpoint: public (internal and kubernetes are refused, with the reason)', default: 'public' }),
+    oauth: Flags.string({ description: 'require a login with this OAuth provider (refused until gw has the oauth action)' }),
     'host-header': Flags.string({ description: 'rewrite the Host header: "rewrite" for the upstream\'s host, or a value' }),
-    'policy-file': Flags.string({ description: 'traffic policy file (YAML or JSON, ngrok\'s format)', aliases: ['traffic-policy-file'] }),
+    'policy-file': Flags.string({ description: 'traffic policy file (YAML or JSON, ngrok\'s format); also --traffic-policy-file', aliases: ['traffic-policy-file'] }),
     'basic-auth': Flags.string({ description: 'require HTTP basic auth, user:password (repeatable)', multiple: true }),
     'cidr-allow': Flags.string({ description: 'allow only these client CIDRs (repeatable)', multiple: true }),
     'cidr-deny': Flags.string({ description: 'deny these client CIDRs (repeatable)', multiple: true }),
@@ -51,6 +59,12 @@ and the shorthand flags; --print-policy shows the rules they make.`
     const { args, flags } = await this.parse(Http)
     try {
       parseUpstream(args.upstream)
+      checkBinding(flags.binding, '--binding')
+      if (flags.oauth !== undefined) {
+        // ngrok's --oauth is an `oauth` rule; gw refuses it until that action exists rather than run without the login.
+        if (!ACTIONS.has('oauth')) throw new GwError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: gw has no oauth action yet; use --jwt-issuer, or an oidc rule in --traffic-policy-file`)
+        throw new GwError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: write the oauth rule in --traffic-policy-file; the flag does not make it yet`)
+      }
       const shorthands: PolicyShorthands = {
         ...(flags['basic-auth'] ? { basicAuth: flags['basic-auth'] } : {}),
         ...(flags['cidr-allow'] ? { cidrAllow: flags['cidr-allow'] } : {}),
@@ -66,13 +80,16 @@ and the shorthand flags; --print-policy shows the rules they make.`
         this.log(stringify(effectivePolicy(policyInput)).trimEnd())
         return
       }
-      const publicName = flags.subdomain ?? (flags.url ? nameFromUrl(flags.url) : undefined)
+      const asked = flags.url !== undefined ? parseEndpointUrl(flags.url, '--url') : undefined
+      const publicName = flags.subdomain ?? asked?.publicName
       await runTunnels(this, flags as TunnelFlags, [
         {
           name: 'command_line',
           upstream: args.upstream,
           policyInput,
           ...(publicName ? { publicName } : {}),
+          ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),
+          ...(flags['pooling-enabled'] ? { pooling: true } : {}),
           ...(flags['host-header'] ? { hostHeader: flags['host-header'] } : {}),
         },
       ])
@@ -80,10 +97,4 @@ and the shorthand flags; --print-policy shows the rules they make.`
       throw toCliError(err)
     }
   }
-}
-
-/** `https://myapp.tunnel.example.com` or `myapp.tunnel.example.com` → `myapp`. */
-function nameFromUrl(value: string): string {
-  const host = value.replace(/^[a-z]+:\/\//i, '').split(/[/:]/)[0] ?? ''
-  return host.split('.')[0] ?? ''
 }

@@ -1,10 +1,11 @@
-import { Command, Flags } from '@oclif/core'
+import { Flags } from '@oclif/core'
+import { GwCommand } from '../cli/gw-command.js'
 import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir } from '@gw/relay'
 import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat } from '../output/logger.js'
 import { toCliError } from '../output/cli-error.js'
 
-export default class Relay extends Command {
+export default class Relay extends GwCommand {
   static override summary = 'Run a relay: the public server that agents connect to'
   static override description = `Serves *.DOMAIN over HTTP and HTTPS and routes each request by its Host to the
 agent that holds the name. Agents connect to ${AGENT_PATH} on the same ports.

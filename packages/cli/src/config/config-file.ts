@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { parseDocument, stringify } from 'yaml'
 import { GwError } from '@gw/protocol'
+import { foldTunnels } from './v2-tunnels.js'
 
 export interface EndpointConfig {
   name: string
@@ -21,6 +22,12 @@ export interface EndpointConfig {
   upstream: { url: string | number; protocol?: string }
   traffic_policy?: unknown
   host_header?: string
+  /** Capture this endpoint's requests (a v2 tunnel's `inspect`). */
+  inspect?: boolean
+  /** ngrok's `pooling_enabled`. */
+  pooling_enabled?: boolean
+  /** ngrok's `bindings`: gw serves `public` only. */
+  bindings?: string[]
 }
 
 export interface AgentConfig {
@@ -30,10 +37,14 @@ export interface AgentConfig {
     connect_url?: string
     relay_ca?: string
     web_addr?: string | false
+    /** ngrok's `log`: stdout, stderr, false or a file path. */
+    log?: string
     inspect_db_size?: number
   }
   endpoints?: EndpointConfig[]
   upstreams?: Record<string, unknown>
+  /** ngrok's older `tunnels:` map; loadConfig folds it into `endpoints`. */
+  tunnels?: unknown
 }
 
 export function defaultConfigDir(): string {
@@ -61,20 +72,31 @@ export function loadConfig(path: string): AgentConfig {
     throw new GwError('GW_ERR_CONFIG', `${path}: the config file must be a mapping (version, agent, endpoints), got ${Array.isArray(value) ? 'a list' : typeof value}`)
   }
   const config = value as AgentConfig
+  if (config.version !== undefined && !['2', '3'].includes(String(config.version))) {
+    throw new GwError('GW_ERR_CONFIG', `${path}: version ${JSON.stringify(config.version)} is not one gw reads; use version: 3 (ngrok's current shape) or 2`)
+  }
   if (config.agent !== undefined && (typeof config.agent !== 'object' || config.agent === null)) {
     throw new GwError('GW_ERR_CONFIG', `${path}: "agent" must be a mapping`)
   }
   if (config.endpoints !== undefined && !Array.isArray(config.endpoints)) {
     throw new GwError('GW_ERR_CONFIG', `${path}: "endpoints" must be a list`)
   }
-  return config
+  return foldTunnels(config as AgentConfig & Record<string, unknown>, path)
+}
+
+/** How the file is written, for `gw config check`: `v3`, `v2`, or `v3 with tunnels:`. */
+export function configShape(path: string): string {
+  const raw = parseDocument(readFileSync(path, 'utf8')).toJS() as Record<string, unknown> | null
+  if (raw === null || typeof raw !== 'object') return 'v3'
+  if (String(raw.version ?? '') === '2') return 'ngrok v2 format'
+  return raw.tunnels !== undefined ? 'with ngrok\'s older tunnels: list' : 'v3'
 }
 
 export function saveConfig(path: string, config: AgentConfig): void {
   mkdirSync(dirname(path), { recursive: true })
   const tmp = `${path}.tmp`
   // The file holds an authtoken: readable by its owner only.
-  writeFileSync(tmp, stringify({ version: 3, ...config }), { mode: 0o600 })
+  writeFileSync(tmp, stringify({ ...config, version: 3 }), { mode: 0o600 })
   renameSync(tmp, path)
 }
 

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs'
-import { Args, Command, Errors, Flags } from '@oclif/core'
+import { Args, Errors, Flags } from '@oclif/core'
+import { GwCommand } from '../../cli/gw-command.js'
 import { PolicyError, readPolicyFile, compilePolicy } from '../../policy/index.js'
 import { configPath, loadConfig } from '../../config/config-file.js'
 import { toCliError } from '../../output/cli-error.js'
 
-export default class PolicyCheck extends Command {
+export default class PolicyCheck extends GwCommand {
   static override summary = 'Validate a traffic policy file without starting anything'
   static override description = `Reads a traffic policy (YAML or JSON, ngrok's format), checks every rule, expression
 and action config, and reports the first problem with its file, line and column and the

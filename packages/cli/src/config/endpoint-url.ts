@@ -1,0 +1,58 @@
+/**
+ * ngrok's endpoint URL (`--url`, or `url:` in the config file) read into what gw asks
+ * the relay for. Whatever gw cannot serve is refused here with the reason, never
+ * quietly turned into something else:
+ *
+ * - `myapp`: a name under the relay's domain (gw's short form);
+ * - `myapp.tunnel.example.com`, `https://myapp.tunnel.example.com`: a full host, which the
+ *   relay checks against the domain it serves (GW_ERR_DOMAIN_NOT_SERVED);
+ * - `tcp://…`, `tls://…`: not HTTP endpoints; `*.example.com`: wildcards;
+ *   `app.internal`: internal endpoints; a port or a path: the relay chooses the port.
+ */
+import { GwError } from '@gw/protocol'
+
+export interface EndpointUrl {
+  /** The name to ask for: the first label. */
+  publicName: string
+  /** The full host, when one was given; the relay checks its domain. */
+  publicHost?: string
+}
+
+/**
+ * @example
+ * parseEndpointUrl('https://api.tunnel.example.com', '--url')
+ * // { publicName: 'api', publicHost: 'api.tunnel.example.com' }
+ */
+export function parseEndpointUrl(value: string, where: string): EndpointUrl {
+  const text = value.trim()
+  const bad = (why: string): never => {
+    throw new GwError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(value)}: ${why}`)
+  }
+  if (text === '') bad('give a name (myapp) or a host (myapp.tunnel.example.com)')
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1]?.toLowerCase()
+  if (scheme === 'tcp' || scheme === 'tls') {
+    bad(`gw serves HTTP endpoints only, and ${scheme}:// endpoints are not supported yet; use an http:// or https:// URL`)
+  }
+  if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') bad(`the scheme must be http or https, got ${scheme}`)
+  const rest = scheme === undefined ? text : text.slice(scheme.length + 3)
+  const m = /^([^/:?#]*)(:\d*)?([/?#].*)?$/.exec(rest)
+  if (m === null) bad('not a host name')
+  const host = m![1]!.toLowerCase().replace(/\.$/, '')
+  if (m![2] !== undefined) bad('the relay chooses the port; leave it out')
+  if (m![3] !== undefined && m![3] !== '/') bad('an endpoint URL has no path; route paths with a traffic policy instead')
+  if (host === '') bad('give a name (myapp) or a host (myapp.tunnel.example.com)')
+  if (host.startsWith('*.')) bad('wildcard endpoints are not supported; ask for one name')
+  if (host.endsWith('.internal')) bad('internal endpoints (*.internal) are not supported yet; use a public URL')
+  const labels = host.split('.')
+  if (labels.length === 1) return { publicName: host }
+  return { publicName: labels[0]!, publicHost: host }
+}
+
+/** ngrok's `--binding` / `bindings:`: only `public` is served by gw. */
+export function checkBinding(binding: string, where: string): void {
+  if (binding === 'public') return
+  const why = binding === 'internal'
+    ? 'internal endpoints (reached with forward-internal) are not supported yet'
+    : binding === 'kubernetes' ? 'gw has no Kubernetes operator' : 'the bindings are public, internal and kubernetes'
+  throw new GwError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(binding)}: ${why}; gw serves public endpoints (--binding public)`)
+}
