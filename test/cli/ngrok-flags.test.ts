@@ -45,7 +45,7 @@ describe('gw version and gw help', () => {
     const http = await run(['help', 'http'])
     assert.equal(http.code, 0)
     assert.match(http.stdout, /\$ gw http UPSTREAM/)
-    assert.match(http.stdout, /--policy-file=<value> +traffic policy file .*also --traffic-policy-file/)
+    assert.match(http.stdout.replace(/\s+/g, ' '), /--policy-file=<value> traffic policy file .*also --traffic-policy-file/)
   })
 })
 
