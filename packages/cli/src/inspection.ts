@@ -4,6 +4,7 @@
  * status; none of it reaches into the tunnel.
  */
 import type { Agent } from './agent/agent.js'
+import type { TunnelControl } from './api/tunnel-control.js'
 import { startAgentApi, type AgentApi } from './api/server.js'
 import { createCapture } from './inspect/capture.js'
 import { createMetrics } from './inspect/metrics.js'
@@ -18,7 +19,10 @@ export interface Inspection {
 }
 
 export interface InspectionOptions {
-  agent: Agent
+  /** The agent, or the set of agents one gw process runs, seen as one. */
+  agent: Pick<Agent, 'events' | 'status' | 'replay'>
+  /** Start and stop tunnels through the API; without it those calls answer 405. */
+  tunnels?: TunnelControl
   /** `host:port`, or false to turn the agent API off. */
   addr: string | false | undefined
   capture: { enabled: boolean; bodyLimit: number; dbSize: number }
@@ -38,6 +42,7 @@ export async function startInspection(options: InspectionOptions): Promise<Inspe
       metrics,
       events: agent.events,
       replay: (request, replayOf, tunnel) => agent.replay(request, replayOf, tunnel),
+      ...(options.tunnels ? { tunnels: options.tunnels } : {}),
     })
   }
   let tui: Tui | undefined

@@ -12,7 +12,9 @@ import { startRelay, type Relay } from '@gw/relay'
 import { startAgent, type Agent, type AgentEndpointOptions } from './agent/agent.js'
 import { AgentEvents, type Exchange } from './agent/events.js'
 import { agentId, configPath, loadConfig, type AgentConfig } from './config/config-file.js'
-import { compileEndpointPolicy, type EndpointPolicyInput } from './endpoint-policy.js'
+import { compileEndpointPolicy } from './endpoint-policy.js'
+import type { EndpointSpec } from './config/endpoint-spec.js'
+import { createTunnelSet } from './tunnel-set.js'
 import { createLogger, type LogFormat, type LogLevel, type Logger } from './output/logger.js'
 import { openLogDestination } from './output/log-destination.js'
 import { startInspection, type Inspection } from './inspection.js'
@@ -53,23 +55,21 @@ export interface TunnelFlags {
   tui?: boolean
 }
 
-export interface TunnelSpec extends AgentEndpointOptions {
-  policy?: never
-  /** Where the endpoint's traffic policy comes from, if anywhere. */
-  policyInput?: Omit<EndpointPolicyInput, 'events' | 'endpoint'>
-}
+/** What `gw http` and `gw start` hand over: an endpoint and where its policy comes from. */
+export type TunnelSpec = EndpointSpec
 
 export async function runTunnels(command: Command, flags: TunnelFlags, specs: TunnelSpec[], loaded?: { file: string; config: AgentConfig }): Promise<void> {
   const file = loaded?.file ?? configPath(flags.config)
   const config = loaded?.config ?? loadConfig(file)
   const events = new AgentEvents()
   // A policy that does not validate stops gw here, before anything connects.
-  const endpoints: AgentEndpointOptions[] = specs.map(({ policyInput, ...spec }) => {
+  const compiled = ({ policyInput, ...spec }: TunnelSpec): AgentEndpointOptions => {
     const policy = policyInput
       ? compileEndpointPolicy({ ...policyInput, events, endpoint: spec.name ?? 'command_line', ...(config.upstreams ? { upstreams: config.upstreams } : {}) })
       : undefined
     return policy ? { ...spec, policy } : spec
-  })
+  }
+  const endpoints: AgentEndpointOptions[] = specs.map(compiled)
   const format = flags['log-format'] as LogFormat
   const useTui = (flags.tui ?? process.stdout.isTTY === true) && format === 'term'
   const destination = openLogDestination(flags.log ?? config.agent?.log)
@@ -106,32 +106,49 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
   wireLogs(events, logger, quietLogs)
 
   const inspectAddr = flags['inspect-addr'] ?? (config.agent?.web_addr === false ? false : config.agent?.web_addr)
+  const agentOptions = {
+    // Exchange records feed the capture, the agent API's metrics, the TUI and the request log lines.
+    record: flags.inspect || useTui || logger.enabled('info') || inspectAddr !== false,
+    relay,
+    ...(flags.authtoken ?? config.agent?.authtoken ? { authtoken: flags.authtoken ?? config.agent?.authtoken } : {}),
+    ...(relayCa ? { relayCa } : {}),
+    agentId: agentId(file),
+    events,
+    embedded: embedded !== undefined,
+    heartbeatTimeout: flags['heartbeat-timeout'] * 1000,
+    responseTimeout: flags['upstream-timeout'] * 1000,
+    upstreamTlsVerify: flags['upstream-tls-verify'],
+  }
   let agent: Agent
   try {
-    agent = await startAgent({
-      // Exchange records feed the capture, the agent API's metrics, the TUI and the request log lines.
-      record: flags.inspect || useTui || logger.enabled('info') || inspectAddr !== false,
-      relay,
-      ...(flags.authtoken ?? config.agent?.authtoken ? { authtoken: flags.authtoken ?? config.agent?.authtoken } : {}),
-      ...(relayCa ? { relayCa } : {}),
-      agentId: agentId(file),
-      endpoints,
-      events,
-      embedded: embedded !== undefined,
-      heartbeatTimeout: flags['heartbeat-timeout'] * 1000,
-      responseTimeout: flags['upstream-timeout'] * 1000,
-      upstreamTlsVerify: flags['upstream-tls-verify'],
-    })
+    agent = await startAgent({ ...agentOptions, endpoints })
   } catch (err) {
     await embedded?.close()
     for (const e of endpoints) await e.policy?.close()
     throw err
   }
 
+  // Tunnels started later through the agent API, each on its own connection.
+  const tunnels = createTunnelSet({
+    main: agent,
+    mainSpecs: specs,
+    connect: async (spec) => {
+      const endpoint = compiled(spec)
+      try {
+        return await startAgent({ ...agentOptions, endpoints: [endpoint] })
+      } catch (err) {
+        await endpoint.policy?.close()
+        throw err
+      }
+    },
+    log: (level, msg, fields) => events.emit('log', { level, msg, fields }),
+  })
+
   let inspection: Inspection | undefined
   try {
     inspection = await startInspection({
-      agent,
+      agent: tunnels,
+      tunnels,
       addr: inspectAddr,
       capture: { enabled: flags.inspect, bodyLimit: flags['inspect-body-limit'], dbSize: flags['inspect-db-size'] },
       tui: useTui,
@@ -158,6 +175,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
 
   const stop = async (): Promise<void> => {
     await inspection?.close()
+    await tunnels.close()
     await agent.close()
     await embedded?.close()
     destination.close()

@@ -26,7 +26,9 @@ import { INSPECTOR_JS } from '../web/client-script.js'
 import { createRequestEventStream } from './event-stream.js'
 import { listenApi } from './listen.js'
 import { requestJson } from './request-json.js'
-import { apiTunnelName, statusJson, tunnelEntries, tunnelJson, tunnelsJson } from './tunnels-json.js'
+import { apiTunnelName, endpointJson, statusJson, tunnelEntries, tunnelJson, tunnelsJson } from './tunnels-json.js'
+import { endpointBody, tunnelBody, type TunnelControl } from './tunnel-control.js'
+import { CodedError } from '@gw/protocol'
 
 export interface AgentApiOptions {
   /** `host:port`; default 127.0.0.1:4040, moving to 4041… when taken. */
@@ -36,6 +38,8 @@ export interface AgentApiOptions {
   metrics: Metrics
   events: AgentEvents
   replay: ReplayFn
+  /** Starts and stops tunnels for POST/DELETE /api/tunnels and /api/endpoints; without it they answer 405. */
+  tunnels?: TunnelControl
 }
 
 export interface AgentApi {
@@ -181,21 +185,64 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
       return sendJson(res, 200, {
         uri: '/api',
         tunnels: '/api/tunnels',
+        endpoints: '/api/endpoints',
         requests: '/api/requests/http',
         events: '/api/requests/http/events',
         status: '/api/status',
         inspector: '/inspect/http',
       })
     }
+    const control = options.tunnels
+    const changes = control ? 'GET,POST' : 'GET'
     if (path === '/api/tunnels') {
-      if (!allow('GET')) return
-      return sendJson(res, 200, tunnelsJson(getStatus(), metrics))
+      if (!allow(changes)) return
+      if (method === 'GET') return sendJson(res, 200, tunnelsJson(getStatus(), metrics))
+      if (!needJson()) return
+      const info = await control!.start(tunnelBody(await readJson(req)), 'POST /api/tunnels')
+      // ngrok answers with the tunnel's first entry: https when the relay has TLS.
+      const entry = entries().find((e) => e.info.name === info.name)
+      return sendJson(res, 201, entry ? tunnelJson(entry, metrics) : {})
     }
     if (segments[0] === 'api' && segments[1] === 'tunnels' && segments.length === 3) {
-      if (!allow('GET')) return
+      if (!allow(control ? 'GET,DELETE' : 'GET')) return
       const entry = entries().find((e) => e.apiName === segments[2])
       if (entry === undefined) return sendError(res, 'GW_ERR_TUNNEL_UNKNOWN', `no tunnel is named ${JSON.stringify(segments[2])}`)
-      return sendJson(res, 200, tunnelJson(entry, metrics))
+      if (method === 'GET') return sendJson(res, 200, tunnelJson(entry, metrics))
+      // A DELETE needs no Content-Type: no form can send one, and a cross-site fetch
+      // needs a preflight we never approve.
+      await readBody(req)
+      await control!.stop(entry.info.name)
+      res.writeHead(204, BASE_HEADERS)
+      return void res.end()
+    }
+    if (path === '/api/endpoints') {
+      if (!allow(changes)) return
+      if (method === 'GET') {
+        const list = getStatus().tunnels.map((t) => endpointJson(t, control?.meta(t.name)))
+        return sendJson(res, 200, { endpoints: list, uri: '/api/endpoints' })
+      }
+      if (!needJson()) return
+      const info = await control!.start(endpointBody(await readJson(req), 'POST /api/endpoints'), 'POST /api/endpoints:')
+      return sendJson(res, 201, endpointJson(info, control!.meta(info.name), metrics))
+    }
+    if (segments[0] === 'api' && segments[1] === 'endpoints' && segments.length === 3) {
+      if (!allow(control ? 'GET,PUT,DELETE' : 'GET')) return
+      const name = segments[2]!
+      const info = getStatus().tunnels.find((t) => t.name === name)
+      if (method === 'GET' || method === 'DELETE') {
+        if (info === undefined) return sendError(res, 'GW_ERR_TUNNEL_UNKNOWN', `no endpoint is named ${JSON.stringify(name)}`)
+        if (method === 'GET') return sendJson(res, 200, endpointJson(info, control?.meta(name), metrics))
+        await readBody(req)
+        await control!.stop(name)
+        res.writeHead(204, BASE_HEADERS)
+        return void res.end()
+      }
+      if (!needJson()) return
+      // ngrok's PUT: replace the endpoint, or create it when there is none.
+      const endpoint = endpointBody(await readJson(req), `PUT /api/endpoints/${name}`, name)
+      if (info !== undefined) await control!.stop(name)
+      const started = await control!.start(endpoint, `PUT /api/endpoints/${name}:`)
+      return sendJson(res, info === undefined ? 201 : 200, endpointJson(started, control!.meta(name), metrics))
     }
     if (path === '/api/status') {
       if (!allow('GET')) return
@@ -211,10 +258,9 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
         const list = entries()
         let records = capture.list()
         if (tunnelName !== undefined && tunnelName !== '') {
-          // Either the API name (`command_line (http)`) or the agent's tunnel name.
-          records = records.filter(
-            (r) => r.exchange.tunnel === tunnelName || apiTunnelName(list, r.exchange.tunnel, r.exchange.request.scheme) === tunnelName,
-          )
+          // Exactly the tunnel_name each request is listed under, as ngrok filters:
+          // `command_line` is the https entry, `command_line (http)` the http one.
+          records = records.filter((r) => apiTunnelName(list, r.exchange.tunnel, r.exchange.request.scheme) === tunnelName)
         }
         return sendJson(res, 200, { requests: records.slice(0, limit).map((r) => requestJson(r, list)), uri: '/api/requests/http' })
       }
@@ -256,6 +302,12 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
     route(req, res).catch((err: unknown) => {
       if (res.headersSent) return void res.destroy()
       if (err instanceof InspectError) return sendError(res, err.code, err.message)
+      // A tunnel the relay or the config check refused: its own code and status
+      // (GW_ERR_NAME_TAKEN 409, GW_ERR_DOMAIN_NOT_SERVED 400…); a policy that does not compile is the caller's 400.
+      if (err instanceof CodedError) {
+        const status = err.code.startsWith('GW_ERR_POLICY_') ? 400 : err.status
+        return sendJson(res, status, { error_code: err.code, status_code: status, msg: err.message, details: {} })
+      }
       // Anything else is a bug in the agent API, not in the caller's request.
       sendError(res, 'GW_ERR_API_INTERNAL', `the agent API failed: ${err instanceof Error ? err.message : String(err)}`)
     })

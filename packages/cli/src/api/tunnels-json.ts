@@ -7,6 +7,7 @@
  */
 import type { AgentStatus, TunnelInfo } from '../agent/events.js'
 import type { Metrics } from '../inspect/metrics.js'
+import type { TunnelMeta } from './tunnel-control.js'
 
 export interface TunnelEntry {
   /** The name in the API: `command_line`, or `command_line (http)` for a second URL. */
@@ -92,5 +93,22 @@ export function statusJson(status: AgentStatus, metrics: Metrics, capture: { ena
         body_limit: capture.bodyLimit,
       },
     },
+  }
+}
+
+/**
+ * ngrok's v3 endpoint (`/api/endpoints`, agent 3.30+): one entry per endpoint, its
+ * preferred URL in `url`, the policy as a YAML string, and metrics in the detail.
+ */
+export function endpointJson(info: TunnelInfo, meta: TunnelMeta | undefined, metrics?: Metrics): object {
+  return {
+    name: info.name,
+    uri: `/api/endpoints/${encodeURIComponent(info.name)}`,
+    url: info.publicUrl,
+    upstream: { url: info.upstream, protocol: 'http1' },
+    inspect: info.inspect,
+    traffic_policy: meta?.trafficPolicy ?? '',
+    pooling_enabled: meta?.pooling ?? false,
+    ...(metrics ? { metrics: (({ conns, http }) => ({ conns, http }))(metrics.snapshot(info.name)) } : {}),
   }
 }

@@ -3,9 +3,8 @@ import { GwCommand } from '../cli/gw-command.js'
 import { GwError } from '@gw/protocol'
 import { runTunnels, sharedTunnelFlags, type TunnelFlags, type TunnelSpec } from '../tunnel-runner.js'
 import { configPath, loadConfig } from '../config/config-file.js'
-import { parseUpstream } from '../upstream/address.js'
 import { toCliError } from '../output/cli-error.js'
-import { checkBinding, parseEndpointUrl } from '../config/endpoint-url.js'
+import { endpointSpec } from '../config/endpoint-spec.js'
 
 export default class Start extends GwCommand {
   static override summary = 'Start endpoints from the config file, several over one tunnel connection'
@@ -44,25 +43,7 @@ export default class Start extends GwCommand {
       if (chosen.length === 0) throw new GwError('GW_ERR_CONFIG', `${file} defines no endpoints; add an endpoints: list`)
       const specs: TunnelSpec[] = chosen.map((e, i) => {
         if (!e || typeof e.name !== 'string') throw new GwError('GW_ERR_CONFIG', `${file}: endpoints[${i}] needs a name`)
-        if (e.upstream?.url === undefined) throw new GwError('GW_ERR_CONFIG', `${file}: endpoint "${e.name}" needs upstream.url (a port, host:port or URL)`)
-        parseUpstream(String(e.upstream.url))
-        const where = `${file}: endpoint "${e.name}":`
-        const protocol = e.upstream.protocol
-        if (protocol !== undefined && protocol !== 'http1') {
-          throw new GwError('GW_ERR_CONFIG', `${where} upstream.protocol ${JSON.stringify(protocol)}: gw speaks HTTP/1.1 to upstreams; use http1 or leave it out`)
-        }
-        for (const binding of e.bindings ?? []) checkBinding(binding, `${where} bindings`)
-        const asked = e.url !== undefined ? parseEndpointUrl(String(e.url), `${where} url`) : undefined
-        return {
-          name: e.name,
-          upstream: String(e.upstream.url),
-          ...(asked ? { publicName: asked.publicName } : {}),
-          ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),
-          ...(e.pooling_enabled === true ? { pooling: true } : {}),
-          ...(e.inspect !== undefined ? { inspect: e.inspect } : {}),
-          ...(e.host_header ? { hostHeader: e.host_header } : {}),
-          ...(e.traffic_policy ? { policyInput: { inline: e.traffic_policy } } : {}),
-        }
+        return endpointSpec(e, `${file}: endpoint "${e.name}":`)
       })
       await runTunnels(this, flags as TunnelFlags, specs, { file, config })
     } catch (err) {

@@ -1,0 +1,40 @@
+/**
+ * One endpoint definition (a config file's `endpoints:` entry, a v2 tunnel folded into
+ * that shape, or a body posted to the agent API) checked and turned into what the agent
+ * starts. `gw start` and `POST /api/endpoints` share it, so both refuse the same things
+ * with the same reasons.
+ */
+import { GwError } from '@gw/protocol'
+import { parseUpstream } from '../upstream/address.js'
+import type { AgentEndpointOptions } from '../agent/agent.js'
+import type { EndpointPolicyInput } from '../endpoint-policy.js'
+import type { EndpointConfig } from './config-file.js'
+import { checkBinding, parseEndpointUrl } from './endpoint-url.js'
+
+export interface EndpointSpec extends Omit<AgentEndpointOptions, 'policy'> {
+  /** Compiled later, by whoever starts it, from policyInput. */
+  policy?: never
+  policyInput?: Omit<EndpointPolicyInput, 'events' | 'endpoint'>
+}
+
+/** `where` prefixes every message, e.g. `gw.yml: endpoint "api":`. */
+export function endpointSpec(e: EndpointConfig, where: string, kind: 'GW_ERR_CONFIG' | 'GW_ERR_INVALID_FLAG' = 'GW_ERR_CONFIG'): EndpointSpec {
+  if (e.upstream?.url === undefined) throw new GwError(kind, `${where} needs upstream.url (a port, host:port or URL)`)
+  parseUpstream(String(e.upstream.url))
+  const protocol = e.upstream.protocol
+  if (protocol !== undefined && protocol !== 'http1') {
+    throw new GwError(kind, `${where} upstream.protocol ${JSON.stringify(protocol)}: gw speaks HTTP/1.1 to upstreams; use http1 or leave it out`)
+  }
+  for (const binding of e.bindings ?? []) checkBinding(binding, `${where} bindings`)
+  const asked = e.url !== undefined ? parseEndpointUrl(String(e.url), `${where} url`) : undefined
+  return {
+    name: e.name,
+    upstream: String(e.upstream.url),
+    ...(asked ? { publicName: asked.publicName } : {}),
+    ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),
+    ...(e.pooling_enabled === true ? { pooling: true } : {}),
+    ...(e.inspect !== undefined ? { inspect: e.inspect } : {}),
+    ...(e.host_header ? { hostHeader: e.host_header } : {}),
+    ...(e.traffic_policy ? { policyInput: { inline: e.traffic_policy } } : {}),
+  }
+}
