@@ -15,37 +15,9 @@ import { randomBytes } from 'node:crypto'
 import { parseDocument, stringify } from 'yaml'
 import { GwError } from '@gw/protocol'
 import { foldTunnels } from './v2-tunnels.js'
+import type { AgentConfig } from './config-types.js'
 
-export interface EndpointConfig {
-  name: string
-  url?: string
-  upstream: { url: string | number; protocol?: string }
-  traffic_policy?: unknown
-  host_header?: string
-  /** Capture this endpoint's requests (a v2 tunnel's `inspect`). */
-  inspect?: boolean
-  /** ngrok's `pooling_enabled`. */
-  pooling_enabled?: boolean
-  /** ngrok's `bindings`: gw serves `public` only. */
-  bindings?: string[]
-}
-
-export interface AgentConfig {
-  version?: number | string
-  agent?: {
-    authtoken?: string
-    connect_url?: string
-    relay_ca?: string
-    web_addr?: string | false
-    /** ngrok's `log`: stdout, stderr, false or a file path. */
-    log?: string
-    inspect_db_size?: number
-  }
-  endpoints?: EndpointConfig[]
-  upstreams?: Record<string, unknown>
-  /** ngrok's older `tunnels:` map; loadConfig folds it into `endpoints`. */
-  tunnels?: unknown
-}
+export type { AgentConfig, EndpointConfig } from './config-types.js'
 
 export function defaultConfigDir(): string {
   if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'gw')

@@ -6,7 +6,7 @@
  * file is never reported valid while part of it is ignored.
  */
 import { GwError } from '@gw/protocol'
-import type { AgentConfig, EndpointConfig } from './config-file.js'
+import type { AgentConfig, EndpointConfig } from './config-types.js'
 
 /** v2 top-level keys gw reads, and those it has no use for (gw has no regions, no updater). */
 const V2_AGENT_KEYS: Record<string, keyof NonNullable<AgentConfig['agent']> | null> = {
