@@ -13,10 +13,7 @@ import {
   createWebSocketTransport,
   DISCARD_BODY,
   MessageReader,
-  endMessage,
-  encodeJsonMessage,
-  encodeMessageHeader,
-  MessageType,
+  MessageWriter,
 } from '@gw/protocol'
 
 const [cyclesArg = '200000', concurrencyArg = '64', kind = 'net'] = process.argv.slice(2)
@@ -56,12 +53,10 @@ agent.on('stream', (stream) => {
     if (err || !message) return stream.destroy()
     JSON.parse(message.payload.toString())
     reader.bodyTo(DISCARD_BODY).resume()
-    stream.write(encodeJsonMessage(MessageType.RESPONSE_HEAD, { status: 200, rawHeaders: ['Content-Type', 'text/plain', 'Content-Length', '1024', 'Date', new Date().toUTCString()] }))
-    stream.cork()
-    stream.write(encodeMessageHeader(MessageType.DATA, BODY.length))
-    stream.write(BODY)
-    stream.uncork()
-    stream.end(encodeMessageHeader(MessageType.END, 0))
+    const out = new MessageWriter(stream)
+    out.responseHead({ status: 200, rawHeaders: ['Content-Type', 'text/plain', 'Content-Length', '1024', 'Date', new Date().toUTCString()] })
+    out.data(BODY)
+    out.end()
   })
 })
 
@@ -70,7 +65,7 @@ function cycle() {
   return new Promise((resolve, reject) => {
     const stream = relay.open()
     const reader = new MessageReader(stream)
-    stream.end(Buffer.concat([encodeJsonMessage(MessageType.REQUEST_HEAD, { ...REQUEST, receivedAt: Date.now() }), endMessage()]))
+    new MessageWriter(stream).requestWithoutBody({ ...REQUEST, receivedAt: Date.now() })
     reader.nextMessage((err, message) => {
       if (err || !message) return reject(err ?? new Error('no response'))
       JSON.parse(message.payload.toString())

@@ -16,6 +16,7 @@ import {
   FrameType,
   GoAwayCode,
   INITIAL_STREAM_WINDOW,
+  DEFAULT_MAX_WINDOW,
   Session,
   type Stream,
 } from '@gw/protocol'
@@ -55,7 +56,9 @@ const CASES: Array<{ name: string; bytes: () => Buffer; code: ErrorCode }> = [
   { name: 'an unknown flag bit', bytes: () => header(FrameType.WINDOW_UPDATE, 0x10 | FrameFlag.SYN, 1, 0), code: 'GW_ERR_MUX_PROTOCOL' },
   { name: 'SYN together with ACK', bytes: () => header(FrameType.WINDOW_UPDATE, FrameFlag.SYN | FrameFlag.ACK, 1, 0), code: 'GW_ERR_MUX_PROTOCOL' },
   { name: 'SYN together with RST', bytes: () => header(FrameType.DATA, FrameFlag.SYN | FrameFlag.RST, 1, 0), code: 'GW_ERR_MUX_PROTOCOL' },
-  { name: 'a data frame larger than maxFrameSize', bytes: () => header(FrameType.DATA, FrameFlag.SYN, 1, MAX_FRAME + 1), code: 'GW_ERR_MUX_FRAME_TOO_LARGE' },
+  // maxFrameSize bounds what we send; what we accept is bounded by the window we granted.
+  { name: 'a data frame larger than any window we grant', bytes: () => header(FrameType.DATA, FrameFlag.SYN, 1, DEFAULT_MAX_WINDOW + 1), code: 'GW_ERR_MUX_FRAME_TOO_LARGE' },
+  { name: 'a data frame larger than the window we granted', bytes: () => header(FrameType.DATA, FrameFlag.SYN, 1, INITIAL_STREAM_WINDOW + 1), code: 'GW_ERR_MUX_WINDOW_EXCEEDED' },
   { name: 'a data frame on stream 0', bytes: () => encodeFrame(FrameType.DATA, 0, 0, 0, Buffer.from('x')), code: 'GW_ERR_MUX_PROTOCOL' },
   { name: 'a window update on stream 0', bytes: () => header(FrameType.WINDOW_UPDATE, 0, 0, 10), code: 'GW_ERR_MUX_PROTOCOL' },
   { name: 'a ping on a nonzero stream', bytes: () => header(FrameType.PING, FrameFlag.SYN, 1, 7), code: 'GW_ERR_MUX_PROTOCOL' },
@@ -169,6 +172,22 @@ describe('malformed yamux input closes the link with a code', () => {
       () => decodeChunks([Buffer.concat(h.received)]).some((f) => f.type === FrameType.WINDOW_UPDATE && f.flags === FrameFlag.ACK && f.streamId === 1),
       'the ACK',
     )
+  })
+
+  it('accepts a data frame as large as the window it granted, beyond maxFrameSize', async (t) => {
+    // hashicorp/yamux sends each write as one frame, up to the whole window.
+    const h = await harness()
+    t.after(() => h.close())
+    const accepted = once(h.session, 'stream')
+    const payload = Buffer.alloc(INITIAL_STREAM_WINDOW, 7)
+    h.raw.write(encodeFrame(FrameType.DATA, FrameFlag.SYN | FrameFlag.FIN, 1, 0, payload))
+    const [stream] = (await accepted) as [Stream]
+    let received = 0
+    stream.on('data', (c: Buffer) => (received += c.length))
+    await once(stream, 'end')
+    assert.equal(received, INITIAL_STREAM_WINDOW)
+    assert.ok(INITIAL_STREAM_WINDOW > MAX_FRAME)
+    assert.equal(h.session.closed, false)
   })
 
   it('a go away with a protocol error from the peer closes the link', async (t) => {

@@ -31,7 +31,9 @@ export {
 } from './heads.js'
 export type { AssignedEndpoint, EndpointRequest, Hello, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
 
-// Message framing on a stream: the codec, the reader, and the writing helpers.
+// Message framing on a stream: the reader is the one decoder, the writer the one encoder.
+// The codec's encode functions are exported for codec tests and fuzzing; callers write
+// through a MessageWriter.
 export {
   DEFAULT_MAX_MESSAGE_SIZE,
   MESSAGE_HEADER_SIZE,
@@ -42,10 +44,14 @@ export {
   encodeMessageHeader,
 } from './message-codec.js'
 export type { DecodedMessage, MessageDecoderHandlers, MessageTypeValue } from './message-codec.js'
-export { DISCARD_BODY, MessageReader, endMessage, sendFramedBody, writeJsonMessage } from './message-stream.js'
+export { DISCARD_BODY, MessageReader, endMessage, writeJsonMessage } from './message-stream.js'
+export { MessageWriter, sendFramedBody } from './message-writer.js'
 export type { BodyControl, BodyReadable, BodySink, MessageReaderOptions } from './message-stream.js'
 
 export { isLoopbackHost } from './loopback.js'
+
+// What both ends of a link agree on.
+export { LINK_DEFAULTS, keepAliveFor, maxHeadMessageFor } from './link-defaults.js'
 
 // The yamux multiplexer.
 export {
@@ -68,6 +74,17 @@ export {
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_MAX_STREAMS,
   DEFAULT_MAX_WINDOW,
+  DEFAULT_MAX_UNACKED_STREAMS,
+  // The stream lifecycle's pure transitions, for tests and tools.
+  StreamState,
+  INVALID as INVALID_STREAM_TRANSITION,
+  processFlags,
+  sendFlags,
+  afterSend,
+  closeLocal,
+  isTerminal,
+  canReceive,
+  canSend,
 } from './mux/index.js'
 export type {
   SessionOptions,
@@ -76,4 +93,6 @@ export type {
   FrameHandler,
   FrameDecoderOptions,
   FrameTypeValue,
+  StreamHost,
+  StreamStateValue,
 } from './mux/index.js'

@@ -1,5 +1,6 @@
 /**
- * Reading and writing messages on a stream (a yamux stream in practice; any Duplex works).
+ * Reading messages on a stream (a yamux stream in practice; any Duplex works): the one
+ * decoder, as `MessageWriter` (message-writer.ts) is the one encoder.
  *
  * The reader hands out heads one at a time with `next()`. After each head it pauses,
  * because only the caller knows what follows: a framed body (`body()`) or, after an
@@ -104,7 +105,6 @@ export class MessageReader {
   async nextJson<T>(type: MessageTypeValue, what: string, check: (v: unknown) => T): Promise<T> {
     const message = await this.next()
     if (!message) throw new GwError('GW_ERR_MESSAGE_MALFORMED', `the stream ended before the ${what}`)
-    if (message.type === MessageType.ABORT) throw abortError(message)
     if (message.type !== type) {
       throw new GwError('GW_ERR_MESSAGE_MALFORMED', `expected the ${what}, got message type 0x${message.type.toString(16)}`)
     }
@@ -213,6 +213,12 @@ export class MessageReader {
       if (!this.halted) this.source.resume()
       return
     }
+    if (message.type === MessageType.ABORT) {
+      // ABORT instead of a head (the agent gave up before answering) fails the reader:
+      // every caller gets it as an error with its code, decoded in one place.
+      this.fail(abortError(message))
+      return
+    }
     if (HEAD_TYPES.has(message.type)) {
       // Pause after a head: the caller decides between body() and detach().
       this.halted = true
@@ -275,86 +281,33 @@ function truncated(): GwError {
   return new GwError('GW_ERR_UPSTREAM_FAILED', 'the stream ended in the middle of a body')
 }
 
+/**
+ * The one decoding of ABORT, wherever it arrives (in a body, or instead of a head): a
+ * GwError with the peer's code when it is one of ours, GW_ERR_UPSTREAM_FAILED otherwise,
+ * since a peer's word cannot pick an arbitrary code for our error page.
+ */
 function abortError(message: DecodedMessage): GwError {
-  const info = decodeJson<{ code?: unknown; message?: unknown }>(message.payload, 'abort')
+  let info: { code?: unknown; message?: unknown } | null
+  try {
+    info = decodeJson<{ code?: unknown; message?: unknown } | null>(message.payload, 'abort')
+  } catch (err) {
+    return err as GwError
+  }
+  if (typeof info !== 'object' || info === null) return new GwError('GW_ERR_MESSAGE_MALFORMED', 'malformed abort')
   const code = isErrorCode(info.code) ? info.code : 'GW_ERR_UPSTREAM_FAILED'
   return new GwError(code, typeof info.message === 'string' ? info.message : undefined)
 }
 
-/** Write one JSON message (a head or a control message). */
+
+/**
+ * @deprecated Write through a `MessageWriter` (message-writer.ts), the one encoder; this
+ * stays only until the agent's call sites have moved to it.
+ */
 export function writeJsonMessage(stream: Duplex, type: MessageTypeValue, value: unknown): boolean {
   return stream.write(encodeJsonMessage(type, value))
 }
 
-/** Tell the peer the body will not complete, and why. */
-export function writeAbort(stream: Duplex, code: string, message: string): void {
-  if (!stream.writable) return
-  stream.end(encodeJsonMessage(MessageType.ABORT, { code, message }))
-}
-
-/**
- * Send `source` as DATA messages into `dest`, then END with the trailers `trailers()`
- * gives at that moment, and end `dest`. `done` is called once: with no argument when
- * END went out, with the error when the source failed or `dest` closed first.
- *
- * Plain listeners, not `stream.pipeline`: in Node 20 a pipeline makes an
- * AbortController per call and a DOMException when it ends, a third of the relay's CPU
- * per request in the benchmark (bench/README.md, F1).
- */
-export function sendFramedBody(source: Readable, dest: Duplex, done: (err?: Error) => void, trailers?: () => string[]): void {
-  let finished = false
-  const onData = (chunk: Buffer): void => {
-    if (chunk.length === 0) return
-    // Header and payload as two writes, no copy: the yamux stream makes them one frame.
-    dest.cork()
-    dest.write(encodeMessageHeader(MessageType.DATA, chunk.length))
-    const ok = dest.write(chunk)
-    dest.uncork()
-    if (!ok) {
-      source.pause()
-      dest.once('drain', onDrain)
-    }
-  }
-  const onDrain = (): void => {
-    source.resume()
-  }
-  const onEnd = (): void => {
-    const t = trailers?.() ?? []
-    dest.end(t.length > 0 ? encodeJsonMessage(MessageType.END, t) : encodeMessageHeader(MessageType.END, 0))
-    finish()
-  }
-  const onError = (err: Error): void => finish(err)
-  const onSourceClose = (): void => {
-    if (!source.readableEnded) finish(new GwError('GW_ERR_UPSTREAM_FAILED', 'the body ended before it was complete'))
-  }
-  const onDestClose = (): void => {
-    source.destroy()
-    finish(new GwError('GW_ERR_MUX_CLOSED', 'the stream closed before the body was sent'))
-  }
-  function finish(err?: Error): void {
-    if (finished) return
-    finished = true
-    source.off('data', onData)
-    source.off('end', onEnd)
-    source.off('error', onError)
-    // A source can still fail after this (a client that aborts once the response is
-    // sent); nothing here needs to know, but an error with no listener would crash.
-    source.on('error', ignoreError)
-    source.off('close', onSourceClose)
-    dest.off('close', onDestClose)
-    dest.off('drain', onDrain)
-    done(err)
-  }
-  source.on('data', onData)
-  source.once('end', onEnd)
-  source.once('error', onError)
-  source.once('close', onSourceClose)
-  dest.once('close', onDestClose)
-}
-
-function ignoreError(): void {}
-
-/** The END message for an empty body. */
+/** @deprecated `MessageWriter.end()`; kept until the agent's call sites have moved. */
 export function endMessage(): Buffer {
   return encodeMessageHeader(MessageType.END, 0)
 }

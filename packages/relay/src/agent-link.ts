@@ -12,10 +12,12 @@ import {
   HandshakeError,
   type ErrorCode,
   MessageReader,
-  writeJsonMessage,
+  MessageWriter,
   MessageType,
   checkHello,
   PROTOCOL_VERSION,
+  LINK_DEFAULTS,
+  keepAliveFor,
   type AssignedEndpoint,
   type Hello,
 } from '@gw/protocol'
@@ -42,8 +44,7 @@ export class AgentLink {
     const transport: Duplex = createWebSocketTransport(ws)
     this.session = new Session(transport, {
       client: false,
-      keepAliveInterval: Math.max(1000, Math.floor(options.heartbeatTimeout / 3)),
-      keepAliveTimeout: options.heartbeatTimeout,
+      ...keepAliveFor(options.heartbeatTimeout),
       ...(options.initialWindow ? { initialWindow: options.initialWindow } : {}),
       ...(options.maxWindow ? { maxWindow: options.maxWindow } : {}),
       ...(options.maxStreams ? { maxStreams: options.maxStreams } : {}),
@@ -85,7 +86,7 @@ export class AgentLink {
     // The agent opens one stream, the control stream; requests are opened by the relay.
     // Any other stream it opens is reset at once instead of waiting in the backlog.
     this.session.on('stream', refuseStream)
-    const reader = new MessageReader(control, { maxMessageSize: 64 * 1024 })
+    const reader = new MessageReader(control, { maxMessageSize: LINK_DEFAULTS.maxControlMessage })
     const hello = await Promise.race([
       reader.nextJson(MessageType.HELLO, 'hello', checkHello),
       new Promise<never>((_, reject) =>
@@ -111,22 +112,19 @@ export class AgentLink {
 
   welcome(endpoints: AssignedEndpoint[], heartbeatTimeout: number): void {
     this.endpoints = endpoints
-    writeJsonMessage(this.control!, MessageType.WELCOME, { version: PROTOCOL_VERSION, endpoints, heartbeatTimeout })
+    new MessageWriter(this.control!).welcome({ version: PROTOCOL_VERSION, endpoints, heartbeatTimeout })
   }
 
   /** Refuse the handshake with a coded error, then close once the agent has it. */
   refuse(code: ErrorCode, message: string): void {
-    if (this.control?.writable) {
-      writeJsonMessage(this.control, MessageType.REFUSE, { code, message })
-      this.control.end()
-    }
+    if (this.control) new MessageWriter(this.control).refuse({ code, message })
     // Give the frame a moment to leave before the link goes.
     setTimeout(() => this.close(new GwError(code, message)), 200).unref()
   }
 
   /** Tell the agent something (it was replaced…) and close the link. */
   notifyAndClose(code: ErrorCode, message: string): void {
-    if (this.control?.writable) writeJsonMessage(this.control, MessageType.NOTICE, { code, message })
+    if (this.control) new MessageWriter(this.control).notice({ code, message })
     setTimeout(() => this.close(new GwError(code, message)), 200).unref()
   }
 

@@ -3,7 +3,7 @@
  */
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { GwError, isLoopbackHost } from '@gw/protocol'
+import { GwError, isLoopbackHost, LINK_DEFAULTS } from '@gw/protocol'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
@@ -49,11 +49,11 @@ export const RELAY_DEFAULTS = {
   host: '0.0.0.0',
   httpPort: 80,
   httpsPort: 443,
-  maxHeaderSize: 64 * 1024,
+  maxHeaderSize: LINK_DEFAULTS.maxHeaderSize,
   headersTimeout: 15_000,
   idleTimeout: 300_000,
-  heartbeatTimeout: 15_000,
-  handshakeTimeout: 10_000,
+  heartbeatTimeout: LINK_DEFAULTS.heartbeatTimeout,
+  handshakeTimeout: LINK_DEFAULTS.handshakeTimeout,
   maxStreamsPerAgent: 65_536,
 } as const
 

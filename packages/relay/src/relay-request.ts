@@ -10,12 +10,10 @@ import {
   GwError,
   type ErrorCode,
   DISCARD_BODY,
-  endMessage,
   MessageReader,
+  MessageWriter,
   sendFramedBody,
-  writeJsonMessage,
   decodeJson,
-  encodeJsonMessage,
   MessageType,
   type DecodedMessage,
   checkResponseHead,
@@ -48,6 +46,7 @@ export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: E
 export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: Stream, head: RequestHead, maxHeadSize: number): void {
   let finished = false
   const reader = new MessageReader(stream, { maxMessageSize: maxHeadSize })
+  const out = new MessageWriter(stream)
   stream.on('error', () => {}) // surfaced through the reader
 
   // A client that goes away mid-request resets the stream, and the agent aborts the upstream call.
@@ -59,7 +58,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   const sendBody = (): void => {
     if (bodySent) return
     bodySent = true
-    sendFramedBody(req, stream, (err) => {
+    sendFramedBody(req, out, (err) => {
       if (err && !finished) stream.destroy()
     })
   }
@@ -68,9 +67,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     // no pipeline to set up and tear down.
     bodySent = true
     req.resume()
-    stream.end(Buffer.concat([encodeJsonMessage(MessageType.REQUEST_HEAD, head), endMessage()]))
+    out.requestWithoutBody(head)
   } else {
-    writeJsonMessage(stream, MessageType.REQUEST_HEAD, head)
+    out.requestHead(head)
     if (!head.expectContinue) sendBody()
   }
 
@@ -97,10 +96,6 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
         sendBody()
         reader.nextMessage(onMessage)
         return
-      }
-      if (message.type === MessageType.ABORT) {
-        const info = decodeJson<{ code?: ErrorCode; message?: string }>(message.payload, 'abort')
-        throw new GwError(info.code ?? 'GW_ERR_UPSTREAM_FAILED', info.message)
       }
       if (message.type !== MessageType.RESPONSE_HEAD) {
         throw new GwError('GW_ERR_MESSAGE_MALFORMED', `unexpected message type 0x${message.type.toString(16)} before the response head`)

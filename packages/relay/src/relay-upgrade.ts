@@ -11,7 +11,7 @@ import {
   GwError,
   type ErrorCode,
   MessageReader,
-  writeJsonMessage,
+  MessageWriter,
   decodeJson,
   MessageType,
   checkResponseHead,
@@ -65,7 +65,7 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: B
   socket.on('error', () => stream.destroy())
   socket.on('close', () => stream.destroy())
 
-  writeJsonMessage(stream, MessageType.REQUEST_HEAD, head)
+  new MessageWriter(stream).requestHead(head)
   if (firstBytes.length > 0) stream.write(firstBytes)
   socket.pipe(stream)
 

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello } from '@gw/protocol'
+import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello, LINK_DEFAULTS, maxHeadMessageFor } from '@gw/protocol'
 import { createTokenStore, type TokenStore } from './authtokens.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
@@ -141,7 +141,7 @@ class RelayCore {
   readonly links = new Set<AgentLink>()
   /** name → the link that serves it now. */
   readonly online = new Map<string, AgentLink>()
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 })
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: LINK_DEFAULTS.wsMaxPayload })
   private readonly sockets = new Set<Duplex>()
   private publicPorts: { http?: number; https?: number; tls: boolean } = { tls: false }
   private readonly suffix: string
@@ -192,7 +192,7 @@ class RelayCore {
     } catch (err) {
       return sendErrorPage(req, res, openFailure(err), `the agent for ${name} cannot take a new request: ${(err as Error).message}`)
     }
-    relayRequest(req, res, stream, buildRequestHead(req, name, scheme, false), this.opts.maxHeaderSize * 2)
+    relayRequest(req, res, stream, buildRequestHead(req, name, scheme, false), maxHeadMessageFor(this.opts.maxHeaderSize))
   }
 
   private missing(name: string): [ErrorCode, string] {
@@ -232,7 +232,7 @@ class RelayCore {
     } catch (err) {
       return sendRawErrorPage(req, socket, openFailure(err), `the agent for ${name} cannot take a new connection: ${(err as Error).message}`)
     }
-    relayUpgrade(req, socket, head, stream, buildRequestHead(req, name, scheme, true), this.opts.maxHeaderSize * 2)
+    relayUpgrade(req, socket, head, stream, buildRequestHead(req, name, scheme, true), maxHeadMessageFor(this.opts.maxHeaderSize))
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {

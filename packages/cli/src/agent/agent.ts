@@ -16,6 +16,8 @@ import {
   decodeJson,
   checkCodedMessage,
   PROTOCOL_VERSION,
+  LINK_DEFAULTS,
+  maxHeadMessageFor,
   type Hello,
   type Session,
 } from '@gw/protocol'
@@ -93,10 +95,10 @@ const FATAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const events = options.events ?? new AgentEvents()
-  const heartbeatTimeout = options.heartbeatTimeout ?? 15_000
-  const handshakeTimeout = options.handshakeTimeout ?? 10_000
+  const heartbeatTimeout = options.heartbeatTimeout ?? LINK_DEFAULTS.heartbeatTimeout
+  const handshakeTimeout = options.handshakeTimeout ?? LINK_DEFAULTS.handshakeTimeout
   const responseTimeout = options.responseTimeout ?? 60_000
-  const maxHeaderSize = options.maxHeaderSize ?? 64 * 1024
+  const maxHeaderSize = options.maxHeaderSize ?? LINK_DEFAULTS.maxHeaderSize
   const backoff = options.backoff ?? { initial: 500, max: 30_000 }
   const tlsVerify = options.upstreamTlsVerify ?? false
 
@@ -123,7 +125,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     dispatcher,
     events,
     record: options.record ?? false,
-    maxHeadSize: maxHeaderSize * 2 + 4096,
+    maxHeadSize: maxHeadMessageFor(maxHeaderSize),
     responseTimeout,
     tlsVerify,
     endpoint: (name) => byPublicName.get(name),

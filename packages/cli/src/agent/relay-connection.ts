@@ -19,6 +19,8 @@ import {
   checkCodedMessage,
   checkWelcome,
   PROTOCOL_VERSION,
+  LINK_DEFAULTS,
+  keepAliveFor,
   type Hello,
   type Welcome,
 } from '@gw/protocol'
@@ -66,13 +68,12 @@ export async function connectRelay(options: ConnectOptions): Promise<RelayConnec
   const ws = await openWebSocket(url, options)
   const session = new Session(createWebSocketTransport(ws), {
     client: true,
-    keepAliveInterval: Math.max(500, Math.floor(options.heartbeatTimeout / 3)),
-    keepAliveTimeout: options.heartbeatTimeout,
+    ...keepAliveFor(options.heartbeatTimeout),
   })
   try {
     const control = session.open()
     control.on('error', () => {})
-    const controlReader = new MessageReader(control, { maxMessageSize: 1024 * 1024 })
+    const controlReader = new MessageReader(control, { maxMessageSize: LINK_DEFAULTS.maxControlMessage })
     writeJsonMessage(control, MessageType.HELLO, options.hello)
     const welcome = await withTimeout(readWelcome(controlReader), options.handshakeTimeout, () =>
       new HandshakeError('GW_ERR_HANDSHAKE_TIMEOUT', `the relay at ${options.relay} did not complete the handshake within ${options.handshakeTimeout} ms`),
@@ -111,7 +112,7 @@ function openWebSocket(url: URL, options: ConnectOptions): Promise<WebSocket> {
       // (about 20% of download throughput, measured with a 512 MiB transfer).
       ...(url.protocol === 'wss:' || isLoopbackHost(url.hostname) ? { generateMask: keepZeroMask } : {}),
       handshakeTimeout: options.handshakeTimeout,
-      maxPayload: 16 * 1024 * 1024,
+      maxPayload: LINK_DEFAULTS.wsMaxPayload,
       ...(options.relayCa ? { ca: options.relayCa } : {}),
     })
     const fail = (err: GwError): void => {

@@ -15,8 +15,21 @@ export {
   DEFAULT_MAX_FRAME_SIZE,
   DEFAULT_MAX_STREAMS,
   DEFAULT_MAX_WINDOW,
+  DEFAULT_MAX_UNACKED_STREAMS,
 } from './session.js'
-export { Stream } from './stream.js'
+export { Stream, type StreamHost } from './stream.js'
+export {
+  StreamState,
+  INVALID,
+  processFlags,
+  sendFlags,
+  afterSend,
+  closeLocal,
+  isTerminal,
+  canReceive,
+  canSend,
+  type StreamStateValue,
+} from './stream-state.js'
 export { createWebSocketTransport, type WebSocketTransportOptions } from './websocket-transport.js'
 export { FrameDecoder, validateHeader, type FrameHandler, type FrameDecoderOptions } from './frame-decoder.js'
 export {

@@ -22,6 +22,7 @@ import {
   MAX_UINT32,
 } from './frame.js'
 import { Stream } from './stream.js'
+import { isTerminal, StreamState, type StreamStateValue } from './stream-state.js'
 
 export interface SessionOptions {
   /** True on the agent (odd stream ids), false on the relay (even ids). */
@@ -30,7 +31,11 @@ export interface SessionOptions {
   initialWindow?: number
   /** The receive window may grow up to this on links where the window limits speed. */
   maxWindow?: number
-  /** Largest Data frame sent or accepted; a larger incoming frame is a link error. */
+  /**
+   * Largest Data frame sent. Incoming frames may be as large as the window we granted
+   * (hashicorp sends one frame per write, up to the whole window); beyond it they are a
+   * link error (GW_ERR_MUX_WINDOW_EXCEEDED).
+   */
   maxFrameSize?: number
   /** Milliseconds between keepalive pings; 0 disables pings and the timeout. */
   keepAliveInterval?: number
@@ -38,6 +43,12 @@ export interface SessionOptions {
   keepAliveTimeout?: number
   /** Inbound streams held while nobody listens for 'stream'; more are reset. */
   acceptBacklog?: number
+  /**
+   * Streams we opened that the peer has not ACKed yet, at most; the SYN of a further
+   * `open()` waits until one is. hashicorp resets streams beyond its accept backlog (256)
+   * and bounds its own un-ACKed opens the same way.
+   */
+  maxUnackedStreams?: number
   /** Streams open at once, both directions together. */
   maxStreams?: number
 }
@@ -54,6 +65,14 @@ export const DEFAULT_KEEPALIVE_INTERVAL = 5_000
 export const DEFAULT_KEEPALIVE_TIMEOUT = 15_000
 export const DEFAULT_ACCEPT_BACKLOG = 256
 export const DEFAULT_MAX_STREAMS = 65_536
+export const DEFAULT_MAX_UNACKED_STREAMS = 256
+
+/**
+ * Owed ACKs that go out at once, bare, rather than wait to ride on a response. A peer that
+ * opens in bursts may be waiting on them: hashicorp's OpenStream blocks once 256 of its
+ * streams are un-ACKed, and a 50 ms wait per 256 opens made 1,024 opens take 159 ms.
+ */
+const ACK_BURST = DEFAULT_MAX_UNACKED_STREAMS / 2
 
 /** Bytes queued on the transport before streams stop sending until it drains. */
 const TRANSPORT_HIGH_WATER = 1024 * 1024
@@ -86,6 +105,10 @@ export class Session extends EventEmitter<SessionEventMap> {
   private readonly keepAliveTimeout: number
   private readonly acceptBacklog: number
   private readonly maxStreams: number
+  private readonly maxUnacked: number
+  /** Our streams whose SYN went out and whose ACK has not come (OPENING), and those whose SYN waits. */
+  private unacked = 0
+  private synQueue: Stream[] = []
 
   private readonly streams = new Map<number, Stream>()
   private readonly decoder: FrameDecoder
@@ -132,6 +155,8 @@ export class Session extends EventEmitter<SessionEventMap> {
     this.keepAliveTimeout = options.keepAliveTimeout ?? DEFAULT_KEEPALIVE_TIMEOUT
     this.acceptBacklog = options.acceptBacklog ?? DEFAULT_ACCEPT_BACKLOG
     this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS
+    this.maxUnacked = options.maxUnackedStreams ?? DEFAULT_MAX_UNACKED_STREAMS
+    if (!(this.maxUnacked >= 1)) throw new RangeError('maxUnackedStreams must be at least 1')
     this.nextStreamId = this.isClient ? 1 : 2
 
     this.decoder = new FrameDecoder(
@@ -140,7 +165,9 @@ export class Session extends EventEmitter<SessionEventMap> {
         onData: (chunk) => this.onData(chunk),
         onDataEnd: () => this.onDataEnd(),
       },
-      { maxFrameSize: this._maxFrameSize },
+      // A frame larger than any window we can grant can never be admitted; refusing it
+      // here stops it before any payload is read. Within that, `_admit` checks the window.
+      { maxFrameSize: Math.max(this._maxFrameSize, this.maxWindow) },
     )
 
     transport.on('data', this.onTransportData)
@@ -190,7 +217,9 @@ export class Session extends EventEmitter<SessionEventMap> {
 
   /**
    * Open an outbound stream. The SYN goes out at once, so the peer sees the stream even
-   * if we never write.
+   * if we never write, unless `maxUnackedStreams` of ours wait for their ACK: then it
+   * waits for one, and writes and `end()` wait with it (nothing is lost; `open()` never
+   * blocks and never throws for this).
    */
   open(): Stream {
     if (this.isClosed) throw new MuxError('GW_ERR_MUX_CLOSED', 'cannot open a stream: the link is closed')
@@ -201,10 +230,16 @@ export class Session extends EventEmitter<SessionEventMap> {
     const id = this.nextStreamId
     if (id > MAX_UINT32) throw new MuxError('GW_ERR_MUX_STREAM_LIMIT', 'stream ids on this link are exhausted')
     this.nextStreamId += 2
-    const stream = new Stream(this, id, this.initialWindow, this.maxWindow)
+    const stream = new Stream(this, id, StreamState.QUEUED, this.initialWindow, this.maxWindow)
     this.streams.set(id, stream)
-    this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.SYN, id, stream._initialDelta())
+    if (this.unacked < this.maxUnacked) stream._sendSyn()
+    else this.synQueue.push(stream)
     return stream
+  }
+
+  /** Streams opened here whose SYN waits for the peer to ACK earlier ones. */
+  get queuedOpens(): number {
+    return this.synQueue.length
   }
 
   /** Measure the round trip with a ping; resolves with milliseconds. */
@@ -270,38 +305,48 @@ export class Session extends EventEmitter<SessionEventMap> {
    * The ACK of an inbound stream rides on the stream's first frame (its response, in gw)
    * instead of going out alone: at low load that saves a message and a wake-up on each
    * side per request (sequential latency 0.63 → 0.38 ms in bench/README.md, F2). A peer
-   * that waits for the ACK (hashicorp's open timeout) gets a bare one within 50 ms.
+   * that waits for the ACK (hashicorp's open timeout) gets a bare one within 50 ms, and a
+   * burst of opens (`ACK_BURST` owed at once) is ACKed at once, in this turn's batch.
    */
   private deferAck(stream: Stream): void {
-    stream._pendingAck = true
     this.pendingAcks.add(stream)
-    this.ackTimer ??= setTimeout(() => this.flushAcks(), 50).unref()
+    if (this.pendingAcks.size >= ACK_BURST) this.flushAcks()
+    else this.ackTimer ??= setTimeout(() => this.flushAcks(), 50).unref()
   }
 
   private flushAcks(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer)
     this.ackTimer = undefined
-    for (const stream of this.pendingAcks) {
-      if (stream._pendingAck && !this.isClosed) this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.ACK, stream.id, 0)
-      stream._pendingAck = false
-    }
+    // Each send clears the stream's ACK_OWED, which deletes it from the set.
+    for (const stream of this.pendingAcks) stream._sendAck(0)
     this.pendingAcks.clear()
   }
 
-  /** @internal The ACK flag for a stream's frame, if its ACK is still owed; then it is not. */
-  _takeAck(stream: Stream): number {
-    if (!stream._pendingAck) return 0
-    stream._pendingAck = false
-    this.pendingAcks.delete(stream)
-    return FrameFlag.ACK
-  }
-
-  /** @internal A stream finished both ways or was reset: forget it. */
-  _free(stream: Stream): void {
-    if (stream._pendingAck) this._takeAck(stream)
+  /** @internal A stream's lifecycle moved (stream-state.ts): keep the session's books. */
+  _stateChanged(stream: Stream, from: StreamStateValue, to: StreamStateValue): void {
+    const { ACK_OWED, OPENING, QUEUED } = StreamState
+    if ((from & ACK_OWED) !== 0 && (to & ACK_OWED) === 0) this.pendingAcks.delete(stream)
+    if ((to & OPENING) !== 0 && (from & OPENING) === 0) this.unacked++
+    if ((from & OPENING) !== 0 && (to & OPENING) === 0) {
+      this.unacked--
+      this.sendQueuedSyns()
+    }
+    if (!isTerminal(to) || isTerminal(from)) return
+    // Finished both ways, or reset: forget it.
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id)
+    if ((from & QUEUED) !== 0 && this.synQueue.length > 0) {
+      const at = this.synQueue.indexOf(stream)
+      if (at !== -1) this.synQueue.splice(at, 1)
+    }
     if (this.backlog.length > 0) {
       const at = this.backlog.indexOf(stream)
       if (at !== -1) this.backlog.splice(at, 1)
+    }
+  }
+
+  private sendQueuedSyns(): void {
+    while (this.synQueue.length > 0 && this.unacked < this.maxUnacked && !this.isClosed) {
+      this.synQueue.shift()!._sendSyn()
     }
   }
 
@@ -353,7 +398,7 @@ export class Session extends EventEmitter<SessionEventMap> {
         this.dataStream = undefined
         this.dataFlags = flags
         if (!stream) return
-        if (stream._remoteFin) {
+        if (!stream._canReceive) {
           throw new MuxError('GW_ERR_MUX_PROTOCOL', `data on stream ${streamId} after its FIN`, streamId)
         }
         if (!stream._admit(length)) {
@@ -395,8 +440,10 @@ export class Session extends EventEmitter<SessionEventMap> {
   }
 
   private applyCloseFlags(stream: Stream, flags: number): void {
-    if ((flags & FrameFlag.FIN) !== 0) stream._onFin()
-    if ((flags & FrameFlag.RST) !== 0) stream._onReset()
+    if ((flags & (FrameFlag.ACK | FrameFlag.FIN | FrameFlag.RST)) === 0) return
+    if (!stream._onFlags(flags)) {
+      throw new MuxError('GW_ERR_MUX_PROTOCOL', `flags 0x${flags.toString(16)} are not allowed on stream ${stream.id} now`, stream.id)
+    }
   }
 
   /** The stream a Data or WindowUpdate frame is for; creates it on SYN. */
@@ -418,10 +465,10 @@ export class Session extends EventEmitter<SessionEventMap> {
       this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.RST, streamId, 0)
       return undefined
     }
-    const stream = new Stream(this, streamId, this.initialWindow, this.maxWindow)
+    const stream = new Stream(this, streamId, StreamState.ACK_OWED, this.initialWindow, this.maxWindow)
     this.streams.set(streamId, stream)
     const delta = stream._initialDelta()
-    if (delta > 0) this._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.ACK, streamId, delta)
+    if (delta > 0) stream._sendAck(delta)
     else this.deferAck(stream)
     if (listening && this.backlog.length === 0) {
       this.emit('stream', stream)
@@ -515,6 +562,7 @@ export class Session extends EventEmitter<SessionEventMap> {
     const failure = err ?? new MuxError('GW_ERR_MUX_CLOSED', 'the link was closed')
     // Streams still in the backlog fail quietly: they keep the listener added there.
     this.backlog = []
+    this.synQueue = []
     this.drainWaiters = []
     for (const stream of [...this.streams.values()]) stream._onLinkClose(failure)
     this.streams.clear()

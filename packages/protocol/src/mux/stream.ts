@@ -7,15 +7,28 @@
  * Readable's own buffer, and its writer blocks after one window; the writer wakes on
  * the peer's window update, never on a timer.
  *
- * The session calls the `_on…` methods; they are public only because the session and
- * the stream are two files.
+ * The lifecycle is one value, `state`, moved only through the pure functions of
+ * stream-state.ts. The stream knows its session only as a `StreamHost`, the few things it
+ * needs from it, so stream.ts does not import session.ts. The session calls the `_on…`
+ * methods; they are public only because the session and the stream are two files.
  */
 import { Duplex } from 'node:stream'
 import { MuxError } from '../errors.js'
 import { FrameFlag, FrameType, INITIAL_STREAM_WINDOW, MAX_UINT32 } from './frame.js'
-import type { Session } from './session.js'
+import {
+  afterSend,
+  canReceive,
+  canSend,
+  closeLocal,
+  INVALID,
+  isTerminal,
+  processFlags,
+  sendFlags,
+  StreamState,
+  type StreamStateValue,
+} from './stream-state.js'
 
-/** The parts of the session a stream uses; keeps the dependency one-way in spirit. */
+/** What a stream needs from its session. */
 export interface StreamHost {
   readonly closed: boolean
   readonly rtt: number | undefined
@@ -23,8 +36,8 @@ export interface StreamHost {
   /** @internal */ readonly _transportBlocked: boolean
   /** @internal */ _sendFrame(type: number, flags: number, streamId: number, length: number, parts?: Buffer[]): void
   /** @internal */ _waitForDrain(stream: Stream): void
-  /** @internal */ _free(stream: Stream): void
-  /** @internal */ _takeAck(stream: Stream): number
+  /** @internal Every change of `state`, for the session's bookkeeping (un-ACKed opens, owed ACKs, freeing). */
+  _stateChanged(stream: Stream, from: StreamStateValue, to: StreamStateValue): void
 }
 
 interface PendingWrite {
@@ -45,8 +58,9 @@ const MIN_RATE_EPOCH_MS = 20
 
 export class Stream extends Duplex {
   readonly id: number
-  readonly session: Session
 
+  /** @internal The lifecycle (stream-state.ts); changed only through `moveTo`. */
+  _state: StreamStateValue
   private readonly host: StreamHost
   private readonly maxWindow: number
 
@@ -66,27 +80,25 @@ export class Stream extends Duplex {
   /** Half a window had to wait for the reader since the last grant. */
   private backpressured = false
   private wantRead = false
-  private remoteFin = false
   private eofPushed = false
 
   // Send side.
   private sendWindow = INITIAL_STREAM_WINDOW
   private pending: PendingWrite | undefined
-  private localFin = false
+  /** `_final` ran while the SYN still waited for a slot; FIN follows the SYN. */
+  private finalWaiting: ((err?: Error | null) => void) | undefined
 
-  /** @internal Our ACK of the peer's SYN is owed and goes with our first frame. */
-  _pendingAck = false
-
-  private reset = false
-  private freed = false
   private autoCorked = false
   private waitingDrain = false
 
-  /** @internal Streams come from `Session.open()` and the session's 'stream' event. */
-  constructor(session: Session, id: number, initialWindow: number, maxWindow: number) {
+  /**
+   * @internal Streams come from `Session.open()` (QUEUED) and the session's 'stream'
+   * event (ACK_OWED).
+   */
+  constructor(host: StreamHost, id: number, state: StreamStateValue, initialWindow: number, maxWindow: number) {
     super({ allowHalfOpen: true, writableHighWaterMark: 64 * 1024 })
-    this.session = session
-    this.host = session as unknown as StreamHost
+    this.host = host
+    this._state = state
     this.id = id
     this.recvTarget = initialWindow
     this.initialTarget = initialWindow
@@ -113,9 +125,64 @@ export class Stream extends Duplex {
     return true
   }
 
-  /** @internal */
-  get _remoteFin(): boolean {
-    return this.remoteFin
+  /** @internal The peer may still send data on this stream. */
+  get _canReceive(): boolean {
+    return canReceive(this._state)
+  }
+
+
+  private moveTo(next: StreamStateValue): void {
+    const from = this._state
+    if (from === next) return
+    this._state = next
+    this.host._stateChanged(this, from, next)
+  }
+
+  /** The flags this frame must carry (SYN, or the owed ACK); the state moves on as it leaves. */
+  private takeFlags(): number {
+    const state = this._state
+    const flags = sendFlags(state)
+    if (flags !== 0) this.moveTo(afterSend(state))
+    return flags
+  }
+
+  /** @internal A slot in the peer's backlog is ours: send the SYN, then what waited for it. */
+  _sendSyn(): void {
+    if ((this._state & StreamState.QUEUED) === 0) return
+    const delta = this._initialDelta()
+    this.host._sendFrame(FrameType.WINDOW_UPDATE, this.takeFlags(), this.id, delta)
+    if (this.pending) this.flush()
+    const final = this.finalWaiting
+    if (final && !this.pending) {
+      this.finalWaiting = undefined
+      this._final(final)
+    }
+  }
+
+  /** @internal The owed ACK goes out now, with the window beyond the initial one (`delta`). */
+  _sendAck(delta: number): void {
+    if ((this._state & StreamState.ACK_OWED) === 0 || this.host.closed) return
+    this.host._sendFrame(FrameType.WINDOW_UPDATE, this.takeFlags(), this.id, delta)
+  }
+
+  /**
+   * @internal Flags of a frame that arrived (SYN excepted), applied through
+   * `processFlags`. False: they are illegal in this state, which is a link error.
+   */
+  _onFlags(flags: number): boolean {
+    const from = this._state
+    const next = processFlags(from, flags)
+    if (next === INVALID) return false
+    if (next === from) return true
+    if ((next & StreamState.RESET) !== 0) {
+      this.moveTo(next)
+      this.destroy(new MuxError('GW_ERR_MUX_STREAM_RESET', `the peer reset stream ${this.id}`, this.id))
+      return true
+    }
+    this.moveTo(next)
+    // FIN: no more data will come.
+    if (!canReceive(next) && this.recvQueued === 0) this.pushEof()
+    return true
   }
 
   /** @internal A piece of a Data payload, already admitted against the window. */
@@ -142,24 +209,9 @@ export class Stream extends Duplex {
     if (this.pending) this.flush()
   }
 
-  /** @internal The peer half-closed: no more data will come. */
-  _onFin(): void {
-    if (this.remoteFin) return
-    this.remoteFin = true
-    if (this.recvQueued === 0) this.pushEof()
-    this.maybeFree()
-  }
-
-  /** @internal The peer reset the stream. */
-  _onReset(): void {
-    this.reset = true
-    this.release()
-    this.destroy(new MuxError('GW_ERR_MUX_STREAM_RESET', `the peer reset stream ${this.id}`, this.id))
-  }
-
   /** @internal The link is gone; nothing can be sent any more. */
   _onLinkClose(err: Error): void {
-    this.release()
+    this.moveTo(StreamState.RESET)
     this.destroy(err)
   }
 
@@ -177,7 +229,7 @@ export class Stream extends Duplex {
       this.ungranted += chunk.length
       this.wantRead = this.push(chunk)
     }
-    if (this.recvQueued === 0 && this.remoteFin) this.pushEof()
+    if (this.recvQueued === 0 && !canReceive(this._state)) this.pushEof()
     this.maybeGrant()
   }
 
@@ -223,23 +275,38 @@ export class Stream extends Duplex {
   }
 
   override _final(callback: (err?: Error | null) => void): void {
-    if (this.host.closed || this.freed) {
+    if ((this._state & StreamState.QUEUED) !== 0 && !this.host.closed) {
+      this.finalWaiting = callback
+      return
+    }
+    if (this.host.closed || isTerminal(this._state)) {
       callback(new MuxError('GW_ERR_MUX_CLOSED', `stream ${this.id} cannot end: the link is closed`, this.id))
       return
     }
-    this.localFin = true
-    this.host._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.FIN | this.host._takeAck(this), this.id, 0)
+    const flags = FrameFlag.FIN | this.takeFlags()
+    const next = closeLocal(this._state)
+    if (next === INVALID) {
+      callback(new MuxError('GW_ERR_MUX_CLOSED', `stream ${this.id} cannot end twice`, this.id))
+      return
+    }
+    this.host._sendFrame(FrameType.WINDOW_UPDATE, flags, this.id, 0)
     callback()
-    this.maybeFree()
+    this.moveTo(next)
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    if (!this.freed) {
-      // Tell the peer unless the stream already finished both ways or the link is gone.
-      if (!this.reset && !(this.localFin && this.remoteFin) && !this.host.closed) {
+    const state = this._state
+    if (!isTerminal(state)) {
+      // Tell the peer, unless it never heard of the stream (its SYN still waited) or the link is gone.
+      if ((state & StreamState.QUEUED) === 0 && !this.host.closed) {
         this.host._sendFrame(FrameType.WINDOW_UPDATE, FrameFlag.RST, this.id, 0)
       }
-      this.release()
+      this.moveTo(StreamState.RESET)
+    }
+    const final = this.finalWaiting
+    if (final) {
+      this.finalWaiting = undefined
+      final(err ?? new MuxError('GW_ERR_MUX_CLOSED', `stream ${this.id} was destroyed`, this.id))
     }
     this.recvQueue = []
     this.recvQueued = 0
@@ -263,7 +330,14 @@ export class Stream extends Duplex {
         pending.callback(new MuxError('GW_ERR_MUX_CLOSED', undefined, this.id))
         return
       }
-      if (this.sendWindow === 0) return
+      if (this.sendWindow === 0 || !canSend(this._state)) {
+        // Not yet opened (the SYN waits for a slot): `_sendSyn` flushes. Already finished
+        // or reset: Node's Writable never writes after end, and destroy fails the write.
+        if ((this._state & StreamState.QUEUED) !== 0 || this.sendWindow === 0) return
+        this.pending = undefined
+        pending.callback(new MuxError('GW_ERR_MUX_CLOSED', `stream ${this.id} can no longer send`, this.id))
+        return
+      }
       if (host._transportBlocked) {
         if (!this.waitingDrain) {
           this.waitingDrain = true
@@ -272,7 +346,7 @@ export class Stream extends Duplex {
         return
       }
       const size = Math.min(this.sendWindow, maxFrame, pending.bytes)
-      host._sendFrame(FrameType.DATA, host._takeAck(this), this.id, size, takeParts(pending, size))
+      host._sendFrame(FrameType.DATA, this.takeFlags(), this.id, size, takeParts(pending, size))
       this.sendWindow -= size
     }
     this.pending = undefined
@@ -299,7 +373,7 @@ export class Stream extends Duplex {
    * holding a grown window.
    */
   private maybeGrant(): void {
-    if (this.ungranted < this.recvTarget / 2 || this.remoteFin || this.freed || this.host.closed) return
+    if (this.ungranted < this.recvTarget / 2 || !canReceive(this._state) || this.host.closed) return
     let delta = this.ungranted
     const now = performance.now()
     if (this.backpressured) {
@@ -328,17 +402,7 @@ export class Stream extends Duplex {
     this.ungranted = 0
     if (delta === 0) return
     this.recvWindow += delta
-    this.host._sendFrame(FrameType.WINDOW_UPDATE, this.host._takeAck(this), this.id, delta)
-  }
-
-  private maybeFree(): void {
-    if (this.localFin && this.remoteFin) this.release()
-  }
-
-  private release(): void {
-    if (this.freed) return
-    this.freed = true
-    this.host._free(this)
+    this.host._sendFrame(FrameType.WINDOW_UPDATE, this.takeFlags(), this.id, delta)
   }
 }
 
