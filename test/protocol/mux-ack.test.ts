@@ -105,3 +105,24 @@ it('with maxUnackedStreams in flight, open() queues the SYN; writes and end() wa
   assert.equal(session.queuedOpens, 1)
   session.close()
 })
+
+it('a stream that ends without ever being ACKed gives its slot back, as hashicorp does', async (t) => {
+  // hashicorp never ACKs a stream whose FIN it read before accepting it.
+  const pair = await netPair()
+  t.after(() => pair.close())
+  const frames: Array<[number, number, number]> = []
+  const decoder = new FrameDecoder({ onFrame: (type, flags, id) => void frames.push([type, flags, id]), onData() {}, onDataEnd() {} }, { maxFrameSize: 1 << 20 })
+  pair.client.on('data', (chunk: Buffer) => decoder.push(chunk))
+  const session = new Session(pair.server, { client: false, keepAliveInterval: 0, maxUnackedStreams: 1 })
+  t.after(() => session.close())
+  const first = session.open()
+  first.on('error', ignore)
+  first.resume()
+  const second = session.open()
+  second.on('error', ignore)
+  assert.equal(session.queuedOpens, 1)
+  first.end()
+  pair.client.write(encodeFrameHeader(FrameType.WINDOW_UPDATE, FrameFlag.FIN, 2, 0))
+  await until(() => frames.some(([type, flags, id]) => type === FrameType.WINDOW_UPDATE && flags & FrameFlag.SYN && id === 4), 'the second SYN')
+  assert.equal(session.queuedOpens, 0)
+})

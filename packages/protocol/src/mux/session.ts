@@ -326,8 +326,13 @@ export class Session extends EventEmitter<SessionEventMap> {
   _stateChanged(stream: Stream, from: StreamStateValue, to: StreamStateValue): void {
     const { ACK_OWED, OPENING, QUEUED } = StreamState
     if ((from & ACK_OWED) !== 0 && (to & ACK_OWED) === 0) this.pendingAcks.delete(stream)
-    if ((to & OPENING) !== 0 && (from & OPENING) === 0) this.unacked++
-    if ((from & OPENING) !== 0 && (to & OPENING) === 0) {
+    // A stream stops counting as un-ACKed when its ACK comes, or when it ends without one:
+    // hashicorp never ACKs a stream whose FIN it read before accepting it, and frees the
+    // slot when the stream closes, so this side must too.
+    const wasOpening = (from & OPENING) !== 0 && !isTerminal(from)
+    const isOpening = (to & OPENING) !== 0 && !isTerminal(to)
+    if (isOpening && !wasOpening) this.unacked++
+    if (wasOpening && !isOpening) {
       this.unacked--
       this.sendQueuedSyns()
     }
