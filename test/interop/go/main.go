@@ -211,10 +211,55 @@ func command(session *yamux.Session, line string) map[string]interface{} {
 	return map[string]interface{}{"ok": false, "err": "unknown command " + f[0]}
 }
 
+// goToGo measures hashicorp against itself: one stream, `n` bytes, over loopback TCP.
+func goToGo(n int) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	config := yamux.DefaultConfig()
+	config.LogOutput = io.Discard
+	done := make(chan time.Duration)
+	go func() {
+		conn, _ := ln.Accept()
+		server, _ := yamux.Server(conn, config)
+		s, _ := server.AcceptStream()
+		start := time.Now()
+		got, _ := io.Copy(io.Discard, s)
+		if int(got) != n {
+			panic(fmt.Sprintf("received %d of %d bytes", got, n))
+		}
+		done <- time.Since(start)
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	client, _ := yamux.Client(conn, config)
+	s, _ := client.OpenStream()
+	chunk := make([]byte, 256*1024)
+	for sent := 0; sent < n; sent += len(chunk) {
+		if n-sent < len(chunk) {
+			chunk = chunk[:n-sent]
+		}
+		if _, err := s.Write(chunk); err != nil {
+			panic(err)
+		}
+	}
+	s.Close()
+	d := <-done
+	report(map[string]interface{}{"bytes": n, "ms": d.Seconds() * 1000})
+}
+
 func main() {
 	listen := flag.String("listen", "", "accept one TCP connection here as the yamux server")
 	dial := flag.String("dial", "", "connect here as the yamux client")
+	selfBytes := flag.Int("throughput", 0, "send this many bytes Go to Go over a loopback TCP pair, report the time, exit")
 	flag.Parse()
+	if *selfBytes > 0 {
+		goToGo(*selfBytes)
+		return
+	}
 	config := yamux.DefaultConfig()
 	config.LogOutput = io.Discard
 	config.StreamCloseTimeout = 300 * time.Millisecond
