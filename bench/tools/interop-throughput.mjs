@@ -74,11 +74,14 @@ async function gwToGw() {
   const b = new Session(remote, { client: false, keepAliveInterval: 0 })
   const t0 = performance.now()
   const got = new Promise((resolve) => b.once('stream', (s) => {
+    s.on('error', () => {})
     let n = 0
     s.on('data', (c) => (n += c.length))
     s.on('end', () => resolve(n))
   }))
-  pump(a.open())
+  const out = a.open()
+  out.on('error', () => {})
+  pump(out)
   if ((await got) !== BYTES) throw new Error('short transfer')
   const ms = performance.now() - t0
   a.close(); b.close(); server.close()
@@ -104,6 +107,7 @@ async function withGoPeer(fn) {
 
 function goToGwOnce(session) {
   const stream = session.open()
+  stream.on('error', () => {})
   const size = Buffer.alloc(8)
   size.writeBigUInt64BE(BigInt(BYTES))
   const t0 = performance.now()
@@ -118,6 +122,7 @@ function goToGwOnce(session) {
 
 async function gwToGoOnce(session, next) {
   const stream = session.open()
+  stream.on('error', () => {})
   const t0 = performance.now()
   const done = next((l) => l.event === 'W')
   stream.write('W')
