@@ -82,6 +82,13 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: B
       const rest = reader.detach()
       if (rest.length > 0) socket.write(rest)
       stream.pipe(socket)
+      // pipe() ends the client's socket on the stream's FIN, but not on a reset; an agent
+      // whose upstream closed may reset instead of ending. Either way the upstream side is
+      // gone: end the client's socket (after what was written) so it never waits on a
+      // half-dead connection for its own close timeout.
+      stream.once('close', () => {
+        if (!socket.writableEnded) socket.end()
+      })
       stream.resume()
       return
     }

@@ -58,13 +58,17 @@ export function forwardUpgrade(ctx: RequestContext, target: { origin: string; ho
       stream.pipe(socket)
       socket.pipe(stream)
       stream.resume()
-      const close = (): void => {
-        socket.destroy()
-        stream.destroy()
+      // An upstream that ended cleanly may still have bytes queued in the stream behind
+      // the window: pipe() ends the stream after them, and destroying it here would reset
+      // it and drop them. Only a broken upstream socket resets the stream.
+      socket.once('close', (hadError: boolean) => {
+        if (hadError || !stream.writableEnded) stream.destroy()
         writer.finish(undefined)
-      }
-      socket.once('close', close)
-      stream.once('close', close)
+      })
+      stream.once('close', () => {
+        socket.destroy()
+        writer.finish(undefined)
+      })
     },
     answered(res) {
       // The upstream answered without upgrading: an ordinary response, then the end.
