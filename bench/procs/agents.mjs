@@ -37,6 +37,10 @@ try {
 }
 process.send?.({ type: 'ready', count: agents.length, urls: agents[0]?.tunnels?.[0]?.publicUrls ?? [] })
 answerControl()
+// The soak (bench/soak.mjs) checks that streams return to 0 once traffic stops.
+process.on('message', (m) => {
+  if (m?.type === 'streams') process.send?.({ type: 'streams', open: agents.reduce((n, a) => n + a.openStreams(), 0) })
+})
 process.on('disconnect', async () => {
   await Promise.race([Promise.all(agents.map((a) => a.close())), new Promise((r) => setTimeout(r, 2000))]).catch(() => {})
   process.exit(0)

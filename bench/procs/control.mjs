@@ -2,6 +2,7 @@
 //   {type:'gc'}                          full GC (children run with --expose-gc)
 //   {type:'heap'}                        → {type:'heap', ...process.memoryUsage()}
 //   {type:'cpu'}                         → {type:'cpu', ...process.cpuUsage()} (µs)
+//   {type:'handles'}                     → {type:'handles', count, kinds} (active handles and requests)
 //   {type:'profile-start'}               start the V8 CPU profiler
 //   {type:'profile-stop', file}          stop it and write a .cpuprofile → {type:'profile-written', file}
 //   {type:'heap-snapshot', file}         write a V8 heap snapshot → {type:'heap-snapshot-written', file}
@@ -29,6 +30,12 @@ export function answerControl() {
       case 'cpu':
         process.send?.({ type: 'cpu', ...process.cpuUsage() })
         break
+      case 'handles': {
+        const kinds = {}
+        for (const k of process.getActiveResourcesInfo()) kinds[k] = (kinds[k] ?? 0) + 1
+        process.send?.({ type: 'handles', count: Object.values(kinds).reduce((a, b) => a + b, 0), kinds })
+        break
+      }
       case 'heap-snapshot':
         process.send?.({ type: 'heap-snapshot-written', file: writeHeapSnapshot(m.file) })
         break

@@ -25,6 +25,10 @@ process.send?.({
   type: 'ready', httpPort: relay.httpPort, httpsPort: relay.httpsPort, httpUrl: relay.httpUrl, caCertPem: relay.caCertPem,
 })
 answerControl()
+// The soak (bench/soak.mjs) checks that streams return to 0 once traffic stops.
+process.on('message', (m) => {
+  if (m?.type === 'streams') process.send?.({ type: 'streams', open: relay.openStreams() })
+})
 process.on('disconnect', async () => {
   await Promise.race([relay.close(), new Promise((r) => setTimeout(r, 2000))]).catch(() => {})
   rmSync(stateDir, { recursive: true, force: true })
