@@ -39,6 +39,7 @@ export const ErrorCodes = {
   GW_ERR_UPSTREAM_FAILED: { status: 502, message: 'the upstream connection failed while the request was in flight' },
   GW_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream service did not answer in time' },
   GW_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'the upstream service sent an invalid HTTP response' },
+  GW_ERR_AGENT_BAD_RESPONSE: { status: 502, message: 'the agent sent a response head or body the relay refuses' },
   GW_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'the request headers exceed the size limit' },
   GW_ERR_HEADERS_TIMEOUT: { status: 408, message: 'the request headers did not arrive in time' },
   GW_ERR_BAD_REQUEST: { status: 400, message: 'the request could not be parsed' },

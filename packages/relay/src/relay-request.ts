@@ -23,7 +23,7 @@ import {
   renderErrorPage,
   type Stream,
 } from '@gw/protocol'
-import { responseHeaders, safeReason } from './response-headers.js'
+import { checkAgentResponse, checkAgentTrailers, responseHasBody } from './agent-response.js'
 
 export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: ErrorCode, detail: string, status?: number): void {
   if (res.headersSent) {
@@ -120,12 +120,12 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
       stream.end()
       bodySent = true
     }
-    const headers = responseHeaders(response.rawHeaders)
+    const checked = checkAgentResponse(response, false)
+    const headers = checked.headers
     if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
-    const reason = safeReason(response.statusMessage)
     try {
-      if (reason === undefined) res.writeHead(response.status, headers)
-      else res.writeHead(response.status, reason, headers)
+      if (checked.statusMessage === undefined) res.writeHead(checked.status, headers)
+      else res.writeHead(checked.status, checked.statusMessage, headers)
     } catch (err) {
       // A header Node refuses to write (a control character in a value, an invalid name):
       // the agent's response cannot be relayed as sent.
@@ -135,7 +135,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
       sendErrorPage(req, res, 'GW_ERR_UPSTREAM_BAD_RESPONSE', `the upstream's response head is invalid: ${(err as Error).message}`)
       return
     }
-    pipeBody(reader, res, finish)
+    // A HEAD, 204 or 304 has no body whatever its Content-Length says.
+    const expected = responseHasBody(req.method, checked.status) ? checked.contentLength : 0
+    pipeBody(reader, res, expected, finish)
   }
 
   reader.nextMessage(onMessage)
@@ -145,7 +147,20 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
  * The response body, piece by piece from the reader straight into the client's response:
  * no Readable in between, which was a tenth of the relay's CPU per small request.
  */
-function pipeBody(reader: MessageReader, res: ServerResponse, done: () => void): void {
+function pipeBody(reader: MessageReader, res: ServerResponse, expected: number | undefined, done: () => void): void {
+  // With a Content-Length, the agent's body must be exactly that long: a byte more would
+  // reach the client as the start of the next response on a pipelined connection, a
+  // byte less leaves the client waiting. Either way the connection is cut, and nothing
+  // beyond the declared length is ever written.
+  let left = expected ?? Infinity
+  let cut = false
+  const cutConnection = (why: string): false => {
+    cut = true
+    res.destroy(new GwError('GW_ERR_AGENT_BAD_RESPONSE', why))
+    control.cancel()
+    done()
+    return false
+  }
   // One decoded ws message can hold many DATA pieces, delivered in one tick: corking
   // the client socket for the tick sends them in one write instead of one each.
   let corked = false
@@ -161,6 +176,9 @@ function pipeBody(reader: MessageReader, res: ServerResponse, done: () => void):
   }
   const control = reader.bodyTo({
     data(chunk) {
+      if (cut) return false
+      if (chunk.length > left) return cutConnection(`the agent sent more body than its Content-Length of ${expected}`)
+      left -= chunk.length
       if (!corked) {
         corked = true
         res.cork()
@@ -174,21 +192,18 @@ function pipeBody(reader: MessageReader, res: ServerResponse, done: () => void):
       return false
     },
     end(trailers) {
-      if (trailers.length > 0) res.addTrailers(toPairs(trailers))
+      if (cut) return
+      if (left !== Infinity && left > 0) return void cutConnection(`the agent ended the body ${left} bytes short of its Content-Length of ${expected}`)
+      if (trailers.length > 0) res.addTrailers(checkAgentTrailers(trailers))
       res.end()
       done()
     },
     error(err) {
+      if (cut) return
       // The response is under way: the only honest signal left is a broken connection.
       res.destroy(err)
       done()
     },
   })
   control.resume()
-}
-
-function toPairs(raw: string[]): [string, string][] {
-  const pairs: [string, string][] = []
-  for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!])
-  return pairs
 }

@@ -21,7 +21,8 @@ import {
   ERROR_CODE_HEADER,
   type Stream,
 } from '@gw/protocol'
-import { responseHeaders, safeReason } from './response-headers.js'
+import { safeReason } from './response-headers.js'
+import { checkAgentResponse } from './agent-response.js'
 
 /**
  * A response head written as raw bytes, so every piece an agent sent is checked first:
@@ -41,7 +42,8 @@ export function writeRawResponse(socket: Duplex, status: number, statusMessage: 
     head += `${name}: ${value}\r\n`
   }
   head += '\r\n'
-  socket.write(head)
+  // Header values may hold obs-text (0x80-0xff), one byte each, as Node's own writer does.
+  socket.write(Buffer.from(head, 'latin1'))
   if (body) socket.write(body)
 }
 
@@ -77,8 +79,11 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: B
     }
     const response = checkResponseHead(decodeJson(message.payload, 'response head'))
     if (response.error) return sendRawErrorPage(req, socket, response.error.code, response.error.message)
-    if (response.status === 101) {
-      writeRawResponse(socket, 101, response.statusMessage, responseHeaders(response.rawHeaders, true))
+    // This head is written to the socket by hand: unchecked, a CR LF in it would be a
+    // response of the agent's making.
+    const checked = checkAgentResponse(response, true)
+    if (checked.status === 101) {
+      writeRawResponse(socket, 101, checked.statusMessage, checked.headers)
       const rest = reader.detach()
       if (rest.length > 0) socket.write(rest)
       stream.pipe(socket)
@@ -94,7 +99,7 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: B
     }
     // The upstream refused the upgrade with an ordinary response: relay it and close.
     // The body is buffered and framed here, so the agent's own framing headers go.
-    const headers = removeRawHeaders(responseHeaders(response.rawHeaders), FRAMING)
+    const headers = removeRawHeaders(checked.headers, FRAMING)
     if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
     const body = reader.body()
     const chunks: Buffer[] = []
@@ -105,7 +110,7 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: B
       if (size > maxHeadSize) throw new GwError('GW_ERR_MESSAGE_TOO_LARGE', 'the refusal of an upgrade is too large')
     }
     headers.push('Content-Length', String(size), 'Connection', 'close')
-    writeRawResponse(socket, response.status, response.statusMessage, headers, Buffer.concat(chunks))
+    writeRawResponse(socket, checked.status, checked.statusMessage, headers, Buffer.concat(chunks))
     socket.end()
   }
 
