@@ -24,10 +24,12 @@ export const ErrorCodes = {
   // Handshake on the control stream.
   GW_ERR_HANDSHAKE_VERSION: { status: 400, message: 'the agent and relay speak incompatible protocol versions' },
   GW_ERR_HANDSHAKE_TIMEOUT: { status: 408, message: 'the handshake did not complete in time' },
+  GW_ERR_HANDSHAKE_TOO_LARGE: { status: 400, message: 'the agent sent too many bytes before its handshake completed' },
   GW_ERR_AUTH_REQUIRED: { status: 401, message: 'this relay requires an authtoken' },
   GW_ERR_AUTH_INVALID: { status: 401, message: 'the authtoken is not valid on this relay' },
   GW_ERR_NAME_TAKEN: { status: 409, message: 'the name belongs to another authtoken' },
   GW_ERR_NAME_INVALID: { status: 400, message: 'the requested name is not a valid DNS label' },
+  GW_ERR_NAME_LIMIT: { status: 429, message: 'the authtoken already holds as many names as the relay allows' },
   GW_ERR_NAME_RESERVED: { status: 400, message: 'the requested name is reserved by the relay' },
   GW_ERR_DOMAIN_NOT_SERVED: { status: 400, message: 'the requested host is not under a domain this relay serves' },
   GW_ERR_REPLACED: { status: 409, message: 'another connection with the same authtoken took over this name' },

@@ -8,6 +8,7 @@
  */
 import { randomInt } from 'node:crypto'
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GwError } from '@gw/protocol'
 
@@ -58,6 +59,22 @@ export function checkName(requested: string): string {
 /** A random name with no agent for this long is free again. */
 export const RANDOM_NAME_TTL_MS = 7 * 24 * 3600 * 1000
 
+/**
+ * A requested name with no agent for this long is free again. Longer than a random
+ * name's: a person typed it and may come back after a holiday; but not forever, or any
+ * token holder could hoard names one hello after another.
+ */
+export const REQUESTED_NAME_TTL_MS = 90 * 24 * 3600 * 1000
+
+/** Names one owner (an authtoken, or an agent id on an anonymous relay) may hold at once. */
+export const DEFAULT_MAX_NAMES_PER_OWNER = 256
+
+/**
+ * Claims within this long share one write of names.json: a client that loops over
+ * hellos costs one write per batch, not one synchronous rewrite per name.
+ */
+export const SAVE_BATCH_MS = 100
+
 interface NameEntry {
   owner: string
   /** Given at random, not asked for: it expires once unused for RANDOM_NAME_TTL_MS. */
@@ -66,25 +83,39 @@ interface NameEntry {
   seen: number
 }
 
+export interface NameRegistryOptions {
+  now?: () => number
+  maxNamesPerOwner?: number
+}
+
 export class NameRegistry {
   private readonly entries = new Map<string, NameEntry>()
+  private readonly perOwner = new Map<string, number>()
   private readonly file: string | undefined
   private readonly now: () => number
+  private readonly maxPerOwner: number
+  private saveTimer: NodeJS.Timeout | undefined
+  private writing: Promise<void> | undefined
+  private dirty = false
+  /** Writes of names.json so far (the stall test counts them). */
+  writes = 0
 
-  constructor(stateDir?: string, now: () => number = Date.now) {
-    this.now = now
+  constructor(stateDir?: string, options: NameRegistryOptions | (() => number) = {}) {
+    const opts = typeof options === 'function' ? { now: options } : options
+    this.now = opts.now ?? Date.now
+    this.maxPerOwner = opts.maxNamesPerOwner ?? DEFAULT_MAX_NAMES_PER_OWNER
     if (!stateDir) return
     mkdirSync(stateDir, { recursive: true })
     this.file = join(stateDir, 'names.json')
     try {
       const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, NameEntry>
       for (const [name, entry] of Object.entries(saved)) {
-        if (typeof entry?.owner === 'string') this.entries.set(name, { owner: entry.owner, random: entry.random === true, seen: Number(entry.seen) || 0 })
+        if (typeof entry?.owner === 'string') this.set(name, { owner: entry.owner, random: entry.random === true, seen: Number(entry.seen) || 0 })
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
-    if (this.prune()) this.save()
+    if (this.prune()) this.saveNow()
   }
 
   owner(name: string): string | undefined {
@@ -97,9 +128,39 @@ export class NameRegistry {
     if (current && current.owner !== owner) {
       throw new GwError('GW_ERR_NAME_TAKEN', `the name "${name}" belongs to another authtoken; pick another name`)
     }
+    if (!current) this.checkRoom(owner, name)
     // An agent coming back asks for its random name by name: it stays a random one.
-    this.entries.set(name, { owner, random: current?.random ?? false, seen: this.now() })
+    this.set(name, { owner, random: current?.random ?? false, seen: this.now() })
     this.save()
+  }
+
+  /** How many names `owner` holds. */
+  countOf(owner: string): number {
+    return this.perOwner.get(owner) ?? 0
+  }
+
+  private checkRoom(owner: string, name: string): void {
+    if (this.countOf(owner) < this.maxPerOwner) return
+    this.prune()
+    if (this.countOf(owner) < this.maxPerOwner) return
+    throw new GwError(
+      'GW_ERR_NAME_LIMIT',
+      `cannot claim "${name}": this authtoken already holds ${this.maxPerOwner} names; reuse one of them, or ask the relay operator`,
+    )
+  }
+
+  private set(name: string, entry: NameEntry): void {
+    const previous = this.entries.get(name)
+    if (previous) this.perOwner.set(previous.owner, this.countOf(previous.owner) - 1)
+    this.entries.set(name, entry)
+    this.perOwner.set(entry.owner, this.countOf(entry.owner) + 1)
+  }
+
+  private delete(name: string): void {
+    const previous = this.entries.get(name)
+    if (!previous) return
+    this.entries.delete(name)
+    this.perOwner.set(previous.owner, this.countOf(previous.owner) - 1)
   }
 
   /** A fresh random name, claimed for `owner` until it goes unused for RANDOM_NAME_TTL_MS. */
@@ -108,7 +169,8 @@ export class NameRegistry {
     for (;;) {
       const name = randomName()
       if (!this.entries.has(name)) {
-        this.entries.set(name, { owner, random: true, seen: this.now() })
+        this.checkRoom(owner, name)
+        this.set(name, { owner, random: true, seen: this.now() })
         this.save()
         return name
       }
@@ -123,21 +185,66 @@ export class NameRegistry {
     this.save()
   }
 
-  private prune(): boolean {
-    const cutoff = this.now() - RANDOM_NAME_TTL_MS
+  /**
+   * Free names unused past their time. A name whose agent is connected is never pruned:
+   * its `seen` is refreshed on release, so this only counts time with no agent.
+   */
+  private prune(held: { has(name: string): boolean } = this.held): boolean {
+    const now = this.now()
     let pruned = false
     for (const [name, entry] of this.entries) {
-      if (entry.random && entry.seen < cutoff) {
-        this.entries.delete(name)
+      if (held.has(name)) continue
+      if (entry.seen < now - (entry.random ? RANDOM_NAME_TTL_MS : REQUESTED_NAME_TTL_MS)) {
+        this.delete(name)
         pruned = true
       }
     }
     return pruned
   }
 
+  /** Names an agent holds right now (set by the relay), which never expire. */
+  held: { has(name: string): boolean } = new Set<string>()
+
+  /** Schedule a write: every change within SAVE_BATCH_MS goes out in one. */
   private save(): void {
     if (!this.file) return
+    this.dirty = true
+    if (this.saveTimer || this.writing) return
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined
+      void this.writeOut()
+    }, SAVE_BATCH_MS)
+    this.saveTimer.unref()
+  }
+
+  private async writeOut(): Promise<void> {
+    if (!this.file || !this.dirty) return
+    this.dirty = false
+    const tmp = `${this.file}.tmp`
+    const body = JSON.stringify(Object.fromEntries(this.entries))
+    this.writes++
     // Write then rename, so a crash mid-write never leaves a truncated registry.
+    this.writing = writeFile(tmp, body, { mode: 0o600 }).then(() => rename(tmp, this.file!)).catch(() => {
+      // The disk refused (full, read-only): keep serving, and try again with the next change.
+      this.dirty = true
+    })
+    await this.writing
+    this.writing = undefined
+    if (this.dirty) this.save()
+  }
+
+  /** Write any pending change now (the relay calls this when it closes). */
+  async flush(): Promise<void> {
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer)
+      this.saveTimer = undefined
+    }
+    if (this.writing) await this.writing
+    await this.writeOut()
+  }
+
+  private saveNow(): void {
+    if (!this.file) return
     const tmp = `${this.file}.tmp`
     writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.entries)), { mode: 0o600 })
     renameSync(tmp, this.file)

@@ -97,6 +97,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     close: async () => {
       core.closeAll()
       await Promise.all(servers.map(({ server }) => closeServer(server)))
+      await names.flush()
     },
   }
 }
@@ -137,6 +138,9 @@ function closeServer(server: Server): Promise<void> {
   })
 }
 
+/** Bytes a connection to AGENT_PATH may send before its hello is accepted. */
+export const PRE_AUTH_BYTES = 64 * 1024
+
 class RelayCore {
   readonly links = new Set<AgentLink>()
   /** name → the link that serves it now. */
@@ -152,6 +156,8 @@ class RelayCore {
     private readonly names: NameRegistry,
   ) {
     this.suffix = `.${opts.domain}`
+    // A name whose agent is connected never expires.
+    names.held = this.online
   }
 
   setPublicPorts(http: number | undefined, https: number | undefined, tls: boolean): void {
@@ -267,8 +273,26 @@ class RelayCore {
       }
       this.opts.log('info', 'agent disconnected', { remote, names: link.endpoints.map((e) => e.name), reason: err?.message })
     })
+    // Until its hello is accepted, a connection is anyone's: it may send at most
+    // PRE_AUTH_BYTES in all (counted on the socket, below the WebSocket's own buffering
+    // and the streams' windows), so an unauthenticated peer costs the relay a few
+    // tens of KiB, not 256 KiB per stream it can open.
+    const socket = req.socket
+    let preAuth = 0
+    const countPreAuth = (chunk: Buffer): void => {
+      preAuth += chunk.length
+      if (preAuth <= PRE_AUTH_BYTES) return
+      socket.off('data', countPreAuth)
+      this.opts.log('warn', 'handshake failed', { remote, code: 'GW_ERR_HANDSHAKE_TOO_LARGE', error: `more than ${PRE_AUTH_BYTES} bytes before the hello` })
+      link.close(new HandshakeError('GW_ERR_HANDSHAKE_TOO_LARGE', `the agent sent more than ${PRE_AUTH_BYTES} bytes before its handshake completed`))
+      socket.destroy()
+    }
+    socket.on('data', countPreAuth)
     link.readHello(this.opts.handshakeTimeout).then(
-      (hello) => this.admit(link, hello),
+      (hello) => {
+        this.admit(link, hello)
+        if (link.owner) socket.off('data', countPreAuth)
+      },
       (err: Error) => {
         const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_MESSAGE_MALFORMED'
         this.opts.log('warn', 'handshake failed', { remote, code, error: err.message })
