@@ -17,6 +17,7 @@ import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type Ass
 import { createTokenStore, type TokenStore } from './authtokens.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
+import { hostProblem } from './host-header.js'
 import { checkName, NameRegistry } from './names.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './options.js'
 import { relayRequest, sendErrorPage } from './relay-request.js'
@@ -185,6 +186,11 @@ class RelayCore {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
+    const problem = hostProblem(req)
+    if (problem) {
+      res.shouldKeepAlive = false
+      return sendErrorPage(req, res, 'GW_ERR_BAD_REQUEST', problem)
+    }
     const name = this.tunnelName(req.headers.host)
     if (name === undefined) return this.onOwnRequest(req, res)
     const link = this.online.get(name)
@@ -220,6 +226,8 @@ class RelayCore {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
     this.track(socket)
     ;(socket as Socket).setTimeout?.(this.opts.idleTimeout, () => socket.destroy())
+    const problem = hostProblem(req)
+    if (problem) return sendRawErrorPage(req, socket, 'GW_ERR_BAD_REQUEST', problem)
     const name = this.tunnelName(req.headers.host)
     if (name === undefined) {
       if (req.url?.split('?')[0] === AGENT_PATH) {
