@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { Flags, type Command } from '@oclif/core'
 import chalk from 'chalk'
-import { GwError } from '@gw/protocol'
+import { GwError, isLoopbackHost } from '@gw/protocol'
 import { startRelay, type Relay } from '@gw/relay'
 import { startAgent, type Agent, type AgentEndpointOptions } from './agent/agent.js'
 import { AgentEvents, type Exchange } from './agent/events.js'
@@ -18,6 +18,7 @@ import { createTunnelSet } from './tunnel-set.js'
 import { createLogger, type LogFormat, type LogLevel, type Logger } from './output/logger.js'
 import { openLogDestination } from './output/log-destination.js'
 import { startInspection, type Inspection } from './inspection.js'
+import { parseApiAddr } from './api/listen.js'
 
 export const sharedTunnelFlags = {
   relay: Flags.string({ description: 'relay URL, e.g. https://tunnel.example.com', env: 'GW_RELAY' }),
@@ -143,6 +144,14 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
     },
     log: (level, msg, fields) => events.emit('log', { level, msg, fields }),
   })
+  // The agent API shows every captured request, headers and bodies included, and can
+  // replay them: on an address other machines reach, anyone there can.
+  if (typeof inspectAddr === 'string') {
+    const { host } = parseApiAddr(inspectAddr)
+    if (!isLoopbackHost(host)) {
+      logger.log('warn', `the agent API listens on ${host}, off loopback: anyone who can reach it sees captured requests and can replay them; use --inspect-addr 127.0.0.1:4040 unless that is what you want`, { addr: inspectAddr })
+    }
+  }
 
   let inspection: Inspection | undefined
   try {
