@@ -12,7 +12,7 @@ import {
   HandshakeError,
   isLoopbackHost,
   MessageReader,
-  writeJsonMessage,
+  MessageWriter,
   decodeJson,
   MessageType,
   AGENT_PATH,
@@ -74,7 +74,7 @@ export async function connectRelay(options: ConnectOptions): Promise<RelayConnec
     const control = session.open()
     control.on('error', () => {})
     const controlReader = new MessageReader(control, { maxMessageSize: LINK_DEFAULTS.maxControlMessage })
-    writeJsonMessage(control, MessageType.HELLO, options.hello)
+    new MessageWriter(control).hello(options.hello)
     const welcome = await withTimeout(readWelcome(controlReader), options.handshakeTimeout, () =>
       new HandshakeError('GW_ERR_HANDSHAKE_TIMEOUT', `the relay at ${options.relay} did not complete the handshake within ${options.handshakeTimeout} ms`),
     )

@@ -7,8 +7,8 @@
  * The policy is skipped: the capture holds the request as it reached the agent, and a
  * replay repeats it to the upstream, as ngrok's does (its policy runs at its edge).
  */
-import { Duplex } from 'node:stream'
-import { CodedError, encodeJsonMessage, encodeMessageHeader, MessageType, type RequestHead } from '@gw/protocol'
+import { Duplex, PassThrough, Writable } from 'node:stream'
+import { CodedError, MessageWriter, type RequestHead } from '@gw/protocol'
 import { now } from './recorder.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 import { serveStream } from './pipeline.js'
@@ -35,18 +35,16 @@ export function replayRequest(request: ReplayRequest, replayOf: string, endpoint
     expectContinue: false,
     hasBody: request.body.length > 0,
   }
-  const frames = [encodeJsonMessage(MessageType.REQUEST_HEAD, head)]
-  if (request.body.length > 0) frames.push(encodeMessageHeader(MessageType.DATA, request.body.length), request.body)
-  frames.push(encodeMessageHeader(MessageType.END, 0))
-  const stream = new Duplex({
-    read() {
-      for (const frame of frames.splice(0)) this.push(frame)
-      this.push(null)
-    },
-    write(_chunk, _encoding, callback) {
-      callback()
-    },
-  })
+  // The request as the relay would frame it, through the protocol's one encoder.
+  const input = new PassThrough()
+  const framer = new MessageWriter(input)
+  if (request.body.length === 0) framer.requestWithoutBody(head)
+  else {
+    framer.requestHead(head)
+    framer.data(request.body)
+    framer.end()
+  }
+  const stream = Duplex.from({ readable: input, writable: new Writable({ write: (_chunk, _encoding, callback) => callback() }) })
   return new Promise((resolve, reject) => {
     serveStream(stream, { ...runtime, record: true }, {
       endpoint,

@@ -5,8 +5,8 @@
  * headers, and any `gw-error-code` the upstream sent (only gw may name an error; the
  * relay strips it again at the edge), so every response path gets the same treatment.
  *
- * Each body piece is a DATA message written under cork with its payload, so header and
- * payload leave in one write; a full stream window returns false, and the stream's
+ * The bytes are the protocol's `MessageWriter`'s (the one encoder); this file decides
+ * what to write. A full stream window makes a body piece return false, and the stream's
  * 'drain' resumes the source (bench/README.md, F5).
  *
  * `finish` runs once per response: after END or ABORT, after an error answer, or when
@@ -14,7 +14,7 @@
  */
 import type { Duplex, Readable } from 'node:stream'
 import {
-  CodedError, ERROR_CODE_HEADER, GwError, HOP_BY_HOP, encodeJsonMessage, encodeMessageHeader, isErrorCode, MessageType,
+  CodedError, ERROR_CODE_HEADER, GwError, HOP_BY_HOP, isErrorCode, MessageWriter,
   renderCodedErrorPage, type BodySink, type ResponseHead,
 } from '@gw/protocol'
 import { upstreamErrorCode, describeUpstreamError } from '../upstream/failure.js'
@@ -61,6 +61,7 @@ export function cleanResponseHeaders(rawHeaders: string[], keepUpgrade = false):
 
 export class ResponseWriter {
   private readonly stream: Duplex
+  private readonly out: MessageWriter
   private readonly recorder: Recorder | undefined
   private readonly accept: string | undefined
   private readonly onFinish: ((error: ErrorReport | undefined) => void) | undefined
@@ -71,6 +72,7 @@ export class ResponseWriter {
 
   constructor(stream: Duplex, recorder: Recorder | undefined, accept: string | undefined, onFinish?: (error: ErrorReport | undefined) => void) {
     this.stream = stream
+    this.out = new MessageWriter(stream)
     this.recorder = recorder
     this.accept = accept
     this.onFinish = onFinish
@@ -82,7 +84,7 @@ export class ResponseWriter {
 
   /** Tell the relay to send the client `100 Continue` and the body. */
   continue(): void {
-    if (this.stream.writable) this.stream.write(encodeMessageHeader(MessageType.CONTINUE, 0))
+    if (this.stream.writable) this.out.continue()
   }
 
   /**
@@ -96,7 +98,7 @@ export class ResponseWriter {
     if (errorCode) head.errorCode = errorCode
     this.headSent = true
     this.recorder?.response(status, statusMessage ?? '', headers)
-    return this.stream.write(encodeJsonMessage(MessageType.RESPONSE_HEAD, head))
+    return this.out.responseHead(head)
   }
 
   /**
@@ -120,14 +122,13 @@ export class ResponseWriter {
       body = page.body
     }
     this.recorder?.response(head.status, '', head.rawHeaders)
-    this.stream.cork()
-    this.stream.write(encodeJsonMessage(MessageType.RESPONSE_HEAD, head))
     if (body) {
-      this.stream.write(encodeMessageHeader(MessageType.DATA, body.length))
-      this.stream.write(body)
+      this.out.responseHead(head)
+      this.out.data(body)
+      this.out.end()
+    } else {
+      this.out.responseWithoutBody(head)
     }
-    this.stream.end(encodeMessageHeader(MessageType.END, 0))
-    this.stream.uncork()
     this.finish({ code, message })
   }
 
@@ -141,7 +142,7 @@ export class ResponseWriter {
 
   /** Cut a response whose head is out: the relay can only break the client's connection. */
   private abort(code: string, message: string): void {
-    if (this.stream.writable) this.stream.end(encodeJsonMessage(MessageType.ABORT, { code: isErrorCode(code) ? code : 'GW_ERR_UPSTREAM_FAILED', message }))
+    this.out.abort(isErrorCode(code) ? code : 'GW_ERR_UPSTREAM_FAILED', message)
     this.finish({ code, message })
   }
 
@@ -155,15 +156,10 @@ export class ResponseWriter {
     return {
       data: (chunk) => {
         this.recorder?.responseBody(chunk)
-        const stream = this.stream
-        stream.cork()
-        stream.write(encodeMessageHeader(MessageType.DATA, chunk.length))
-        const ok = stream.write(chunk)
-        stream.uncork()
-        return ok
+        return this.out.data(chunk)
       },
       end: (trailers) => {
-        this.stream.end(trailers.length > 0 ? encodeJsonMessage(MessageType.END, trailers) : encodeMessageHeader(MessageType.END, 0))
+        this.out.end(trailers)
         this.finish(undefined)
       },
       error: (err) => {
