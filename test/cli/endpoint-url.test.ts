@@ -9,14 +9,14 @@ import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkBinding, parseEndpointUrl } from '@gw/cli/config/endpoint-url'
 import { loadConfig } from '@gw/cli/config/config-file'
-import { GwError } from '@gw/protocol'
+import { CliError } from '@gw/cli/errors'
 import { tempDir } from '../helpers/stack.js'
 
 function refusal(fn: () => unknown): string {
   try {
     fn()
   } catch (err) {
-    assert.ok(err instanceof GwError)
+    assert.ok(err instanceof CliError)
     return `${err.code}: ${err.message}`
   }
   assert.fail('expected a refusal')

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { ErrorCodes } from '@gw/protocol'
 import { CliErrorCodes } from '@gw/cli/errors'
+import { RelayErrorCodes } from '@gw/relay'
 
 const table = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8')
 const rows = new Map<string, { status: number; meaning: string; todo: string }>()
@@ -12,7 +13,7 @@ for (const line of table.split('\n')) {
   if (m) rows.set(m[1]!, { status: Number(m[2]), meaning: m[3]!, todo: m[4]! })
 }
 
-const all: Record<string, { status: number; message: string }> = { ...ErrorCodes, ...CliErrorCodes }
+const all: Record<string, { status: number; message: string }> = { ...ErrorCodes, ...RelayErrorCodes, ...CliErrorCodes }
 
 it('lists every error code, with its status, meaning and what to do', () => {
   for (const [code, info] of Object.entries(all)) {
@@ -30,7 +31,7 @@ it('lists no code that does not exist', () => {
 
 it('never defines one code twice across packages', () => {
   const seen = new Map<string, number>()
-  for (const table of [ErrorCodes, CliErrorCodes]) {
+  for (const table of [ErrorCodes, RelayErrorCodes, CliErrorCodes]) {
     for (const code of Object.keys(table)) seen.set(code, (seen.get(code) ?? 0) + 1)
   }
   for (const [code, n] of seen) assert.equal(n, 1, `${code} is defined ${n} times`)

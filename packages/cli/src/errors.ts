@@ -10,6 +10,13 @@
 import { CodedError } from '@gw/protocol'
 
 export const CliErrorCodes = {
+  // The command line, the config file and reaching the relay.
+  GW_ERR_INVALID_FLAG: { status: 400, message: 'a flag or config value is not valid' },
+  GW_ERR_CONFIG: { status: 400, message: 'the config file could not be read' },
+  GW_ERR_INVALID_UPSTREAM: { status: 400, message: 'the upstream address is not valid' },
+  GW_ERR_RELAY_UNREACHABLE: { status: 502, message: 'the agent could not connect to the relay' },
+  GW_ERR_RELAY_CERT_UNTRUSTED: { status: 502, message: 'the relay certificate is not trusted' },
+
   // The agent's answers to public requests it refuses or cannot serve.
   GW_ERR_REQUEST_TARGET_INVALID: { status: 400, message: 'the request target is malformed or ambiguous' },
   GW_ERR_UPSTREAM_POOL_DOWN: { status: 502, message: 'every target of the upstream pool is down or ejected' },
@@ -55,6 +62,16 @@ export function catalogueSlice<K extends CliErrorCode>(codes: readonly K[]): { r
   const out = {} as { [C in K]: (typeof CliErrorCodes)[C] }
   for (const code of codes) out[code] = CliErrorCodes[code]
   return out
+}
+
+/** An error with any code of the CLI's catalogue: a bad flag, config file or upstream, an unreachable relay. */
+export class CliError extends CodedError {
+  declare readonly code: CliErrorCode
+
+  constructor(code: CliErrorCode, message: string = CliErrorCodes[code].message, options?: ErrorOptions) {
+    super(code, CliErrorCodes[code].status, message, options)
+    this.name = 'CliError'
+  }
 }
 
 /** An error the agent answers a public request with (400 for a target it refuses…). */

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { Flags, type Command } from '@oclif/core'
 import chalk from 'chalk'
-import { GwError, isLoopbackHost } from '@gw/protocol'
+import { type CodedError, isLoopbackHost } from '@gw/protocol'
 import { startRelay, type Relay } from '@gw/relay'
 import { startAgent, type Agent, type AgentEndpointOptions } from './agent/agent.js'
 import { AgentEvents, type Exchange } from './agent/events.js'
@@ -19,6 +19,7 @@ import { createLogger, type LogFormat, type LogLevel, type Logger } from './outp
 import { openLogDestination } from './output/log-destination.js'
 import { startInspection, type Inspection } from './inspection.js'
 import { parseApiAddr } from './api/listen.js'
+import { CliError } from './errors.js'
 
 export const sharedTunnelFlags = {
   relay: Flags.string({ description: 'relay URL, e.g. https://tunnel.example.com', env: 'GW_RELAY' }),
@@ -86,7 +87,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
     try {
       relayCa = readFileSync(relayCaPath, 'utf8')
     } catch (err) {
-      throw new GwError('GW_ERR_INVALID_FLAG', `--relay-ca ${relayCaPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; give the path of the relay's ca.pem`)
+      throw new CliError('GW_ERR_INVALID_FLAG', `--relay-ca ${relayCaPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; give the path of the relay's ca.pem`)
     }
   }
 
@@ -189,7 +190,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
     await embedded?.close()
     destination.close()
   }
-  const fatal = await new Promise<GwError | undefined>((resolve) => {
+  const fatal = await new Promise<CodedError | undefined>((resolve) => {
     const onSignal = (): void => resolve(undefined)
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)

@@ -1,5 +1,8 @@
 /**
- * Every error gw raises on purpose carries a stable `code`. Codes are never reused;
+ * The wire codes: the ones the relay and the agent exchange (in notices, ABORT and error
+ * messages) and answer public clients with. The CLI's and the relay's own codes live in
+ * their packages' catalogues (packages/cli/src/errors.ts, packages/relay/src/errors.ts),
+ * all on the CodedError below. Every error gw raises on purpose carries a stable `code`. Codes are never reused;
  * docs/errors.md lists each one with what it means and what to do, and
  * test/docs/errors-table.test.ts fails when the two disagree.
  *
@@ -46,18 +49,6 @@ export const ErrorCodes = {
   GW_ERR_HEADERS_TIMEOUT: { status: 408, message: 'the request headers did not arrive in time' },
   GW_ERR_BAD_REQUEST: { status: 400, message: 'the request could not be parsed' },
   GW_ERR_RELAY_OVERLOADED: { status: 503, message: 'the relay cannot open another stream to the agent right now' },
-
-  // Relay start-up and configuration.
-  GW_ERR_RELAY_NO_AUTHTOKENS: { status: 500, message: 'a relay on a public address needs authtokens' },
-  GW_ERR_RELAY_TLS: { status: 500, message: 'the TLS certificate or key could not be loaded' },
-  GW_ERR_RELAY_LISTEN: { status: 500, message: 'the relay could not listen on its address' },
-
-  // Agent (CLI) errors.
-  GW_ERR_RELAY_UNREACHABLE: { status: 502, message: 'the agent could not connect to the relay' },
-  GW_ERR_RELAY_CERT_UNTRUSTED: { status: 502, message: 'the relay certificate is not trusted' },
-  GW_ERR_INVALID_UPSTREAM: { status: 400, message: 'the upstream address is not valid' },
-  GW_ERR_INVALID_FLAG: { status: 400, message: 'a flag or config value is not valid' },
-  GW_ERR_CONFIG: { status: 400, message: 'the config file could not be read' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -8,7 +8,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { GwError } from '@gw/protocol'
+import { RelayError } from './errors.js'
 
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest()
@@ -27,7 +27,7 @@ export function parseTokensFile(path: string): Buffer[] {
   try {
     text = readFileSync(path, 'utf8')
   } catch (err) {
-    throw new GwError('GW_ERR_INVALID_FLAG', `cannot read the tokens file ${path}: ${(err as Error).message}`, { cause: err })
+    throw new RelayError('GW_ERR_RELAY_TOKENS_FILE', `cannot read the tokens file ${path}: ${(err as Error).message}`, { cause: err })
   }
   const digests: Buffer[] = []
   for (const [index, raw] of text.split(/\r?\n/).entries()) {
@@ -36,7 +36,7 @@ export function parseTokensFile(path: string): Buffer[] {
     const hashed = /^sha256:([0-9a-f]{64})$/i.exec(line)
     if (hashed) digests.push(Buffer.from(hashed[1]!, 'hex'))
     else if (line.startsWith('sha256:')) {
-      throw new GwError('GW_ERR_INVALID_FLAG', `${path}:${index + 1}: a hashed token is sha256: followed by 64 hex digits`)
+      throw new RelayError('GW_ERR_RELAY_TOKENS_FILE', `${path}:${index + 1}: a hashed token is sha256: followed by 64 hex digits`)
     } else digests.push(hashToken(line))
   }
   return digests

@@ -3,7 +3,8 @@
  */
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { GwError, isLoopbackHost, LINK_DEFAULTS } from '@gw/protocol'
+import { isLoopbackHost, LINK_DEFAULTS } from '@gw/protocol'
+import { RelayError } from './errors.js'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
@@ -66,7 +67,7 @@ export function defaultStateDir(): string {
 export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
   const domain = options.domain.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '')
   if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(domain)) {
-    throw new GwError('GW_ERR_INVALID_FLAG', `--domain "${options.domain}" is not a domain name; give e.g. tunnel.example.com`)
+    throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--domain "${options.domain}" is not a domain name; give e.g. tunnel.example.com`)
   }
   const resolved: ResolvedRelayOptions = {
     host: options.host ?? RELAY_DEFAULTS.host,
@@ -90,11 +91,11 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     log: options.log ?? (() => {}),
   }
   if (resolved.httpPort === false && resolved.httpsPort === false) {
-    throw new GwError('GW_ERR_INVALID_FLAG', 'both HTTP and HTTPS are turned off; give --http-port or --https-port')
+    throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'both HTTP and HTTPS are turned off; give --http-port or --https-port')
   }
   const hasTokens = resolved.authtokens.length > 0 || resolved.tokenDigests.length > 0
   if (!hasTokens && !resolved.allowAnonymous && !isLoopbackHost(resolved.host)) {
-    throw new GwError(
+    throw new RelayError(
       'GW_ERR_RELAY_NO_AUTHTOKENS',
       `refusing to listen on ${resolved.host} without authtokens: anyone could open tunnels on your domain. ` +
         'Give --authtoken <token> (or GW_RELAY_AUTHTOKENS, or --authtokens-file), listen on 127.0.0.1, ' +
@@ -108,7 +109,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     ['--heartbeat-timeout', resolved.heartbeatTimeout],
   ] as const) {
     if (!Number.isFinite(value) || value <= 0) {
-      throw new GwError('GW_ERR_INVALID_FLAG', `${flag} must be a positive number, got ${value}`)
+      throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `${flag} must be a positive number, got ${value}`)
     }
   }
   return resolved

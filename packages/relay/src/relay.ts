@@ -23,6 +23,7 @@ import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } fro
 import { relayRequest, sendErrorPage } from './relay-request.js'
 import { relayUpgrade, sendRawErrorPage } from './relay-upgrade.js'
 import { loadTls, type RelayTls } from './tls.js'
+import { RelayError } from './errors.js'
 
 export interface Relay {
   readonly domain: string
@@ -120,7 +121,7 @@ function listen(server: Server, host: string, port: number): Promise<number> {
     const onError = (err: NodeJS.ErrnoException): void => {
       const hint = err.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; pick another port)' :
         err.code === 'EADDRINUSE' ? ' (another process listens there; pick another port)' : ''
-      reject(new GwError('GW_ERR_RELAY_LISTEN', `cannot listen on ${host}:${port}: ${err.code ?? err.message}${hint}`, { cause: err }))
+      reject(new RelayError('GW_ERR_RELAY_LISTEN', `cannot listen on ${host}:${port}: ${err.code ?? err.message}${hint}`, { cause: err }))
     }
     server.once('error', onError)
     // Node's default accept backlog (511) drops SYNs when thousands of clients connect

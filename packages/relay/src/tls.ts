@@ -11,7 +11,7 @@ import { createSecureContext, type SecureContext } from 'node:tls'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generate } from 'selfsigned'
-import { GwError } from '@gw/protocol'
+import { RelayError } from './errors.js'
 
 export interface RelayTls {
   /** PEM of the certificate clients must trust: the generated CA, or the given cert. */
@@ -29,7 +29,7 @@ export async function loadTls(options: { stateDir: string; domain: string; certP
   const { stateDir, domain, certPath, keyPath } = options
   if (certPath || keyPath) {
     if (!certPath || !keyPath) {
-      throw new GwError('GW_ERR_RELAY_TLS', 'give both --tls-cert and --tls-key, or neither to use a generated certificate')
+      throw new RelayError('GW_ERR_RELAY_TLS', 'give both --tls-cert and --tls-key, or neither to use a generated certificate')
     }
     try {
       const cert = readFileSync(certPath, 'utf8')
@@ -37,7 +37,7 @@ export async function loadTls(options: { stateDir: string; domain: string; certP
       createSecureContext({ cert, key }) // fail now, with the path, not on the first handshake
       return { trustPem: cert, trustPath: certPath, cert, key, SNICallback: undefined }
     } catch (err) {
-      throw new GwError('GW_ERR_RELAY_TLS', `cannot load ${certPath} / ${keyPath}: ${(err as Error).message}`, { cause: err })
+      throw new RelayError('GW_ERR_RELAY_TLS', `cannot load ${certPath} / ${keyPath}: ${(err as Error).message}`, { cause: err })
     }
   }
 

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Agent as UndiciAgent } from 'undici'
 import {
+  CodedError,
   GwError,
   type ErrorCode,
   MessageType,
@@ -22,6 +23,7 @@ import {
   type Session,
 } from '@gw/protocol'
 import { AgentEvents, type AgentStatus, type TunnelInfo, type TunnelStatus } from './events.js'
+import type { CliErrorCode } from '../errors.js'
 import { connectRelay, type RelayConnection } from './relay-connection.js'
 import { serveStream } from './pipeline.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
@@ -84,11 +86,11 @@ export interface Agent {
   openStreams(): number
   replay(request: ReplayRequest, replayOf: string, tunnel: string): Promise<void>
   /** Resolves when the agent stops for good: with the fatal error, or undefined after close(). */
-  readonly done: Promise<GwError | undefined>
+  readonly done: Promise<CodedError | undefined>
   close(): Promise<void>
 }
 
-const FATAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+const FATAL: ReadonlySet<string> = new Set<ErrorCode | CliErrorCode>([
   'GW_ERR_AUTH_INVALID', 'GW_ERR_AUTH_REQUIRED', 'GW_ERR_NAME_TAKEN', 'GW_ERR_NAME_INVALID',
   'GW_ERR_NAME_RESERVED', 'GW_ERR_DOMAIN_NOT_SERVED', 'GW_ERR_HANDSHAKE_VERSION', 'GW_ERR_REPLACED', 'GW_ERR_RELAY_CERT_UNTRUSTED',
 ])
@@ -153,8 +155,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   let current: RelayConnection | undefined
   let closing = false
-  let resolveDone!: (err: GwError | undefined) => void
-  const done = new Promise<GwError | undefined>((resolve) => {
+  let resolveDone!: (err: CodedError | undefined) => void
+  const done = new Promise<CodedError | undefined>((resolve) => {
     resolveDone = resolve
   })
   let retryTimer: NodeJS.Timeout | undefined
@@ -239,10 +241,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     if (closing) return
     const reason = err?.message ?? 'the relay closed the connection'
     log('warn', 'tunnel connection lost', { relay: options.relay, error: reason })
-    scheduleReconnect(1, err instanceof GwError ? err : new GwError('GW_ERR_MUX_CLOSED', reason))
+    scheduleReconnect(1, err instanceof CodedError ? err : new GwError('GW_ERR_MUX_CLOSED', reason))
   }
 
-  const scheduleReconnect = (attempt: number, lastError: GwError): void => {
+  const scheduleReconnect = (attempt: number, lastError: CodedError): void => {
     if (closing) return
     const base = Math.min(backoff.max, backoff.initial * 2 ** (attempt - 1))
     const delay = Math.round(base / 2 + Math.random() * (base / 2))
@@ -255,7 +257,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           attach(connection)
           log('info', 'reconnected', { attempt, urls: tunnelInfos().flatMap((t) => t.publicUrls) })
         },
-        (err: GwError) => {
+        (err: CodedError) => {
           if (FATAL.has(err.code)) return stop(err)
           scheduleReconnect(attempt + 1, err)
         },
@@ -263,7 +265,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }, delay)
   }
 
-  const stop = (err: GwError | undefined): void => {
+  const stop = (err: CodedError | undefined): void => {
     if (closing) return
     closing = true
     clearTimeout(retryTimer)

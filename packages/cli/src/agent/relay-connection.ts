@@ -1,6 +1,6 @@
 /**
  * One connection to the relay: the WebSocket, the yamux session on it, and the
- * handshake on the control stream. Failures come out as GwErrors that say which URL,
+ * handshake on the control stream. Failures come out as CodedErrors that say which URL,
  * what went wrong, and which flag fixes it.
  */
 import { WebSocket } from 'ws'
@@ -8,7 +8,7 @@ import {
   createWebSocketTransport,
   Session,
   type Stream,
-  GwError,
+  CodedError,
   HandshakeError,
   isLoopbackHost,
   MessageReader,
@@ -24,6 +24,7 @@ import {
   type Hello,
   type Welcome,
 } from '@gw/protocol'
+import { CliError } from '../errors.js'
 
 const CERT_ERRORS = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -37,11 +38,11 @@ export function agentUrl(relay: string): URL {
   try {
     url = new URL(/^[a-z]+:\/\//i.test(relay) ? relay : `https://${relay}`)
   } catch {
-    throw new GwError('GW_ERR_INVALID_FLAG', `--relay "${relay}" is not a URL; give e.g. https://tunnel.example.com`)
+    throw new CliError('GW_ERR_INVALID_FLAG', `--relay "${relay}" is not a URL; give e.g. https://tunnel.example.com`)
   }
   const schemes: Record<string, string> = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }
   const scheme = schemes[url.protocol]
-  if (!scheme) throw new GwError('GW_ERR_INVALID_FLAG', `--relay "${relay}" must be an http, https, ws or wss URL, got ${url.protocol}`)
+  if (!scheme) throw new CliError('GW_ERR_INVALID_FLAG', `--relay "${relay}" must be an http, https, ws or wss URL, got ${url.protocol}`)
   url.protocol = scheme
   url.pathname = AGENT_PATH
   url.search = ''
@@ -115,7 +116,7 @@ function openWebSocket(url: URL, options: ConnectOptions): Promise<WebSocket> {
       maxPayload: LINK_DEFAULTS.wsMaxPayload,
       ...(options.relayCa ? { ca: options.relayCa } : {}),
     })
-    const fail = (err: GwError): void => {
+    const fail = (err: CodedError): void => {
       ws.removeAllListeners()
       ws.on('error', () => {})
       ws.terminate()
@@ -127,15 +128,15 @@ function openWebSocket(url: URL, options: ConnectOptions): Promise<WebSocket> {
       resolve(ws)
     })
     ws.once('unexpected-response', (_req, res) => {
-      fail(new GwError('GW_ERR_RELAY_UNREACHABLE', `${options.relay} answered HTTP ${res.statusCode} instead of accepting the agent; is it a gw relay, and is --relay right?`))
+      fail(new CliError('GW_ERR_RELAY_UNREACHABLE', `${options.relay} answered HTTP ${res.statusCode} instead of accepting the agent; is it a gw relay, and is --relay right?`))
     })
     ws.once('error', (err: NodeJS.ErrnoException) => {
       const code = err.code ?? ''
       if (CERT_ERRORS.has(code)) {
-        fail(new GwError('GW_ERR_RELAY_CERT_UNTRUSTED', `the relay at ${options.relay} presented a certificate this machine does not trust (${code}); ` +
+        fail(new CliError('GW_ERR_RELAY_CERT_UNTRUSTED', `the relay at ${options.relay} presented a certificate this machine does not trust (${code}); ` +
           'pass --relay-ca <path to the relay\'s ca.pem> (the relay prints its path at start-up)', { cause: err }))
       } else {
-        fail(new GwError('GW_ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${options.relay}: ${err.message || code}; check --relay and that the relay is running`, { cause: err }))
+        fail(new CliError('GW_ERR_RELAY_UNREACHABLE', `cannot reach the relay at ${options.relay}: ${err.message || code}; check --relay and that the relay is running`, { cause: err }))
       }
     })
   })

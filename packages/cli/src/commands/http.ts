@@ -4,11 +4,11 @@ import { stringify } from 'yaml'
 import { runTunnels, sharedTunnelFlags, type TunnelFlags } from '../tunnel-runner.js'
 import { parseUpstream } from '../upstream/address.js'
 import { toCliError } from '../output/cli-error.js'
-import { GwError } from '@gw/protocol'
 import { checkBinding, parseEndpointUrl } from '../config/endpoint-url.js'
 import { ACTIONS } from '../policy/index.js'
 import { effectivePolicy } from '../endpoint-policy.js'
 import type { PolicyShorthands } from '../policy/index.js'
+import { CliError } from '../errors.js'
 
 export default class Http extends GwCommand {
   static override summary = 'Put a local HTTP service on a public URL'
@@ -62,8 +62,8 @@ and the shorthand flags; --print-policy shows the rules they make.`
       checkBinding(flags.binding, '--binding')
       if (flags.oauth !== undefined) {
         // ngrok's --oauth is an `oauth` rule; gw refuses it until that action exists rather than run without the login.
-        if (!ACTIONS.has('oauth')) throw new GwError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: gw has no oauth action yet; use --jwt-issuer, or an oidc rule in --traffic-policy-file`)
-        throw new GwError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: write the oauth rule in --traffic-policy-file; the flag does not make it yet`)
+        if (!ACTIONS.has('oauth')) throw new CliError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: gw has no oauth action yet; use --jwt-issuer, or an oidc rule in --traffic-policy-file`)
+        throw new CliError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: write the oauth rule in --traffic-policy-file; the flag does not make it yet`)
       }
       const shorthands: PolicyShorthands = {
         ...(flags['basic-auth'] ? { basicAuth: flags['basic-auth'] } : {}),

@@ -13,9 +13,9 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { parseDocument, stringify } from 'yaml'
-import { GwError } from '@gw/protocol'
 import { foldTunnels } from './v2-tunnels.js'
 import type { AgentConfig } from './config-types.js'
+import { CliError } from '../errors.js'
 
 export type { AgentConfig, EndpointConfig } from './config-types.js'
 
@@ -36,22 +36,22 @@ export function loadConfig(path: string): AgentConfig {
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!
     const pos = e.linePos?.[0]
-    throw new GwError('GW_ERR_CONFIG', `${path}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`)
+    throw new CliError('GW_ERR_CONFIG', `${path}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`)
   }
   const value = doc.toJS() as unknown
   if (value === null || value === undefined) return {}
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new GwError('GW_ERR_CONFIG', `${path}: the config file must be a mapping (version, agent, endpoints), got ${Array.isArray(value) ? 'a list' : typeof value}`)
+    throw new CliError('GW_ERR_CONFIG', `${path}: the config file must be a mapping (version, agent, endpoints), got ${Array.isArray(value) ? 'a list' : typeof value}`)
   }
   const config = value as AgentConfig
   if (config.version !== undefined && !['2', '3'].includes(String(config.version))) {
-    throw new GwError('GW_ERR_CONFIG', `${path}: version ${JSON.stringify(config.version)} is not one gw reads; use version: 3 (ngrok's current shape) or 2`)
+    throw new CliError('GW_ERR_CONFIG', `${path}: version ${JSON.stringify(config.version)} is not one gw reads; use version: 3 (ngrok's current shape) or 2`)
   }
   if (config.agent !== undefined && (typeof config.agent !== 'object' || config.agent === null)) {
-    throw new GwError('GW_ERR_CONFIG', `${path}: "agent" must be a mapping`)
+    throw new CliError('GW_ERR_CONFIG', `${path}: "agent" must be a mapping`)
   }
   if (config.endpoints !== undefined && !Array.isArray(config.endpoints)) {
-    throw new GwError('GW_ERR_CONFIG', `${path}: "endpoints" must be a list`)
+    throw new CliError('GW_ERR_CONFIG', `${path}: "endpoints" must be a list`)
   }
   return foldTunnels(config as AgentConfig & Record<string, unknown>, path)
 }

@@ -4,7 +4,7 @@
  * starts. `gw start` and `POST /api/endpoints` share it, so both refuse the same things
  * with the same reasons.
  */
-import { GwError } from '@gw/protocol'
+import { CliError } from '../errors.js'
 import { parseUpstream } from '../upstream/address.js'
 import type { AgentEndpointOptions } from '../agent/agent.js'
 import type { EndpointPolicyInput } from '../endpoint-policy.js'
@@ -19,11 +19,11 @@ export interface EndpointSpec extends Omit<AgentEndpointOptions, 'policy'> {
 
 /** `where` prefixes every message, e.g. `gw.yml: endpoint "api":`. */
 export function endpointSpec(e: EndpointConfig, where: string, kind: 'GW_ERR_CONFIG' | 'GW_ERR_INVALID_FLAG' = 'GW_ERR_CONFIG'): EndpointSpec {
-  if (e.upstream?.url === undefined) throw new GwError(kind, `${where} needs upstream.url (a port, host:port or URL)`)
+  if (e.upstream?.url === undefined) throw new CliError(kind, `${where} needs upstream.url (a port, host:port or URL)`)
   parseUpstream(String(e.upstream.url))
   const protocol = e.upstream.protocol
   if (protocol !== undefined && protocol !== 'http1') {
-    throw new GwError(kind, `${where} upstream.protocol ${JSON.stringify(protocol)}: gw speaks HTTP/1.1 to upstreams; use http1 or leave it out`)
+    throw new CliError(kind, `${where} upstream.protocol ${JSON.stringify(protocol)}: gw speaks HTTP/1.1 to upstreams; use http1 or leave it out`)
   }
   for (const binding of e.bindings ?? []) checkBinding(binding, `${where} bindings`)
   const asked = e.url !== undefined ? parseEndpointUrl(String(e.url), `${where} url`) : undefined

@@ -9,7 +9,7 @@
  * - `tcp://…`, `tls://…`: not HTTP endpoints; `*.example.com`: wildcards;
  *   `app.internal`: internal endpoints; a port or a path: the relay chooses the port.
  */
-import { GwError } from '@gw/protocol'
+import { CliError } from '../errors.js'
 
 export interface EndpointUrl {
   /** The name to ask for: the first label. */
@@ -26,7 +26,7 @@ export interface EndpointUrl {
 export function parseEndpointUrl(value: string, where: string): EndpointUrl {
   const text = value.trim()
   const bad = (why: string): never => {
-    throw new GwError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(value)}: ${why}`)
+    throw new CliError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(value)}: ${why}`)
   }
   if (text === '') bad('give a name (myapp) or a host (myapp.tunnel.example.com)')
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1]?.toLowerCase()
@@ -54,5 +54,5 @@ export function checkBinding(binding: string, where: string): void {
   const why = binding === 'internal'
     ? 'internal endpoints (reached with forward-internal) are not supported yet'
     : binding === 'kubernetes' ? 'gw has no Kubernetes operator' : 'the bindings are public, internal and kubernetes'
-  throw new GwError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(binding)}: ${why}; gw serves public endpoints (--binding public)`)
+  throw new CliError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(binding)}: ${why}; gw serves public endpoints (--binding public)`)
 }

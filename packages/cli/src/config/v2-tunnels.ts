@@ -5,8 +5,8 @@
  * policy rules ngrok itself maps them to. Anything else is refused with its name, so a
  * file is never reported valid while part of it is ignored.
  */
-import { GwError } from '@gw/protocol'
 import type { AgentConfig, EndpointConfig } from './config-types.js'
+import { CliError } from '../errors.js'
 
 /** v2 top-level keys gw reads, and those it has no use for (gw has no regions, no updater). */
 const V2_AGENT_KEYS: Record<string, keyof NonNullable<AgentConfig['agent']> | null> = {
@@ -57,7 +57,7 @@ function headerMap(list: string[], what: string, fail: (why: string) => never): 
 /** One v2 tunnel as a v3 endpoint. */
 export function tunnelToEndpoint(name: string, tunnel: unknown, file: string): EndpointConfig {
   const fail = (why: string): never => {
-    throw new GwError('GW_ERR_CONFIG', `${file}: tunnels.${name}: ${why}`)
+    throw new CliError('GW_ERR_CONFIG', `${file}: tunnels.${name}: ${why}`)
   }
   if (!isMap(tunnel)) fail('must be a mapping (proto, addr, …)')
   const t = tunnel as Raw
@@ -119,7 +119,7 @@ export function foldTunnels(config: AgentConfig & Raw, file: string): AgentConfi
     const agent: Raw = { ...(config.agent ?? {}) }
     for (const [key, value] of Object.entries(config)) {
       if (key === 'version' || key === 'tunnels' || key === 'agent' || key === 'endpoints') continue
-      if (!(key in V2_AGENT_KEYS)) throw new GwError('GW_ERR_CONFIG', `${file}: gw does not support the v2 key ${key}; remove it`)
+      if (!(key in V2_AGENT_KEYS)) throw new CliError('GW_ERR_CONFIG', `${file}: gw does not support the v2 key ${key}; remove it`)
       const target = V2_AGENT_KEYS[key]
       if (target) agent[target] = value
       delete config[key]
@@ -128,10 +128,10 @@ export function foldTunnels(config: AgentConfig & Raw, file: string): AgentConfi
   }
   const tunnels = config.tunnels
   if (tunnels === undefined) return config
-  if (!isMap(tunnels)) throw new GwError('GW_ERR_CONFIG', `${file}: "tunnels" must be a mapping of names to tunnels`)
+  if (!isMap(tunnels)) throw new CliError('GW_ERR_CONFIG', `${file}: "tunnels" must be a mapping of names to tunnels`)
   const endpoints = [...(config.endpoints ?? [])]
   for (const [name, tunnel] of Object.entries(tunnels)) {
-    if (endpoints.some((e) => e?.name === name)) throw new GwError('GW_ERR_CONFIG', `${file}: "${name}" is both a tunnel and an endpoint; rename one`)
+    if (endpoints.some((e) => e?.name === name)) throw new CliError('GW_ERR_CONFIG', `${file}: "${name}" is both a tunnel and an endpoint; rename one`)
     endpoints.push(tunnelToEndpoint(name, tunnel, file))
   }
   delete config.tunnels

@@ -7,7 +7,7 @@ import { Errors } from '@oclif/core'
 import { CodedError } from '@gw/protocol'
 
 /** Exit codes: 1 for a failure at run time, 2 for bad input (usage). */
-const USAGE_CODES = new Set(['GW_ERR_INVALID_UPSTREAM', 'GW_ERR_INVALID_FLAG', 'GW_ERR_CONFIG', 'GW_ERR_NAME_INVALID', 'GW_ERR_NAME_RESERVED', 'GW_ERR_DOMAIN_NOT_SERVED'])
+const USAGE_CODES = new Set(['GW_ERR_INVALID_UPSTREAM', 'GW_ERR_INVALID_FLAG', 'GW_ERR_CONFIG', 'GW_ERR_RELAY_OPTION_INVALID', 'GW_ERR_RELAY_TOKENS_FILE', 'GW_ERR_NAME_INVALID', 'GW_ERR_NAME_RESERVED', 'GW_ERR_DOMAIN_NOT_SERVED'])
 
 export function toCliError(err: unknown): Errors.CLIError {
   if (err instanceof Errors.CLIError) return err

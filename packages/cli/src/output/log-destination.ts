@@ -3,7 +3,7 @@
  * while the terminal UI owns the screen; stdout does not, since the UI draws there.
  */
 import { closeSync, openSync, writeSync } from 'node:fs'
-import { GwError } from '@gw/protocol'
+import { CliError } from '../errors.js'
 
 export interface LogDestination {
   /** `--log false`: no log lines at all. */
@@ -24,7 +24,7 @@ export function openLogDestination(value: string | undefined): LogDestination {
   try {
     fd = openSync(target, 'a', 0o600)
   } catch (err) {
-    throw new GwError('GW_ERR_INVALID_FLAG', `--log ${target}: cannot open it for appending (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give stdout, stderr, false or a writable file path`)
+    throw new CliError('GW_ERR_INVALID_FLAG', `--log ${target}: cannot open it for appending (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give stdout, stderr, false or a writable file path`)
   }
   // Synchronous appends: a line is on disk before the process can die of what it reports.
   return { off: false, write: (line) => void writeSync(fd, line + '\n'), terminal: false, close: () => closeSync(fd) }

@@ -8,7 +8,7 @@
  * connections try every address the name resolves to (autoSelectFamily).
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns'
-import { GwError } from '@gw/protocol'
+import { CliError } from '../errors.js'
 
 export interface Upstream {
   /** Normalised origin, e.g. `http://localhost:3000`. */
@@ -25,25 +25,25 @@ export function parseUpstream(input: string): Upstream {
   let url: URL
   if (/^\d+$/.test(value)) {
     const port = Number(value)
-    if (port < 1 || port > 65535) throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid port ${value}: a port is 1-65535`)
+    if (port < 1 || port > 65535) throw new CliError('GW_ERR_INVALID_UPSTREAM', `invalid port ${value}: a port is 1-65535`)
     url = new URL(port === 443 ? 'https://localhost' : `http://localhost:${port}`)
   } else {
     const badPort = /:(\d+)\/?$/.exec(value)
     if (badPort && Number(badPort[1]) > 65535) {
-      throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid port ${badPort[1]} in "${value}": a port is 1-65535`)
+      throw new CliError('GW_ERR_INVALID_UPSTREAM', `invalid port ${badPort[1]} in "${value}": a port is 1-65535`)
     }
     const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`
     try {
       url = new URL(withScheme)
     } catch {
-      throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": ${hint}`)
+      throw new CliError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": ${hint}`)
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": the scheme must be http or https, got ${url.protocol.slice(0, -1)}`)
+      throw new CliError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": the scheme must be http or https, got ${url.protocol.slice(0, -1)}`)
     }
-    if (!url.hostname) throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": no host; ${hint}`)
+    if (!url.hostname) throw new CliError('GW_ERR_INVALID_UPSTREAM', `invalid upstream "${value}": no host; ${hint}`)
     if (url.port !== '' && (Number(url.port) < 1 || Number(url.port) > 65535)) {
-      throw new GwError('GW_ERR_INVALID_UPSTREAM', `invalid port in "${value}": a port is 1-65535`)
+      throw new CliError('GW_ERR_INVALID_UPSTREAM', `invalid port in "${value}": a port is 1-65535`)
     }
   }
   const tls = url.protocol === 'https:'

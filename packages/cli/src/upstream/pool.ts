@@ -29,7 +29,7 @@
  */
 import { createHealthChecker, type HealthCheckConfig } from './health-check.js'
 import { UpstreamPoolDownError } from './errors.js'
-import { GwError } from '@gw/protocol'
+import { CliError } from '../errors.js'
 import { parseTargetAddress } from './target.js'
 
 export type Strategy = 'round_robin' | 'least_requests' | 'random'
@@ -105,7 +105,7 @@ interface MutableTarget {
   failures: number
 }
 
-export class UpstreamConfigError extends GwError {
+export class UpstreamConfigError extends CliError {
   constructor(message: string) {
     super('GW_ERR_INVALID_UPSTREAM', message)
     this.name = 'UpstreamConfigError'
