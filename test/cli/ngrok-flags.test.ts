@@ -164,13 +164,18 @@ describe('ngrok flags: --log, --pooling-enabled, --binding, --oauth', () => {
     }
   })
 
-  it('--pooling-enabled asks the relay to pool and says so when the relay does not', async () => {
+  it('--pooling-enabled asks the relay to pool, and the relay does (two agents on one name: relay-pooling.test)', async () => {
     const dir = tempDir('gw-pool-')
     const upstream = await startUpstream((_req, res) => res.end('ok'))
     const agent = spawnGw(['http', String(upstream.port), '--url', 'pooled', '--pooling-enabled', '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'gw.yml') })
     try {
-      const line = await agent.waitForLine((l) => l.includes('pool'))
-      assert.match(line, /this relay does not pool endpoints/)
+      const started = JSON.parse(await agent.waitForLine((l) => l.includes('"started tunnel"'))) as { url: string }
+      const api = JSON.parse(await agent.waitForLine((l) => l.includes('"agent API"'))) as { url: string }
+      assert.equal((await getThrough(started.url)).body, 'ok')
+      const endpoints = (await (await fetch(`${api.url}/api/endpoints`)).json()) as { endpoints: Array<{ pooling_enabled: boolean }> }
+      assert.equal(endpoints.endpoints[0]!.pooling_enabled, true)
+      // The agent warns when the relay's welcome leaves pooling out; this relay pools.
+      assert.ok(!agent.lines.some((l) => l.includes('does not pool')), agent.lines.join('\n'))
     } finally {
       agent.kill()
       await agent.exited

@@ -298,6 +298,32 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
       assert.equal(pair.client.closed, false)
     })
 
+    it('goAway({ acceptRacing }) takes the streams the peer opened before it heard, then refuses', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const served: string[] = []
+      pair.server.on('stream', (s) => {
+        void readAll(s).then((b) => {
+          served.push(b.toString())
+          s.end('ok')
+        })
+      })
+      let goaways = 0
+      pair.client.on('goaway', () => goaways++)
+      pair.server.goAway({ acceptRacing: true })
+      assert.equal(pair.server.goingAway, true)
+      // Opened in the same turn as the GoAway leaves: it races it, and is still served.
+      const racing = pair.client.open()
+      const reply = readAll(racing)
+      racing.end('racing')
+      await pair.server.drainRacing()
+      assert.equal((await reply).toString(), 'ok')
+      assert.deepEqual(served, ['racing'])
+      assert.equal(goaways, 1)
+      assert.equal(pair.client.peerGoingAway, true)
+      assert.throws(() => pair.client.open(), (err: MuxError) => err.code === 'GW_ERR_MUX_GOAWAY')
+    })
+
     it('a stream opened after our own goAway is reset', async (t) => {
       const pair = await sessionPair(kind)
       t.after(() => pair.close())

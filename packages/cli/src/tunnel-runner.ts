@@ -57,6 +57,9 @@ export interface TunnelFlags {
   tui?: boolean
 }
 
+/** On Ctrl-C or SIGTERM, time the requests in flight get to finish, ms. */
+export const AGENT_DRAIN_MS = 10_000
+
 /** What `gw http` and `gw start` hand over: an endpoint and where its policy comes from. */
 export type TunnelSpec = EndpointSpec
 
@@ -118,6 +121,9 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
     events,
     embedded: embedded !== undefined,
     heartbeatTimeout: flags['heartbeat-timeout'] * 1000,
+    // Ctrl-C or SIGTERM lets the requests in flight finish (a pooled agent restarting
+    // fails none); a second signal ends the process at once.
+    drainTimeout: AGENT_DRAIN_MS,
     responseTimeout: flags['upstream-timeout'] * 1000,
     upstreamTlsVerify: flags['upstream-tls-verify'],
   }
@@ -184,9 +190,10 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
   }
 
   const stop = async (): Promise<void> => {
-    await inspection?.close()
+    // The agents first: they drain, and their last requests still reach the inspector.
     await tunnels.close()
     await agent.close()
+    await inspection?.close()
     await embedded?.close()
     destination.close()
   }

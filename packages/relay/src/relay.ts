@@ -19,6 +19,7 @@ import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
 import { hostProblem } from './host-header.js'
 import { checkName, NameRegistry } from './names.js'
+import { RouteTable } from './routes.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './options.js'
 import { relayRequest, sendErrorPage } from './relay-request.js'
 import { relayUpgrade, sendRawErrorPage } from './relay-upgrade.js'
@@ -89,7 +90,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     get agentCount() {
       return core.links.size
     },
-    onlineNames: () => [...core.online.keys()],
+    onlineNames: () => core.routes.names(),
     openStreams: () => {
       let n = 0
       // The control stream of each admitted agent stays open for the link's life.
@@ -145,8 +146,8 @@ export const PRE_AUTH_BYTES = 64 * 1024
 
 class RelayCore {
   readonly links = new Set<AgentLink>()
-  /** name → the link that serves it now. */
-  readonly online = new Map<string, AgentLink>()
+  /** name → the links that serve it now (several when pooled). */
+  readonly routes = new RouteTable()
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: LINK_DEFAULTS.wsMaxPayload })
   private readonly sockets = new Set<Duplex>()
   private publicPorts: { http?: number; https?: number; tls: boolean } = { tls: false }
@@ -159,7 +160,7 @@ class RelayCore {
   ) {
     this.suffix = `.${opts.domain}`
     // A name whose agent is connected never expires.
-    names.held = this.online
+    names.held = this.routes
   }
 
   setPublicPorts(http: number | undefined, https: number | undefined, tls: boolean): void {
@@ -194,8 +195,8 @@ class RelayCore {
     }
     const name = this.tunnelName(req.headers.host)
     if (name === undefined) return this.onOwnRequest(req, res)
-    const link = this.online.get(name)
-    if (!link || link.closed) {
+    const link = this.routes.pick(name)
+    if (!link) {
       const [code, detail] = this.missing(name)
       return sendErrorPage(req, res, code, detail)
     }
@@ -236,8 +237,8 @@ class RelayCore {
       }
       return sendRawErrorPage(req, socket, 'GW_ERR_TUNNEL_NOT_FOUND', `agents connect at ${AGENT_PATH}`)
     }
-    const link = this.online.get(name)
-    if (!link || link.closed) {
+    const link = this.routes.pick(name)
+    if (!link) {
       const [code, detail] = this.missing(name)
       return sendRawErrorPage(req, socket, code, detail)
     }
@@ -276,9 +277,7 @@ class RelayCore {
     link.session.once('close', (err?: Error) => {
       this.links.delete(link)
       for (const endpoint of link.endpoints) {
-        if (this.online.get(endpoint.name) !== link) continue
-        this.online.delete(endpoint.name)
-        this.names.release(endpoint.name)
+        if (this.routes.remove(endpoint.name, link)) this.names.release(endpoint.name)
       }
       this.opts.log('info', 'agent disconnected', { remote, names: link.endpoints.map((e) => e.name), reason: err?.message })
     })
@@ -341,7 +340,7 @@ class RelayCore {
           name = this.names.claimRandom(owner)
         }
         seen.add(name)
-        assigned.push({ name, urls: this.urlsFor(name) })
+        assigned.push({ name, urls: this.urlsFor(name), ...(endpoint.pooling === true ? { pooling: true } : {}) })
       }
     } catch (err) {
       const e = err as GwError
@@ -350,17 +349,16 @@ class RelayCore {
     }
 
     link.owner = owner
-    for (const { name } of assigned) {
-      const previous = this.online.get(name)
-      // Same owner: this is the agent coming back (a laptop waking up, a restart) while the
-      // relay still believes in the old connection. The newcomer wins at once.
-      if (previous && previous !== link) {
+    for (const { name, pooling } of assigned) {
+      // Same owner: pooled agents share the name; otherwise this is the agent coming back
+      // (a laptop waking up, a restart) while the relay still believes in the old
+      // connection, and the newcomer wins at once.
+      for (const previous of this.routes.add(name, link, pooling === true).replaced) {
         previous.endpoints = previous.endpoints.filter((e) => e.name !== name)
         if (previous.endpoints.length === 0) {
           previous.notifyAndClose('GW_ERR_REPLACED', `a new connection took over ${name}.${this.opts.domain}`)
         }
       }
-      this.online.set(name, link)
     }
     link.welcome(assigned, this.opts.heartbeatTimeout)
     this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })

@@ -76,6 +76,12 @@ export interface AgentOptions {
   embedded?: boolean
   /** Reconnect delays, ms. */
   backoff?: { initial: number; max: number }
+  /**
+   * On close(), time the requests in flight get to finish, ms. The agent first sends a
+   * GoAway, so the relay sends new requests to the other agents of a pool, and serves
+   * every request the relay sent before it heard. 0 (the default) closes at once.
+   */
+  drainTimeout?: number
 }
 
 export interface Agent {
@@ -154,7 +160,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   }
 
   let current: RelayConnection | undefined
+  /** Every link still up: the current one, and older ones finishing their requests after a GoAway. */
+  const live = new Set<Session>()
   let closing = false
+  /** close() is letting the open requests finish: no reconnecting meanwhile. */
+  let draining = false
   let resolveDone!: (err: CodedError | undefined) => void
   const done = new Promise<CodedError | undefined>((resolve) => {
     resolveDone = resolve
@@ -201,7 +211,20 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       state.latencyMs = ms
     }, () => {})
     watchControl(connection)
-    session.once('close', (err?: Error) => onLinkClosed(session, err))
+    live.add(session)
+    session.once('close', (err?: Error) => {
+      live.delete(session)
+      onLinkClosed(session, err)
+    })
+    // The relay is draining (a deploy, a restart): it takes no new requests on this link
+    // but finishes the open ones. Connect again now, through the same URL (a load balancer
+    // sends it to another relay), while this link serves what it has.
+    session.once('goaway', () => {
+      if (current?.session !== session || closing) return
+      current = undefined
+      log('warn', 'the relay is going away; reconnecting', { relay: options.relay })
+      scheduleReconnect(1, new GwError('GW_ERR_MUX_GOAWAY', 'the relay is going away'), 0)
+    })
     setStatus('online', { attempt: 0, lastError: undefined, tunnels: tunnelInfos() })
   }
 
@@ -227,6 +250,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           if (!message) return
           if (message.type !== MessageType.NOTICE) continue
           const notice = checkCodedMessage(decodeJson(message.payload, 'notice'), 'notice')
+          // An old link (left after a GoAway) replaced by our own new one: nothing is wrong.
+          if (current?.session !== session) {
+            session.close()
+            continue
+          }
           log('error', notice.message, { code: notice.code })
           if (FATAL.has(notice.code)) stop(new GwError(notice.code, notice.message))
           else session.close(new GwError(notice.code, notice.message))
@@ -244,16 +272,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     scheduleReconnect(1, err instanceof CodedError ? err : new GwError('GW_ERR_MUX_CLOSED', reason))
   }
 
-  const scheduleReconnect = (attempt: number, lastError: CodedError): void => {
-    if (closing) return
+  const scheduleReconnect = (attempt: number, lastError: CodedError, delayMs?: number): void => {
+    if (closing || draining) return
     const base = Math.min(backoff.max, backoff.initial * 2 ** (attempt - 1))
-    const delay = Math.round(base / 2 + Math.random() * (base / 2))
+    const delay = delayMs ?? Math.round(base / 2 + Math.random() * (base / 2))
     setStatus('reconnecting', { attempt, lastError: { code: lastError.code, message: lastError.message } })
     log('warn', 'reconnecting', { attempt, delay_ms: delay, error: lastError.message })
     retryTimer = setTimeout(() => {
       connectRelay({ relay: options.relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout }).then(
         (connection) => {
-          if (closing) return connection.session.close()
+          if (closing || draining) return connection.session.close()
           attach(connection)
           log('info', 'reconnected', { attempt, urls: tunnelInfos().flatMap((t) => t.publicUrls) })
         },
@@ -269,12 +297,33 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     if (closing) return
     closing = true
     clearTimeout(retryTimer)
-    current?.session.close(err)
+    for (const session of live) session.close(err)
     current = undefined
     setStatus('offline', err ? { lastError: { code: err.code, message: err.message } } : {})
     void dispatcher.close().catch(() => {})
     for (const endpoint of endpoints) void endpoint.policy?.close()
     resolveDone(err)
+  }
+
+  /**
+   * Leave without failing a request: GoAway on every link (the relay sends new requests
+   * elsewhere), take the ones it sent before it heard, then wait for the open streams to
+   * finish, at most `timeoutMs`.
+   */
+  const drain = async (timeoutMs: number): Promise<void> => {
+    draining = true
+    clearTimeout(retryTimer)
+    const sessions = [...live]
+    for (const session of sessions) session.goAway({ acceptRacing: true })
+    const deadline = Date.now() + timeoutMs
+    await Promise.race([
+      Promise.all(sessions.map((s) => s.drainRacing())),
+      new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
+    ])
+    // The control stream stays open for the link's life.
+    while (Date.now() < deadline && sessions.some((s) => !s.closed && s.streamCount > 1)) {
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
   }
 
   const first = await connectRelay({ relay: options.relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout })
@@ -290,13 +339,18 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       return tunnelInfos()
     },
     status: () => ({ ...state, tunnels: tunnelInfos() }),
-    openStreams: () => (current ? current.session.streamCount - 1 : 0),
+    openStreams: () => {
+      let n = 0
+      for (const session of live) n += session.streamCount - 1
+      return n
+    },
     replay: (request, replayOf, tunnel) => {
       const endpoint = endpoints.find((e) => e.name === tunnel) ?? endpoints[0]!
       return replayRequest(request, replayOf, endpoint, runtime)
     },
     done,
     close: async () => {
+      if (!closing && options.drainTimeout) await drain(options.drainTimeout)
       stop(undefined)
       await done
     },

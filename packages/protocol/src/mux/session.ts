@@ -7,7 +7,8 @@
  *
  * The session never emits 'error': every way the link can die (transport end or error,
  * keepalive timeout, a malformed frame, close()) ends in one 'close' event, and every
- * open stream is destroyed with the same error.
+ * open stream is destroyed with the same error. A normal GoAway from the peer emits
+ * 'goaway' once: it opens no more streams of ours, and its open ones finish.
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
@@ -57,6 +58,8 @@ export interface SessionEventMap {
   stream: [Stream]
   close: [Error | undefined]
   rtt: [number]
+  /** The peer sent a normal GoAway: no new streams of ours; its open ones finish. */
+  goaway: []
 }
 
 export const DEFAULT_MAX_WINDOW = 16 * 1024 * 1024
@@ -134,6 +137,8 @@ export class Session extends EventEmitter<SessionEventMap> {
   private lastRtt: number | undefined
 
   private localGoAway = false
+  /** GoAway sent, inbound streams still accepted (goAway({ acceptRacing: true })). */
+  private announcedGoAway = false
   private remoteGoAway = false
   private isClosed = false
 
@@ -252,11 +257,42 @@ export class Session extends EventEmitter<SessionEventMap> {
     })
   }
 
-  /** Refuse new inbound streams from now on; streams already open finish normally. */
-  goAway(): void {
-    if (this.isClosed || this.localGoAway) return
-    this.localGoAway = true
+  /**
+   * Refuse new inbound streams from now on; streams already open finish normally.
+   *
+   * `{ acceptRacing: true }` announces the GoAway but still takes the streams the peer
+   * opened before it heard: a peer that sees the GoAway opens no more, and a ping sent
+   * after it (`drainRacing`) comes back once every such stream has arrived. An agent that
+   * leaves this way loses none of the requests the relay sent it meanwhile.
+   */
+  goAway(options: { acceptRacing?: boolean } = {}): void {
+    if (this.isClosed || this.localGoAway || this.announcedGoAway) return
+    if (options.acceptRacing) this.announcedGoAway = true
+    else this.localGoAway = true
     this._sendFrame(FrameType.GO_AWAY, 0, 0, GoAwayCode.NORMAL)
+  }
+
+  /** We announced or sent a GoAway. */
+  get goingAway(): boolean {
+    return this.localGoAway || this.announcedGoAway
+  }
+
+  /** The peer sent a GoAway: it takes no new streams from us. */
+  get peerGoingAway(): boolean {
+    return this.remoteGoAway
+  }
+
+  /**
+   * After `goAway({ acceptRacing: true })`: resolves once the peer answered a ping sent
+   * after the GoAway, so every stream it opened before hearing of it is here; from then
+   * on new inbound streams are refused. Resolves at once on a closed link.
+   */
+  async drainRacing(): Promise<void> {
+    if (this.isClosed) return
+    try {
+      await this.ping()
+    } catch { /* the link closed: nothing more can arrive */ }
+    this.localGoAway = true
   }
 
   /**
@@ -423,14 +459,19 @@ export class Session extends EventEmitter<SessionEventMap> {
         if (flags === FrameFlag.SYN) this._sendFrame(FrameType.PING, FrameFlag.ACK, 0, length)
         else this.onPong(length)
         return
-      case FrameType.GO_AWAY:
+      case FrameType.GO_AWAY: {
+        const first = !this.remoteGoAway
         this.remoteGoAway = true
         if (length === GoAwayCode.PROTOCOL_ERROR) {
           this.shutdown(new MuxError('GW_ERR_MUX_PROTOCOL', 'the peer reported a protocol error and went away'), false)
         } else if (length === GoAwayCode.INTERNAL_ERROR) {
           this.shutdown(new MuxError('GW_ERR_MUX_CLOSED', 'the peer had an internal error and went away'), false)
+        } else if (first) {
+          // A normal GoAway: the peer takes no new streams but finishes its open ones.
+          this.emit('goaway')
         }
         return
+      }
     }
   }
 

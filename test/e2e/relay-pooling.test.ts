@@ -1,0 +1,111 @@
+/**
+ * Pooling (ngrok's --pooling-enabled) with the real binaries: a spawned `gw relay`, two
+ * spawned `gw http` agents with one token on one name, and a real HTTP client. Requests
+ * are spread over both agents; one agent restarts while the client keeps sending, and
+ * not one request fails. An agent with another token cannot join the pool.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { Pool } from 'undici'
+import { spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+
+const TOKEN_A = 'pool-token-a-0123456789abcdef'
+const TOKEN_B = 'pool-token-b-0123456789abcdef'
+
+function startAgent(port: number, relayUrl: string, token: string, configDir: string): Spawned {
+  return spawnGw(
+    ['http', String(port), '--relay', relayUrl, '--authtoken', token, '--url', 'pooled', '--pooling-enabled', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],
+    { GW_CONFIG: join(configDir, 'gw.yml') },
+  )
+}
+
+describe('pooling: several agents of one token on one name', () => {
+  it('spreads requests over two real agents, and an agent restart fails no request', async () => {
+    const dir = tempDir('gw-pool-')
+    const counts = { a: 0, b: 0 }
+    // A little latency, so requests are in flight on the agent when it is told to stop.
+    const upstreamA = await startUpstream((_req, res) => {
+      counts.a++
+      setTimeout(() => res.end('a'), 15)
+    })
+    const upstreamB = await startUpstream((_req, res) => {
+      counts.b++
+      setTimeout(() => res.end('b'), 15)
+    })
+    const relay = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'relay'), '--authtoken', TOKEN_A, '--authtoken', TOKEN_B, '--log-format', 'json'])
+    const agents: Spawned[] = []
+    let client: Pool | undefined
+    try {
+      const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
+      const relayUrl = `http://127.0.0.1:${started.http_port}`
+      const host = `pooled.tunnel.test:${started.http_port}`
+
+      let agentA = startAgent(upstreamA.port, relayUrl, TOKEN_A, join(dir, 'a'))
+      agents.push(agentA)
+      await agentA.waitForLine((l) => l.includes('"started tunnel"'))
+      const agentB = startAgent(upstreamB.port, relayUrl, TOKEN_A, join(dir, 'b'))
+      agents.push(agentB)
+      const lineB = JSON.parse(await agentB.waitForLine((l) => l.includes('"started tunnel"'))) as { url: string }
+      assert.equal(lineB.url, `http://${host}`)
+      for (const agent of [agentA, agentB]) assert.ok(!agent.lines.some((l) => l.includes('does not pool')), agent.lines.join('\n'))
+
+      // Another token cannot join, pooling or not.
+      const stranger = startAgent(upstreamA.port, relayUrl, TOKEN_B, join(dir, 'c'))
+      agents.push(stranger)
+      assert.notEqual(await stranger.exited, 0)
+      assert.match(stranger.stderr(), /belongs to another authtoken.*GW_ERR_NAME_TAKEN/s)
+
+      client = new Pool(relayUrl, { connections: 8 })
+      const pool = client
+      const results = { ok: 0, failed: [] as string[], bodies: { a: 0, b: 0 } as Record<string, number> }
+      let running = true
+      const worker = async (): Promise<void> => {
+        while (running) {
+          try {
+            const res = await pool.request({ path: '/', method: 'GET', headers: { host } })
+            const body = await res.body.text()
+            if (res.statusCode === 200 && (body === 'a' || body === 'b')) {
+              results.ok++
+              results.bodies[body]!++
+            } else {
+              results.failed.push(`${res.statusCode} ${String(res.headers['gw-error-code'] ?? '')} ${body.slice(0, 120)}`)
+            }
+          } catch (err) {
+            results.failed.push(`client error: ${(err as Error).message}`)
+          }
+        }
+      }
+      const workers = Array.from({ length: 8 }, () => worker())
+
+      // Both agents serve while both are up.
+      await waitFor(() => results.bodies.a! > 20 && results.bodies.b! > 20, 20_000, 'requests served by both agents')
+
+      // Restart agent A while the client keeps sending: SIGTERM, wait for it to exit, start it again.
+      agentA.kill('SIGTERM')
+      assert.equal(await agentA.exited, 0)
+      const servedByBWhileAWasDown = results.bodies.b!
+      const aBeforeRestart = counts.a
+      agentA = startAgent(upstreamA.port, relayUrl, TOKEN_A, join(dir, 'a'))
+      agents.push(agentA)
+      await agentA.waitForLine((l) => l.includes('"started tunnel"'))
+      await waitFor(() => counts.a > aBeforeRestart + 20, 20_000, 'requests served by the restarted agent')
+
+      running = false
+      await Promise.all(workers)
+      assert.deepEqual(results.failed, [], `${results.failed.length} of ${results.ok + results.failed.length} requests failed`)
+      assert.ok(results.bodies.b! >= servedByBWhileAWasDown)
+      assert.ok(results.bodies.a! > 20 && results.bodies.b! > 20, JSON.stringify(results.bodies))
+    } finally {
+      await client?.close()
+      for (const agent of agents) agent.kill()
+      await Promise.all(agents.map((a) => a.exited))
+      relay.kill()
+      await relay.exited
+      await upstreamA.close()
+      await upstreamB.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
