@@ -49,6 +49,7 @@ export const ErrorCodes = {
   GW_ERR_HEADERS_TIMEOUT: { status: 408, message: 'the request headers did not arrive in time' },
   GW_ERR_BAD_REQUEST: { status: 400, message: 'the request could not be parsed' },
   GW_ERR_RELAY_OVERLOADED: { status: 503, message: 'the relay cannot open another stream to the agent right now' },
+  GW_ERR_RELAY_DRAINING: { status: 503, message: 'the relay is shutting down and takes no new agents or connections' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -20,6 +20,7 @@ import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
 import { hostProblem } from './host-header.js'
 import { checkName, NameRegistry } from './names.js'
 import { RouteTable } from './routes.js'
+import { drain } from './drain.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './options.js'
 import { relayRequest, sendErrorPage } from './relay-request.js'
 import { relayUpgrade, sendRawErrorPage } from './relay-upgrade.js'
@@ -43,6 +44,11 @@ export interface Relay {
   onlineNames(): string[]
   /** Streams open across all agent links; 0 when no request is in flight. */
   openStreams(): number
+  /**
+   * Stop gracefully: refuse new connections, GoAway to every agent, let the requests in
+   * flight finish for up to `timeoutMs`, then close. True when none had to be cut.
+   */
+  drain(timeoutMs: number): Promise<boolean>
   close(): Promise<void>
 }
 
@@ -96,6 +102,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       // The control stream of each admitted agent stays open for the link's life.
       for (const link of core.links) n += link.session.streamCount - (link.hello ? 1 : 0)
       return n
+    },
+    drain: async (timeoutMs) => {
+      const finished = await drain(core, servers.map(({ server }) => server), timeoutMs)
+      core.closeAll()
+      await Promise.all(servers.map(({ server }) => closeServer(server)))
+      await names.flush()
+      return finished
     },
     close: async () => {
       core.closeAll()
@@ -152,6 +165,13 @@ class RelayCore {
   private readonly sockets = new Set<Duplex>()
   private publicPorts: { http?: number; https?: number; tls: boolean } = { tls: false }
   private readonly suffix: string
+  /** Set by drain(): keep-alive off, /healthz 503, new agents refused. */
+  draining = false
+  /** HTTP requests whose response has not closed yet. */
+  private inFlight = 0
+  private readonly requestDone = (): void => {
+    this.inFlight--
+  }
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
@@ -188,6 +208,9 @@ class RelayCore {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
+    this.inFlight++
+    res.once('close', this.requestDone)
+    if (this.draining) res.shouldKeepAlive = false
     const problem = hostProblem(req)
     if (problem) {
       res.shouldKeepAlive = false
@@ -218,6 +241,7 @@ class RelayCore {
 
   private onOwnRequest(req: IncomingMessage, res: ServerResponse): void {
     if (req.url === '/' || req.url === '/healthz') {
+      if (this.draining) return sendErrorPage(req, res, 'GW_ERR_RELAY_DRAINING', 'this relay is shutting down and finishing the requests it has; connect again to reach another one')
       const body = `gw relay for *.${this.opts.domain}: ${this.links.size} agent(s) connected. Agents connect at ${AGENT_PATH}.\n`
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
       return void res.end(body)
@@ -233,6 +257,7 @@ class RelayCore {
     const name = this.tunnelName(req.headers.host)
     if (name === undefined) {
       if (req.url?.split('?')[0] === AGENT_PATH) {
+        if (this.draining) return sendRawErrorPage(req, socket, 'GW_ERR_RELAY_DRAINING', 'this relay is shutting down; connect again to reach another one')
         return this.wss.handleUpgrade(req, socket, head, (ws) => this.onAgent(ws, req))
       }
       return sendRawErrorPage(req, socket, 'GW_ERR_TUNNEL_NOT_FOUND', `agents connect at ${AGENT_PATH}`)
@@ -387,6 +412,17 @@ class RelayCore {
     if (http !== undefined) urls.push(`http://${host}${http === 80 ? '' : `:${http}`}`)
     if (tls && https !== undefined) urls.push(`https://${host}${https === 443 ? '' : `:${https}`}`)
     return urls
+  }
+
+  /** Requests and tunnelled streams (upgrades included) still open. */
+  busy(): number {
+    let n = this.inFlight
+    for (const link of this.links) n += link.session.streamCount - (link.hello ? 1 : 0)
+    return n
+  }
+
+  goAwayAll(): void {
+    for (const link of this.links) link.session.goAway()
   }
 
   closeAll(): void {

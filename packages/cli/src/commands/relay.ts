@@ -36,6 +36,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'public-http-port': Flags.integer({ description: 'HTTP port to print in public URLs, when a proxy maps it' }),
     'public-https-port': Flags.integer({ description: 'HTTPS port to print in public URLs, when a proxy maps it' }),
     'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
+    'drain-timeout': Flags.integer({ description: 'on SIGTERM or Ctrl-C, seconds the requests in flight get to finish (a second signal stops at once)', default: 30, min: 0 }),
   }
 
   async run(): Promise<void> {
@@ -77,8 +78,17 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         process.once('SIGINT', resolve)
         process.once('SIGTERM', resolve)
       })
-      logger.log('info', 'relay stopping')
-      await relay.close()
+      // Drain: no new connections, GoAway to the agents, the requests in flight finish.
+      // A second signal cuts them at once.
+      const now = (): void => {
+        logger.log('warn', 'relay stopping now: a second signal cut the drain')
+        void relay.close()
+      }
+      process.once('SIGINT', now)
+      process.once('SIGTERM', now)
+      logger.log('info', 'relay draining', { timeout_s: flags['drain-timeout'], agents: relay.agentCount, in_flight: relay.openStreams() })
+      const finished = await relay.drain(flags['drain-timeout'] * 1000)
+      logger.log(finished ? 'info' : 'warn', finished ? 'relay stopped: every request finished' : 'relay stopped: the drain timeout cut the requests still open', {})
     } catch (err) {
       throw toCliError(err)
     }

@@ -1,0 +1,123 @@
+/**
+ * Graceful drain of a real `gw relay` on a real SIGTERM, with a real `gw http` agent:
+ * the request in flight completes with 200, new connections are refused, the agent is
+ * told to go away and connects again (here to a new relay on the same port), and the
+ * relay exits 0. A request longer than --drain-timeout is cut and the relay still exits.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { rmSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { Client } from 'undici'
+import { freePort, spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+
+const TOKEN = 'drain-token-0123456789abcdef'
+
+function startRelay(port: number, stateDir: string, drainTimeout: number): Spawned {
+  return spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', stateDir, '--authtoken', TOKEN, '--log-format', 'json', '--drain-timeout', String(drainTimeout)])
+}
+
+function connectError(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve('connected')
+    })
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+  })
+}
+
+describe('gw relay drains on SIGTERM', () => {
+  it('finishes the request in flight with 200, refuses new connections, sends the agent away, exits 0', async () => {
+    const dir = tempDir('gw-drain-')
+    let slowArrived = 0
+    const upstream = await startUpstream((req, res) => {
+      if (req.url === '/slow') {
+        slowArrived++
+        setTimeout(() => res.end('slow done'), 1500)
+      } else res.end('fast')
+    })
+    const port = await freePort()
+    let relay = startRelay(port, join(dir, 'relay'), 20)
+    let agent: Spawned | undefined
+    const clients: Client[] = []
+    try {
+      await relay.waitForLine((l) => l.includes('"relay started"'))
+      agent = spawnGw(['http', String(upstream.port), '--relay', `http://127.0.0.1:${port}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'agent', 'gw.yml') })
+      await agent.waitForLine((l) => l.includes('"started tunnel"'))
+      const host = `app.tunnel.test:${port}`
+      const client = new Client(`http://127.0.0.1:${port}`)
+      clients.push(client)
+      const slow = client.request({ path: '/slow', method: 'GET', headers: { host } }).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }))
+      await waitFor(() => slowArrived === 1, 10_000, 'the slow request at the upstream')
+
+      relay.kill('SIGTERM')
+      await relay.waitForLine((l) => l.includes('"relay draining"'))
+      // No new connection gets in while the old request finishes.
+      assert.equal(await connectError(port), 'ECONNREFUSED')
+      // The agent heard the GoAway and tries to connect again.
+      await agent.waitForLine((l) => l.includes('the relay is going away; reconnecting'))
+      assert.deepEqual(await slow, { status: 200, body: 'slow done' })
+      assert.equal(await relay.exited, 0)
+      assert.ok(relay.lines.some((l) => l.includes('relay stopped: every request finished')), relay.lines.join('\n'))
+
+      // "Elsewhere": a new relay on the same address; the agent comes back to it by itself.
+      relay = startRelay(port, join(dir, 'relay'), 20)
+      await relay.waitForLine((l) => l.includes('"relay started"'))
+      await agent.waitForLine((l) => l.includes('"reconnected"'), 20_000)
+      const again = new Client(`http://127.0.0.1:${port}`)
+      clients.push(again)
+      const res = await again.request({ path: '/', method: 'GET', headers: { host } })
+      assert.equal(res.statusCode, 200)
+      assert.equal(await res.body.text(), 'fast')
+    } finally {
+      for (const c of clients) await c.destroy()
+      agent?.kill()
+      await agent?.exited
+      relay.kill()
+      await relay.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('cuts a request longer than --drain-timeout and still exits', async () => {
+    const dir = tempDir('gw-drain-')
+    let arrived = 0
+    const upstream = await startUpstream((_req, res) => {
+      arrived++
+      // Answers long after the drain timeout.
+      const timer = setTimeout(() => res.end('too late'), 60_000)
+      res.on('close', () => clearTimeout(timer))
+    })
+    const port = await freePort()
+    const relay = startRelay(port, join(dir, 'relay'), 1)
+    let agent: Spawned | undefined
+    const client = new Client(`http://127.0.0.1:${port}`)
+    try {
+      await relay.waitForLine((l) => l.includes('"relay started"'))
+      agent = spawnGw(['http', String(upstream.port), '--relay', `http://127.0.0.1:${port}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'agent', 'gw.yml') })
+      await agent.waitForLine((l) => l.includes('"started tunnel"'))
+      const hung = client.request({ path: '/hang', method: 'GET', headers: { host: `app.tunnel.test:${port}` } }).then(
+        (res) => `status ${res.statusCode}`,
+        (err: Error & { code?: string }) => err.code ?? err.message,
+      )
+      await waitFor(() => arrived === 1, 10_000, 'the request at the upstream')
+      relay.kill('SIGTERM')
+      assert.equal(await relay.exited, 0)
+      assert.ok(relay.lines.some((l) => l.includes('the drain timeout cut the requests still open')), relay.lines.join('\n'))
+      // The client's connection was cut: no response, an error.
+      assert.match(await hung, /UND_ERR_SOCKET|ECONNRESET|other side closed/)
+    } finally {
+      await client.destroy()
+      agent?.kill()
+      await agent?.exited
+      relay.kill()
+      await relay.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
