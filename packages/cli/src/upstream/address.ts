@@ -4,8 +4,8 @@
  *
  * `gw http 3000`, `gw http host:port` and `gw http https://host:port` all name one
  * origin. A bare port means http://localhost:PORT, except 443, which means https (as
- * in ngrok). `localhost` must work whether the service listens on ::1 or 127.0.0.1, so
- * connections try every address the name resolves to (autoSelectFamily).
+ * in ngrok). `localhost` must work whether the service listens on ::1 or 127.0.0.1: the
+ * agent learns once which of the two a port answers on (loopback-choice.ts).
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns'
 import { CliError } from '../errors.js'

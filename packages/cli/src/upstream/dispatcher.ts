@@ -1,9 +1,12 @@
 /**
  * The undici Agent every upstream call goes through (tunnel requests, pools, replays):
- * one connection pool per origin, kept alive between requests.
+ * one connection pool per origin, kept alive between requests. `localhost` origins
+ * connect straight to the loopback address the port answers on (loopback-choice.ts);
+ * other names race their addresses with happy eyeballs.
  */
-import { Agent as UndiciAgent } from 'undici'
+import { Agent as UndiciAgent, buildConnector } from 'undici'
 import { loopbackAwareLookup } from './address.js'
+import { forgetLocalhost, isLocalhost, localhostAddress } from './loopback-choice.js'
 
 export interface UpstreamClientOptions {
   /** Verify the upstream's TLS certificate. Off by default, as in ngrok: it is your own service. */
@@ -16,14 +19,16 @@ export interface UpstreamClientOptions {
 }
 
 export function createUpstreamDispatcher(options: UpstreamClientOptions): UndiciAgent {
+  const connectTimeout = Math.min(options.responseTimeout, 10_000)
+  const base = buildConnector({
+    rejectUnauthorized: options.tlsVerify,
+    autoSelectFamily: true,
+    autoSelectFamilyAttemptTimeout: 250,
+    lookup: loopbackAwareLookup,
+    timeout: connectTimeout,
+  })
   return new UndiciAgent({
-    connect: {
-      rejectUnauthorized: options.tlsVerify,
-      autoSelectFamily: true,
-      autoSelectFamilyAttemptTimeout: 250,
-      lookup: loopbackAwareLookup,
-      timeout: Math.min(options.responseTimeout, 10_000),
-    },
+    connect: localhostFirst(base, connectTimeout),
     headersTimeout: options.responseTimeout,
     bodyTimeout: options.bodyIdleTimeout,
     maxHeaderSize: options.maxHeaderSize,
@@ -33,4 +38,23 @@ export function createUpstreamDispatcher(options: UpstreamClientOptions): Undici
     connections: null,
     pipelining: 1,
   })
+}
+
+function localhostFirst(base: buildConnector.connector, timeout: number): buildConnector.connector {
+  const connector: buildConnector.connector = (opts, callback) => {
+    if (!isLocalhost(opts.hostname)) return base(opts, callback)
+    const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80)
+    const direct = (address: string, retry: boolean): void => {
+      base({ ...opts, hostname: address, servername: opts.servername || 'localhost' }, (err, socket) => {
+        if (err && (err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+          forgetLocalhost(port, address)
+          if (retry) return void localhostAddress(port, timeout).then((again) => direct(again, false), (e: Error) => callback(e, null))
+        }
+        if (err) callback(err, null)
+        else callback(null, socket!)
+      })
+    }
+    localhostAddress(port, timeout).then((address) => direct(address, true), (err: Error) => callback(err, null))
+  }
+  return connector
 }

@@ -8,8 +8,10 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
+import type { LookupAddress, LookupAllOptions } from 'node:dns'
 import { GwError } from '@gw/protocol'
 import { loopbackAwareLookup } from './address.js'
+import { isLocalhost, localhostAddress } from './loopback-choice.js'
 
 export interface UpgradeCall {
   origin: string
@@ -40,7 +42,7 @@ export function callUpgrade(call: UpgradeCall, handlers: UpgradeHandlers): Clien
     path: call.path,
     headers: [...call.headers, 'Connection', 'Upgrade', 'Upgrade', call.upgrade],
     setHost: false,
-    lookup: loopbackAwareLookup as never,
+    lookup: (isLocalhost(call.hostname) ? localhostLookup(call.port, call.timeout) : loopbackAwareLookup) as never,
     rejectUnauthorized: call.tlsVerify,
     timeout: call.timeout,
   })
@@ -56,4 +58,18 @@ export function callUpgrade(call: UpgradeCall, handlers: UpgradeHandlers): Clien
   request.on('error', (err) => handlers.failed(err))
   request.end()
   return request
+}
+
+/** A lookup that answers `localhost` with the one loopback address the port answers on. */
+function localhostLookup(port: number, timeout: number) {
+  return (_hostname: string, options: LookupAllOptions, callback: (err: Error | null, address: string | LookupAddress[], family?: number) => void): void => {
+    localhostAddress(port, timeout).then(
+      (address) => {
+        const family = address.includes(':') ? 6 : 4
+        if (options.all) callback(null, [{ address, family }])
+        else callback(null, address, family)
+      },
+      (err: Error) => callback(err, ''),
+    )
+  }
 }
