@@ -30,7 +30,16 @@ export interface RequestHead {
    * hop-by-hop header the relay drops, so without this the agent could not tell.
    */
   hasBody: boolean
+  /**
+   * The relay's id for this request, also in its access log: the agent records the
+   * request under it, so the inspector and the relay's log name a request alike.
+   * Letters, digits, `_` and `-`, at most 64. A relay that has no ids leaves it out.
+   */
+  requestId?: string
 }
+
+/** The shape a relay's request id must have for the agent to use it. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 
 export interface ResponseHead {
   status: number
@@ -114,7 +123,8 @@ export function checkRequestHead(value: unknown): RequestHead {
     typeof h.remoteAddress !== 'string' || typeof h.remotePort !== 'number' ||
     (h.scheme !== 'http' && h.scheme !== 'https') || typeof h.tunnel !== 'string' ||
     typeof h.receivedAt !== 'number' || typeof h.upgrade !== 'boolean' ||
-    typeof h.expectContinue !== 'boolean' || typeof h.hasBody !== 'boolean'
+    typeof h.expectContinue !== 'boolean' || typeof h.hasBody !== 'boolean' ||
+    (h.requestId !== undefined && (typeof h.requestId !== 'string' || !REQUEST_ID_PATTERN.test(h.requestId)))
   ) fail('request head')
   return h
 }

@@ -28,6 +28,7 @@ export {
   getRawHeader,
   removeRawHeaders,
   stripHopByHop,
+  REQUEST_ID_PATTERN,
 } from './heads.js'
 export type { AssignedEndpoint, EndpointRequest, Hello, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
 

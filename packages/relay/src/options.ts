@@ -40,11 +40,15 @@ export interface RelayOptions {
   /** Ports to print in public URLs when a proxy or NAT maps them. Default: the listening ports. */
   publicHttpPort?: number
   publicHttpsPort?: number
+  /** `host:port` to serve Prometheus metrics at /metrics on; off when omitted. */
+  metricsAddr?: string
+  /** Access log: a file path, or `-` for stdout; off when omitted. */
+  accessLog?: string
   log?: LogFn
 }
 
-export type ResolvedRelayOptions = Required<Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort'>> &
-  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort'>
+type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog'
+export type ResolvedRelayOptions = Required<Omit<RelayOptions, OptionalOptions>> & Pick<RelayOptions, OptionalOptions>
 
 export const RELAY_DEFAULTS = {
   host: '0.0.0.0',
@@ -88,6 +92,8 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     maxStreamsPerAgent: options.maxStreamsPerAgent ?? RELAY_DEFAULTS.maxStreamsPerAgent,
     publicHttpPort: options.publicHttpPort,
     publicHttpsPort: options.publicHttpsPort,
+    metricsAddr: options.metricsAddr,
+    accessLog: options.accessLog,
     log: options.log ?? (() => {}),
   }
   if (resolved.httpPort === false && resolved.httpsPort === false) {

@@ -26,6 +26,9 @@ import { relayRequest, sendErrorPage } from './relay-request.js'
 import { relayUpgrade, sendRawErrorPage } from './relay-upgrade.js'
 import { loadTls, type RelayTls } from './tls.js'
 import { RelayError } from './errors.js'
+import { RelayEvents, RequestTracker, tokenIdOf } from './observe.js'
+import { createRelayMetrics, serveMetrics, type MetricsServer } from './metrics.js'
+import { openAccessLog, type AccessLog } from './access-log.js'
 
 export interface Relay {
   readonly domain: string
@@ -49,6 +52,10 @@ export interface Relay {
    * flight finish for up to `timeoutMs`, then close. True when none had to be cut.
    */
   drain(timeoutMs: number): Promise<boolean>
+  /** Agents, requests, handshakes as they happen; `emit('acme', …)` feeds the ACME metrics. */
+  readonly events: RelayEvents
+  /** Where Prometheus scrapes, with --metrics-addr. */
+  readonly metricsUrl: string | undefined
   close(): Promise<void>
 }
 
@@ -72,15 +79,20 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   }
 
   const ports: Partial<Record<'http' | 'https', number>> = {}
+  let metrics: MetricsServer | undefined
   try {
     for (const { server, scheme } of servers) {
       const port = scheme === 'http' ? (opts.httpPort as number) : (opts.httpsPort as number)
       ports[scheme] = await listen(server, opts.host, port)
     }
+    if (opts.metricsAddr !== undefined) metrics = await serveMetrics(createRelayMetrics(core.events, core), opts.metricsAddr)
   } catch (err) {
     await Promise.all(servers.map(({ server }) => closeServer(server)))
     throw err
   }
+  const accessLog: AccessLog | undefined = opts.accessLog
+    ? openAccessLog(opts.accessLog, core.events, (err) => opts.log('error', 'the access log cannot be written', { error: err.message }))
+    : undefined
   core.setPublicPorts(opts.publicHttpPort ?? ports.http, opts.publicHttpsPort ?? ports.https, tls !== undefined)
 
   const urlHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host
@@ -97,23 +109,20 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       return core.links.size
     },
     onlineNames: () => core.routes.names(),
-    openStreams: () => {
-      let n = 0
-      // The control stream of each admitted agent stays open for the link's life.
-      for (const link of core.links) n += link.session.streamCount - (link.hello ? 1 : 0)
-      return n
-    },
     drain: async (timeoutMs) => {
       const finished = await drain(core, servers.map(({ server }) => server), timeoutMs)
       core.closeAll()
       await Promise.all(servers.map(({ server }) => closeServer(server)))
-      await names.flush()
+      await Promise.all([names.flush(), metrics?.close(), accessLog?.close()])
       return finished
     },
+    openStreams: () => core.openStreams(),
+    events: core.events,
+    metricsUrl: metrics?.url,
     close: async () => {
       core.closeAll()
       await Promise.all(servers.map(({ server }) => closeServer(server)))
-      await names.flush()
+      await Promise.all([names.flush(), metrics?.close(), accessLog?.close()])
     },
   }
 }
@@ -172,6 +181,8 @@ class RelayCore {
   private readonly requestDone = (): void => {
     this.inFlight--
   }
+  readonly events = new RelayEvents()
+  private readonly requests = new RequestTracker(this.events)
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
@@ -181,6 +192,23 @@ class RelayCore {
     this.suffix = `.${opts.domain}`
     // A name whose agent is connected never expires.
     names.held = this.routes
+  }
+
+  openStreams(): number {
+    let n = 0
+    // The control stream of each admitted agent stays open for the link's life.
+    for (const link of this.links) n += link.session.streamCount - (link.hello ? 1 : 0)
+    return n
+  }
+
+  agentsByToken(): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const link of this.links) {
+      if (!link.owner || link.closed) continue
+      const token = tokenIdOf(link.owner)
+      counts.set(token, (counts.get(token) ?? 0) + 1)
+    }
+    return counts
   }
 
   setPublicPorts(http: number | undefined, https: number | undefined, tls: boolean): void {
@@ -211,6 +239,7 @@ class RelayCore {
     this.inFlight++
     res.once('close', this.requestDone)
     if (this.draining) res.shouldKeepAlive = false
+    const tracked = this.requests.begin(req, res, scheme, normalizeAddress(req.socket.remoteAddress ?? ''))
     const problem = hostProblem(req)
     if (problem) {
       res.shouldKeepAlive = false
@@ -218,18 +247,22 @@ class RelayCore {
     }
     const name = this.tunnelName(req.headers.host)
     if (name === undefined) return this.onOwnRequest(req, res)
+    tracked.name = name
     const link = this.routes.pick(name)
     if (!link) {
       const [code, detail] = this.missing(name)
       return sendErrorPage(req, res, code, detail)
     }
+    tracked.token = tokenIdOf(link.owner)
     let stream
     try {
       stream = link.openStream()
     } catch (err) {
       return sendErrorPage(req, res, openFailure(err), `the agent for ${name} cannot take a new request: ${(err as Error).message}`)
     }
-    relayRequest(req, res, stream, buildRequestHead(req, name, scheme, false), maxHeadMessageFor(this.opts.maxHeaderSize))
+    const head = buildRequestHead(req, name, scheme, false)
+    head.requestId = tracked.id
+    relayRequest(req, res, stream, head, maxHeadMessageFor(this.opts.maxHeaderSize))
   }
 
   private missing(name: string): [ErrorCode, string] {
@@ -301,6 +334,7 @@ class RelayCore {
     this.links.add(link)
     link.session.once('close', (err?: Error) => {
       this.links.delete(link)
+      if (link.owner) this.events.emit('agent:disconnected', { remote, token: tokenIdOf(link.owner), names: link.endpoints.map((e) => e.name) })
       for (const endpoint of link.endpoints) {
         if (this.routes.remove(endpoint.name, link)) this.names.release(endpoint.name)
       }
@@ -317,6 +351,7 @@ class RelayCore {
       if (preAuth <= PRE_AUTH_BYTES) return
       socket.off('data', countPreAuth)
       this.opts.log('warn', 'handshake failed', { remote, code: 'GW_ERR_HANDSHAKE_TOO_LARGE', error: `more than ${PRE_AUTH_BYTES} bytes before the hello` })
+      this.events.emit('handshake:failed', { remote, code: 'GW_ERR_HANDSHAKE_TOO_LARGE' })
       link.close(new HandshakeError('GW_ERR_HANDSHAKE_TOO_LARGE', `the agent sent more than ${PRE_AUTH_BYTES} bytes before its handshake completed`))
       socket.destroy()
     }
@@ -329,6 +364,7 @@ class RelayCore {
       (err: Error) => {
         const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_MESSAGE_MALFORMED'
         this.opts.log('warn', 'handshake failed', { remote, code, error: err.message })
+        this.events.emit('handshake:failed', { remote, code })
         link.refuse(code, err.message)
       },
     )
@@ -346,6 +382,7 @@ class RelayCore {
           ? 'the authtoken is not valid on this relay; check it with `gw config check`, or ask the relay operator for one'
           : 'this relay requires an authtoken; give --authtoken, set GW_AUTHTOKEN, or run `gw config add-authtoken <token>`'
         this.opts.log('warn', 'agent refused', { remote: link.remoteAddress, code })
+        this.events.emit('handshake:failed', { remote: link.remoteAddress, code })
         return link.refuse(code, message)
       }
       owner = `token:${digest.toString('hex')}`
@@ -370,6 +407,7 @@ class RelayCore {
     } catch (err) {
       const e = err as GwError
       this.opts.log('warn', 'agent refused', { remote: link.remoteAddress, code: e.code, error: e.message })
+      this.events.emit('handshake:failed', { remote: link.remoteAddress, code: e.code ?? 'GW_ERR_NAME_INVALID' })
       return link.refuse(e.code ?? 'GW_ERR_NAME_INVALID', e.message)
     }
 
@@ -387,6 +425,7 @@ class RelayCore {
     }
     link.welcome(assigned, this.opts.heartbeatTimeout)
     this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
+    this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: assigned.map((e) => e.name) })
   }
 
   /**

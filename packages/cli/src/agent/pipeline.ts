@@ -64,7 +64,7 @@ function serve(stream: Duplex, reader: MessageReader, head: RequestHead, runtime
     return
   }
   const recorder = runtime.record
-    ? new Recorder(runtime.events, { id: runtime.nextId(), tunnel: endpoint.name, head, ...(options.replayOf ? { replayOf: options.replayOf } : {}), websocket: head.upgrade })
+    ? new Recorder(runtime.events, { id: (!options.replayOf && head.requestId) || runtime.nextId(), tunnel: endpoint.name, head, ...(options.replayOf ? { replayOf: options.replayOf } : {}), websocket: head.upgrade })
     : undefined
   const ctx = new RequestContext(stream, reader, head, endpoint, runtime, recorder, options.onFinish)
   // Most requests have no body: read the END that closes it, with no Readable to build.

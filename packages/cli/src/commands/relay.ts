@@ -35,6 +35,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'heartbeat-timeout': Flags.integer({ description: 'seconds without a heartbeat answer before an agent counts as gone', default: RELAY_DEFAULTS.heartbeatTimeout / 1000, min: 1 }),
     'public-http-port': Flags.integer({ description: 'HTTP port to print in public URLs, when a proxy maps it' }),
     'public-https-port': Flags.integer({ description: 'HTTPS port to print in public URLs, when a proxy maps it' }),
+    'metrics-addr': Flags.string({ description: 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464', env: 'GW_RELAY_METRICS_ADDR' }),
+    'access-log': Flags.string({ description: 'write one JSON line per request to this file (- for stdout)' }),
     'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
     'drain-timeout': Flags.integer({ description: 'on SIGTERM or Ctrl-C, seconds the requests in flight get to finish (a second signal stops at once)', default: 30, min: 0 }),
   }
@@ -61,6 +63,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         heartbeatTimeout: flags['heartbeat-timeout'] * 1000,
         ...(flags['public-http-port'] ? { publicHttpPort: flags['public-http-port'] } : {}),
         ...(flags['public-https-port'] ? { publicHttpsPort: flags['public-https-port'] } : {}),
+        ...(flags['metrics-addr'] !== undefined ? { metricsAddr: flags['metrics-addr'] } : {}),
+        ...(flags['access-log'] ? { accessLog: flags['access-log'] } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
       })
       logger.log('info', 'relay started', {
@@ -70,6 +74,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         https_port: relay.httpsPort,
         agent_path: AGENT_PATH,
         ca: relay.caCertPath,
+        ...(relay.metricsUrl ? { metrics: relay.metricsUrl } : {}),
       })
       if (relay.caCertPath && !flags['tls-cert']) {
         logger.log('info', 'using a generated certificate; agents and clients trust it with this file', { ca: relay.caCertPath })
