@@ -67,6 +67,13 @@ export class AgentLink {
       }, timeoutMs)
       const onStream = (s: Stream): void => {
         cleanup()
+        // Both now, in the 'stream' event, not after the await: the frames after the
+        // SYN may be in the same chunk, and a bad one among them tears the session down
+        // (erroring this stream) before any microtask runs.
+        s.on('error', () => {}) // errors surface through the session's 'close'
+        // The agent opens one stream, the control stream; requests are opened by the relay.
+        // Any other stream it opens is reset at once instead of waiting in the backlog.
+        this.session.on('stream', refuseStream)
         resolve(s)
       }
       const onClose = (err?: Error): void => {
@@ -82,10 +89,6 @@ export class AgentLink {
       this.session.on('close', onClose)
     })
     this.control = control
-    control.on('error', () => {}) // errors surface through the session's 'close'
-    // The agent opens one stream, the control stream; requests are opened by the relay.
-    // Any other stream it opens is reset at once instead of waiting in the backlog.
-    this.session.on('stream', refuseStream)
     const reader = new MessageReader(control, { maxMessageSize: LINK_DEFAULTS.maxControlMessage })
     const hello = await Promise.race([
       reader.nextJson(MessageType.HELLO, 'hello', checkHello),
