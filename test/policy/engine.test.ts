@@ -69,7 +69,7 @@ test('ngrok variables and macros', async () => {
     "!inCidrRange(conn.client_ip, '192.168.0.0/16')",
     "inCidrRanges(conn.client_ip, ['1.0.0.0/8', '10.1.0.0/16'])",
     "conn.client_ip.isPrivateIp()",
-    "time.now > timestamp('2020-01-01T00:00:00Z')",
+    "timestamp(time.now) > timestamp('2020-01-01T00:00:00Z')",
     "size(req.url.path) > 2 && req.url.path.matches('^/a')",
   ]
   const doc = { on_http_request: [{ expressions, actions: [{ type: 'custom-response', config: { status_code: 200, body: 'all matched' } }] }] }

@@ -13,6 +13,8 @@ export function makeRequest(init: Partial<Omit<PolicyRequest, 'body'>> & { body?
     scheme: init.scheme ?? 'https',
     clientIp: init.clientIp ?? '203.0.113.7',
     clientPort: init.clientPort ?? 51000,
+    receivedAt: init.receivedAt ?? Date.now(),
+    ...(init.connectedAt !== undefined ? { connectedAt: init.connectedAt } : {}),
     body,
   }
 }

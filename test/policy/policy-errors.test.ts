@@ -94,11 +94,11 @@ test('expressions: syntax, unknown variables and fields, non-boolean rules, inte
 
   err = inFile(`on_http_request:\n  - expressions:\n      - "req.path == '/x'"\n    actions: [{type: deny}]\n`)
   assert.match(err.message, /:3:9: on_http_request\[0\]\.expressions\[0\]: invalid CEL expression .*No such key: path/)
-  assert.deepEqual(err.allowed, ['method', 'host', 'version', 'url', 'headers', 'cookies', 'content_type', 'content_length', 'user_agent'])
+  assert.deepEqual(err.allowed, ['method', 'host', 'version', 'url', 'headers', 'cookies', 'content_type', 'content_encoding', 'content_length', 'user_agent', 'ts'])
 
   err = inFile(`on_http_request:\n  - expressions: ["request.method == 'GET'"]\n    actions: [{type: deny}]\n`)
   assert.match(err.message, /invalid CEL expression .*Unknown variable: request/)
-  assert.match(err.message, /; allowed values: req, conn, res, time, endpoint, actions, vars$/)
+  assert.match(err.message, /; allowed values: req, conn, res, time, endpoint, rand, actions, vars$/)
 
   err = inFile(`on_http_request:\n  - expressions: ["req.url.path"]\n    actions: [{type: deny}]\n`)
   assert.match(err.message, /expressions\[0\]: invalid CEL expression "req\.url\.path": must be a boolean expression, but its type is string/)

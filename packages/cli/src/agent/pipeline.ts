@@ -130,6 +130,7 @@ async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<v
     scheme: head.scheme,
     clientIp: head.remoteAddress,
     clientPort: head.remotePort,
+    receivedAt: head.receivedAt,
     body: body ?? emptyBody(),
   }
   const originalBody = req.body

@@ -5,13 +5,22 @@
  * ngrok's macros. Expressions are parsed and type-checked once, at compile time; at
  * request time evaluation is a call to a prebuilt closure.
  *
+ * Before checking, an expression's source is rewritten (cel-rewrite.ts) so that ngrok's
+ * string-with-fields values (`req.url`, `req.user_agent`…) and RE2 `matches()` work.
+ *
  * Macros such as `hasReqHeader('x')` need the current request, but CEL functions only
  * get their arguments. Evaluation is synchronous, so the request being evaluated sits in
  * a module slot for the duration of the call.
  */
 import { Environment } from '@marcbachmann/cel-js'
 import { cachedCidrSet, isPrivateIp } from './cidr.js'
-import { ConnVars, EndpointVars, EvalRoot, RequestVars, ResponseVars, TimeVars, UrlVars } from './variables.js'
+import { MATCHES_ALIAS, originalMessage, rewriteExpression, STRING_FIELD, type StringLike } from './cel-rewrite.js'
+import { compileRe2, re2Matches, Re2SyntaxError } from './re2.js'
+import { UserAgentVars } from './user-agent.js'
+import {
+  ConnTsVars, ConnVars, ContentTypeVars, CookieVars, EndpointVars, EvalRoot, RandVars, RequestTsVars, RequestVars,
+  ResponseVars, TimeVars, UrlVars,
+} from './variables.js'
 
 let current: EvalRoot | undefined
 
@@ -24,32 +33,71 @@ function inCidrRange(ip: string, cidr: string): boolean {
   return cachedCidrSet(cidr)?.has(ip) ?? false
 }
 
+/** ngrok's `rand.int(min, max)`: a whole number in [min, max]. */
+function randInt(min: bigint, max: bigint): bigint {
+  if (max < min) throw new Error(`rand.int: max (${max}) is below min (${min})`)
+  const span = Number(max - min) + 1
+  return min + BigInt(Math.floor(Math.random() * span))
+}
+
+const URL_FIELDS = ['scheme', 'host', 'port', 'path', 'raw_path', 'query', 'query_params', 'raw', 'authority', 'uri', 'user_password']
+const USER_AGENT_FIELDS = ['name', 'version', 'os', 'os_version', 'device', 'is_mobile', 'is_tablet', 'is_desktop', 'is_bot', 'url']
+const CONTENT_TYPE_FIELDS = ['raw', 'parameters']
+
+/** The values that are a string and have fields beside it (cel-rewrite.ts). */
+const STRING_LIKES: readonly StringLike[] = [
+  { path: 'req.url' },
+  { path: 'req.user_agent' },
+  { path: 'req.content_type' },
+  { call: 'getReqCookie', asString: 'value' },
+]
+
 const env = new Environment({ homogeneousAggregateLiterals: false })
   .registerType('gw.Url', {
     ctor: UrlVars,
     fields: {
       scheme: 'string', host: 'string', port: 'int', path: 'string', raw_path: 'string', query: 'string',
-      query_params: 'map<string, list<string>>', raw: 'string', authority: 'string',
+      query_params: 'map<string, list<string>>', raw: 'string', authority: 'string', uri: 'string', user_password: 'string',
+      [STRING_FIELD]: 'string',
     },
   })
+  .registerType('gw.UserAgent', {
+    ctor: UserAgentVars,
+    fields: {
+      name: 'string', version: 'string', os: 'string', os_version: 'string', device: 'string', is_mobile: 'bool',
+      is_tablet: 'bool', is_desktop: 'bool', is_bot: 'bool', url: 'string', [STRING_FIELD]: 'string',
+    },
+  })
+  .registerType('gw.ContentType', { ctor: ContentTypeVars, fields: { raw: 'string', parameters: 'map<string, string>', [STRING_FIELD]: 'string' } })
+  .registerType('gw.Cookie', { ctor: CookieVars, fields: { name: 'string', value: 'string' } })
+  .registerType('gw.RequestTs', { ctor: RequestTsVars, fields: { header_received: 'google.protobuf.Timestamp' } })
+  .registerType('gw.ConnTs', { ctor: ConnTsVars, fields: { start: 'google.protobuf.Timestamp' } })
   .registerType('gw.Request', {
     ctor: RequestVars,
     fields: {
       method: 'string', host: 'string', version: 'string', url: 'gw.Url', headers: 'map<string, list<string>>',
-      cookies: 'map<string, list<string>>', content_type: 'string', content_length: 'int', user_agent: 'string',
+      cookies: 'map<string, list<gw.Cookie>>', content_type: 'gw.ContentType', content_encoding: 'list<string>',
+      content_length: 'int', user_agent: 'gw.UserAgent', ts: 'gw.RequestTs',
     },
   })
-  .registerType('gw.Conn', { ctor: ConnVars, fields: { client_ip: 'string', client_port: 'int' } })
+  .registerType('gw.Conn', { ctor: ConnVars, fields: { client_ip: 'string', client_port: 'int', ts: 'gw.ConnTs' } })
   .registerType('gw.Response', { ctor: ResponseVars, fields: { status_code: 'int', headers: 'map<string, list<string>>' } })
-  .registerType('gw.Time', { ctor: TimeVars, fields: { now: 'google.protobuf.Timestamp' } })
+  .registerType('gw.Time', { ctor: TimeVars, fields: { now: 'string' } })
   .registerType('gw.Endpoint', { ctor: EndpointVars, fields: { id: 'string', name: 'string', scheme: 'string', host: 'string', url: 'string' } })
+  .registerType('gw.Rand', { ctor: RandVars, fields: {} })
   .registerVariable('req', 'gw.Request')
   .registerVariable('conn', 'gw.Conn')
   .registerVariable('res', 'gw.Response')
   .registerVariable('time', 'gw.Time')
   .registerVariable('endpoint', 'gw.Endpoint')
+  .registerVariable('rand', 'gw.Rand')
   .registerVariable('actions', 'map<string, dyn>')
   .registerVariable('vars', 'map<string, dyn>')
+  .registerFunction(`string.${MATCHES_ALIAS}(string): bool`, re2Matches)
+  .registerFunction(`${MATCHES_ALIAS}(string, string): bool`, re2Matches)
+  .registerFunction('gw.Rand.double(): double', () => Math.random())
+  .registerFunction('gw.Rand.int(): int', () => randInt(0n, 1n))
+  .registerFunction('gw.Rand.int(int, int): int', (_r: RandVars, min: bigint, max: bigint) => randInt(min, max))
   .registerFunction('inCidrRange(string, string): bool', inCidrRange)
   .registerFunction('inCidrRanges(string, list<string>): bool', (ip: string, cidrs: string[]) =>
     cidrs.some((c) => inCidrRange(ip, c)))
@@ -59,20 +107,26 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
   .registerFunction('hasResHeader(string): bool', (name: string) => currentRoot().res.headers[name.toLowerCase()] !== undefined)
   .registerFunction('getResHeader(string): list<string>', (name: string) => currentRoot().res.headers[name.toLowerCase()] ?? [])
   .registerFunction('getQueryParam(string): list<string>', (name: string) => currentRoot().req.url.query_params[name] ?? [])
-  .registerFunction('getReqCookie(string): string', (name: string) => currentRoot().req.cookies[name]?.[0] ?? '')
+  .registerFunction('hasQueryParam(string): bool', (name: string) => currentRoot().req.url.query_params[name] !== undefined)
+  .registerFunction('hasReqCookie(string): bool', (name: string) => currentRoot().req.cookies[name] !== undefined)
+  // ngrok's getReqCookie returns the cookie; a missing one is a cookie with an empty value.
+  .registerFunction('getReqCookie(string): gw.Cookie', (name: string) => currentRoot().req.cookies[name]?.[0] ?? new CookieVars(name, ''))
 
 export type CompiledExpression = (root: EvalRoot) => unknown
 
-const URL_FIELDS = ['scheme', 'host', 'port', 'path', 'raw_path', 'query', 'query_params', 'raw', 'authority']
-const FIELDS: Record<string, string[]> = {
-  req: ['method', 'host', 'version', 'url', 'headers', 'cookies', 'content_type', 'content_length', 'user_agent'],
+const FIELDS: Record<string, readonly string[]> = {
+  req: ['method', 'host', 'version', 'url', 'headers', 'cookies', 'content_type', 'content_encoding', 'content_length', 'user_agent', 'ts'],
   'req.url': URL_FIELDS,
-  conn: ['client_ip', 'client_port'],
+  'req.user_agent': USER_AGENT_FIELDS,
+  'req.content_type': CONTENT_TYPE_FIELDS,
+  'req.ts': ['header_received'],
+  conn: ['client_ip', 'client_port', 'ts'],
+  'conn.ts': ['start'],
   res: ['status_code', 'headers'],
   time: ['now'],
   endpoint: ['id', 'name', 'scheme', 'host', 'url'],
 }
-export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'actions', 'vars']
+export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'rand', 'actions', 'vars']
 
 /** Why an expression does not compile, with the offset of the problem in the expression. */
 export class ExpressionError extends Error {
@@ -98,18 +152,21 @@ function allowedNames(source: string, message: string, offset: number): readonly
  * Parse and type-check once. `expectBool` is for rule expressions, which must be
  * boolean; interpolations and bucket keys may be of any type.
  */
-export function compileExpression(source: string, expectBool: boolean): CompiledExpression {
-  const checked = env.check(source)
-  if (!checked.valid) {
-    const err = checked.error as { summary?: string; message: string; range?: { start: number } }
-    const message = err.summary ?? err.message.split('\n')[0]!
-    const offset = err.range?.start ?? 0
-    throw new ExpressionError(message, offset, allowedNames(source, message, offset))
+export function compileExpression(original: string, expectBool: boolean): CompiledExpression {
+  let parsed: { ast: unknown }
+  try {
+    parsed = env.parse(original) as unknown as { ast: unknown }
+  } catch {
+    throw checkError(original, env.check(original), (o) => o)
   }
+  const { source, originalOffset } = rewriteExpression(original, parsed.ast, STRING_LIKES)
+  const checked = env.check(source)
+  if (!checked.valid) throw checkError(source, checked, originalOffset)
   if (expectBool && checked.type !== 'bool' && checked.type !== 'dyn') {
     throw new ExpressionError(`must be a boolean expression, but its type is ${checked.type}`, 0)
   }
-  const fn = env.parse(source) as unknown as (ctx: unknown) => unknown
+  const fn = env.parse(source) as unknown as ((ctx: unknown) => unknown) & { ast: unknown }
+  checkLiteralPatterns(fn.ast, originalOffset)
   return function evaluateExpression(root: EvalRoot): unknown {
     const previous = current
     current = root
@@ -119,6 +176,41 @@ export function compileExpression(source: string, expectBool: boolean): Compiled
       current = previous
     }
   }
+}
+
+function checkError(source: string, checked: { error?: unknown }, originalOffset: (o: number) => number): ExpressionError {
+  const err = checked.error as { summary?: string; message: string; range?: { start: number } }
+  let message = originalMessage(err.summary ?? err.message.split('\n')[0]!)
+  const offset = err.range?.start ?? 0
+  // ngrok's time.now is a string; gw's was a timestamp before it followed ngrok.
+  if (/time\.now/.test(source) && message.includes("overload for 'string.get")) {
+    message += ' (time.now is an RFC 3339 string, as in ngrok: use timestamp(time.now))'
+  }
+  return new ExpressionError(message, originalOffset(offset), allowedNames(source, message, offset))
+}
+
+/** A `matches()` pattern written in the policy is compiled as RE2 now, so a bad one fails at load. */
+function checkLiteralPatterns(ast: unknown, originalOffset: (o: number) => number): void {
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit)
+    if (typeof node !== 'object' || node === null || typeof (node as { op?: unknown }).op !== 'string') return
+    const n = node as { op: string; args: unknown }
+    const args = n.args as unknown[]
+    if ((n.op === 'rcall' || n.op === 'call') && args[0] === MATCHES_ALIAS) {
+      const patternNode = (n.op === 'rcall' ? (args[2] as unknown[])[0] : (args[1] as unknown[])[1]) as
+        { op?: string; args?: unknown; start?: number } | undefined
+      if (patternNode?.op === 'value' && typeof patternNode.args === 'string') {
+        try {
+          compileRe2(patternNode.args)
+        } catch (err) {
+          if (err instanceof Re2SyntaxError) throw new ExpressionError(`matches(): ${err.message}`, originalOffset(patternNode.start ?? 0))
+          throw err
+        }
+      }
+    }
+    visit(n.args)
+  }
+  visit(ast)
 }
 
 /** A rule expression: an evaluation error counts as no match (ngrok does the same). */

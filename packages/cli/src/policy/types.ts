@@ -18,6 +18,13 @@ export interface PolicyRequest {
   scheme: 'http' | 'https'
   clientIp: string
   clientPort: number
+  /** Epoch ms when the relay had the whole request head: `req.ts.header_received`. */
+  receivedAt: number
+  /**
+   * Epoch ms when the relay accepted the client's connection: `conn.ts.start`. A relay
+   * that does not say (an older one) leaves it out, and `receivedAt` stands in.
+   */
+  connectedAt?: number
   /**
    * Streamed. An action that must read it (validate-request, transform-body, soap,
    * verify-webhook) reads it with a size cap (413 above) and replaces it.

@@ -11,6 +11,7 @@
  */
 import { headersToMap } from './headers.js'
 import type { PolicyRequest, PolicyResponse } from './types.js'
+import { UserAgentVars } from './user-agent.js'
 
 export class UrlVars {
   private readonly request: PolicyRequest
@@ -71,6 +72,18 @@ export class UrlVars {
   get authority(): string {
     return this.request.host
   }
+  /** Path and query: `req.url.uri`. */
+  get uri(): string {
+    return this.target
+  }
+  /** A request-target never carries `user:password@`. */
+  get user_password(): string {
+    return ''
+  }
+  /** What `req.url` is as a string (see cel-rewrite.ts): the whole URL, as in ngrok. */
+  get _gw_s(): string {
+    return this.raw
+  }
   toString(): string {
     return this.raw
   }
@@ -86,6 +99,7 @@ export class RequestVars {
   private headerMap: Record<string, string[]> | undefined
   private headerSource: string[] | undefined
   private headerLength = 0
+  private userAgent: UserAgentVars | undefined
 
   constructor(request: PolicyRequest) {
     this.request = request
@@ -115,29 +129,38 @@ export class RequestVars {
     }
     return this.headerMap
   }
-  get cookies(): Record<string, string[]> {
-    const out = Object.create(null) as Record<string, string[]>
+  /** ngrok's `map[string][]cookie`: `req.cookies['sid'][0].value`, in Cookie-header order. */
+  get cookies(): Record<string, CookieVars[]> {
+    const out = Object.create(null) as Record<string, CookieVars[]>
     for (const line of this.headers['cookie'] ?? []) {
       for (const part of line.split(';')) {
         const eq = part.indexOf('=')
         if (eq <= 0) continue
         const k = part.slice(0, eq).trim()
         const v = part.slice(eq + 1).trim()
-        ;(out[k] ??= []).push(v)
+        ;(out[k] ??= []).push(new CookieVars(k, v))
       }
     }
     return out
   }
-  get content_type(): string {
-    return this.headers['content-type']?.[0] ?? ''
+  get content_type(): ContentTypeVars {
+    return new ContentTypeVars(this.headers['content-type']?.[0] ?? '')
+  }
+  get content_encoding(): string[] {
+    return (this.headers['content-encoding'] ?? []).flatMap((v) => v.split(',').map((e) => e.trim()).filter(Boolean))
+  }
+  get ts(): RequestTsVars {
+    return new RequestTsVars(this.request)
   }
   get content_length(): bigint {
     const v = this.headers['content-length']?.[0]
     const n = v === undefined ? -1 : Number(v)
     return BigInt(Number.isSafeInteger(n) ? n : -1)
   }
-  get user_agent(): string {
-    return this.headers['user-agent']?.[0] ?? ''
+  get user_agent(): UserAgentVars {
+    const header = this.headers['user-agent']?.[0] ?? ''
+    if (this.userAgent?._gw_s !== header) this.userAgent = new UserAgentVars(header)
+    return this.userAgent
   }
   /** `${req}` in a template: the request line's parts, never its headers or cookies. */
   toJSON(): Record<string, string> {
@@ -155,6 +178,9 @@ export class ConnVars {
   }
   get client_port(): bigint {
     return BigInt(this.request.clientPort)
+  }
+  get ts(): ConnTsVars {
+    return new ConnTsVars(this.request)
   }
   toJSON(): Record<string, string | number> {
     return { client_ip: this.client_ip, client_port: this.request.clientPort }
@@ -215,15 +241,82 @@ export class EndpointVars {
   }
 }
 
+/** A cookie of `req.cookies` or `getReqCookie()`; as a string it is its value. */
+export class CookieVars {
+  readonly name: string
+  readonly value: string
+  constructor(name: string, value: string) {
+    this.name = name
+    this.value = value
+  }
+  toJSON(): Record<string, string> {
+    return { name: this.name, value: this.value }
+  }
+}
+
+/** `req.content_type`: as a string the media type; `.raw` the header, `.parameters` its parameters. */
+export class ContentTypeVars {
+  readonly raw: string
+  constructor(raw: string) {
+    this.raw = raw
+  }
+  get _gw_s(): string {
+    const semi = this.raw.indexOf(';')
+    return (semi === -1 ? this.raw : this.raw.slice(0, semi)).trim().toLowerCase()
+  }
+  get parameters(): Record<string, string> {
+    const out = Object.create(null) as Record<string, string>
+    for (const part of this.raw.split(';').slice(1)) {
+      const eq = part.indexOf('=')
+      if (eq <= 0) continue
+      let v = part.slice(eq + 1).trim()
+      if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1).replace(/\\(.)/g, '$1')
+      out[part.slice(0, eq).trim().toLowerCase()] = v
+    }
+    return out
+  }
+  toJSON(): string {
+    return this._gw_s
+  }
+}
+
+/** `req.ts.header_received`: when the relay had the whole request head. */
+export class RequestTsVars {
+  private readonly request: PolicyRequest
+  constructor(request: PolicyRequest) {
+    this.request = request
+  }
+  get header_received(): Date {
+    return new Date(this.request.receivedAt)
+  }
+}
+
+/** `conn.ts.start`: when the client's connection to the relay was accepted. */
+export class ConnTsVars {
+  private readonly request: PolicyRequest
+  constructor(request: PolicyRequest) {
+    this.request = request
+  }
+  get start(): Date {
+    return new Date(this.request.connectedAt ?? this.request.receivedAt)
+  }
+}
+
+/** `time.now`: ngrok's RFC 3339 string (UTC); `timestamp(time.now)` makes it a timestamp. */
 export class TimeVars {
   private readonly clock: () => number
   constructor(clock: () => number) {
     this.clock = clock
   }
-  get now(): Date {
-    return new Date(this.clock())
+  get now(): string {
+    // Go's time.RFC3339, which ngrok writes: whole seconds, `Z`.
+    return new Date(this.clock()).toISOString().replace(/\.\d+Z$/, 'Z')
   }
 }
+
+/** `rand.double()`, `rand.int(min, max)`: the functions are registered on this type in cel.ts. */
+export class RandVars {}
+const RAND = new RandVars()
 
 /** The root object every expression of one request evaluates against. */
 export interface EvalState {
@@ -273,6 +366,9 @@ export class EvalRoot {
   }
   get endpoint(): EndpointVars {
     return new EndpointVars(this.request, this.endpointName)
+  }
+  get rand(): RandVars {
+    return RAND
   }
 }
 
