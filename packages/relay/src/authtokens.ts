@@ -20,6 +20,9 @@ export interface TokenStore {
   readonly size: number
   /** The digest of a valid token, or undefined. Checks every entry, always. */
   verify(token: string): Buffer | undefined
+  /** Whether a digest is one of the store's (for a reload: is this agent's token still valid). */
+  hasDigest(digest: Buffer): boolean
+  digests(): Buffer[]
 }
 
 export function parseTokensFile(path: string): Buffer[] {
@@ -56,5 +59,13 @@ export function createTokenStore(tokens: string[], digests: Buffer[] = []): Toke
       }
       return match
     },
+    hasDigest(digest: Buffer): boolean {
+      let found = false
+      for (const candidate of all) {
+        if (candidate.length === digest.length && timingSafeEqual(candidate, digest)) found = true
+      }
+      return found
+    },
+    digests: () => [...all],
   }
 }

@@ -14,6 +14,7 @@ export const RelayErrorCodes = {
   GW_ERR_RELAY_LISTEN: { status: 500, message: 'the relay could not listen on its address' },
   GW_ERR_RELAY_OPTION_INVALID: { status: 400, message: 'a relay option (flag or setting) is not valid' },
   GW_ERR_RELAY_TOKENS_FILE: { status: 400, message: 'the authtokens file could not be read or has a bad line' },
+  GW_ERR_RELAY_CONFIG: { status: 400, message: 'the relay config file is not valid' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type RelayErrorCode = keyof typeof RelayErrorCodes

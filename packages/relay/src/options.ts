@@ -5,6 +5,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { isLoopbackHost, LINK_DEFAULTS } from '@gw/protocol'
 import { RelayError } from './errors.js'
+import type { TokenEntry, TokenLimits } from './access.js'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
@@ -20,6 +21,10 @@ export interface RelayOptions {
   authtokens?: string[]
   /** Digests of tokens (from a tokens file). */
   tokenDigests?: Buffer[]
+  /** Tokens from a config file, with reserved names, TCP ports and limits; `Relay.reload` replaces them. */
+  tokens?: TokenEntry[]
+  /** Default limits of every token (a token's own limits override them). */
+  limits?: TokenLimits
   allowAnonymous?: boolean
   /** Certificates, names and the CA are kept here. */
   stateDir?: string
@@ -80,6 +85,8 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     domain,
     authtokens: options.authtokens ?? [],
     tokenDigests: options.tokenDigests ?? [],
+    tokens: options.tokens ?? [],
+    limits: options.limits ?? {},
     allowAnonymous: options.allowAnonymous ?? false,
     stateDir: options.stateDir ?? defaultStateDir(),
     tlsCert: options.tlsCert,
@@ -99,7 +106,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   if (resolved.httpPort === false && resolved.httpsPort === false) {
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'both HTTP and HTTPS are turned off; give --http-port or --https-port')
   }
-  const hasTokens = resolved.authtokens.length > 0 || resolved.tokenDigests.length > 0
+  const hasTokens = resolved.authtokens.length > 0 || resolved.tokenDigests.length > 0 || resolved.tokens.length > 0
   if (!hasTokens && !resolved.allowAnonymous && !isLoopbackHost(resolved.host)) {
     throw new RelayError(
       'GW_ERR_RELAY_NO_AUTHTOKENS',

@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello, LINK_DEFAULTS, maxHeadMessageFor } from '@gw/protocol'
-import { createTokenStore, type TokenStore } from './authtokens.js'
+import { AccessControl, type TokenEntry, type TokenLimits } from './access.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
 import { hostProblem } from './host-header.js'
@@ -56,12 +56,27 @@ export interface Relay {
   readonly events: RelayEvents
   /** Where Prometheus scrapes, with --metrics-addr. */
   readonly metricsUrl: string | undefined
+  /**
+   * Swap in new tokens, limits and (with cert and key) the TLS certificate without
+   * dropping a connection; the agents of a token no longer listed are told
+   * GW_ERR_AUTH_REVOKED and disconnected. Throws, changing nothing, when the certificate does not load.
+   */
+  reload(update: RelayReload): Promise<void>
+  /** Open the access log file again (after logrotate). */
+  reopenLogs(): void
   close(): Promise<void>
+}
+
+export interface RelayReload {
+  tokens: TokenEntry[]
+  limits: TokenLimits
+  tlsCert?: string
+  tlsKey?: string
 }
 
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const opts = resolveRelayOptions(options)
-  const tokens = createTokenStore(opts.authtokens, opts.tokenDigests)
+  const access = new AccessControl(opts.authtokens, opts.tokenDigests, opts.tokens, opts.limits)
   const names = new NameRegistry(opts.stateDir)
   const tls = opts.httpsPort === false ? undefined : await loadTls({
     stateDir: opts.stateDir,
@@ -69,13 +84,15 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ...(opts.tlsCert ? { certPath: opts.tlsCert } : {}),
     ...(opts.tlsKey ? { keyPath: opts.tlsKey } : {}),
   })
-  const core = new RelayCore(opts, tokens, names)
+  const core = new RelayCore(opts, access, names)
 
   const servers: Array<{ server: Server; scheme: 'http' | 'https' }> = []
+  let httpsServer: ReturnType<typeof createHttpsServer> | undefined
   if (opts.httpPort !== false) servers.push({ server: core.attach(createHttpServer(serverOptions(opts)), 'http'), scheme: 'http' })
   if (tls) {
     const server = createHttpsServer({ ...serverOptions(opts), key: tls.key, cert: tls.cert, ...(tls.SNICallback ? { SNICallback: tls.SNICallback } : {}) })
     servers.push({ server: core.attach(server, 'https'), scheme: 'https' })
+    httpsServer = server
   }
 
   const ports: Partial<Record<'http' | 'https', number>> = {}
@@ -119,7 +136,17 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     openStreams: () => core.openStreams(),
     events: core.events,
     metricsUrl: metrics?.url,
+    reload: async (update) => {
+      if (httpsServer && update.tlsCert && update.tlsKey) {
+        const next = await loadTls({ stateDir: opts.stateDir, domain: opts.domain, certPath: update.tlsCert, keyPath: update.tlsKey })
+        httpsServer.setSecureContext({ key: next.key, cert: next.cert })
+      }
+      access.replace(update.tokens, update.limits)
+      core.revokeRemovedTokens()
+    },
+    reopenLogs: () => accessLog?.reopen(),
     close: async () => {
+      access.close()
       core.closeAll()
       await Promise.all(servers.map(({ server }) => closeServer(server)))
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close()])
@@ -186,7 +213,7 @@ class RelayCore {
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
-    private readonly tokens: TokenStore,
+    readonly access: AccessControl,
     private readonly names: NameRegistry,
   ) {
     this.suffix = `.${opts.domain}`
@@ -254,6 +281,14 @@ class RelayCore {
       return sendErrorPage(req, res, code, detail)
     }
     tracked.token = tokenIdOf(link.owner)
+    const gate = this.access.startRequest(link.owner)
+    if (!gate.ok) {
+      this.events.emit('limit:hit', { token: tracked.token, limit: gate.code === 'GW_ERR_RATE_LIMITED' ? 'rps' : 'streams' })
+      if (gate.retryAfter !== undefined) res.setHeader('retry-after', String(gate.retryAfter))
+      return sendErrorPage(req, res, gate.code, gate.detail)
+    }
+    res.once('close', gate.release)
+    this.access.throttleResponse(link.owner, res)
     let stream
     try {
       stream = link.openStream()
@@ -372,10 +407,10 @@ class RelayCore {
 
   private admit(link: AgentLink, hello: Hello): void {
     let owner: string
-    if (this.tokens.anonymous) {
+    if (this.access.anonymous) {
       owner = `agent:${createHash('sha256').update(hello.agentId).digest('hex')}`
     } else {
-      const digest = this.tokens.verify(hello.authtoken)
+      const digest = this.access.verify(hello.authtoken)
       if (!digest) {
         const code = hello.authtoken ? 'GW_ERR_AUTH_INVALID' : 'GW_ERR_AUTH_REQUIRED'
         const message = hello.authtoken
@@ -390,12 +425,14 @@ class RelayCore {
 
     const assigned: AssignedEndpoint[] = []
     try {
+      this.checkTunnels(owner, hello)
       const seen = new Set<string>()
       for (const endpoint of hello.endpoints) {
         let name: string
         const asked = endpoint.host !== undefined ? this.nameInDomain(endpoint.host) : endpoint.name
         if (asked) {
           name = checkName(asked)
+          this.access.checkName(name, owner)
           if (seen.has(name)) throw new HandshakeError('GW_ERR_NAME_TAKEN', `the name "${name}" is requested twice`)
           this.names.claim(name, owner)
         } else {
@@ -426,6 +463,36 @@ class RelayCore {
     link.welcome(assigned, this.opts.heartbeatTimeout)
     this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
     this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: assigned.map((e) => e.name) })
+  }
+
+  /**
+   * Refuses a hello that would take its token past its tunnels limit: the distinct names
+   * the token's other agents hold, less those this hello asks for again (a reconnect, a
+   * pool member), plus the endpoints it asks for.
+   */
+  private checkTunnels(owner: string, hello: Hello): void {
+    if (this.access.limitsOf(owner).tunnels === undefined) return
+    const asked = new Set(hello.endpoints.map((e) => (e.host !== undefined ? this.nameInDomain(e.host) : e.name)).filter((n) => n !== undefined))
+    const held = new Set<string>()
+    for (const link of this.links) {
+      if (link.owner !== owner || link.closed) continue
+      for (const e of link.endpoints) if (!asked.has(e.name)) held.add(e.name)
+    }
+    try {
+      this.access.checkTunnels(owner, held.size, hello.endpoints.length)
+    } catch (err) {
+      this.events.emit('limit:hit', { token: tokenIdOf(owner), limit: 'tunnels' })
+      throw err
+    }
+  }
+
+  /** After a reload: the agents of a token that is gone are told so and disconnected. */
+  revokeRemovedTokens(): void {
+    for (const link of this.links) {
+      if (!link.owner || link.closed || this.access.isValid(link.owner)) continue
+      this.opts.log('warn', 'agent disconnected: its authtoken was removed', { remote: link.remoteAddress, names: link.endpoints.map((e) => e.name), token: tokenIdOf(link.owner) })
+      link.notifyAndClose('GW_ERR_AUTH_REVOKED', 'the authtoken of this agent was removed from the relay; ask the relay operator for a new one')
+    }
   }
 
   /**

@@ -1,9 +1,10 @@
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
-import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir } from '@gw/relay'
+import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader } from '@gw/relay'
 import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat } from '../output/logger.js'
 import { toCliError } from '../output/cli-error.js'
+import { withConfigFile } from '../cli/relay-config.js'
 
 export default class Relay extends GwCommand {
   static override summary = 'Run a relay: the public server that agents connect to'
@@ -19,7 +20,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
   ]
 
   static override flags = {
-    domain: Flags.string({ description: 'serve *.DOMAIN, e.g. tunnel.example.com', required: true, env: 'GW_RELAY_DOMAIN' }),
+    domain: Flags.string({ description: 'serve *.DOMAIN, e.g. tunnel.example.com (required, here or in --config)', env: 'GW_RELAY_DOMAIN' }),
+    config: Flags.string({ description: 'relay config file (YAML): settings, tokens with reserved names, per-token limits; reloaded on SIGHUP and when it changes', env: 'GW_RELAY_CONFIG' }),
     host: Flags.string({ description: 'address to listen on', default: RELAY_DEFAULTS.host }),
     'http-port': Flags.integer({ description: 'HTTP port (0: any free port, -1: off)', default: RELAY_DEFAULTS.httpPort, min: -1, max: 65535 }),
     'https-port': Flags.integer({ description: 'HTTPS port (0: any free port, -1: off)', default: RELAY_DEFAULTS.httpsPort, min: -1, max: 65535 }),
@@ -42,11 +44,12 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
   }
 
   async run(): Promise<void> {
-    const { flags } = await this.parse(Relay)
+    const { flags, metadata } = await this.parse(Relay)
     const logger = createLogger({ format: flags['log-format'] as LogFormat, level: 'info', component: 'relay' })
     try {
       const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
-      const relay = await startRelay({
+      const file = flags.config ? loadRelayConfig(flags.config) : undefined
+      const relay = await startRelay(withConfigFile({
         domain: flags.domain,
         host: flags.host,
         httpPort: flags['http-port'] === -1 ? false : flags['http-port'],
@@ -66,6 +69,18 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ...(flags['metrics-addr'] !== undefined ? { metricsAddr: flags['metrics-addr'] } : {}),
         ...(flags['access-log'] ? { accessLog: flags['access-log'] } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
+      }, file, (flag) => metadata.flags[flag]?.setFromDefault === true))
+      const reloader = file
+        ? startConfigReloader(relay, flags.config!, file, (level, msg, fields) => logger.log(level, msg, fields), {
+          ...(flags['tls-cert'] ? { tlsCert: flags['tls-cert'] } : {}),
+          ...(flags['tls-key'] ? { tlsKey: flags['tls-key'] } : {}),
+        })
+        : undefined
+      // SIGHUP: reload the config file, and open the access log again (logrotate).
+      process.on('SIGHUP', () => {
+        relay.reopenLogs()
+        if (reloader) void reloader.reload('SIGHUP')
+        else logger.log('info', 'SIGHUP: access log reopened; there is no --config to reload')
       })
       logger.log('info', 'relay started', {
         domain: relay.domain,
@@ -91,6 +106,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
       }
       process.once('SIGINT', now)
       process.once('SIGTERM', now)
+      reloader?.close()
       logger.log('info', 'relay draining', { timeout_s: flags['drain-timeout'], agents: relay.agentCount, in_flight: relay.openStreams() })
       const finished = await relay.drain(flags['drain-timeout'] * 1000)
       logger.log(finished ? 'info' : 'warn', finished ? 'relay stopped: every request finished' : 'relay stopped: the drain timeout cut the requests still open', {})
