@@ -53,6 +53,16 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   res.on('close', () => {
     if (!res.writableFinished) stream.destroy()
   })
+  // A response that is complete while the client is still uploading (an error page for
+  // an upstream that died mid-upload, a 413…) ends the exchange: the rest of the body
+  // has nowhere to go, so the stream is reset, and the connection closes after the
+  // response instead of reading an upload that may never end.
+  const endsUpload = (): void => {
+    if (head.hasBody && !req.complete) res.shouldKeepAlive = false
+  }
+  res.on('finish', () => {
+    if (head.hasBody && !req.complete) stream.destroy()
+  })
 
   let bodySent = false
   const sendBody = (): void => {
@@ -81,7 +91,10 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     finish()
     const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_UPSTREAM_FAILED'
     if (res.headersSent) res.destroy(err)
-    else sendErrorPage(req, res, code === 'GW_ERR_MUX_CLOSED' ? 'GW_ERR_AGENT_OFFLINE' : code, err.message)
+    else {
+      endsUpload()
+      sendErrorPage(req, res, code === 'GW_ERR_MUX_CLOSED' ? 'GW_ERR_AGENT_OFFLINE' : code, err.message)
+    }
     stream.destroy()
   }
 
@@ -111,6 +124,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
       // The agent reports a gw error (upstream refused, timed out…); the page is made here, in one place.
       reader.bodyTo(DISCARD_BODY).resume()
       finish()
+      endsUpload()
       sendErrorPage(req, res, response.error.code, response.error.message)
       return
     }
@@ -121,6 +135,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
       bodySent = true
     }
     const checked = checkAgentResponse(response, false)
+    endsUpload()
     const headers = checked.headers
     if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
     try {
