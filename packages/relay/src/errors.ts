@@ -1,6 +1,7 @@
 /**
  * The relay's own error catalogue: the codes `startRelay` and its options raise before
- * anything listens (what an operator sees when `gw relay` refuses to start). The codes
+ * anything listens (what an operator sees when `gw relay` refuses to start), and the
+ * certificate manager's, which reach the operator's log only. The codes
  * the relay answers public clients and agents with travel on the wire, so they are
  * @gw/protocol's table; nothing else here defines a code. Each code has the status it
  * would end a request with, its one-line meaning and a row in docs/errors.md
@@ -15,6 +16,12 @@ export const RelayErrorCodes = {
   GW_ERR_RELAY_OPTION_INVALID: { status: 400, message: 'a relay option (flag or setting) is not valid' },
   GW_ERR_RELAY_TOKENS_FILE: { status: 400, message: 'the authtokens file could not be read or has a bad line' },
   GW_ERR_RELAY_CONFIG: { status: 400, message: 'the relay config file is not valid' },
+
+  // Certificates from ACME (acme/manager.ts): logged; the TLS client gets the default certificate.
+  GW_ERR_ACME_ISSUE: { status: 502, message: 'the ACME server did not issue a certificate' },
+  GW_ERR_ACME_RATE_LIMITED: { status: 429, message: 'the relay refused to start another certificate order now' },
+  GW_ERR_ACME_NOT_HELD: { status: 404, message: 'no agent holds the host, so no certificate is ordered for it' },
+  GW_ERR_ACME_DNS_HOOK: { status: 502, message: 'the DNS-01 hook command failed' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type RelayErrorCode = keyof typeof RelayErrorCodes

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { isLoopbackHost, LINK_DEFAULTS } from '@gw/protocol'
 import { RelayError } from './errors.js'
 import type { TokenEntry, TokenLimits } from './access.js'
+import type { AcmeOptions } from './acme/acme-options.js'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
@@ -49,10 +50,12 @@ export interface RelayOptions {
   metricsAddr?: string
   /** Access log: a file path, or `-` for stdout; off when omitted. */
   accessLog?: string
+  /** Certificates from an ACME CA (Let's Encrypt by default), issued on demand: acme/manager.ts. */
+  acme?: AcmeOptions
   log?: LogFn
 }
 
-type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog'
+type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme'
 export type ResolvedRelayOptions = Required<Omit<RelayOptions, OptionalOptions>> & Pick<RelayOptions, OptionalOptions>
 
 export const RELAY_DEFAULTS = {
@@ -101,10 +104,14 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     publicHttpsPort: options.publicHttpsPort,
     metricsAddr: options.metricsAddr,
     accessLog: options.accessLog,
+    acme: options.acme,
     log: options.log ?? (() => {}),
   }
   if (resolved.httpPort === false && resolved.httpsPort === false) {
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'both HTTP and HTTPS are turned off; give --http-port or --https-port')
+  }
+  if (resolved.acme && resolved.httpsPort === false) {
+    throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'ACME certificates are served on the HTTPS listener; give --https-port, or drop --acme-email')
   }
   const hasTokens = resolved.authtokens.length > 0 || resolved.tokenDigests.length > 0 || resolved.tokens.length > 0
   if (!hasTokens && !resolved.allowAnonymous && !isLoopbackHost(resolved.host)) {

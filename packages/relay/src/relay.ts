@@ -11,7 +11,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https'
 import { createHash } from 'node:crypto'
 import type { Duplex } from 'node:stream'
-import type { AddressInfo, Socket } from 'node:net'
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello, LINK_DEFAULTS, maxHeadMessageFor } from '@gw/protocol'
 import { AccessControl, type TokenEntry, type TokenLimits } from './access.js'
@@ -29,6 +29,8 @@ import { RelayError } from './errors.js'
 import { RelayEvents, RequestTracker, tokenIdOf } from './observe.js'
 import { createRelayMetrics, serveMetrics, type MetricsServer } from './metrics.js'
 import { openAccessLog, type AccessLog } from './access-log.js'
+import { CertManager } from './acme/manager.js'
+import { tlsFront, type TlsFront } from './acme/tls-front.js'
 
 export interface Relay {
   readonly domain: string
@@ -85,14 +87,28 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ...(opts.tlsKey ? { keyPath: opts.tlsKey } : {}),
   })
   const core = new RelayCore(opts, access, names)
+  const acme = opts.acme && tls ? await CertManager.start({
+    acme: opts.acme,
+    stateDir: opts.stateDir,
+    domain: opts.domain,
+    allowed: (host) => core.mayServe(host),
+    domainCovered: opts.tlsCert !== undefined,
+    httpListener: opts.httpPort !== false,
+    log: opts.log,
+  }) : undefined
+  core.acme = acme
 
   const servers: Array<{ server: Server; scheme: 'http' | 'https' }> = []
+  let front: TlsFront | undefined
   let httpsServer: ReturnType<typeof createHttpsServer> | undefined
   if (opts.httpPort !== false) servers.push({ server: core.attach(createHttpServer(serverOptions(opts)), 'http'), scheme: 'http' })
   if (tls) {
-    const server = createHttpsServer({ ...serverOptions(opts), key: tls.key, cert: tls.cert, ...(tls.SNICallback ? { SNICallback: tls.SNICallback } : {}) })
+    const SNICallback = acme ? acme.sni(tls.SNICallback) : tls.SNICallback
+    const server = createHttpsServer({ ...serverOptions(opts), key: tls.key, cert: tls.cert, ...(SNICallback ? { SNICallback } : {}) })
     servers.push({ server: core.attach(server, 'https'), scheme: 'https' })
     httpsServer = server
+    // TLS-ALPN-01 is answered before TLS starts, from the ClientHello (acme/tls-front.ts).
+    if (acme) front = tlsFront(server, (host) => acme.alpnChallenge(host), opts.headersTimeout)
   }
 
   const ports: Partial<Record<'http' | 'https', number>> = {}
@@ -100,11 +116,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   try {
     for (const { server, scheme } of servers) {
       const port = scheme === 'http' ? (opts.httpPort as number) : (opts.httpsPort as number)
-      ports[scheme] = await listen(server, opts.host, port)
+      ports[scheme] = await listen(scheme === 'https' && front ? front.server : server, opts.host, port)
     }
     if (opts.metricsAddr !== undefined) metrics = await serveMetrics(createRelayMetrics(core.events, core), opts.metricsAddr)
   } catch (err) {
-    await Promise.all(servers.map(({ server }) => closeServer(server)))
+    acme?.close()
+    await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
     throw err
   }
   const accessLog: AccessLog | undefined = opts.accessLog
@@ -127,9 +144,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     },
     onlineNames: () => core.routes.names(),
     drain: async (timeoutMs) => {
+      front?.server.close()
       const finished = await drain(core, servers.map(({ server }) => server), timeoutMs)
       core.closeAll()
-      await Promise.all(servers.map(({ server }) => closeServer(server)))
+      acme?.close()
+      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close()])
       return finished
     },
@@ -148,7 +167,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     close: async () => {
       access.close()
       core.closeAll()
-      await Promise.all(servers.map(({ server }) => closeServer(server)))
+      acme?.close()
+      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close()])
     },
   }
@@ -166,7 +186,7 @@ function serverOptions(opts: ResolvedRelayOptions) {
   }
 }
 
-function listen(server: Server, host: string, port: number): Promise<number> {
+function listen(server: NetServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       const hint = err.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE; pick another port)' :
@@ -210,6 +230,7 @@ class RelayCore {
   }
   readonly events = new RelayEvents()
   private readonly requests = new RequestTracker(this.events)
+  acme: CertManager | undefined
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
@@ -262,6 +283,13 @@ class RelayCore {
     return name.length > 0 && !name.includes('.') ? name : undefined
   }
 
+  /** May the relay get a certificate for `host`: its own domain, or a name someone holds. */
+  mayServe(host: string): boolean {
+    if (host === this.opts.domain) return true
+    const name = this.tunnelName(host)
+    return name !== undefined && this.names.owner(name) !== undefined
+  }
+
   private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
     this.inFlight++
     res.once('close', this.requestDone)
@@ -272,6 +300,8 @@ class RelayCore {
       res.shouldKeepAlive = false
       return sendErrorPage(req, res, 'GW_ERR_BAD_REQUEST', problem)
     }
+    // An ACME HTTP-01 validation, answered before tunnel routing.
+    if (this.acme?.answerHttp01(req, res)) return
     const name = this.tunnelName(req.headers.host)
     if (name === undefined) return this.onOwnRequest(req, res)
     tracked.name = name

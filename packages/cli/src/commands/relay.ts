@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
 import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader } from '@gw/relay'
@@ -41,6 +42,11 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'access-log': Flags.string({ description: 'write one JSON line per request to this file (- for stdout)' }),
     'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
     'drain-timeout': Flags.integer({ description: 'on SIGTERM or Ctrl-C, seconds the requests in flight get to finish (a second signal stops at once)', default: 30, min: 0 }),
+    'acme-email': Flags.string({ description: 'get certificates from an ACME CA (Let\'s Encrypt by default) on demand, with this account contact; agrees to the CA\'s terms', env: 'GW_RELAY_ACME_EMAIL' }),
+    'acme-directory': Flags.string({ description: 'ACME directory URL (default Let\'s Encrypt production)', dependsOn: ['acme-email'] }),
+    'acme-ca-file': Flags.string({ description: 'PEM of a CA to trust for the ACME directory\'s HTTPS (a private ACME CA)', dependsOn: ['acme-email'] }),
+    'acme-challenge': Flags.string({ description: 'challenge for single names, in order of preference (repeatable)', options: ['http-01', 'tls-alpn-01'], multiple: true, dependsOn: ['acme-email'] }),
+    'acme-dns-hook': Flags.string({ description: 'command that sets and clears DNS-01 TXT records (called with set|clear, the record name, the value); gets a wildcard certificate', dependsOn: ['acme-email'] }),
   }
 
   async run(): Promise<void> {
@@ -68,6 +74,15 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ...(flags['public-https-port'] ? { publicHttpsPort: flags['public-https-port'] } : {}),
         ...(flags['metrics-addr'] !== undefined ? { metricsAddr: flags['metrics-addr'] } : {}),
         ...(flags['access-log'] ? { accessLog: flags['access-log'] } : {}),
+        ...(flags['acme-email'] ? {
+          acme: {
+            email: flags['acme-email'],
+            ...(flags['acme-directory'] ? { directoryUrl: flags['acme-directory'] } : {}),
+            ...(flags['acme-ca-file'] ? { directoryCa: readFileSync(flags['acme-ca-file'], 'utf8') } : {}),
+            ...(flags['acme-challenge'] ? { challenges: flags['acme-challenge'] as Array<'http-01' | 'tls-alpn-01'> } : {}),
+            ...(flags['acme-dns-hook'] ? { dnsHook: flags['acme-dns-hook'] } : {}),
+          },
+        } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
       }, file, (flag) => metadata.flags[flag]?.setFromDefault === true))
       const reloader = file
