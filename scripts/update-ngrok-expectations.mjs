@@ -28,13 +28,15 @@ for (const f of manifest.fixtures) {
   if (e?.status !== 'todo') continue
   let error
   try {
-    await compilePolicy(policyOf(f)).close()
+    const secrets = e.secrets ?? {}
+    await compilePolicy(policyOf(f), { secrets: { get: (v, n) => secrets[`${v}/${n}`] } }).close()
   } catch (err) {
     error = err.message.split('\n')[0]
   }
   if (error === undefined) {
     console.log(`accepted now: ${f.id}`)
-    if (e.fill) expectations[f.id] = { fill: e.fill }
+    const keep = Object.fromEntries(['fill', 'secrets'].filter((k) => e[k]).map((k) => [k, e[k]]))
+    if (Object.keys(keep).length > 0) expectations[f.id] = keep
     else delete expectations[f.id]
     accepted++
   } else if (!error.includes(e.match)) {

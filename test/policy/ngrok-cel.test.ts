@@ -256,6 +256,14 @@ describe('ngrok-docs examples that the CEL variables made loadable, through the 
     assert.equal((await t.fetch('/', { headers: { 'user-agent': UA.iphone } })).status, 200)
   }))
 
+  it('url-rewrite: from "${req.url.authority}/products/?([.*]+)?" is interpolated, then matched as RE2', () => withFixture('traffic-policy-actions-url-rewrite-6cf0fe', async (t) => {
+    // The docs' request: /products/123 reaches the upstream as /products.php?query=123 (the
+    // `[.*]+` class takes no digits, so "123" is the text after the match, kept).
+    assert.equal(JSON.parse((await t.fetch('/products/123')).text).url, '/products.php?query=123')
+    assert.equal(JSON.parse((await t.fetch('/products')).text).url, '/products.php?query=')
+    assert.equal(JSON.parse((await t.fetch('/other/products/x')).text).url, '/other/products/x', 'the authority must precede /products')
+  }))
+
   it("user-agent-filtering: req.user_agent.name == 'Edge' gets its greeting", () => withFixture('traffic-policy-examples-user-agent-filtering-f4316c', async (t) => {
     const edge = await t.fetch('/', { headers: { 'user-agent': UA.edge } })
     assert.equal(edge.status, 200)

@@ -8,7 +8,8 @@
  *   (the example is wrong in ngrok's own docs, with a `note` saying how) or
  *   `tcp-endpoints` (on_tcp_connect, and gw has no TCP endpoints yet);
  * - `todo`: something gw does not implement yet; the entry holds the refusal it gets today.
- * A `fill` replaces placeholders the docs leave for the reader (`$YOUR_IP`) first.
+ * A `fill` replaces placeholders the docs leave for the reader (`$YOUR_IP`) first;
+ * `secrets` is the vault the fixture's `secrets.get` calls read, as `gw secrets set` fills it.
  * Refused and todo entries must fail with their message, so when gw starts accepting one
  * the table has to be updated: the counts in docs/ngrok-compatibility.md stay honest.
  */
@@ -20,11 +21,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { compilePolicy } from '@gw/cli/policy/index'
 import { GW_BIN } from '../helpers/stack.js'
-import { expectations, fixturePolicy, manifest, type Fixture } from './ngrok-docs.js'
+import { expectations, fixturePolicy, fixtureSecrets, manifest, type Fixture } from './ngrok-docs.js'
 
 async function compileError(f: Fixture): Promise<string | undefined> {
   try {
-    const policy = compilePolicy(fixturePolicy(f))
+    const policy = compilePolicy(fixturePolicy(f), { secrets: fixtureSecrets(f) })
     await policy.close()
     return undefined
   } catch (err) {

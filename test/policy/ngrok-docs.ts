@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { SecretStore } from '@gw/cli/policy/index'
 
 export interface Fixture {
   id: string
@@ -14,6 +15,8 @@ export interface Expectation {
   match?: string
   note?: string
   fill?: Record<string, string>
+  /** `vault/name` → value: the vault the fixture's `secrets.get` calls read (set with gw secrets set). */
+  secrets?: Record<string, string>
 }
 
 const dir = fileURLToPath(new URL('../../policy/fixtures/ngrok-docs/', import.meta.url))
@@ -24,6 +27,12 @@ export function fixture(id: string): Fixture {
   const f = manifest.fixtures.find((x) => x.id === id)
   if (!f) throw new Error(`no ngrok-docs fixture ${id}`)
   return f
+}
+
+/** The vault a fixture is compiled with: the secrets its expectation lists. */
+export function fixtureSecrets(f: Fixture): SecretStore {
+  const secrets = expectations[f.id]?.secrets ?? {}
+  return { get: (vault, name) => secrets[`${vault}/${name}`] }
 }
 
 /** The fixture's policy with the reader's placeholders filled in. */

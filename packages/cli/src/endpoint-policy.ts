@@ -6,6 +6,7 @@
  */
 import { compilePolicy, readPolicyFile, shorthandsToPolicy, type CompiledPolicy, type PolicyShorthands } from './policy/index.js'
 import type { AgentEvents } from './agent/events.js'
+import type { SecretStore } from './policy/secrets.js'
 
 type PolicyDoc = { on_http_request?: unknown[]; on_http_response?: unknown[]; [key: string]: unknown }
 
@@ -16,6 +17,8 @@ export interface EndpointPolicyInput {
   upstreams?: Record<string, unknown>
   events: AgentEvents
   endpoint: string
+  /** The vault for `secrets.get` (config/secrets-file.ts). */
+  secrets?: SecretStore
 }
 
 function asDoc(value: unknown): PolicyDoc {
@@ -27,7 +30,7 @@ function hasRules(doc: PolicyDoc): boolean {
 }
 
 /** The effective policy document (what --print-policy shows). */
-export function effectivePolicy(input: Omit<EndpointPolicyInput, 'events' | 'endpoint'>): PolicyDoc {
+export function effectivePolicy(input: Omit<EndpointPolicyInput, 'events' | 'endpoint' | 'secrets'>): PolicyDoc {
   const fromFlags = asDoc(input.shorthands ? shorthandsToPolicy(input.shorthands) : {})
   const written = input.file ? asDoc(readPolicyFile(input.file).value) : asDoc(input.inline)
   const merged: PolicyDoc = { ...written }
@@ -45,6 +48,7 @@ export function compileEndpointPolicy(input: EndpointPolicyInput): CompiledPolic
     events: input.events,
     endpoint: input.endpoint,
     ...(input.upstreams ? { upstreams: input.upstreams } : {}),
+    ...(input.secrets ? { secrets: input.secrets } : {}),
   }
   const shorthandDoc = asDoc(input.shorthands ? shorthandsToPolicy(input.shorthands) : {})
   if (input.file && !hasRules(shorthandDoc)) {

@@ -13,6 +13,7 @@ export const CliErrorCodes = {
   // The command line, the config file and reaching the relay.
   GW_ERR_INVALID_FLAG: { status: 400, message: 'a flag or config value is not valid' },
   GW_ERR_CONFIG: { status: 400, message: 'the config file could not be read' },
+  GW_ERR_SECRETS: { status: 400, message: 'the secrets file could not be read or written, or a secret name is not valid' },
   GW_ERR_INVALID_UPSTREAM: { status: 400, message: 'the upstream address is not valid' },
   GW_ERR_RELAY_UNREACHABLE: { status: 502, message: 'the agent could not connect to the relay' },
   GW_ERR_RELAY_CERT_UNTRUSTED: { status: 502, message: 'the relay certificate is not trusted' },

@@ -13,6 +13,7 @@ import { startAgent, type Agent, type AgentEndpointOptions } from './agent/agent
 import { AgentEvents, type Exchange } from './agent/events.js'
 import { agentId, configPath, loadConfig, type AgentConfig } from './config/config-file.js'
 import { compileEndpointPolicy } from './endpoint-policy.js'
+import { loadSecretStore } from './config/secrets-file.js'
 import type { EndpointSpec } from './config/endpoint-spec.js'
 import { createTunnelSet } from './tunnel-set.js'
 import { createLogger, type LogFormat, type LogLevel, type Logger } from './output/logger.js'
@@ -70,7 +71,10 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
   // A policy that does not validate stops gw here, before anything connects.
   const compiled = ({ policyInput, ...spec }: TunnelSpec): AgentEndpointOptions => {
     const policy = policyInput
-      ? compileEndpointPolicy({ ...policyInput, events, endpoint: spec.name ?? 'command_line', ...(config.upstreams ? { upstreams: config.upstreams } : {}) })
+      ? compileEndpointPolicy({
+        ...policyInput, events, endpoint: spec.name ?? 'command_line', secrets: loadSecretStore(file),
+        ...(config.upstreams ? { upstreams: config.upstreams } : {}),
+      })
       : undefined
     return policy ? { ...spec, policy } : spec
   }

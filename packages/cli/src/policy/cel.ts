@@ -16,13 +16,23 @@ import { Environment } from '@marcbachmann/cel-js'
 import { cachedCidrSet, isPrivateIp } from './cidr.js'
 import { MATCHES_ALIAS, originalMessage, rewriteExpression, STRING_FIELD, type StringLike } from './cel-rewrite.js'
 import { compileRe2, re2Matches, Re2SyntaxError } from './re2.js'
+import { activeSecretStore, missingSecret, NO_SECRETS, type SecretStore } from './secrets.js'
+import { splitTemplate, UnclosedInterpolationError } from './template-split.js'
 import { UserAgentVars } from './user-agent.js'
 import {
   ConnTsVars, ConnVars, ContentTypeVars, CookieVars, EndpointVars, EvalRoot, RandVars, RequestTsVars, RequestVars,
-  ResponseVars, TimeVars, UrlVars,
+  ResponseVars, SecretsVars, TimeVars, UrlVars,
 } from './variables.js'
 
 let current: EvalRoot | undefined
+/** The vault of the policy the expression being evaluated belongs to. */
+let currentSecrets: SecretStore = NO_SECRETS
+
+function getSecret(_s: SecretsVars, vault: string, name: string): string {
+  const v = currentSecrets.get(vault, name)
+  if (v === undefined) throw new Error(missingSecret(vault, name))
+  return v
+}
 
 function currentRoot(): EvalRoot {
   if (!current) throw new Error('a request macro was called outside a request')
@@ -85,16 +95,19 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
   .registerType('gw.Time', { ctor: TimeVars, fields: { now: 'string' } })
   .registerType('gw.Endpoint', { ctor: EndpointVars, fields: { id: 'string', name: 'string', scheme: 'string', host: 'string', url: 'string' } })
   .registerType('gw.Rand', { ctor: RandVars, fields: {} })
+  .registerType('gw.Secrets', { ctor: SecretsVars, fields: {} })
   .registerVariable('req', 'gw.Request')
   .registerVariable('conn', 'gw.Conn')
   .registerVariable('res', 'gw.Response')
   .registerVariable('time', 'gw.Time')
   .registerVariable('endpoint', 'gw.Endpoint')
   .registerVariable('rand', 'gw.Rand')
+  .registerVariable('secrets', 'gw.Secrets')
   .registerVariable('actions', 'map<string, dyn>')
   .registerVariable('vars', 'map<string, dyn>')
   .registerFunction(`string.${MATCHES_ALIAS}(string): bool`, re2Matches)
   .registerFunction(`${MATCHES_ALIAS}(string, string): bool`, re2Matches)
+  .registerFunction('gw.Secrets.get(string, string): string', getSecret)
   .registerFunction('gw.Rand.double(): double', () => Math.random())
   .registerFunction('gw.Rand.int(): int', () => randInt(0n, 1n))
   .registerFunction('gw.Rand.int(int, int): int', (_r: RandVars, min: bigint, max: bigint) => randInt(min, max))
@@ -126,7 +139,7 @@ const FIELDS: Record<string, readonly string[]> = {
   time: ['now'],
   endpoint: ['id', 'name', 'scheme', 'host', 'url'],
 }
-export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'rand', 'actions', 'vars']
+export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'rand', 'secrets', 'actions', 'vars']
 
 /** Why an expression does not compile, with the offset of the problem in the expression. */
 export class ExpressionError extends Error {
@@ -166,14 +179,18 @@ export function compileExpression(original: string, expectBool: boolean): Compil
     throw new ExpressionError(`must be a boolean expression, but its type is ${checked.type}`, 0)
   }
   const fn = env.parse(source) as unknown as ((ctx: unknown) => unknown) & { ast: unknown }
-  checkLiteralPatterns(fn.ast, originalOffset)
+  const secrets = activeSecretStore()
+  checkLiterals(fn.ast, originalOffset, secrets)
   return function evaluateExpression(root: EvalRoot): unknown {
     const previous = current
+    const previousSecrets = currentSecrets
     current = root
+    currentSecrets = secrets
     try {
       return fn(root)
     } finally {
       current = previous
+      currentSecrets = previousSecrets
     }
   }
 }
@@ -189,8 +206,11 @@ function checkError(source: string, checked: { error?: unknown }, originalOffset
   return new ExpressionError(message, originalOffset(offset), allowedNames(source, message, offset))
 }
 
-/** A `matches()` pattern written in the policy is compiled as RE2 now, so a bad one fails at load. */
-function checkLiteralPatterns(ast: unknown, originalOffset: (o: number) => number): void {
+/**
+ * What can be checked at load in literal arguments: a `matches()` pattern compiles as
+ * RE2, and a `secrets.get('vault', 'name')` names a secret the vault holds.
+ */
+function checkLiterals(ast: unknown, originalOffset: (o: number) => number, secrets: SecretStore): void {
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(visit)
     if (typeof node !== 'object' || node === null || typeof (node as { op?: unknown }).op !== 'string') return
@@ -206,6 +226,12 @@ function checkLiteralPatterns(ast: unknown, originalOffset: (o: number) => numbe
           if (err instanceof Re2SyntaxError) throw new ExpressionError(`matches(): ${err.message}`, originalOffset(patternNode.start ?? 0))
           throw err
         }
+      }
+    }
+    if (n.op === 'rcall' && args[0] === 'get' && (args[1] as { op?: string; args?: unknown })?.op === 'id' && (args[1] as { args?: unknown }).args === 'secrets') {
+      const [vault, name] = (args[2] as Array<{ op?: string; args?: unknown }>).map((a) => (a?.op === 'value' && typeof a.args === 'string' ? a.args : undefined))
+      if (vault !== undefined && name !== undefined && secrets.get(vault, name) === undefined) {
+        throw new ExpressionError(missingSecret(vault, name), originalOffset((n as { start?: number }).start ?? 0))
       }
     }
     visit(n.args)
@@ -265,48 +291,25 @@ export function compileWholeExpression(text: string): CompiledExpression | undef
   return compileExpression(inner, false)
 }
 
-/**
- * Compile `${…}` interpolation. The closing brace is found by scanning the CEL text and
- * skipping string literals, so `${req.headers['x-}'][0]}` works. Strings without `${`
- * return a constant function.
- */
+/** Compile `${…}` interpolation (split by template-split.ts). Strings without `${` return a constant function. */
 export function compileTemplate(text: string): Template {
   if (!text.includes('${')) return () => text
-  const parts: Array<string | CompiledExpression> = []
-  let i = 0
-  let literal = ''
-  while (i < text.length) {
-    if (text[i] === '$' && text[i + 1] === '{') {
-      const start = i + 2
-      let depth = 1
-      let j = start
-      let quote: string | undefined
-      for (; j < text.length; j++) {
-        const c = text[j]!
-        if (quote) {
-          if (c === '\\') j++
-          else if (c === quote) quote = undefined
-        } else if (c === '"' || c === "'") quote = c
-        else if (c === '{') depth++
-        else if (c === '}' && --depth === 0) break
-      }
-      if (j >= text.length) throw new ExpressionError('an interpolation `${` is not closed with `}`', i)
-      const source = text.slice(start, j)
-      try {
-        parts.push(compileExpression(source, false))
-      } catch (err) {
-        if (err instanceof ExpressionError) throw new ExpressionError(`in \${${source}}: ${err.message}`, start + err.offset, err.allowed)
-        throw err
-      }
-      if (literal) parts.splice(parts.length - 1, 0, literal)
-      literal = ''
-      i = j + 1
-    } else {
-      literal += text[i]
-      i++
-    }
+  let split
+  try {
+    split = splitTemplate(text)
+  } catch (err) {
+    if (err instanceof UnclosedInterpolationError) throw new ExpressionError(err.message, err.offset)
+    throw err
   }
-  if (literal) parts.push(literal)
+  const parts = split.map((p): string | CompiledExpression => {
+    if (typeof p === 'string') return p
+    try {
+      return compileExpression(p.source, false)
+    } catch (err) {
+      if (err instanceof ExpressionError) throw new ExpressionError(`in \${${p.source}}: ${err.message}`, p.offset + err.offset, err.allowed)
+      throw err
+    }
+  })
   return function interpolate(root: EvalRoot): string {
     let out = ''
     for (const p of parts) {

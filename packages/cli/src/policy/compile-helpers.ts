@@ -2,6 +2,9 @@
 import { compileExpression, compileTemplate, ExpressionError, type CompiledExpression, type Template } from './cel.js'
 import type { ConfigReader } from './config-reader.js'
 import type { PathSegment } from './source.js'
+import { compileRe2, Re2SyntaxError } from './re2.js'
+import type { RE2JS } from 're2js'
+import type { EvalRoot } from './variables.js'
 
 export function templateAt(reader: ConfigReader, path: readonly PathSegment[], text: string): Template {
   try {
@@ -26,17 +29,38 @@ export function expressionAt(reader: ConfigReader, path: readonly PathSegment[],
 /** Header map config (`headers: {name: value}`), values interpolated. */
 export function headerTemplates(reader: ConfigReader, key: string, required: boolean): Array<[string, Template]> {
   const out: Array<[string, Template]> = []
-  for (const [name, value] of reader.stringMap(key, required)) {
+  for (const [name, value] of reader.templateMap(key, required)) {
     if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) reader.fail(key, `${JSON.stringify(name)} is not a valid header name`)
     out.push([name, templateAt(reader, [...reader.path, key, name], value)])
   }
   return out
 }
 
-export function regexAt(reader: ConfigReader, key: string, text: string): RegExp {
-  try {
-    return new RegExp(text)
-  } catch (err) {
-    reader.fail(key, `is not a valid regular expression: ${(err as Error).message}`)
+/**
+ * A regular expression field (`from` of url-rewrite and redirect): RE2, as in ngrok, and
+ * `${…}` interpolation is allowed in it as ngrok allows it. Without `${` it is compiled
+ * once here, so a bad pattern fails at load; with it, the pattern is built per request
+ * and a request whose interpolated pattern is not valid RE2 gets `undefined` (the action
+ * does nothing).
+ */
+export function patternAt(reader: ConfigReader, key: string, text: string): (root: EvalRoot) => RE2JS | undefined {
+  if (!text.includes('${')) {
+    let re: RE2JS
+    try {
+      re = compileRe2(text)
+    } catch (err) {
+      if (err instanceof Re2SyntaxError) reader.fail(key, `is not a valid regular expression: ${err.message}`)
+      throw err
+    }
+    return () => re
+  }
+  const template = templateAt(reader, reader.at(key), text)
+  return function interpolatedPattern(root: EvalRoot): RE2JS | undefined {
+    try {
+      return compileRe2(template(root))
+    } catch (err) {
+      if (err instanceof Re2SyntaxError) return undefined
+      throw err
+    }
   }
 }

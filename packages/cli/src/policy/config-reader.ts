@@ -4,9 +4,15 @@
  * (file:line:col and the document path), what was wrong, and what is allowed. Reading a
  * key marks it; `done()` rejects keys nobody read, which catches typos such as
  * `status-code` for `status_code`.
+ *
+ * `string`, `optString`, `stringList` and `stringMap` read values fixed when the policy
+ * loads: their `${secrets.get(…)}` parts are replaced then, and any other `${…}` is an
+ * error (secrets.ts). Fields interpolated per request are read with `template` and
+ * `templateMap`, which leave the text for compileTemplate.
  */
 import { PolicyError } from './errors.js'
 import { parseDuration } from './duration.js'
+import { resolveLoadTimeText } from './secrets.js'
 import { formatPath, type PathSegment, type PolicySource } from './source.js'
 
 export function describe(value: unknown): string {
@@ -62,7 +68,18 @@ export class ConfigReader {
     return [...this.path, key]
   }
 
+  /** A string fixed at load; `${secrets.get(…)}` resolved. */
   string(key: string, def?: string): string {
+    return this.loadTime([...this.path, key], this.template(key, def))
+  }
+
+  optString(key: string): string | undefined {
+    const v = this.optTemplate(key)
+    return v === undefined ? undefined : this.loadTime([...this.path, key], v)
+  }
+
+  /** A string interpolated per request: the text as written, for compileTemplate. */
+  template(key: string, def?: string): string {
     const v = this.raw(key)
     if (v === undefined || v === null) {
       if (def !== undefined) return def
@@ -72,11 +89,17 @@ export class ConfigReader {
     return v
   }
 
-  optString(key: string): string | undefined {
+  optTemplate(key: string): string | undefined {
     const v = this.raw(key)
     if (v === undefined || v === null) return undefined
     if (typeof v !== 'string') this.fail(key, `must be a string, got ${describe(v)}`)
     return v
+  }
+
+  private loadTime(path: readonly PathSegment[], text: string): string {
+    const r = resolveLoadTimeText(text)
+    if ('error' in r) throw this.errorAt(path, r.error)
+    return r.value
   }
 
   bool(key: string, def: boolean): boolean {
@@ -141,6 +164,11 @@ export class ConfigReader {
   }
 
   stringList(key: string, required: boolean, minItems = 0): string[] {
+    return this.expressionList(key, required, minItems).map((item, i) => this.loadTime([...this.path, key, i], item))
+  }
+
+  /** A list of CEL sources (rule expressions, bucket keys): the text as written. */
+  expressionList(key: string, required: boolean, minItems = 0): string[] {
     const list = this.list(key, required, minItems)
     list.forEach((item, i) => {
       if (typeof item !== 'string') throw this.errorAt([...this.path, key, i], `must be a string, got ${describe(item)}`)
@@ -148,8 +176,15 @@ export class ConfigReader {
     return list as string[]
   }
 
-  /** A map of string → string (headers, vars, metadata). Numbers and booleans are stringified. */
+  /** A map of string → string fixed at load; `${secrets.get(…)}` resolved in the values. */
   stringMap(key: string, required: boolean): Map<string, string> {
+    const out = this.templateMap(key, required)
+    for (const [name, value] of out) out.set(name, this.loadTime([...this.path, key, name], value))
+    return out
+  }
+
+  /** A map of string → string interpolated per request (headers, metadata). Numbers and booleans are stringified. */
+  templateMap(key: string, required: boolean): Map<string, string> {
     const v = this.raw(key)
     const out = new Map<string, string>()
     if (v === undefined || v === null) {

@@ -28,6 +28,7 @@ import { NO_SOURCE, type PolicySource } from './source.js'
 import type { PolicyState } from './state.js'
 import type { Phase, PolicyEvents, PolicyRequest, PolicyResponse, RequestOutcome } from './types.js'
 import { EvalRoot } from './variables.js'
+import { withSecretStore, type SecretStore } from './secrets.js'
 import { createUpstreamPool, STRATEGIES, type UpstreamEvent, type UpstreamPool, type UpstreamPoolConfig } from '../upstream/index.js'
 
 export const PHASES: readonly Phase[] = ['on_http_request', 'on_http_response']
@@ -44,6 +45,8 @@ export interface CompilePolicyOptions {
   endpoint?: string
   /** For JWKS and OIDC discovery: a fetch that trusts a test CA, for example. */
   fetch?: typeof fetch
+  /** The vault `secrets.get('vault', 'name')` reads (secrets.ts); none: every secret is missing. */
+  secrets?: SecretStore
 }
 
 export interface CompiledPolicy {
@@ -109,7 +112,7 @@ function compileRules(reader: ConfigReader, phase: Phase, ctx: CompileContext, k
   return list.map((item, i) => {
     const rule: ConfigReader = new ConfigReader(item, [key, i], reader.source, 'a rule ({name?, expressions?, actions})')
     const name = rule.optString('name')
-    const expressions = rule.stringList('expressions', false).map((e, j) => {
+    const expressions = rule.expressionList('expressions', false).map((e, j) => {
       const fn = expressionAt(rule, [key, i, 'expressions', j], e, true)
       return ctx.events ? reportFailures(fn, e, ctx.events, phase, i) : fn
     })
@@ -175,6 +178,10 @@ export function terminalToResponse(t: RespondTerminal): PolicyResponse {
 }
 
 export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}): CompiledPolicy {
+  return withSecretStore(options.secrets, () => compileDocument(doc, options))
+}
+
+function compileDocument(doc: unknown, options: CompilePolicyOptions): CompiledPolicy {
   const source = options.source ?? NO_SOURCE
   const clock = options.now ?? Date.now
   const root: ConfigReader = new ConfigReader(doc, [], source, 'a traffic policy (a map with on_http_request and/or on_http_response)')

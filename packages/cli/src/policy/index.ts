@@ -18,5 +18,6 @@ export { parsePolicyText, formatPath, NO_SOURCE, type PolicySource, type ParsedP
 export { createPolicyState, setActionResult, type PolicyState } from './state.js'
 export { PolicyError, PolicyRuntimeError, PolicyErrorCodes, type PolicyErrorCode, type PolicyLocation } from './errors.js'
 export { ACTIONS } from './actions/index.js'
+export { NO_SECRETS, type SecretStore } from './secrets.js'
 export { shorthandsToPolicy, type PolicyShorthands } from './shorthands.js'
 export type { UpstreamTarget, UpstreamPool } from '../upstream/index.js'

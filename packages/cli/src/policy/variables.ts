@@ -318,6 +318,10 @@ export class TimeVars {
 export class RandVars {}
 const RAND = new RandVars()
 
+/** `secrets.get(vault, name)`: a marker; the vault is the one the policy was compiled with (cel.ts). */
+export class SecretsVars {}
+const SECRETS = new SecretsVars()
+
 /** The root object every expression of one request evaluates against. */
 export interface EvalState {
   readonly actions: Record<string, unknown>
@@ -369,6 +373,9 @@ export class EvalRoot {
   }
   get rand(): RandVars {
     return RAND
+  }
+  get secrets(): SecretsVars {
+    return SECRETS
   }
 }
 

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { Args, Errors, Flags } from '@oclif/core'
 import { GwCommand } from '../../cli/gw-command.js'
 import { PolicyError, readPolicyFile, compilePolicy } from '../../policy/index.js'
+import { loadSecretStore } from '../../config/secrets-file.js'
 import { configPath, loadConfig } from '../../config/config-file.js'
 import { toCliError } from '../../output/cli-error.js'
 
@@ -31,7 +32,7 @@ upstreams: section; it is read when it exists (--config picks another file).`
       const { value, source } = readPolicyFile(args.file)
       const configFile = configPath(flags.config)
       const upstreams = existsSync(configFile) ? loadConfig(configFile).upstreams : undefined
-      const policy = compilePolicy(value, { source, ...(upstreams ? { upstreams } : {}) })
+      const policy = compilePolicy(value, { source, secrets: loadSecretStore(configFile), ...(upstreams ? { upstreams } : {}) })
       await policy.close()
       const doc = (value ?? {}) as Record<string, unknown[] | undefined>
       const count = (phase: string) => (Array.isArray(doc[phase]) ? doc[phase]!.length : 0)

@@ -13,7 +13,7 @@ export const customResponse: ActionDefinition = {
     const status = config.int('status_code', 200, 200, 599)
     if (config.has('content') && config.has('body')) config.fail('content', 'is the earlier name of body; give one of them')
     const bodyKey = config.has('content') ? 'content' : 'body'
-    const body = templateAt(config, config.at(bodyKey), config.string(bodyKey, ''))
+    const body = templateAt(config, config.at(bodyKey), config.template(bodyKey, ''))
     const headers = headerTemplates(config, 'headers', false)
     config.done()
     const hasType = headers.some(([n]) => n.toLowerCase() === 'content-type')

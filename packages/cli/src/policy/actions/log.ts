@@ -9,10 +9,10 @@ export const log: ActionDefinition = {
   type: 'log',
   phases: ['on_http_request', 'on_http_response'],
   compile(config, ctx) {
-    const metadata = [...config.stringMap('metadata', false)].map(
+    const metadata = [...config.templateMap('metadata', false)].map(
       ([k, v]) => [k, templateAt(config, [...config.path, 'metadata', k], v)] as const,
     )
-    const message = templateAt(config, config.at('message'), config.string('message', 'policy log'))
+    const message = templateAt(config, config.at('message'), config.template('message', 'policy log'))
     config.done()
     const { events, endpoint, phase } = ctx
     return function logAction(state) {

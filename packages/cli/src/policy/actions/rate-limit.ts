@@ -26,7 +26,7 @@ export const rateLimit: ActionDefinition = {
     const algorithm = config.oneOf<Algorithm>('algorithm', ['sliding_window', 'token_bucket'], 'sliding_window')
     const capacity = config.int('capacity', undefined, 1, 1_000_000_000)
     const rateMs = config.duration('rate', undefined, 1, 24 * 3_600_000)
-    const keyExprs = config.stringList('bucket_key', false)
+    const keyExprs = config.expressionList('bucket_key', false)
     const keys: CompiledExpression[] = keyExprs.map((e, i) => expressionAt(config, [...config.path, 'bucket_key', i], e, false))
     // The usual key, the client address, is read directly instead of through CEL.
     const byClientIp = keys.length === 0 || (keyExprs.length === 1 && keyExprs[0]!.trim() === 'conn.client_ip')

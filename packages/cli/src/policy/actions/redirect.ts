@@ -1,10 +1,10 @@
 /**
- * `redirect`: answer with a redirect. `from` (a regex matched against the whole URL,
- * default: everything) and `to` (with `$1` captures and `${…}`), as in ngrok. When `from`
+ * `redirect`: answer with a redirect. `from` (an RE2 pattern matched against the whole
+ * URL, which may take `${…}`; default: everything) and `to` (with `$1` captures and `${…}`), as in ngrok. When `from`
  * does not match, the action does nothing and the phase goes on.
  */
 import { respond, type ActionDefinition } from '../action.js'
-import { headerTemplates, regexAt, templateAt } from '../compile-helpers.js'
+import { headerTemplates, patternAt, templateAt } from '../compile-helpers.js'
 import { fullUrl } from '../url.js'
 
 const REDIRECT_STATUSES = [301, 302, 303, 307, 308]
@@ -13,9 +13,9 @@ export const redirect: ActionDefinition = {
   type: 'redirect',
   phases: ['on_http_request', 'on_http_response'],
   compile(config) {
-    const fromText = config.optString('from')
-    const from = fromText === undefined ? undefined : regexAt(config, 'from', fromText)
-    const to = templateAt(config, config.at('to'), config.string('to'))
+    const fromText = config.optTemplate('from')
+    const from = fromText === undefined ? undefined : patternAt(config, 'from', fromText)
+    const to = templateAt(config, config.at('to'), config.template('to'))
     const status = config.int('status_code', 302, 300, 399)
     if (!REDIRECT_STATUSES.includes(status)) config.fail('status_code', `must be a redirect status, got ${status}`, REDIRECT_STATUSES.map(String))
     const headers = headerTemplates(config, 'headers', false)
@@ -25,9 +25,9 @@ export const redirect: ActionDefinition = {
       let location = to(root)
       if (from) {
         const url = fullUrl(state.request!)
-        from.lastIndex = 0
-        if (!from.test(url)) return
-        location = url.replace(from, location)
+        const re = from(root)
+        if (!re?.test(url)) return
+        location = re.matcher(url).replaceFirst(location)
       }
       const raw = ['location', location, 'content-length', '0']
       for (const [name, value] of headers) raw.push(name, value(root))
