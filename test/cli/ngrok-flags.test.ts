@@ -190,7 +190,7 @@ describe('ngrok flags: --log, --pooling-enabled, --binding, --oauth', () => {
     assert.match(internal.stderr, /--binding "internal": internal endpoints .* are not supported yet/)
     const oauth = await run(['http', '3000', '--oauth', 'google', '--no-tui'])
     assert.equal(oauth.code, 2)
-    assert.match(oauth.stderr, /--oauth google: gw has no oauth action yet/)
+    assert.match(oauth.stderr, /--oauth google: ngrok's --oauth uses ngrok's managed google app, which exists only in ngrok's cloud; register your own OAuth app and write an oauth rule/)
   })
 })
 

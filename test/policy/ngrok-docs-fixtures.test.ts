@@ -16,12 +16,19 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { compilePolicy } from '@gw/cli/policy/index'
 import { GW_BIN } from '../helpers/stack.js'
 import { expectations, fixturePolicy, fixtureSecrets, manifest, type Fixture } from './ngrok-docs.js'
+
+/**
+ * The accepted count never goes down: raise this when gw learns more (and the table in
+ * docs/ngrok-compatibility.md with it, which the test also checks).
+ */
+const ACCEPTED_AT_LEAST = 128
 
 async function compileError(f: Fixture): Promise<string | undefined> {
   try {
@@ -63,6 +70,12 @@ test('each ngrok-docs example is accepted, or refused as expectations.json says'
   }
   t.diagnostic(`ngrok-docs examples: ${manifest.fixtures.length} total, ${JSON.stringify(counts)}`)
   assert.deepEqual(wrong, [])
+  assert.ok((counts.accepted ?? 0) >= ACCEPTED_AT_LEAST, `only ${counts.accepted} accepted, fewer than the ${ACCEPTED_AT_LEAST} before`)
+  const table = readFileSync(fileURLToPath(new URL('../../../docs/ngrok-compatibility.md', import.meta.url)), 'utf8')
+  const row = (label: string) => Number(new RegExp(`^\\| ${label}[^|]*\\| (\\d+) \\|$`, 'm').exec(table)?.[1])
+  assert.equal(row('accepted'), counts.accepted, 'docs/ngrok-compatibility.md: the accepted count')
+  assert.equal(row('refused: ngrok-cloud'), counts['refused/ngrok-cloud'], 'docs/ngrok-compatibility.md: the ngrok-cloud count')
+  assert.equal(row('not yet supported'), counts.todo, 'docs/ngrok-compatibility.md: the todo count')
 })
 
 test('gw policy check gives the same answer for a fixture file as the engine', () => {

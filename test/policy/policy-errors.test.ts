@@ -76,7 +76,7 @@ test('document shape: unknown keys, phases, rules and actions', () => {
   assert.match(err.message, /:4:17: on_http_request\[0\]\.expresions: is not a known field; allowed values: actions, expressions, name/)
 
   err = inFile('on_http_request:\n  - actions:\n      - type: denny\n')
-  assert.match(err.message, /:3:15: on_http_request\[0\]\.actions\[0\]\.type: is not a known action: "denny"; allowed values: add-headers, api-key, basic-auth, circuit-breaker, compress-response, custom-response, deny, forward, jwt-validation, log, oidc, rate-limit, redirect, remove-headers, restrict-ips, set-vars, soap, transform-body, url-rewrite, validate-request, verify-webhook/)
+  assert.match(err.message, /:3:15: on_http_request\[0\]\.actions\[0\]\.type: is not a known action: "denny"; allowed values: add-headers, api-key, basic-auth, circuit-breaker, compress-response, custom-response, deny, forward, jwt-validation, log, oauth, oidc, openid-connect, rate-limit, redirect, remove-headers, restrict-ips, set-vars, soap, transform-body, url-rewrite, validate-request, verify-webhook/)
 
   err = inFile('on_http_request:\n  - actions:\n      - config: {}\n')
   assert.match(err.message, /on_http_request\[0\]\.actions\[0\]\.type: is required; allowed values: add-headers/)

@@ -5,7 +5,6 @@ import { runTunnels, sharedTunnelFlags, type TunnelFlags } from '../tunnel-runne
 import { parseUpstream } from '../upstream/address.js'
 import { toCliError } from '../output/cli-error.js'
 import { checkBinding, parseEndpointUrl } from '../config/endpoint-url.js'
-import { ACTIONS } from '../policy/index.js'
 import { effectivePolicy } from '../endpoint-policy.js'
 import type { PolicyShorthands } from '../policy/index.js'
 import { CliError } from '../errors.js'
@@ -41,7 +40,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
     url: Flags.string({ description: 'the public URL or host to ask for: myapp, myapp.tunnel.example.com or https://myapp.tunnel.example.com', aliases: ['domain', 'hostname'] }),
     'pooling-enabled': Flags.boolean({ description: 'share the URL with other agents that pass --pooling-enabled (the relay spreads requests over them)', default: false }),
     binding: Flags.string({ description: 'who can reach the endpoint: public (internal and kubernetes are refused, with the reason)', default: 'public' }),
-    oauth: Flags.string({ description: 'require a login with this OAuth provider (refused until gw has the oauth action)' }),
+    oauth: Flags.string({ description: 'ngrok\'s managed-app login: refused (write an oauth rule with your own app instead)' }),
     'host-header': Flags.string({ description: 'rewrite the Host header: "rewrite" for the upstream\'s host, or a value' }),
     'policy-file': Flags.string({ description: 'traffic policy file (YAML or JSON, ngrok\'s format); also --traffic-policy-file', aliases: ['traffic-policy-file'] }),
     'basic-auth': Flags.string({ description: 'require HTTP basic auth, user:password (repeatable)', multiple: true }),
@@ -61,9 +60,10 @@ and the shorthand flags; --print-policy shows the rules they make.`
       parseUpstream(args.upstream)
       checkBinding(flags.binding, '--binding')
       if (flags.oauth !== undefined) {
-        // ngrok's --oauth is an `oauth` rule; gw refuses it until that action exists rather than run without the login.
-        if (!ACTIONS.has('oauth')) throw new CliError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: gw has no oauth action yet; use --jwt-issuer, or an oidc rule in --traffic-policy-file`)
-        throw new CliError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: write the oauth rule in --traffic-policy-file; the flag does not make it yet`)
+        // ngrok's --oauth logs users in with ngrok's managed OAuth app, which only ngrok's cloud has;
+        // gw's oauth action needs the user's own app, so the flag is refused with what to write instead.
+        throw new CliError('GW_ERR_INVALID_FLAG', `--oauth ${flags.oauth}: ngrok's --oauth uses ngrok's managed ${flags.oauth} app, which exists only in ngrok's cloud; ` +
+          `register your own OAuth app and write an oauth rule with its client_id and client_secret in --traffic-policy-file (docs/policy.md#oauth)`)
       }
       const shorthands: PolicyShorthands = {
         ...(flags['basic-auth'] ? { basicAuth: flags['basic-auth'] } : {}),

@@ -10,7 +10,8 @@ import { deny } from './deny.js'
 import { forward } from './forward.js'
 import { jwtValidation } from './jwt-validation.js'
 import { log } from './log.js'
-import { oidc } from './oidc.js'
+import { oauth } from './oauth.js'
+import { oidc, openidConnect } from './oidc.js'
 import { rateLimit } from './rate-limit.js'
 import { redirect } from './redirect.js'
 import { removeHeaders } from './remove-headers.js'
@@ -23,8 +24,8 @@ import { validateRequest } from './validate-request.js'
 import { verifyWebhook } from './verify-webhook.js'
 
 const ALL: readonly ActionDefinition[] = [
-  addHeaders, apiKey, basicAuth, circuitBreaker, compressResponse, customResponse, deny, forward, jwtValidation, log, oidc,
-  rateLimit, redirect, removeHeaders, restrictIps, setVars, soap, transformBody, urlRewrite, validateRequest, verifyWebhook,
+  addHeaders, apiKey, basicAuth, circuitBreaker, compressResponse, customResponse, deny, forward, jwtValidation, log, oauth, oidc,
+  openidConnect, rateLimit, redirect, removeHeaders, restrictIps, setVars, soap, transformBody, urlRewrite, validateRequest, verifyWebhook,
 ]
 
 export const ACTIONS: ReadonlyMap<string, ActionDefinition> = new Map(ALL.map((a) => [a.type, a]))
