@@ -53,6 +53,11 @@ export interface ResponseHead {
    * strips it from `rawHeaders`.
    */
   errorCode?: string
+  /**
+   * The policy's close-connection: the relay closes the client's connection and writes
+   * no response (the head's status is what an older relay writes instead).
+   */
+  close?: boolean
 }
 
 export interface EndpointRequest {
@@ -137,7 +142,8 @@ export function checkResponseHead(value: unknown): ResponseHead {
     !isRawHeaders(h.rawHeaders) ||
     (h.statusMessage !== undefined && typeof h.statusMessage !== 'string') ||
     (h.error !== undefined && (!isErrorCode(h.error.code) || typeof h.error.message !== 'string')) ||
-    (h.errorCode !== undefined && (typeof h.errorCode !== 'string' || !/^GW_ERR_[A-Z0-9_]{1,64}$/.test(h.errorCode)))
+    (h.errorCode !== undefined && (typeof h.errorCode !== 'string' || !/^GW_ERR_[A-Z0-9_]{1,64}$/.test(h.errorCode))) ||
+    (h.close !== undefined && typeof h.close !== 'boolean')
   ) fail('response head')
   return h
 }

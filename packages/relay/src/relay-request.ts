@@ -120,6 +120,16 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   }
 
   const writeResponse = (response: ResponseHead): void => {
+    if (response.close) {
+      // The policy's close-connection: no response at all, the client's connection ends.
+      reader.bodyTo(DISCARD_BODY).resume()
+      finish()
+      endsUpload()
+      res.statusCode = 444 // for the access log and metrics: nothing is written
+      res.destroy()
+      stream.destroy()
+      return
+    }
     if (response.error) {
       // The agent reports a gw error (upstream refused, timed out…); the page is made here, in one place.
       reader.bodyTo(DISCARD_BODY).resume()

@@ -108,6 +108,10 @@ function streamAnswer(ctx: RequestContext, answer: UpstreamAnswer, origin: strin
 
 /** A response the policy made or rewrote, its body from a Readable. */
 function writePolicyResponse(ctx: RequestContext, response: PolicyResponse, origin: string, statusMessage = ''): void {
+  if (response.close) {
+    response.body.resume()
+    return ctx.writer.closeConnection()
+  }
   ctx.writer.head(response.status, statusMessage, response.rawHeaders, response.errorCode)
   ctx.writer.send(response.body, origin)
 }

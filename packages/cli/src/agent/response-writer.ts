@@ -132,6 +132,20 @@ export class ResponseWriter {
     this.finish({ code, message })
   }
 
+  /**
+   * The policy's close-connection: a head that tells the relay to close the client's
+   * connection without a response. Its 444 is what a relay that does not know `close`
+   * writes instead (nginx's "connection closed without response").
+   */
+  closeConnection(): void {
+    if (this.headSent || !this.stream.writable) return this.finish(undefined)
+    this.headSent = true
+    const head: ResponseHead = { status: 444, rawHeaders: [], close: true }
+    this.recorder?.response(444, 'Connection Closed', [])
+    this.out.responseWithoutBody(head)
+    this.finish(undefined)
+  }
+
   /** An error from anywhere in the pipeline, as the client should see it. */
   fail(err: unknown, origin?: string): void {
     const e = err as Error

@@ -18,6 +18,8 @@ export interface RespondTerminal {
   body: string | Buffer | Readable
   /** A gw error code for `gw-error-code` when the answer is an error of gw's, not the policy's intent. */
   errorCode?: string
+  /** close-connection: the relay closes the client's connection and writes nothing. */
+  close?: boolean
 }
 
 export interface ForwardTerminal {

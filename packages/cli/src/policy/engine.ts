@@ -174,7 +174,9 @@ export function terminalToResponse(t: RespondTerminal): PolicyResponse {
     body = Readable.from(buf.length === 0 ? EMPTY_BODY : [buf])
   }
   // The agent names the code in the response head, and the relay sets gw-error-code from it.
-  return t.errorCode ? { status: t.status, rawHeaders: headers, body, errorCode: t.errorCode } : { status: t.status, rawHeaders: headers, body }
+  const response: PolicyResponse = t.errorCode ? { status: t.status, rawHeaders: headers, body, errorCode: t.errorCode } : { status: t.status, rawHeaders: headers, body }
+  if (t.close) response.close = true
+  return response
 }
 
 export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}): CompiledPolicy {

@@ -5,7 +5,7 @@
 import { CodedError } from '@gw/protocol'
 import { catalogueSlice } from '../errors.js'
 
-export const PolicyErrorCodes = catalogueSlice(['GW_ERR_POLICY_INVALID', 'GW_ERR_POLICY_FILE', 'GW_ERR_POLICY_BODY_TOO_LARGE', 'GW_ERR_POLICY_IDP_UNREACHABLE', 'GW_ERR_POLICY_SOAP_FAULT', 'GW_ERR_POLICY_BAD_UPSTREAM_BODY', 'GW_ERR_POLICY_ACTION_FAILED'] as const)
+export const PolicyErrorCodes = catalogueSlice(['GW_ERR_POLICY_INVALID', 'GW_ERR_POLICY_FILE', 'GW_ERR_POLICY_BODY_TOO_LARGE', 'GW_ERR_POLICY_IDP_UNREACHABLE', 'GW_ERR_POLICY_SOAP_FAULT', 'GW_ERR_POLICY_BAD_UPSTREAM_BODY', 'GW_ERR_POLICY_UPSTREAM_BODY_TOO_LARGE', 'GW_ERR_POLICY_ACTION_FAILED'] as const)
 
 export type PolicyErrorCode = keyof typeof PolicyErrorCodes
 

@@ -42,6 +42,8 @@ export interface PolicyResponse {
    * `rawHeaders` is always dropped, so only this field can set it.
    */
   errorCode?: string
+  /** close-connection: no response at all; the relay closes the client's connection. */
+  close?: boolean
 }
 
 /** A log line for the agent's event stream; `fields` become logfmt/JSON keys. */

@@ -3,7 +3,9 @@ import type { ActionDefinition } from '../action.js'
 import { addHeaders } from './add-headers.js'
 import { apiKey } from './api-key.js'
 import { basicAuth } from './basic-auth.js'
+import { requestBodyFindReplace, responseBodyFindReplace } from './body-find-replace.js'
 import { circuitBreaker } from './circuit-breaker.js'
+import { closeConnection } from './close-connection.js'
 import { compressResponse } from './compress-response.js'
 import { customResponse } from './custom-response.js'
 import { deny } from './deny.js'
@@ -24,8 +26,8 @@ import { validateRequest } from './validate-request.js'
 import { verifyWebhook } from './verify-webhook.js'
 
 const ALL: readonly ActionDefinition[] = [
-  addHeaders, apiKey, basicAuth, circuitBreaker, compressResponse, customResponse, deny, forward, jwtValidation, log, oauth, oidc,
-  openidConnect, rateLimit, redirect, removeHeaders, restrictIps, setVars, soap, transformBody, urlRewrite, validateRequest, verifyWebhook,
+  addHeaders, apiKey, basicAuth, circuitBreaker, closeConnection, compressResponse, customResponse, deny, forward, jwtValidation, log, oauth, oidc,
+  openidConnect, rateLimit, redirect, removeHeaders, requestBodyFindReplace, responseBodyFindReplace, restrictIps, setVars, soap, transformBody, urlRewrite, validateRequest, verifyWebhook,
 ]
 
 export const ACTIONS: ReadonlyMap<string, ActionDefinition> = new Map(ALL.map((a) => [a.type, a]))
