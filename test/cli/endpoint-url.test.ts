@@ -28,6 +28,9 @@ describe('parseEndpointUrl', () => {
     ['MyApp.Tunnel.Example.com', { publicName: 'myapp', publicHost: 'myapp.tunnel.example.com' }],
     ['https://api.tunnel.example.com', { publicName: 'api', publicHost: 'api.tunnel.example.com' }],
     ['http://api.tunnel.example.com/', { publicName: 'api', publicHost: 'api.tunnel.example.com' }],
+    ['https://api.internal', { publicName: '', internalHost: 'api.internal' }],
+    ['https://telemetry.api.internal:443', { publicName: '', internalHost: 'telemetry.api.internal' }],
+    ['http://api.internal:8080', { publicName: '', internalHost: 'api.internal:8080' }],
   ] as const) {
     it(`reads ${input}`, () => assert.deepEqual(parseEndpointUrl(input, '--url'), expected))
   }
@@ -38,7 +41,7 @@ describe('parseEndpointUrl', () => {
     ['https://app.localhost:8443', /the relay chooses the port/],
     ['https://app.localhost/api', /an endpoint URL has no path/],
     ['*.localhost', /wildcard endpoints are not supported/],
-    ['api.internal', /internal endpoints \(\*\.internal\) are not supported yet/],
+    ['https://api.internal/v1', /an endpoint URL has no path/],
     ['', /give a name/],
   ] as const) {
     it(`refuses ${JSON.stringify(input)} with the reason`, () => {
@@ -47,10 +50,11 @@ describe('parseEndpointUrl', () => {
       assert.match(message, why)
     })
   }
-  it('takes the public binding and refuses the others', () => {
+  it('takes the public binding, internal in a config file, and refuses the others', () => {
     checkBinding('public', '--binding')
+    checkBinding('internal', 'gw.yml: endpoint "api": bindings', true)
     assert.match(refusal(() => checkBinding('kubernetes', '--binding')), /gw has no Kubernetes operator/)
-    assert.match(refusal(() => checkBinding('internal', '--binding')), /internal endpoints .* not supported yet/)
+    assert.match(refusal(() => checkBinding('internal', '--binding')), /an internal endpoint is reached only by forward-internal from another endpoint of the same agent; define both under endpoints: in a config file/)
   })
 })
 

@@ -22,6 +22,12 @@ function wrap(text: string): unknown {
   }
   const obj = value as Record<string, unknown>
   if ('type' in obj) return { on_http_request: [{ actions: [obj] }] }
+  // A gw start config file: its endpoints' policies, one document (the example has one that is not empty).
+  if ('endpoints' in obj) {
+    const policies = (obj.endpoints as Array<{ traffic_policy?: unknown }>).map((e) => e.traffic_policy).filter(Boolean)
+    assert.equal(policies.length, 1, 'a config-file example in docs/policy.md has one traffic_policy')
+    return policies[0]
+  }
   return obj
 }
 

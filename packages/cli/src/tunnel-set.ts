@@ -49,8 +49,10 @@ function policyText(spec: EndpointSpec): string {
 export function createTunnelSet(options: TunnelSetOptions): TunnelSet {
   const { main } = options
   const metas = new Map<string, TunnelMeta>()
+  // The agent lists its public endpoints only; internal ones (forward-internal's targets) are not tunnels.
+  const publicSpecs = options.mainSpecs.filter((s) => s.internalHost === undefined)
   options.main.tunnels.forEach((t, i) => {
-    const spec = options.mainSpecs[i]
+    const spec = publicSpecs[i]
     metas.set(t.name, { trafficPolicy: spec ? policyText(spec) : '', pooling: spec?.pooling === true, dynamic: false })
   })
   const dynamic = new Map<string, Agent>()

@@ -23,7 +23,7 @@ import {
   type Session,
 } from '@gw/protocol'
 import { AgentEvents, type AgentStatus, type TunnelInfo, type TunnelStatus } from './events.js'
-import type { CliErrorCode } from '../errors.js'
+import { CliError, type CliErrorCode } from '../errors.js'
 import { connectRelay, type RelayConnection } from './relay-connection.js'
 import { serveStream } from './pipeline.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
@@ -46,6 +46,11 @@ export interface AgentEndpointOptions {
   inspect?: boolean
   /** A compiled traffic policy; the agent closes it when it stops. */
   policy?: CompiledPolicy
+  /**
+   * An internal endpoint (`api.internal`, or `api.internal:8080`): not on the relay,
+   * reached only by forward-internal from this agent's other endpoints.
+   */
+  internalHost?: string
 }
 
 export interface AgentOptions {
@@ -110,7 +115,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const backoff = options.backoff ?? { initial: 500, max: 30_000 }
   const tlsVerify = options.upstreamTlsVerify ?? false
 
-  const endpoints: EndpointRuntime[] = options.endpoints.map((e, i) => ({
+  const all: EndpointRuntime[] = options.endpoints.map((e, i) => ({
     name: e.name ?? (i === 0 ? 'command_line' : `endpoint_${i}`),
     publicName: e.publicName ?? '',
     upstream: parseUpstream(e.upstream),
@@ -118,6 +123,19 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     inspect: e.inspect ?? true,
     policy: e.policy,
   }))
+  // Internal endpoints stay in the agent: the relay hears only of the public ones.
+  const publicOptions = options.endpoints.filter((e) => e.internalHost === undefined)
+  const endpoints = all.filter((_, i) => options.endpoints[i]!.internalHost === undefined)
+  const internal = new Map<string, EndpointRuntime>()
+  options.endpoints.forEach((e, i) => {
+    if (e.internalHost === undefined) return
+    const host = e.internalHost.toLowerCase()
+    if (internal.has(host)) throw new CliError('GW_ERR_CONFIG', `two internal endpoints have the URL ${host}; give each its own`)
+    internal.set(host, all[i]!)
+  })
+  if (endpoints.length === 0) {
+    throw new CliError('GW_ERR_CONFIG', 'every endpoint is internal (*.internal), so nothing could reach them; add a public endpoint that forwards to them with forward-internal')
+  }
   const byPublicName = new Map<string, EndpointRuntime>()
   let publicUrls = new Map<EndpointRuntime, string[]>()
 
@@ -137,6 +155,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     responseTimeout,
     tlsVerify,
     endpoint: (name) => byPublicName.get(name),
+    ...(internal.size > 0 ? { internalEndpoint: (host: string) => internal.get(host) } : {}),
     nextId: () => `req_${idPrefix}${(++sequence).toString(36).padStart(6, '0')}`,
   }
 
@@ -177,7 +196,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     agentId,
     client: `gw/${VERSION}`,
     endpoints: endpoints.map((e, i) => {
-      const { publicHost, pooling } = options.endpoints[i]!
+      const { publicHost, pooling } = publicOptions[i]!
       return {
         proto: 'http' as const,
         ...(e.publicName ? { name: e.publicName } : {}),
@@ -198,7 +217,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       byPublicName.set(assigned.name, endpoint)
       publicUrls.set(endpoint, assigned.urls)
       // A relay that does not pool leaves `pooling` out: say so rather than pretend.
-      if (options.endpoints[i]!.pooling && assigned.pooling !== true) {
+      if (publicOptions[i]!.pooling && assigned.pooling !== true) {
         log('warn', 'this relay does not pool endpoints: the name is this agent\'s alone', { name: assigned.name })
       }
     })
@@ -301,7 +320,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     current = undefined
     setStatus('offline', err ? { lastError: { code: err.code, message: err.message } } : {})
     void dispatcher.close().catch(() => {})
-    for (const endpoint of endpoints) void endpoint.policy?.close()
+    for (const endpoint of all) void endpoint.policy?.close()
     resolveDone(err)
   }
 

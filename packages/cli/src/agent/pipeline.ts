@@ -18,7 +18,7 @@
  */
 import { Readable, type Duplex } from 'node:stream'
 import { CodedError, decodeJson, ErrorCodes, isErrorCode, MessageReader, MessageType, checkRequestHead, type DecodedMessage, type ErrorCode, type RequestHead } from '@gw/protocol'
-import { createPolicyState, isIdentityHeader, PolicyRuntimeError, type CompiledPolicy, type PolicyRequest, type PolicyResponse, type PolicyState } from '../policy/index.js'
+import { compilePolicy, createPolicyState, isIdentityHeader, PolicyRuntimeError, type CompiledPolicy, type PolicyRequest, type PolicyResponse, type PolicyState } from '../policy/index.js'
 import { callUpstream, isIdempotentMethod, sendWithRetry, upstreamErrorCode, type UpstreamAnswer, type UpstreamCall, type UpstreamTarget } from '../upstream/index.js'
 import { Recorder } from './recorder.js'
 import { RequestContext, type AgentRuntime, type EndpointRuntime } from './request-context.js'
@@ -122,8 +122,22 @@ function phaseFailure(err: unknown): CodedError {
   return new PolicyRuntimeError('GW_ERR_POLICY_ACTION_FAILED', `a policy action failed: ${(err as Error)?.message ?? String(err)}`, { cause: err })
 }
 
+/**
+ * An endpoint a forward-internal passed the request on from: its response phase runs on
+ * the internal endpoint's answer, innermost first, before the answer goes back.
+ */
+interface OuterHop {
+  policy: CompiledPolicy
+  state: PolicyState
+}
+
+/** forward-internal hops one request may take before it is a loop. */
+const MAX_INTERNAL_HOPS = 8
+
+let emptyPolicy: CompiledPolicy | undefined
+
 async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<void> {
-  const { head, endpoint } = ctx
+  const { head } = ctx
   const body = ctx.requestBody()
   const req: PolicyRequest = {
     method: head.method,
@@ -137,8 +151,21 @@ async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<v
     receivedAt: head.receivedAt,
     body: body ?? emptyBody(),
   }
-  const originalBody = req.body
+  return runPhases(ctx, policy, req, req.body, [])
+}
+
+/** Run the outer endpoints' response phases on an answer, innermost first. */
+async function throughOuter(outer: readonly OuterHop[], req: PolicyRequest, response: PolicyResponse): Promise<PolicyResponse> {
+  for (let i = outer.length - 1; i >= 0; i--) response = await outer[i]!.policy.onHttpResponse(req, response, outer[i]!.state)
+  return response
+}
+
+/** One endpoint's phases and upstream; a forward-internal goes on to the internal endpoint's, with this one in `outer`. */
+async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: PolicyRequest, originalBody: Readable, outer: OuterHop[]): Promise<void> {
+  const { head, endpoint } = ctx
   const state = createPolicyState()
+  const { internalEndpoint } = ctx.runtime
+  if (internalEndpoint) state.internalEndpoint = (host) => internalEndpoint(host) !== undefined
 
   let outcome
   try {
@@ -150,9 +177,27 @@ async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<v
     ctx.discardBody(req.body)
     ctx.recorder?.verdict(outcome.verdict)
     if (outcome.errorCode) outcome.response.errorCode = outcome.errorCode
-    return writePolicyResponse(ctx, outcome.response, endpoint.upstream.origin)
+    let response = outcome.response
+    if (outer.length > 0 && !response.close) {
+      try {
+        response = await throughOuter(outer, req, response)
+      } catch (err) {
+        return ctx.writer.fail(phaseFailure(err))
+      }
+    }
+    return writePolicyResponse(ctx, response, endpoint.upstream.origin)
   }
   if (ctx.writer.done) return // the client went away while the phase ran
+  if (outcome.kind === 'internal') {
+    const next = internalEndpoint?.(outcome.host)
+    if (!next) return refuse(ctx, new PolicyRuntimeError('GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND', `forward-internal: this agent has no internal endpoint ${outcome.host}`))
+    if (outer.length + 1 >= MAX_INTERNAL_HOPS) {
+      return refuse(ctx, new PolicyRuntimeError('GW_ERR_POLICY_FORWARD_LOOP', `forward-internal went through ${MAX_INTERNAL_HOPS} endpoints (the last ${outcome.host}); the internal endpoints forward in a circle`))
+    }
+    ctx.endpoint = next
+    emptyPolicy ??= compilePolicy({})
+    return runPhases(ctx, next.policy ?? emptyPolicy, req, originalBody, [...outer, { policy, state }])
+  }
 
   const chosen = outcome.upstream
   const origin = chosen?.origin ?? endpoint.upstream.origin
@@ -172,7 +217,7 @@ async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<v
   })
   // No response rules and no response hooks (a circuit breaker's): the answer streams
   // straight through, as without a policy.
-  const streamed = !policy.hasResponseRules && !state.responseHooks
+  const streamed = !policy.hasResponseRules && !state.responseHooks && outer.every((o) => !o.policy.hasResponseRules && !o.state.responseHooks)
   let answer: UpstreamAnswer
   let answeredBy = origin
   try {
@@ -197,13 +242,13 @@ async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<v
       answer = await call.answer
     }
   } catch (err) {
-    return upstreamFailed(ctx, policy, req, state, err as Error, origin)
+    return upstreamFailed(ctx, policy, req, state, err as Error, origin, outer)
   }
   if (streamed) return
   ctx.recorder?.upstreamHead()
   let final: PolicyResponse
   try {
-    final = await policy.onHttpResponse(req, answer, state)
+    final = await throughOuter(outer, req, await policy.onHttpResponse(req, answer, state))
   } catch (err) {
     answer.abort(err as Error)
     return ctx.writer.fail(phaseFailure(err))
@@ -222,13 +267,13 @@ async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<v
  * response gw would send (502, 504), so a circuit breaker counts it and a rule may
  * answer in gw's place; otherwise the client gets gw's error page.
  */
-async function upstreamFailed(ctx: RequestContext, policy: CompiledPolicy, req: PolicyRequest, state: PolicyState, err: Error, origin: string): Promise<void> {
+async function upstreamFailed(ctx: RequestContext, policy: CompiledPolicy, req: PolicyRequest, state: PolicyState, err: Error, origin: string, outer: readonly OuterHop[]): Promise<void> {
   if (err instanceof CodedError && !isErrorCode(err.code)) return ctx.writer.fail(err)
   const code: ErrorCode = err instanceof CodedError ? (err.code as ErrorCode) : upstreamErrorCode(err)
   const stand: PolicyResponse = { status: ErrorCodes[code].status, rawHeaders: [], body: emptyBody() }
   let replaced: PolicyResponse | undefined
   try {
-    const result = await policy.onHttpResponse(req, stand, state)
+    const result = await throughOuter(outer, req, await policy.onHttpResponse(req, stand, state))
     if (result !== stand || result.status !== stand.status || result.rawHeaders.length > 0) replaced = result
   } catch {
     replaced = undefined

@@ -36,6 +36,8 @@ export interface AgentRuntime {
   responseTimeout: number
   tlsVerify: boolean
   endpoint(publicName: string): EndpointRuntime | undefined
+  /** An internal endpoint (`api.internal`, `api.internal:8080`) of this agent, for forward-internal. */
+  internalEndpoint?: (host: string) => EndpointRuntime | undefined
   nextId(): string
 }
 
@@ -46,7 +48,8 @@ export class RequestContext {
   readonly stream: Duplex
   readonly reader: MessageReader
   readonly head: RequestHead
-  readonly endpoint: EndpointRuntime
+  /** The endpoint serving the request; a forward-internal moves it to the internal endpoint. */
+  endpoint: EndpointRuntime
   readonly runtime: AgentRuntime
   readonly recorder: Recorder | undefined
   readonly writer: ResponseWriter

@@ -25,12 +25,20 @@ export function endpointSpec(e: EndpointConfig, where: string, kind: 'GW_ERR_CON
   if (protocol !== undefined && protocol !== 'http1') {
     throw new CliError(kind, `${where} upstream.protocol ${JSON.stringify(protocol)}: gw speaks HTTP/1.1 to upstreams; use http1 or leave it out`)
   }
-  for (const binding of e.bindings ?? []) checkBinding(binding, `${where} bindings`)
+  for (const binding of e.bindings ?? []) checkBinding(binding, `${where} bindings`, true)
   const asked = e.url !== undefined ? parseEndpointUrl(String(e.url), `${where} url`) : undefined
+  const bindings = e.bindings ?? []
+  if (bindings.includes('internal') && bindings.includes('public')) throw new CliError(kind, `${where} bindings: an endpoint is public or internal, not both`)
+  if (bindings.includes('internal') && !asked?.internalHost) {
+    throw new CliError(kind, `${where} bindings [internal] needs url: https://<name>.internal (forward-internal finds it by that URL)`)
+  }
+  if (asked?.internalHost && bindings.includes('public')) throw new CliError(kind, `${where} url ${e.url}: a *.internal URL is an internal endpoint; drop bindings: [public]`)
+  if (asked?.internalHost && e.pooling_enabled === true) throw new CliError(kind, `${where} pooling_enabled: an internal endpoint is not on the relay, so it cannot be pooled`)
   return {
     name: e.name,
     upstream: String(e.upstream.url),
-    ...(asked ? { publicName: asked.publicName } : {}),
+    ...(asked?.publicName ? { publicName: asked.publicName } : {}),
+    ...(asked?.internalHost ? { internalHost: asked.internalHost } : {}),
     ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),
     ...(e.pooling_enabled === true ? { pooling: true } : {}),
     ...(e.inspect !== undefined ? { inspect: e.inspect } : {}),

@@ -7,7 +7,8 @@
  * - `myapp.tunnel.example.com`, `https://myapp.tunnel.example.com`: a full host, which the
  *   relay checks against the domain it serves (GW_ERR_DOMAIN_NOT_SERVED);
  * - `tcp://…`, `tls://…`: not HTTP endpoints; `*.example.com`: wildcards;
- *   `app.internal`: internal endpoints; a port or a path: the relay chooses the port.
+ *   a port or a path: the relay chooses the port;
+ * - `https://app.internal` (a port allowed): an internal endpoint, kept in the agent.
  */
 import { CliError } from '../errors.js'
 
@@ -16,6 +17,11 @@ export interface EndpointUrl {
   publicName: string
   /** The full host, when one was given; the relay checks its domain. */
   publicHost?: string
+  /**
+   * An internal endpoint's host (`api.internal`, `api.internal:8080`): it stays in the
+   * agent, reached by forward-internal. publicName is then empty.
+   */
+  internalHost?: string
 }
 
 /**
@@ -38,21 +44,30 @@ export function parseEndpointUrl(value: string, where: string): EndpointUrl {
   const m = /^([^/:?#]*)(:\d*)?([/?#].*)?$/.exec(rest)
   if (m === null) bad('not a host name')
   const host = m![1]!.toLowerCase().replace(/\.$/, '')
+  if (host.endsWith('.internal') && host !== '.internal') {
+    if (m![3] !== undefined && m![3] !== '/') bad('an endpoint URL has no path')
+    const port = m![2]?.slice(1)
+    if (port === '') bad('give the port after the colon, or leave it out')
+    const defaultPort = scheme === 'http' ? '80' : '443'
+    return { publicName: '', internalHost: port && port !== defaultPort ? `${host}:${port}` : host }
+  }
   if (m![2] !== undefined) bad('the relay chooses the port; leave it out')
   if (m![3] !== undefined && m![3] !== '/') bad('an endpoint URL has no path; route paths with a traffic policy instead')
   if (host === '') bad('give a name (myapp) or a host (myapp.tunnel.example.com)')
   if (host.startsWith('*.')) bad('wildcard endpoints are not supported; ask for one name')
-  if (host.endsWith('.internal')) bad('internal endpoints (*.internal) are not supported yet; use a public URL')
   const labels = host.split('.')
   if (labels.length === 1) return { publicName: host }
   return { publicName: labels[0]!, publicHost: host }
 }
 
-/** ngrok's `--binding` / `bindings:`: only `public` is served by gw. */
-export function checkBinding(binding: string, where: string): void {
-  if (binding === 'public') return
+/**
+ * ngrok's `--binding` / `bindings:`: `public`, and in a config file `internal` (with a
+ * `*.internal` URL, reached by forward-internal from the agent's other endpoints).
+ */
+export function checkBinding(binding: string, where: string, internalAllowed = false): void {
+  if (binding === 'public' || (binding === 'internal' && internalAllowed)) return
   const why = binding === 'internal'
-    ? 'internal endpoints (reached with forward-internal) are not supported yet'
+    ? 'an internal endpoint is reached only by forward-internal from another endpoint of the same agent; define both under endpoints: in a config file (url: https://<name>.internal) and run gw start'
     : binding === 'kubernetes' ? 'gw has no Kubernetes operator' : 'the bindings are public, internal and kubernetes'
-  throw new CliError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(binding)}: ${why}; gw serves public endpoints (--binding public)`)
+  throw new CliError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(binding)}: ${why}; gw http serves public endpoints (--binding public)`)
 }

@@ -27,7 +27,13 @@ export interface ForwardTerminal {
   upstream: UpstreamTarget | undefined
 }
 
-export type Terminal = RespondTerminal | ForwardTerminal
+/** forward-internal: the agent hands the request to its internal endpoint `host`. */
+export interface InternalTerminal {
+  kind: 'internal'
+  host: string
+}
+
+export type Terminal = RespondTerminal | ForwardTerminal | InternalTerminal
 export type ActionResult = Terminal | undefined | void
 export type ActionRunner = (state: PolicyState) => ActionResult | Promise<ActionResult>
 

@@ -24,7 +24,7 @@ export interface CompiledRule {
 
 function checkResult(result: ActionResult, type: string): Terminal | undefined {
   if (result === undefined || result === null) return undefined
-  if (typeof result !== 'object' || (result.kind !== 'respond' && result.kind !== 'forward')) {
+  if (typeof result !== 'object' || (result.kind !== 'respond' && result.kind !== 'forward' && result.kind !== 'internal')) {
     throw new TypeError(`action ${type} returned ${String(result)}, not a terminal result or nothing`)
   }
   return result

@@ -234,6 +234,7 @@ function createCompiledPolicy(
   function requestOutcome(t: Terminal | undefined, state: PolicyState): RequestOutcome {
     if (!t) return { kind: 'forward', upstream: state.upstream }
     if (t.kind === 'forward') return { kind: 'forward', upstream: t.upstream }
+    if (t.kind === 'internal') return { kind: 'internal', host: t.host }
     const response = terminalToResponse(t)
     const verdict = { action: state.currentAction, rule: state.currentRule, status: t.status }
     return t.errorCode ? { kind: 'respond', response, verdict, errorCode: t.errorCode } : { kind: 'respond', response, verdict }
@@ -241,7 +242,7 @@ function createCompiledPolicy(
 
   function responseOutcome(t: Terminal | undefined, state: PolicyState): PolicyResponse {
     const current = state.response!
-    if (!t || t.kind === 'forward') return current
+    if (!t || t.kind !== 'respond') return current
     // A terminating action replaced the upstream's answer: let the upstream body go.
     current.body.resume()
     const replaced = terminalToResponse(t)

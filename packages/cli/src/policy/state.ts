@@ -24,6 +24,11 @@ export interface PolicyState {
   upstream: UpstreamTarget | undefined
   /** Run in order at the start of `on_http_response`. */
   responseHooks: ResponseHook[] | undefined
+  /**
+   * Set by the agent: whether it has an internal endpoint with this host (`api.internal`,
+   * or `api.internal:8080`), for forward-internal. Unset: it has none.
+   */
+  internalEndpoint: ((host: string) => boolean) | undefined
   /** The action and rule running now, for the verdict. */
   currentAction: string
   currentRule: string | undefined
@@ -38,6 +43,7 @@ export function createPolicyState(): PolicyState {
     root: undefined,
     upstream: undefined,
     responseHooks: undefined,
+    internalEndpoint: undefined,
     currentAction: '',
     currentRule: undefined,
   }

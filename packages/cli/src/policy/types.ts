@@ -75,5 +75,7 @@ export type RequestOutcome =
   | { kind: 'respond'; response: PolicyResponse; verdict: PolicyVerdict; errorCode?: string }
   /** Go on to the upstream; undefined means the endpoint's default upstream. */
   | { kind: 'forward'; upstream: UpstreamTarget | undefined }
+  /** forward-internal: the agent's internal endpoint `host` takes the request. */
+  | { kind: 'internal'; host: string }
 
 export type Phase = 'on_http_request' | 'on_http_response'

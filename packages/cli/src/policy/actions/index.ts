@@ -10,6 +10,7 @@ import { compressResponse } from './compress-response.js'
 import { customResponse } from './custom-response.js'
 import { deny } from './deny.js'
 import { forward } from './forward.js'
+import { forwardInternal } from './forward-internal.js'
 import { jwtValidation } from './jwt-validation.js'
 import { log } from './log.js'
 import { oauth } from './oauth.js'
@@ -26,7 +27,7 @@ import { validateRequest } from './validate-request.js'
 import { verifyWebhook } from './verify-webhook.js'
 
 const ALL: readonly ActionDefinition[] = [
-  addHeaders, apiKey, basicAuth, circuitBreaker, closeConnection, compressResponse, customResponse, deny, forward, jwtValidation, log, oauth, oidc,
+  addHeaders, apiKey, basicAuth, circuitBreaker, closeConnection, compressResponse, customResponse, deny, forward, forwardInternal, jwtValidation, log, oauth, oidc,
   openidConnect, rateLimit, redirect, removeHeaders, requestBodyFindReplace, responseBodyFindReplace, restrictIps, setVars, soap, transformBody, urlRewrite, validateRequest, verifyWebhook,
 ]
 
