@@ -27,7 +27,7 @@ it("every action in the README's table has a config that validates", async () =>
     assert.ok(configs.length >= 1, `no config for ${types.join('/')}`)
     types.forEach((type, i) => {
       const config = parse(configs[Math.min(i, configs.length - 1)]!) as unknown
-      const phase = type === 'compress-response' || type === 'response-body-find-replace' ? 'on_http_response' : 'on_http_request'
+      const phase = type === 'sse-find-replace' ? 'on_event_stream_message' : type === 'compress-response' || type === 'response-body-find-replace' ? 'on_http_response' : 'on_http_request'
       const doc = { upstreams: { orders: { targets: ['localhost:3001'] } }, [phase]: [{ actions: [{ type, config }] }] }
       assert.doesNotThrow(() => void compilePolicy(doc).close(), `${type}: ${configs[i]}`)
     })

@@ -55,7 +55,7 @@ test('file errors: unreadable file, YAML syntax with line and column, duplicate 
 
 test('document shape: unknown keys, phases, rules and actions', () => {
   let err = inFile('on_http_requests: []\n')
-  assert.match(err.message, /:1:19: on_http_requests: is not a known field; allowed values: inbound, on_http_request, on_http_response, on_tcp_connect, outbound, upstreams/)
+  assert.match(err.message, /:1:19: on_http_requests: is not a known field; allowed values: inbound, on_event_stream_message, on_http_request, on_http_response, on_tcp_connect, outbound, upstreams/)
 
   err = inFile('on_tcp_connect:\n  - actions: [{type: deny}]\n')
   assert.match(err.message, /:2:3: on_tcp_connect: is not supported: gw endpoints are HTTP; allowed values: on_http_request, on_http_response/)

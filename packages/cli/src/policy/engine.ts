@@ -28,6 +28,8 @@ import { NO_SOURCE, type PolicySource } from './source.js'
 import type { PolicyState } from './state.js'
 import type { Phase, PolicyEvents, PolicyRequest, PolicyResponse, RequestOutcome } from './types.js'
 import { EvalRoot } from './variables.js'
+import { getHeader, removeHeaders } from './headers.js'
+import { createSseTransform } from './sse.js'
 import { withSecretStore, type SecretStore } from './secrets.js'
 import { createUpstreamPool, STRATEGIES, type UpstreamEvent, type UpstreamPool, type UpstreamPoolConfig } from '../upstream/index.js'
 
@@ -161,6 +163,7 @@ function reportFailures(fn: CompiledExpression, text: string, events: PolicyEven
 }
 
 const EMPTY_BODY: readonly Buffer[] = []
+const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length'])
 
 export function terminalToResponse(t: RespondTerminal): PolicyResponse {
   const headers = t.headers
@@ -189,7 +192,7 @@ function compileDocument(doc: unknown, options: CompilePolicyOptions): CompiledP
   const root: ConfigReader = new ConfigReader(doc, [], source, 'a traffic policy (a map with on_http_request and/or on_http_response)')
   if (root.has('on_tcp_connect')) root.fail('on_tcp_connect', 'is not supported: gw endpoints are HTTP', [...PHASES])
   // ngrok's first policy format named the phases inbound and outbound; old policies still use them.
-  const keys: Record<Phase, string> = { on_http_request: 'on_http_request', on_http_response: 'on_http_response' }
+  const keys: Record<Phase, string> = { on_http_request: 'on_http_request', on_http_response: 'on_http_response', on_event_stream_message: 'on_event_stream_message' }
   for (const [legacy, phase] of [['inbound', 'on_http_request'], ['outbound', 'on_http_response']] as const) {
     if (!root.has(legacy)) continue
     if (root.has(phase)) root.fail(legacy, `is the earlier name of ${phase}; give one of them`)
@@ -215,17 +218,22 @@ function compileDocument(doc: unknown, options: CompilePolicyOptions): CompiledP
     const base = { upstreams, clock, events: options.events, endpoint: options.endpoint, disposables, fetch: options.fetch ?? fetch }
     const requestRules = compileRules(root, 'on_http_request', { ...base, phase: 'on_http_request' }, keys.on_http_request)
     const responseRules = compileRules(root, 'on_http_response', { ...base, phase: 'on_http_response' }, keys.on_http_response)
+    const eventRules = compileRules(root, 'on_event_stream_message', { ...base, phase: 'on_event_stream_message' })
     root.done()
-    return createCompiledPolicy(requestRules, responseRules, upstreams, disposables, clock, options.endpoint ?? '')
+    return createCompiledPolicy(requestRules, responseRules, eventRules, upstreams, disposables, clock, options.endpoint ?? '')
   } catch (err) {
     for (const d of disposables) void d()
     throw err
   }
 }
 
+/** The longest event-stream message on_event_stream_message rules read, in characters. */
+const SSE_MESSAGE_LIMIT = 1024 * 1024
+
 function createCompiledPolicy(
   requestRules: CompiledRule[],
   responseRules: CompiledRule[],
+  eventRules: CompiledRule[],
   upstreams: Map<string, UpstreamPool>,
   disposables: Array<() => void | Promise<void>>,
   clock: () => number,
@@ -250,9 +258,32 @@ function createCompiledPolicy(
     return replaced
   }
 
+  /**
+   * With on_event_stream_message rules, a text/event-stream response's body is cut into
+   * messages and each one runs the phase as it streams (sse.ts). Content-Length goes:
+   * the messages may change length.
+   */
+  function withEventStream(state: PolicyState): PolicyResponse {
+    const res = state.response!
+    if (eventRules.length === 0) return res
+    const type = getHeader(res.rawHeaders, 'content-type')?.split(';')[0]!.trim().toLowerCase()
+    const encoding = getHeader(res.rawHeaders, 'content-encoding')
+    if (type !== 'text/event-stream' || (encoding !== undefined && encoding !== 'identity')) return res
+    const transform = createSseTransform((message) => {
+      state.sseMessage = message
+      const result = runRules(eventRules, state)
+      return isPromise(result) ? result.then(() => undefined) : undefined
+    }, SSE_MESSAGE_LIMIT)
+    const source = res.body
+    source.once('error', (err) => transform.destroy(err))
+    res.body = source.pipe(transform)
+    removeHeaders(res.rawHeaders, CONTENT_LENGTH)
+    return res
+  }
+
   return {
-    empty: requestRules.length === 0 && responseRules.length === 0,
-    hasResponseRules: responseRules.length > 0,
+    empty: requestRules.length === 0 && responseRules.length === 0 && eventRules.length === 0,
+    hasResponseRules: responseRules.length > 0 || eventRules.length > 0,
     upstreams,
     async onHttpRequest(req, state) {
       state.request = req
@@ -270,9 +301,11 @@ function createCompiledPolicy(
           if (isPromise(r)) await r
         }
       }
-      if (responseRules.length === 0) return state.response
-      const result = runRules(responseRules, state)
-      return responseOutcome(isPromise<Terminal | undefined>(result) ? await result : result, state)
+      if (responseRules.length > 0) {
+        const result = runRules(responseRules, state)
+        responseOutcome(isPromise<Terminal | undefined>(result) ? await result : result, state)
+      }
+      return withEventStream(state)
     },
     async close() {
       for (const d of disposables.splice(0)) await d()

@@ -8,6 +8,7 @@
 import type { UpstreamTarget } from '../upstream/index.js'
 import type { PolicyRequest, PolicyResponse } from './types.js'
 import type { EvalRoot } from './variables.js'
+import type { SseMessage } from './sse.js'
 
 export type ResponseHook = (state: PolicyState) => void | Promise<void>
 
@@ -29,6 +30,8 @@ export interface PolicyState {
    * or `api.internal:8080`), for forward-internal. Unset: it has none.
    */
   internalEndpoint: ((host: string) => boolean) | undefined
+  /** The server-sent event message the on_event_stream_message phase is running on. */
+  sseMessage: SseMessage | undefined
   /** The action and rule running now, for the verdict. */
   currentAction: string
   currentRule: string | undefined
@@ -44,6 +47,7 @@ export function createPolicyState(): PolicyState {
     upstream: undefined,
     responseHooks: undefined,
     internalEndpoint: undefined,
+    sseMessage: undefined,
     currentAction: '',
     currentRule: undefined,
   }

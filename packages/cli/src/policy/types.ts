@@ -78,4 +78,4 @@ export type RequestOutcome =
   /** forward-internal: the agent's internal endpoint `host` takes the request. */
   | { kind: 'internal'; host: string }
 
-export type Phase = 'on_http_request' | 'on_http_response'
+export type Phase = 'on_http_request' | 'on_http_response' | 'on_event_stream_message'
