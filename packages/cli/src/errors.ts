@@ -30,7 +30,8 @@ export const CliErrorCodes = {
   GW_ERR_POLICY_SOAP_FAULT: { status: 502, message: 'the SOAP service answered with a fault' },
   GW_ERR_POLICY_BAD_UPSTREAM_BODY: { status: 502, message: 'the upstream body could not be transformed' },
   GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND: { status: 502, message: 'forward-internal names no internal endpoint of this agent' },
-  GW_ERR_POLICY_FORWARD_LOOP: { status: 508, message: 'forward-internal went from endpoint to endpoint too many times (a loop)' },
+  GW_ERR_POLICY_HTTP_REQUEST_FAILED: { status: 502, message: 'the http-request action\'s call failed (on_error: halt)' },
+  GW_ERR_POLICY_FORWARD_LOOP: { status: 508, message: 'forward-internal or http-request went from endpoint to endpoint too many times (a loop)' },
   GW_ERR_POLICY_UPSTREAM_BODY_TOO_LARGE: { status: 502, message: 'the upstream response body exceeds the size a policy action may read' },
   GW_ERR_POLICY_ACTION_FAILED: { status: 500, message: 'a policy action failed while handling the request' },
 

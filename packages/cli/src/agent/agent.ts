@@ -29,8 +29,9 @@ import { serveStream } from './pipeline.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 import { createUpstreamDispatcher, parseUpstream } from '../upstream/index.js'
 import { replayRequest, type ReplayRequest } from './replay.js'
+import { internalRequest, type InternalRequest } from './internal-request.js'
 import { VERSION } from '../version.js'
-import type { CompiledPolicy } from '../policy/index.js'
+import { PolicyRuntimeError, type CompiledPolicy } from '../policy/index.js'
 
 export interface AgentEndpointOptions {
   /** The endpoint's name in the agent; `command_line` for `gw http`. */
@@ -155,7 +156,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     responseTimeout,
     tlsVerify,
     endpoint: (name) => byPublicName.get(name),
-    ...(internal.size > 0 ? { internalEndpoint: (host: string) => internal.get(host) } : {}),
+    ...(internal.size > 0
+      ? {
+          internalEndpoint: (host: string) => internal.get(host),
+          internalRequest: (host: string, req: InternalRequest, hops: number, maxBody: number, signal: AbortSignal) => {
+            const endpoint = internal.get(host)
+            if (!endpoint) return Promise.reject(new PolicyRuntimeError('GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND', `this agent has no internal endpoint ${host}`))
+            return internalRequest(req, endpoint, runtime, hops, maxBody, signal)
+          },
+        }
+      : {}),
     nextId: () => `req_${idPrefix}${(++sequence).toString(36).padStart(6, '0')}`,
   }
 

@@ -34,6 +34,8 @@ export interface ServeOptions {
   replayOf?: string
   /** Send straight to the endpoint's upstream (a replay repeats what the upstream got). */
   skipPolicy?: boolean
+  /** For the agent's own requests to an internal endpoint (http-request): how many deep this one is. */
+  internalHops?: number
   /** Runs once when the response is over, with the failure that ended it, if any. */
   onFinish?: (error: ErrorReport | undefined) => void
 }
@@ -81,7 +83,7 @@ function serve(stream: Duplex, reader: MessageReader, head: RequestHead, runtime
     if (head.upgrade) return forwardUpgrade(ctx, endpoint.upstream, ctx.target, headers)
     return forward(ctx, headers)
   }
-  runPolicy(ctx, policy).catch((err: unknown) => ctx.writer.fail(err))
+  runPolicy(ctx, policy, options.internalHops ?? 0).catch((err: unknown) => ctx.writer.fail(err))
 }
 
 /** The request phase refused the request (or the target was invalid): answer, drop the body. */
@@ -136,7 +138,10 @@ const MAX_INTERNAL_HOPS = 8
 
 let emptyPolicy: CompiledPolicy | undefined
 
-async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<void> {
+/** Requests the agent makes to its own internal endpoints (http-request) that one request may chain: ngrok's loop protection. */
+const MAX_INTERNAL_REQUESTS = 3
+
+async function runPolicy(ctx: RequestContext, policy: CompiledPolicy, internalHops: number): Promise<void> {
   const { head } = ctx
   const body = ctx.requestBody()
   const req: PolicyRequest = {
@@ -151,7 +156,7 @@ async function runPolicy(ctx: RequestContext, policy: CompiledPolicy): Promise<v
     receivedAt: head.receivedAt,
     body: body ?? emptyBody(),
   }
-  return runPhases(ctx, policy, req, req.body, [])
+  return runPhases(ctx, policy, req, req.body, [], internalHops)
 }
 
 /** Run the outer endpoints' response phases on an answer, innermost first. */
@@ -161,11 +166,19 @@ async function throughOuter(outer: readonly OuterHop[], req: PolicyRequest, resp
 }
 
 /** One endpoint's phases and upstream; a forward-internal goes on to the internal endpoint's, with this one in `outer`. */
-async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: PolicyRequest, originalBody: Readable, outer: OuterHop[]): Promise<void> {
+async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: PolicyRequest, originalBody: Readable, outer: OuterHop[], internalHops: number): Promise<void> {
   const { head, endpoint } = ctx
   const state = createPolicyState()
-  const { internalEndpoint } = ctx.runtime
+  const { internalEndpoint, internalRequest } = ctx.runtime
   if (internalEndpoint) state.internalEndpoint = (host) => internalEndpoint(host) !== undefined
+  if (internalRequest) {
+    state.internalRequest = (host, call, maxBody, signal) => {
+      if (internalHops >= MAX_INTERNAL_REQUESTS) {
+        return Promise.reject(new PolicyRuntimeError('GW_ERR_POLICY_FORWARD_LOOP', `http-request: ${MAX_INTERNAL_REQUESTS} internal requests in a chain; the internal endpoints call each other in a circle`))
+      }
+      return internalRequest(host, { ...call, clientIp: req.clientIp }, internalHops + 1, maxBody, signal)
+    }
+  }
 
   let outcome
   try {
@@ -196,7 +209,7 @@ async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: Polic
     }
     ctx.endpoint = next
     emptyPolicy ??= compilePolicy({})
-    return runPhases(ctx, next.policy ?? emptyPolicy, req, originalBody, [...outer, { policy, state }])
+    return runPhases(ctx, next.policy ?? emptyPolicy, req, originalBody, [...outer, { policy, state }], internalHops)
   }
 
   const chosen = outcome.upstream

@@ -8,7 +8,7 @@
 import { Readable, type Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GwError, getRawHeader, HOP_BY_HOP, type BodyReadable, type MessageReader, type RequestHead } from '@gw/protocol'
-import type { CompiledPolicy } from '../policy/index.js'
+import type { CompiledPolicy, InternalAnswer, InternalCall } from '../policy/index.js'
 import type { Upstream, UpstreamRequest } from '../upstream/index.js'
 import type { AgentEvents } from './events.js'
 import type { Recorder } from './recorder.js'
@@ -38,6 +38,8 @@ export interface AgentRuntime {
   endpoint(publicName: string): EndpointRuntime | undefined
   /** An internal endpoint (`api.internal`, `api.internal:8080`) of this agent, for forward-internal. */
   internalEndpoint?: (host: string) => EndpointRuntime | undefined
+  /** Send a request to an internal endpoint through its pipeline (internal-request.ts); `hops` counts the agent's own requests in the chain. */
+  internalRequest?: (host: string, req: InternalCall & { clientIp: string }, hops: number, maxBody: number, signal: AbortSignal) => Promise<InternalAnswer>
   nextId(): string
 }
 

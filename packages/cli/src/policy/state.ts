@@ -10,6 +10,20 @@ import type { PolicyRequest, PolicyResponse } from './types.js'
 import type { EvalRoot } from './variables.js'
 import type { SseMessage } from './sse.js'
 
+/** A request http-request sends to an internal endpoint of the agent. */
+export interface InternalCall {
+  method: string
+  target: string
+  rawHeaders: string[]
+  body: Buffer
+}
+
+export interface InternalAnswer {
+  status: number
+  rawHeaders: string[]
+  body: Buffer
+}
+
 export type ResponseHook = (state: PolicyState) => void | Promise<void>
 
 export interface PolicyState {
@@ -30,6 +44,12 @@ export interface PolicyState {
    * or `api.internal:8080`), for forward-internal. Unset: it has none.
    */
   internalEndpoint: ((host: string) => boolean) | undefined
+  /**
+   * Set by the agent: send a request to its internal endpoint `host` through that
+   * endpoint's policy and upstream (http-request's `*.internal` URLs). Rejects with a
+   * coded error; undefined when the agent has no internal endpoints.
+   */
+  internalRequest: ((host: string, req: InternalCall, maxBody: number, signal: AbortSignal) => Promise<InternalAnswer>) | undefined
   /** The server-sent event message the on_event_stream_message phase is running on. */
   sseMessage: SseMessage | undefined
   /** The action and rule running now, for the verdict. */
@@ -47,6 +67,7 @@ export function createPolicyState(): PolicyState {
     upstream: undefined,
     responseHooks: undefined,
     internalEndpoint: undefined,
+    internalRequest: undefined,
     sseMessage: undefined,
     currentAction: '',
     currentRule: undefined,

@@ -11,6 +11,7 @@ import { customResponse } from './custom-response.js'
 import { deny } from './deny.js'
 import { forward } from './forward.js'
 import { forwardInternal } from './forward-internal.js'
+import { httpRequest } from './http-request.js'
 import { jwtValidation } from './jwt-validation.js'
 import { log } from './log.js'
 import { oauth } from './oauth.js'
@@ -28,7 +29,7 @@ import { validateRequest } from './validate-request.js'
 import { verifyWebhook } from './verify-webhook.js'
 
 const ALL: readonly ActionDefinition[] = [
-  addHeaders, apiKey, basicAuth, circuitBreaker, closeConnection, compressResponse, customResponse, deny, forward, forwardInternal, jwtValidation, log, oauth, oidc,
+  addHeaders, apiKey, basicAuth, circuitBreaker, closeConnection, compressResponse, customResponse, deny, forward, forwardInternal, httpRequest, jwtValidation, log, oauth, oidc,
   openidConnect, rateLimit, redirect, removeHeaders, requestBodyFindReplace, responseBodyFindReplace, restrictIps, setVars, soap, sseFindReplace, transformBody, urlRewrite, validateRequest, verifyWebhook,
 ]
 
