@@ -180,3 +180,27 @@ endpoints:
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('ngrok\'s rewrite-headers-redirects example: forward-internal, then res.location through url.parse and set-vars rewrites the internal service\'s redirect', async () => {
+  const { createServer } = await import('node:http')
+  const svc = createServer((req, res) => {
+    res.writeHead(302, { location: `http://${req.headers.host}/login?next=1` })
+    res.end()
+  })
+  await new Promise<void>((r) => svc.listen(0, '127.0.0.1', r))
+  const doc = JSON.parse(JSON.stringify(fixture('gateway-examples-rewrite-headers-redirects-d6447e').policy).split('$NGROK_DOMAIN').join('https://app.example.com')) as unknown
+  try {
+    await withAgent([
+      { upstream: pub.url, policy: compilePolicy(doc) },
+      { upstream: `http://127.0.0.1:${(svc.address() as { port: number }).port}`, internalHost: 'service-01.customer-abc.internal' },
+    ], async (get) => {
+      const res = await get('/account')
+      assert.equal(res.status, 302)
+      // The example joins the domain and the path with a '/' of its own, so the path's own slash doubles it.
+      assert.equal(res.headers['location'], 'https://app.example.com//login')
+    })
+  } finally {
+    svc.closeAllConnections()
+    await new Promise<void>((r) => svc.close(() => r()))
+  }
+})

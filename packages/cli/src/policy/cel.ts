@@ -19,6 +19,7 @@ import { compileRe2, re2Matches, Re2SyntaxError } from './re2.js'
 import { activeSecretStore, missingSecret, NO_SECRETS, type SecretStore } from './secrets.js'
 import { splitTemplate, UnclosedInterpolationError } from './template-split.js'
 import { UserAgentVars } from './user-agent.js'
+import * as M from './macros.js'
 import {
   ConnTsVars, ConnVars, ContentTypeVars, CookieVars, EndpointVars, EvalRoot, RandVars, RequestTsVars, RequestVars,
   ResponseVars, SecretsVars, TimeVars, UrlVars,
@@ -91,11 +92,25 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
     },
   })
   .registerType('gw.Conn', { ctor: ConnVars, fields: { client_ip: 'string', client_port: 'int', ts: 'gw.ConnTs' } })
-  .registerType('gw.Response', { ctor: ResponseVars, fields: { status_code: 'int', headers: 'map<string, list<string>>' } })
+  .registerType('gw.Response', { ctor: ResponseVars, fields: { status_code: 'int', headers: 'map<string, list<string>>', location: 'string' } })
   .registerType('gw.Time', { ctor: TimeVars, fields: { now: 'string' } })
   .registerType('gw.Endpoint', { ctor: EndpointVars, fields: { id: 'string', name: 'string', scheme: 'string', host: 'string', url: 'string' } })
   .registerType('gw.Rand', { ctor: RandVars, fields: {} })
   .registerType('gw.Secrets', { ctor: SecretsVars, fields: {} })
+  .registerType('gw.Hash', { ctor: M.HashMacros, fields: {} })
+  .registerType('gw.Base64', { ctor: M.Base64Macros, fields: {} })
+  .registerType('gw.Json', { ctor: M.JsonMacros, fields: {} })
+  .registerType('gw.UrlMacros', { ctor: M.UrlMacros, fields: {} })
+  .registerType('gw.QueryString', { ctor: M.QueryStringMacros, fields: {} })
+  .registerType('gw.BasicAuth', { ctor: M.BasicAuthMacros, fields: {} })
+  .registerType('gw.Strings', { ctor: M.StringsMacros, fields: {} })
+  .registerVariable('hash', 'gw.Hash')
+  .registerVariable('base64', 'gw.Base64')
+  .registerVariable('json', 'gw.Json')
+  .registerVariable('url', 'gw.UrlMacros')
+  .registerVariable('queryString', 'gw.QueryString')
+  .registerVariable('basic_auth', 'gw.BasicAuth')
+  .registerVariable('strings', 'gw.Strings')
   .registerVariable('req', 'gw.Request')
   .registerVariable('conn', 'gw.Conn')
   .registerVariable('res', 'gw.Response')
@@ -112,6 +127,81 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
   .registerFunction('gw.Rand.int(): int', () => randInt(0n, 1n))
   .registerFunction('gw.Rand.int(int, int): int', (_r: RandVars, min: bigint, max: bigint) => randInt(min, max))
   .registerFunction('inCidrRange(string, string): bool', inCidrRange)
+  // ngrok's macro families (macros.ts), each as ngrok names it and in its string.…() form.
+  .registerFunction('gw.Hash.md5(string): string', (_: unknown, s: string) => M.digest('md5', s))
+  .registerFunction('gw.Hash.md5(string, string): string', (_: unknown, s: string, f: string) => M.digest('md5', s, f))
+  .registerFunction('string.md5(): string', (s: string) => M.digest('md5', s))
+  .registerFunction('string.md5(string): string', (s: string, f: string) => M.digest('md5', s, f))
+  .registerFunction('gw.Hash.sha1(string): string', (_: unknown, s: string) => M.digest('sha1', s))
+  .registerFunction('gw.Hash.sha1(string, string): string', (_: unknown, s: string, f: string) => M.digest('sha1', s, f))
+  .registerFunction('string.sha1(): string', (s: string) => M.digest('sha1', s))
+  .registerFunction('string.sha1(string): string', (s: string, f: string) => M.digest('sha1', s, f))
+  .registerFunction('gw.Hash.sha256(string): string', (_: unknown, s: string) => M.digest('sha256', s))
+  .registerFunction('gw.Hash.sha256(string, string): string', (_: unknown, s: string, f: string) => M.digest('sha256', s, f))
+  .registerFunction('string.sha256(): string', (s: string) => M.digest('sha256', s))
+  .registerFunction('string.sha256(string): string', (s: string, f: string) => M.digest('sha256', s, f))
+  .registerFunction('gw.Hash.sha512(string): string', (_: unknown, s: string) => M.digest('sha512', s))
+  .registerFunction('gw.Hash.sha512(string, string): string', (_: unknown, s: string, f: string) => M.digest('sha512', s, f))
+  .registerFunction('string.sha512(): string', (s: string) => M.digest('sha512', s))
+  .registerFunction('string.sha512(string): string', (s: string, f: string) => M.digest('sha512', s, f))
+  .registerFunction('gw.Hash.crc32(string): string', (_: unknown, s: string) => M.crc32(s))
+  .registerFunction('gw.Hash.crc32(string, string): string', (_: unknown, s: string, f: string) => M.crc32(s, f))
+  .registerFunction('string.crc32(): string', (s: string) => M.crc32(s))
+  .registerFunction('string.crc32(string): string', (s: string, f: string) => M.crc32(s, f))
+  .registerFunction('gw.Hash.crc64(string): string', (_: unknown, s: string) => M.crc64(s))
+  .registerFunction('gw.Hash.crc64(string, string): string', (_: unknown, s: string, f: string) => M.crc64(s, f))
+  .registerFunction('string.crc64(): string', (s: string) => M.crc64(s))
+  .registerFunction('string.crc64(string): string', (s: string, f: string) => M.crc64(s, f))
+  .registerFunction('gw.Hash.xxhash64(string): string', (_: unknown, s: string) => M.xxhash64(s))
+  .registerFunction('gw.Hash.xxhash64(string, string): string', (_: unknown, s: string, f: string) => M.xxhash64(s, f))
+  .registerFunction('string.xxhash64(): string', (s: string) => M.xxhash64(s))
+  .registerFunction('string.xxhash64(string): string', (s: string, f: string) => M.xxhash64(s, f))
+  .registerFunction('gw.Json.decode(string): dyn', (_: unknown, s: string) => M.jsonDecode(s))
+  .registerFunction('gw.Json.encode(dyn): string', (_: unknown, v: unknown) => M.jsonEncode(v))
+  .registerFunction('string.decodeJson(): dyn', (s: string) => M.jsonDecode(s))
+  .registerFunction('string.isJson(): bool', (s: string) => M.isJson(s))
+  .registerFunction('list.encodeJson(): string', (v: unknown) => M.jsonEncode(v))
+  .registerFunction('map.encodeJson(): string', (v: unknown) => M.jsonEncode(v))
+  .registerFunction('gw.Base64.encode(bytes): string', (_: unknown, b: Uint8Array) => Buffer.from(b).toString('base64'))
+  .registerFunction('gw.Base64.encode(string): string', (_: unknown, s: string) => Buffer.from(s, 'utf8').toString('base64'))
+  .registerFunction('gw.Base64.decode(string): bytes', (_: unknown, s: string) => M.base64Decode(s))
+  .registerFunction('string.encodeBase64(): string', (s: string) => Buffer.from(s, 'utf8').toString('base64'))
+  .registerFunction('string.decodeBase64(): string', (s: string) => Buffer.from(M.base64Decode(s)).toString('utf8'))
+  .registerFunction('gw.UrlMacros.escape(string): string', (_: unknown, s: string) => M.urlEscape(s))
+  .registerFunction('gw.UrlMacros.unescape(string): string', (_: unknown, s: string) => M.urlUnescape(s))
+  .registerFunction('gw.UrlMacros.parse(string): map<string, dyn>', (_: unknown, s: string) => M.urlParse(s))
+  .registerFunction('string.escapeUrl(): string', (s: string) => M.urlEscape(s))
+  .registerFunction('string.unescapeUrl(): string', (s: string) => M.urlUnescape(s))
+  .registerFunction('string.parseUrl(): map<string, dyn>', (s: string) => M.urlParse(s))
+  .registerFunction('string.isURL(): bool', (s: string) => M.isUrl(s))
+  .registerFunction('gw.QueryString.decode(string): map<string, list<string>>', (_: unknown, s: string) => M.queryDecode(s))
+  .registerFunction('gw.QueryString.encode(map<string, dyn>): string', (_: unknown, v: unknown) => M.queryEncode(v))
+  .registerFunction('string.decodeQueryString(): map<string, list<string>>', (s: string) => M.queryDecode(s))
+  .registerFunction('string.isQueryString(): bool', (s: string) => M.isQueryString(s))
+  .registerFunction('map.encodeQueryString(): string', (v: unknown) => M.queryEncode(v))
+  .registerFunction('gw.BasicAuth.encode(string, string): string', (_: unknown, u: string, p: string) => M.basicAuthEncode(u, p))
+  .registerFunction('gw.Strings.quote(string): string', (_: unknown, s: string) => M.quote(s))
+  .registerFunction('string.charAt(int): string', (s: string, i: bigint) => {
+    if (i < 0n) throw new Error(`charAt(${i}): the index is negative`)
+    return [...s][Number(i)] ?? ''
+  })
+  .registerFunction('string.format(list<dyn>): string', (s: string, args: unknown[]) => M.formatString(s, args))
+  .registerFunction('string.reverse(): string', (s: string) => [...s].reverse().join(''))
+  .registerFunction('string.lower(): string', (s: string) => s.toLowerCase())
+  .registerFunction('string.upper(): string', (s: string) => s.toUpperCase())
+  .registerFunction('string.replace(string, string): string', (s: string, a: string, b: string) => s.split(a).join(b))
+  .registerFunction('string.replace(string, string, int): string', (s: string, a: string, b: string, n: bigint) => replaceN(s, a, b, Number(n)))
+  .registerFunction('list.slice(int, int): list<dyn>', (l: unknown[], a: bigint, b: bigint) => sliceList(l, Number(a), Number(b)))
+  .registerFunction('list.flatten(): list<dyn>', (l: unknown[]) => l.flat())
+  .registerFunction('list.flatten(int): list<dyn>', (l: unknown[], d: bigint) => {
+    if (d < 0n) throw new Error(`flatten(${d}): the depth is negative`)
+    return l.flat(Number(d))
+  })
+  .registerFunction('list.distinct(): list<dyn>', (l: unknown[]) => [...new Set(l)])
+  .registerFunction('list.sort(): list<dyn>', (l: unknown[]) => {
+    for (const v of l) compareCel(v, l[0])
+    return [...l].sort(compareCel)
+  })
   .registerFunction('inCidrRanges(string, list<string>): bool', (ip: string, cidrs: string[]) =>
     cidrs.some((c) => inCidrRange(ip, c)))
   .registerFunction('string.isPrivateIp(): bool', (ip: string) => isPrivateIp(ip))
@@ -125,6 +215,31 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
   // ngrok's getReqCookie returns the cookie; a missing one is a cookie with an empty value.
   .registerFunction('getReqCookie(string): gw.Cookie', (name: string) => currentRoot().req.cookies[name]?.[0] ?? new CookieVars(name, ''))
 
+function replaceN(s: string, from: string, to: string, n: number): string {
+  if (n < 0) return s.split(from).join(to)
+  let out = s
+  let at = 0
+  for (let i = 0; i < n; i++) {
+    const j = out.indexOf(from, at)
+    if (j === -1) break
+    out = out.slice(0, j) + to + out.slice(j + from.length)
+    at = j + to.length
+  }
+  return out
+}
+
+function sliceList(l: unknown[], a: number, b: number): unknown[] {
+  if (a < 0 || b > l.length || a > b) throw new Error(`list.slice(${a}, ${b}): out of range for a list of ${l.length}`)
+  return l.slice(a, b)
+}
+
+function compareCel(a: unknown, b: unknown): number {
+  const t = typeof a
+  if (t !== typeof b) throw new Error('list.sort: the list mixes types')
+  if (t !== 'string' && t !== 'bigint' && t !== 'number' && t !== 'boolean') throw new Error('list.sort: only numbers, strings and booleans sort')
+  return a! < b! ? -1 : a! > b! ? 1 : 0
+}
+
 export type CompiledExpression = (root: EvalRoot) => unknown
 
 const FIELDS: Record<string, readonly string[]> = {
@@ -135,11 +250,11 @@ const FIELDS: Record<string, readonly string[]> = {
   'req.ts': ['header_received'],
   conn: ['client_ip', 'client_port', 'ts'],
   'conn.ts': ['start'],
-  res: ['status_code', 'headers'],
+  res: ['status_code', 'headers', 'location'],
   time: ['now'],
   endpoint: ['id', 'name', 'scheme', 'host', 'url'],
 }
-export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'rand', 'secrets', 'actions', 'vars']
+export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'rand', 'secrets', 'actions', 'vars', 'hash', 'base64', 'json', 'url', 'queryString', 'basic_auth', 'strings']
 
 /** Why an expression does not compile, with the offset of the problem in the expression. */
 export class ExpressionError extends Error {

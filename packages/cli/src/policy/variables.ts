@@ -9,6 +9,7 @@
  * (`target`, the raw header array), so an action that rewrites the URL or a header is
  * seen by the next rule.
  */
+import { MACRO_RECEIVERS, type Base64Macros, type BasicAuthMacros, type HashMacros, type JsonMacros, type QueryStringMacros, type StringsMacros, type UrlMacros } from './macros.js'
 import { headersToMap } from './headers.js'
 import type { PolicyRequest, PolicyResponse } from './types.js'
 import { UserAgentVars } from './user-agent.js'
@@ -208,6 +209,10 @@ export class ResponseVars {
     }
     return this.headerMap
   }
+  /** ngrok's `res.location`: the Location header, empty without one. */
+  get location(): string {
+    return this.headers['location']?.[0] ?? ''
+  }
   toJSON(): Record<string, number> {
     return { status_code: this.root.response?.status ?? 0 }
   }
@@ -376,6 +381,27 @@ export class EvalRoot {
   }
   get secrets(): SecretsVars {
     return SECRETS
+  }
+  get hash(): HashMacros {
+    return MACRO_RECEIVERS.hash
+  }
+  get base64(): Base64Macros {
+    return MACRO_RECEIVERS.base64
+  }
+  get json(): JsonMacros {
+    return MACRO_RECEIVERS.json
+  }
+  get url(): UrlMacros {
+    return MACRO_RECEIVERS.url
+  }
+  get queryString(): QueryStringMacros {
+    return MACRO_RECEIVERS.queryString
+  }
+  get basic_auth(): BasicAuthMacros {
+    return MACRO_RECEIVERS.basic_auth
+  }
+  get strings(): StringsMacros {
+    return MACRO_RECEIVERS.strings
   }
 }
 

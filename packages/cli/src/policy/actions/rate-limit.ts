@@ -33,6 +33,9 @@ export const rateLimit: ActionDefinition = {
     const mode = config.oneOf('mode', ['reject', 'delay'] as const, 'reject')
     const maxDelayMs = config.duration('max_delay', mode === 'delay' ? Math.min(rateMs, 30_000) : 0, 0, 10 * 60_000)
     if (config.has('max_delay') && mode !== 'delay') config.fail('max_delay', 'only applies with mode: delay')
+    // ngrok's enforce: false counts and records actions.ngrok.rate_limit.limited, but lets the request through.
+    const enforce = config.bool('enforce', true)
+    if (!enforce && mode === 'delay') config.fail('mode', 'delay holds requests back, which enforce: false never does; use one of them')
     config.done()
 
     const limiter: RateLimiter = algorithm === 'sliding_window' ? createSlidingWindow(capacity, rateMs) : createTokenBucket(capacity, rateMs)
@@ -105,6 +108,10 @@ export const rateLimit: ActionDefinition = {
       const queue = queues.get(key)
       const wait = queue ? -1 : limiter.take(key, now)
       if (wait === 0) return passed(state, key)
+      if (!enforce) {
+        setActionResult(state, 'ngrok', 'rate_limit', { name, bucket_key: key, limited: true })
+        return undefined
+      }
       if (mode === 'reject') return limited(state, key, wait)
       // Delay: the estimate for this request is the head's wait plus one interval per
       // request already queued ahead of it.
