@@ -185,6 +185,21 @@ test('inline keys', async () => {
   await policy.close()
 })
 
+test('audience is optional, as in ngrok: without it any aud passes, but the issuer and signature are still checked', async () => {
+  const ec = await makeKey('noaud-1', 'ES256')
+  const other = await makeKey('noaud-2', 'ES256')
+  const doc = policyDoc({ inline: [ec.jwk] }) as { on_http_request: Array<{ actions: Array<{ config: Record<string, unknown> }> }> }
+  delete doc.on_http_request[0]!.actions[0]!.config.audience
+  const policy = compilePolicy(doc)
+  try {
+    assert.equal((await call(policy, await sign(ec, {}, { aud: 'any-api' }))).outcome.kind, 'forward')
+    assert.equal((await call(policy, await sign(ec, {}, { iss: 'https://evil.test/' }))).outcome.kind, 'respond')
+    assert.equal((await call(policy, await sign(other))).outcome.kind, 'respond')
+  } finally {
+    await policy.close()
+  }
+})
+
 test('tokens in the body (method: body), JSON or form; the body still reaches the upstream', async () => {
   const ec = await makeKey('body-1', 'ES256')
   const policy = compilePolicy({ on_http_request: [{ actions: [{ type: 'jwt-validation', config: {

@@ -96,12 +96,16 @@ test('macros in rules and interpolation through the real tunnel; rate-limit enfo
   const tunnel = await startPolicyTunnel(compilePolicy({
     on_http_request: [
       { actions: [{ type: 'rate-limit', config: { name: 'dry', capacity: 1, rate: '60s', enforce: false } }] },
+      // ngrok's restrict-ips dry run (traffic-policy/actions/restrict-ips.mdx), with a CIDR for its hosted IP policy.
+      { actions: [{ type: 'restrict-ips', config: { enforce: false, deny: ['10.0.0.0/8', '127.0.0.0/8'] } }] },
       { expressions: ["json.decode(req.headers['x-claims'][0]).role == 'banned'"], actions: [{ type: 'deny', config: { status_code: 403 } }] },
       { actions: [{ type: 'add-headers', config: { headers: {
         'x-user-hash': "${hash.sha256(json.decode(req.headers['x-claims'][0]).sub)}",
         'x-path': '${url.parse(req.url).path}',
         'x-auth': "${basic_auth.encode('u', 'p')}",
         'x-limited': '${actions.ngrok.rate_limit.limited}',
+        'x-ip-action': '${actions.ngrok.restrict_ips.action}',
+        'x-ip-cidr': '${actions.ngrok.restrict_ips.matched_cidr}',
       } } }] },
     ],
   }), upstream.url)
@@ -111,6 +115,8 @@ test('macros in rules and interpolation through the real tunnel; rate-limit enfo
     assert.equal(first.headers['x-path'], '/x/y')
     assert.equal(first.headers['x-auth'], 'Basic dTpw')
     assert.equal(first.headers['x-limited'], 'false')
+    assert.equal(first.headers['x-ip-action'], 'deny', 'enforce: false records the decision and lets the request through')
+    assert.equal(first.headers['x-ip-cidr'], '127.0.0.0/8')
     // Over the capacity of 1, enforce: false lets the request through and says it was limited.
     const second = await tunnel.fetch('/x', { headers: { 'x-claims': '{"sub":"bob"}' } })
     assert.equal(second.status, 200)
@@ -122,4 +128,6 @@ test('macros in rules and interpolation through the real tunnel; rate-limit enfo
   }
   assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'rate-limit', config: { capacity: 1, rate: '1s', enforce: false, mode: 'delay' } }] }] }),
     /config\.mode: delay holds requests back, which enforce: false never does/)
+  assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'restrict-ips', config: { ip_policies: ['ipp_1'] } }] }] }),
+    /config\.ip_policies: names IP policies kept in ngrok's cloud \(ipp_…\), which gw cannot read; list their CIDRs under allow and deny instead/)
 })

@@ -8,6 +8,8 @@ import { BlockList, isIP } from 'node:net'
 
 export interface CidrSet {
   has(ip: string): boolean
+  /** The first CIDR, as written, that holds the address; undefined when none does. */
+  match(ip: string): string | undefined
 }
 
 /** Normalise a client address: strip a zone id and an IPv4-mapped prefix. */
@@ -37,11 +39,15 @@ export function parseCidr(text: string): { address: string; prefix: number; fami
 /** Throws a plain Error naming the first invalid entry; callers turn it into a policy error. */
 export function createCidrSet(cidrs: readonly string[]): CidrSet {
   const list = new BlockList()
+  const parsed: Array<{ text: string; address: string; prefix: number; family: 'ipv4' | 'ipv6' }> = []
   for (const text of cidrs) {
     const c = parseCidr(text)
     if (!c) throw new Error(`not a valid CIDR or IP address: ${JSON.stringify(text)}`)
     list.addSubnet(c.address, c.prefix, c.family)
+    parsed.push({ text, ...c })
   }
+  // One list per CIDR, made on the first match(): only restrict-ips' matched_cidr asks.
+  let each: Array<{ text: string; list: BlockList }> | undefined
   // BlockList.check parses the address on every call (a few µs); clients repeat, so
   // answers are memoised per address, in a bounded map.
   const seen = new Map<string, boolean>()
@@ -55,6 +61,17 @@ export function createCidrSet(cidrs: readonly string[]): CidrSet {
       if (seen.size >= 10_000) seen.clear()
       seen.set(ip, hit)
       return hit
+    },
+    match(ip) {
+      if (!this.has(ip)) return undefined
+      each ??= parsed.map((c) => {
+        const one = new BlockList()
+        one.addSubnet(c.address, c.prefix, c.family)
+        return { text: c.text, list: one }
+      })
+      const addr = normalizeIp(ip)
+      const family = isIP(addr) === 4 ? 'ipv4' : 'ipv6'
+      return each.find((e) => e.list.check(addr, family))?.text
     },
   }
 }

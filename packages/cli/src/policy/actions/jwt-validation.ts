@@ -38,7 +38,8 @@ interface TokenSource {
   prefix: string
 }
 
-function allowList(config: ConfigReader, key: string): string[] {
+function allowList(config: ConfigReader, key: string, required = true): string[] {
+  if (!required && !config.has(key)) return []
   const c = config.child(key, true)
   const list = c.list('allow_list', true, 1)
   c.done()
@@ -132,7 +133,8 @@ export const jwtValidation: ActionDefinition = {
   phases: ['on_http_request'],
   compile(config, ctx) {
     const issuers = allowList(config, 'issuer')
-    const audiences = allowList(config, 'audience')
+    // ngrok's audience is optional: without it, any aud is accepted (the issuer and the signature still are checked).
+    const audiences = allowList(config, 'audience', false)
     const http = config.child('http', true)
     const tokens: TokenSource[] = http.list('tokens', true, 1).map((t, i) => {
       const tc = new ConfigReader(t, [...http.path, 'tokens', i], config.source)
@@ -192,7 +194,7 @@ export const jwtValidation: ActionDefinition = {
       try {
         const { payload, protectedHeader } = await jwtVerify(token, getKey, {
           issuer: issuers,
-          audience: audiences,
+          ...(audiences.length > 0 ? { audience: audiences } : {}),
           algorithms,
           clockTolerance: clockSkewMs / 1000,
           currentDate: new Date(clock()),

@@ -25,6 +25,9 @@ export const restrictIps: ActionDefinition = {
   type: 'restrict-ips',
   phases: ['on_http_request'],
   compile(config) {
+    if (config.has('ip_policies')) {
+      config.fail('ip_policies', 'names IP policies kept in ngrok\'s cloud (ipp_…), which gw cannot read; list their CIDRs under allow and deny instead')
+    }
     const allow = cidrList(config, 'allow')
     const deny = cidrList(config, 'deny')
     const enforce = config.bool('enforce', true)
@@ -32,8 +35,13 @@ export const restrictIps: ActionDefinition = {
     config.done()
     return function restrictIpsCheck(state) {
       const ip = state.request!.clientIp
-      const allowed = !(deny?.has(ip) ?? false) && (allow ? allow.has(ip) : true)
-      setActionResult(state, 'ngrok', 'restrict_ips', { allowed, client_ip: ip })
+      const denied = deny?.match(ip)
+      const allowedBy = denied === undefined ? allow?.match(ip) : undefined
+      const allowed = denied === undefined && (allow ? allowedBy !== undefined : true)
+      // ngrok's names: action (allow or deny) and the CIDR that decided it; gw's allowed and client_ip beside them.
+      setActionResult(state, 'ngrok', 'restrict_ips', {
+        action: allowed ? 'allow' : 'deny', matched_cidr: denied ?? allowedBy ?? '', allowed, client_ip: ip,
+      })
       if (!allowed && enforce) return respond(403, ['content-type', 'text/plain; charset=utf-8'], 'Forbidden: your IP address is not allowed\n')
     }
   },
