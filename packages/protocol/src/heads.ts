@@ -99,6 +99,11 @@ export interface Welcome {
   endpoints: AssignedEndpoint[]
   /** The relay's heartbeat timeout in ms, so both sides agree when a link is dead. */
   heartbeatTimeout: number
+  /**
+   * A relay of a cluster: the URLs where the agent may reach the cluster's relays, to
+   * reconnect to another one when this one goes. Absent on a lone relay.
+   */
+  relays?: string[]
 }
 
 export interface Refuse {

@@ -113,9 +113,10 @@ export class AgentLink {
     return hello
   }
 
-  welcome(endpoints: AssignedEndpoint[], heartbeatTimeout: number): void {
+  /** `relays`: a cluster's relay URLs, for the agent to fail over to. */
+  welcome(endpoints: AssignedEndpoint[], heartbeatTimeout: number, relays?: string[]): void {
     this.endpoints = endpoints
-    new MessageWriter(this.control!).welcome({ version: PROTOCOL_VERSION, endpoints, heartbeatTimeout })
+    new MessageWriter(this.control!).welcome({ version: PROTOCOL_VERSION, endpoints, heartbeatTimeout, ...(relays && relays.length > 0 ? { relays } : {}) })
   }
 
   /** Refuse the handshake with a coded error, then close once the agent has it. */

@@ -1,5 +1,5 @@
 export { startRelay, type Relay } from './relay.js'
-export { resolveRelayOptions, defaultStateDir, RELAY_DEFAULTS, type RelayOptions, type LogFn } from './options.js'
+export { resolveRelayOptions, defaultStateDir, RELAY_DEFAULTS, type RelayOptions, type RelayClusterOptions, type LogFn } from './options.js'
 export { parseTokensFile, hashToken } from './authtokens.js'
 export { RANDOM_NAME_BITS, randomName, checkName } from './names.js'
 export { RelayError, RelayErrorCodes, isRelayErrorCode, type RelayErrorCode } from './errors.js'

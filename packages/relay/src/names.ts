@@ -83,12 +83,32 @@ interface NameEntry {
   seen: number
 }
 
+/**
+ * Who owns each name, with the rules above: `NameRegistry` keeps them in names.json; a
+ * cluster keeps them in Redis (cluster/redis-names.ts), shared by every relay. Claims
+ * may be asynchronous; the rest never waits.
+ */
+export interface NameStore {
+  /** The owner as this relay knows it now (a cluster's store answers from its cache). */
+  owner(name: string): string | undefined
+  /** Claim `name` for `owner`: GW_ERR_NAME_TAKEN when another owner holds it, GW_ERR_NAME_LIMIT past the cap. */
+  claim(name: string, owner: string): void | Promise<void>
+  /** A fresh random name, claimed for `owner`. */
+  claimRandom(owner: string): string | Promise<string>
+  /** The last agent holding `name` here went away now: its time to expire starts. */
+  release(name: string): void
+  /** Names an agent holds on this relay right now (set by the relay), which never expire. */
+  held: { has(name: string): boolean }
+  /** Write any pending change now (the relay calls this when it closes). */
+  flush(): Promise<void>
+}
+
 export interface NameRegistryOptions {
   now?: () => number
   maxNamesPerOwner?: number
 }
 
-export class NameRegistry {
+export class NameRegistry implements NameStore {
   private readonly entries = new Map<string, NameEntry>()
   private readonly perOwner = new Map<string, number>()
   private readonly file: string | undefined

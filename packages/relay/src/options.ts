@@ -52,10 +52,27 @@ export interface RelayOptions {
   accessLog?: string
   /** Certificates from an ACME CA (Let's Encrypt by default), issued on demand: acme/manager.ts. */
   acme?: AcmeOptions
+  /** Run as one relay of a cluster sharing its state in Redis (cluster/cluster.ts). */
+  cluster?: RelayClusterOptions
   log?: LogFn
 }
 
-type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme'
+export interface RelayClusterOptions {
+  /** redis:// or rediss:// URL. */
+  redis: string
+  /** The same on every relay: authenticates the relay-to-relay link (16 bytes or more). */
+  secret: string
+  /** host:port of the relay-to-relay listener. Default: the relay's host, any free port. */
+  peerListen?: string
+  /** host:port other relays dial (default: the listen address, or this machine's first IPv4 for 0.0.0.0). */
+  peerAdvertise?: string
+  /** URLs agents may fail over to this relay at (default: its own URLs on loopback, else https://DOMAIN). */
+  agentUrls?: string[]
+  /** Presence TTL in ms, refreshed every third of it. Default 15 s. */
+  presenceTtl?: number
+}
+
+type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme' | 'cluster'
 export type ResolvedRelayOptions = Required<Omit<RelayOptions, OptionalOptions>> & Pick<RelayOptions, OptionalOptions>
 
 export const RELAY_DEFAULTS = {
@@ -105,6 +122,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     metricsAddr: options.metricsAddr,
     accessLog: options.accessLog,
     acme: options.acme,
+    cluster: options.cluster,
     log: options.log ?? (() => {}),
   }
   if (resolved.httpPort === false && resolved.httpsPort === false) {

@@ -13,12 +13,12 @@ import { createHash } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello, LINK_DEFAULTS, maxHeadMessageFor } from '@gw/protocol'
+import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello, LINK_DEFAULTS, maxHeadMessageFor, type Stream, isLoopbackHost } from '@gw/protocol'
 import { AccessControl, type TokenEntry, type TokenLimits } from './access.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
 import { hostProblem } from './host-header.js'
-import { checkName, NameRegistry } from './names.js'
+import { checkName, NameRegistry, type NameStore } from './names.js'
 import { RouteTable } from './routes.js'
 import { drain } from './drain.js'
 import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './options.js'
@@ -26,11 +26,12 @@ import { relayRequest, sendErrorPage } from './relay-request.js'
 import { relayUpgrade, sendRawErrorPage } from './relay-upgrade.js'
 import { loadTls, type RelayTls } from './tls.js'
 import { RelayError } from './errors.js'
-import { RelayEvents, RequestTracker, tokenIdOf } from './observe.js'
+import { RelayEvents, RequestTracker, tokenIdOf, type TrackedRequest } from './observe.js'
 import { createRelayMetrics, serveMetrics, type MetricsServer } from './metrics.js'
 import { openAccessLog, type AccessLog } from './access-log.js'
 import { CertManager } from './acme/manager.js'
 import { tlsFront, type TlsFront } from './acme/tls-front.js'
+import { Cluster, type LocateResult } from './cluster/cluster.js'
 
 export interface Relay {
   readonly domain: string
@@ -58,6 +59,9 @@ export interface Relay {
   readonly events: RelayEvents
   /** Where Prometheus scrapes, with --metrics-addr. */
   readonly metricsUrl: string | undefined
+  /** With a cluster: this relay's id in Redis, and the host:port other relays dial. */
+  readonly clusterId: string | undefined
+  readonly clusterPeer: string | undefined
   /**
    * Swap in new tokens, limits and (with cert and key) the TLS certificate without
    * dropping a connection; the agents of a token no longer listed are told
@@ -79,7 +83,14 @@ export interface RelayReload {
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const opts = resolveRelayOptions(options)
   const access = new AccessControl(opts.authtokens, opts.tokenDigests, opts.tokens, opts.limits)
-  const names = new NameRegistry(opts.stateDir)
+  // A cluster (--redis) keeps names in Redis, shared by its relays; a lone relay in names.json.
+  const cluster = opts.cluster ? await Cluster.open({
+    ...opts.cluster,
+    peerListen: opts.cluster.peerListen ?? `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:0`,
+    heartbeatTimeout: opts.heartbeatTimeout,
+    log: opts.log,
+  }) : undefined
+  const names: NameStore = cluster?.names ?? new NameRegistry(opts.stateDir)
   const tls = opts.httpsPort === false ? undefined : await loadTls({
     stateDir: opts.stateDir,
     domain: opts.domain,
@@ -87,6 +98,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ...(opts.tlsKey ? { keyPath: opts.tlsKey } : {}),
   })
   const core = new RelayCore(opts, access, names)
+  core.cluster = cluster
   const acme = opts.acme && tls ? await CertManager.start({
     acme: opts.acme,
     stateDir: opts.stateDir,
@@ -119,7 +131,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       ports[scheme] = await listen(scheme === 'https' && front ? front.server : server, opts.host, port)
     }
     if (opts.metricsAddr !== undefined) metrics = await serveMetrics(createRelayMetrics(core.events, core), opts.metricsAddr)
+    await cluster?.start(core, opts.cluster?.agentUrls ?? defaultAgentUrls(opts, ports))
   } catch (err) {
+    await cluster?.close()
     acme?.close()
     await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
     throw err
@@ -149,12 +163,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       core.closeAll()
       acme?.close()
       await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
-      await Promise.all([names.flush(), metrics?.close(), accessLog?.close()])
+      await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close()])
       return finished
     },
     openStreams: () => core.openStreams(),
     events: core.events,
     metricsUrl: metrics?.url,
+    clusterId: cluster?.id,
+    clusterPeer: cluster?.peerAddress,
     reload: async (update) => {
       if (httpsServer && update.tlsCert && update.tlsKey) {
         const next = await loadTls({ stateDir: opts.stateDir, domain: opts.domain, certPath: update.tlsCert, keyPath: update.tlsKey })
@@ -169,9 +185,23 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       core.closeAll()
       acme?.close()
       await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
-      await Promise.all([names.flush(), metrics?.close(), accessLog?.close()])
+      await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close()])
     },
   }
+}
+
+/** Where agents may reach this relay again: its own URLs on loopback (tests, one machine), else the public domain. */
+function defaultAgentUrls(opts: ResolvedRelayOptions, ports: Partial<Record<'http' | 'https', number>>): string[] {
+  if (isLoopbackHost(opts.host)) {
+    const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+    return [ports.https !== undefined ? `https://${host}:${ports.https}` : '', ports.http !== undefined ? `http://${host}:${ports.http}` : ''].filter(Boolean)
+  }
+  const https = opts.publicHttpsPort ?? ports.https
+  const http = opts.publicHttpPort ?? ports.http
+  return [
+    https !== undefined ? `https://${opts.domain}${https === 443 ? '' : `:${https}`}` : '',
+    http !== undefined ? `http://${opts.domain}${http === 80 ? '' : `:${http}`}` : '',
+  ].filter(Boolean)
 }
 
 function serverOptions(opts: ResolvedRelayOptions) {
@@ -231,11 +261,13 @@ class RelayCore {
   readonly events = new RelayEvents()
   private readonly requests = new RequestTracker(this.events)
   acme: CertManager | undefined
+  /** Set with --redis: names held by other relays are reached through it. */
+  cluster: Cluster | undefined
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
     readonly access: AccessControl,
-    private readonly names: NameRegistry,
+    private readonly names: NameStore,
   ) {
     this.suffix = `.${opts.domain}`
     // A name whose agent is connected never expires.
@@ -306,19 +338,30 @@ class RelayCore {
     if (name === undefined) return this.onOwnRequest(req, res)
     tracked.name = name
     const link = this.routes.pick(name)
-    if (!link) {
-      const [code, detail] = this.missing(name)
-      return sendErrorPage(req, res, code, detail)
-    }
-    tracked.token = tokenIdOf(link.owner)
-    const gate = this.access.startRequest(link.owner)
+    if (link) return this.toAgent(req, res, scheme, tracked, name, link.owner, link)
+    // Held by another relay of the cluster: the same request, over a stream through it.
+    if (this.cluster) return void this.cluster.locate(name).then((found) => this.throughCluster(req, res, scheme, tracked, name, found))
+    const [code, detail] = this.missing(name)
+    return sendErrorPage(req, res, code, detail)
+  }
+
+  private throughCluster(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', tracked: TrackedRequest, name: string, found: LocateResult): void {
+    if (res.destroyed) return
+    if ('remote' in found) return this.toAgent(req, res, scheme, tracked, name, found.remote.owner, found.remote)
+    const [code, detail] = 'failure' in found ? found.failure : this.missing(name)
+    sendErrorPage(req, res, code, detail)
+  }
+
+  private toAgent(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', tracked: TrackedRequest, name: string, owner: string, link: { openStream(): Stream }): void {
+    tracked.token = tokenIdOf(owner)
+    const gate = this.access.startRequest(owner)
     if (!gate.ok) {
       this.events.emit('limit:hit', { token: tracked.token, limit: gate.code === 'GW_ERR_RATE_LIMITED' ? 'rps' : 'streams' })
       if (gate.retryAfter !== undefined) res.setHeader('retry-after', String(gate.retryAfter))
       return sendErrorPage(req, res, gate.code, gate.detail)
     }
     res.once('close', gate.release)
-    this.access.throttleResponse(link.owner, res)
+    this.access.throttleResponse(owner, res)
     let stream
     try {
       stream = link.openStream()
@@ -361,10 +404,20 @@ class RelayCore {
       return sendRawErrorPage(req, socket, 'GW_ERR_TUNNEL_NOT_FOUND', `agents connect at ${AGENT_PATH}`)
     }
     const link = this.routes.pick(name)
-    if (!link) {
-      const [code, detail] = this.missing(name)
-      return sendRawErrorPage(req, socket, code, detail)
+    if (link) return this.upgradeToAgent(req, socket, head, scheme, name, link)
+    if (this.cluster) {
+      return void this.cluster.locate(name).then((found) => {
+        if (socket.destroyed) return
+        if ('remote' in found) return this.upgradeToAgent(req, socket, head, scheme, name, found.remote)
+        const [code, detail] = 'failure' in found ? found.failure : this.missing(name)
+        sendRawErrorPage(req, socket, code, detail)
+      })
     }
+    const [code, detail] = this.missing(name)
+    return sendRawErrorPage(req, socket, code, detail)
+  }
+
+  private upgradeToAgent(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https', name: string, link: { openStream(): Stream }): void {
     let stream
     try {
       stream = link.openStream()
@@ -422,8 +475,8 @@ class RelayCore {
     }
     socket.on('data', countPreAuth)
     link.readHello(this.opts.handshakeTimeout).then(
-      (hello) => {
-        this.admit(link, hello)
+      async (hello) => {
+        await this.admit(link, hello)
         if (link.owner) socket.off('data', countPreAuth)
       },
       (err: Error) => {
@@ -435,7 +488,7 @@ class RelayCore {
     )
   }
 
-  private admit(link: AgentLink, hello: Hello): void {
+  private async admit(link: AgentLink, hello: Hello): Promise<void> {
     let owner: string
     if (this.access.anonymous) {
       owner = `agent:${createHash('sha256').update(hello.agentId).digest('hex')}`
@@ -464,9 +517,9 @@ class RelayCore {
           name = checkName(asked)
           this.access.checkName(name, owner)
           if (seen.has(name)) throw new HandshakeError('GW_ERR_NAME_TAKEN', `the name "${name}" is requested twice`)
-          this.names.claim(name, owner)
+          await this.names.claim(name, owner)
         } else {
-          name = this.names.claimRandom(owner)
+          name = await this.names.claimRandom(owner)
         }
         seen.add(name)
         assigned.push({ name, urls: this.urlsFor(name), ...(endpoint.pooling === true ? { pooling: true } : {}) })
@@ -477,6 +530,10 @@ class RelayCore {
       this.events.emit('handshake:failed', { remote: link.remoteAddress, code: e.code ?? 'GW_ERR_NAME_INVALID' })
       return link.refuse(e.code ?? 'GW_ERR_NAME_INVALID', e.message)
     }
+    // A cluster's relays, for the agent to fail over to.
+    const relays = this.cluster ? await this.cluster.agentUrls() : undefined
+    // The agent left while its names were claimed (a cluster's claims go to Redis).
+    if (link.closed) return
 
     link.owner = owner
     for (const { name, pooling } of assigned) {
@@ -490,7 +547,7 @@ class RelayCore {
         }
       }
     }
-    link.welcome(assigned, this.opts.heartbeatTimeout)
+    link.welcome(assigned, this.opts.heartbeatTimeout, relays)
     this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
     this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: assigned.map((e) => e.name) })
   }

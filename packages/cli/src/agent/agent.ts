@@ -25,6 +25,7 @@ import {
 import { AgentEvents, type AgentStatus, type TunnelInfo, type TunnelStatus } from './events.js'
 import { CliError, type CliErrorCode } from '../errors.js'
 import { connectRelay, type RelayConnection } from './relay-connection.js'
+import { RelayList } from './relay-list.js'
 import { serveStream } from './pipeline.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 import { createUpstreamDispatcher, parseUpstream } from '../upstream/index.js'
@@ -188,6 +189,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     events.emit('log', { level, msg, fields })
   }
 
+  // The relay given, and the other relays of its cluster, learned from the welcome.
+  const relays = new RelayList(options.relay)
   let current: RelayConnection | undefined
   /** Every link still up: the current one, and older ones finishing their requests after a GoAway. */
   const live = new Set<Session>()
@@ -219,6 +222,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const attach = (connection: RelayConnection): void => {
     current = connection
     const { session, welcome } = connection
+    relays.learn(welcome.relays)
     byPublicName.clear()
     publicUrls = new Map()
     welcome.endpoints.forEach((assigned, i) => {
@@ -251,7 +255,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     session.once('goaway', () => {
       if (current?.session !== session || closing) return
       current = undefined
-      log('warn', 'the relay is going away; reconnecting', { relay: options.relay })
+      relays.failed()
+      log('warn', 'the relay is going away; reconnecting', { relay: relays.current })
       scheduleReconnect(1, new GwError('GW_ERR_MUX_GOAWAY', 'the relay is going away'), 0)
     })
     setStatus('online', { attempt: 0, lastError: undefined, tunnels: tunnelInfos() })
@@ -297,7 +302,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     current = undefined
     if (closing) return
     const reason = err?.message ?? 'the relay closed the connection'
-    log('warn', 'tunnel connection lost', { relay: options.relay, error: reason })
+    log('warn', 'tunnel connection lost', { relay: relays.current, error: reason })
+    relays.failed()
     scheduleReconnect(1, err instanceof CodedError ? err : new GwError('GW_ERR_MUX_CLOSED', reason))
   }
 
@@ -308,14 +314,17 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     setStatus('reconnecting', { attempt, lastError: { code: lastError.code, message: lastError.message } })
     log('warn', 'reconnecting', { attempt, delay_ms: delay, error: lastError.message })
     retryTimer = setTimeout(() => {
-      connectRelay({ relay: options.relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout }).then(
+      const relay = relays.current
+      connectRelay({ relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout }).then(
         (connection) => {
           if (closing || draining) return connection.session.close()
+          state.relay = relay
           attach(connection)
           log('info', 'reconnected', { attempt, urls: tunnelInfos().flatMap((t) => t.publicUrls) })
         },
         (err: CodedError) => {
           if (FATAL.has(err.code)) return stop(err)
+          relays.failed()
           scheduleReconnect(attempt + 1, err)
         },
       )

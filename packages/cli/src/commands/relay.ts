@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
-import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader } from '@gw/relay'
+import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
+import { CliError } from '../errors.js'
 import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat } from '../output/logger.js'
 import { toCliError } from '../output/cli-error.js'
@@ -46,6 +47,11 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'acme-directory': Flags.string({ description: 'ACME directory URL (default Let\'s Encrypt production)', dependsOn: ['acme-email'] }),
     'acme-ca-file': Flags.string({ description: 'PEM of a CA to trust for the ACME directory\'s HTTPS (a private ACME CA)', dependsOn: ['acme-email'] }),
     'acme-challenge': Flags.string({ description: 'challenge for single names, in order of preference (repeatable)', options: ['http-01', 'tls-alpn-01'], multiple: true, dependsOn: ['acme-email'] }),
+    redis: Flags.string({ description: 'run as one relay of a cluster sharing names and presence in Redis, e.g. redis://10.0.0.2:6379 (docs/scaling.md)', env: 'GW_RELAY_REDIS' }),
+    'cluster-secret-file': Flags.string({ description: 'file whose first line is the secret every relay of the cluster shares (or GW_RELAY_CLUSTER_SECRET); needed with --redis', dependsOn: ['redis'] }),
+    'cluster-addr': Flags.string({ description: 'host:port for the relay-to-relay link (default: --host, any free port)', dependsOn: ['redis'] }),
+    'cluster-advertise': Flags.string({ description: 'host:port other relays reach the relay-to-relay link at (default: --cluster-addr, or this machine\'s first IPv4)', dependsOn: ['redis'] }),
+    'advertise-url': Flags.string({ description: 'URL agents may reconnect to this relay at, given to agents of the cluster (repeatable; default https://DOMAIN)', multiple: true, dependsOn: ['redis'] }),
     'acme-dns-hook': Flags.string({ description: 'command that sets and clears DNS-01 TXT records (called with set|clear, the record name, the value); gets a wildcard certificate', dependsOn: ['acme-email'] }),
   }
 
@@ -83,6 +89,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
             ...(flags['acme-dns-hook'] ? { dnsHook: flags['acme-dns-hook'] } : {}),
           },
         } : {}),
+        ...(flags.redis ? { cluster: clusterOptions(flags) } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
       }, file, (flag) => metadata.flags[flag]?.setFromDefault === true))
       const reloader = file
@@ -105,6 +112,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         agent_path: AGENT_PATH,
         ca: relay.caCertPath,
         ...(relay.metricsUrl ? { metrics: relay.metricsUrl } : {}),
+        ...(relay.clusterId ? { cluster: relay.clusterId, peer: relay.clusterPeer } : {}),
       })
       if (relay.caCertPath && !flags['tls-cert']) {
         logger.log('info', 'using a generated certificate; agents and clients trust it with this file', { ca: relay.caCertPath })
@@ -128,5 +136,26 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     } catch (err) {
       throw toCliError(err)
     }
+  }
+}
+
+function clusterOptions(flags: { redis?: string; 'cluster-secret-file'?: string; 'cluster-addr'?: string; 'cluster-advertise'?: string; 'advertise-url'?: string[] }): RelayClusterOptions {
+  let secret = process.env.GW_RELAY_CLUSTER_SECRET ?? ''
+  if (flags['cluster-secret-file']) {
+    try {
+      secret = readFileSync(flags['cluster-secret-file'], 'utf8').split('\n')[0]!.trim()
+    } catch (err) {
+      throw new CliError('GW_ERR_INVALID_FLAG', `--cluster-secret-file ${flags['cluster-secret-file']} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+  }
+  if (!secret) {
+    throw new CliError('GW_ERR_INVALID_FLAG', '--redis needs the cluster secret every relay shares: give --cluster-secret-file <file> or GW_RELAY_CLUSTER_SECRET (make one with `openssl rand -hex 32`)')
+  }
+  return {
+    redis: flags.redis!,
+    secret,
+    ...(flags['cluster-addr'] ? { peerListen: flags['cluster-addr'] } : {}),
+    ...(flags['cluster-advertise'] ? { peerAdvertise: flags['cluster-advertise'] } : {}),
+    ...(flags['advertise-url'] ? { agentUrls: flags['advertise-url'] } : {}),
   }
 }

@@ -1,0 +1,261 @@
+/**
+ * A relay as one member of a cluster on Redis (`gw relay --redis`): any relay serves any
+ * name. The relay asks this module two things: who owns a name (`names`, the Redis
+ * `NameStore`), and, for a name none of its own agents holds, a stream to the relay that
+ * holds it (`locate`). Everything else happens here, from the relay's events:
+ *
+ * - presence: the names this relay's agents hold are announced in Redis with a TTL and
+ *   refreshed by a heartbeat (presence.ts);
+ * - forwarding: a stream to the holder over the relay-to-relay link (peer-link.ts),
+ *   which splices it onto the agent's link;
+ * - Redis away: nothing local needs it (requests to this relay's own agents never touch
+ *   Redis); lookups fall back on what was last seen; when Redis returns, this relay's
+ *   record, presence and name claims are written again (a Redis that lost its data gets
+ *   them back).
+ */
+import { networkInterfaces } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import type { ErrorCode, Stream } from '@gw/protocol'
+import type { AgentLink } from '../agent-link.js'
+import type { RouteTable } from '../routes.js'
+import type { RelayEvents } from '../observe.js'
+import type { LogFn } from '../options.js'
+import { RelayError } from '../errors.js'
+import { connectRedis, type RedisConnection } from './redis-connection.js'
+import { RedisNameStore } from './redis-names.js'
+import { Presence, type Located, type RelayRecord } from './presence.js'
+import { listenForPeers, PeerPool, type PeerServer } from './peer-link.js'
+
+export interface ClusterOptions {
+  /** redis:// or rediss:// URL. */
+  redis: string
+  /** Shared by every relay of the cluster; authenticates the relay-to-relay link. */
+  secret: string
+  /** Where the relay-to-relay listener binds: host:port (port 0: any free port). */
+  peerListen: string
+  /** host:port other relays reach this one at (default: the listen address, or this machine's first IPv4). */
+  peerAdvertise?: string | undefined
+  /** Presence TTL, ms; refreshed every third of it. Default 15 s. */
+  presenceTtl?: number
+  heartbeatTimeout: number
+  maxNamesPerOwner?: number
+  log: LogFn
+}
+
+/** What the cluster sees of the relay. */
+export interface ClusterHost {
+  routes: RouteTable
+  links: ReadonlySet<AgentLink>
+  events: RelayEvents
+}
+
+/** A name held by another relay: its owner, and a new stream to its agent through that relay. */
+export interface RemoteTarget {
+  owner: string
+  openStream(): Stream
+}
+
+export type LocateResult =
+  | { remote: RemoteTarget }
+  | { missing: true }
+  | { failure: [ErrorCode, string] }
+
+export const DEFAULT_PRESENCE_TTL = 15_000
+/** A lookup is reused this long; a failed dial drops it at once. */
+const LOOKUP_CACHE_MS = 1_000
+/** Held names count as seen this often (their 7- and 90-day clocks start when the last agent leaves). */
+const TOUCH_EVERY_MS = 10 * 60_000
+
+interface CachedLookup {
+  located: Located
+  at: number
+}
+
+export class Cluster {
+  readonly id = `relay-${randomBytes(6).toString('hex')}`
+  readonly names: RedisNameStore
+  private presence: Presence | undefined
+  private peers: PeerServer | undefined
+  private readonly pool: PeerPool
+  private host: ClusterHost | undefined
+  private timer: NodeJS.Timeout | undefined
+  private readonly lookups = new Map<string, CachedLookup>()
+  private relayList: RelayRecord[] = []
+  private relayListAt = 0
+  private lastTouch = 0
+  private closing = false
+
+  private constructor(private readonly conn: RedisConnection, private readonly opts: ClusterOptions, private readonly secret: Buffer) {
+    this.names = new RedisNameStore(conn.redis, opts.maxNamesPerOwner)
+    this.pool = new PeerPool(secret, opts.heartbeatTimeout)
+  }
+
+  /** Connect to Redis (or throw GW_ERR_RELAY_REDIS) and read every name's owner. */
+  static async open(opts: ClusterOptions): Promise<Cluster> {
+    if (Buffer.byteLength(opts.secret) < 16) {
+      throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'the cluster secret must be at least 16 bytes; give the same one to every relay (GW_RELAY_CLUSTER_SECRET or --cluster-secret-file), e.g. from `openssl rand -hex 32`')
+    }
+    const conn = await connectRedis(opts.redis, opts.log)
+    const cluster = new Cluster(conn, opts, Buffer.from(opts.secret))
+    try {
+      await cluster.names.load()
+    } catch (err) {
+      await conn.close()
+      throw new RelayError('GW_ERR_RELAY_REDIS', `cannot read the names from Redis: ${(err as Error).message}`, { cause: err })
+    }
+    return cluster
+  }
+
+  /** Listen for peers, announce this relay and its agents, and keep doing so. */
+  async start(host: ClusterHost, agentUrls: string[]): Promise<void> {
+    this.host = host
+    const { hostname, port } = splitHostPort(this.opts.peerListen, '--cluster-addr')
+    try {
+      this.peers = await listenForPeers({
+        host: hostname,
+        port,
+        secret: this.secret,
+        heartbeatTimeout: this.opts.heartbeatTimeout,
+        target: (name) => host.routes.pick(name),
+        log: this.opts.log,
+      })
+    } catch (err) {
+      throw new RelayError('GW_ERR_RELAY_LISTEN', `cannot listen for other relays on ${this.opts.peerListen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; pick another --cluster-addr`, { cause: err })
+    }
+    const advertise = this.opts.peerAdvertise ?? defaultAdvertise(hostname, this.peers.port)
+    const ttl = this.opts.presenceTtl ?? DEFAULT_PRESENCE_TTL
+    this.presence = new Presence(this.conn.redis, { id: this.id, peer: advertise, agentUrls }, ttl)
+    host.events.on('agent:connected', ({ names }) => {
+      for (const name of names) this.lookups.delete(name)
+      this.presence?.announce(names).catch(() => {})
+    })
+    host.events.on('agent:disconnected', ({ names }) => {
+      // The route table drops the link after this event: look once it has.
+      setImmediate(() => {
+        const gone = names.filter((n) => !host.routes.has(n))
+        if (gone.length > 0) this.presence?.withdraw(gone).catch(() => {})
+      })
+    })
+    this.conn.onReturn(() => void this.reRegister())
+    await this.beat()
+    this.timer = setInterval(() => void this.beat(), Math.max(100, Math.floor(ttl / 3)))
+    this.timer.unref()
+  }
+
+  private async beat(): Promise<void> {
+    const host = this.host
+    const presence = this.presence
+    if (!host || !presence || this.closing) return
+    try {
+      const held = host.routes.names()
+      await presence.refresh(held)
+      this.relayList = await presence.relays()
+      this.relayListAt = Date.now()
+      if (Date.now() - this.lastTouch > TOUCH_EVERY_MS) {
+        this.lastTouch = Date.now()
+        this.names.touch(held)
+      }
+    } catch { /* Redis is away: connectRedis logs it, and reRegister runs when it returns */ }
+  }
+
+  /** Redis came back (maybe empty): this relay's record, presence and claims again. */
+  private async reRegister(): Promise<void> {
+    const host = this.host
+    if (!host || this.closing) return
+    await this.beat()
+    for (const link of host.links) {
+      if (!link.owner || link.closed) continue
+      for (const { name } of link.endpoints) {
+        await this.names.claim(name, link.owner).catch((err: Error) => {
+          this.opts.log('warn', 'a name held here could not be claimed again after Redis returned', { name, error: err.message })
+        })
+      }
+    }
+  }
+
+  /**
+   * Agent URLs of every live relay of the cluster, for an agent to fail over to: read
+   * again when the list is older than a second (a relay that just joined is in it),
+   * else, and when Redis is away, the last list.
+   */
+  async agentUrls(): Promise<string[]> {
+    if (this.presence && Date.now() - this.relayListAt > LOOKUP_CACHE_MS) {
+      try {
+        this.relayList = await this.presence.relays()
+        this.relayListAt = Date.now()
+      } catch { /* the last list */ }
+    }
+    const urls = new Set<string>(this.presence?.record.agentUrls ?? [])
+    for (const record of this.relayList) for (const url of record.agentUrls) urls.add(url)
+    return [...urls]
+  }
+
+  /**
+   * Find the relay that holds `name` and a link to it. Never rejects: `missing` when no
+   * live relay holds it (the store's `owner` then says whether anyone owns it),
+   * `failure` when Redis cannot be asked and nothing was seen before.
+   */
+  async locate(name: string): Promise<LocateResult> {
+    let located: Located
+    const cached = this.lookups.get(name)
+    if (cached && Date.now() - cached.at < LOOKUP_CACHE_MS) {
+      located = cached.located
+    } else {
+      try {
+        located = await this.presence!.locate(name)
+        this.lookups.set(name, { located, at: Date.now() })
+        this.names.learn(name, located.owner)
+      } catch (err) {
+        // Redis is away: what was seen last is the best there is.
+        if (!cached) return { failure: ['GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot look up ${name} in the cluster's shared state right now: ${(err as Error).message}`] }
+        located = cached.located
+      }
+    }
+    const owner = located.owner
+    if (owner === undefined) return { missing: true }
+    for (const holder of located.holders) {
+      if (holder.record.id === this.id) continue
+      try {
+        const session = await this.pool.session(holder.record.peer)
+        if (session.closed || session.peerGoingAway) continue
+        return { remote: { owner, openStream: () => PeerPool.open(session, name) } }
+      } catch {
+        // That relay is gone: the next lookup asks Redis again.
+        this.lookups.delete(name)
+      }
+    }
+    return { missing: true }
+  }
+
+  /** The address other relays dial for this one. */
+  get peerAddress(): string | undefined {
+    return this.presence?.record.peer
+  }
+
+  async close(): Promise<void> {
+    this.closing = true
+    clearInterval(this.timer)
+    const held = this.host?.routes.names() ?? []
+    await this.presence?.leave(held).catch(() => {})
+    this.pool.close()
+    await this.peers?.close()
+    await this.conn.close()
+  }
+}
+
+function splitHostPort(value: string, flag: string): { hostname: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(value)
+  const port = m ? Number(m[2]) : NaN
+  if (!m || !m[1] || port > 65535) {
+    throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `${flag} "${value}" is not host:port; give e.g. 10.0.0.5:7400`)
+  }
+  return { hostname: m[1], port }
+}
+
+function defaultAdvertise(host: string, port: number): string {
+  if (host !== '0.0.0.0' && host !== '::') return `${host.includes(':') ? `[${host}]` : host}:${port}`
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return `${a.address}:${port}`
+  }
+  throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `this machine has no address other relays could reach; give --cluster-advertise host:port`)
+}
