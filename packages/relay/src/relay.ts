@@ -383,7 +383,8 @@ class RelayCore {
   private onOwnRequest(req: IncomingMessage, res: ServerResponse): void {
     if (req.url === '/' || req.url === '/healthz') {
       if (this.draining) return sendErrorPage(req, res, 'GW_ERR_RELAY_DRAINING', 'this relay is shutting down and finishing the requests it has; connect again to reach another one')
-      const body = `gw relay for *.${this.opts.domain}: ${this.links.size} agent(s) connected. Agents connect at ${AGENT_PATH}.\n`
+      const member = this.cluster ? ` Cluster member ${this.cluster.id}.` : ''
+      const body = `gw relay for *.${this.opts.domain}: ${this.links.size} agent(s) connected. Agents connect at ${AGENT_PATH}.${member}\n`
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
       return void res.end(body)
     }

@@ -7,6 +7,8 @@ import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat } from '../output/logger.js'
 import { toCliError } from '../output/cli-error.js'
 import { withConfigFile } from '../cli/relay-config.js'
+import { availableParallelism } from 'node:os'
+import { isRelayWorker, leaveWorker, reportReady, superviseWorkers } from '../cli/relay-workers.js'
 
 export default class Relay extends GwCommand {
   static override summary = 'Run a relay: the public server that agents connect to'
@@ -52,12 +54,23 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'cluster-addr': Flags.string({ description: 'host:port for the relay-to-relay link (default: --host, any free port)', dependsOn: ['redis'] }),
     'cluster-advertise': Flags.string({ description: 'host:port other relays reach the relay-to-relay link at (default: --cluster-addr, or this machine\'s first IPv4)', dependsOn: ['redis'] }),
     'advertise-url': Flags.string({ description: 'URL agents may reconnect to this relay at, given to agents of the cluster (repeatable; default https://DOMAIN)', multiple: true, dependsOn: ['redis'] }),
+    workers: Flags.integer({ description: 'relay processes behind one listener, one member of the --redis cluster each (0: one per core)', default: 1, min: 0, max: 256 }),
     'acme-dns-hook': Flags.string({ description: 'command that sets and clears DNS-01 TXT records (called with set|clear, the record name, the value); gets a wildcard certificate', dependsOn: ['acme-email'] }),
   }
 
   async run(): Promise<void> {
     const { flags, metadata } = await this.parse(Relay)
     const logger = createLogger({ format: flags['log-format'] as LogFormat, level: 'info', component: 'relay' })
+    const workers = flags.workers === 0 ? availableParallelism() : flags.workers
+    if (workers > 1 && !isRelayWorker()) {
+      if (!flags.redis) {
+        throw new CliError('GW_ERR_INVALID_FLAG', `--workers ${flags.workers} needs --redis: the workers share names and presence through Redis, as the relays of a cluster do (docs/scaling.md)`)
+      }
+      clusterOptions(flags)
+      logger.log('info', 'starting relay workers', { workers })
+      process.exitCode = await superviseWorkers(workers, (level, msg, fields) => logger.log(level, msg, fields))
+      return
+    }
     try {
       const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
       const file = flags.config ? loadRelayConfig(flags.config) : undefined
@@ -114,6 +127,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ...(relay.metricsUrl ? { metrics: relay.metricsUrl } : {}),
         ...(relay.clusterId ? { cluster: relay.clusterId, peer: relay.clusterPeer } : {}),
       })
+      reportReady()
       if (relay.caCertPath && !flags['tls-cert']) {
         logger.log('info', 'using a generated certificate; agents and clients trust it with this file', { ca: relay.caCertPath })
       }
@@ -133,6 +147,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
       logger.log('info', 'relay draining', { timeout_s: flags['drain-timeout'], agents: relay.agentCount, in_flight: relay.openStreams() })
       const finished = await relay.drain(flags['drain-timeout'] * 1000)
       logger.log(finished ? 'info' : 'warn', finished ? 'relay stopped: every request finished' : 'relay stopped: the drain timeout cut the requests still open', {})
+      leaveWorker()
     } catch (err) {
       throw toCliError(err)
     }

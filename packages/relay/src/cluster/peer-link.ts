@@ -113,7 +113,8 @@ export async function listenForPeers(options: {
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen({ host: options.host, port: options.port }, () => {
+    // Exclusive: in a worker of `gw relay --workers`, each worker has its own listener.
+    server.listen({ host: options.host, port: options.port, exclusive: true }, () => {
       server.off('error', reject)
       resolve()
     })
