@@ -41,10 +41,11 @@ function run(cmd, args, env = {}) {
   child.stderr.on('data', () => {})
   return {
     child,
-    line: (test) => new Promise((resolve) => {
+    line: (test) => new Promise((resolve, reject) => {
       const found = lines.find(test)
       if (found) return resolve(found)
-      waiters.push({ test, resolve })
+      const timer = setTimeout(() => reject(new Error(`no such line from ${cmd} ${args.slice(0, 2).join(' ')}:\n${lines.join('\n')}`)), 60_000)
+      waiters.push({ test, resolve: (l) => { clearTimeout(timer); resolve(l) } })
     }),
   }
 }
@@ -54,6 +55,12 @@ function rssMiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024
 }
 
+/** CPU seconds (user + system) a process has used. */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 function redisCalls(port) {
   const out = spawnSync('redis-cli', ['-p', String(port), 'info', 'commandstats'], { encoding: 'utf8' }).stdout
   let calls = 0
@@ -61,9 +68,13 @@ function redisCalls(port) {
   return calls
 }
 
+let pids = {}
 async function load(url, host) {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]))
   const result = await autocannon({ url: `${url}/small`, connections, duration: seconds, headers: host ? { host } : {} })
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx }
+  const requests = result.requests.total
+  const cpu = Object.entries(pids).map(([k, pid]) => `${k} ${Math.round(((cpuSeconds(pid) - before[k]) / requests) * 1e6)}`).join(' · ')
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx, cpu }
 }
 
 try {
@@ -83,13 +94,15 @@ try {
   const b = relay('b')
   const portOf = async (r) => JSON.parse(await r.line((l) => l.includes('"relay started"'))).http_port
   const [portA, portB] = [await portOf(a), await portOf(b)]
-  const agent = run(process.execPath, [bin, 'http', String(upstreamPort), '--relay', `http://127.0.0.1:${portA}`, '--authtoken', TOKEN, '--url', 'bench', '--no-tui', '--no-inspect', '--log-format', 'json', '--log', 'false'], { GW_CONFIG: join(dir, 'gw.yml') })
+  const agent = run(process.execPath, [bin, 'http', String(upstreamPort), '--relay', `http://127.0.0.1:${portA}`, '--authtoken', TOKEN, '--url', 'bench', '--no-tui', '--no-inspect', '--log-format', 'json'], { GW_CONFIG: join(dir, 'gw.yml') })
   await agent.line((l) => l.includes('started tunnel'))
+  pids = { 'relay A': a.child.pid, 'relay B': b.child.pid, agent: agent.child.pid }
 
   // Warm up both paths (and B's lookup of the name).
   await autocannon({ url: `http://127.0.0.1:${portB}/small`, connections: 4, duration: 1, headers: { host: 'bench.tunnel.test' } })
 
   const rows = []
+  console.log(`machine: load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} at start`)
   rows.push(['direct', await load(`http://127.0.0.1:${upstreamPort}`)])
   rows.push(['relay A (holds the agent)', await load(`http://127.0.0.1:${portA}`, 'bench.tunnel.test')])
   const before = redisCalls(redisPort)
@@ -104,9 +117,9 @@ try {
   await new Promise((r) => setTimeout(r, 10_000))
   const idlePerSecond = (redisCalls(redisPort) - idleBefore) / 10
 
-  console.log(`| path (1 KiB GET, ${connections} connections, ${seconds} s) | req/s | p50 ms | p99 ms | errors |`)
-  console.log('|---|---|---|---|---|')
-  for (const [name, r] of rows) console.log(`| ${name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.errors} |`)
+  console.log(`| path (1 KiB GET, ${connections} connections, ${seconds} s) | req/s | p50 ms | p99 ms | CPU µs/req by process | errors |`)
+  console.log('|---|---|---|---|---|---|')
+  for (const [name, r] of rows) console.log(`| ${name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.cpu} | ${r.errors} |`)
   console.log()
   const requestsB = through.rps * seconds
   console.log(`Redis commands during the relay B run: ${callsDuringB} for ~${Math.round(requestsB)} requests in ${elapsed.toFixed(1)} s (${(callsDuringB / requestsB).toFixed(4)} per request; lookups are cached 1 s, so ~${(callsDuringB / elapsed).toFixed(1)} per second)`)

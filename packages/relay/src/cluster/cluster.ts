@@ -63,6 +63,8 @@ export type LocateResult =
 export const DEFAULT_PRESENCE_TTL = 15_000
 /** A lookup is reused this long; a failed dial drops it at once. */
 const LOOKUP_CACHE_MS = 1_000
+/** Lookups kept (for reuse, and as the last word while Redis is away), at most. */
+const MAX_LOOKUPS = 50_000
 /** Held names count as seen this often (their 7- and 90-day clocks start when the last agent leaves). */
 const TOUCH_EVERY_MS = 10 * 60_000
 
@@ -80,6 +82,8 @@ export class Cluster {
   private host: ClusterHost | undefined
   private timer: NodeJS.Timeout | undefined
   private readonly lookups = new Map<string, CachedLookup>()
+  /** Lookups on their way: concurrent requests for one name share one round trip. */
+  private readonly pending = new Map<string, Promise<Located>>()
   private relayList: RelayRecord[] = []
   private relayListAt = 0
   private lastTouch = 0
@@ -202,9 +206,7 @@ export class Cluster {
       located = cached.located
     } else {
       try {
-        located = await this.presence!.locate(name)
-        this.lookups.set(name, { located, at: Date.now() })
-        this.names.learn(name, located.owner)
+        located = await this.lookup(name)
       } catch (err) {
         // Redis is away: what was seen last is the best there is.
         if (!cached) return { failure: ['GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot look up ${name} in the cluster's shared state right now: ${(err as Error).message}`] }
@@ -225,6 +227,21 @@ export class Cluster {
       }
     }
     return { missing: true }
+  }
+
+  private lookup(name: string): Promise<Located> {
+    let pending = this.pending.get(name)
+    if (!pending) {
+      pending = this.presence!.locate(name).then((located) => {
+        // Bounded: a scanner asking for random names must not grow it without end.
+        if (this.lookups.size >= MAX_LOOKUPS && !this.lookups.has(name)) this.lookups.delete(this.lookups.keys().next().value!)
+        this.lookups.set(name, { located, at: Date.now() })
+        this.names.learn(name, located.owner)
+        return located
+      }).finally(() => this.pending.delete(name))
+      this.pending.set(name, pending)
+    }
+    return pending
   }
 
   /** The address other relays dial for this one. */
