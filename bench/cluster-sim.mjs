@@ -8,8 +8,8 @@
 //   node bench/cluster-sim.mjs --agents 20000 --rps 5000 --cores 4 --seed 7
 //
 // Measured inputs (override with flags; where each comes from is in docs/scaling.md):
-//   --relay-us 82          relay CPU µs per request when it holds the agent (bench/results/latest.md, scenario 1, gw-http relay)
-//   --forward-us 130       extra CPU µs per request on the two relays when the request is forwarded (bench/tools/cluster-two-relays.mjs)
+//   --relay-us 94          relay CPU µs per request when it holds the agent (bench/tools/cluster-two-relays.mjs, relay A row)
+//   --forward-us 60        extra relay CPU µs per forwarded request, both relays together (same tool: 103 + 51 - 94)
 //   --agent-kib 50         relay RSS per idle agent (latest.md, scenario 5)
 //   --hello-ms 2.3         relay time to admit one agent (latest.md, scenario 5: 1,000 agents in 2.3 s)
 //   --redis-ops 35000      Redis commands per second one at a time (redis-benchmark -c 50 on this 2-core machine; docs/scaling.md)
@@ -28,8 +28,8 @@ const flag = (name, dflt) => {
 const p = {
   agents: flag('agents', 100_000),
   rps: flag('rps', 50_000),
-  relayUs: flag('relay-us', 82),
-  forwardUs: flag('forward-us', 130),
+  relayUs: flag('relay-us', 94),
+  forwardUs: flag('forward-us', 60),
   agentKib: flag('agent-kib', 50),
   helloMs: flag('hello-ms', 2.3),
   redisOps: flag('redis-ops', 35_000),

@@ -98,8 +98,10 @@ try {
   await agent.line((l) => l.includes('started tunnel'))
   pids = { 'relay A': a.child.pid, 'relay B': b.child.pid, agent: agent.child.pid }
 
-  // Warm up both paths (and B's lookup of the name).
-  await autocannon({ url: `http://127.0.0.1:${portB}/small`, connections: 4, duration: 1, headers: { host: 'bench.tunnel.test' } })
+  // Warm up every path (the JIT, and B's lookup of the name).
+  for (const port of [upstreamPort, portA, portB]) {
+    await autocannon({ url: `http://127.0.0.1:${port}/small`, connections, duration: 2, headers: { host: 'bench.tunnel.test' } })
+  }
 
   const rows = []
   console.log(`machine: load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} at start`)
