@@ -63,6 +63,8 @@ export type LocateResult =
 export const DEFAULT_PRESENCE_TTL = 15_000
 /** A lookup is reused this long; a failed dial drops it at once. */
 const LOOKUP_CACHE_MS = 1_000
+/** A request for a name whose holder just died waits this long for its agent to reconnect. */
+const HOLD_MS = 3_000
 /** Lookups kept (for reuse, and as the last word while Redis is away), at most. */
 const MAX_LOOKUPS = 50_000
 /** Held names count as seen this often (their 7- and 90-day clocks start when the last agent leaves). */
@@ -215,16 +217,48 @@ export class Cluster {
     }
     const owner = located.owner
     if (owner === undefined) return { missing: true }
+    const found = await this.reach(name, owner, located)
+    if (found) return { remote: found }
+    // Presence names a holder, but none answers: a relay has just died, and its agents are
+    // reconnecting to the others. Hold the request a little for the agent to come back.
+    if (located.holders.some((h) => h.record.id !== this.id)) return this.awaitAgent(name, owner)
+    return { missing: true }
+  }
+
+  /** A stream opener through the first holder that answers, or undefined. */
+  private async reach(name: string, owner: string, located: Located): Promise<RemoteTarget | undefined> {
     for (const holder of located.holders) {
       if (holder.record.id === this.id) continue
       try {
         const session = await this.pool.session(holder.record.peer)
         if (session.closed || session.peerGoingAway) continue
-        return { remote: { owner, openStream: () => PeerPool.open(session, name) } }
+        return { owner, openStream: () => PeerPool.open(session, name) }
       } catch {
         // That relay is gone: the next lookup asks Redis again.
         this.lookups.delete(name)
       }
+    }
+    return undefined
+  }
+
+  /**
+   * Wait up to HOLD_MS for the agent of `name` to reconnect, here (checked every 100 ms)
+   * or on another relay (Redis asked again every 500 ms); then `missing`.
+   */
+  private async awaitAgent(name: string, owner: string): Promise<LocateResult> {
+    const deadline = Date.now() + HOLD_MS
+    let nextLookup = Date.now() + 500
+    while (Date.now() < deadline && !this.closing) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const link = this.host?.routes.pick(name)
+      if (link) return { remote: { owner, openStream: () => link.openStream() } }
+      if (Date.now() < nextLookup) continue
+      nextLookup = Date.now() + 500
+      this.lookups.delete(name)
+      try {
+        const found = await this.reach(name, owner, await this.lookup(name))
+        if (found) return { remote: found }
+      } catch { /* Redis is away: keep waiting for the agent here */ }
     }
     return { missing: true }
   }

@@ -18,6 +18,8 @@ import type { LogFn } from '../options.js'
 const NONCE = 32
 const HANDSHAKE_MS = 5_000
 const DIAL_MS = 2_000
+/** After a failed dial, the same relay is not dialled again for this long. */
+const DOWN_MS = 250
 /** A stream's first line: the tunnel name (a DNS label), then '\n'. */
 const MAX_LINE = 80
 
@@ -180,6 +182,8 @@ export function splice(a: Stream, b: Stream): void {
 /** Links to the other relays, one per peer address, dialled when first needed. */
 export class PeerPool {
   private readonly sessions = new Map<string, Promise<Session>>()
+  /** A relay whose dial just failed is not dialled again before this (ms since the epoch). */
+  private readonly down = new Map<string, number>()
   private closed = false
 
   constructor(private readonly secret: Buffer, private readonly heartbeatTimeout: number) {}
@@ -188,6 +192,11 @@ export class PeerPool {
   session(address: string): Promise<Session> {
     const existing = this.sessions.get(address)
     if (existing) return existing
+    const downUntil = this.down.get(address)
+    if (downUntil !== undefined) {
+      if (Date.now() < downUntil) return Promise.reject(new GwError('GW_ERR_AGENT_OFFLINE', `the relay at ${address} did not answer a moment ago`))
+      this.down.delete(address)
+    }
     const dialled = this.dial(address)
     this.sessions.set(address, dialled)
     dialled.then(
@@ -196,6 +205,9 @@ export class PeerPool {
       }),
       () => {
         if (this.sessions.get(address) === dialled) this.sessions.delete(address)
+        // Bounded: addresses come from Redis, one per relay that ever failed.
+        if (this.down.size > 1024) this.down.clear()
+        this.down.set(address, Date.now() + DOWN_MS)
       },
     )
     return dialled
