@@ -111,6 +111,21 @@ describe('relay cluster on Redis', { skip: REDIS_SKIP }, () => {
     assert.equal((await get(b, 'owned')).status, 200)
   })
 
+  it('an agent of the same token that comes back through relay B takes the name over from relay A', async () => {
+    const [a, b] = relays as [Relay, Relay]
+    const first = await agent(a, TOKEN_1, 'moving')
+    assert.ok(a.onlineNames().includes('moving'))
+    // Another connection of token 1 (a laptop that woke up on another network, a restart
+    // whose old link relay A still believes in) asks for the name through relay B.
+    await agent(b, TOKEN_1, 'moving')
+    const stopped = await first.done
+    assert.equal(stopped?.code, 'GW_ERR_REPLACED')
+    await waitFor(() => !a.onlineNames().includes('moving'), 5_000, 'relay A dropped its link for the name')
+    await waitFor(() => redis.cli('zrange', '{gw}:p:moving', '0', '-1') === relays[1]!.clusterId, 5_000, 'only relay B announces the name')
+    // Relay A now forwards the name to relay B.
+    assert.deepEqual(await get(a, 'moving', '/after-takeover'), { status: 200, body: 'hello from /after-takeover', code: undefined })
+  })
+
   it('a relay started on the same Redis knows every name at once', async () => {
     const fresh = await relay()
     // Its first request, with no warm-up: a name held on relay A.

@@ -25,6 +25,7 @@ import { connectRedis, type RedisConnection } from './redis-connection.js'
 import { RedisNameStore } from './redis-names.js'
 import { Presence, type Located, type RelayRecord } from './presence.js'
 import { listenForPeers, PeerPool, type PeerServer } from './peer-link.js'
+import { listenForTakeovers, publishTakeover, takenOver } from './takeover.js'
 
 export interface ClusterOptions {
   /** redis:// or rediss:// URL. */
@@ -134,6 +135,9 @@ export class Cluster {
     host.events.on('agent:connected', ({ names }) => {
       for (const name of names) this.lookups.delete(name)
       this.presence?.announce(names).catch(() => {})
+      const taken = takenOver(host.routes, names)
+      const owner = taken.length > 0 ? host.routes.linksOf(taken[0]!)[0]?.owner : undefined
+      if (owner) publishTakeover(this.conn.redis, this.id, owner, taken)
     })
     host.events.on('agent:disconnected', ({ names }) => {
       // The route table drops the link after this event: look once it has.
@@ -143,6 +147,11 @@ export class Cluster {
       })
     })
     this.conn.onReturn(() => void this.reRegister())
+    try {
+      await listenForTakeovers(this.conn.subscriber, this.id, host.routes, (name, links) => this.drop(name, links))
+    } catch (err) {
+      throw new RelayError('GW_ERR_RELAY_REDIS', `cannot subscribe to the cluster's takeover channel in Redis: ${(err as Error).message}`, { cause: err })
+    }
     await this.beat()
     this.timer = setInterval(() => void this.beat(), Math.max(100, Math.floor(ttl / 3)))
     this.timer.unref()
@@ -162,6 +171,18 @@ export class Cluster {
         this.names.touch(held)
       }
     } catch { /* Redis is away: connectRedis logs it, and reRegister runs when it returns */ }
+  }
+
+  /** Another relay's agent took `name` over: these links here lose it, as on one relay. */
+  private drop(name: string, links: AgentLink[]): void {
+    const host = this.host!
+    for (const link of links) {
+      host.routes.remove(name, link)
+      link.endpoints = link.endpoints.filter((e) => e.name !== name)
+      this.opts.log('info', 'another relay took the name over', { name, remote: link.remoteAddress })
+      if (link.endpoints.length === 0) link.notifyAndClose('GW_ERR_REPLACED', `a new connection, through another relay of the cluster, took over ${name}`)
+    }
+    if (!host.routes.has(name)) this.presence?.withdraw([name]).catch(() => {})
   }
 
   /** Redis came back (maybe empty): this relay's record, presence and claims again. */

@@ -21,6 +21,8 @@ export function redactRedisUrl(url: string): string {
 
 export interface RedisConnection {
   readonly redis: Redis
+  /** A second connection, for subscriptions (a subscribed connection runs no other command). */
+  readonly subscriber: Redis
   /** Called on every return of Redis after an outage (not on the first connection). */
   onReturn(handler: () => void): void
   close(): Promise<void>
@@ -75,13 +77,24 @@ export async function connectRedis(url: string, log: LogFn, connectTimeoutMs = 5
     const why = (lastError ?? (err as Error)).message
     throw new RelayError('GW_ERR_RELAY_REDIS', `cannot reach Redis at ${redactRedisUrl(url)}: ${why}; check --redis, and that Redis is running and reachable from this relay`, { cause: err })
   }
+  // Subscriptions: ioredis subscribes again by itself after a reconnection.
+  const subscriber = redis.duplicate({ enableOfflineQueue: true })
+  subscriber.on('error', () => {})
+  try {
+    await subscriber.connect()
+  } catch (err) {
+    redis.disconnect()
+    subscriber.disconnect()
+    throw new RelayError('GW_ERR_RELAY_REDIS', `cannot open a second connection to Redis at ${redactRedisUrl(url)}: ${(err as Error).message}`, { cause: err })
+  }
   started = true
   return {
     redis,
+    subscriber,
     onReturn: (handler) => void returnHandlers.push(handler),
     close: async () => {
       started = false
-      await redis.quit().catch(() => redis.disconnect())
+      await Promise.all([redis.quit().catch(() => redis.disconnect()), subscriber.quit().catch(() => subscriber.disconnect())])
     },
   }
 }

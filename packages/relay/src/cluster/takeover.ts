@@ -1,0 +1,62 @@
+/**
+ * Takeover across relays. On one relay, an agent of the same token that comes back for a
+ * name (not pooling) takes it over at once from the connection the relay still believes
+ * in (relay.ts, `admit`). In a cluster the old connection may be on another relay: the
+ * relay that admitted the newcomer publishes the takeover on a Redis channel, and every
+ * other relay drops its links for that name of that owner, telling them GW_ERR_REPLACED,
+ * as a lone relay does. Without it a relay with a half-open link would keep announcing the
+ * name and receive its requests until its heartbeat timed out.
+ */
+import type { Redis } from 'ioredis'
+import type { AgentLink } from '../agent-link.js'
+import type { RouteTable } from '../routes.js'
+import { KEY_PREFIX } from './redis-names.js'
+
+export const TAKEOVER_CHANNEL = `${KEY_PREFIX}takeover`
+
+interface TakeoverMessage {
+  relay: string
+  name: string
+  owner: string
+}
+
+/** The names of `names` whose route here is one agent that does not pool: a takeover. */
+export function takenOver(routes: RouteTable, names: string[]): string[] {
+  return names.filter((name) => {
+    const links = routes.linksOf(name)
+    return links.length === 1 && links[0]!.endpoints.some((e) => e.name === name && e.pooling !== true)
+  })
+}
+
+export function publishTakeover(redis: Redis, relay: string, owner: string, names: string[]): void {
+  for (const name of names) {
+    redis.publish(TAKEOVER_CHANNEL, JSON.stringify({ relay, name, owner } satisfies TakeoverMessage)).catch(() => {
+      // Redis is away: the old link goes when its heartbeat times out.
+    })
+  }
+}
+
+/**
+ * Listen for takeovers by other relays; `drop` is called with this relay's links that lost
+ * the name. Resolves once subscribed; the subscription follows Redis across restarts.
+ */
+export async function listenForTakeovers(
+  subscriber: Redis,
+  self: string,
+  routes: RouteTable,
+  drop: (name: string, links: AgentLink[]) => void,
+): Promise<void> {
+  subscriber.on('message', (channel: string, raw: string) => {
+    if (channel !== TAKEOVER_CHANNEL) return
+    let message: TakeoverMessage
+    try {
+      message = JSON.parse(raw) as TakeoverMessage
+    } catch {
+      return
+    }
+    if (typeof message?.name !== 'string' || typeof message.owner !== 'string' || message.relay === self) return
+    const links = routes.linksOf(message.name).filter((l) => l.owner === message.owner)
+    if (links.length > 0) drop(message.name, [...links])
+  })
+  await subscriber.subscribe(TAKEOVER_CHANNEL)
+}
