@@ -35,8 +35,8 @@ describe('parseEndpointUrl', () => {
     it(`reads ${input}`, () => assert.deepEqual(parseEndpointUrl(input, '--url'), expected))
   }
   for (const [input, why] of [
-    ['tcp://0.tcp.localhost:5432', /tcp:\/\/ endpoints are not supported yet/],
-    ['tls://app.localhost', /tls:\/\/ endpoints are not supported yet/],
+    ['tcp://0.tcp.localhost:5432', /a tcp:\/\/ endpoint is served by gw tcp/],
+    ['tls://app.localhost', /a tls:\/\/ endpoint is served by gw tls/],
     ['ftp://app.localhost', /the scheme must be http or https, got ftp/],
     ['https://app.localhost:8443', /the relay chooses the port/],
     ['https://app.localhost/api', /an endpoint URL has no path/],

@@ -125,7 +125,7 @@ describe('--url with a full host, checked by a real relay', () => {
   it('refuses a URL gw cannot serve before connecting, with the reason (the other shapes: endpoint-url.test)', async () => {
     const r = await run(['http', '3000', '--url', 'tcp://0.tcp.localhost:5432', '--no-tui'])
     assert.equal(r.code, 2)
-    assert.match(r.stderr, /--url "tcp:\/\/0\.tcp\.localhost:5432": gw serves HTTP endpoints only, and tcp:\/\/ endpoints are not supported yet/)
+    assert.match(r.stderr, /--url "tcp:\/\/0\.tcp\.localhost:5432": gw http serves http:\/\/ and https:\/\/ URLs; a tcp:\/\/ endpoint is served by gw tcp <port> --url tcp:\/\/0\.tcp\.localhost:5432/)
   })
 })
 
@@ -235,7 +235,7 @@ tunnels:
 
   for (const [name, text, why] of [
     ['a v2 tcp tunnel', 'version: "2"\ntunnels:\n  ssh: {proto: tcp, addr: 22}\n', /tunnels\.ssh: proto tcp is not supported: gw serves http tunnels only/],
-    ['a tcp:// endpoint', 'version: 3\nendpoints:\n  - {name: db, url: "tcp://1.tcp.localhost:5432", upstream: {url: 5432}}\n', /endpoint "db": url "tcp:\/\/1\.tcp\.localhost:5432": gw serves HTTP endpoints only/],
+    ['a tcp:// endpoint', 'version: 3\nendpoints:\n  - {name: db, url: "tcp://1.tcp.localhost:5432", upstream: {url: 5432}}\n', /endpoint "db": url "tcp:\/\/1\.tcp\.localhost:5432": gw http serves http:\/\/ and https:\/\/ URLs; .*tcp:\/\/ endpoints in a config file are not supported yet/],
   ] as const) {
     it(`gw start refuses ${name} with the reason (the other refusals: endpoint-url.test)`, async () => {
       const dir = tempDir('gw-cfg-')

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
-import { compilePolicy } from '@gw/cli/policy/index'
+import { compilePolicy, policyKind } from '@gw/cli/policy/index'
 
 const doc = readFileSync(fileURLToPath(new URL('../../../docs/policy.md', import.meta.url)), 'utf8')
 const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!)
@@ -51,7 +51,8 @@ test('every YAML example in docs/policy.md validates', async () => {
     if (/openapi: \{file:/.test(text)) continue
     try {
       // The secrets the docs' examples name, as `gw secrets set` (the docs' own sh block) stores them.
-      const policy = compilePolicy(docValue, { secrets: { get: (v, n) => (v === 'webhooks-vault' && n === 'github-secret' ? 'example-secret' : undefined) } })
+      // An on_tcp_connect example is a tcp endpoint's policy, checked as gw policy check does.
+      const policy = compilePolicy(docValue, { kind: policyKind(docValue), secrets: { get: (v, n) => (v === 'webhooks-vault' && n === 'github-secret' ? 'example-secret' : undefined) } })
       await policy.close()
     } catch (err) {
       assert.fail(`example does not validate:\n${text}\n${(err as Error).message}`)

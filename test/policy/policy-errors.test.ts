@@ -57,8 +57,9 @@ test('document shape: unknown keys, phases, rules and actions', () => {
   let err = inFile('on_http_requests: []\n')
   assert.match(err.message, /:1:19: on_http_requests: is not a known field; allowed values: inbound, on_event_stream_message, on_http_request, on_http_response, on_tcp_connect, outbound, upstreams/)
 
+  // loadPolicyFile compiles for an http endpoint unless told otherwise: on_tcp_connect runs on tcp and tls endpoints.
   err = inFile('on_tcp_connect:\n  - actions: [{type: deny}]\n')
-  assert.match(err.message, /:2:3: on_tcp_connect: is not supported: gw endpoints are HTTP; allowed values: on_http_request, on_http_response/)
+  assert.match(err.message, /:2:3: on_tcp_connect: is not supported on an http endpoint: its connections end at the relay; on_tcp_connect runs on tcp and tls endpoints \(gw tcp, gw tls\), and restrict-ips works in on_http_request; allowed values: on_http_request, on_http_response/)
 
   err = inFile('on_http_request: {}\n')
   assert.match(err.message, /:1:18: on_http_request: must be a list, got an object/)

@@ -73,6 +73,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
     const policy = policyInput
       ? compileEndpointPolicy({
         ...policyInput, events, endpoint: spec.name ?? 'command_line', secrets: loadSecretStore(file),
+        ...(spec.proto && spec.proto !== 'http' ? { kind: spec.proto } : {}),
         ...(config.upstreams ? { upstreams: config.upstreams } : {}),
       })
       : undefined
@@ -107,6 +108,8 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
       httpsPort: 0,
       domain: 'localhost',
       stateDir: join(dirname(file), 'local-relay'),
+      // gw tcp with no relay: any free port on loopback, kept by this agent across reconnects.
+      tcpPorts: 'any',
     })
     relay = embedded.httpUrl!
     relayCa = embedded.caCertPem

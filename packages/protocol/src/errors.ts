@@ -36,6 +36,13 @@ export const ErrorCodes = {
   GW_ERR_NAME_RESERVED: { status: 400, message: 'the requested name is reserved by the relay' },
   GW_ERR_DOMAIN_NOT_SERVED: { status: 400, message: 'the requested host is not under a domain this relay serves' },
   GW_ERR_REPLACED: { status: 409, message: 'another connection with the same authtoken took over this name' },
+  // TCP and TLS endpoints (gw tcp, gw tls).
+  GW_ERR_TCP_DISABLED: { status: 400, message: 'this relay serves no TCP endpoints' },
+  GW_ERR_TCP_PORT_TAKEN: { status: 409, message: 'the TCP port belongs to another authtoken' },
+  GW_ERR_TCP_PORT_UNAVAILABLE: { status: 400, message: 'the TCP port is outside the relay\'s range or cannot be listened on' },
+  GW_ERR_TCP_PORTS_EXHAUSTED: { status: 503, message: 'every TCP port in the relay\'s range is taken' },
+  GW_ERR_TLS_DISABLED: { status: 400, message: 'this relay has no TLS port to serve TLS endpoints on' },
+  GW_ERR_TCP_CONNECTION_LIMIT: { status: 503, message: 'the TCP endpoint has as many connections open as the relay allows' },
 
   // Public-facing errors the relay answers with.
   GW_ERR_TUNNEL_NOT_FOUND: { status: 404, message: 'no tunnel is registered under this name' },

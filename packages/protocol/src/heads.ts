@@ -60,8 +60,13 @@ export interface ResponseHead {
   close?: boolean
 }
 
+/** What an endpoint carries: HTTP requests, raw TCP connections, or TLS connections routed by SNI and never decrypted. */
+export type EndpointProto = 'http' | 'tcp' | 'tls'
+
+export const ENDPOINT_PROTOS: readonly EndpointProto[] = ['http', 'tcp', 'tls']
+
 export interface EndpointRequest {
-  /** A requested name; omitted for a random one. */
+  /** A requested name (http and tls); omitted for a random one. */
   name?: string
   /**
    * The full host the user asked for (`--url app.example.com`). The relay refuses it with
@@ -71,7 +76,12 @@ export interface EndpointRequest {
   host?: string
   /** `--pooling-enabled`: share the name with other agents that ask for pooling. */
   pooling?: boolean
-  proto: 'http'
+  /**
+   * A tcp endpoint's public port (`--url tcp://host:20001`); omitted for one from the
+   * relay's range. An older relay refuses any proto but http as a malformed hello.
+   */
+  port?: number
+  proto: EndpointProto
 }
 
 export interface Hello {
@@ -90,8 +100,31 @@ export interface AssignedEndpoint {
   name: string
   /** Set by a relay that pools this name; a relay that does not know pooling leaves it out. */
   pooling?: boolean
-  /** Public URLs: http first, then https when the relay has TLS. */
+  /** Public URLs: http first, then https when the relay has TLS; `tcp://host:port` or `tls://host:port` for those endpoints. */
   urls: string[]
+  /** A tcp endpoint's public port; the agent asks for it again when it reconnects. */
+  port?: number
+  /** `tcp` or `tls` for those endpoints; left out for http (and by relays older than TCP endpoints). */
+  proto?: 'tcp' | 'tls'
+}
+
+/**
+ * The head of a raw TCP stream, which the relay opens for each connection a client makes
+ * to a tcp or tls endpoint. After it the stream carries the connection's bytes, both
+ * ways: a FIN is the client's (or upstream's) half-close, a reset is a reset.
+ */
+export interface TcpHead {
+  proto: 'tcp' | 'tls'
+  /** The assigned endpoint's name (the port as digits for tcp, the name for tls). */
+  tunnel: string
+  remoteAddress: string
+  remotePort: number
+  /** The public port the client connected to. */
+  serverPort: number
+  /** The SNI the client sent (tls only). */
+  serverName?: string
+  /** Epoch ms when the relay accepted the connection: `conn.ts.start`. */
+  connectedAt: number
 }
 
 export interface Welcome {
@@ -139,6 +172,21 @@ export function checkRequestHead(value: unknown): RequestHead {
   return h
 }
 
+export function checkTcpHead(value: unknown): TcpHead {
+  const h = value as TcpHead
+  if (
+    typeof h !== 'object' || h === null || (h.proto !== 'tcp' && h.proto !== 'tls') ||
+    typeof h.tunnel !== 'string' || typeof h.remoteAddress !== 'string' ||
+    !isPort(h.remotePort, true) || !isPort(h.serverPort, false) || typeof h.connectedAt !== 'number' ||
+    (h.serverName !== undefined && typeof h.serverName !== 'string')
+  ) fail('tcp head')
+  return h
+}
+
+function isPort(value: unknown, zero: boolean): boolean {
+  return Number.isInteger(value) && (value as number) >= (zero ? 0 : 1) && (value as number) <= 65535
+}
+
 export function checkResponseHead(value: unknown): ResponseHead {
   const h = value as ResponseHead
   if (
@@ -159,8 +207,9 @@ export function checkHello(value: unknown): Hello {
     typeof h !== 'object' || h === null || typeof h.version !== 'number' ||
     typeof h.authtoken !== 'string' || typeof h.agentId !== 'string' || typeof h.client !== 'string' ||
     !Array.isArray(h.endpoints) || h.endpoints.length === 0 || h.endpoints.length > 64 ||
-    !h.endpoints.every((e) => typeof e === 'object' && e !== null && e.proto === 'http' &&
+    !h.endpoints.every((e) => typeof e === 'object' && e !== null && ENDPOINT_PROTOS.includes(e.proto) &&
       (e.name === undefined || typeof e.name === 'string') &&
+      (e.port === undefined || (e.proto === 'tcp' && isPort(e.port, false))) &&
       (e.host === undefined || typeof e.host === 'string') &&
       (e.pooling === undefined || typeof e.pooling === 'boolean'))
   ) fail('hello')
@@ -172,7 +221,7 @@ export function checkWelcome(value: unknown): Welcome {
   if (
     typeof w !== 'object' || w === null || typeof w.version !== 'number' ||
     typeof w.heartbeatTimeout !== 'number' || !Array.isArray(w.endpoints) ||
-    !w.endpoints.every((e) => typeof e?.name === 'string' && Array.isArray(e.urls))
+    !w.endpoints.every((e) => typeof e?.name === 'string' && Array.isArray(e.urls) && (e.port === undefined || isPort(e.port, false)) && (e.proto === undefined || e.proto === 'tcp' || e.proto === 'tls'))
   ) fail('welcome')
   return w
 }

@@ -22,6 +22,8 @@ export const MessageType = {
   END: 0x04,
   ABORT: 0x05,
   CONTINUE: 0x06,
+  /** Opens a raw TCP stream (a tcp:// or tls:// endpoint): after it, bytes both ways until FIN. */
+  TCP_HEAD: 0x07,
   HELLO: 0x10,
   WELCOME: 0x11,
   REFUSE: 0x12,

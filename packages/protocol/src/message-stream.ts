@@ -18,7 +18,7 @@ import {
   type MessageTypeValue,
 } from './message-codec.js'
 
-const HEAD_TYPES = new Set<number>([MessageType.REQUEST_HEAD, MessageType.RESPONSE_HEAD])
+const HEAD_TYPES = new Set<number>([MessageType.REQUEST_HEAD, MessageType.RESPONSE_HEAD, MessageType.TCP_HEAD])
 
 export interface MessageReaderOptions {
   maxMessageSize?: number

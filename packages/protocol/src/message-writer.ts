@@ -17,7 +17,7 @@
  */
 import type { Duplex, Readable } from 'node:stream'
 import { GwError, type ErrorCode } from './errors.js'
-import type { Hello, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
+import type { Hello, Notice, Refuse, RequestHead, ResponseHead, TcpHead, Welcome } from './heads.js'
 import { encodeJsonMessage, encodeMessageHeader, MessageType } from './message-codec.js'
 
 /** The END of an empty body with no trailers: five constant bytes, shared (never written into). */
@@ -34,6 +34,15 @@ export class MessageWriter {
   /** The request head; a body (`data`… `end`) must follow. False: the stream is full. */
   requestHead(head: RequestHead): boolean {
     return this.stream.write(encodeJsonMessage(MessageType.REQUEST_HEAD, head))
+  }
+
+  /**
+   * The head of a raw TCP stream (a tcp:// or tls:// endpoint's connection). No body
+   * follows: after it the stream carries the connection's bytes both ways, a FIN is a
+   * half-close and a reset is a reset.
+   */
+  tcpHead(head: TcpHead): boolean {
+    return this.stream.write(encodeJsonMessage(MessageType.TCP_HEAD, head))
   }
 
   /** The response head; a body (`data`… `end`) or, after a 101, raw bytes follow. */

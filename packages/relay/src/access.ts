@@ -48,6 +48,7 @@ export class AccessControl {
   private flagDigests: Buffer[]
   private entries = new Map<string, TokenEntry>()
   private reserved = new Map<string, string>()
+  private reservedPorts = new Map<number, string>()
   private store: TokenStore
   private readonly inFlight = new Map<string, number>()
   private readonly buckets = new Map<string, Bucket>()
@@ -67,13 +68,16 @@ export class AccessControl {
   private build(entries: TokenEntry[]): TokenStore {
     const map = new Map<string, TokenEntry>()
     const reserved = new Map<string, string>()
+    const reservedPorts = new Map<number, string>()
     for (const entry of entries) {
       const owner = `token:${entry.digest.toString('hex')}`
       map.set(owner, entry)
       for (const name of entry.names) reserved.set(name, owner)
+      for (const port of entry.tcpPorts) reservedPorts.set(port, owner)
     }
     this.entries = map
     this.reserved = reserved
+    this.reservedPorts = reservedPorts
     return createTokenStore([], [...this.flagDigests, ...entries.map((e) => e.digest)])
   }
 
@@ -112,6 +116,19 @@ export class AccessControl {
     const holder = this.reserved.get(name)
     if (holder !== undefined && holder !== owner) {
       throw new HandshakeError('GW_ERR_NAME_TAKEN', `the name "${name}" is reserved for another authtoken on this relay; pick another name`)
+    }
+  }
+
+  /** The token a TCP port is reserved for in the config, if any. */
+  tcpPortHolder(port: number): string | undefined {
+    return this.reservedPorts.get(port)
+  }
+
+  /** Refuses a TCP port reserved for another token. */
+  checkTcpPort(port: number, owner: string): void {
+    const holder = this.reservedPorts.get(port)
+    if (holder !== undefined && holder !== owner) {
+      throw new HandshakeError('GW_ERR_TCP_PORT_TAKEN', `TCP port ${port} is reserved for another authtoken on this relay; leave the port out for a free one`)
     }
   }
 

@@ -28,11 +28,12 @@ import { hashToken } from './authtokens.js'
 import { checkName } from './names.js'
 import type { TokenEntry, TokenLimits } from './access.js'
 import type { RelayOptions } from './options.js'
+import { parseTcpPorts } from './tcp-ports.js'
 
 /** Settings the file may hold that only take effect at start. */
 export type FileSettings = Pick<RelayOptions,
   'domain' | 'host' | 'httpPort' | 'httpsPort' | 'publicHttpPort' | 'publicHttpsPort' | 'stateDir' | 'tlsCert' | 'tlsKey' |
-  'allowAnonymous' | 'metricsAddr' | 'accessLog' | 'maxHeaderSize' | 'maxStreamsPerAgent'>
+  'allowAnonymous' | 'metricsAddr' | 'accessLog' | 'maxHeaderSize' | 'maxStreamsPerAgent' | 'tcpPorts' | 'tcpMaxConnections'>
 
 export interface RelayFileConfig {
   path: string
@@ -42,7 +43,7 @@ export interface RelayFileConfig {
 }
 
 const TOP_KEYS = ['domain', 'host', 'http_port', 'https_port', 'public_http_port', 'public_https_port', 'state_dir', 'tls',
-  'allow_anonymous', 'metrics_addr', 'access_log', 'max_header_size', 'max_streams_per_agent', 'limits', 'tokens'] as const
+  'allow_anonymous', 'metrics_addr', 'access_log', 'max_header_size', 'max_streams_per_agent', 'tcp_ports', 'tcp_max_connections', 'limits', 'tokens'] as const
 const TOKEN_KEYS = ['label', 'sha256', 'env', 'file', 'token', 'names', 'tcp_ports', 'limits'] as const
 const LIMIT_KEYS = ['tunnels', 'streams', 'rps', 'bandwidth'] as const
 
@@ -206,6 +207,14 @@ export function loadRelayConfig(path: string, env: NodeJS.ProcessEnv = process.e
   }
   if (raw.max_header_size !== undefined) settings.maxHeaderSize = Math.floor(positive(p, 'max_header_size', raw.max_header_size, 'bytes, e.g. 65536'))
   if (raw.max_streams_per_agent !== undefined) settings.maxStreamsPerAgent = Math.floor(positive(p, 'max_streams_per_agent', raw.max_streams_per_agent, 'a count, e.g. 65536'))
+  if (raw.tcp_ports !== undefined) {
+    try {
+      settings.tcpPorts = parseTcpPorts(String(raw.tcp_ports), 'tcp_ports')
+    } catch {
+      p.fail('tcp_ports', raw.tcp_ports, 'is not a port range; give e.g. 20000-20100, one port, or any')
+    }
+  }
+  if (raw.tcp_max_connections !== undefined) settings.tcpMaxConnections = Math.floor(positive(p, 'tcp_max_connections', raw.tcp_max_connections, 'a count, e.g. 1000'))
   if (raw.tls !== undefined) {
     if (!isObject(raw.tls)) p.fail('tls', raw.tls, 'is not a map; give { cert: fullchain.pem, key: privkey.pem }')
     checkKeys(p, 'tls', raw.tls, ['cert', 'key'])

@@ -10,3 +10,4 @@ export { loadRelayConfig, parseBandwidth, type RelayFileConfig, type FileSetting
 export { startConfigReloader, type ConfigReloader } from './config-reload.js'
 export type { TokenEntry, TokenLimits } from './access.js'
 export type { RelayReload } from './relay.js'
+export { parseTcpPorts, type TcpPortRange } from './tcp-ports.js'

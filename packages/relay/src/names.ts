@@ -106,6 +106,8 @@ export interface NameStore {
 export interface NameRegistryOptions {
   now?: () => number
   maxNamesPerOwner?: number
+  /** The file in the state directory; default names.json (TCP ports use tcp-ports.json). */
+  file?: string
 }
 
 export class NameRegistry implements NameStore {
@@ -126,7 +128,7 @@ export class NameRegistry implements NameStore {
     this.maxPerOwner = opts.maxNamesPerOwner ?? DEFAULT_MAX_NAMES_PER_OWNER
     if (!stateDir) return
     mkdirSync(stateDir, { recursive: true })
-    this.file = join(stateDir, 'names.json')
+    this.file = join(stateDir, opts.file ?? 'names.json')
     try {
       const saved = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, NameEntry>
       for (const [name, entry] of Object.entries(saved)) {
@@ -142,15 +144,18 @@ export class NameRegistry implements NameStore {
     return this.entries.get(name)?.owner
   }
 
-  /** Claim `name` for `owner`. Throws GW_ERR_NAME_TAKEN when another owner holds it. */
-  claim(name: string, owner: string): void {
+  /**
+   * Claim `name` for `owner`. Throws GW_ERR_NAME_TAKEN when another owner holds it.
+   * `random`: a new entry was chosen by the relay, not asked for, and expires as a random name.
+   */
+  claim(name: string, owner: string, random = false): void {
     const current = this.entries.get(name)
     if (current && current.owner !== owner) {
       throw new GwError('GW_ERR_NAME_TAKEN', `the name "${name}" belongs to another authtoken; pick another name`)
     }
     if (!current) this.checkRoom(owner, name)
     // An agent coming back asks for its random name by name: it stays a random one.
-    this.set(name, { owner, random: current?.random ?? false, seen: this.now() })
+    this.set(name, { owner, random: current?.random ?? random, seen: this.now() })
     this.save()
   }
 

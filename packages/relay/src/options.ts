@@ -7,6 +7,7 @@ import { isLoopbackHost, LINK_DEFAULTS } from '@gw/protocol'
 import { RelayError } from './errors.js'
 import type { TokenEntry, TokenLimits } from './access.js'
 import type { AcmeOptions } from './acme/acme-options.js'
+import type { TcpPortRange } from './tcp-ports.js'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
@@ -50,6 +51,10 @@ export interface RelayOptions {
   metricsAddr?: string
   /** Access log: a file path, or `-` for stdout; off when omitted. */
   accessLog?: string
+  /** Public ports for tcp endpoints (`gw tcp`): a range, or `any`; off (tcp endpoints refused) when omitted. */
+  tcpPorts?: TcpPortRange
+  /** Connections one tcp or tls endpoint may have open at once; past it new ones are reset. Default 1,000. */
+  tcpMaxConnections?: number
   /** Certificates from an ACME CA (Let's Encrypt by default), issued on demand: acme/manager.ts. */
   acme?: AcmeOptions
   /** Run as one relay of a cluster sharing its state in Redis (cluster/cluster.ts). */
@@ -72,7 +77,7 @@ export interface RelayClusterOptions {
   presenceTtl?: number
 }
 
-type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme' | 'cluster'
+type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme' | 'cluster' | 'tcpPorts'
 export type ResolvedRelayOptions = Required<Omit<RelayOptions, OptionalOptions>> & Pick<RelayOptions, OptionalOptions>
 
 export const RELAY_DEFAULTS = {
@@ -85,6 +90,7 @@ export const RELAY_DEFAULTS = {
   heartbeatTimeout: LINK_DEFAULTS.heartbeatTimeout,
   handshakeTimeout: LINK_DEFAULTS.handshakeTimeout,
   maxStreamsPerAgent: 65_536,
+  tcpMaxConnections: 1_000,
 } as const
 
 export function defaultStateDir(): string {
@@ -123,6 +129,8 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     accessLog: options.accessLog,
     acme: options.acme,
     cluster: options.cluster,
+    tcpPorts: options.tcpPorts,
+    tcpMaxConnections: options.tcpMaxConnections ?? RELAY_DEFAULTS.tcpMaxConnections,
     log: options.log ?? (() => {}),
   }
   if (resolved.httpPort === false && resolved.httpsPort === false) {
@@ -145,6 +153,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     ['--headers-timeout', resolved.headersTimeout],
     ['--idle-timeout', resolved.idleTimeout],
     ['--heartbeat-timeout', resolved.heartbeatTimeout],
+    ['--tcp-max-connections', resolved.tcpMaxConnections],
   ] as const) {
     if (!Number.isFinite(value) || value <= 0) {
       throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `${flag} must be a positive number, got ${value}`)

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type Hello, LINK_DEFAULTS, maxHeadMessageFor, type Stream, isLoopbackHost } from '@gw/protocol'
+import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type EndpointProto, type Hello, LINK_DEFAULTS, maxHeadMessageFor, type Stream, isLoopbackHost } from '@gw/protocol'
 import { AccessControl, type TokenEntry, type TokenLimits } from './access.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
@@ -32,6 +32,8 @@ import { openAccessLog, type AccessLog } from './access-log.js'
 import { CertManager } from './acme/manager.js'
 import { tlsFront, type TlsFront } from './acme/tls-front.js'
 import { Cluster, type LocateResult } from './cluster/cluster.js'
+import { TcpEdge } from './tcp-listener.js'
+import { TlsEdge } from './tls-passthrough.js'
 
 export interface Relay {
   readonly domain: string
@@ -119,8 +121,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const server = createHttpsServer({ ...serverOptions(opts), key: tls.key, cert: tls.cert, ...(SNICallback ? { SNICallback } : {}) })
     servers.push({ server: core.attach(server, 'https'), scheme: 'https' })
     httpsServer = server
-    // TLS-ALPN-01 is answered before TLS starts, from the ClientHello (acme/tls-front.ts).
-    if (acme) front = tlsFront(server, (host) => acme.alpnChallenge(host), opts.headersTimeout)
+    // TLS-ALPN-01 and tls endpoints are told apart before TLS starts, from the ClientHello (acme/tls-front.ts).
+    front = tlsFront(server, {
+      ...(acme ? { challengeFor: (host: string) => acme.alpnChallenge(host) } : {}),
+      passthrough: (servername, socket) => core.tlsEdge.accept(servername, socket, ports.https ?? 0),
+    }, opts.headersTimeout)
   }
 
   const ports: Partial<Record<'http' | 'https', number>> = {}
@@ -159,10 +164,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     onlineNames: () => core.routes.names(),
     drain: async (timeoutMs) => {
       front?.server.close()
+      core.tcp.stopListening()
       const finished = await drain(core, servers.map(({ server }) => server), timeoutMs)
       core.closeAll()
       acme?.close()
-      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
+      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close()])
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close()])
       return finished
     },
@@ -184,7 +190,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       access.close()
       core.closeAll()
       acme?.close()
-      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
+      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close()])
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close()])
     },
   }
@@ -263,6 +269,10 @@ class RelayCore {
   acme: CertManager | undefined
   /** Set with --redis: names held by other relays are reached through it. */
   cluster: Cluster | undefined
+  /** tcp endpoints: their ports, listeners and routes (tcp-listener.ts). */
+  readonly tcp: TcpEdge
+  /** tls endpoints: routed by SNI on the HTTPS port, never decrypted (tls-passthrough.ts). */
+  readonly tlsEdge: TlsEdge
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
@@ -270,8 +280,22 @@ class RelayCore {
     private readonly names: NameStore,
   ) {
     this.suffix = `.${opts.domain}`
-    // A name whose agent is connected never expires.
-    names.held = this.routes
+    const wildcard = opts.host === '0.0.0.0' || opts.host === '::'
+    this.tcp = new TcpEdge({
+      host: opts.host,
+      // A relay on loopback (the embedded one) is reached at its address; any other by its domain.
+      publicHost: isLoopbackHost(opts.host) || opts.domain === 'localhost' ? (wildcard ? '127.0.0.1' : opts.host) : opts.domain,
+      range: opts.tcpPorts,
+      maxConnections: opts.tcpMaxConnections,
+      idleTimeout: opts.idleTimeout,
+      stateDir: opts.stateDir,
+      access,
+      log: opts.log,
+    })
+    this.tlsEdge = new TlsEdge({ nameOf: (host) => this.tunnelName(host), maxConnections: opts.tcpMaxConnections, idleTimeout: opts.idleTimeout, log: opts.log })
+    // A name whose agent is connected (http or tls) never expires.
+    const tlsRoutes = this.tlsEdge.routes
+    names.held = { has: (name) => this.routes.has(name) || tlsRoutes.has(name) }
   }
 
   openStreams(): number {
@@ -453,9 +477,10 @@ class RelayCore {
     this.links.add(link)
     link.session.once('close', (err?: Error) => {
       this.links.delete(link)
-      if (link.owner) this.events.emit('agent:disconnected', { remote, token: tokenIdOf(link.owner), names: link.endpoints.map((e) => e.name) })
+      if (link.owner) this.events.emit('agent:disconnected', { remote, token: tokenIdOf(link.owner), names: httpNames(link.endpoints) })
       for (const endpoint of link.endpoints) {
-        if (this.routes.remove(endpoint.name, link)) this.names.release(endpoint.name)
+        if (endpoint.proto === 'tcp') this.tcp.remove(endpoint.port!, link)
+        else if (this.routesFor(endpoint.proto).remove(endpoint.name, link)) this.names.release(endpoint.name)
       }
       this.opts.log('info', 'agent disconnected', { remote, names: link.endpoints.map((e) => e.name), reason: err?.message })
     })
@@ -508,10 +533,20 @@ class RelayCore {
     }
 
     const assigned: AssignedEndpoint[] = []
+    /** tcp endpoints: their index in `assigned`, and the port asked for. */
+    const tcpAsked: Array<{ index: number; port: number | undefined; pooling: boolean }> = []
     try {
       this.checkTunnels(owner, hello)
       const seen = new Set<string>()
       for (const endpoint of hello.endpoints) {
+        if (endpoint.proto === 'tcp') {
+          tcpAsked.push({ index: assigned.length, port: endpoint.port, pooling: endpoint.pooling === true })
+          assigned.push({ name: '', urls: [], proto: 'tcp' })
+          continue
+        }
+        if (endpoint.proto === 'tls' && this.opts.httpsPort === false) {
+          throw new HandshakeError('GW_ERR_TLS_DISABLED', 'this relay runs without HTTPS (--https-port -1), and tls endpoints are served on its HTTPS port; use gw tcp, or ask the operator to turn HTTPS on')
+        }
         let name: string
         const asked = endpoint.host !== undefined ? this.nameInDomain(endpoint.host) : endpoint.name
         if (asked) {
@@ -523,34 +558,66 @@ class RelayCore {
           name = await this.names.claimRandom(owner)
         }
         seen.add(name)
-        assigned.push({ name, urls: this.urlsFor(name), ...(endpoint.pooling === true ? { pooling: true } : {}) })
+        const tls = endpoint.proto === 'tls'
+        assigned.push({ name, urls: tls ? [this.tlsUrlFor(name)] : this.urlsFor(name), ...(endpoint.pooling === true ? { pooling: true } : {}), ...(tls ? { proto: 'tls' as const } : {}) })
       }
     } catch (err) {
-      const e = err as GwError
-      this.opts.log('warn', 'agent refused', { remote: link.remoteAddress, code: e.code, error: e.message })
-      this.events.emit('handshake:failed', { remote: link.remoteAddress, code: e.code ?? 'GW_ERR_NAME_INVALID' })
-      return link.refuse(e.code ?? 'GW_ERR_NAME_INVALID', e.message)
+      return this.refuseHello(link, err)
+    }
+    // tcp endpoints: each port is listened on before the welcome, one after the other
+    // (two endpoints of one hello never race for one port).
+    const claimed: number[] = []
+    try {
+      for (const { index, port: asked, pooling } of tcpAsked) {
+        if (asked !== undefined && claimed.includes(asked)) throw new HandshakeError('GW_ERR_TCP_PORT_TAKEN', `TCP port ${asked} is requested twice`)
+        const port = await this.tcp.claim(owner, asked)
+        claimed.push(port)
+        assigned[index] = { name: String(port), port, urls: [this.tcp.urlFor(port)], proto: 'tcp', ...(pooling ? { pooling: true } : {}) }
+      }
+    } catch (err) {
+      for (const port of claimed) this.tcp.unused(port)
+      return this.refuseHello(link, err)
     }
     // A cluster's relays, for the agent to fail over to.
     const relays = this.cluster ? await this.cluster.agentUrls() : undefined
-    // The agent left while its names were claimed (a cluster's claims go to Redis).
-    if (link.closed) return
+    // The agent left while its names were claimed (a cluster's claims go to Redis) or its ports opened.
+    if (link.closed) {
+      for (const port of claimed) this.tcp.unused(port)
+      return
+    }
+    this.commit(link, owner, assigned, relays)
+  }
 
+  private refuseHello(link: AgentLink, err: unknown): void {
+    const e = err as GwError
+    this.opts.log('warn', 'agent refused', { remote: link.remoteAddress, code: e.code, error: e.message })
+    this.events.emit('handshake:failed', { remote: link.remoteAddress, code: e.code ?? 'GW_ERR_NAME_INVALID' })
+    link.refuse(e.code ?? 'GW_ERR_NAME_INVALID', e.message)
+  }
+
+  /** Where an endpoint of this proto is routed: HTTP by Host, tls by SNI (tcp by port, in `tcp`). */
+  private routesFor(proto: EndpointProto | undefined): RouteTable {
+    return proto === 'tls' ? this.tlsEdge.routes : this.routes
+  }
+
+  private commit(link: AgentLink, owner: string, assigned: AssignedEndpoint[], relays: string[] | undefined): void {
     link.owner = owner
-    for (const { name, pooling } of assigned) {
+    for (const { name, pooling, proto, port } of assigned) {
       // Same owner: pooled agents share the name; otherwise this is the agent coming back
       // (a laptop waking up, a restart) while the relay still believes in the old
       // connection, and the newcomer wins at once.
-      for (const previous of this.routes.add(name, link, pooling === true).replaced) {
-        previous.endpoints = previous.endpoints.filter((e) => e.name !== name)
+      const change = proto === 'tcp' ? this.tcp.add(port!, link, pooling === true) : this.routesFor(proto).add(name, link, pooling === true)
+      for (const previous of change.replaced) {
+        previous.endpoints = previous.endpoints.filter((e) => e.name !== name || e.proto !== proto)
         if (previous.endpoints.length === 0) {
-          previous.notifyAndClose('GW_ERR_REPLACED', `a new connection took over ${name}.${this.opts.domain}`)
+          previous.notifyAndClose('GW_ERR_REPLACED', `a new connection took over ${proto === 'tcp' ? this.tcp.urlFor(port!) : `${name}.${this.opts.domain}`}`)
         }
       }
     }
     link.welcome(assigned, this.opts.heartbeatTimeout, relays)
     this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
-    this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: assigned.map((e) => e.name) })
+    // The event's names are the HTTP ones (a cluster announces them): tcp and tls endpoints are this relay's own.
+    this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: httpNames(assigned) })
   }
 
   /**
@@ -560,7 +627,7 @@ class RelayCore {
    */
   private checkTunnels(owner: string, hello: Hello): void {
     if (this.access.limitsOf(owner).tunnels === undefined) return
-    const asked = new Set(hello.endpoints.map((e) => (e.host !== undefined ? this.nameInDomain(e.host) : e.name)).filter((n) => n !== undefined))
+    const asked = new Set(hello.endpoints.map((e) => (e.proto === 'tcp' ? (e.port !== undefined ? String(e.port) : undefined) : e.host !== undefined ? this.nameInDomain(e.host) : e.name)).filter((n) => n !== undefined))
     const held = new Set<string>()
     for (const link of this.links) {
       if (link.owner !== owner || link.closed) continue
@@ -608,6 +675,12 @@ class RelayCore {
     return urls
   }
 
+  /** `tls://<name>.<domain>`, with the HTTPS port when it is not 443. */
+  private tlsUrlFor(name: string): string {
+    const https = this.publicPorts.https
+    return `tls://${name}.${this.opts.domain}${https === undefined || https === 443 ? '' : `:${https}`}`
+  }
+
   /** Requests and tunnelled streams (upgrades included) still open. */
   busy(): number {
     let n = this.inFlight
@@ -621,6 +694,7 @@ class RelayCore {
 
   closeAll(): void {
     for (const link of this.links) link.close()
+    this.tlsEdge.closeAll()
     for (const socket of this.sockets) socket.destroy()
     this.wss.close()
   }
@@ -635,4 +709,9 @@ export type { RelayTls }
  */
 function openFailure(err: unknown): ErrorCode {
   return err instanceof MuxError && err.code === 'GW_ERR_MUX_STREAM_LIMIT' ? 'GW_ERR_RELAY_OVERLOADED' : 'GW_ERR_AGENT_OFFLINE'
+}
+
+/** The names of http endpoints: tcp and tls endpoints are served by this relay alone, never announced to a cluster. */
+function httpNames(endpoints: readonly AssignedEndpoint[]): string[] {
+  return endpoints.filter((e) => e.proto === undefined).map((e) => e.name)
 }

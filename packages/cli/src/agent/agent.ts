@@ -19,6 +19,8 @@ import {
   PROTOCOL_VERSION,
   LINK_DEFAULTS,
   maxHeadMessageFor,
+  type EndpointProto,
+  type EndpointRequest,
   type Hello,
   type Session,
 } from '@gw/protocol'
@@ -28,7 +30,7 @@ import { connectRelay, type RelayConnection } from './relay-connection.js'
 import { RelayList } from './relay-list.js'
 import { serveStream } from './pipeline.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
-import { createUpstreamDispatcher, parseUpstream } from '../upstream/index.js'
+import { createUpstreamDispatcher, parseTcpUpstream, parseUpstream } from '../upstream/index.js'
 import { replayRequest, type ReplayRequest } from './replay.js'
 import { internalRequest, type InternalRequest } from './internal-request.js'
 import { VERSION } from '../version.js'
@@ -43,6 +45,10 @@ export interface AgentEndpointOptions {
   publicHost?: string
   /** Share the name with other agents (ngrok's `--pooling-enabled`). */
   pooling?: boolean
+  /** http (the default) carries requests; tcp and tls carry raw connections (`gw tcp`, `gw tls`). */
+  proto?: EndpointProto
+  /** A tcp endpoint's public port to ask for (`--url tcp://host:20001`); one from the relay's range when omitted. */
+  remotePort?: number
   upstream: string
   hostHeader?: string
   inspect?: boolean
@@ -106,6 +112,7 @@ export interface Agent {
 const FATAL: ReadonlySet<string> = new Set<ErrorCode | CliErrorCode>([
   'GW_ERR_AUTH_INVALID', 'GW_ERR_AUTH_REQUIRED', 'GW_ERR_AUTH_REVOKED', 'GW_ERR_NAME_TAKEN', 'GW_ERR_NAME_INVALID',
   'GW_ERR_NAME_RESERVED', 'GW_ERR_DOMAIN_NOT_SERVED', 'GW_ERR_HANDSHAKE_VERSION', 'GW_ERR_REPLACED', 'GW_ERR_RELAY_CERT_UNTRUSTED',
+  'GW_ERR_TCP_DISABLED', 'GW_ERR_TLS_DISABLED', 'GW_ERR_TCP_PORT_TAKEN',
 ])
 
 export async function startAgent(options: AgentOptions): Promise<Agent> {
@@ -120,7 +127,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const all: EndpointRuntime[] = options.endpoints.map((e, i) => ({
     name: e.name ?? (i === 0 ? 'command_line' : `endpoint_${i}`),
     publicName: e.publicName ?? '',
-    upstream: parseUpstream(e.upstream),
+    proto: e.proto ?? 'http',
+    remotePort: e.remotePort,
+    upstream: e.proto === 'tcp' || e.proto === 'tls' ? parseTcpUpstream(e.upstream) : parseUpstream(e.upstream),
     hostHeader: e.hostHeader,
     inspect: e.inspect ?? true,
     policy: e.policy,
@@ -208,10 +217,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     authtoken: options.authtoken ?? '',
     agentId,
     client: `gw/${VERSION}`,
-    endpoints: endpoints.map((e, i) => {
+    endpoints: endpoints.map((e, i): EndpointRequest => {
       const { publicHost, pooling } = publicOptions[i]!
+      // A tcp endpoint asks by port (the one it was given, after a reconnect), the others by name.
+      if (e.proto === 'tcp') return { proto: 'tcp', ...(e.remotePort !== undefined ? { port: e.remotePort } : {}), ...(pooling ? { pooling: true } : {}) }
       return {
-        proto: 'http' as const,
+        proto: e.proto,
         ...(e.publicName ? { name: e.publicName } : {}),
         ...(publicHost ? { host: publicHost } : {}),
         ...(pooling ? { pooling: true } : {}),
@@ -228,6 +239,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     welcome.endpoints.forEach((assigned, i) => {
       const endpoint = endpoints[i]!
       endpoint.publicName = assigned.name
+      if (endpoint.proto === 'tcp' && assigned.port !== undefined) endpoint.remotePort = assigned.port
+      endpoint.publicUrl = assigned.urls[0]
       byPublicName.set(assigned.name, endpoint)
       publicUrls.set(endpoint, assigned.urls)
       // A relay that does not pool leaves `pooling` out: say so rather than pretend.

@@ -26,6 +26,7 @@ import { normaliseTarget } from './request-target.js'
 import type { ErrorReport } from './response-writer.js'
 import { ResponseWriter } from './response-writer.js'
 import { forwardUpgrade, refuseUpgrade } from './upgrade.js'
+import { serveTcpStream } from './tcp-forward.js'
 
 export interface ServeOptions {
   /** The endpoint, when the caller knows it (a replay); otherwise the head's tunnel names it. */
@@ -46,6 +47,8 @@ export function serveStream(stream: Duplex, runtime: AgentRuntime, options: Serv
   const reader = new MessageReader(stream, { maxMessageSize: runtime.maxHeadSize })
   reader.nextMessage((err: Error | null, message: DecodedMessage | null) => {
     let head: RequestHead
+    // A connection to a tcp or tls endpoint: raw bytes after its head (tcp-forward.ts).
+    if (!err && message?.type === MessageType.TCP_HEAD && !options.endpoint) return serveTcpStream(stream, reader, message.payload, runtime)
     try {
       if (err || !message || message.type !== MessageType.REQUEST_HEAD) throw err ?? new Error('no request head')
       head = checkRequestHead(decodeJson(message.payload, 'request head'))

@@ -7,7 +7,7 @@
  */
 import { Readable, type Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { GwError, getRawHeader, HOP_BY_HOP, type BodyReadable, type MessageReader, type RequestHead } from '@gw/protocol'
+import { GwError, getRawHeader, HOP_BY_HOP, type BodyReadable, type EndpointProto, type MessageReader, type RequestHead } from '@gw/protocol'
 import type { CompiledPolicy, InternalAnswer, InternalCall } from '../policy/index.js'
 import type { Upstream, UpstreamRequest } from '../upstream/index.js'
 import type { AgentEvents } from './events.js'
@@ -18,6 +18,12 @@ export interface EndpointRuntime {
   /** Agent-side name (`command_line`, or the config file's name). */
   name: string
   publicName: string
+  /** http: requests; tcp and tls: raw connections (agent/tcp-forward.ts). */
+  proto: EndpointProto
+  /** A tcp endpoint's public port: asked for, or given by the relay and asked for again on reconnect. */
+  remotePort: number | undefined
+  /** The relay's first public URL for it (set at each welcome); `endpoint.url` in on_tcp_connect. */
+  publicUrl?: string
   upstream: Upstream
   /** `rewrite` sets Host to the upstream's; any other value replaces Host with it. */
   hostHeader: string | undefined

@@ -14,11 +14,11 @@ export interface TunnelEntry {
   apiName: string
   info: TunnelInfo
   publicUrl: string
-  proto: 'http' | 'https'
+  proto: 'http' | 'https' | 'tcp' | 'tls'
 }
 
-function protoOf(url: string): 'http' | 'https' {
-  return url.startsWith('https:') ? 'https' : 'http'
+function protoOf(url: string): 'http' | 'https' | 'tcp' | 'tls' {
+  return url.startsWith('https:') ? 'https' : url.startsWith('tcp:') ? 'tcp' : url.startsWith('tls:') ? 'tls' : 'http'
 }
 
 export function tunnelEntries(status: AgentStatus): TunnelEntry[] {

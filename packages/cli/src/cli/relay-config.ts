@@ -12,6 +12,7 @@ const DEFAULTED_FLAG: Partial<Record<keyof RelayOptions, string>> = {
   httpsPort: 'https-port',
   allowAnonymous: 'allow-anonymous',
   maxHeaderSize: 'max-header-size',
+  tcpMaxConnections: 'tcp-max-connections',
 }
 
 export function withConfigFile(

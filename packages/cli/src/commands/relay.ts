@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
-import { startRelay, parseTokensFile, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
+import { startRelay, parseTokensFile, parseTcpPorts, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
 import { CliError } from '../errors.js'
 import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat } from '../output/logger.js'
@@ -39,6 +39,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'headers-timeout': Flags.integer({ description: 'seconds for a client to send its request head (then 408)', default: RELAY_DEFAULTS.headersTimeout / 1000, min: 1 }),
     'idle-timeout': Flags.integer({ description: 'seconds a connection may stay silent', default: RELAY_DEFAULTS.idleTimeout / 1000, min: 1 }),
     'heartbeat-timeout': Flags.integer({ description: 'seconds without a heartbeat answer before an agent counts as gone', default: RELAY_DEFAULTS.heartbeatTimeout / 1000, min: 1 }),
+    'tcp-ports': Flags.string({ description: 'public ports for tcp endpoints (gw tcp): a range such as 20000-20100, one port, or any (any free port; for a private machine). Off when omitted', env: 'GW_RELAY_TCP_PORTS' }),
+    'tcp-max-connections': Flags.integer({ description: 'connections one tcp or tls endpoint may have open at once (then new ones are reset)', default: RELAY_DEFAULTS.tcpMaxConnections, min: 1 }),
     'public-http-port': Flags.integer({ description: 'HTTP port to print in public URLs, when a proxy maps it' }),
     'public-https-port': Flags.integer({ description: 'HTTPS port to print in public URLs, when a proxy maps it' }),
     'metrics-addr': Flags.string({ description: 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464', env: 'GW_RELAY_METRICS_ADDR' }),
@@ -89,6 +91,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         headersTimeout: flags['headers-timeout'] * 1000,
         idleTimeout: flags['idle-timeout'] * 1000,
         heartbeatTimeout: flags['heartbeat-timeout'] * 1000,
+        ...(flags['tcp-ports'] !== undefined ? { tcpPorts: parseTcpPorts(flags['tcp-ports']) } : {}),
+        tcpMaxConnections: flags['tcp-max-connections'],
         ...(flags['public-http-port'] ? { publicHttpPort: flags['public-http-port'] } : {}),
         ...(flags['public-https-port'] ? { publicHttpsPort: flags['public-https-port'] } : {}),
         ...(flags['metrics-addr'] !== undefined ? { metricsAddr: flags['metrics-addr'] } : {}),
@@ -126,6 +130,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ca: relay.caCertPath,
         ...(relay.metricsUrl ? { metrics: relay.metricsUrl } : {}),
         ...(relay.clusterId ? { cluster: relay.clusterId, peer: relay.clusterPeer } : {}),
+        ...(flags['tcp-ports'] !== undefined ? { tcp_ports: flags['tcp-ports'] } : {}),
       })
       reportReady()
       if (relay.caCertPath && !flags['tls-cert']) {

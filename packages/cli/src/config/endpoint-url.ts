@@ -6,7 +6,7 @@
  * - `myapp`: a name under the relay's domain (gw's short form);
  * - `myapp.tunnel.example.com`, `https://myapp.tunnel.example.com`: a full host, which the
  *   relay checks against the domain it serves (GW_ERR_DOMAIN_NOT_SERVED);
- * - `tcp://…`, `tls://…`: not HTTP endpoints; `*.example.com`: wildcards;
+ * - `tcp://…`, `tls://…`: not HTTP endpoints (`gw tcp` and `gw tls` read them: tcp-endpoint-url.ts); `*.example.com`: wildcards;
  *   a port or a path: the relay chooses the port;
  * - `https://app.internal` (a port allowed): an internal endpoint, kept in the agent.
  */
@@ -37,7 +37,7 @@ export function parseEndpointUrl(value: string, where: string): EndpointUrl {
   if (text === '') bad('give a name (myapp) or a host (myapp.tunnel.example.com)')
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1]?.toLowerCase()
   if (scheme === 'tcp' || scheme === 'tls') {
-    bad(`gw serves HTTP endpoints only, and ${scheme}:// endpoints are not supported yet; use an http:// or https:// URL`)
+    bad(`gw http serves http:// and https:// URLs; a ${scheme}:// endpoint is served by gw ${scheme} <port> --url ${text} (${scheme}:// endpoints in a config file are not supported yet)`)
   }
   if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') bad(`the scheme must be http or https, got ${scheme}`)
   const rest = scheme === undefined ? text : text.slice(scheme.length + 3)

@@ -26,7 +26,7 @@ import { runRules, type CompiledActionStep, type CompiledRule } from './compose.
 import { ConfigReader, describe } from './config-reader.js'
 import { NO_SOURCE, type PolicySource } from './source.js'
 import type { PolicyState } from './state.js'
-import type { Phase, PolicyEvents, PolicyRequest, PolicyResponse, RequestOutcome } from './types.js'
+import type { EndpointKind, Phase, PolicyEvents, PolicyRequest, PolicyResponse, RequestOutcome, TcpVerdict } from './types.js'
 import { EvalRoot } from './variables.js'
 import { getHeader, removeHeaders } from './headers.js'
 import { createSseTransform } from './sse.js'
@@ -34,6 +34,8 @@ import { withSecretStore, type SecretStore } from './secrets.js'
 import { createUpstreamPool, STRATEGIES, type UpstreamEvent, type UpstreamPool, type UpstreamPoolConfig } from '../upstream/index.js'
 
 export const PHASES: readonly Phase[] = ['on_http_request', 'on_http_response']
+/** The phase of tcp and tls endpoints: their connections carry no HTTP. */
+export const TCP_PHASES: readonly Phase[] = ['on_tcp_connect']
 
 export interface CompilePolicyOptions {
   /** Where the document came from, for messages and line numbers (see `loadPolicyFile`). */
@@ -49,6 +51,8 @@ export interface CompilePolicyOptions {
   fetch?: typeof fetch
   /** The vault `secrets.get('vault', 'name')` reads (secrets.ts); none: every secret is missing. */
   secrets?: SecretStore
+  /** The endpoint the policy is for (default http): tcp and tls take on_tcp_connect, http the HTTP phases. */
+  kind?: EndpointKind
 }
 
 export interface CompiledPolicy {
@@ -60,9 +64,17 @@ export interface CompiledPolicy {
    * upstream's answer straight through instead of handing it to onHttpResponse.
    */
   readonly hasResponseRules: boolean
+  /** True when on_tcp_connect has rules (tcp and tls endpoints). */
+  readonly hasTcpRules: boolean
   readonly upstreams: ReadonlyMap<string, UpstreamPool>
   onHttpRequest(req: PolicyRequest, state: PolicyState): Promise<RequestOutcome>
   onHttpResponse(req: PolicyRequest, res: PolicyResponse, state: PolicyState): Promise<PolicyResponse>
+  /**
+   * A new connection to a tcp or tls endpoint: undefined lets it through, a verdict
+   * closes it (a terminating action ran: deny, restrict-ips…). `req` is the connection:
+   * client address and port, the public host, scheme tcp or tls, no headers.
+   */
+  onTcpConnect(req: PolicyRequest, state: PolicyState): Promise<TcpVerdict | undefined>
   /** Stops health checks and timers. */
   close(): Promise<void>
 }
@@ -182,6 +194,17 @@ export function terminalToResponse(t: RespondTerminal): PolicyResponse {
   return response
 }
 
+/**
+ * The endpoint a document is written for, when nothing else says: tcp when it has
+ * on_tcp_connect and no HTTP phase (ngrok's TCP and TLS examples), http otherwise.
+ * `gw policy check` uses it; `gw tcp`/`gw tls` and `gw http` say what they are.
+ */
+export function policyKind(doc: unknown): EndpointKind {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return 'http'
+  const has = (k: string): boolean => Object.hasOwn(doc, k)
+  return has('on_tcp_connect') && !['on_http_request', 'on_http_response', 'on_event_stream_message', 'inbound', 'outbound'].some(has) ? 'tcp' : 'http'
+}
+
 export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}): CompiledPolicy {
   return withSecretStore(options.secrets, () => compileDocument(doc, options))
 }
@@ -189,10 +212,17 @@ export function compilePolicy(doc: unknown, options: CompilePolicyOptions = {}):
 function compileDocument(doc: unknown, options: CompilePolicyOptions): CompiledPolicy {
   const source = options.source ?? NO_SOURCE
   const clock = options.now ?? Date.now
-  const root: ConfigReader = new ConfigReader(doc, [], source, 'a traffic policy (a map with on_http_request and/or on_http_response)')
-  if (root.has('on_tcp_connect')) root.fail('on_tcp_connect', 'is not supported: gw endpoints are HTTP', [...PHASES])
+  const kind = options.kind ?? 'http'
+  const tcp = kind !== 'http'
+  const root: ConfigReader = new ConfigReader(doc, [], source, tcp ? 'a traffic policy (a map with on_tcp_connect)' : 'a traffic policy (a map with on_http_request and/or on_http_response)')
+  if (!tcp && root.has('on_tcp_connect')) root.fail('on_tcp_connect', 'is not supported on an http endpoint: its connections end at the relay; on_tcp_connect runs on tcp and tls endpoints (gw tcp, gw tls), and restrict-ips works in on_http_request', [...PHASES])
+  if (tcp) {
+    for (const key of ['on_http_request', 'on_http_response', 'on_event_stream_message', 'inbound', 'outbound']) {
+      if (root.has(key)) root.fail(key, `is not supported on a ${kind} endpoint: its connections carry no HTTP gw reads; use on_tcp_connect`, [...TCP_PHASES])
+    }
+  }
   // ngrok's first policy format named the phases inbound and outbound; old policies still use them.
-  const keys: Record<Phase, string> = { on_http_request: 'on_http_request', on_http_response: 'on_http_response', on_event_stream_message: 'on_event_stream_message' }
+  const keys: Record<'on_http_request' | 'on_http_response' | 'on_event_stream_message', string> = { on_http_request: 'on_http_request', on_http_response: 'on_http_response', on_event_stream_message: 'on_event_stream_message' }
   for (const [legacy, phase] of [['inbound', 'on_http_request'], ['outbound', 'on_http_response']] as const) {
     if (!root.has(legacy)) continue
     if (root.has(phase)) root.fail(legacy, `is the earlier name of ${phase}; give one of them`)
@@ -216,11 +246,12 @@ function compileDocument(doc: unknown, options: CompilePolicyOptions): CompiledP
     if (root.has('upstreams')) compileUpstreams(root.child('upstreams', true), upstreams, clock, options.events)
 
     const base = { upstreams, clock, events: options.events, endpoint: options.endpoint, disposables, fetch: options.fetch ?? fetch }
-    const requestRules = compileRules(root, 'on_http_request', { ...base, phase: 'on_http_request' }, keys.on_http_request)
-    const responseRules = compileRules(root, 'on_http_response', { ...base, phase: 'on_http_response' }, keys.on_http_response)
-    const eventRules = compileRules(root, 'on_event_stream_message', { ...base, phase: 'on_event_stream_message' })
+    const requestRules = tcp ? [] : compileRules(root, 'on_http_request', { ...base, phase: 'on_http_request' }, keys.on_http_request)
+    const responseRules = tcp ? [] : compileRules(root, 'on_http_response', { ...base, phase: 'on_http_response' }, keys.on_http_response)
+    const eventRules = tcp ? [] : compileRules(root, 'on_event_stream_message', { ...base, phase: 'on_event_stream_message' })
+    const tcpRules = tcp ? compileRules(root, 'on_tcp_connect', { ...base, phase: 'on_tcp_connect' }) : []
     root.done()
-    return createCompiledPolicy(requestRules, responseRules, eventRules, upstreams, disposables, clock, options.endpoint ?? '')
+    return createCompiledPolicy(requestRules, responseRules, eventRules, tcpRules, upstreams, disposables, clock, options.endpoint ?? '')
   } catch (err) {
     for (const d of disposables) void d()
     throw err
@@ -234,6 +265,7 @@ function createCompiledPolicy(
   requestRules: CompiledRule[],
   responseRules: CompiledRule[],
   eventRules: CompiledRule[],
+  tcpRules: CompiledRule[],
   upstreams: Map<string, UpstreamPool>,
   disposables: Array<() => void | Promise<void>>,
   clock: () => number,
@@ -282,8 +314,9 @@ function createCompiledPolicy(
   }
 
   return {
-    empty: requestRules.length === 0 && responseRules.length === 0 && eventRules.length === 0,
+    empty: requestRules.length === 0 && responseRules.length === 0 && eventRules.length === 0 && tcpRules.length === 0,
     hasResponseRules: responseRules.length > 0 || eventRules.length > 0,
+    hasTcpRules: tcpRules.length > 0,
     upstreams,
     async onHttpRequest(req, state) {
       state.request = req
@@ -306,6 +339,14 @@ function createCompiledPolicy(
         responseOutcome(isPromise<Terminal | undefined>(result) ? await result : result, state)
       }
       return withEventStream(state)
+    },
+    async onTcpConnect(req, state) {
+      state.request = req
+      state.root = new EvalRoot(req, state, clock, endpointName)
+      const result = runRules(tcpRules, state)
+      const t = isPromise<Terminal | undefined>(result) ? await result : result
+      // Any terminating action ends the connection: there is no response to send on raw TCP.
+      return t && t.kind === 'respond' ? { action: state.currentAction, rule: state.currentRule } : undefined
     },
     async close() {
       for (const d of disposables.splice(0)) await d()

@@ -10,9 +10,9 @@
  * const res = await callUpstream(outcome.upstream ?? defaultUpstream, req)
  * return send(await policy.onHttpResponse(req, res, state))
  */
-export type { PolicyRequest, PolicyResponse, PolicyVerdict, RequestOutcome, Phase, PolicyEvents, PolicyLogEntry } from './types.js'
+export type { PolicyRequest, PolicyResponse, PolicyVerdict, RequestOutcome, Phase, PolicyEvents, PolicyLogEntry, EndpointKind, TcpVerdict } from './types.js'
 export { isIdentityHeader, IDENTITY_HEADER_PREFIX } from './identity-headers.js'
-export { compilePolicy, terminalToResponse, PHASES, type CompiledPolicy, type CompilePolicyOptions } from './engine.js'
+export { compilePolicy, terminalToResponse, PHASES, TCP_PHASES, policyKind, type CompiledPolicy, type CompilePolicyOptions } from './engine.js'
 export { loadPolicyFile, readPolicyFile, checkPolicyFile } from './load.js'
 export { parsePolicyText, formatPath, NO_SOURCE, type PolicySource, type ParsedPolicyText } from './source.js'
 export { createPolicyState, setActionResult, type InternalAnswer, type InternalCall, type PolicyState } from './state.js'

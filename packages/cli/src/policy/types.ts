@@ -15,7 +15,8 @@ export interface PolicyRequest {
   rawHeaders: string[]
   /** The public Host. */
   host: string
-  scheme: 'http' | 'https'
+  /** `tcp` and `tls` only in on_tcp_connect, where the request is the connection (no method, no headers). */
+  scheme: 'http' | 'https' | 'tcp' | 'tls'
   clientIp: string
   clientPort: number
   /** Epoch ms when the relay had the whole request head: `req.ts.header_received`. */
@@ -78,4 +79,13 @@ export type RequestOutcome =
   /** forward-internal: the agent's internal endpoint `host` takes the request. */
   | { kind: 'internal'; host: string }
 
-export type Phase = 'on_http_request' | 'on_http_response' | 'on_event_stream_message'
+export type Phase = 'on_http_request' | 'on_http_response' | 'on_event_stream_message' | 'on_tcp_connect'
+
+/** What kind of endpoint a policy is for: its phases follow (on_tcp_connect for tcp and tls, the HTTP phases for http). */
+export type EndpointKind = 'http' | 'tcp' | 'tls'
+
+/** on_tcp_connect closed the connection: which rule and action did. */
+export interface TcpVerdict {
+  action: string
+  rule: string | undefined
+}

@@ -5,6 +5,7 @@
  * policy engine.
  */
 export { parseUpstream, loopbackAwareLookup, type Upstream } from './address.js'
+export { parseTcpUpstream } from './tcp-address.js'
 export { createUpstreamDispatcher, type UpstreamClientOptions } from './dispatcher.js'
 export { callUpstream, UpstreamAnswer, UpstreamRequest, type UpstreamCall } from './call.js'
 export { callUpgrade, type UpgradeCall, type UpgradeHandlers } from './upgrade.js'

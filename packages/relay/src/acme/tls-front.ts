@@ -1,9 +1,10 @@
 /**
- * The HTTPS listener of a relay that answers TLS-ALPN-01: a plain TCP server that reads
- * each connection's ClientHello (without consuming it) before TLS starts. A handshake
- * that offers ALPN `acme-tls/1` for a host with a pending challenge gets the challenge
- * certificate and nothing else (RFC 8737); every other connection goes, bytes intact,
- * to the relay's TLS server.
+ * The relay's HTTPS listener: a plain TCP server that reads each connection's
+ * ClientHello (without consuming it) before TLS starts. A handshake that offers ALPN
+ * `acme-tls/1` for a host with a pending challenge gets the challenge certificate and
+ * nothing else (RFC 8737); one whose SNI names a tls endpoint goes, bytes intact and
+ * never decrypted, to the agent holding it (tls-passthrough.ts); every other
+ * connection goes, bytes intact, to the relay's TLS server.
  */
 import { createServer, type Server, type Socket } from 'node:net'
 import { TLSSocket, type SecureContext, type Server as TlsServer } from 'node:tls'
@@ -17,7 +18,15 @@ export interface TlsFront {
   close(): Promise<void>
 }
 
-export function tlsFront(tlsServer: TlsServer, challengeFor: (host: string) => SecureContext | undefined, helloTimeout: number): TlsFront {
+export interface TlsFrontHooks {
+  /** The TLS-ALPN-01 certificate for a host with a pending challenge (ACME on). */
+  challengeFor?: (host: string) => SecureContext | undefined
+  /** A tls endpoint takes the connection for this SNI: true when it did. */
+  passthrough?: (servername: string, socket: Socket) => boolean
+}
+
+export function tlsFront(tlsServer: TlsServer, hooks: TlsFrontHooks, helloTimeout: number): TlsFront {
+  const { challengeFor, passthrough } = hooks
   const sockets = new Set<Socket>()
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket)
@@ -40,10 +49,12 @@ export function tlsFront(tlsServer: TlsServer, challengeFor: (host: string) => S
       if (parsed.kind === 'more' && buffered.length <= MAX_CLIENT_HELLO + 1024) return
       done()
       socket.unshift(buffered)
-      const challenge = parsed.kind === 'hello' && parsed.info.servername && parsed.info.alpn.includes(ACME_TLS_ALPN)
-        ? challengeFor(parsed.info.servername)
+      const servername = parsed.kind === 'hello' ? parsed.info.servername : undefined
+      const challenge = servername && challengeFor && parsed.kind === 'hello' && parsed.info.alpn.includes(ACME_TLS_ALPN)
+        ? challengeFor(servername)
         : undefined
       if (challenge) return answerChallenge(socket, challenge)
+      if (servername && passthrough?.(servername, socket)) return
       // Not a challenge (or not a ClientHello this parser reads, or too large to wait
       // for): the TLS server gets exactly the bytes that came, and answers or refuses them.
       tlsServer.emit('connection', socket)

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { Args, Errors, Flags } from '@oclif/core'
 import { GwCommand } from '../../cli/gw-command.js'
-import { PolicyError, readPolicyFile, compilePolicy } from '../../policy/index.js'
+import { PolicyError, readPolicyFile, compilePolicy, policyKind } from '../../policy/index.js'
 import { loadSecretStore } from '../../config/secrets-file.js'
 import { configPath, loadConfig } from '../../config/config-file.js'
 import { toCliError } from '../../output/cli-error.js'
@@ -11,6 +11,9 @@ export default class PolicyCheck extends GwCommand {
   static override description = `Reads a traffic policy (YAML or JSON, ngrok's format), checks every rule, expression
 and action config, and reports the first problem with its file, line and column and the
 allowed values. Exits 0 when the policy is valid, 2 when it is not.
+
+A policy with on_tcp_connect and no HTTP phase is checked as a tcp/tls endpoint's (the
+phase those endpoints run); any other as an http endpoint's.
 
 Upstream pools named by forward actions may come from the agent config file's
 upstreams: section; it is read when it exists (--config picks another file).`
@@ -32,11 +35,15 @@ upstreams: section; it is read when it exists (--config picks another file).`
       const { value, source } = readPolicyFile(args.file)
       const configFile = configPath(flags.config)
       const upstreams = existsSync(configFile) ? loadConfig(configFile).upstreams : undefined
-      const policy = compilePolicy(value, { source, secrets: loadSecretStore(configFile), ...(upstreams ? { upstreams } : {}) })
+      const kind = policyKind(value)
+      const policy = compilePolicy(value, { source, kind, secrets: loadSecretStore(configFile), ...(upstreams ? { upstreams } : {}) })
       await policy.close()
       const doc = (value ?? {}) as Record<string, unknown[] | undefined>
       const count = (phase: string) => (Array.isArray(doc[phase]) ? doc[phase]!.length : 0)
-      if (flags.json) {
+      if (kind !== 'http') {
+        if (flags.json) this.log(JSON.stringify({ valid: true, file: args.file, endpoint: 'tcp', rules: { on_tcp_connect: count('on_tcp_connect') } }))
+        else this.log(`${args.file}: valid traffic policy for a tcp or tls endpoint (${count('on_tcp_connect')} on_tcp_connect rules)`)
+      } else if (flags.json) {
         this.log(JSON.stringify({ valid: true, file: args.file, rules: { on_http_request: count('on_http_request'), on_http_response: count('on_http_response') } }))
       } else {
         this.log(`${args.file}: valid traffic policy (${count('on_http_request')} on_http_request rules, ${count('on_http_response')} on_http_response rules)`)

@@ -3,7 +3,7 @@ import { respond, type ActionDefinition } from '../action.js'
 
 export const deny: ActionDefinition = {
   type: 'deny',
-  phases: ['on_http_request', 'on_http_response'],
+  phases: ['on_http_request', 'on_http_response', 'on_tcp_connect'],
   compile(config) {
     const status = config.int('status_code', 403, 400, 599)
     config.done()

@@ -7,7 +7,7 @@ import { templateAt } from '../compile-helpers.js'
 
 export const log: ActionDefinition = {
   type: 'log',
-  phases: ['on_http_request', 'on_http_response'],
+  phases: ['on_http_request', 'on_http_response', 'on_tcp_connect'],
   compile(config, ctx) {
     const metadata = [...config.templateMap('metadata', false)].map(
       ([k, v]) => [k, templateAt(config, [...config.path, 'metadata', k], v)] as const,

@@ -23,7 +23,7 @@ function cidrList(config: ConfigReader, key: string): CidrSet | undefined {
 
 export const restrictIps: ActionDefinition = {
   type: 'restrict-ips',
-  phases: ['on_http_request'],
+  phases: ['on_http_request', 'on_tcp_connect'],
   compile(config) {
     if (config.has('ip_policies')) {
       config.fail('ip_policies', 'names IP policies kept in ngrok\'s cloud (ipp_…), which gw cannot read; list their CIDRs under allow and deny instead')

@@ -54,7 +54,7 @@ function compileValue(config: ConfigReader, path: Array<string | number>, value:
 
 export const setVars: ActionDefinition = {
   type: 'set-vars',
-  phases: ['on_http_request', 'on_http_response'],
+  phases: ['on_http_request', 'on_http_response', 'on_tcp_connect'],
   compile(config) {
     const raw = config.raw('vars')
     const entries: Array<[string, ValueFn]> = []

@@ -1,0 +1,83 @@
+/**
+ * The agent's side of a tcp or tls endpoint: one stream per client connection.
+ *
+ *   stream → TCP_HEAD → on_tcp_connect → dial the upstream → raw bytes both ways
+ *
+ * The bytes are never looked at: for a tls endpoint the upstream holds the certificate
+ * and the handshake passes through. Ends map one to one, as at the relay
+ * (packages/relay/src/relay-tcp.ts): the client's FIN half-closes the upstream, the
+ * upstream's FIN half-closes the client, and a reset or a refused dial resets the
+ * stream, which the relay turns into a reset of the client's connection.
+ */
+import { connect, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { checkTcpHead, decodeJson, type MessageReader, type TcpHead } from '@gw/protocol'
+import { loopbackAwareLookup } from '../upstream/index.js'
+import type { AgentRuntime, EndpointRuntime } from './request-context.js'
+import { runTcpConnect } from './tcp-policy.js'
+
+/** A dial that has not connected by then fails, ms. */
+const CONNECT_TIMEOUT_MS = 10_000
+
+export function serveTcpStream(stream: Duplex, reader: MessageReader, payload: Buffer, runtime: AgentRuntime): void {
+  let head: TcpHead
+  try {
+    head = checkTcpHead(decodeJson(payload, 'tcp head'))
+  } catch {
+    return void stream.destroy()
+  }
+  const endpoint = runtime.endpoint(head.tunnel)
+  if (!endpoint || endpoint.proto !== head.proto) return void stream.destroy()
+  // Bytes that came in the frame with the head; the rest waits in the paused stream.
+  const early = reader.detach()
+  const log = (level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>): void => {
+    runtime.events.emit('log', { level, msg, fields: { endpoint: endpoint.name, client: `${head.remoteAddress}:${head.remotePort}`, ...fields } })
+  }
+  const go = (): void => dial(stream, early, head, endpoint, log)
+  if (!endpoint.policy?.hasTcpRules) return go()
+  runTcpConnect(endpoint, head).then((verdict) => {
+    if (verdict === undefined) return go()
+    log('info', 'connection closed by the traffic policy', { action: verdict.action, rule: verdict.rule })
+    stream.destroy()
+  }, (err: Error) => {
+    log('warn', 'on_tcp_connect failed; connection closed', { error: err.message })
+    stream.destroy()
+  })
+}
+
+function dial(stream: Duplex, early: Buffer, head: TcpHead, endpoint: EndpointRuntime, log: (level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void): void {
+  if (stream.destroyed) return
+  const { hostname, port, origin } = endpoint.upstream
+  const socket: Socket = connect({ host: hostname, port, allowHalfOpen: true, noDelay: true, autoSelectFamily: true, lookup: loopbackAwareLookup, timeout: CONNECT_TIMEOUT_MS })
+  let connected = false
+  socket.once('connect', () => {
+    connected = true
+    socket.setTimeout(0)
+    log('debug', 'tcp connection', { upstream: origin })
+  })
+  socket.once('timeout', () => {
+    if (!connected) socket.destroy(Object.assign(new Error(`connect timed out after ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }))
+  })
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (!connected) log('warn', 'the upstream refused the connection', { upstream: origin, code: 'GW_ERR_UPSTREAM_REFUSED', error: err.code ?? err.message })
+    stream.destroy()
+  })
+  // The relay reset the stream (the client reset, or the link went): reset the upstream too.
+  stream.on('error', () => {
+    if (!socket.destroyed) socket.resetAndDestroy()
+  })
+  socket.once('close', (hadError: boolean) => {
+    if (hadError || !stream.writableEnded) stream.destroy()
+  })
+  stream.once('close', () => {
+    if (socket.destroyed) return
+    if (!stream.readableEnded) socket.resetAndDestroy()
+    else if (!socket.writableEnded) socket.end()
+  })
+  if (early.length > 0) socket.write(early)
+  stream.pipe(socket)
+  socket.pipe(stream)
+  // The client's FIN may already have come with the head.
+  if (stream.readableEnded) socket.end()
+  stream.resume()
+}

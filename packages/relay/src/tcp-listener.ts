@@ -1,0 +1,257 @@
+/**
+ * The relay's tcp endpoints: one public port per endpoint, from the operator's range
+ * (tcp-ports.ts), listened on while an agent holds it.
+ *
+ *   accept on port P → route by port → open stream (TCP_HEAD) → raw bytes both ways
+ *
+ * Ports belong to tokens exactly as names do (names.ts, in `tcp-ports.json`): the token
+ * that first held a port keeps it across reconnects and relay restarts, another token
+ * is refused it (GW_ERR_TCP_PORT_TAKEN), a port the relay chose is free again after 7
+ * days unused and one asked for after 90. A port the relay config reserves for a token
+ * (`tcp_ports:`) is only ever that token's. The listener closes when the last agent
+ * holding the port goes, so a port nobody serves refuses connections.
+ */
+import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
+import { randomInt } from 'node:crypto'
+import { HandshakeError, MuxError } from '@gw/protocol'
+import type { AccessControl } from './access.js'
+import type { AgentLink } from './agent-link.js'
+import { normalizeAddress } from './forwarded-head.js'
+import { NameRegistry } from './names.js'
+import type { LogFn } from './options.js'
+import { relayTcp } from './relay-tcp.js'
+import { RouteTable, type RouteChange } from './routes.js'
+import { describeRange, inRange, type TcpPortRange } from './tcp-ports.js'
+
+export interface TcpEdgeOptions {
+  /** Listen address, the relay's. */
+  host: string
+  /** Host printed in `tcp://HOST:PORT` URLs. */
+  publicHost: string
+  range: TcpPortRange | undefined
+  /** Connections one endpoint may have open at once; then new ones are reset. */
+  maxConnections: number
+  /** A connection silent this long is closed, ms. */
+  idleTimeout: number
+  stateDir: string | undefined
+  access: AccessControl
+  log: LogFn
+}
+
+/** Ports tried, at random in the range, before a random claim gives up. */
+const RANDOM_TRIES = 64
+
+interface PortListener {
+  server: Server
+  port: number
+  connections: Set<Socket>
+}
+
+export class TcpEdge {
+  /** String(port) → the links serving it (several when pooled). */
+  readonly routes = new RouteTable()
+  private readonly ports: NameRegistry
+  private readonly listeners = new Map<number, PortListener>()
+  /** Ports being listened on right now, by owner: two hellos never race for one. */
+  private readonly pending = new Map<number, string>()
+  private closed = false
+
+  constructor(private readonly opts: TcpEdgeOptions) {
+    this.ports = new NameRegistry(opts.stateDir, { file: 'tcp-ports.json' })
+    this.ports.held = this.routes
+  }
+
+  get enabled(): boolean {
+    return this.opts.range !== undefined
+  }
+
+  urlFor(port: number): string {
+    const host = this.opts.publicHost.includes(':') ? `[${this.opts.publicHost}]` : this.opts.publicHost
+    return `tcp://${host}:${port}`
+  }
+
+  /** Connections open now across every tcp endpoint. */
+  openConnections(): number {
+    let n = 0
+    for (const l of this.listeners.values()) n += l.connections.size
+    return n
+  }
+
+  /**
+   * The port `owner` gets: the one asked for, or a free one, listened on before this
+   * returns. Throws a HandshakeError with the reason otherwise.
+   */
+  async claim(owner: string, asked: number | undefined): Promise<number> {
+    const range = this.opts.range
+    if (range === undefined) {
+      throw new HandshakeError('GW_ERR_TCP_DISABLED', 'this relay serves no TCP endpoints; its operator turns them on with gw relay --tcp-ports 20000-20100')
+    }
+    if (this.closed) throw new HandshakeError('GW_ERR_TCP_DISABLED', 'the relay is closing')
+    if (asked !== undefined) return this.claimPort(owner, asked, range)
+    return range === 'any' ? this.claimAny(owner) : this.claimRandom(owner, range)
+  }
+
+  private async claimPort(owner: string, port: number, range: TcpPortRange): Promise<number> {
+    if (!inRange(range, port)) {
+      throw new HandshakeError('GW_ERR_TCP_PORT_UNAVAILABLE', `TCP port ${port} is outside this relay's range (${describeRange(range)}); ask for one inside it, or leave the port out`)
+    }
+    this.opts.access.checkTcpPort(port, owner)
+    const holder = this.ports.owner(String(port)) ?? this.pending.get(port)
+    if (holder !== undefined && holder !== owner) {
+      throw new HandshakeError('GW_ERR_TCP_PORT_TAKEN', `TCP port ${port} belongs to another authtoken on this relay; leave the port out for a free one`)
+    }
+    if (!this.listeners.has(port)) {
+      if (this.pending.has(port)) throw new HandshakeError('GW_ERR_TCP_PORT_UNAVAILABLE', `TCP port ${port} is being opened for another connection of this authtoken; try again`)
+      this.pending.set(port, owner)
+      try {
+        await this.listen(port)
+      } catch (err) {
+        throw new HandshakeError('GW_ERR_TCP_PORT_UNAVAILABLE', `the relay cannot listen on TCP port ${port} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ask for another, or leave the port out`)
+      } finally {
+        this.pending.delete(port)
+      }
+    }
+    this.ports.claim(String(port), owner)
+    return port
+  }
+
+  private async claimAny(owner: string): Promise<number> {
+    const listener = await this.listen(0)
+    try {
+      this.ports.claim(String(listener.port), owner, true)
+    } catch (err) {
+      // The system handed back a port someone owns from an earlier run: not ours.
+      this.unused(listener.port)
+      throw new HandshakeError('GW_ERR_TCP_PORT_UNAVAILABLE', (err as Error).message)
+    }
+    return listener.port
+  }
+
+  private async claimRandom(owner: string, range: { min: number; max: number }): Promise<number> {
+    const free = (port: number): boolean => {
+      const holder = this.opts.access.tcpPortHolder(port)
+      return !this.listeners.has(port) && !this.pending.has(port) && this.ports.owner(String(port)) === undefined && (holder === undefined || holder === owner)
+    }
+    const size = range.max - range.min + 1
+    const candidates: number[] = []
+    if (size <= 4096) {
+      for (let p = range.min; p <= range.max; p++) if (free(p)) candidates.push(p)
+      shuffle(candidates)
+    } else {
+      for (let i = 0; i < RANDOM_TRIES * 4 && candidates.length < RANDOM_TRIES; i++) {
+        const p = range.min + randomInt(size)
+        if (free(p) && !candidates.includes(p)) candidates.push(p)
+      }
+    }
+    for (const port of candidates.slice(0, RANDOM_TRIES)) {
+      if (!free(port)) continue
+      this.pending.set(port, owner)
+      try {
+        await this.listen(port)
+      } catch {
+        continue // another process has it: try the next
+      } finally {
+        this.pending.delete(port)
+      }
+      this.ports.claim(String(port), owner, true)
+      return port
+    }
+    throw new HandshakeError('GW_ERR_TCP_PORTS_EXHAUSTED', `no free TCP port is left in this relay's range (${describeRange(range)}); stop a tcp tunnel you no longer use, or ask the relay operator for a wider range`)
+  }
+
+  private listen(port: number): Promise<PortListener> {
+    const connections = new Set<Socket>()
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(listener, socket))
+    const listener: PortListener = { server, port, connections }
+    return new Promise((resolve, reject) => {
+      server.once('error', reject)
+      server.listen({ port, host: this.opts.host, backlog: 511 }, () => {
+        server.off('error', reject)
+        // Errors after listen (EMFILE on accept) are logged; the listener stays.
+        server.on('error', (err) => this.opts.log('warn', 'tcp listener error', { port: listener.port, error: err.message }))
+        listener.port = (server.address() as AddressInfo).port
+        this.listeners.set(listener.port, listener)
+        if (this.closed) {
+          this.unused(listener.port)
+          reject(new Error('the relay is closing'))
+          return
+        }
+        resolve(listener)
+      })
+    })
+  }
+
+  private accept(listener: PortListener, socket: Socket): void {
+    socket.on('error', () => {})
+    const link = this.routes.pick(String(listener.port))
+    if (!link) return void socket.resetAndDestroy()
+    if (listener.connections.size >= this.opts.maxConnections) {
+      this.opts.log('warn', 'tcp connection refused', { port: listener.port, code: 'GW_ERR_TCP_CONNECTION_LIMIT', limit: this.opts.maxConnections })
+      return void socket.resetAndDestroy()
+    }
+    let stream
+    try {
+      stream = link.openStream()
+    } catch (err) {
+      const code = err instanceof MuxError ? err.code : 'GW_ERR_AGENT_OFFLINE'
+      this.opts.log('warn', 'tcp connection refused: no stream to the agent', { port: listener.port, code })
+      return void socket.resetAndDestroy()
+    }
+    listener.connections.add(socket)
+    socket.once('close', () => listener.connections.delete(socket))
+    socket.setTimeout(this.opts.idleTimeout, () => socket.destroy())
+    relayTcp(socket, stream, {
+      proto: 'tcp',
+      tunnel: String(listener.port),
+      remoteAddress: normalizeAddress(socket.remoteAddress ?? ''),
+      remotePort: socket.remotePort ?? 0,
+      serverPort: listener.port,
+      connectedAt: Date.now(),
+    })
+  }
+
+  /** Put `link` on `port` (the caller has claimed it for the link's owner). */
+  add(port: number, link: AgentLink, pooling: boolean): RouteChange {
+    return this.routes.add(String(port), link, pooling)
+  }
+
+  /** Take `link` off `port`; the last one out closes the listener. */
+  remove(port: number, link: AgentLink): void {
+    if (!this.routes.remove(String(port), link)) return
+    this.ports.release(String(port))
+    this.unused(port)
+  }
+
+  /** A port claimed for a hello that never completed: close it unless someone serves it. */
+  unused(port: number): void {
+    if (this.routes.has(String(port))) return
+    const listener = this.listeners.get(port)
+    if (!listener) return
+    this.listeners.delete(port)
+    listener.server.close()
+    for (const socket of listener.connections) socket.destroy()
+  }
+
+  /** Stop taking connections (a drain): listeners close, open connections carry on. */
+  stopListening(): void {
+    for (const l of this.listeners.values()) l.server.close()
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    const all = [...this.listeners.values()]
+    this.listeners.clear()
+    await Promise.all(all.map((l) => new Promise<void>((resolve) => {
+      l.server.close(() => resolve())
+      for (const socket of l.connections) socket.destroy()
+    })))
+    await this.ports.flush()
+  }
+}
+
+function shuffle<T>(list: T[]): void {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1)
+    ;[list[i], list[j]] = [list[j]!, list[i]!]
+  }
+}
