@@ -235,7 +235,7 @@ tunnels:
 
   for (const [name, text, why] of [
     ['a v2 tcp tunnel', 'version: "2"\ntunnels:\n  ssh: {proto: tcp, addr: 22}\n', /tunnels\.ssh: proto tcp is not supported: gw serves http tunnels only/],
-    ['a tcp:// endpoint', 'version: 3\nendpoints:\n  - {name: db, url: "tcp://1.tcp.localhost:5432", upstream: {url: 5432}}\n', /endpoint "db": url "tcp:\/\/1\.tcp\.localhost:5432": gw http serves http:\/\/ and https:\/\/ URLs; .*tcp:\/\/ endpoints in a config file are not supported yet/],
+    ['an http2 upstream on a tcp:// endpoint', 'version: 3\nendpoints:\n  - {name: db, url: "tcp://1.tcp.localhost:5432", upstream: {url: 5432, protocol: http2}}\n', /endpoint "db": upstream\.protocol: a tcp endpoint passes bytes as they come; leave it out/],
   ] as const) {
     it(`gw start refuses ${name} with the reason (the other refusals: endpoint-url.test)`, async () => {
       const dir = tempDir('gw-cfg-')

@@ -45,6 +45,54 @@ describe('gw tcp (the CLI)', () => {
     assert.equal(tunnels.tunnels[0]!.proto, 'tcp')
     assert.equal(tunnels.tunnels[0]!.public_url, started.url)
     assert.equal((await exchange(portOf(started.url), 'through the binary')).received.toString(), 'through the binary')
+    assert.equal((await exchange(portOf(started.url), 'twice')).received.toString(), 'twice')
+    // ngrok's conns metrics count tcp connections: two so far, none open once they closed.
+    await waitFor(async () => {
+      const t = await (await fetch(`${api.url}/api/tunnels`)).json() as { tunnels: Array<{ metrics: { conns: { count: number; gauge: number } } }> }
+      return t.tunnels[0]!.metrics.conns.count === 2 && t.tunnels[0]!.metrics.conns.gauge === 0
+    }, 5000, 'conns count 2, gauge 0')
+    // ngrok's v3 API starts a tcp endpoint too.
+    const posted = await fetch(`${api.url}/api/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'extra', url: 'tcp://', upstream: { url: String(upstream.port) } }) })
+    assert.equal(posted.status, 201)
+    const extra = await posted.json() as { url: string }
+    assert.match(extra.url, /^tcp:\/\/127\.0\.0\.1:\d+$/)
+    assert.equal((await exchange(portOf(extra.url), 'via the API')).received.toString(), 'via the API')
+  })
+
+  it('gw start: tcp:// and tls:// endpoints from the config file beside an http one, on_tcp_connect inline', async () => {
+    const dir = tempDir()
+    const upstream = await startTcpServer(echo)
+    const file = join(dir, 'gw.yml')
+    writeFileSync(file, [
+      'version: 3',
+      'endpoints:',
+      `  - {name: db, url: "tcp://", upstream: {url: ${upstream.port}}}`,
+      `  - name: guarded`,
+      `    url: "tcp://"`,
+      `    upstream: {url: ${upstream.port}}`,
+      `    traffic_policy: {on_tcp_connect: [{actions: [{type: restrict-ips, config: {deny: [127.0.0.0/8]}}]}]}`,
+      `  - {name: web, url: web, upstream: {url: ${upstream.port}}}`,
+      '',
+    ].join('\n'))
+    const gw = spawnGw(['start', '--all', '--config', file, '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0'])
+    cleanups.push(async () => {
+      gw.kill()
+      await gw.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const urls = new Map<string, string>()
+    for (let i = 0; i < 3; i++) {
+      await gw.waitForLine((l) => l.includes('"started tunnel"') && gw.lines.filter((x) => x.includes('"started tunnel"')).length > i)
+    }
+    for (const l of gw.lines.filter((x) => x.includes('"started tunnel"'))) {
+      const j = JSON.parse(l) as { name: string; url: string }
+      if (!urls.has(j.name)) urls.set(j.name, j.url)
+    }
+    assert.match(urls.get('db')!, /^tcp:\/\/127\.0\.0\.1:\d+$/)
+    assert.equal((await exchange(portOf(urls.get('db')!), 'from the config')).received.toString(), 'from the config')
+    assert.equal((await exchange(portOf(urls.get('guarded')!), 'x', { keepOpen: true })).ending, 'ECONNRESET')
+    assert.match(urls.get('web')!, /^https?:\/\/web\.localhost:\d+$/)
   })
 
   it('gw relay --tcp-ports and gw tcp --url tcp://HOST:PORT: the asked port, then refused to another token', async () => {

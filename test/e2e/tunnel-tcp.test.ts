@@ -222,7 +222,7 @@ describe('tcp endpoints', () => {
   })
 
   it('--tcp-max-connections: connections past the limit are reset, the others carry on', async () => {
-    const { relay, stateDir } = await relayWith({ tcpMaxConnections: 2 })
+    const { relay, stateDir } = await relayWith({ tcpMaxConnections: 2, metricsAddr: '127.0.0.1:0' })
     const upstream: TcpServer = await startTcpServer(echo)
     const agent = await tcpAgent(relay, upstream.port)
     cleanups.push(() => agent.close(), () => relay.close(), () => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
@@ -243,6 +243,12 @@ describe('tcp endpoints', () => {
     await closed
     await waitFor(async () => (await exchange(port, 'again')).received.toString() === 'again', 5000, 'a slot to free up')
     second.destroy()
+    // The relay's metrics: connections by result, bytes, and the limit hit.
+    const metric = async (re: RegExp): Promise<number> => Number(re.exec(await (await fetch(relay.metricsUrl!)).text())?.[1] ?? NaN)
+    await waitFor(async () => (await metric(/^gw_relay_tcp_connections_total\{proto="tcp",result="ok"\} (\d+)$/m)) >= 2, 5000, 'ok connections counted')
+    assert.ok((await metric(/^gw_relay_tcp_connections_total\{proto="tcp",result="refused"\} (\d+)$/m)) >= 1)
+    assert.ok((await metric(/^gw_relay_tcp_bytes_total\{proto="tcp",direction="in"\} (\d+)$/m)) >= 'still'.length + 1)
+    assert.ok((await metric(/^gw_relay_limit_hits_total\{token="anonymous",limit="tcp_connections"\} (\d+)$/m)) >= 1)
   })
 })
 

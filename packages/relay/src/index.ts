@@ -3,7 +3,7 @@ export { resolveRelayOptions, defaultStateDir, RELAY_DEFAULTS, type RelayOptions
 export { parseTokensFile, hashToken } from './authtokens.js'
 export { RANDOM_NAME_BITS, randomName, checkName } from './names.js'
 export { RelayError, RelayErrorCodes, isRelayErrorCode, type RelayErrorCode } from './errors.js'
-export { RelayEvents, tokenIdOf, type RelayEventMap, type RequestRecord, type AcmeEvent, type AgentEvent } from './observe.js'
+export { RelayEvents, tokenIdOf, type RelayEventMap, type RequestRecord, type TcpRecord, type AcmeEvent, type AgentEvent } from './observe.js'
 export { parseListenAddress, statusClass } from './metrics.js'
 export { accessLogLine } from './access-log.js'
 export { loadRelayConfig, parseBandwidth, type RelayFileConfig, type FileSettings } from './config-file.js'

@@ -124,6 +124,24 @@ export function createRelayMetrics(events: RelayEvents, gauges: RelayGauges): Re
     registers: [register],
   })
 
+  const tcpConnections = new Counter({
+    name: 'gw_relay_tcp_connections_total',
+    help: 'Connections to tcp and tls endpoints, by proto and result (ok, reset, refused)',
+    labelNames: ['proto', 'result'],
+    registers: [register],
+  })
+  const tcpBytes = new Counter({
+    name: 'gw_relay_tcp_bytes_total',
+    help: 'Bytes on connections to tcp and tls endpoints, by proto and direction (in: from clients)',
+    labelNames: ['proto', 'direction'],
+    registers: [register],
+  })
+
+  events.on('tcp:end', (r) => {
+    tcpConnections.inc({ proto: r.proto, result: r.result })
+    tcpBytes.inc({ proto: r.proto, direction: 'in' }, r.bytesIn)
+    tcpBytes.inc({ proto: r.proto, direction: 'out' }, r.bytesOut)
+  })
   events.on('agent:connected', () => agentConnections.inc())
   events.on('handshake:failed', ({ code }) => handshakes.inc({ code }))
   events.on('limit:hit', ({ token, limit }) => limits.inc({ token, limit }))

@@ -72,11 +72,25 @@ export interface ReloadEvent {
   error?: string
 }
 
+/** One connection to a tcp or tls endpoint, when it closed (or was refused at once). */
+export interface TcpRecord {
+  proto: 'tcp' | 'tls'
+  /** The token id of the agent that served it; `none` when no agent took it. */
+  token: string
+  /** ok: ended cleanly; reset: either side reset it (or the idle timeout cut it); refused: no agent, or the connection limit. */
+  result: 'ok' | 'reset' | 'refused'
+  /** Bytes from the client, and to it. */
+  bytesIn: number
+  bytesOut: number
+  durationMs: number
+}
+
 export interface RelayEventMap {
   'agent:connected': AgentEvent
   'agent:disconnected': AgentEvent
   'handshake:failed': HandshakeFailure
   'request:end': RequestRecord
+  'tcp:end': TcpRecord
   'limit:hit': { token: string; limit: string }
   'config:reload': ReloadEvent
   acme: AcmeEvent

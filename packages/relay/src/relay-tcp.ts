@@ -11,16 +11,26 @@
 import type { Socket } from 'node:net'
 import { MessageWriter, type Stream, type TcpHead } from '@gw/protocol'
 
-export function relayTcp(socket: Socket, stream: Stream, head: TcpHead, firstBytes?: Buffer): void {
+/** How the connection ended, with the client socket's byte counts. */
+export type TcpEnd = (result: 'ok' | 'reset', bytesIn: number, bytesOut: number) => void
+
+export function relayTcp(socket: Socket, stream: Stream, head: TcpHead, onEnd?: TcpEnd): void {
+  let reset = false
   // The stream may be reset by the agent (its upstream refused or reset) at any time.
   stream.on('error', () => {
+    reset = true
     if (!socket.destroyed) socket.resetAndDestroy()
   })
-  socket.on('error', () => stream.destroy())
+  socket.on('error', () => {
+    reset = true
+    stream.destroy()
+  })
   // A clean close of the client's socket means both directions ended: the stream's own
   // FIN and queued bytes may still be on their way and are not cut. Anything else resets.
   socket.once('close', (hadError: boolean) => {
-    if (hadError || !stream.writableEnded) stream.destroy()
+    const cut = hadError || !stream.writableEnded
+    if (cut) stream.destroy()
+    onEnd?.(reset || cut ? 'reset' : 'ok', socket.bytesRead, socket.bytesWritten)
   })
   stream.once('close', () => {
     // The stream went away (the agent's link closed, or both ends finished): a client
@@ -29,7 +39,6 @@ export function relayTcp(socket: Socket, stream: Stream, head: TcpHead, firstByt
     else if (!socket.writableEnded) socket.end()
   })
   new MessageWriter(stream).tcpHead(head)
-  if (firstBytes && firstBytes.length > 0) stream.write(firstBytes)
   socket.pipe(stream)
   stream.pipe(socket)
 }

@@ -291,8 +291,9 @@ class RelayCore {
       stateDir: opts.stateDir,
       access,
       log: opts.log,
+      events: this.events,
     })
-    this.tlsEdge = new TlsEdge({ nameOf: (host) => this.tunnelName(host), maxConnections: opts.tcpMaxConnections, idleTimeout: opts.idleTimeout, log: opts.log })
+    this.tlsEdge = new TlsEdge({ nameOf: (host) => this.tunnelName(host), maxConnections: opts.tcpMaxConnections, idleTimeout: opts.idleTimeout, log: opts.log, events: this.events })
     // A name whose agent is connected (http or tls) never expires.
     const tlsRoutes = this.tlsEdge.routes
     names.held = { has: (name) => this.routes.has(name) || tlsRoutes.has(name) }

@@ -19,6 +19,7 @@ import type { AgentLink } from './agent-link.js'
 import { normalizeAddress } from './forwarded-head.js'
 import { NameRegistry } from './names.js'
 import type { LogFn } from './options.js'
+import { tokenIdOf, type RelayEvents } from './observe.js'
 import { relayTcp } from './relay-tcp.js'
 import { RouteTable, type RouteChange } from './routes.js'
 import { describeRange, inRange, type TcpPortRange } from './tcp-ports.js'
@@ -36,6 +37,8 @@ export interface TcpEdgeOptions {
   stateDir: string | undefined
   access: AccessControl
   log: LogFn
+  /** `tcp:end` per connection (metrics), `limit:hit` at the connection limit. */
+  events: RelayEvents
 }
 
 /** Ports tried, at random in the range, before a random claim gives up. */
@@ -183,11 +186,18 @@ export class TcpEdge {
 
   private accept(listener: PortListener, socket: Socket): void {
     socket.on('error', () => {})
+    const { events } = this.opts
+    const refuse = (token: string): void => {
+      socket.resetAndDestroy()
+      events.emit('tcp:end', { proto: 'tcp', token, result: 'refused', bytesIn: 0, bytesOut: 0, durationMs: 0 })
+    }
     const link = this.routes.pick(String(listener.port))
-    if (!link) return void socket.resetAndDestroy()
+    if (!link) return refuse('none')
+    const token = tokenIdOf(link.owner)
     if (listener.connections.size >= this.opts.maxConnections) {
       this.opts.log('warn', 'tcp connection refused', { port: listener.port, code: 'GW_ERR_TCP_CONNECTION_LIMIT', limit: this.opts.maxConnections })
-      return void socket.resetAndDestroy()
+      events.emit('limit:hit', { token, limit: 'tcp_connections' })
+      return refuse(token)
     }
     let stream
     try {
@@ -195,8 +205,9 @@ export class TcpEdge {
     } catch (err) {
       const code = err instanceof MuxError ? err.code : 'GW_ERR_AGENT_OFFLINE'
       this.opts.log('warn', 'tcp connection refused: no stream to the agent', { port: listener.port, code })
-      return void socket.resetAndDestroy()
+      return refuse(token)
     }
+    const started = performance.now()
     listener.connections.add(socket)
     socket.once('close', () => listener.connections.delete(socket))
     socket.setTimeout(this.opts.idleTimeout, () => socket.destroy())
@@ -207,7 +218,7 @@ export class TcpEdge {
       remotePort: socket.remotePort ?? 0,
       serverPort: listener.port,
       connectedAt: Date.now(),
-    })
+    }, (result, bytesIn, bytesOut) => events.emit('tcp:end', { proto: 'tcp', token, result, bytesIn, bytesOut, durationMs: performance.now() - started }))
   }
 
   /** Put `link` on `port` (the caller has claimed it for the link's owner). */

@@ -15,6 +15,7 @@ import { MuxError } from '@gw/protocol'
 import type { AgentLink } from './agent-link.js'
 import { normalizeAddress } from './forwarded-head.js'
 import type { LogFn } from './options.js'
+import { tokenIdOf, type RelayEvents } from './observe.js'
 import { relayTcp } from './relay-tcp.js'
 import { RouteTable, type RouteChange } from './routes.js'
 
@@ -24,6 +25,7 @@ export interface TlsEdgeOptions {
   maxConnections: number
   idleTimeout: number
   log: LogFn
+  events: RelayEvents
 }
 
 export class TlsEdge {
@@ -52,26 +54,30 @@ export class TlsEdge {
     const name = this.opts.nameOf(servername)
     if (name === undefined || !this.routes.has(name)) return false
     socket.on('error', () => {})
-    const link = this.routes.pick(name)
-    // Held, but every agent is leaving: nobody can answer this handshake.
-    if (!link) {
+    const { events } = this.opts
+    const refuse = (token: string): true => {
       socket.resetAndDestroy()
+      events.emit('tcp:end', { proto: 'tls', token, result: 'refused', bytesIn: 0, bytesOut: 0, durationMs: 0 })
       return true
     }
+    const link = this.routes.pick(name)
+    // Held, but every agent is leaving: nobody can answer this handshake.
+    if (!link) return refuse('none')
+    const token = tokenIdOf(link.owner)
     const open = this.open.get(name) ?? new Set<Socket>()
     if (open.size >= this.opts.maxConnections) {
       this.opts.log('warn', 'tls connection refused', { name, code: 'GW_ERR_TCP_CONNECTION_LIMIT', limit: this.opts.maxConnections })
-      socket.resetAndDestroy()
-      return true
+      events.emit('limit:hit', { token, limit: 'tcp_connections' })
+      return refuse(token)
     }
     let stream
     try {
       stream = link.openStream()
     } catch (err) {
       this.opts.log('warn', 'tls connection refused: no stream to the agent', { name, code: err instanceof MuxError ? err.code : 'GW_ERR_AGENT_OFFLINE' })
-      socket.resetAndDestroy()
-      return true
+      return refuse(token)
     }
+    const started = performance.now()
     this.open.set(name, open)
     open.add(socket)
     socket.once('close', () => {
@@ -89,7 +95,7 @@ export class TlsEdge {
       serverPort,
       serverName: servername,
       connectedAt: Date.now(),
-    })
+    }, (result, bytesIn, bytesOut) => events.emit('tcp:end', { proto: 'tls', token, result, bytesIn, bytesOut, durationMs: performance.now() - started }))
     return true
   }
 

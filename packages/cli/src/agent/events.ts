@@ -82,6 +82,21 @@ export interface AgentEventMap {
   'exchange:response': [Exchange]
   'exchange:response-body': [Exchange, Buffer]
   'exchange:end': [Exchange]
+  /** A tcp or tls endpoint's connection the policy let through; the agent dials the upstream. */
+  'conn:start': [TcpConnection]
+  /** That connection closed: bytes each way (in: client to upstream). */
+  'conn:end': [TcpConnection]
+}
+
+/** One connection to a tcp or tls endpoint, for the metrics and the log lines. */
+export interface TcpConnection {
+  /** The agent-side endpoint name, as `Exchange.tunnel`. */
+  tunnel: string
+  remoteAddress: string
+  /** Epoch ms when the relay accepted it. */
+  connectedAt: number
+  bytesIn: number
+  bytesOut: number
 }
 
 export class AgentEvents extends EventEmitter<AgentEventMap> {}

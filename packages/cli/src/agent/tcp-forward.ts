@@ -13,6 +13,7 @@ import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { checkTcpHead, decodeJson, type MessageReader, type TcpHead } from '@gw/protocol'
 import { loopbackAwareLookup } from '../upstream/index.js'
+import type { TcpConnection } from './events.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 import { runTcpConnect } from './tcp-policy.js'
 
@@ -33,7 +34,19 @@ export function serveTcpStream(stream: Duplex, reader: MessageReader, payload: B
   const log = (level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>): void => {
     runtime.events.emit('log', { level, msg, fields: { endpoint: endpoint.name, client: `${head.remoteAddress}:${head.remotePort}`, ...fields } })
   }
-  const go = (): void => dial(stream, early, head, endpoint, log)
+  const go = (): void => {
+    if (stream.destroyed) return
+    // Counted for the metrics (conns, bytes) only when someone listens.
+    const events = runtime.events
+    let conn: TcpConnection | undefined
+    if (events.listenerCount('conn:start') > 0 || events.listenerCount('conn:end') > 0) {
+      const c: TcpConnection = { tunnel: endpoint.name, remoteAddress: head.remoteAddress, connectedAt: head.connectedAt, bytesIn: early.length, bytesOut: 0 }
+      events.emit('conn:start', c)
+      stream.once('close', () => events.emit('conn:end', c))
+      conn = c
+    }
+    dial(stream, early, endpoint, log, conn)
+  }
   if (!endpoint.policy?.hasTcpRules) return go()
   runTcpConnect(endpoint, head).then((verdict) => {
     if (verdict === undefined) return go()
@@ -45,8 +58,7 @@ export function serveTcpStream(stream: Duplex, reader: MessageReader, payload: B
   })
 }
 
-function dial(stream: Duplex, early: Buffer, head: TcpHead, endpoint: EndpointRuntime, log: (level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void): void {
-  if (stream.destroyed) return
+function dial(stream: Duplex, early: Buffer, endpoint: EndpointRuntime, log: (level: 'debug' | 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void, conn: TcpConnection | undefined): void {
   const { hostname, port, origin } = endpoint.upstream
   const socket: Socket = connect({ host: hostname, port, allowHalfOpen: true, noDelay: true, autoSelectFamily: true, lookup: loopbackAwareLookup, timeout: CONNECT_TIMEOUT_MS })
   let connected = false
@@ -74,6 +86,11 @@ function dial(stream: Duplex, early: Buffer, head: TcpHead, endpoint: EndpointRu
     if (!stream.readableEnded) socket.resetAndDestroy()
     else if (!socket.writableEnded) socket.end()
   })
+  if (conn) {
+    // Listeners beside the pipes, added in the same tick: pause and resume still reach them.
+    stream.on('data', (d: Buffer) => { conn.bytesIn += d.length })
+    socket.on('data', (d: Buffer) => { conn.bytesOut += d.length })
+  }
   if (early.length > 0) socket.write(early)
   stream.pipe(socket)
   socket.pipe(stream)

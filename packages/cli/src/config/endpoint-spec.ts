@@ -6,10 +6,12 @@
  */
 import { CliError } from '../errors.js'
 import { parseUpstream } from '../upstream/address.js'
+import { parseTcpUpstream } from '../upstream/tcp-address.js'
 import type { AgentEndpointOptions } from '../agent/agent.js'
 import type { EndpointPolicyInput } from '../endpoint-policy.js'
 import type { EndpointConfig } from './config-file.js'
 import { checkBinding, parseEndpointUrl } from './endpoint-url.js'
+import { parseTcpEndpointUrl, parseTlsEndpointUrl } from './tcp-endpoint-url.js'
 
 export interface EndpointSpec extends Omit<AgentEndpointOptions, 'policy'> {
   /** Compiled later, by whoever starts it, from policyInput. */
@@ -20,6 +22,9 @@ export interface EndpointSpec extends Omit<AgentEndpointOptions, 'policy'> {
 /** `where` prefixes every message, e.g. `gw.yml: endpoint "api":`. */
 export function endpointSpec(e: EndpointConfig, where: string, kind: 'GW_ERR_CONFIG' | 'GW_ERR_INVALID_FLAG' = 'GW_ERR_CONFIG'): EndpointSpec {
   if (e.upstream?.url === undefined) throw new CliError(kind, `${where} needs upstream.url (a port, host:port or URL)`)
+  // `url: tcp://…` and `url: tls://…` are tcp and tls endpoints, as `gw tcp` and `gw tls` make.
+  const scheme = e.url === undefined ? undefined : /^(tcp|tls):\/\//i.exec(String(e.url).trim())?.[1]?.toLowerCase()
+  if (scheme === 'tcp' || scheme === 'tls') return rawEndpointSpec(e, scheme, where, kind)
   parseUpstream(String(e.upstream.url))
   const protocol = e.upstream.protocol
   if (protocol !== undefined && protocol !== 'http1') {
@@ -44,5 +49,31 @@ export function endpointSpec(e: EndpointConfig, where: string, kind: 'GW_ERR_CON
     ...(e.inspect !== undefined ? { inspect: e.inspect } : {}),
     ...(e.host_header ? { hostHeader: e.host_header } : {}),
     ...(e.traffic_policy ? { policyInput: { inline: e.traffic_policy } } : {}),
+  }
+}
+
+/** A tcp or tls endpoint from the config file: raw connections, on_tcp_connect as its policy. */
+function rawEndpointSpec(e: EndpointConfig, proto: 'tcp' | 'tls', where: string, kind: 'GW_ERR_CONFIG' | 'GW_ERR_INVALID_FLAG'): EndpointSpec {
+  parseTcpUpstream(String(e.upstream!.url))
+  if (e.upstream!.protocol !== undefined) throw new CliError(kind, `${where} upstream.protocol: a ${proto} endpoint passes bytes as they come; leave it out`)
+  if (e.host_header) throw new CliError(kind, `${where} host_header: a ${proto} endpoint carries no HTTP; leave it out`)
+  for (const binding of e.bindings ?? []) checkBinding(binding, `${where} bindings`)
+  const url = String(e.url)
+  let target: Partial<EndpointSpec>
+  if (proto === 'tcp') {
+    // `tcp://host:port` asks for the port; `tcp://` alone (or with no port) takes one from the relay's range.
+    const bare = url.trim().replace(/^tcp:\/\//i, '')
+    target = bare === '' || !/:\d+\/?$/.test(bare) ? {} : { remotePort: parseTcpEndpointUrl(url, `${where} url`) }
+  } else {
+    const asked = url.trim().replace(/^tls:\/\//i, '') === '' ? undefined : parseTlsEndpointUrl(url, `${where} url`)
+    target = asked ? { publicName: asked.publicName, ...(asked.publicHost ? { publicHost: asked.publicHost } : {}) } : {}
+  }
+  return {
+    name: e.name,
+    proto,
+    upstream: String(e.upstream!.url),
+    ...target,
+    ...(e.pooling_enabled === true ? { pooling: true } : {}),
+    ...(e.traffic_policy ? { policyInput: { inline: e.traffic_policy, kind: proto } } : {}),
   }
 }

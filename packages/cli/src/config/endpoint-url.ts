@@ -37,7 +37,7 @@ export function parseEndpointUrl(value: string, where: string): EndpointUrl {
   if (text === '') bad('give a name (myapp) or a host (myapp.tunnel.example.com)')
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1]?.toLowerCase()
   if (scheme === 'tcp' || scheme === 'tls') {
-    bad(`gw http serves http:// and https:// URLs; a ${scheme}:// endpoint is served by gw ${scheme} <port> --url ${text} (${scheme}:// endpoints in a config file are not supported yet)`)
+    bad(`gw http serves http:// and https:// URLs; a ${scheme}:// endpoint is served by gw ${scheme} <port> --url ${text}, or by gw start from the config file`)
   }
   if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') bad(`the scheme must be http or https, got ${scheme}`)
   const rest = scheme === undefined ? text : text.slice(scheme.length + 3)

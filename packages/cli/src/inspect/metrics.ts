@@ -10,11 +10,11 @@
  * - percentiles are over the last 1,028 durations (go-metrics' default reservoir size),
  *   in nanoseconds, as ngrok's API reports them.
  *
- * `conns` counts every stream the relay opened (WebSockets included), from its start,
- * with `gauge` the ones still open; `http` counts finished HTTP exchanges, upgrades
- * excluded.
+ * `conns` counts every stream the relay opened (WebSockets and tcp/tls connections
+ * included), from its start, with `gauge` the ones still open; `http` counts finished
+ * HTTP exchanges, upgrades excluded.
  */
-import type { AgentEvents, Exchange } from '../agent/events.js'
+import type { AgentEvents, Exchange, TcpConnection } from '../agent/events.js'
 
 const TICK_MS = 5000
 const RESERVOIR = 1028
@@ -233,10 +233,31 @@ export function createMetrics(events: AgentEvents, clock: () => number = Date.no
     }
   }
 
+  function onConnStart(conn: TcpConnection): void {
+    const now = clock()
+    for (const t of [total, tunnel(conn.tunnel, now)]) {
+      t.conns.mark(now)
+      t.gauge++
+    }
+  }
+
+  function onConnEnd(conn: TcpConnection): void {
+    const now = clock()
+    const ns = Math.max(0, Math.round((now - conn.connectedAt) * 1e6))
+    for (const t of [total, tunnel(conn.tunnel, now)]) {
+      t.gauge = Math.max(0, t.gauge - 1)
+      t.conns.time(ns)
+      t.bytesIn += conn.bytesIn
+      t.bytesOut += conn.bytesOut
+    }
+  }
+
   events.on('exchange:start', onStart)
   events.on('exchange:request-body', onRequestBody)
   events.on('exchange:response-body', onResponseBody)
   events.on('exchange:end', onEnd)
+  events.on('conn:start', onConnStart)
+  events.on('conn:end', onConnEnd)
 
   return {
     snapshot(name) {
@@ -249,6 +270,8 @@ export function createMetrics(events: AgentEvents, clock: () => number = Date.no
       events.off('exchange:request-body', onRequestBody)
       events.off('exchange:response-body', onResponseBody)
       events.off('exchange:end', onEnd)
+      events.off('conn:start', onConnStart)
+      events.off('conn:end', onConnEnd)
     },
   }
 }
