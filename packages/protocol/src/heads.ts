@@ -233,12 +233,13 @@ export function checkCodedMessage(value: unknown, what: string): Refuse {
 }
 
 /**
- * Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1). `Trailer`
- * is not among them: it announces end-to-end trailers, which gw passes through.
+ * Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1), with
+ * `HTTP2-Settings` (connection-specific, RFC 7540 §3.2.1; HTTP/2 refuses it in a message).
+ * `Trailer` is not among them: it announces end-to-end trailers, which gw passes through.
  */
 export const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization',
+  'proxy-authenticate', 'proxy-authorization', 'http2-settings',
 ])
 
 /** Drop hop-by-hop headers, and those the Connection header names. Keeps order and case. */

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { stripHopByHop, type RequestHead } from '@gw/protocol'
+import { http2HasBody, isHttp2 } from './h2-edge.js'
 
 export function buildRequestHead(req: IncomingMessage, tunnel: string, scheme: 'http' | 'https', upgrade: boolean): RequestHead {
   const remoteAddress = normalizeAddress(req.socket.remoteAddress ?? '')
@@ -41,7 +42,8 @@ export function buildRequestHead(req: IncomingMessage, tunnel: string, scheme: '
     receivedAt: performance.timeOrigin + performance.now(),
     upgrade,
     expectContinue: /100-continue/i.test(req.headers.expect ?? ''),
-    hasBody: req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0,
+    // HTTP/2 has no Transfer-Encoding: a body without Content-Length is one whose HEADERS did not end the stream.
+    hasBody: isHttp2(req) ? http2HasBody(req) : req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0,
   }
 }
 

@@ -24,6 +24,7 @@ import {
   type Stream,
 } from '@gw/protocol'
 import { checkAgentResponse, checkAgentTrailers, responseHasBody } from './agent-response.js'
+import { isHttp2 } from './h2-edge.js'
 
 export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: ErrorCode, detail: string, status?: number): void {
   if (res.headersSent) {
@@ -33,7 +34,8 @@ export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: E
   const page = renderErrorPage(code, detail, req.headers.accept, status)
   // A refused writeHead (an agent's invalid reason phrase or header) leaves its reason
   // on the response, and Node would reuse it here and throw again, outside any handler.
-  res.statusMessage = ''
+  // (HTTP/2 has no reason phrase; setting one there only prints a warning.)
+  if (!isHttp2(req)) res.statusMessage = ''
   try {
     res.writeHead(page.status, page.headers)
   } catch {
@@ -50,8 +52,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   stream.on('error', () => {}) // surfaced through the reader
 
   // A client that goes away mid-request resets the stream, and the agent aborts the upstream call.
+  // (`finished` too: an HTTP/2 response reset by its client reports writableFinished.)
   res.on('close', () => {
-    if (!res.writableFinished) stream.destroy()
+    if (!finished || !res.writableFinished) stream.destroy()
   })
   // A response that is complete while the client is still uploading (an error page for
   // an upstream that died mid-upload, a 413…) ends the exchange: the rest of the body
@@ -149,7 +152,8 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     const headers = checked.headers
     if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
     try {
-      if (checked.statusMessage === undefined) res.writeHead(checked.status, headers)
+      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
+      if (checked.statusMessage === undefined || isHttp2(req)) res.writeHead(checked.status, headers)
       else res.writeHead(checked.status, checked.statusMessage, headers)
     } catch (err) {
       // A header Node refuses to write (a control character in a value, an invalid name):
@@ -162,7 +166,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     }
     // A HEAD, 204 or 304 has no body whatever its Content-Length says.
     const expected = responseHasBody(req.method, checked.status) ? checked.contentLength : 0
-    pipeBody(reader, res, expected, finish)
+    pipeBody(reader, res, expected, finish, isHttp2(req))
   }
 
   reader.nextMessage(onMessage)
@@ -172,7 +176,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
  * The response body, piece by piece from the reader straight into the client's response:
  * no Readable in between, which was a tenth of the relay's CPU per small request.
  */
-function pipeBody(reader: MessageReader, res: ServerResponse, expected: number | undefined, done: () => void): void {
+function pipeBody(reader: MessageReader, res: ServerResponse, expected: number | undefined, done: () => void, http2: boolean): void {
   // With a Content-Length, the agent's body must be exactly that long: a byte more would
   // reach the client as the start of the next response on a pipelined connection, a
   // byte less leaves the client waiting. Either way the connection is cut, and nothing
@@ -219,7 +223,7 @@ function pipeBody(reader: MessageReader, res: ServerResponse, expected: number |
     end(trailers) {
       if (cut) return
       if (left !== Infinity && left > 0) return void cutConnection(`the agent ended the body ${left} bytes short of its Content-Length of ${expected}`)
-      if (trailers.length > 0) res.addTrailers(checkAgentTrailers(trailers))
+      if (trailers.length > 0) res.addTrailers(http2 ? trailerObject(checkAgentTrailers(trailers)) : checkAgentTrailers(trailers))
       res.end()
       done()
     },
@@ -231,4 +235,15 @@ function pipeBody(reader: MessageReader, res: ServerResponse, expected: number |
     },
   })
   control.resume()
+}
+
+/** Trailers as the HTTP/2 response takes them: an object, a repeated name's values in an array. */
+function trailerObject(pairs: [string, string][]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of pairs) {
+    const key = name.toLowerCase()
+    const seen = out[key]
+    out[key] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value]
+  }
+  return out
 }

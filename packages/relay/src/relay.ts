@@ -34,6 +34,7 @@ import { tlsFront, type TlsFront } from './acme/tls-front.js'
 import { Cluster, type LocateResult } from './cluster/cluster.js'
 import { TcpEdge } from './tcp-listener.js'
 import { TlsEdge } from './tls-passthrough.js'
+import { acceptHttp2, type EdgeRefusal, type H2Edge } from './h2-edge.js'
 
 export interface Relay {
   readonly domain: string
@@ -118,8 +119,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   if (opts.httpPort !== false) servers.push({ server: core.attach(createHttpServer(serverOptions(opts)), 'http'), scheme: 'http' })
   if (tls) {
     const SNICallback = acme ? acme.sni(tls.SNICallback) : tls.SNICallback
-    const server = createHttpsServer({ ...serverOptions(opts), key: tls.key, cert: tls.cert, ...(SNICallback ? { SNICallback } : {}) })
+    const server = createHttpsServer({ ...serverOptions(opts), ALPNProtocols: ['h2', 'http/1.1'], key: tls.key, cert: tls.cert, ...(SNICallback ? { SNICallback } : {}) })
     servers.push({ server: core.attach(server, 'https'), scheme: 'https' })
+    core.acceptHttp2(server)
     httpsServer = server
     // TLS-ALPN-01 and tls endpoints are told apart before TLS starts, from the ClientHello (acme/tls-front.ts).
     front = tlsFront(server, {
@@ -273,6 +275,8 @@ class RelayCore {
   readonly tcp: TcpEdge
   /** tls endpoints: routed by SNI on the HTTPS port, never decrypted (tls-passthrough.ts). */
   readonly tlsEdge: TlsEdge
+  /** HTTP/2 sessions on the TLS port (h2-edge.ts). */
+  private h2: H2Edge | undefined
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
@@ -329,6 +333,12 @@ class RelayCore {
     return server
   }
 
+  /** HTTP/2 on the TLS server, chosen by ALPN; its requests take the same path as HTTP/1.1's. */
+  acceptHttp2(server: ReturnType<typeof createHttpsServer>): void {
+    this.h2 = acceptHttp2(server, { maxHeaderSize: this.opts.maxHeaderSize, idleTimeout: this.opts.idleTimeout }, (req, res, refusal) =>
+      this.onRequest(req, res, 'https', refusal))
+  }
+
   /** The tunnel name in a Host header, or undefined when the Host is the relay's own. */
   private tunnelName(host: string | undefined): string | undefined {
     if (!host) return undefined
@@ -347,15 +357,15 @@ class RelayCore {
     return name !== undefined && this.names.owner(name) !== undefined
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): void {
+  private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', refusal?: EdgeRefusal): void {
     this.inFlight++
     res.once('close', this.requestDone)
     if (this.draining) res.shouldKeepAlive = false
     const tracked = this.requests.begin(req, res, scheme, normalizeAddress(req.socket.remoteAddress ?? ''))
-    const problem = hostProblem(req)
+    const problem = refusal?.detail ?? hostProblem(req)
     if (problem) {
       res.shouldKeepAlive = false
-      return sendErrorPage(req, res, 'GW_ERR_BAD_REQUEST', problem)
+      return sendErrorPage(req, res, refusal?.code ?? 'GW_ERR_BAD_REQUEST', problem)
     }
     // An ACME HTTP-01 validation, answered before tunnel routing.
     if (this.acme?.answerHttp01(req, res)) return
@@ -691,9 +701,11 @@ class RelayCore {
 
   goAwayAll(): void {
     for (const link of this.links) link.session.goAway()
+    this.h2?.goAway()
   }
 
   closeAll(): void {
+    this.h2?.close()
     for (const link of this.links) link.close()
     this.tlsEdge.closeAll()
     for (const socket of this.sockets) socket.destroy()
