@@ -93,6 +93,15 @@ describe('HTTP/2 at the relay edge', () => {
         setTimeout(() => res.socket?.destroy(), 50)
         return
       }
+      if (url.pathname === '/no-body') {
+        // A gRPC-style "trailers-only" answer: a status in the headers, no body.
+        res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': '5', 'content-length': '0' })
+        return void res.end()
+      }
+      if (url.pathname === '/two-content-types') {
+        res.setHeader('content-type', ['text/plain', 'text/html'])
+        return void res.end('which?')
+      }
       if (url.pathname === '/connection-headers') {
         // Fields HTTP/2 forbids in a response (RFC 9113 §8.2.2): the relay must strip them.
         res.setHeader('keep-alive', 'timeout=5')
@@ -218,6 +227,24 @@ describe('HTTP/2 at the relay edge', () => {
     assert.equal(res.body.toString(), 'stripped')
     assert.equal(res.headers['x-kept'], 'yes')
     for (const name of ['keep-alive', 'proxy-connection', 'http2-settings', 'connection', 'x-hop']) assert.equal(res.headers[name], undefined, name)
+  })
+
+  it('a response with no body and no trailers is one HEADERS frame that ends the stream (gRPC trailers-only)', async () => {
+    const stream = session.request({ ':path': '/no-body', ':authority': authority() })
+    const [headers, flags] = await new Promise<[Record<string, unknown>, number]>((resolve, reject) => {
+      stream.once('response', (h, f) => resolve([h, f]))
+      stream.once('error', reject)
+    })
+    stream.resume()
+    assert.equal(headers['grpc-status'], '5')
+    assert.equal(flags & h2constants.NGHTTP2_FLAG_END_STREAM, h2constants.NGHTTP2_FLAG_END_STREAM)
+  })
+
+  it('a head HTTP/2 cannot carry (two Content-Types) is 502 GW_ERR_UPSTREAM_BAD_RESPONSE, and the connection goes on', async () => {
+    const res = await h2Request(session, { ':path': '/two-content-types', ':authority': authority() })
+    assert.equal(res.status, 502)
+    assert.equal(res.headers['gw-error-code'], 'GW_ERR_UPSTREAM_BAD_RESPONSE')
+    assert.equal((await h2Request(session, { ':path': '/', ':authority': authority() })).status, 200)
   })
 
   it('carries trailers and a large download to a node:http2 client', async () => {

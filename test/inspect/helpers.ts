@@ -99,6 +99,7 @@ export function tunnelInfo(over: Partial<TunnelInfo> = {}): TunnelInfo {
     publicUrl: 'https://demo.localhost:8443',
     publicUrls: ['http://demo.localhost:8080', 'https://demo.localhost:8443'],
     upstream: 'http://localhost:3000',
+    upstreamProtocol: 'http1',
     inspect: true,
     ...over,
   }

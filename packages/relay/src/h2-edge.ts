@@ -18,9 +18,9 @@
  * an HTTP/1.1 connection, where the relay upgrades them as ever.
  */
 import { createServer as createH2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
-import type { ErrorCode } from '@gw/protocol'
+import { GwError, type ErrorCode } from '@gw/protocol'
 
 export interface H2EdgeOptions {
   /**
@@ -147,6 +147,41 @@ function asHttp1Request(req: Http2ServerRequest, maxHeaderSize: number): EdgeRef
   }
   if (host === undefined) return { code: 'GW_ERR_BAD_REQUEST', detail: 'the HTTP/2 request has neither :authority nor Host' }
   return undefined
+}
+
+/** Fields HTTP/2 refuses in a message (RFC 9113 §8.2.2); hop-by-hop stripping removes them first. */
+const CONNECTION_SPECIFIC = new Set(['connection', 'upgrade', 'http2-settings', 'te', 'transfer-encoding', 'keep-alive', 'proxy-connection'])
+
+/** Fields node:http2 refuses to send twice (its kSingleValueHeaders). */
+const SINGLE_VALUE = new Set([
+  'access-control-allow-credentials', 'access-control-max-age', 'access-control-request-method', 'age',
+  'authorization', 'content-encoding', 'content-language', 'content-length', 'content-location', 'content-md5',
+  'content-range', 'content-type', 'date', 'dnt', 'etag', 'expires', 'from', 'host', 'if-match',
+  'if-modified-since', 'if-none-match', 'if-range', 'if-unmodified-since', 'last-modified', 'location',
+  'max-forwards', 'proxy-authorization', 'range', 'referer', 'retry-after', 'tk', 'upgrade-insecure-requests',
+  'user-agent', 'x-content-type-options',
+])
+
+/**
+ * Set an HTTP/2 response's status and headers without sending them: they leave with the
+ * first DATA, or, for a response with no body and no trailers, on one HEADERS frame that
+ * ends the stream. That is a gRPC "trailers-only" answer (an error status with no
+ * message), which a gRPC client reads only in that form. Everything is checked before
+ * anything is set, so a head node:http2 would refuse later (at the first write, where
+ * the error could not become a 502) is refused here, with nothing half-set.
+ */
+export function stageHttp2Head(res: ServerResponse, status: number, rawHeaders: string[]): void {
+  const seen = new Set<string>()
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase()
+    validateHeaderName(name)
+    validateHeaderValue(name, rawHeaders[i + 1]!)
+    if (CONNECTION_SPECIFIC.has(name)) throw new GwError('GW_ERR_UPSTREAM_BAD_RESPONSE', `the upstream's response has ${name}, which HTTP/2 forbids`)
+    if (SINGLE_VALUE.has(name) && seen.has(name)) throw new GwError('GW_ERR_UPSTREAM_BAD_RESPONSE', `the upstream's response has ${name} more than once, which HTTP/2 forbids`)
+    seen.add(name)
+  }
+  res.statusCode = status
+  for (let i = 0; i < rawHeaders.length; i += 2) res.appendHeader(rawHeaders[i]!.toLowerCase(), rawHeaders[i + 1]!)
 }
 
 /** Whether a request object came over HTTP/2 (Node's compatibility API). */

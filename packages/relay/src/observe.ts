@@ -191,10 +191,20 @@ export class RequestTracker {
         durationMs: performance.timeOrigin + performance.now() - start,
         remote,
         scheme,
-        errorCode,
+        // An HTTP/2 response's head is set with setHeader (h2-edge.ts), not writeHead's list.
+        errorCode: errorCode ?? headerCode(res),
       })
     })
     return tracked
+  }
+}
+
+function headerCode(res: ServerResponse): string | undefined {
+  try {
+    const value = res.getHeader(ERROR_CODE_HEADER)
+    return value === undefined ? undefined : String(value)
+  } catch {
+    return undefined
   }
 }
 

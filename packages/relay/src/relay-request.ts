@@ -24,7 +24,7 @@ import {
   type Stream,
 } from '@gw/protocol'
 import { checkAgentResponse, checkAgentTrailers, responseHasBody } from './agent-response.js'
-import { isHttp2 } from './h2-edge.js'
+import { isHttp2, stageHttp2Head } from './h2-edge.js'
 
 export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: ErrorCode, detail: string, status?: number): void {
   if (res.headersSent) {
@@ -152,8 +152,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     const headers = checked.headers
     if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
     try {
-      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
-      if (checked.statusMessage === undefined || isHttp2(req)) res.writeHead(checked.status, headers)
+      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2), and its head waits for the first byte of body.
+      if (isHttp2(req)) stageHttp2Head(res, checked.status, headers)
+      else if (checked.statusMessage === undefined) res.writeHead(checked.status, headers)
       else res.writeHead(checked.status, checked.statusMessage, headers)
     } catch (err) {
       // A header Node refuses to write (a control character in a value, an invalid name):

@@ -30,7 +30,7 @@ import { connectRelay, type RelayConnection } from './relay-connection.js'
 import { RelayList } from './relay-list.js'
 import { serveStream } from './pipeline.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
-import { createUpstreamDispatcher, parseTcpUpstream, parseUpstream } from '../upstream/index.js'
+import { createUpstreamDispatcher, Http2Upstream, parseTcpUpstream, parseUpstream, type UpstreamProtocol } from '../upstream/index.js'
 import { replayRequest, type ReplayRequest } from './replay.js'
 import { internalRequest, type InternalRequest } from './internal-request.js'
 import { VERSION } from '../version.js'
@@ -50,6 +50,8 @@ export interface AgentEndpointOptions {
   /** A tcp endpoint's public port to ask for (`--url tcp://host:20001`); one from the relay's range when omitted. */
   remotePort?: number
   upstream: string
+  /** `http2`: h2c (or h2 over TLS) to the upstream, for gRPC (`--upstream-protocol`). Default `http1`. */
+  upstreamProtocol?: UpstreamProtocol
   hostHeader?: string
   inspect?: boolean
   /** A compiled traffic policy; the agent closes it when it stops. */
@@ -124,12 +126,27 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const backoff = options.backoff ?? { initial: 500, max: 30_000 }
   const tlsVerify = options.upstreamTlsVerify ?? false
 
+  const clientOptions = {
+    tlsVerify,
+    responseTimeout,
+    bodyIdleTimeout: options.bodyIdleTimeout ?? 300_000,
+    maxHeaderSize,
+  }
+  const dispatcher: UndiciAgent = createUpstreamDispatcher(clientOptions)
+  // One more, only when an endpoint speaks HTTP/2 to its upstream.
+  const http2Upstream = options.endpoints.some((e) => e.upstreamProtocol === 'http2') ? new Http2Upstream(clientOptions) : undefined
+  const closeDispatchers = async (): Promise<void> => {
+    await Promise.all([dispatcher.close().catch(() => {}), http2Upstream?.close()])
+  }
+
   const all: EndpointRuntime[] = options.endpoints.map((e, i) => ({
     name: e.name ?? (i === 0 ? 'command_line' : `endpoint_${i}`),
     publicName: e.publicName ?? '',
     proto: e.proto ?? 'http',
     remotePort: e.remotePort,
     upstream: e.proto === 'tcp' || e.proto === 'tls' ? parseTcpUpstream(e.upstream) : parseUpstream(e.upstream),
+    upstreamProtocol: e.upstreamProtocol ?? 'http1',
+    dispatcher: e.upstreamProtocol === 'http2' ? http2Upstream!.asDispatcher() : dispatcher,
     hostHeader: e.hostHeader,
     inspect: e.inspect ?? true,
     policy: e.policy,
@@ -150,12 +167,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const byPublicName = new Map<string, EndpointRuntime>()
   let publicUrls = new Map<EndpointRuntime, string[]>()
 
-  const dispatcher: UndiciAgent = createUpstreamDispatcher({
-    tlsVerify,
-    responseTimeout,
-    bodyIdleTimeout: options.bodyIdleTimeout ?? 300_000,
-    maxHeaderSize,
-  })
   let sequence = 0
   const idPrefix = randomBytes(4).toString('hex')
   const runtime: AgentRuntime = {
@@ -284,6 +295,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         publicUrl: urls.find((u) => u.startsWith('https:')) ?? urls[0] ?? '',
         publicUrls: urls,
         upstream: e.upstream.origin,
+        upstreamProtocol: e.upstreamProtocol,
         inspect: e.inspect,
       }
     })
@@ -351,7 +363,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     for (const session of live) session.close(err)
     current = undefined
     setStatus('offline', err ? { lastError: { code: err.code, message: err.message } } : {})
-    void dispatcher.close().catch(() => {})
+    void closeDispatchers()
     for (const endpoint of all) void endpoint.policy?.close()
     resolveDone(err)
   }
@@ -379,7 +391,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   const first = await connectRelay({ relay: options.relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout })
     .catch(async (err: Error) => {
-      await dispatcher.close().catch(() => {})
+      await closeDispatchers()
       throw err
     })
   attach(first)

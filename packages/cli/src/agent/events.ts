@@ -21,6 +21,8 @@ export interface TunnelInfo {
   publicUrls: string[]
   /** Where requests go, e.g. `http://localhost:3000`. */
   upstream: string
+  /** `http1`, or `http2` with `--upstream-protocol http2`. */
+  upstreamProtocol: 'http1' | 'http2'
   inspect: boolean
 }
 

@@ -82,9 +82,8 @@ function serve(stream: Duplex, reader: MessageReader, head: RequestHead, runtime
   }
   const policy = options.skipPolicy ? undefined : endpoint.policy
   if (!policy || policy.empty) {
-    const headers = ctx.upstreamHeaders(head.rawHeaders)
-    if (head.upgrade) return forwardUpgrade(ctx, endpoint.upstream, ctx.target, headers)
-    return forward(ctx, headers)
+    if (head.upgrade) return forwardUpgrade(ctx, endpoint.upstream, ctx.target, ctx.upstreamHeaders(head.rawHeaders))
+    return forward(ctx, ctx.callHeaders(head.rawHeaders))
   }
   runPolicy(ctx, policy, options.internalHops ?? 0).catch((err: unknown) => ctx.writer.fail(err))
 }
@@ -99,7 +98,7 @@ function refuse(ctx: RequestContext, err: unknown): void {
 function forward(ctx: RequestContext, headers: string[]): void {
   const { origin } = ctx.endpoint.upstream
   ctx.recorder?.upstreamStart()
-  const call = callUpstream(ctx.runtime.dispatcher, { origin, path: ctx.target, method: ctx.head.method, headers, body: ctx.requestBody() }, (answer) => streamAnswer(ctx, answer, origin))
+  const call = callUpstream(ctx.endpoint.dispatcher, { origin, path: ctx.target, method: ctx.head.method, headers, body: ctx.requestBody() }, (answer) => streamAnswer(ctx, answer, origin))
   ctx.call = call
   call.answer.then(undefined, (err: Error) => ctx.writer.fail(err, origin))
 }
@@ -228,7 +227,7 @@ async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: Polic
     origin: targetOrigin,
     path: basePath + req.target,
     method: req.method,
-    headers: ctx.upstreamHeaders(req.rawHeaders),
+    headers: ctx.callHeaders(req.rawHeaders),
     body: hasBody ? req.body : null,
   })
   // No response rules and no response hooks (a circuit breaker's): the answer streams
@@ -240,7 +239,7 @@ async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: Polic
     if (chosen) {
       const pool = chosen.pool
       const sent = await sendWithRetry(pool, isIdempotentMethod(req.method) && !hasBody, (t: UpstreamTarget) => {
-        const call = callUpstream(ctx.runtime.dispatcher, callTo(t.origin, t.basePath), streamed
+        const call = callUpstream(ctx.endpoint.dispatcher, callTo(t.origin, t.basePath), streamed
           ? (a) => {
               ctx.release = (ok) => pool.release(t, ok ? 'ok' : 'error')
               streamAnswer(ctx, a, t.origin)
@@ -253,7 +252,7 @@ async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: Polic
       answeredBy = sent.target.origin
       if (!streamed) ctx.release = (ok) => pool.release(sent.target, ok ? 'ok' : 'error')
     } else {
-      const call = callUpstream(ctx.runtime.dispatcher, callTo(origin, ''), streamed ? (a) => streamAnswer(ctx, a, origin) : undefined)
+      const call = callUpstream(ctx.endpoint.dispatcher, callTo(origin, ''), streamed ? (a) => streamAnswer(ctx, a, origin) : undefined)
       ctx.call = call
       answer = await call.answer
     }

@@ -9,7 +9,7 @@ import { Readable, type Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GwError, getRawHeader, HOP_BY_HOP, type BodyReadable, type EndpointProto, type MessageReader, type RequestHead } from '@gw/protocol'
 import type { CompiledPolicy, InternalAnswer, InternalCall } from '../policy/index.js'
-import type { Upstream, UpstreamRequest } from '../upstream/index.js'
+import type { Upstream, UpstreamProtocol, UpstreamRequest } from '../upstream/index.js'
 import type { AgentEvents } from './events.js'
 import type { Recorder } from './recorder.js'
 import { ResponseWriter, type ErrorReport } from './response-writer.js'
@@ -25,6 +25,10 @@ export interface EndpointRuntime {
   /** The relay's first public URL for it (set at each welcome); `endpoint.url` in on_tcp_connect. */
   publicUrl?: string
   upstream: Upstream
+  /** What the agent speaks to the upstream (`--upstream-protocol`). */
+  upstreamProtocol: UpstreamProtocol
+  /** The dispatcher for that protocol: the runtime's, or its HTTP/2 one. */
+  dispatcher: Dispatcher
   /** `rewrite` sets Host to the upstream's; any other value replaces Host with it. */
   hostHeader: string | undefined
   inspect: boolean
@@ -178,6 +182,16 @@ export class RequestContext {
         if (headers[i]!.toLowerCase() === 'host') headers[i + 1] = host
       }
     }
+    return headers
+  }
+
+  /**
+   * The headers for a call (not an upgrade). Over HTTP/2 they say `te: trailers`: the
+   * agent takes trailers and carries them to the client, and gRPC servers ask for it.
+   */
+  callHeaders(rawHeaders: string[]): string[] {
+    const headers = this.upstreamHeaders(rawHeaders)
+    if (this.endpoint.upstreamProtocol === 'http2') headers.push('te', 'trailers')
     return headers
   }
 }

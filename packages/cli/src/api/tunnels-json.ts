@@ -105,7 +105,7 @@ export function endpointJson(info: TunnelInfo, meta: TunnelMeta | undefined, met
     name: info.name,
     uri: `/api/endpoints/${encodeURIComponent(info.name)}`,
     url: info.publicUrl,
-    upstream: { url: info.upstream, protocol: 'http1' },
+    upstream: { url: info.upstream, protocol: info.upstreamProtocol },
     inspect: info.inspect,
     traffic_policy: meta?.trafficPolicy ?? '',
     pooling_enabled: meta?.pooling ?? false,

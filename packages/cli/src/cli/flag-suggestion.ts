@@ -10,7 +10,6 @@ const NGROK_FLAGS: Record<string, string> = {
   '--region': 'gw has no regions: the relay is the one --relay points at',
   '--name': 'gw http names its tunnel command_line; use gw start with an endpoints: list in the config file to name them',
   '--metadata': 'gw does not keep endpoint metadata',
-  '--upstream-protocol': 'gw speaks HTTP/1.1 to the upstream',
   '--compression': 'use a compress-response rule in --traffic-policy-file',
   '--request-header-add': 'use an add-headers rule in --traffic-policy-file',
   '--request-header-remove': 'use a remove-headers rule in --traffic-policy-file',

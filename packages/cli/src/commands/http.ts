@@ -5,6 +5,7 @@ import { runTunnels, sharedTunnelFlags, type TunnelFlags } from '../tunnel-runne
 import { parseUpstream } from '../upstream/address.js'
 import { toCliError } from '../output/cli-error.js'
 import { checkBinding, parseEndpointUrl } from '../config/endpoint-url.js'
+import { upstreamProtocol } from '../config/endpoint-spec.js'
 import { effectivePolicy } from '../endpoint-policy.js'
 import type { PolicyShorthands } from '../policy/index.js'
 import { CliError } from '../errors.js'
@@ -41,6 +42,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
     'pooling-enabled': Flags.boolean({ description: 'share the URL with other agents that pass --pooling-enabled (the relay spreads requests over them)', default: false }),
     binding: Flags.string({ description: 'who can reach the endpoint: public (internal and kubernetes are refused, with the reason)', default: 'public' }),
     oauth: Flags.string({ description: 'ngrok\'s managed-app login: refused (write an oauth rule with your own app instead)' }),
+    'upstream-protocol': Flags.string({ description: 'what to speak to the upstream: http1, or http2 (h2c; h2 over TLS for an https upstream; for gRPC)', default: 'http1' }),
     'host-header': Flags.string({ description: 'rewrite the Host header: "rewrite" for the upstream\'s host, or a value' }),
     'policy-file': Flags.string({ description: 'traffic policy file (YAML or JSON, ngrok\'s format); also --traffic-policy-file', aliases: ['traffic-policy-file'] }),
     'basic-auth': Flags.string({ description: 'require HTTP basic auth, user:password (repeatable)', multiple: true }),
@@ -58,6 +60,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
     const { args, flags } = await this.parse(Http)
     try {
       parseUpstream(args.upstream)
+      const protocol = upstreamProtocol(flags['upstream-protocol'], '--upstream-protocol', 'GW_ERR_INVALID_FLAG')
       checkBinding(flags.binding, '--binding')
       if (flags.oauth !== undefined) {
         // ngrok's --oauth logs users in with ngrok's managed OAuth app, which only ngrok's cloud has;
@@ -90,6 +93,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
         {
           name: 'command_line',
           upstream: args.upstream,
+          ...(protocol === 'http2' ? { upstreamProtocol: 'http2' as const } : {}),
           policyInput,
           ...(publicName ? { publicName } : {}),
           ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),

@@ -7,6 +7,7 @@
 import { CliError } from '../errors.js'
 import { parseUpstream } from '../upstream/address.js'
 import { parseTcpUpstream } from '../upstream/tcp-address.js'
+import { UPSTREAM_PROTOCOLS, type UpstreamProtocol } from '../upstream/dispatcher.js'
 import type { AgentEndpointOptions } from '../agent/agent.js'
 import type { EndpointPolicyInput } from '../endpoint-policy.js'
 import type { EndpointConfig } from './config-file.js'
@@ -26,10 +27,7 @@ export function endpointSpec(e: EndpointConfig, where: string, kind: 'GW_ERR_CON
   const scheme = e.url === undefined ? undefined : /^(tcp|tls):\/\//i.exec(String(e.url).trim())?.[1]?.toLowerCase()
   if (scheme === 'tcp' || scheme === 'tls') return rawEndpointSpec(e, scheme, where, kind)
   parseUpstream(String(e.upstream.url))
-  const protocol = e.upstream.protocol
-  if (protocol !== undefined && protocol !== 'http1') {
-    throw new CliError(kind, `${where} upstream.protocol ${JSON.stringify(protocol)}: gw speaks HTTP/1.1 to upstreams; use http1 or leave it out`)
-  }
+  const protocol = e.upstream.protocol === undefined ? undefined : upstreamProtocol(e.upstream.protocol, `${where} upstream.protocol`, kind)
   for (const binding of e.bindings ?? []) checkBinding(binding, `${where} bindings`, true)
   const asked = e.url !== undefined ? parseEndpointUrl(String(e.url), `${where} url`) : undefined
   const bindings = e.bindings ?? []
@@ -42,6 +40,7 @@ export function endpointSpec(e: EndpointConfig, where: string, kind: 'GW_ERR_CON
   return {
     name: e.name,
     upstream: String(e.upstream.url),
+    ...(protocol === 'http2' ? { upstreamProtocol: 'http2' as const } : {}),
     ...(asked?.publicName ? { publicName: asked.publicName } : {}),
     ...(asked?.internalHost ? { internalHost: asked.internalHost } : {}),
     ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),
@@ -76,4 +75,13 @@ function rawEndpointSpec(e: EndpointConfig, proto: 'tcp' | 'tls', where: string,
     ...(e.pooling_enabled === true ? { pooling: true } : {}),
     ...(e.traffic_policy ? { policyInput: { inline: e.traffic_policy, kind: proto } } : {}),
   }
+}
+
+/**
+ * `http1` or `http2`, as ngrok's `--upstream-protocol` and `upstream.protocol` take them.
+ * `where` names the flag or key in the message.
+ */
+export function upstreamProtocol(value: unknown, where: string, kind: 'GW_ERR_CONFIG' | 'GW_ERR_INVALID_FLAG' = 'GW_ERR_CONFIG'): UpstreamProtocol {
+  if (typeof value === 'string' && (UPSTREAM_PROTOCOLS as readonly string[]).includes(value)) return value as UpstreamProtocol
+  throw new CliError(kind, `${where} ${JSON.stringify(value)}: give http1 (the default) or http2 (h2c, or h2 over TLS to an https upstream, as gRPC needs)`)
 }

@@ -3,6 +3,7 @@
  * one connection pool per origin, kept alive between requests. `localhost` origins
  * connect straight to the loopback address the port answers on (loopback-choice.ts);
  * other names race their addresses with happy eyeballs.
+ * HTTP/2 to the upstream is http2-client.ts.
  */
 import { Agent as UndiciAgent, buildConnector } from 'undici'
 import { loopbackAwareLookup } from './address.js'
@@ -17,6 +18,11 @@ export interface UpstreamClientOptions {
   bodyIdleTimeout: number
   maxHeaderSize: number
 }
+
+/** What the agent speaks to the upstream: `http1` (the default) or `http2`. */
+export type UpstreamProtocol = 'http1' | 'http2'
+
+export const UPSTREAM_PROTOCOLS: readonly UpstreamProtocol[] = ['http1', 'http2']
 
 export function createUpstreamDispatcher(options: UpstreamClientOptions): UndiciAgent {
   const connectTimeout = Math.min(options.responseTimeout, 10_000)

@@ -6,7 +6,8 @@
  */
 export { parseUpstream, loopbackAwareLookup, type Upstream } from './address.js'
 export { parseTcpUpstream } from './tcp-address.js'
-export { createUpstreamDispatcher, type UpstreamClientOptions } from './dispatcher.js'
+export { createUpstreamDispatcher, UPSTREAM_PROTOCOLS, type UpstreamClientOptions, type UpstreamProtocol } from './dispatcher.js'
+export { Http2Upstream } from './http2-client.js'
 export { callUpstream, UpstreamAnswer, UpstreamRequest, type UpstreamCall } from './call.js'
 export { callUpgrade, type UpgradeCall, type UpgradeHandlers } from './upgrade.js'
 export { describeUpstreamError, upstreamErrorCode } from './failure.js'
