@@ -20,6 +20,8 @@ let oauthGateway: PolicyGateway
 let oidcGateway: PolicyGateway
 let upstream: Awaited<ReturnType<typeof startEchoUpstream>>
 let now = Date.now()
+/** Accounts the provider no longer knows: their tokens stop working at userinfo. */
+const revoked = new Set<string>()
 
 /** A docs example's policy with its placeholders replaced, as a reader would. */
 function fromDocs(id: string, replace: Record<string, unknown>, extraRules: unknown[] = []): unknown {
@@ -40,10 +42,12 @@ before(async () => {
   const oauthPolicy = compilePolicy(fromDocs('traffic-policy-actions-oauth-examples-custom-gitlab-example-93b060', {
     client_id: 'gw-oauth', client_secret: 'gw-oauth-secret',
     authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, userinfo_endpoint: `${issuer}/me`,
-    idle_session_timeout: '30m', cookie_secret: 'oauth-test',
+    idle_session_timeout: '30m', cookie_secret: 'oauth-test', userinfo_refresh_interval: '5m',
   }, [
     { expressions: ["!actions.ngrok.oauth.identity.email.endsWith('@example.test')"], actions: [{ type: 'deny' }] },
-    { actions: [{ type: 'add-headers', config: { headers: { 'x-oauth-name': '${actions.ngrok.oauth.identity.name}' } } }] },
+    { actions: [{ type: 'add-headers', config: { headers: {
+      'x-oauth-name': '${actions.ngrok.oauth.identity.name}', 'x-refreshed': '${actions.ngrok.oauth.userinfo_refreshed}',
+    } } }] },
   ]), { now: () => now })
   oauthGateway = await startPolicyGateway(oauthPolicy, upstream.url)
   // ngrok's openid-connect example (traffic-policy/examples/add-authentication.mdx), with ngrok's field names.
@@ -64,6 +68,7 @@ before(async () => {
       },
     ],
     async findAccount(_ctx: unknown, id: string) {
+      if (revoked.has(id)) return undefined
       return { accountId: id, async claims() { return { sub: id, email: `${id}@${id === 'eve' ? 'evil.test' : 'example.test'}`, email_verified: true, name: `User ${id}` } } }
     },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
@@ -117,6 +122,26 @@ test('oauth, ngrok\'s gitlab example with the reader\'s app: login through the p
   assert.equal(((await out.json()) as { url: string }).url, '/bye')
   assert.equal(browser.trail[1], `GET ${oauthGateway.url}/bye`)
   assert.ok(browser.trail[2]!.startsWith(`GET ${issuer}/auth?`), browser.trail.join('\n'))
+})
+
+test('oauth userinfo_refresh_interval: the identity is read again from the provider, and a user it no longer knows logs in again', async () => {
+  const browser = new Browser()
+  let res = await logIn(browser, `${oauthGateway.url}/start`, 'carol')
+  assert.equal(((await res.json()) as { headers: Record<string, string> }).headers['x-refreshed'], 'false')
+  now += 6 * 60_000
+  browser.trail = []
+  res = await browser.fetch(`${oauthGateway.url}/later`)
+  const later = (await res.json()) as { headers: Record<string, string> }
+  assert.equal(later.headers['x-refreshed'], 'true')
+  assert.equal(later.headers['x-gw-oidc-email'], 'carol@example.test')
+  assert.equal(browser.trail.length, 1, 'a back-channel call: the browser saw no redirect')
+  // The provider drops carol: at the next refresh her token is refused and the session ends.
+  revoked.add('carol')
+  now += 6 * 60_000
+  const again = await fetch(`${oauthGateway.url}/again`, { redirect: 'manual', headers: { cookie: [...browser.jar.get(new URL(oauthGateway.url).host)!].map(([k, v]) => `${k}=${v}`).join('; '), accept: 'text/html' } })
+  assert.equal(again.status, 302)
+  assert.ok(again.headers.get('location')!.startsWith(`${issuer}/auth?`), again.headers.get('location')!)
+  await again.arrayBuffer()
 })
 
 test('oauth: a user the rules refuse gets 403; a non-browser request without a session 401; a forged callback 400', async () => {

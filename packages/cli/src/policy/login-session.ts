@@ -44,6 +44,13 @@ export interface LoginProvider {
   exchange(p: { code: string; redirectUri: string; codeVerifier: string; nonce: string }): Promise<LoginIdentity | LoginFailure>
   /** The provider's end-session URL, if it has one (OIDC). */
   endSessionUrl?(): Promise<string | undefined>
+  /**
+   * The user's current identity from the provider's userinfo, with the access token of
+   * the login: `userinfo_refresh_interval`. Undefined: the provider no longer knows the
+   * token (revoked, expired), so the user logs in again; null: the provider has no
+   * userinfo to read, and the session stays as it is.
+   */
+  refresh?(accessToken: string): Promise<Omit<LoginIdentity, 'identityToken' | 'accessToken'> | undefined | null>
 }
 
 export interface LoginSessionOptions {
@@ -61,6 +68,8 @@ export interface LoginSessionOptions {
   cookieSecret: string | undefined
   /** ngrok's `auth_id`: ngrok's special paths answer only for `?auth_id=<this>` when set. */
   authId: string | undefined
+  /** ngrok's `userinfo_refresh_interval`, ms: how often the identity is read again from the provider. */
+  refreshMs: number | undefined
 }
 
 interface Transaction {
@@ -74,6 +83,8 @@ interface Transaction {
 interface Session extends LoginIdentity {
   created: number
   seen: number
+  /** When the identity was last read from the provider. */
+  refreshed?: number
 }
 
 const IDENTITY_HEADERS = new Set(['x-gw-oidc-sub', 'x-gw-oidc-email', 'x-gw-oidc-name'])
@@ -138,11 +149,12 @@ export function createLoginSession(o: LoginSessionOptions): ActionRunner {
     const result = await o.provider.exchange({ code, redirectUri: redirectUri(state), codeVerifier: tx.verifier, nonce: tx.nonce })
     if (isFailure(result)) return respondJson(401, result)
     const now = clock()
-    const session: Session = { ...result, created: now, seen: now }
-    // Too big for a cookie: drop the tokens first, then the extra claims.
-    if (JSON.stringify(session).length > SESSION_JSON_MAX) delete session.accessToken
-    if (JSON.stringify(session).length > SESSION_JSON_MAX) delete session.identityToken
+    const session: Session = { ...result, created: now, seen: now, refreshed: now }
+    // Too big for a cookie: drop the extra claims first, then the ID token, then the access
+    // token (which userinfo_refresh_interval needs).
     if (JSON.stringify(session).length > SESSION_JSON_MAX) session.claims = {}
+    if (JSON.stringify(session).length > SESSION_JSON_MAX) delete session.identityToken
+    if (JSON.stringify(session).length > SESSION_JSON_MAX) delete session.accessToken
     return respond(302, [
       'location', localPath(tx.returnTo),
       'set-cookie', cookie(state, o.cookieName, sealer.seal(o.cookieName, session), o.maxSessionMs / 1000),
@@ -193,6 +205,22 @@ export function createLoginSession(o: LoginSessionOptions): ActionRunner {
         setActionResult(state, 'ngrok', o.resultName, { session_timed_out: timedOut, session_max_duration_reached: maxReached })
         return await startLogin(state, req.target, true)
       }
+      // Continuous authorization: every refreshMs the identity is read again; a token the
+      // provider no longer accepts ends the session.
+      let userinfoRefreshed = false
+      if (o.refreshMs !== undefined && o.provider.refresh && session.accessToken && now - (session.refreshed ?? session.created) >= o.refreshMs) {
+        const fresh = await o.provider.refresh(session.accessToken)
+        if (fresh === undefined || (fresh !== null && fresh.sub !== session.sub)) {
+          setActionResult(state, 'ngrok', o.resultName, { error: { code: 'GW_ERR_POLICY_IDP_UNREACHABLE', message: 'the provider no longer accepts the login' } })
+          return await startLogin(state, req.target, true)
+        }
+        Object.assign(session, fresh ?? {}, { refreshed: now })
+        userinfoRefreshed = true
+        const resealed = cookie(state, o.cookieName, sealer.seal(o.cookieName, session), (o.maxSessionMs - (now - session.created)) / 1000)
+        addResponseHook(state, (s) => {
+          s.response?.rawHeaders.push('set-cookie', resealed)
+        })
+      }
       stripCookie(req.rawHeaders, o.cookieName)
       stripCookie(req.rawHeaders, txName)
       req.rawHeaders.push('X-Gw-Oidc-Sub', session.sub, 'X-Gw-Oidc-Email', session.email, 'X-Gw-Oidc-Name', session.name)
@@ -205,9 +233,10 @@ export function createLoginSession(o: LoginSessionOptions): ActionRunner {
         expires_at: new Date(session.created + o.maxSessionMs).toISOString().replace(/\.\d{3}Z$/, 'Z'),
         session_timed_out: false,
         session_max_duration_reached: false,
+        userinfo_refreshed: userinfoRefreshed,
       })
       // Sliding idle timeout: refresh last-seen at most once a minute.
-      if (now - session.seen > 60_000) {
+      if (!userinfoRefreshed && now - session.seen > 60_000) {
         session.seen = now
         const refreshed = cookie(state, o.cookieName, sealer.seal(o.cookieName, session), (o.maxSessionMs - (now - session.created)) / 1000)
         addResponseHook(state, (s) => {

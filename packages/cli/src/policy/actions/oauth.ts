@@ -18,7 +18,7 @@
  */
 import type { ActionDefinition } from '../action.js'
 import { createLoginSession, type LoginProvider } from '../login-session.js'
-import { clientAuth, readAuthzParams, readSessionConfig } from './oidc.js'
+import { clientAuth, fetchUserinfo, readAuthzParams, readSessionConfig } from './oidc.js'
 
 interface Preset {
   authorization: string
@@ -115,6 +115,19 @@ export const oauth: ActionDefinition = {
     const userinfo = endpoint('userinfo_endpoint', preset.userinfo)
     config.done()
 
+    /** The identity in a userinfo answer, by the preset's keys; GitHub's private email from its emails call. */
+    async function identityOf(claims: Record<string, unknown>, accessToken: string) {
+      const sub = pick(claims, preset.id)
+      if (!sub) return undefined
+      let email = pick(claims, preset.email)
+      if (!email && preset.emails) {
+        const list = await getJson(preset.emails, accessToken).catch(() => [])
+        const primary = Array.isArray(list) ? (list as Array<{ email?: string; primary?: boolean; verified?: boolean }>).find((e) => e.primary && e.verified) : undefined
+        email = primary?.email ?? ''
+      }
+      return { sub, email, name: pick(claims, preset.name), claims }
+    }
+
     async function getJson(url: string, accessToken: string): Promise<unknown> {
       const res = await ctx.fetch(url, { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json', 'user-agent': 'gw' } })
       if (!res.ok) throw new Error(`${new URL(url).host} answered ${res.status}`)
@@ -146,16 +159,13 @@ export const oauth: ActionDefinition = {
         if (typeof info !== 'object' || info === null || Array.isArray(info)) {
           return { error: 'invalid_userinfo', error_description: `the ${providerName} userinfo endpoint did not answer with an object` }
         }
-        const claims = info as Record<string, unknown>
-        const sub = pick(claims, preset.id)
-        if (!sub) return { error: 'invalid_userinfo', error_description: `the ${providerName} userinfo has no ${preset.id.join(' or ')}` }
-        let email = pick(claims, preset.email)
-        if (!email && preset.emails) {
-          const list = await getJson(preset.emails, tokens.access_token).catch(() => [])
-          const primary = Array.isArray(list) ? (list as Array<{ email?: string; primary?: boolean; verified?: boolean }>).find((e) => e.primary && e.verified) : undefined
-          email = primary?.email ?? ''
-        }
-        return { sub, email, name: pick(claims, preset.name), claims, accessToken: tokens.access_token }
+        const identity = await identityOf(info as Record<string, unknown>, tokens.access_token)
+        if (!identity) return { error: 'invalid_userinfo', error_description: `the ${providerName} userinfo has no ${preset.id.join(' or ')}` }
+        return { ...identity, accessToken: tokens.access_token }
+      },
+      async refresh(accessToken) {
+        const info = await fetchUserinfo(ctx, userinfo, accessToken)
+        return info ? identityOf(info, accessToken) : undefined
       },
     }
     return createLoginSession({ resultName: 'oauth', provider, clock: ctx.clock, ...session })

@@ -88,7 +88,21 @@ export function readSessionConfig(config: ConfigReader, defaults: { callbackPath
     logoutPath: config.string('logout_path', defaults.callbackPath.replace(/\/callback$/, '/logout')),
     cookieName: config.string('cookie_name', authId ? `${defaults.cookieName}_${authId}` : defaults.cookieName),
     cookieSecret: config.optString('cookie_secret'),
+    refreshMs: config.has('userinfo_refresh_interval') ? config.duration('userinfo_refresh_interval', undefined, 10_000) : undefined,
   }
+}
+
+/** Read the provider's userinfo with an access token: the identity, or undefined when the token is refused (401/403). */
+export async function fetchUserinfo(ctx: CompileContext, url: string, accessToken: string): Promise<Record<string, unknown> | undefined> {
+  const res = await ctx.fetch(url, { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json', 'user-agent': 'gw' } })
+  if (res.status === 401 || res.status === 403) {
+    await res.arrayBuffer().catch(() => undefined)
+    return undefined
+  }
+  if (!res.ok) throw new Error(`${new URL(url).host} answered ${res.status}`)
+  const info = (await res.json()) as unknown
+  if (typeof info !== 'object' || info === null || Array.isArray(info)) throw new Error(`${new URL(url).host} did not answer with an object`)
+  return info as Record<string, unknown>
 }
 
 function compileOidc(config: ConfigReader, ctx: CompileContext) {
@@ -155,6 +169,18 @@ function compileOidc(config: ConfigReader, ctx: CompileContext) {
         sub: String(claims.sub), email: typeof claims.email === 'string' ? claims.email : '',
         name: typeof claims.name === 'string' ? claims.name : '', claims: kept,
         identityToken: tokens.id_token, ...(tokens.access_token ? { accessToken: tokens.access_token } : {}),
+      }
+    },
+    async refresh(accessToken) {
+      const { meta } = await discover()
+      if (!meta.userinfo_endpoint) return null
+      const info = await fetchUserinfo(ctx, meta.userinfo_endpoint, accessToken)
+      if (!info) return undefined
+      const kept: Record<string, unknown> = {}
+      for (const [k, v] of Object.entries(info)) if (!JWT_FIELDS.has(k)) kept[k] = v
+      return {
+        sub: String(info.sub), email: typeof info.email === 'string' ? info.email : '',
+        name: typeof info.name === 'string' ? info.name : '', claims: kept,
       }
     },
     async endSessionUrl() {
