@@ -106,3 +106,61 @@ test('negotiateEncoding', () => {
   assert.equal(negotiateEncoding('br;q=0.1, deflate;q=0.2', ['br', 'gzip', 'deflate']), 'deflate')
   assert.equal(negotiateEncoding('*;q=0', ['gzip']), undefined)
 })
+
+test('compress (LZW, ngrok\'s fourth algorithm) from ngrok\'s example, through the real tunnel: gzip -d, the reference decoder, reads it back', async () => {
+  const { execFileSync } = await import('node:child_process')
+  const { randomBytes } = await import('node:crypto')
+  const { fixture } = await import('./ngrok-docs.js')
+  const big = randomBytes(200_000).toString('base64') + text.repeat(50)
+  const lzwUpstream = createServer((req, res) => {
+    res.setHeader('content-type', 'text/plain')
+    res.end(req.url === '/api/big' ? big : text)
+  })
+  await new Promise<void>((r) => lzwUpstream.listen(0, '127.0.0.1', r))
+  const gw = await startPolicyGateway(compilePolicy(fixture('traffic-policy-actions-compress-response-8e5f3f').policy),
+    `http://127.0.0.1:${(lzwUpstream.address() as AddressInfo).port}`)
+  try {
+    for (const [path, expected] of [['/api/text', text], ['/api/big', big]] as const) {
+      const res = await request(`${gw.url}${path}`, { headers: { 'accept-encoding': 'compress' } })
+      const body = Buffer.from(await res.body.arrayBuffer())
+      assert.equal(res.headers['content-encoding'], 'compress')
+      assert.deepEqual([...body.subarray(0, 3)], [0x1f, 0x9d, 0x90], 'the .Z header, 16-bit block mode')
+      assert.equal(execFileSync('gzip', ['-dc'], { input: body, maxBuffer: 1 << 26 }).toString(), expected, path)
+      assert.ok(body.length < expected.length, 'actually compressed')
+    }
+    // gzip still wins when the client prefers it; compress is never chosen unless listed.
+    const gz = await request(`${gw.url}/api/x`, { headers: { 'accept-encoding': 'gzip, compress' } })
+    assert.equal(gz.headers['content-encoding'], 'gzip')
+    await gz.body.arrayBuffer()
+    const plain = await get('/json', 'compress')
+    assert.equal(plain.res.headers['content-encoding'], undefined, 'the default list has no compress')
+  } finally {
+    await gw.close()
+    lzwUpstream.closeAllConnections()
+    await new Promise<void>((r) => lzwUpstream.close(() => r()))
+  }
+})
+
+test('the LZW encoder: sizes across every code-width change and a full table, split at any chunk size, all read back by gzip -d', async () => {
+  const { execFileSync } = await import('node:child_process')
+  const { randomBytes } = await import('node:crypto')
+  const { createLzwCompress } = await import('@gw/cli/policy/lzw-compress')
+  const encode = async (input: Buffer, chunk: number) => {
+    const t = createLzwCompress()
+    const out: Buffer[] = []
+    t.on('data', (c: Buffer) => out.push(c))
+    const ended = new Promise((r) => t.on('end', r))
+    for (let i = 0; i < input.length; i += chunk) t.write(input.subarray(i, i + chunk))
+    t.end()
+    await ended
+    return Buffer.concat(out)
+  }
+  for (const size of [0, 1, 2, 255, 256, 257, 600, 1500, 5000, 40_000, 140_000]) {
+    const input = Buffer.concat([randomBytes(size >> 1), Buffer.from('abcabcabd'.repeat(Math.ceil(size / 18))).subarray(0, size - (size >> 1))])
+    for (const chunk of [1, 1000, 1 << 20]) {
+      if (chunk === 1 && size > 5000) continue
+      const z = await encode(input, chunk)
+      assert.ok(execFileSync('gzip', ['-dc'], { input: z, maxBuffer: 1 << 26 }).equals(input), `size ${size}, chunks of ${chunk}`)
+    }
+  }
+})

@@ -1,5 +1,5 @@
 /**
- * `compress-response`: gzip, br or deflate, chosen from the client's Accept-Encoding
+ * `compress-response`: gzip, br, deflate or (when listed) compress, chosen from the client's Accept-Encoding
  * (q-values honoured, ties go to the configured order) and streamed through zlib. It is
  * skipped when the response is already encoded, has no body (HEAD, 204, 304), is too
  * small to gain (`min_size`, gw's), is a stream that must not be buffered
@@ -11,8 +11,9 @@ import { pipeline, type Transform } from 'node:stream'
 import type { ActionDefinition } from '../action.js'
 import { describe } from '../config-reader.js'
 import { getHeader, removeHeaders, setHeader } from '../headers.js'
+import { createLzwCompress } from '../lzw-compress.js'
 
-const ALGORITHMS = ['br', 'gzip', 'deflate'] as const
+const ALGORITHMS = ['br', 'gzip', 'deflate', 'compress'] as const
 type Encoding = (typeof ALGORITHMS)[number]
 
 const INCOMPRESSIBLE = /^(image\/(?!svg)|video\/|audio\/|application\/(zip|gzip|x-gzip|zstd|x-7z|x-rar|octet-stream|pdf|wasm)|font\/woff)/i
@@ -45,6 +46,8 @@ export function negotiateEncoding(acceptEncoding: string | undefined, offered: r
 }
 
 function createEncoder(enc: Encoding, level: number | undefined): Transform {
+  // LZW has no levels and no flush (lzw-compress.ts); it is offered only when configured.
+  if (enc === 'compress') return createLzwCompress()
   if (enc === 'br') {
     return createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: level ?? 4 } })
   }
