@@ -36,6 +36,26 @@ export interface RequestHead {
    * Letters, digits, `_` and `-`, at most 64. A relay that has no ids leaves it out.
    */
   requestId?: string
+  /**
+   * The client's TLS connection to the relay, for an https request (ngrok's
+   * `conn.tls.*`): version as `1.2`/`1.3`, the IANA cipher suite name, the SNI, the
+   * negotiated ALPN protocol, and whether the session was resumed.
+   */
+  tls?: ConnectionTls
+}
+
+export interface ConnectionTls {
+  version: string
+  cipher: string
+  sni: string
+  alpn: string
+  resumed: boolean
+}
+
+function isTls(t: unknown): t is ConnectionTls {
+  const v = t as ConnectionTls
+  return typeof v === 'object' && v !== null && typeof v.version === 'string' && typeof v.cipher === 'string' &&
+    typeof v.sni === 'string' && typeof v.alpn === 'string' && typeof v.resumed === 'boolean'
 }
 
 /** The shape a relay's request id must have for the agent to use it. */
@@ -167,7 +187,8 @@ export function checkRequestHead(value: unknown): RequestHead {
     (h.scheme !== 'http' && h.scheme !== 'https') || typeof h.tunnel !== 'string' ||
     typeof h.receivedAt !== 'number' || typeof h.upgrade !== 'boolean' ||
     typeof h.expectContinue !== 'boolean' || typeof h.hasBody !== 'boolean' ||
-    (h.requestId !== undefined && (typeof h.requestId !== 'string' || !REQUEST_ID_PATTERN.test(h.requestId)))
+    (h.requestId !== undefined && (typeof h.requestId !== 'string' || !REQUEST_ID_PATTERN.test(h.requestId))) ||
+    (h.tls !== undefined && !isTls(h.tls))
   ) fail('request head')
   return h
 }

@@ -32,7 +32,7 @@ export {
   stripHopByHop,
   REQUEST_ID_PATTERN,
 } from './heads.js'
-export type { AssignedEndpoint, EndpointProto, EndpointRequest, Hello, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
+export type { AssignedEndpoint, ConnectionTls, EndpointProto, EndpointRequest, Hello, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
 
 // Message framing on a stream: the reader is the one decoder, the writer the one encoder.
 // The codec's encode functions are exported for codec tests and fuzzing; callers write

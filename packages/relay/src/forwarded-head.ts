@@ -4,8 +4,23 @@
  * The client's Host stays; the agent rewrites it when asked to.
  */
 import type { IncomingMessage } from 'node:http'
-import { stripHopByHop, type RequestHead } from '@gw/protocol'
+import type { TLSSocket } from 'node:tls'
+import { stripHopByHop, type ConnectionTls, type RequestHead } from '@gw/protocol'
 import { http2HasBody, isHttp2 } from './h2-edge.js'
+
+/** The client's TLS connection, for the policy's conn.tls.*: `TLSv1.3` is sent as `1.3`, as ngrok names it. */
+function connectionTls(socket: IncomingMessage['socket']): ConnectionTls | undefined {
+  const tls = socket as TLSSocket
+  if (typeof tls.getProtocol !== 'function' || !tls.encrypted) return undefined
+  const protocol = tls.getProtocol() ?? ''
+  return {
+    version: protocol.replace(/^TLSv/, ''),
+    cipher: tls.getCipher()?.standardName ?? '',
+    sni: typeof tls.servername === 'string' ? tls.servername : '',
+    alpn: typeof tls.alpnProtocol === 'string' ? tls.alpnProtocol : '',
+    resumed: tls.isSessionReused(),
+  }
+}
 
 export function buildRequestHead(req: IncomingMessage, tunnel: string, scheme: 'http' | 'https', upgrade: boolean): RequestHead {
   const remoteAddress = normalizeAddress(req.socket.remoteAddress ?? '')
@@ -30,7 +45,9 @@ export function buildRequestHead(req: IncomingMessage, tunnel: string, scheme: '
     'X-Forwarded-Proto', scheme,
     'X-Forwarded-Host', host,
   )
+  const tls = scheme === 'https' ? connectionTls(req.socket) : undefined
   return {
+    ...(tls ? { tls } : {}),
     method: req.method ?? 'GET',
     target: req.url ?? '/',
     httpVersion: req.httpVersion,

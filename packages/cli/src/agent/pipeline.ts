@@ -156,6 +156,7 @@ async function runPolicy(ctx: RequestContext, policy: CompiledPolicy, internalHo
     clientIp: head.remoteAddress,
     clientPort: head.remotePort,
     receivedAt: head.receivedAt,
+    ...(head.tls ? { tls: head.tls } : {}),
     body: body ?? emptyBody(),
   }
   return runPhases(ctx, policy, req, req.body, [], internalHops)

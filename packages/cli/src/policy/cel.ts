@@ -21,7 +21,7 @@ import { splitTemplate, UnclosedInterpolationError } from './template-split.js'
 import { UserAgentVars } from './user-agent.js'
 import * as M from './macros.js'
 import {
-  ConnTsVars, ConnVars, ContentTypeVars, CookieVars, EndpointVars, EvalRoot, RandVars, RequestTsVars, RequestVars,
+  ConnTlsVars, ConnTsVars, ConnVars, ContentTypeVars, CookieVars, EndpointVars, EvalRoot, RandVars, RequestTsVars, RequestVars,
   ResponseVars, SecretsVars, TimeVars, UrlVars,
 } from './variables.js'
 
@@ -91,7 +91,8 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
       content_length: 'int', user_agent: 'gw.UserAgent', ts: 'gw.RequestTs',
     },
   })
-  .registerType('gw.Conn', { ctor: ConnVars, fields: { client_ip: 'string', client_port: 'int', ts: 'gw.ConnTs' } })
+  .registerType('gw.ConnTls', { ctor: ConnTlsVars, fields: { version: 'string', cipher_suite: 'string', sni: 'string', negotiated_alpn: 'string', session_resumed: 'bool' } })
+  .registerType('gw.Conn', { ctor: ConnVars, fields: { client_ip: 'string', client_port: 'int', ts: 'gw.ConnTs', tls: 'gw.ConnTls' } })
   .registerType('gw.Response', { ctor: ResponseVars, fields: { status_code: 'int', headers: 'map<string, list<string>>', location: 'string' } })
   .registerType('gw.Time', { ctor: TimeVars, fields: { now: 'string' } })
   .registerType('gw.Endpoint', { ctor: EndpointVars, fields: { id: 'string', name: 'string', scheme: 'string', host: 'string', url: 'string' } })
@@ -248,7 +249,8 @@ const FIELDS: Record<string, readonly string[]> = {
   'req.user_agent': USER_AGENT_FIELDS,
   'req.content_type': CONTENT_TYPE_FIELDS,
   'req.ts': ['header_received'],
-  conn: ['client_ip', 'client_port', 'ts'],
+  conn: ['client_ip', 'client_port', 'ts', 'tls'],
+  'conn.tls': ['version', 'cipher_suite', 'sni', 'negotiated_alpn', 'session_resumed'],
   'conn.ts': ['start'],
   res: ['status_code', 'headers', 'location'],
   time: ['now'],

@@ -26,6 +26,8 @@ export interface PolicyRequest {
    * that does not say (an older one) leaves it out, and `receivedAt` stands in.
    */
   connectedAt?: number
+  /** The client's TLS connection to the relay (conn.tls.*); absent for plain http. */
+  tls?: { version: string; cipher: string; sni: string; alpn: string; resumed: boolean }
   /**
    * Streamed. An action that must read it (validate-request, transform-body, soap,
    * verify-webhook) reads it with a size cap (413 above) and replaces it.

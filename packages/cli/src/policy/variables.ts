@@ -169,6 +169,29 @@ export class RequestVars {
   }
 }
 
+/** `conn.tls.*`: the client's TLS connection to the relay; empty strings for plain http. */
+export class ConnTlsVars {
+  private readonly request: PolicyRequest
+  constructor(request: PolicyRequest) {
+    this.request = request
+  }
+  get version(): string {
+    return this.request.tls?.version ?? ''
+  }
+  get cipher_suite(): string {
+    return this.request.tls?.cipher ?? ''
+  }
+  get sni(): string {
+    return this.request.tls?.sni ?? ''
+  }
+  get negotiated_alpn(): string {
+    return this.request.tls?.alpn ?? ''
+  }
+  get session_resumed(): boolean {
+    return this.request.tls?.resumed ?? false
+  }
+}
+
 export class ConnVars {
   private readonly request: PolicyRequest
   constructor(request: PolicyRequest) {
@@ -182,6 +205,9 @@ export class ConnVars {
   }
   get ts(): ConnTsVars {
     return new ConnTsVars(this.request)
+  }
+  get tls(): ConnTlsVars {
+    return new ConnTlsVars(this.request)
   }
   toJSON(): Record<string, string | number> {
     return { client_ip: this.client_ip, client_port: this.request.clientPort }
