@@ -8,7 +8,7 @@
 import type { ActionDefinition } from '../action.js'
 import { headerTemplates } from '../compile-helpers.js'
 import { getHeader, setHeader } from '../headers.js'
-import { addResponseHook, type PolicyState } from '../state.js'
+import { addResponseHook, setActionResult, type PolicyState } from '../state.js'
 
 function rewriteLocation(state: PolicyState, upstreamHost: string, publicHost: string, scheme: string): void {
   const res = state.response
@@ -36,8 +36,10 @@ export const addHeaders: ActionDefinition = {
     if (ctx.phase === 'on_http_request') {
       return function addRequestHeaders(state) {
         const req = state.request!
+        const added: Record<string, string> = {}
         for (const [name, value] of headers) {
           const v = value(state.root!)
+          added[name.toLowerCase()] = v
           if (name.toLowerCase() === 'host') {
             const publicHost = req.host
             setHeader(req.rawHeaders, name, v)
@@ -45,11 +47,19 @@ export const addHeaders: ActionDefinition = {
             if (v !== publicHost) addResponseHook(state, (s) => rewriteLocation(s, v, publicHost, req.scheme))
           } else req.rawHeaders.push(name, v)
         }
+        // Set after the values: an add-headers that reads this variable sees the one before it.
+        setActionResult(state, 'ngrok', 'add_headers', { headers_added: added })
       }
     }
     return function addResponseHeaders(state) {
       const raw = state.response!.rawHeaders
-      for (const [name, value] of headers) raw.push(name, value(state.root!))
+      const added: Record<string, string> = {}
+      for (const [name, value] of headers) {
+        const v = value(state.root!)
+        added[name.toLowerCase()] = v
+        raw.push(name, v)
+      }
+      setActionResult(state, 'ngrok', 'add_headers', { headers_added: added })
     }
   },
 }

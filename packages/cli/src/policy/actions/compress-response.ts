@@ -12,6 +12,7 @@ import type { ActionDefinition } from '../action.js'
 import { describe } from '../config-reader.js'
 import { getHeader, removeHeaders, setHeader } from '../headers.js'
 import { createLzwCompress } from '../lzw-compress.js'
+import { setActionResult } from '../state.js'
 
 const ALGORITHMS = ['br', 'gzip', 'deflate', 'compress'] as const
 type Encoding = (typeof ALGORITHMS)[number]
@@ -79,13 +80,17 @@ export const compressResponse: ActionDefinition = {
       if (req.method === 'HEAD' || res.status === 204 || res.status === 304 || res.status < 200) return
       const raw = res.rawHeaders
       const existing = getHeader(raw, 'content-encoding')
-      if (existing && existing.toLowerCase() !== 'identity') return
+      if (existing && existing.toLowerCase() !== 'identity') {
+        setActionResult(state, 'ngrok', 'compress', { already_compressed: true, negotiated_algorithm: '' })
+        return
+      }
       const type = getHeader(raw, 'content-type') ?? ''
       if (INCOMPRESSIBLE.test(type) || type.startsWith('text/event-stream')) return
       if (/no-transform/i.test(getHeader(raw, 'cache-control') ?? '')) return
       const length = getHeader(raw, 'content-length')
       if (length !== undefined && Number(length) < minSize) return
       const enc = negotiateEncoding(getHeader(req.rawHeaders, 'accept-encoding'), offered)
+      setActionResult(state, 'ngrok', 'compress', { already_compressed: false, negotiated_algorithm: enc ?? '' })
       if (!enc) return
       const encoder = createEncoder(enc, level)
       // pipeline, not pipe: if the client goes away and the encoder is destroyed, the

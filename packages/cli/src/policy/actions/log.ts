@@ -4,6 +4,7 @@
  */
 import type { ActionDefinition } from '../action.js'
 import { templateAt } from '../compile-helpers.js'
+import { setActionResult } from '../state.js'
 
 export const log: ActionDefinition = {
   type: 'log',
@@ -16,10 +17,13 @@ export const log: ActionDefinition = {
     config.done()
     const { events, endpoint, phase } = ctx
     return function logAction(state) {
-      if (!events || events.listenerCount?.('log') === 0) return
       const root = state.root!
-      const fields: Record<string, unknown> = { phase, rule: state.currentRule, endpoint }
-      for (const [k, t] of metadata) fields[k] = t(root)
+      // ngrok's result: the metadata as interpolated, whether or not anyone reads the log.
+      const values: Record<string, string> = {}
+      for (const [k, t] of metadata) values[k] = t(root)
+      setActionResult(state, 'ngrok', 'log', { metadata: values })
+      if (!events || events.listenerCount?.('log') === 0) return
+      const fields: Record<string, unknown> = { phase, rule: state.currentRule, endpoint, ...values }
       events.emit('log', { level: 'info', msg: message(root), fields })
     }
   },

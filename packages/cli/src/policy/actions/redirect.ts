@@ -6,6 +6,7 @@
 import { respond, type ActionDefinition } from '../action.js'
 import { headerTemplates, patternAt, templateAt } from '../compile-helpers.js'
 import { fullUrl } from '../url.js'
+import { setActionResult } from '../state.js'
 
 const REDIRECT_STATUSES = [301, 302, 303, 307, 308]
 
@@ -23,12 +24,17 @@ export const redirect: ActionDefinition = {
     return function redirectRequest(state) {
       const root = state.root!
       let location = to(root)
+      const matches: string[] = []
       if (from) {
         const url = fullUrl(state.request!)
         const re = from(root)
-        if (!re?.test(url)) return
+        const m = re?.matcher(url)
+        if (!re || !m!.find()) return
+        for (let g = 0; g <= m!.groupCount(); g++) matches.push(m!.group(g) ?? '')
         location = re.matcher(url).replaceFirst(location)
       }
+      // ngrok's result: what the pattern matched (the whole match, then each group) and where it sent the client.
+      setActionResult(state, 'ngrok', 'redirect', { matches, url: location })
       const raw = ['location', location, 'content-length', '0']
       for (const [name, value] of headers) raw.push(name, value(root))
       return respond(status, raw)

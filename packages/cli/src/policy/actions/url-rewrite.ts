@@ -8,6 +8,7 @@
 import type { ActionDefinition } from '../action.js'
 import { patternAt, templateAt } from '../compile-helpers.js'
 import { fullUrl, pathAndQuery } from '../url.js'
+import { setActionResult } from '../state.js'
 
 export const urlRewrite: ActionDefinition = {
   type: 'url-rewrite',
@@ -20,10 +21,15 @@ export const urlRewrite: ActionDefinition = {
       const req = state.request!
       const url = fullUrl(req)
       const re = from(state.root!)
-      if (!re?.test(url)) return
+      const m = re?.matcher(url)
+      if (!re || !m!.find()) return
+      const matches: string[] = []
+      for (let g = 0; g <= m!.groupCount(); g++) matches.push(m!.group(g) ?? '')
       const replaced = re.matcher(url).replaceFirst(to(state.root!))
       const target = pathAndQuery(replaced)
       if (target !== undefined) req.target = target
+      // ngrok's result: what matched (the whole match, then each group) and the URL after the rewrite.
+      setActionResult(state, 'ngrok', 'url_rewrite', { matches, url: replaced })
     }
   },
 }

@@ -39,7 +39,11 @@ export const verifyWebhook: ActionDefinition = {
         secret, rawHeaders: req.rawHeaders, body, method: req.method,
         url: `${req.scheme}://${req.host}${req.target}`, nowMs: ctx.clock(), toleranceMs,
       })
-      setActionResult(state, 'ngrok', 'verify_webhook', { provider, verified: problem === undefined, error: problem ?? '' })
+      // ngrok's shape: verified, and error.{code, message} when it is not.
+      setActionResult(state, 'ngrok', 'verify_webhook', {
+        provider, verified: problem === undefined,
+        ...(problem === undefined ? {} : { error: { code: 'invalid_signature', message: `${provider} webhook: ${problem}` } }),
+      })
       if (problem && enforce) return respondJson(403, { error: 'invalid_signature', message: `${provider} webhook: ${problem}` })
     }
   },
