@@ -84,6 +84,10 @@ test('close-connection (ngrok\'s example): /dc closes the client\'s connection w
     const both = await rawExchange(t.origin, `GET /ok HTTP/1.1\r\nHost: ${t.host}\r\n\r\nGET /dc HTTP/1.1\r\nHost: ${t.host}\r\n\r\n`)
     assert.match(both.toString(), /^HTTP\/1\.1 200 OK/)
     assert.equal(both.toString().split('HTTP/1.1 ').length - 1, 1, 'only the first request is answered')
+    // A WebSocket upgrade to /dc is closed the same way, by the relay's upgrade path.
+    const ws = await rawExchange(t.origin, `GET /dc/ws HTTP/1.1\r\nHost: ${t.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+    assert.equal(ws.length, 0, `expected no bytes for the upgrade, got ${JSON.stringify(ws.toString())}`)
     // Other paths go on to the upstream.
     const ok = await t.fetch('/fine')
     assert.equal(ok.status, 200)

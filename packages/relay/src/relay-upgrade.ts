@@ -79,6 +79,12 @@ export function relayUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: B
     }
     const response = checkResponseHead(decodeJson(message.payload, 'response head'))
     if (response.error) return sendRawErrorPage(req, socket, response.error.code, response.error.message)
+    if (response.close) {
+      // The policy's close-connection: nothing is written, the client's connection ends.
+      socket.destroy()
+      stream.destroy()
+      return
+    }
     // This head is written to the socket by hand: unchecked, a CR LF in it would be a
     // response of the agent's making.
     const checked = checkAgentResponse(response, true)
