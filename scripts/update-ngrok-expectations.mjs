@@ -7,7 +7,7 @@
 // Prints what moved, so the counts in docs/ngrok-compatibility.md can be updated.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { compilePolicy } from '../packages/cli/dist/policy/index.js'
+import { compilePolicy, policyKind } from '../packages/cli/dist/policy/index.js'
 
 const dir = fileURLToPath(new URL('../test/policy/fixtures/ngrok-docs/', import.meta.url))
 const manifest = JSON.parse(readFileSync(dir + 'manifest.json', 'utf8'))
@@ -32,7 +32,9 @@ for (const f of manifest.fixtures) {
   let error
   try {
     const secrets = e.secrets ?? {}
-    await compilePolicy(policyOf(f), { secrets: { get: (v, n) => secrets[`${v}/${n}`] } }).close()
+    // As the fixture test compiles it: an on_tcp_connect-only document as a tcp endpoint's.
+    const doc = policyOf(f)
+    await compilePolicy(doc, { secrets: { get: (v, n) => secrets[`${v}/${n}`] }, kind: policyKind(doc) }).close()
   } catch (err) {
     error = err.message.split('\n')[0]
   }
