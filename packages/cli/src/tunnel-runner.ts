@@ -77,6 +77,12 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
         ...(config.upstreams ? { upstreams: config.upstreams } : {}),
       })
       : undefined
+    if (spec.relayCache && policy?.hasRequestRules) {
+      void policy.close()
+      const where = spec.name === undefined || spec.name === 'command_line' ? '--relay-cache' : `endpoint "${spec.name}": relay_cache`
+      throw new CliError(spec.name === undefined || spec.name === 'command_line' ? 'GW_ERR_INVALID_FLAG' : 'GW_ERR_CONFIG',
+        `${where} with on_http_request rules: a response the relay answers from its cache never reaches the agent, so those rules (auth, IP rules, rate limits…) would not run for it; drop the cache, or the request rules`)
+    }
     return policy ? { ...spec, policy } : spec
   }
   const endpoints: AgentEndpointOptions[] = specs.map(compiled)

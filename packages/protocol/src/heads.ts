@@ -101,6 +101,8 @@ export interface EndpointRequest {
    * relay's range. An older relay refuses any proto but http as a malformed hello.
    */
   port?: number
+  /** `--relay-cache`: the relay may answer from its shared HTTP cache (when it keeps one). */
+  relayCache?: boolean
   proto: EndpointProto
 }
 
@@ -120,6 +122,8 @@ export interface AssignedEndpoint {
   name: string
   /** Set by a relay that pools this name; a relay that does not know pooling leaves it out. */
   pooling?: boolean
+  /** Set by a relay that caches this endpoint's responses; one without a cache leaves it out. */
+  relayCache?: boolean
   /** Public URLs: http first, then https when the relay has TLS; `tcp://host:port` or `tls://host:port` for those endpoints. */
   urls: string[]
   /** A tcp endpoint's public port; the agent asks for it again when it reconnects. */
@@ -232,7 +236,8 @@ export function checkHello(value: unknown): Hello {
       (e.name === undefined || typeof e.name === 'string') &&
       (e.port === undefined || (e.proto === 'tcp' && isPort(e.port, false))) &&
       (e.host === undefined || typeof e.host === 'string') &&
-      (e.pooling === undefined || typeof e.pooling === 'boolean'))
+      (e.pooling === undefined || typeof e.pooling === 'boolean') &&
+      (e.relayCache === undefined || typeof e.relayCache === 'boolean'))
   ) fail('hello')
   return h
 }

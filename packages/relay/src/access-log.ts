@@ -28,6 +28,7 @@ export function accessLogLine(r: RequestRecord): string {
     token: r.token ?? null,
   }
   if (r.errorCode) line.gw_error_code = r.errorCode
+  if (r.cache) line.cache = r.cache
   return `${JSON.stringify(line)}\n`
 }
 

@@ -33,7 +33,7 @@ import { parseTcpPorts } from './tcp-ports.js'
 /** Settings the file may hold that only take effect at start. */
 export type FileSettings = Pick<RelayOptions,
   'domain' | 'host' | 'httpPort' | 'httpsPort' | 'publicHttpPort' | 'publicHttpsPort' | 'stateDir' | 'tlsCert' | 'tlsKey' |
-  'allowAnonymous' | 'metricsAddr' | 'accessLog' | 'maxHeaderSize' | 'maxStreamsPerAgent' | 'tcpPorts' | 'tcpMaxConnections'>
+  'allowAnonymous' | 'metricsAddr' | 'accessLog' | 'maxHeaderSize' | 'maxStreamsPerAgent' | 'tcpPorts' | 'tcpMaxConnections' | 'relayCache'>
 
 export interface RelayFileConfig {
   path: string
@@ -43,7 +43,8 @@ export interface RelayFileConfig {
 }
 
 const TOP_KEYS = ['domain', 'host', 'http_port', 'https_port', 'public_http_port', 'public_https_port', 'state_dir', 'tls',
-  'allow_anonymous', 'metrics_addr', 'access_log', 'max_header_size', 'max_streams_per_agent', 'tcp_ports', 'tcp_max_connections', 'limits', 'tokens'] as const
+  'allow_anonymous', 'metrics_addr', 'access_log', 'max_header_size', 'max_streams_per_agent', 'tcp_ports', 'tcp_max_connections',
+  'relay_cache', 'relay_cache_max_entry', 'limits', 'tokens'] as const
 const TOKEN_KEYS = ['label', 'sha256', 'env', 'file', 'token', 'names', 'tcp_ports', 'limits'] as const
 const LIMIT_KEYS = ['tunnels', 'streams', 'rps', 'bandwidth'] as const
 
@@ -98,6 +99,12 @@ export function parseBandwidth(value: unknown): number | undefined {
   if (!m) return undefined
   const n = Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!
   return n > 0 ? Math.floor(n) : undefined
+}
+
+/** `268435456`, `256MB`, `1GiB`: bytes. */
+export function parseSize(value: unknown): number | undefined {
+  if (typeof value === 'string' && /\/s$/i.test(value.trim())) return undefined
+  return parseBandwidth(value)
 }
 
 function limits(p: ConfigProblem, key: string, value: unknown): TokenLimits {
@@ -215,6 +222,17 @@ export function loadRelayConfig(path: string, env: NodeJS.ProcessEnv = process.e
     }
   }
   if (raw.tcp_max_connections !== undefined) settings.tcpMaxConnections = Math.floor(positive(p, 'tcp_max_connections', raw.tcp_max_connections, 'a count, e.g. 1000'))
+  if (raw.relay_cache !== undefined) {
+    const maxBytes = parseSize(raw.relay_cache)
+    if (maxBytes === undefined) p.fail('relay_cache', raw.relay_cache, 'is not a size; give bytes, e.g. 268435456, 256MB or 1GiB')
+    settings.relayCache = { maxBytes }
+  }
+  if (raw.relay_cache_max_entry !== undefined) {
+    const maxEntryBytes = parseSize(raw.relay_cache_max_entry)
+    if (maxEntryBytes === undefined) p.fail('relay_cache_max_entry', raw.relay_cache_max_entry, 'is not a size; give bytes, e.g. 8MB')
+    if (!settings.relayCache) p.fail('relay_cache_max_entry', raw.relay_cache_max_entry, 'needs relay_cache (the cache\'s size) beside it')
+    settings.relayCache.maxEntryBytes = maxEntryBytes
+  }
   if (raw.tls !== undefined) {
     if (!isObject(raw.tls)) p.fail('tls', raw.tls, 'is not a map; give { cert: fullchain.pem, key: privkey.pem }')
     checkKeys(p, 'tls', raw.tls, ['cert', 'key'])

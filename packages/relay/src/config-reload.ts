@@ -30,7 +30,7 @@ export interface ReloaderOptions {
 }
 
 const START_ONLY = ['domain', 'host', 'httpPort', 'httpsPort', 'publicHttpPort', 'publicHttpsPort', 'stateDir', 'allowAnonymous',
-  'metricsAddr', 'accessLog', 'maxHeaderSize', 'maxStreamsPerAgent'] as const
+  'metricsAddr', 'accessLog', 'maxHeaderSize', 'maxStreamsPerAgent', 'relayCache'] as const
 
 export function startConfigReloader(relay: Relay, path: string, initial: RelayFileConfig, log: LogFn, options: ReloaderOptions = {}): ConfigReloader {
   let running: RelayFileConfig = initial
@@ -49,7 +49,7 @@ export function startConfigReloader(relay: Relay, path: string, initial: RelayFi
       relay.events.emit('config:reload', { result: 'error', source, error: message })
       return false
     }
-    const restart = START_ONLY.filter((key) => next.settings[key] !== running.settings[key])
+    const restart = START_ONLY.filter((key) => JSON.stringify(next.settings[key]) !== JSON.stringify(running.settings[key]))
     if (restart.length > 0) {
       log('warn', 'config settings changed that apply only at start; restart the relay for them', { source, settings: restart.join(',') })
     }

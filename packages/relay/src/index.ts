@@ -6,7 +6,7 @@ export { RelayError, RelayErrorCodes, isRelayErrorCode, type RelayErrorCode } fr
 export { RelayEvents, tokenIdOf, type RelayEventMap, type RequestRecord, type TcpRecord, type AcmeEvent, type AgentEvent } from './observe.js'
 export { parseListenAddress, statusClass } from './metrics.js'
 export { accessLogLine } from './access-log.js'
-export { loadRelayConfig, parseBandwidth, type RelayFileConfig, type FileSettings } from './config-file.js'
+export { loadRelayConfig, parseBandwidth, parseSize, type RelayFileConfig, type FileSettings } from './config-file.js'
 export { startConfigReloader, type ConfigReloader } from './config-reload.js'
 export type { TokenEntry, TokenLimits } from './access.js'
 export type { RelayReload } from './relay.js'

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { RelayError } from './errors.js'
 import type { RelayEvents } from './observe.js'
+import type { CacheStats } from './cache/store.js'
 
 /** What the metrics read from the relay at scrape time. */
 export interface RelayGauges {
@@ -18,6 +19,8 @@ export interface RelayGauges {
   agentsByToken(): Map<string, number>
   /** Request streams open across all links. */
   openStreams(): number
+  /** The shared cache's counters; undefined (and no cache metrics) without --relay-cache. */
+  cacheStats?(): CacheStats | undefined
 }
 
 export function statusClass(status: number): string {
@@ -142,6 +145,8 @@ export function createRelayMetrics(events: RelayEvents, gauges: RelayGauges): Re
     tcpBytes.inc({ proto: r.proto, direction: 'in' }, r.bytesIn)
     tcpBytes.inc({ proto: r.proto, direction: 'out' }, r.bytesOut)
   })
+  if (gauges.cacheStats?.()) cacheMetrics(register, () => gauges.cacheStats!()!)
+
   events.on('agent:connected', () => agentConnections.inc())
   events.on('handshake:failed', ({ code }) => handshakes.inc({ code }))
   events.on('limit:hit', ({ token, limit }) => limits.inc({ token, limit }))
@@ -160,6 +165,55 @@ export function createRelayMetrics(events: RelayEvents, gauges: RelayGauges): Re
     }
   })
   return register
+}
+
+/** The cache's counters, read at scrape time. */
+function cacheMetrics(register: Registry, stats: () => CacheStats): void {
+  /** A counter kept by the cache itself: prom-client's value is set to it on each scrape. */
+  const counter = (name: string, help: string, read: (s: CacheStats) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers: [register],
+      collect() {
+        this.reset()
+        this.inc(read(stats()))
+      },
+    })
+  }
+  new Counter({
+    name: 'gw_relay_cache_requests_total',
+    help: 'Requests to cached endpoints, by what the cache did: hit (answered without the agent), revalidated (the agent said 304), miss (the agent sent the response), bypass (not for the cache: method, Authorization or cookies, Range)',
+    labelNames: ['result'],
+    registers: [register],
+    collect() {
+      const s = stats()
+      this.reset()
+      this.inc({ result: 'hit' }, s.hits)
+      this.inc({ result: 'revalidated' }, s.revalidated)
+      this.inc({ result: 'miss' }, s.misses)
+      this.inc({ result: 'bypass' }, s.bypassed)
+    },
+  })
+  counter('gw_relay_cache_served_bytes_total', 'Body bytes answered from the cache (hits and revalidations): bytes the agents\' links did not carry', (s) => s.servedBytes)
+  counter('gw_relay_cache_stores_total', 'Responses stored in the cache', (s) => s.stores)
+  counter('gw_relay_cache_evictions_total', 'Stored responses evicted to stay within --relay-cache', (s) => s.evictions)
+  new Gauge({
+    name: 'gw_relay_cache_bytes',
+    help: 'Bytes the cache holds (bodies and heads)',
+    registers: [register],
+    collect() {
+      this.set(stats().bytes)
+    },
+  })
+  new Gauge({
+    name: 'gw_relay_cache_entries',
+    help: 'URLs the cache holds responses for',
+    registers: [register],
+    collect() {
+      this.set(stats().entries)
+    },
+  })
 }
 
 /** `host:port`, `[v6]:port` or `:port` (loopback). */

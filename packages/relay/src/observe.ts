@@ -54,7 +54,11 @@ export interface RequestRecord {
   scheme: 'http' | 'https'
   /** The `gw-error-code` the client got, if any. */
   errorCode: string | undefined
+  /** What the relay's cache did (hit, revalidated, miss, bypass), for endpoints with --relay-cache. */
+  cache?: CacheResult
 }
+
+export type CacheResult = 'hit' | 'revalidated' | 'miss' | 'bypass'
 
 /**
  * ACME events for the relay-edge work: `event` is e.g. `order`, `renewal`, `challenge`;
@@ -146,6 +150,7 @@ export interface TrackedRequest {
   readonly id: string
   name: string | undefined
   token: string | undefined
+  cache?: CacheResult
 }
 
 export class RequestTracker {
@@ -193,6 +198,7 @@ export class RequestTracker {
         scheme,
         // An HTTP/2 response's head is set with setHeader (h2-edge.ts), not writeHead's list.
         errorCode: errorCode ?? headerCode(res),
+        ...(tracked.cache ? { cache: tracked.cache } : {}),
       })
     })
     return tracked

@@ -8,6 +8,7 @@ import { RelayError } from './errors.js'
 import type { TokenEntry, TokenLimits } from './access.js'
 import type { AcmeOptions } from './acme/acme-options.js'
 import type { TcpPortRange } from './tcp-ports.js'
+import type { CacheOptions } from './cache/store.js'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
@@ -59,6 +60,8 @@ export interface RelayOptions {
   acme?: AcmeOptions
   /** Run as one relay of a cluster sharing its state in Redis (cluster/cluster.ts). */
   cluster?: RelayClusterOptions
+  /** A shared HTTP cache of this size for the endpoints whose agents ask for it (`--relay-cache`); off when omitted. */
+  relayCache?: CacheOptions
   log?: LogFn
 }
 
@@ -77,7 +80,7 @@ export interface RelayClusterOptions {
   presenceTtl?: number
 }
 
-type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme' | 'cluster' | 'tcpPorts'
+type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme' | 'cluster' | 'tcpPorts' | 'relayCache'
 export type ResolvedRelayOptions = Required<Omit<RelayOptions, OptionalOptions>> & Pick<RelayOptions, OptionalOptions>
 
 export const RELAY_DEFAULTS = {
@@ -131,6 +134,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     cluster: options.cluster,
     tcpPorts: options.tcpPorts,
     tcpMaxConnections: options.tcpMaxConnections ?? RELAY_DEFAULTS.tcpMaxConnections,
+    relayCache: options.relayCache,
     log: options.log ?? (() => {}),
   }
   if (resolved.httpPort === false && resolved.httpsPort === false) {
@@ -147,6 +151,13 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
         'Give --authtoken <token> (or GW_RELAY_AUTHTOKENS, or --authtokens-file), listen on 127.0.0.1, ' +
         'or pass --allow-anonymous if an open relay is what you want',
     )
+  }
+  if (resolved.relayCache) {
+    const { maxBytes, maxEntryBytes } = resolved.relayCache
+    if (!Number.isFinite(maxBytes) || maxBytes < 1024) throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--relay-cache must be at least 1KiB, got ${maxBytes} bytes; give a size such as 256MB`)
+    if (maxEntryBytes !== undefined && (!Number.isFinite(maxEntryBytes) || maxEntryBytes <= 0)) {
+      throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--relay-cache-max-entry must be a positive size, got ${maxEntryBytes}; give e.g. 8MB`)
+    }
   }
   for (const [flag, value] of [
     ['--max-header-size', resolved.maxHeaderSize],

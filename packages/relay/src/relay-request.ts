@@ -45,7 +45,18 @@ export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: E
   res.end(req.method === 'HEAD' ? undefined : page.body)
 }
 
-export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: Stream, head: RequestHead, maxHeadSize: number): void {
+/**
+ * Sees the agent's response on its way to the client (the relay's cache, cache/exchange.ts).
+ * `head` may add headers, or answer the client itself and return true: the body is then discarded.
+ */
+export interface ResponseTap {
+  head(status: number, headers: string[], agentAnswer: boolean): boolean
+  data(chunk: Buffer): void
+  /** The body is complete; `trailers`: it came with trailers. */
+  end(trailers: boolean): void
+}
+
+export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: Stream, head: RequestHead, maxHeadSize: number, tap?: ResponseTap): void {
   let finished = false
   const reader = new MessageReader(stream, { maxMessageSize: maxHeadSize })
   const out = new MessageWriter(stream)
@@ -151,6 +162,11 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     endsUpload()
     const headers = checked.headers
     if (response.errorCode) headers.push(ERROR_CODE_HEADER, response.errorCode)
+    if (tap?.head(checked.status, headers, response.errorCode !== undefined)) {
+      reader.bodyTo(DISCARD_BODY).resume()
+      finish()
+      return
+    }
     try {
       // HTTP/2 has no reason phrase (RFC 9113 §8.3.2), and its head waits for the first byte of body.
       if (isHttp2(req)) stageHttp2Head(res, checked.status, headers)
@@ -167,7 +183,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
     }
     // A HEAD, 204 or 304 has no body whatever its Content-Length says.
     const expected = responseHasBody(req.method, checked.status) ? checked.contentLength : 0
-    pipeBody(reader, res, expected, finish, isHttp2(req))
+    pipeBody(reader, res, expected, finish, isHttp2(req), tap)
   }
 
   reader.nextMessage(onMessage)
@@ -177,7 +193,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
  * The response body, piece by piece from the reader straight into the client's response:
  * no Readable in between, which was a tenth of the relay's CPU per small request.
  */
-function pipeBody(reader: MessageReader, res: ServerResponse, expected: number | undefined, done: () => void, http2: boolean): void {
+function pipeBody(reader: MessageReader, res: ServerResponse, expected: number | undefined, done: () => void, http2: boolean, tap: ResponseTap | undefined): void {
   // With a Content-Length, the agent's body must be exactly that long: a byte more would
   // reach the client as the start of the next response on a pipelined connection, a
   // byte less leaves the client waiting. Either way the connection is cut, and nothing
@@ -209,6 +225,7 @@ function pipeBody(reader: MessageReader, res: ServerResponse, expected: number |
       if (cut) return false
       if (chunk.length > left) return cutConnection(`the agent sent more body than its Content-Length of ${expected}`)
       left -= chunk.length
+      tap?.data(chunk)
       if (!corked) {
         corked = true
         res.cork()
@@ -225,6 +242,7 @@ function pipeBody(reader: MessageReader, res: ServerResponse, expected: number |
       if (cut) return
       if (left !== Infinity && left > 0) return void cutConnection(`the agent ended the body ${left} bytes short of its Content-Length of ${expected}`)
       if (trailers.length > 0) res.addTrailers(http2 ? trailerObject(checkAgentTrailers(trailers)) : checkAgentTrailers(trailers))
+      tap?.end(trailers.length > 0)
       res.end()
       done()
     },

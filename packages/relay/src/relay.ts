@@ -35,6 +35,8 @@ import { Cluster, type LocateResult } from './cluster/cluster.js'
 import { TcpEdge } from './tcp-listener.js'
 import { TlsEdge } from './tls-passthrough.js'
 import { acceptHttp2, type EdgeRefusal, type H2Edge } from './h2-edge.js'
+import { RelayCache, type CacheStats } from './cache/store.js'
+import { beginCache, type CacheExchange } from './cache/exchange.js'
 
 export interface Relay {
   readonly domain: string
@@ -277,6 +279,8 @@ class RelayCore {
   readonly tlsEdge: TlsEdge
   /** HTTP/2 sessions on the TLS port (h2-edge.ts). */
   private h2: H2Edge | undefined
+  /** The shared HTTP cache (--relay-cache), for endpoints that ask for it. */
+  readonly cache: RelayCache | undefined
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
@@ -301,6 +305,7 @@ class RelayCore {
     // A name whose agent is connected (http or tls) never expires.
     const tlsRoutes = this.tlsEdge.routes
     names.held = { has: (name) => this.routes.has(name) || tlsRoutes.has(name) }
+    this.cache = opts.relayCache ? new RelayCache(opts.relayCache) : undefined
   }
 
   openStreams(): number {
@@ -308,6 +313,10 @@ class RelayCore {
     // The control stream of each admitted agent stays open for the link's life.
     for (const link of this.links) n += link.session.streamCount - (link.hello ? 1 : 0)
     return n
+  }
+
+  cacheStats(): CacheStats | undefined {
+    return this.cache?.stats()
   }
 
   agentsByToken(): Map<string, number> {
@@ -397,6 +406,13 @@ class RelayCore {
     }
     res.once('close', gate.release)
     this.access.throttleResponse(owner, res)
+    // The shared cache, for an endpoint of an agent on this relay that asked for it.
+    const local = link instanceof AgentLink ? link : undefined
+    let tap: CacheExchange | undefined
+    if (this.cache && local && local.endpoints.some((e) => e.name === name && e.relayCache === true)) {
+      tap = beginCache(this.cache, req, res, name, scheme, tracked)
+      if (!tap) return
+    }
     let stream
     try {
       stream = link.openStream()
@@ -405,7 +421,8 @@ class RelayCore {
     }
     const head = buildRequestHead(req, name, scheme, false)
     head.requestId = tracked.id
-    relayRequest(req, res, stream, head, maxHeadMessageFor(this.opts.maxHeaderSize))
+    tap?.prepare(head)
+    relayRequest(req, res, stream, head, maxHeadMessageFor(this.opts.maxHeaderSize), tap)
   }
 
   private missing(name: string): [ErrorCode, string] {
@@ -491,7 +508,10 @@ class RelayCore {
       if (link.owner) this.events.emit('agent:disconnected', { remote, token: tokenIdOf(link.owner), names: httpNames(link.endpoints) })
       for (const endpoint of link.endpoints) {
         if (endpoint.proto === 'tcp') this.tcp.remove(endpoint.port!, link)
-        else if (this.routesFor(endpoint.proto).remove(endpoint.name, link)) this.names.release(endpoint.name)
+        else if (this.routesFor(endpoint.proto).remove(endpoint.name, link)) {
+          this.names.release(endpoint.name)
+          this.cache?.purge(endpoint.name)
+        }
       }
       this.opts.log('info', 'agent disconnected', { remote, names: link.endpoints.map((e) => e.name), reason: err?.message })
     })
@@ -570,7 +590,8 @@ class RelayCore {
         }
         seen.add(name)
         const tls = endpoint.proto === 'tls'
-        assigned.push({ name, urls: tls ? [this.tlsUrlFor(name)] : this.urlsFor(name), ...(endpoint.pooling === true ? { pooling: true } : {}), ...(tls ? { proto: 'tls' as const } : {}) })
+        assigned.push({ name, urls: tls ? [this.tlsUrlFor(name)] : this.urlsFor(name), ...(endpoint.pooling === true ? { pooling: true } : {}), ...(tls ? { proto: 'tls' as const } : {}),
+          ...(endpoint.relayCache === true && this.cache && !tls ? { relayCache: true } : {}) })
       }
     } catch (err) {
       return this.refuseHello(link, err)

@@ -49,6 +49,8 @@ export interface AgentEndpointOptions {
   proto?: EndpointProto
   /** A tcp endpoint's public port to ask for (`--url tcp://host:20001`); one from the relay's range when omitted. */
   remotePort?: number
+  /** Let the relay answer from its shared cache (`--relay-cache`). */
+  relayCache?: boolean
   upstream: string
   /** `http2`: h2c (or h2 over TLS) to the upstream, for gRPC (`--upstream-protocol`). Default `http1`. */
   upstreamProtocol?: UpstreamProtocol
@@ -229,7 +231,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     agentId,
     client: `gw/${VERSION}`,
     endpoints: endpoints.map((e, i): EndpointRequest => {
-      const { publicHost, pooling } = publicOptions[i]!
+      const { publicHost, pooling, relayCache } = publicOptions[i]!
       // A tcp endpoint asks by port (the one it was given, after a reconnect), the others by name.
       if (e.proto === 'tcp') return { proto: 'tcp', ...(e.remotePort !== undefined ? { port: e.remotePort } : {}), ...(pooling ? { pooling: true } : {}) }
       return {
@@ -237,6 +239,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         ...(e.publicName ? { name: e.publicName } : {}),
         ...(publicHost ? { host: publicHost } : {}),
         ...(pooling ? { pooling: true } : {}),
+        ...(relayCache ? { relayCache: true } : {}),
       }
     }),
   })
@@ -257,6 +260,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       // A relay that does not pool leaves `pooling` out: say so rather than pretend.
       if (publicOptions[i]!.pooling && assigned.pooling !== true) {
         log('warn', 'this relay does not pool endpoints: the name is this agent\'s alone', { name: assigned.name })
+      }
+      if (publicOptions[i]!.relayCache && assigned.relayCache !== true) {
+        log('warn', 'this relay keeps no cache (gw relay --relay-cache): every request reaches the agent', { name: assigned.name })
       }
     })
     session.on('stream', (stream) => serveStream(stream, runtime))

@@ -40,6 +40,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
     subdomain: Flags.string({ description: 'the public name to ask for (random when omitted)', exclusive: ['url'] }),
     url: Flags.string({ description: 'the public URL or host to ask for: myapp, myapp.tunnel.example.com or https://myapp.tunnel.example.com', aliases: ['domain', 'hostname'] }),
     'pooling-enabled': Flags.boolean({ description: 'share the URL with other agents that pass --pooling-enabled (the relay spreads requests over them)', default: false }),
+    'relay-cache': Flags.boolean({ description: 'let the relay answer from its shared HTTP cache (RFC 9111), when it keeps one (gw relay --relay-cache); refused with on_http_request rules, which a cached answer would skip', default: false }),
     binding: Flags.string({ description: 'who can reach the endpoint: public (internal and kubernetes are refused, with the reason)', default: 'public' }),
     oauth: Flags.string({ description: 'ngrok\'s managed-app login: refused (write an oauth rule with your own app instead)' }),
     'upstream-protocol': Flags.string({ description: 'what to speak to the upstream: http1, or http2 (h2c; h2 over TLS for an https upstream; for gRPC)', default: 'http1' }),
@@ -98,6 +99,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
           ...(publicName ? { publicName } : {}),
           ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),
           ...(flags['pooling-enabled'] ? { pooling: true } : {}),
+          ...(flags['relay-cache'] ? { relayCache: true } : {}),
           ...(flags['host-header'] ? { hostHeader: flags['host-header'] } : {}),
         },
       ])

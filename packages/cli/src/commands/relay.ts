@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
-import { startRelay, parseTokensFile, parseTcpPorts, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
+import { startRelay, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
 import { CliError } from '../errors.js'
 import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat } from '../output/logger.js'
@@ -45,6 +45,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'public-https-port': Flags.integer({ description: 'HTTPS port to print in public URLs, when a proxy maps it' }),
     'metrics-addr': Flags.string({ description: 'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464', env: 'GW_RELAY_METRICS_ADDR' }),
     'access-log': Flags.string({ description: 'write one JSON line per request to this file (- for stdout)' }),
+    'relay-cache': Flags.string({ description: 'keep a shared HTTP cache (RFC 9111) of this size, e.g. 256MB, for the endpoints that ask for it (gw http --relay-cache)' }),
+    'relay-cache-max-entry': Flags.string({ description: 'largest response the cache stores (default: the smaller of an eighth of --relay-cache and 16MiB)', dependsOn: ['relay-cache'] }),
     'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
     'drain-timeout': Flags.integer({ description: 'on SIGTERM or Ctrl-C, seconds the requests in flight get to finish (a second signal stops at once)', default: 30, min: 0 }),
     'acme-email': Flags.string({ description: 'get certificates from an ACME CA (Let\'s Encrypt by default) on demand, with this account contact; agrees to the CA\'s terms', env: 'GW_RELAY_ACME_EMAIL' }),
@@ -76,6 +78,15 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     try {
       const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
       const file = flags.config ? loadRelayConfig(flags.config) : undefined
+      const size = (flag: 'relay-cache' | 'relay-cache-max-entry'): number | undefined => {
+        const value = flags[flag]
+        if (value === undefined) return undefined
+        const bytes = parseSize(value)
+        if (bytes === undefined) throw new CliError('GW_ERR_INVALID_FLAG', `--${flag} ${JSON.stringify(value)} is not a size; give bytes, e.g. 268435456, 256MB or 1GiB`)
+        return bytes
+      }
+      const cacheBytes = size('relay-cache')
+      const cacheEntryBytes = size('relay-cache-max-entry')
       const relay = await startRelay(withConfigFile({
         domain: flags.domain,
         host: flags.host,
@@ -97,6 +108,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ...(flags['public-https-port'] ? { publicHttpsPort: flags['public-https-port'] } : {}),
         ...(flags['metrics-addr'] !== undefined ? { metricsAddr: flags['metrics-addr'] } : {}),
         ...(flags['access-log'] ? { accessLog: flags['access-log'] } : {}),
+        ...(cacheBytes !== undefined ? { relayCache: { maxBytes: cacheBytes, ...(cacheEntryBytes !== undefined ? { maxEntryBytes: cacheEntryBytes } : {}) } } : {}),
         ...(flags['acme-email'] ? {
           acme: {
             email: flags['acme-email'],

@@ -9,6 +9,8 @@ export interface EndpointConfig {
   inspect?: boolean
   /** ngrok's `pooling_enabled`. */
   pooling_enabled?: boolean
+  /** gw's `relay_cache`: the relay may answer from its shared HTTP cache. */
+  relay_cache?: boolean
   /** ngrok's `bindings`: gw serves `public` only. */
   bindings?: string[]
 }

@@ -45,6 +45,7 @@ export function endpointSpec(e: EndpointConfig, where: string, kind: 'GW_ERR_CON
     ...(asked?.internalHost ? { internalHost: asked.internalHost } : {}),
     ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),
     ...(e.pooling_enabled === true ? { pooling: true } : {}),
+    ...(e.relay_cache === true ? { relayCache: true } : {}),
     ...(e.inspect !== undefined ? { inspect: e.inspect } : {}),
     ...(e.host_header ? { hostHeader: e.host_header } : {}),
     ...(e.traffic_policy ? { policyInput: { inline: e.traffic_policy } } : {}),

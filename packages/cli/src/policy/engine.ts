@@ -66,6 +66,8 @@ export interface CompiledPolicy {
   readonly hasResponseRules: boolean
   /** True when on_tcp_connect has rules (tcp and tls endpoints). */
   readonly hasTcpRules: boolean
+  /** True when on_http_request has rules (the relay's cache would skip them: tunnel-runner.ts refuses the two together). */
+  readonly hasRequestRules: boolean
   readonly upstreams: ReadonlyMap<string, UpstreamPool>
   onHttpRequest(req: PolicyRequest, state: PolicyState): Promise<RequestOutcome>
   onHttpResponse(req: PolicyRequest, res: PolicyResponse, state: PolicyState): Promise<PolicyResponse>
@@ -317,6 +319,7 @@ function createCompiledPolicy(
     empty: requestRules.length === 0 && responseRules.length === 0 && eventRules.length === 0 && tcpRules.length === 0,
     hasResponseRules: responseRules.length > 0 || eventRules.length > 0,
     hasTcpRules: tcpRules.length > 0,
+    hasRequestRules: requestRules.length > 0,
     upstreams,
     async onHttpRequest(req, state) {
       state.request = req

@@ -1,0 +1,139 @@
+/**
+ * The relay's shared HTTP cache (RFC 9111): stored responses, in memory, bounded in
+ * bytes (lru-cache, least recently used evicted first). The rules of what may be stored
+ * and reused come from http-cache-semantics, as a shared cache; cache/exchange.ts applies
+ * them to one request.
+ *
+ * Entries are keyed by tunnel name, scheme and request target, so one tenant never sees
+ * another's; each key holds the variants its responses' `Vary` selected. When a name's
+ * last agent leaves, its entries go with it (`purge`): a name that later changes hands
+ * starts empty.
+ */
+import CachePolicy from 'http-cache-semantics'
+import { LRUCache } from 'lru-cache'
+
+export interface CacheOptions {
+  /** Bytes of stored responses (bodies and heads) at most. */
+  maxBytes: number
+  /** Largest response stored, body and head; default the smaller of maxBytes / 8 and 16 MiB. */
+  maxEntryBytes?: number
+}
+
+export interface Variant {
+  policy: CachePolicy
+  status: number
+  body: Buffer
+  /** The request headers the response's Vary names (lower case), and the stored request's values of them as one string. */
+  vary: string[]
+  varyKey: string
+  /** The response allows reuse for requests with Authorization or cookies: public, s-maxage or must-revalidate. */
+  explicit: boolean
+  size: number
+}
+
+interface Entry {
+  name: string
+  variants: Variant[]
+  size: number
+}
+
+export interface CacheStats {
+  /** Answered from the cache without the agent. */
+  hits: number
+  /** Answered from the cache after the agent said 304 Not Modified. */
+  revalidated: number
+  /** Sent to the agent for a full response (nothing stored, stale, or another variant). */
+  misses: number
+  /** Not for the cache: unsafe method, Authorization or cookies, Range, a request body. */
+  bypassed: number
+  stores: number
+  evictions: number
+  /** Body bytes answered from the cache (hits and revalidations): bytes the agent's link did not carry. */
+  servedBytes: number
+  /** Bytes held now. */
+  bytes: number
+  entries: number
+}
+
+/** Variants kept per URL; the least recently stored goes first. */
+const MAX_VARIANTS = 8
+/** What a stored response costs beyond its body and headers (objects, the key). */
+const ENTRY_OVERHEAD = 512
+
+export class RelayCache {
+  readonly maxEntryBytes: number
+  private readonly lru: LRUCache<string, Entry>
+  private readonly byName = new Map<string, Set<string>>()
+  readonly counts = { hits: 0, revalidated: 0, misses: 0, bypassed: 0, stores: 0, evictions: 0, servedBytes: 0 }
+
+  constructor(options: CacheOptions) {
+    this.maxEntryBytes = Math.min(options.maxEntryBytes ?? Math.min(options.maxBytes / 8, 16 * 1024 * 1024), options.maxBytes)
+    this.lru = new LRUCache<string, Entry>({
+      maxSize: options.maxBytes,
+      maxEntrySize: options.maxBytes,
+      sizeCalculation: (entry) => Math.max(1, entry.size),
+      dispose: (entry, key, reason) => {
+        if (reason === 'set') return
+        if (reason === 'evict') this.counts.evictions += entry.variants.length
+        const keys = this.byName.get(entry.name)
+        keys?.delete(key)
+        if (keys?.size === 0) this.byName.delete(entry.name)
+      },
+    })
+  }
+
+  static key(name: string, scheme: string, target: string): string {
+    return `${name} ${scheme} ${target}`
+  }
+
+  variants(key: string): readonly Variant[] {
+    return this.lru.get(key)?.variants ?? []
+  }
+
+  /** Store a response (replacing the variant with the same Vary values). False when it is too large. */
+  store(key: string, name: string, variant: Omit<Variant, 'size'>, headerBytes: number): boolean {
+    const size = variant.body.length + headerBytes + ENTRY_OVERHEAD
+    if (size > this.maxEntryBytes) return false
+    const old = this.lru.get(key, { updateAgeOnGet: false })
+    const variants = (old?.variants ?? []).filter((v) => v.varyKey !== variant.varyKey)
+    variants.push({ ...variant, size })
+    while (variants.length > MAX_VARIANTS) variants.shift()
+    const entry: Entry = { name, variants, size: variants.reduce((n, v) => n + v.size, 0) }
+    this.lru.set(key, entry)
+    if (!this.lru.has(key)) return false
+    let keys = this.byName.get(name)
+    if (!keys) this.byName.set(name, (keys = new Set()))
+    keys.add(key)
+    this.counts.stores++
+    return true
+  }
+
+  /** A variant's policy after a 304: same body, fresher headers. */
+  refresh(key: string, variant: Variant, policy: CachePolicy): void {
+    const entry = this.lru.get(key)
+    if (entry?.variants.includes(variant)) variant.policy = policy
+  }
+
+  remove(key: string, variant?: Variant): void {
+    const entry = this.lru.get(key, { updateAgeOnGet: false })
+    if (!entry) return
+    if (variant === undefined || entry.variants.length === 1 && entry.variants[0] === variant) {
+      this.lru.delete(key)
+      return
+    }
+    const variants = entry.variants.filter((v) => v !== variant)
+    this.lru.set(key, { name: entry.name, variants, size: variants.reduce((n, v) => n + v.size, 0) })
+  }
+
+  /** Drop every entry of a tunnel name (its last agent left). */
+  purge(name: string): void {
+    const keys = this.byName.get(name)
+    if (!keys) return
+    for (const key of [...keys]) this.lru.delete(key)
+    this.byName.delete(name)
+  }
+
+  stats(): CacheStats {
+    return { ...this.counts, bytes: this.lru.calculatedSize, entries: this.lru.size }
+  }
+}
