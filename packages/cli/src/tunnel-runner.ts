@@ -116,6 +116,8 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
       stateDir: join(dirname(file), 'local-relay'),
       // gw tcp with no relay: any free port on loopback, kept by this agent across reconnects.
       tcpPorts: 'any',
+      // Each tunnel also gets http://127.0.0.1:<port>: Node's fetch, Python and wget do not resolve *.localhost everywhere.
+      loopbackUrls: true,
     })
     relay = embedded.httpUrl!
     relayCa = embedded.caCertPem

@@ -62,6 +62,8 @@ export interface RelayOptions {
   cluster?: RelayClusterOptions
   /** A shared HTTP cache of this size for the endpoints whose agents ask for it (`--relay-cache`); off when omitted. */
   relayCache?: CacheOptions
+  /** Give each tunnel a `http://127.0.0.1:<port>` URL of its own, whatever the Host (the embedded relay: loopback.ts). */
+  loopbackUrls?: boolean
   log?: LogFn
 }
 
@@ -135,6 +137,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     tcpPorts: options.tcpPorts,
     tcpMaxConnections: options.tcpMaxConnections ?? RELAY_DEFAULTS.tcpMaxConnections,
     relayCache: options.relayCache,
+    loopbackUrls: options.loopbackUrls ?? false,
     log: options.log ?? (() => {}),
   }
   if (resolved.httpPort === false && resolved.httpsPort === false) {

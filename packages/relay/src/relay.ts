@@ -37,6 +37,7 @@ import { TlsEdge } from './tls-passthrough.js'
 import { acceptHttp2, type EdgeRefusal, type H2Edge } from './h2-edge.js'
 import { RelayCache, type CacheStats } from './cache/store.js'
 import { beginCache, type CacheExchange } from './cache/exchange.js'
+import { LoopbackListeners } from './loopback.js'
 
 export interface Relay {
   readonly domain: string
@@ -114,6 +115,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     log: opts.log,
   }) : undefined
   core.acme = acme
+  if (opts.loopbackUrls) core.loopbacks = new LoopbackListeners((name) => core.attach(createHttpServer(serverOptions(opts)), 'http', name))
 
   const servers: Array<{ server: Server; scheme: 'http' | 'https' }> = []
   let front: TlsFront | undefined
@@ -169,10 +171,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     drain: async (timeoutMs) => {
       front?.server.close()
       core.tcp.stopListening()
-      const finished = await drain(core, servers.map(({ server }) => server), timeoutMs)
+      const finished = await drain(core, [...servers.map(({ server }) => server), ...(core.loopbacks?.servers() ?? [])], timeoutMs)
       core.closeAll()
       acme?.close()
-      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close()])
+      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close(), core.loopbacks?.close()])
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close()])
       return finished
     },
@@ -194,7 +196,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       access.close()
       core.closeAll()
       acme?.close()
-      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close()])
+      await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close(), core.loopbacks?.close()])
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close()])
     },
   }
@@ -279,6 +281,8 @@ class RelayCore {
   readonly tlsEdge: TlsEdge
   /** HTTP/2 sessions on the TLS port (h2-edge.ts). */
   private h2: H2Edge | undefined
+  /** Per-tunnel 127.0.0.1 ports (the embedded relay, --loopback-urls). */
+  loopbacks: LoopbackListeners | undefined
   /** The shared HTTP cache (--relay-cache), for endpoints that ask for it. */
   readonly cache: RelayCache | undefined
 
@@ -333,11 +337,12 @@ class RelayCore {
     this.publicPorts = { ...(http !== undefined ? { http } : {}), ...(https !== undefined ? { https } : {}), tls }
   }
 
-  attach(server: Server, scheme: 'http' | 'https'): Server {
+  /** `fixedName`: every request on this server is that tunnel's, whatever its Host (loopback.ts). */
+  attach(server: Server, scheme: 'http' | 'https', fixedName?: string): Server {
     server.timeout = this.opts.idleTimeout
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme))
-    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme))
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head, scheme))
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme, undefined, fixedName))
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme, undefined, fixedName))
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head, scheme, fixedName))
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket))
     return server
   }
@@ -366,7 +371,7 @@ class RelayCore {
     return name !== undefined && this.names.owner(name) !== undefined
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', refusal?: EdgeRefusal): void {
+  private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', refusal?: EdgeRefusal, fixedName?: string): void {
     this.inFlight++
     res.once('close', this.requestDone)
     if (this.draining) res.shouldKeepAlive = false
@@ -378,7 +383,7 @@ class RelayCore {
     }
     // An ACME HTTP-01 validation, answered before tunnel routing.
     if (this.acme?.answerHttp01(req, res)) return
-    const name = this.tunnelName(req.headers.host)
+    const name = fixedName ?? this.tunnelName(req.headers.host)
     if (name === undefined) return this.onOwnRequest(req, res)
     tracked.name = name
     const link = this.routes.pick(name)
@@ -443,12 +448,12 @@ class RelayCore {
     sendErrorPage(req, res, 'GW_ERR_TUNNEL_NOT_FOUND', `${req.headers.host ?? 'this host'} is the relay itself; tunnels live at <name>.${this.opts.domain}`)
   }
 
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https', fixedName?: string): void {
     this.track(socket)
     ;(socket as Socket).setTimeout?.(this.opts.idleTimeout, () => socket.destroy())
     const problem = hostProblem(req)
     if (problem) return sendRawErrorPage(req, socket, 'GW_ERR_BAD_REQUEST', problem)
-    const name = this.tunnelName(req.headers.host)
+    const name = fixedName ?? this.tunnelName(req.headers.host)
     if (name === undefined) {
       if (req.url?.split('?')[0] === AGENT_PATH) {
         if (this.draining) return sendRawErrorPage(req, socket, 'GW_ERR_RELAY_DRAINING', 'this relay is shutting down; connect again to reach another one')
@@ -646,10 +651,20 @@ class RelayCore {
         }
       }
     }
-    link.welcome(assigned, this.opts.heartbeatTimeout, relays)
-    this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
-    // The event's names are the HTTP ones (a cluster announces them): tcp and tls endpoints are this relay's own.
-    this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: httpNames(assigned) })
+    const welcome = (): void => {
+      if (link.closed) return
+      link.welcome(assigned, this.opts.heartbeatTimeout, relays)
+      this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
+      // The event's names are the HTTP ones (a cluster announces them): tcp and tls endpoints are this relay's own.
+      this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: httpNames(assigned) })
+    }
+    const loopbacks = this.loopbacks
+    if (!loopbacks) return welcome()
+    // The embedded relay: each http name's own 127.0.0.1 port, listed after its other URLs.
+    void Promise.all(assigned.filter((e) => e.proto === undefined).map(async (endpoint) => {
+      const url = await loopbacks.urlFor(endpoint.name)
+      if (url) endpoint.urls.push(url)
+    })).then(welcome)
   }
 
   /**

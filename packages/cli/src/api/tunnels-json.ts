@@ -3,14 +3,15 @@
  * unchanged (`jq -r '.tunnels[0].public_url'`, `.tunnels[] | select(.proto=="https")`).
  *
  * As ngrok's v2 agent did, each public URL is its own entry: a tunnel with an https and
- * an http URL lists https first under the tunnel's name, then `name (http)`.
+ * an http URL lists https first under the tunnel's name, then `name (http)`. The
+ * embedded relay's per-tunnel `http://127.0.0.1:<port>` comes last, as `name (loopback)`.
  */
 import type { AgentStatus, TunnelInfo } from '../agent/events.js'
 import type { Metrics } from '../inspect/metrics.js'
 import type { TunnelMeta } from './tunnel-control.js'
 
 export interface TunnelEntry {
-  /** The name in the API: `command_line`, or `command_line (http)` for a second URL. */
+  /** The name in the API: `command_line`, or `command_line (http)` for a second URL, `command_line (loopback)` for the embedded relay's 127.0.0.1 one. */
   apiName: string
   info: TunnelInfo
   publicUrl: string
@@ -29,10 +30,16 @@ export function tunnelEntries(status: AgentStatus): TunnelEntry[] {
     urls.sort((a, b) => (protoOf(a) === 'https' ? 0 : 1) - (protoOf(b) === 'https' ? 0 : 1))
     urls.forEach((url, i) => {
       const proto = protoOf(url)
-      out.push({ apiName: i === 0 ? info.name : `${info.name} (${proto})`, info, publicUrl: url, proto })
+      const label = isLoopbackUrl(url) ? 'loopback' : proto
+      out.push({ apiName: i === 0 ? info.name : `${info.name} (${label})`, info, publicUrl: url, proto })
     })
   }
   return out
+}
+
+/** `http://127.0.0.1:<port>`: the embedded relay's URL of one tunnel. */
+function isLoopbackUrl(url: string): boolean {
+  return /^http:\/\/(127\.0\.0\.1|\[::1\]):\d+$/.test(url)
 }
 
 /** The API name a request through `tunnel` over `scheme` is listed under. */
