@@ -80,8 +80,9 @@ export interface Relay {
 }
 
 export interface RelayReload {
-  tokens: TokenEntry[]
-  limits: TokenLimits
+  /** Omitted: the tokens and limits stay (a certificate-only reload, SIGHUP without --config). */
+  tokens?: TokenEntry[]
+  limits?: TokenLimits
   tlsCert?: string
   tlsKey?: string
 }
@@ -188,8 +189,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         const next = await loadTls({ stateDir: opts.stateDir, domain: opts.domain, certPath: update.tlsCert, keyPath: update.tlsKey })
         httpsServer.setSecureContext({ key: next.key, cert: next.cert })
       }
-      access.replace(update.tokens, update.limits)
-      core.revokeRemovedTokens()
+      if (update.tokens) {
+        access.replace(update.tokens, update.limits ?? {})
+        core.revokeRemovedTokens()
+      }
     },
     reopenLogs: () => accessLog?.reopen(),
     close: async () => {

@@ -128,10 +128,17 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         })
         : undefined
       // SIGHUP: reload the config file, and open the access log again (logrotate).
+      // Without --config, SIGHUP still loads --tls-cert/--tls-key again (a renewed certificate).
       process.on('SIGHUP', () => {
         relay.reopenLogs()
-        if (reloader) void reloader.reload('SIGHUP')
-        else logger.log('info', 'SIGHUP: access log reopened; there is no --config to reload')
+        if (reloader) return void reloader.reload('SIGHUP')
+        const tlsCert = flags['tls-cert']
+        const tlsKey = flags['tls-key']
+        if (!tlsCert || !tlsKey) return logger.log('info', 'SIGHUP: access log reopened; there is no --config to reload')
+        relay.reload({ tlsCert, tlsKey }).then(
+          () => logger.log('info', 'SIGHUP: certificate reloaded, access log reopened', { cert: tlsCert }),
+          (err: Error) => logger.log('error', 'SIGHUP: certificate reload refused; the running certificate stays', { cert: tlsCert, error: err.message }),
+        )
       })
       logger.log('info', 'relay started', {
         domain: relay.domain,
