@@ -13,6 +13,7 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { writeFileSync } from 'node:fs'
 import { loadRelayConfig } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
+import { AgentEvents, type Exchange } from '@gw/cli/agent/events'
 import { spawnGw, startStack, startUpstream, tempDir, waitFor, type Stack } from '../helpers/stack.js'
 
 interface Seen { count: number; headers: IncomingMessage['headers'][] }
@@ -113,8 +114,11 @@ describe('relay cache', () => {
   let agent: Agent
   let host: string
   let stackCached: Stack
+  const events = new AgentEvents()
+  const exchanges: Exchange[] = []
+  events.on('exchange:end', (x) => exchanges.push(x))
   before(async () => {
-    agent = await startAgent({ relay: stack.relay.httpUrl!, endpoints: [{ upstream: stack.upstream.url, relayCache: true }] })
+    agent = await startAgent({ relay: stack.relay.httpUrl!, endpoints: [{ upstream: stack.upstream.url, relayCache: true }], record: true, events })
     host = `${agent.tunnels[0]!.publicName}.localhost`
     stackCached = { ...stack, host }
   })
@@ -136,6 +140,13 @@ describe('relay cache', () => {
     assert.match(head.cacheStatus, /^gw; hit/)
     assert.equal(count(seen, 'GET /static'), 1, 'the upstream saw only the first request')
     assert.equal(count(seen, 'HEAD /static'), 0)
+    // The agent's inspector and request log still see the hits: the relay tells the agent.
+    await waitFor(() => exchanges.filter((x) => x.request.target === '/static').length === 3, 10_000, 'three /static exchanges')
+    const hits = exchanges.filter((x) => x.request.target === '/static' && x.response?.rawHeaders.some((h) => h.startsWith('gw; hit')))
+    assert.deepEqual(hits.map((x) => x.request.method), ['GET', 'HEAD'])
+    assert.equal(hits[0]!.tunnel, 'command_line')
+    assert.equal(hits[0]!.response!.status, 200)
+    assert.equal(hits[0]!.bytesOut, Buffer.byteLength(first.body))
     // The client's own conditional request is answered 304 from the cache.
     const conditional = await get(stackCached, '/static', { 'if-none-match': '"s1"' })
     assert.equal(conditional.status, 304)
@@ -266,7 +277,9 @@ describe('relay cache', () => {
     // The access log says what the cache did, under the request id the agent would show.
     await waitFor(() => readFileSync(accessLog, 'utf8').includes('"cache":"revalidated"'), 10_000, 'access log lines')
     const lines = readFileSync(accessLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string; cache?: string; request_id: string })
-    assert.ok(lines.some((l) => l.path === '/static' && l.cache === 'hit' && /^req_/.test(l.request_id)))
+    const hitLine = lines.find((l) => l.path === '/static' && l.cache === 'hit')
+    assert.ok(hitLine && /^req_/.test(hitLine.request_id))
+    await waitFor(() => exchanges.some((x) => x.id === hitLine.request_id), 10_000, 'the hit in the agent\'s records, under the access log\'s id')
     assert.ok(lines.some((l) => l.path === '/static' && l.cache === 'miss'))
     assert.ok(lines.some((l) => l.cache === 'bypass'))
 

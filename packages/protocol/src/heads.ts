@@ -173,6 +173,31 @@ export interface Notice {
   message: string
 }
 
+/**
+ * The relay answered a request from its cache, without a stream (relay → agent, on the
+ * control stream), so the agent's inspector and request log show it. An agent that does
+ * not know the message skips it.
+ */
+export interface CacheHit {
+  /** The relay's id of the request, as in a REQUEST_HEAD. */
+  requestId: string
+  /** The tunnel's public name. */
+  tunnel: string
+  method: string
+  target: string
+  httpVersion: string
+  rawHeaders: string[]
+  remoteAddress: string
+  remotePort: number
+  scheme: 'http' | 'https'
+  receivedAt: number
+  status: number
+  /** The headers the client got, Cache-Status included. */
+  responseRawHeaders: string[]
+  /** Body bytes the client got. */
+  bytes: number
+}
+
 function fail(what: string): never {
   throw new GwError('GW_ERR_MESSAGE_MALFORMED', `malformed ${what}`)
 }
@@ -223,6 +248,20 @@ export function checkResponseHead(value: unknown): ResponseHead {
     (h.errorCode !== undefined && (typeof h.errorCode !== 'string' || !/^GW_ERR_[A-Z0-9_]{1,64}$/.test(h.errorCode))) ||
     (h.close !== undefined && typeof h.close !== 'boolean')
   ) fail('response head')
+  return h
+}
+
+export function checkCacheHit(value: unknown): CacheHit {
+  const h = value as CacheHit
+  if (
+    typeof h !== 'object' || h === null ||
+    typeof h.requestId !== 'string' || !REQUEST_ID_PATTERN.test(h.requestId) || typeof h.tunnel !== 'string' ||
+    typeof h.method !== 'string' || typeof h.target !== 'string' || typeof h.httpVersion !== 'string' ||
+    !isRawHeaders(h.rawHeaders) || typeof h.remoteAddress !== 'string' || typeof h.remotePort !== 'number' ||
+    (h.scheme !== 'http' && h.scheme !== 'https') || typeof h.receivedAt !== 'number' ||
+    !Number.isInteger(h.status) || h.status < 100 || h.status > 999 || !isRawHeaders(h.responseRawHeaders) ||
+    typeof h.bytes !== 'number'
+  ) fail('cache hit')
   return h
 }
 

@@ -20,6 +20,7 @@ export {
   AGENT_PATH,
   PROTOCOL_VERSION,
   HOP_BY_HOP,
+  checkCacheHit,
   checkCodedMessage,
   checkHello,
   checkRequestHead,
@@ -32,7 +33,7 @@ export {
   stripHopByHop,
   REQUEST_ID_PATTERN,
 } from './heads.js'
-export type { AssignedEndpoint, ConnectionTls, EndpointProto, EndpointRequest, Hello, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
+export type { AssignedEndpoint, CacheHit, ConnectionTls, EndpointProto, EndpointRequest, Hello, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
 
 // Message framing on a stream: the reader is the one decoder, the writer the one encoder.
 // The codec's encode functions are exported for codec tests and fuzzing; callers write

@@ -28,6 +28,7 @@ export const MessageType = {
   WELCOME: 0x11,
   REFUSE: 0x12,
   NOTICE: 0x13,
+  CACHE_HIT: 0x14,
 } as const
 
 export type MessageTypeValue = (typeof MessageType)[keyof typeof MessageType]

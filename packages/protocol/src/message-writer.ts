@@ -17,7 +17,7 @@
  */
 import type { Duplex, Readable } from 'node:stream'
 import { GwError, type ErrorCode } from './errors.js'
-import type { Hello, Notice, Refuse, RequestHead, ResponseHead, TcpHead, Welcome } from './heads.js'
+import type { CacheHit, Hello, Notice, Refuse, RequestHead, ResponseHead, TcpHead, Welcome } from './heads.js'
 import { encodeJsonMessage, encodeMessageHeader, MessageType } from './message-codec.js'
 
 /** The END of an empty body with no trailers: five constant bytes, shared (never written into). */
@@ -120,6 +120,12 @@ export class MessageWriter {
   refuse(refusal: Refuse): void {
     if (!this.stream.writable) return
     this.stream.end(encodeJsonMessage(MessageType.REFUSE, refusal))
+  }
+
+  /** The relay answered a request from its cache (control stream, relay → agent). */
+  cacheHit(hit: CacheHit): boolean {
+    if (!this.stream.writable) return false
+    return this.stream.write(encodeJsonMessage(MessageType.CACHE_HIT, hit))
   }
 
   /** Something the relay tells the agent on the control stream (it was replaced…). */

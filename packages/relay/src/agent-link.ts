@@ -19,8 +19,12 @@ import {
   LINK_DEFAULTS,
   keepAliveFor,
   type AssignedEndpoint,
+  type CacheHit,
   type Hello,
 } from '@gw/protocol'
+
+/** Bytes of control messages waiting for the agent past which cache-hit notices are dropped. */
+const CACHE_HIT_BACKLOG = 256 * 1024
 
 export interface LinkOptions {
   heartbeatTimeout: number
@@ -124,6 +128,18 @@ export class AgentLink {
     if (this.control) new MessageWriter(this.control).refuse({ code, message })
     // Give the frame a moment to leave before the link goes.
     setTimeout(() => this.close(new GwError(code, message)), 200).unref()
+  }
+
+  /**
+   * Tell the agent about a request the cache answered, for its inspector. Dropped when it
+   * would not fit a control message, or while the agent is not reading the control stream
+   * (a slow link never makes the relay hold a backlog of them).
+   */
+  cacheHit(hit: CacheHit): void {
+    const control = this.control
+    if (!control || this.closedFlag || control.writableLength > CACHE_HIT_BACKLOG) return
+    if (JSON.stringify(hit).length > LINK_DEFAULTS.maxControlMessage - 1024) return
+    new MessageWriter(control).cacheHit(hit)
   }
 
   /** Tell the agent something (it was replaced…) and close the link. */

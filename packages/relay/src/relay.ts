@@ -418,7 +418,7 @@ class RelayCore {
     const local = link instanceof AgentLink ? link : undefined
     let tap: CacheExchange | undefined
     if (this.cache && local && local.endpoints.some((e) => e.name === name && e.relayCache === true)) {
-      tap = beginCache(this.cache, req, res, name, scheme, tracked)
+      tap = beginCache(this.cache, req, res, name, scheme, tracked, (hit) => local.cacheHit(hit))
       if (!tap) return
     }
     let stream

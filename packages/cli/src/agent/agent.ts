@@ -16,6 +16,8 @@ import {
   MessageType,
   decodeJson,
   checkCodedMessage,
+  checkCacheHit,
+  type CacheHit,
   PROTOCOL_VERSION,
   LINK_DEFAULTS,
   maxHeadMessageFor,
@@ -29,6 +31,7 @@ import { CliError, type CliErrorCode } from '../errors.js'
 import { connectRelay, type RelayConnection } from './relay-connection.js'
 import { RelayList } from './relay-list.js'
 import { serveStream } from './pipeline.js'
+import { Recorder } from './recorder.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 import { createUpstreamDispatcher, Http2Upstream, parseTcpUpstream, parseUpstream, type UpstreamProtocol } from '../upstream/index.js'
 import { replayRequest, type ReplayRequest } from './replay.js'
@@ -307,12 +310,33 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     })
 
   // The relay speaks on the control stream only to say something is wrong (replaced…).
+  /** A request the relay's cache answered: recorded like one the agent served, for the inspector and the request log. */
+  const recordCacheHit = (payload: Buffer): void => {
+    if (!runtime.record) return
+    let hit: CacheHit
+    try {
+      hit = checkCacheHit(decodeJson(payload, 'cache hit'))
+    } catch {
+      return // a malformed notice is the relay's fault, not a reason to drop the link
+    }
+    const endpoint = byPublicName.get(hit.tunnel)
+    if (!endpoint) return
+    const recorder = new Recorder(runtime.events, { id: hit.requestId, tunnel: endpoint.name, head: hit })
+    recorder.response(hit.status, '', hit.responseRawHeaders)
+    recorder.exchange.bytesOut = hit.bytes
+    recorder.end()
+  }
+
   const watchControl = ({ controlReader, session }: RelayConnection): void => {
     void (async () => {
       try {
         for (;;) {
           const message = await controlReader.next()
           if (!message) return
+          if (message.type === MessageType.CACHE_HIT) {
+            recordCacheHit(message.payload)
+            continue
+          }
           if (message.type !== MessageType.NOTICE) continue
           const notice = checkCodedMessage(decodeJson(message.payload, 'notice'), 'notice')
           // An old link (left after a GoAway) replaced by our own new one: nothing is wrong.

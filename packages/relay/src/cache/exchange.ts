@@ -17,7 +17,8 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import CachePolicy from 'http-cache-semantics'
-import type { RequestHead } from '@gw/protocol'
+import type { CacheHit, RequestHead } from '@gw/protocol'
+import { buildRequestHead } from '../forwarded-head.js'
 import type { CacheResult, TrackedRequest } from '../observe.js'
 import { responseHasBody } from '../agent-response.js'
 import { sendErrorPage, type ResponseTap } from '../relay-request.js'
@@ -35,11 +36,14 @@ type Mode = 'pass' | 'fill' | 'revalidate'
  * Starts a request's cache exchange. Returns undefined when the cache answered the client
  * already; otherwise the tap to give relayRequest, after `prepare(head)`.
  */
-export function beginCache(cache: RelayCache, req: IncomingMessage, res: ServerResponse, name: string, scheme: string, tracked: TrackedRequest): CacheExchange | undefined {
+export function beginCache(
+  cache: RelayCache, req: IncomingMessage, res: ServerResponse, name: string, scheme: 'http' | 'https', tracked: TrackedRequest,
+  onHit: (hit: CacheHit) => void,
+): CacheExchange | undefined {
   const method = req.method ?? 'GET'
   const target = req.url ?? '/'
   const key = RelayCache.key(name, scheme, target)
-  const x = new CacheExchange(cache, req, res, name, key, tracked)
+  const x = new CacheExchange(cache, req, res, name, key, tracked, scheme, onHit)
   if (method !== 'GET' && method !== 'HEAD') return x.pass('fwd=method', UNSAFE.has(method))
   if (req.headers.range !== undefined) return x.pass('fwd=bypass; detail=range')
   if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0') return x.pass('fwd=bypass; detail=body')
@@ -93,6 +97,8 @@ export class CacheExchange implements ResponseTap {
     private readonly name: string,
     private readonly key: string,
     private readonly tracked: TrackedRequest,
+    private readonly scheme: 'http' | 'https',
+    private readonly onHit: (hit: CacheHit) => void,
   ) {
     this.asked = { url: req.url ?? '/', method: 'GET', headers: { ...req.headers, host: name } }
   }
@@ -237,6 +243,31 @@ export class CacheExchange implements ResponseTap {
       res.write(body)
     }
     res.end()
+    // The agent never saw a hit: tell it, for its inspector (a revalidation went through it).
+    if (kind === 'hit') this.notify(status, headers, body?.length ?? 0)
+  }
+
+  private notify(status: number, headers: Record<string, string | string[]>, bytes: number): void {
+    const head = buildRequestHead(this.req, this.name, this.scheme, false)
+    const responseRawHeaders: string[] = []
+    for (const [name, value] of Object.entries(headers)) {
+      for (const v of Array.isArray(value) ? value : [value]) responseRawHeaders.push(name, String(v))
+    }
+    this.onHit({
+      requestId: this.tracked.id,
+      tunnel: this.name,
+      method: head.method,
+      target: head.target,
+      httpVersion: head.httpVersion,
+      rawHeaders: head.rawHeaders,
+      remoteAddress: head.remoteAddress,
+      remotePort: head.remotePort,
+      scheme: head.scheme,
+      receivedAt: head.receivedAt,
+      status,
+      responseRawHeaders,
+      bytes,
+    })
   }
 }
 
