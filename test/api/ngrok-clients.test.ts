@@ -90,7 +90,7 @@ describe('agent API with real clients', { skip }, () => {
       err.body?.error_code === 'GW_ERR_API_TUNNEL_NOT_STOPPABLE')
 
     assert.equal(await client.stopTunnel('npm'), true)
-    assert.deepEqual((await client.listTunnels()).tunnels.map((t) => t.name).sort(), ['command_line', 'command_line (http)'])
+    assert.deepEqual((await client.listTunnels()).tunnels.map((t) => t.name).sort(), ['command_line', 'command_line (http)', 'command_line (loopback)'])
     const gone = await viaTunnel(http.public_url, '/after-stop')
     assert.notEqual(gone.status, 200)
     assert.match(String(gone.code), /GW_ERR_TUNNEL_NOT_FOUND|GW_ERR_AGENT_OFFLINE/)

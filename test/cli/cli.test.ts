@@ -188,6 +188,7 @@ endpoints:
     try {
       await gw.waitForLine((l) => l.includes('"started tunnel"') && l.includes('"name":"web"') && l.includes('"url":"http://'))
       const urls = gw.lines.filter((l) => l.includes('"started tunnel"') && l.includes('"url":"http://')).map((l) => JSON.parse(l) as { name: string; url: string })
+        .filter((u) => u.url.includes('.localhost:')) // not the embedded relay's 127.0.0.1 URL of each
       const byName = new Map(urls.map((u) => [u.name, new URL(u.url)]))
       assert.equal(byName.get('api')!.hostname, `api-${process.pid}.localhost`)
       const pool = new Pool(`http://127.0.0.1:${byName.get('api')!.port}`)
