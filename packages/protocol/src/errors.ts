@@ -55,6 +55,7 @@ export const ErrorCodes = {
   GW_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'the request headers exceed the size limit' },
   GW_ERR_HEADERS_TIMEOUT: { status: 408, message: 'the request headers did not arrive in time' },
   GW_ERR_BAD_REQUEST: { status: 400, message: 'the request could not be parsed' },
+  GW_ERR_EXPECTATION_FAILED: { status: 417, message: 'the request has an Expect other than 100-continue' },
   GW_ERR_RELAY_OVERLOADED: { status: 503, message: 'the relay cannot open another stream to the agent right now' },
   GW_ERR_RELAY_DRAINING: { status: 503, message: 'the relay is shutting down and takes no new agents or connections' },
   // A relay of a cluster (--redis) that cannot reach the shared state.
@@ -64,6 +65,7 @@ export const ErrorCodes = {
   GW_ERR_TUNNEL_LIMIT: { status: 429, message: 'the authtoken already holds as many tunnels as its limit allows' },
   GW_ERR_STREAM_LIMIT: { status: 503, message: 'the authtoken has as many requests in flight as its limit allows' },
   GW_ERR_RATE_LIMITED: { status: 429, message: 'the authtoken made more requests per second than its limit allows' },
+  GW_ERR_BODY_TOO_LARGE: { status: 413, message: "the request body exceeds the authtoken's body size limit" },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -7,7 +7,7 @@
  * Tokens stay SHA-256 digests compared in constant time (authtokens.ts); the owner of a
  * link is `token:<hex digest>`, as in the name registry.
  */
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { HandshakeError, type ErrorCode } from '@gw/protocol'
 import { createTokenStore, type TokenStore } from './authtokens.js'
 
@@ -20,6 +20,10 @@ export interface TokenLimits {
   rps?: number
   /** Bytes per second of responses from the token's agents to clients; past it the relay reads the agents' streams no faster. */
   bandwidth?: number
+  /** Bytes of a request's head (request line and headers) through the token's agents; then 431 GW_ERR_HEADERS_TOO_LARGE. At most the relay's max_header_size, which Node enforces while parsing. */
+  headerSize?: number
+  /** Bytes of a request's body through the token's agents; then 413 GW_ERR_BODY_TOO_LARGE, before the stream opens when Content-Length says so, else when the count passes it. */
+  bodySize?: number
 }
 
 export interface TokenEntry {
@@ -33,9 +37,13 @@ export interface TokenEntry {
   limits: TokenLimits
 }
 
-export type RequestGate =
-  | { ok: true; release: () => void }
-  | { ok: false; code: ErrorCode; detail: string; retryAfter?: number }
+export interface Refusal {
+  code: ErrorCode
+  detail: string
+  retryAfter?: number
+}
+
+export type RequestGate = { ok: true; release: () => void } | ({ ok: false } & Refusal)
 
 interface Bucket {
   tokens: number
@@ -176,6 +184,15 @@ export class AccessControl {
     }
   }
 
+  /** Refuses a request head past the token's header size limit (the body limit is enforced as the body flows). */
+  checkHead(owner: string, req: IncomingMessage): Refusal | undefined {
+    const limit = this.limitsOf(owner).headerSize
+    if (limit === undefined) return undefined
+    const size = headSize(req)
+    if (size <= limit) return undefined
+    return { code: 'GW_ERR_HEADERS_TOO_LARGE', detail: `the request head is ${size} bytes and this tunnel's authtoken allows ${limit}; send smaller headers (cookies!)` }
+  }
+
   /**
    * Hold a response to its token's bandwidth. Writes past the token's bucket wait in a
    * queue and go out as the bucket refills; meanwhile write() returns false, so the relay
@@ -250,6 +267,14 @@ export class AccessControl {
   close(): void {
     this.bandwidth.clear()
   }
+}
+
+/** The request line and headers as they arrived: method SP target SP version CRLF, name: value CRLF each, CRLF. */
+function headSize(req: IncomingMessage): number {
+  let size = Buffer.byteLength(req.method ?? '') + Buffer.byteLength(req.url ?? '') + 13
+  const raw = req.rawHeaders
+  for (let i = 0; i < raw.length; i += 2) size += Buffer.byteLength(raw[i]!, 'latin1') + Buffer.byteLength(raw[i + 1]!, 'latin1') + 4
+  return size + 2
 }
 
 function byteLength(chunk: unknown): number {

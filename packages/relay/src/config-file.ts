@@ -6,7 +6,7 @@
  *   http_port: 80
  *   https_port: 443
  *   tls: { cert: /etc/gw/fullchain.pem, key: /etc/gw/privkey.pem }
- *   limits: { tunnels: 10, streams: 100, rps: 50, bandwidth: 10MiB }   # every token's default
+ *   limits: { tunnels: 10, streams: 100, rps: 50, bandwidth: 10MiB, header_size: 16KiB, body_size: 10MiB }   # every token's default
  *   tokens:
  *     - label: alice
  *       sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
@@ -46,7 +46,7 @@ const TOP_KEYS = ['domain', 'host', 'http_port', 'https_port', 'public_http_port
   'allow_anonymous', 'metrics_addr', 'access_log', 'max_header_size', 'max_streams_per_agent', 'tcp_ports', 'tcp_max_connections',
   'relay_cache', 'relay_cache_max_entry', 'limits', 'tokens'] as const
 const TOKEN_KEYS = ['label', 'sha256', 'env', 'file', 'token', 'names', 'tcp_ports', 'limits'] as const
-const LIMIT_KEYS = ['tunnels', 'streams', 'rps', 'bandwidth'] as const
+const LIMIT_KEYS = ['tunnels', 'streams', 'rps', 'bandwidth', 'header_size', 'body_size'] as const
 
 class ConfigProblem {
   constructor(readonly path: string) {}
@@ -119,6 +119,16 @@ function limits(p: ConfigProblem, key: string, value: unknown): TokenLimits {
     const bw = parseBandwidth(value.bandwidth)
     if (bw === undefined) p.fail(`${key}.bandwidth`, value.bandwidth, 'is not a rate; give bytes per second, e.g. 1048576, 512KiB or 10MB')
     out.bandwidth = bw
+  }
+  if (value.header_size !== undefined) {
+    const size = parseSize(value.header_size)
+    if (size === undefined) p.fail(`${key}.header_size`, value.header_size, 'is not a size; give bytes, e.g. 8192 or 16KiB')
+    out.headerSize = size
+  }
+  if (value.body_size !== undefined) {
+    const size = parseSize(value.body_size)
+    if (size === undefined) p.fail(`${key}.body_size`, value.body_size, 'is not a size; give bytes, e.g. 1048576, 512KiB or 10MB')
+    out.bodySize = size
   }
   return out
 }

@@ -56,7 +56,11 @@ export interface ResponseTap {
   end(trailers: boolean): void
 }
 
-export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: Stream, head: RequestHead, maxHeadSize: number, tap?: ResponseTap): void {
+/**
+ * `maxBody` is the token's body limit: a body without a Content-Length that passes it
+ * ends the exchange with 413 (or a cut connection, once the response has started).
+ */
+export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: Stream, head: RequestHead, maxHeadSize: number, tap?: ResponseTap, maxBody?: number): void {
   let finished = false
   const reader = new MessageReader(stream, { maxMessageSize: maxHeadSize })
   const out = new MessageWriter(stream)
@@ -67,6 +71,20 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   res.on('close', () => {
     if (!finished || !res.writableFinished) stream.destroy()
   })
+  // A pipelined request whose response still waits its turn has no socket yet, so its
+  // response never closes when the connection dies: it would hold its stream for ever,
+  // waiting for a body that never comes or for a client that will never drain it.
+  // (HTTP/1 only: an HTTP/2 stream closes its response when its connection goes.)
+  if (req.httpVersionMajor === 1) {
+    const socket = req.socket
+    const onSocketClose = (): void => {
+      if (!res.writableFinished) stream.destroy()
+    }
+    socket.once('close', onSocketClose)
+    const forget = (): void => void socket.off('close', onSocketClose)
+    res.once('finish', forget)
+    res.once('close', forget)
+  }
   // A response that is complete while the client is still uploading (an error page for
   // an upstream that died mid-upload, a 413…) ends the exchange: the rest of the body
   // has nowhere to go, so the stream is reset, and the connection closes after the
@@ -82,6 +100,17 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   const sendBody = (): void => {
     if (bodySent) return
     bodySent = true
+    if (maxBody !== undefined) {
+      let seen = 0
+      const count = (chunk: Buffer): void => {
+        seen += chunk.length
+        if (seen <= maxBody) return
+        req.off('data', count)
+        req.unpipe()
+        fail(new GwError('GW_ERR_BODY_TOO_LARGE', `the request body passed ${maxBody} bytes, this tunnel's authtoken's limit`))
+      }
+      req.on('data', count)
+    }
     sendFramedBody(req, out, (err) => {
       if (err && !finished) stream.destroy()
     })

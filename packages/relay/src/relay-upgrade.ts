@@ -49,13 +49,14 @@ export function writeRawResponse(socket: Duplex, status: number, statusMessage: 
 
 const FRAMING = new Set(['content-length', 'transfer-encoding'])
 
-export function sendRawErrorPage(req: IncomingMessage, socket: Duplex, code: ErrorCode, detail: string): void {
+export function sendRawErrorPage(req: IncomingMessage, socket: Duplex, code: ErrorCode, detail: string, retryAfter?: number): void {
   if (!socket.writable) {
     socket.destroy()
     return
   }
   const page = renderErrorPage(code, detail, req.headers.accept)
   const headers = Object.entries(page.headers).flat()
+  if (retryAfter !== undefined) headers.push('Retry-After', String(retryAfter))
   headers.push('Connection', 'close')
   writeRawResponse(socket, page.status, undefined, headers, page.body)
   socket.end()

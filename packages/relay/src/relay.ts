@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type EndpointProto, type Hello, LINK_DEFAULTS, maxHeadMessageFor, type Stream, isLoopbackHost } from '@gw/protocol'
-import { AccessControl, type TokenEntry, type TokenLimits } from './access.js'
+import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type EndpointProto, type Hello, LINK_DEFAULTS, maxHeadMessageFor, type Stream, type RequestHead, isLoopbackHost } from '@gw/protocol'
+import { AccessControl, type Refusal, type TokenEntry, type TokenLimits } from './access.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
 import { hostProblem } from './host-header.js'
@@ -228,6 +228,9 @@ function serverOptions(opts: ResolvedRelayOptions) {
     keepAliveTimeout: 65_000,
     connectionsCheckingInterval: Math.min(1000, opts.headersTimeout),
     noDelay: true,
+    // hostProblem() refuses a missing Host with a coded page; Node's own check answers
+    // an uncoded 400 and then lets a pipelined request after it be answered too.
+    requireHostHeader: false,
   }
 }
 
@@ -345,6 +348,8 @@ class RelayCore {
     server.timeout = this.opts.idleTimeout
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme, undefined, fixedName))
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme, undefined, fixedName))
+    // Any other Expect: refused in onRequest with a coded page (Node's own 417 has no code).
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res, scheme, undefined, fixedName))
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head, scheme, fixedName))
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket))
     return server
@@ -384,6 +389,10 @@ class RelayCore {
       res.shouldKeepAlive = false
       return sendErrorPage(req, res, refusal?.code ?? 'GW_ERR_BAD_REQUEST', problem)
     }
+    const expect = req.headers.expect
+    if (expect !== undefined && expect.trim().toLowerCase() !== '100-continue') {
+      return sendErrorPage(req, res, 'GW_ERR_EXPECTATION_FAILED', `the relay meets only Expect: 100-continue, not ${JSON.stringify(expect.slice(0, 64))}; send the request without it`)
+    }
     // An ACME HTTP-01 validation, answered before tunnel routing.
     if (this.acme?.answerHttp01(req, res)) return
     const name = fixedName ?? this.tunnelName(req.headers.host)
@@ -413,6 +422,11 @@ class RelayCore {
       return sendErrorPage(req, res, gate.code, gate.detail)
     }
     res.once('close', gate.release)
+    const refused = this.access.checkHead(owner, req) ?? this.bodyRefused(owner, req)
+    if (refused) {
+      res.shouldKeepAlive = false
+      return sendErrorPage(req, res, refused.code, refused.detail)
+    }
     this.access.throttleResponse(owner, res)
     // The shared cache, for an endpoint of an agent on this relay that asked for it.
     const local = link instanceof AgentLink ? link : undefined
@@ -430,7 +444,15 @@ class RelayCore {
     const head = buildRequestHead(req, name, scheme, false)
     head.requestId = tracked.id
     tap?.prepare(head)
-    relayRequest(req, res, stream, head, maxHeadMessageFor(this.opts.maxHeaderSize), tap)
+    relayRequest(req, res, stream, head, maxHeadMessageFor(this.opts.maxHeaderSize), tap, this.access.limitsOf(owner).bodySize)
+  }
+
+  /** A body that says up front it is past the token's limit is refused before a stream opens. */
+  private bodyRefused(owner: string, req: IncomingMessage): Refusal | undefined {
+    const limit = this.access.limitsOf(owner).bodySize
+    const length = Number(req.headers['content-length'] ?? 0)
+    if (limit === undefined || !(length > limit)) return undefined
+    return { code: 'GW_ERR_BODY_TOO_LARGE', detail: `the request body is ${length} bytes and this tunnel's authtoken allows ${limit}` }
   }
 
   private missing(name: string): [ErrorCode, string] {
@@ -464,12 +486,18 @@ class RelayCore {
       }
       return sendRawErrorPage(req, socket, 'GW_ERR_TUNNEL_NOT_FOUND', `agents connect at ${AGENT_PATH}`)
     }
+    // Node hands an upgrade's body to this handler as the first raw bytes of the upgraded
+    // connection. An upstream that refuses the upgrade would then read them as the next
+    // request on its connection, one the traffic policy never saw. WebSocket handshakes
+    // are bodiless GETs (RFC 6455 §4.1); nginx and Envoy refuse the rest too.
+    const head0 = buildRequestHead(req, name, scheme, true)
+    if (head0.hasBody) return sendRawErrorPage(req, socket, 'GW_ERR_BAD_REQUEST', 'an upgrade request may not carry a body (Content-Length or Transfer-Encoding); send the handshake as a GET without one')
     const link = this.routes.pick(name)
-    if (link) return this.upgradeToAgent(req, socket, head, scheme, name, link)
+    if (link) return this.upgradeToAgent(req, socket, head, scheme, name, link.owner, link, head0)
     if (this.cluster) {
       return void this.cluster.locate(name).then((found) => {
         if (socket.destroyed) return
-        if ('remote' in found) return this.upgradeToAgent(req, socket, head, scheme, name, found.remote)
+        if ('remote' in found) return this.upgradeToAgent(req, socket, head, scheme, name, found.remote.owner, found.remote, head0)
         const [code, detail] = 'failure' in found ? found.failure : this.missing(name)
         sendRawErrorPage(req, socket, code, detail)
       })
@@ -478,18 +506,45 @@ class RelayCore {
     return sendRawErrorPage(req, socket, code, detail)
   }
 
-  private upgradeToAgent(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https', name: string, link: { openStream(): Stream }): void {
+  private upgradeToAgent(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https', name: string, owner: string, link: { openStream(): Stream }, requestHead: RequestHead): void {
+    // An upgraded connection is a request in flight for its whole life: the token's rate,
+    // stream and head limits hold for it as for any other.
+    const gate = this.access.startRequest(owner)
+    if (!gate.ok) {
+      this.events.emit('limit:hit', { token: tokenIdOf(owner), limit: gate.code === 'GW_ERR_RATE_LIMITED' ? 'rps' : 'streams' })
+      return sendRawErrorPage(req, socket, gate.code, gate.detail, gate.retryAfter)
+    }
+    socket.once('close', gate.release)
+    const refused = this.access.checkHead(owner, req)
+    if (refused) return sendRawErrorPage(req, socket, refused.code, refused.detail)
     let stream
     try {
       stream = link.openStream()
     } catch (err) {
       return sendRawErrorPage(req, socket, openFailure(err), `the agent for ${name} cannot take a new connection: ${(err as Error).message}`)
     }
-    relayUpgrade(req, socket, head, stream, buildRequestHead(req, name, scheme, true), maxHeadMessageFor(this.opts.maxHeaderSize))
+    relayUpgrade(req, socket, head, stream, requestHead, maxHeadMessageFor(this.opts.maxHeaderSize))
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy()
+    // A request is in flight on this connection: a raw page written now would interleave
+    // with its response or follow its `Connection: close`.
+    const current = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage
+    if (current) {
+      current.shouldKeepAlive = false
+      // Its own body broke (a bad chunk, or the client ended it short): the exchange
+      // ends with the error, as its response (which also resets its stream), or with
+      // the connection once that response has begun.
+      if (!current.req.complete) {
+        if (current.headersSent) socket.destroy()
+        else sendErrorPage(current.req, current, 'GW_ERR_BAD_REQUEST', `the request body could not be parsed (${err.code ?? err.message})`)
+      }
+      // Else bytes that do not parse came after a complete request (pipelined garbage):
+      // the connection ends after that request's response, and they are not answered.
+      return
+    }
+    if ((socket as Socket).bytesWritten > 0) return void socket.destroy()
     let code: ErrorCode = 'GW_ERR_BAD_REQUEST'
     let detail = `the request could not be parsed (${err.code ?? err.message})`
     if (err.code === 'HPE_HEADER_OVERFLOW') {

@@ -15,6 +15,10 @@ import { countWebSocketFrames } from './websocket-frames.js'
 
 /** Throws GwError(GW_ERR_BAD_REQUEST) for an upgrade gw does not carry. */
 export function refuseUpgrade(head: RequestHead): void {
+  // The relay refuses these too; an upgrade's body would reach the upstream as raw bytes
+  // after the head, and an upstream that declines the upgrade would parse them as the
+  // next request on its connection, one the policy never saw.
+  if (head.hasBody) throw new GwError('GW_ERR_BAD_REQUEST', 'an upgrade request may not carry a body (Content-Length or Transfer-Encoding)')
   const protocols = (getRawHeader(head.rawHeaders, 'upgrade') ?? '').toLowerCase().split(',').map((p) => p.trim())
   if (protocols.some((p) => p === 'h2c' || p.startsWith('h2c/') || p === 'http/2' || p.startsWith('http/2.'))) {
     throw new GwError('GW_ERR_BAD_REQUEST', 'Upgrade: h2c is not carried through gw: after the switch, requests on the connection would bypass the traffic policy; use HTTP/1.1 or HTTP/2 over TLS')

@@ -43,8 +43,16 @@ export function parsePolicyText(text: string, file: string | undefined): ParsedP
     )
   }
   const root = doc.contents as Node | null
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: 100 })
+  } catch (err) {
+    // What parses but does not resolve: an alias to no anchor (`*a`), or more aliases
+    // than the cap that stops an alias bomb. The yaml package throws plain errors here.
+    throw new PolicyError('GW_ERR_POLICY_FILE', `not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, { file, line: 1, col: 1, path: '(document)' })
+  }
   return {
-    value: doc.toJS({ maxAliasCount: 100 }) as unknown,
+    value,
     source: {
       file,
       locate(path) {
