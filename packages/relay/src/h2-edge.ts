@@ -186,7 +186,10 @@ export function stageHttp2Head(res: ServerResponse, status: number, rawHeaders: 
 
 /** Whether a request object came over HTTP/2 (Node's compatibility API). */
 export function isHttp2(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 2
+  // Not by the version alone: an HTTP/1 request line may say "HTTP/2.0", and llhttp takes
+  // it; such a request has no HTTP/2 stream, and reading one crashed the relay (found by
+  // the relay-front fuzzer).
+  return req.httpVersionMajor === 2 && (req as unknown as { stream?: unknown }).stream !== undefined
 }
 
 /**
