@@ -3,15 +3,30 @@
  * a good delivery reaches the upstream with its body unchanged; a tampered body, a
  * wrong secret and (for timestamped schemes) a stale delivery get 403.
  *
- * Signatures come from the provider's official npm SDK where it can sign (stripe,
- * @octokit/webhooks-methods for GitHub, svix for Svix and Clerk, twilio); for the others,
- * which publish no signing SDK, from the construction in the provider's own docs, as a
- * provider's server would build it.
+ * The oracle, per provider (`oracle` in the table below):
+ * - `sdk-signs`: the provider's official npm SDK makes the signature (stripe,
+ *   @octokit/webhooks-methods, svix, twilio, coinbase-commerce-node, modern-treasury,
+ *   orb-billing, @hygraph/utils, @contentful/node-apps-toolkit);
+ * - `sdk-verifies`: the SDK has no signing function, so the signature is built as the
+ *   provider's docs describe and the SDK's own verifier must accept that same delivery
+ *   (pusher, @linear/sdk, connect-sdk-nodejs for Worldline, @sendgrid/eventwebhook): the
+ *   oracle is still not gw's code;
+ * - `docs`: the provider publishes no npm SDK that signs or verifies; the signature is
+ *   built from the construction in the provider's own docs, as its server would.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash, createHmac } from 'node:crypto'
+import { createHash, createHmac, createSign, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import Stripe from 'stripe'
+import coinbase from 'coinbase-commerce-node'
+import ModernTreasury from 'modern-treasury'
+import Orb from 'orb-billing'
+import Pusher from 'pusher'
+import { LinearWebhookClient } from '@linear/sdk/webhooks'
+import { generateWebhookSignature as hygraphSign, verifyWebhookSignature as hygraphVerify } from '@hygraph/utils'
+import { signRequest as contentfulSign, verifyRequest as contentfulVerify } from '@contentful/node-apps-toolkit'
+import connect from 'connect-sdk-nodejs'
+import sendgridWebhook from '@sendgrid/eventwebhook'
 import { sign as githubSign } from '@octokit/webhooks-methods'
 import { Webhook as SvixWebhook } from 'svix'
 import twilio from 'twilio'
@@ -22,15 +37,43 @@ const NOW = Date.now()
 const SECRET = 'provider-secret-1'
 const SVIX_SECRET = `whsec_${Buffer.from('a 24 byte svix key!!!!!!').toString('base64')}`
 const TEAMS_SECRET = Buffer.from('teams outgoing webhook key').toString('base64')
+/** Contentful signing secrets are exactly 64 characters (its toolkit checks). */
+const CONTENTFUL_SECRET = 'contentful-signing-secret-'.padEnd(64, '0123456789abcdef')
+const CONTENTFUL_WRONG = 'w'.repeat(64)
 
-interface Delivery { body: string; url: string; method: string; nowMs: number; contentType?: string }
+/** SendGrid signs with its private key; the action's secret is the public verification key SendGrid shows (base64 DER). */
+function sendgridKeyPair() {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  return { verificationKey: publicKey.export({ format: 'der', type: 'spki' }).toString('base64'), privateKey }
+}
+const SENDGRID = sendgridKeyPair()
+const SENDGRID_OTHER = sendgridKeyPair()
+const sendgridPrivate = new Map<string, KeyObject>([[SENDGRID.verificationKey, SENDGRID.privateKey], [SENDGRID_OTHER.verificationKey, SENDGRID_OTHER.privateKey]])
+
+interface Delivery { body: string; url: string; target: string; method: string; nowMs: number; contentType?: string }
 type Signer = (secret: string, d: Delivery) => Promise<Record<string, string>> | Record<string, string>
+type Oracle = 'sdk-signs' | 'sdk-verifies' | 'docs'
 
 const h = (algo: string, key: string | Buffer, data: string, enc: 'hex' | 'base64') => createHmac(algo, key).update(data).digest(enc)
 const secs = (ms: number) => String(Math.floor(ms / 1000))
 
+interface ProviderCase {
+  sign: Signer
+  /** What makes or checks the signature (see the file's comment); `sdk` names the package. */
+  oracle?: Oracle
+  sdk?: string
+  timestamped?: boolean
+  secret?: string
+  /** Another secret of the same shape, for the wrong-secret delivery. */
+  wrongSecret?: string
+  contentType?: string
+  unsignedBody?: boolean
+  /** The provider's own body shape, when the scheme reads fields inside it. */
+  body?: (nowMs: number) => string
+}
+
 /** provider → how its server signs, and whether the scheme carries a timestamp. */
-const SIGNERS: Record<string, { sign: Signer; timestamped?: boolean; secret?: string; sdk?: string; contentType?: string; unsignedBody?: boolean }> = {
+const SIGNERS: Record<string, ProviderCase> = {
   stripe: {
     sdk: 'stripe',
     timestamped: true,
@@ -48,6 +91,86 @@ const SIGNERS: Record<string, { sign: Signer; timestamped?: boolean; secret?: st
   twilio: {
     sdk: 'twilio', contentType: 'application/x-www-form-urlencoded',
     sign: (secret, d) => ({ 'x-twilio-signature': twilio.getExpectedTwilioSignature(secret, d.url, Object.fromEntries(new URLSearchParams(d.body))) }),
+  },
+  coinbase: {
+    sdk: 'coinbase-commerce-node',
+    sign: (secret, d) => ({ 'x-cc-webhook-signature': coinbase.Webhook.computeSignature(d.body, secret) }),
+  },
+  modern_treasury: {
+    sdk: 'modern-treasury',
+    sign: (secret, d) => ({ 'x-signature': new ModernTreasury({ apiKey: 'unused', organizationID: 'unused' }).webhooks.getSignature(d.body, { key: secret }) }),
+  },
+  orb: {
+    oracle: 'sdk-verifies', sdk: 'orb-billing', timestamped: true,
+    sign: (secret, d) => {
+      // Orb's timestamp header is ISO 8601 without a zone (UTC); it signs `v1:<timestamp>:<body>`.
+      const timestamp = new Date(d.nowMs).toISOString().replace('Z', '')
+      const headers = { 'x-orb-timestamp': timestamp, 'x-orb-signature': `v1=${h('sha256', secret, `v1:${timestamp}:${d.body}`, 'hex')}` }
+      if (Math.abs(d.nowMs - Date.now()) < 60_000) new Orb({ apiKey: 'unused' }).webhooks.verifySignature(d.body, headers, secret)
+      return headers
+    },
+  },
+  graphcms: {
+    sdk: '@hygraph/utils', timestamped: true,
+    sign: (secret, d) => {
+      // The SDK signs at its own Date.now(); a stale delivery is built as the SDK builds one, and the SDK must accept its signature.
+      if (Math.abs(d.nowMs - Date.now()) < 60_000) return { 'gcms-signature': hygraphSign({ rawPayload: d.body, secret, environmentName: 'master' }) }
+      const payload = JSON.stringify({ Body: d.body, EnvironmentName: 'master', TimeStamp: d.nowMs })
+      const signature = `sign=${h('sha256', secret, payload, 'base64')}, env=master, t=${d.nowMs}`
+      assert.ok(hygraphVerify({ rawPayload: d.body, signature, secret }), '@hygraph/utils accepts the signature')
+      return { 'gcms-signature': signature }
+    },
+  },
+  contentful: {
+    sdk: '@contentful/node-apps-toolkit', timestamped: true, secret: CONTENTFUL_SECRET, wrongSecret: CONTENTFUL_WRONG,
+    sign: (secret, d) => {
+      const headers = { 'x-contentful-topic': 'ContentManagement.Entry.publish', 'content-type': d.contentType ?? 'application/json' }
+      const signed = contentfulSign(secret, { method: 'POST', path: d.target, headers, body: d.body }, d.nowMs)
+      return { ...headers, ...signed }
+    },
+  },
+  pusher: {
+    oracle: 'sdk-verifies', sdk: 'pusher',
+    sign: (secret, d) => {
+      const headers = { 'x-pusher-key': 'app-key', 'x-pusher-signature': h('sha256', secret, d.body, 'hex') }
+      const hook = new Pusher({ appId: '1', key: 'app-key', secret, cluster: 'eu' }).webhook({ headers: { ...headers, 'content-type': 'application/json' }, rawBody: d.body })
+      assert.ok(hook.isValid(), 'the pusher SDK accepts the delivery')
+      return headers
+    },
+  },
+  linear: {
+    oracle: 'sdk-verifies', sdk: '@linear/sdk', timestamped: true,
+    // Linear's replay check reads webhookTimestamp (ms) inside the signed body.
+    body: (nowMs) => JSON.stringify({ action: 'create', type: 'Issue', data: { title: 'héllo', state: 'paid' }, webhookTimestamp: nowMs }),
+    sign: (secret, d) => {
+      const signature = h('sha256', secret, d.body, 'hex')
+      if (Math.abs(d.nowMs - Date.now()) < 30_000) assert.ok(new LinearWebhookClient(secret).verify(Buffer.from(d.body), signature), '@linear/sdk accepts the delivery')
+      return { 'linear-signature': signature }
+    },
+  },
+  worldline: {
+    oracle: 'sdk-verifies', sdk: 'connect-sdk-nodejs',
+    body: () => JSON.stringify({ apiVersion: 'v1', id: 'evt-1', created: '2026-01-01T00:00:00.000+0000', merchantId: '1', type: 'payment.paid', note: 'héllo' }),
+    sign: async (secret, d) => {
+      const headers = { 'x-gcs-keyid': 'key-1', 'x-gcs-signature': h('sha256', secret, d.body, 'base64') }
+      const event = await connect.webhooks.v1.init({ getSecretKey: async () => secret }).unmarshal(d.body, headers)
+      assert.equal(event.type, 'payment.paid', 'connect-sdk-nodejs accepts the delivery')
+      return headers
+    },
+  },
+  sendgrid: {
+    oracle: 'sdk-verifies', sdk: '@sendgrid/eventwebhook', timestamped: true,
+    secret: SENDGRID.verificationKey, wrongSecret: SENDGRID_OTHER.verificationKey,
+    body: () => JSON.stringify([{ email: 'a@example.com', event: 'paid', note: 'héllo', sg_event_id: 'e1' }]),
+    sign: (verificationKey, d) => {
+      const timestamp = secs(d.nowMs)
+      const signer = createSign('sha256')
+      signer.update(timestamp + d.body)
+      const signature = signer.sign(sendgridPrivate.get(verificationKey)!).toString('base64')
+      const ew = new sendgridWebhook.EventWebhook()
+      assert.ok(ew.verifySignature(ew.convertPublicKeyToECDSA(verificationKey), d.body, signature, timestamp), '@sendgrid/eventwebhook accepts the delivery')
+      return { 'x-twilio-email-event-webhook-signature': signature, 'x-twilio-email-event-webhook-timestamp': timestamp }
+    },
   },
   slack: { timestamped: true, sign: (s, d) => ({ 'x-slack-request-timestamp': secs(d.nowMs), 'x-slack-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }) },
   shopify: { sign: (s, d) => ({ 'x-shopify-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
@@ -106,11 +229,15 @@ describe('verify-webhook providers through the real agent', () => {
   })
 
   for (const [provider, s] of Object.entries(SIGNERS)) {
-    it(`${provider}${s.sdk ? ` (signed by ${s.sdk})` : ''}: good 200, ${s.unsignedBody ? '' : 'tampered, '}wrong secret${s.timestamped ? ', stale' : ''} 403`, async () => {
+    const oracle = s.oracle ?? (s.sdk ? 'sdk-signs' : 'docs')
+    it(`${provider} (${oracle}${s.sdk ? `: ${s.sdk}` : ''}): good 200, ${s.unsignedBody ? '' : 'tampered, '}wrong secret${s.timestamped ? ', stale' : ''} 403`, async () => {
       const contentType = s.contentType ?? 'application/json'
-      const body = contentType === 'application/json' ? JSON.stringify({ event: 'paid', provider, note: 'héllo' }) : `AccountSid=AC1&Body=h%C3%A9llo&From=%2B15550001&To=%2B15550002`
+      const bodyAt = (nowMs: number) => s.body?.(nowMs)
+        ?? (contentType === 'application/json' ? JSON.stringify({ event: 'paid', provider, note: 'héllo' }) : `AccountSid=AC1&Body=h%C3%A9llo&From=%2B15550001&To=%2B15550002`)
+      const body = bodyAt(NOW)
       const path = `/${provider}`
-      const d: Delivery = { body, url: `http://${tunnel.host}${path}`, method: 'POST', nowMs: NOW }
+      const at = (nowMs: number): Delivery => ({ body: bodyAt(nowMs), url: `http://${tunnel.host}${path}`, target: path, method: 'POST', nowMs, contentType })
+      const d = at(NOW)
       const secret = s.secret ?? SECRET
       const send = async (headers: Record<string, string>, sent = body) =>
         tunnel.fetch(path, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body: sent })
@@ -125,18 +252,40 @@ describe('verify-webhook providers through the real agent', () => {
         assert.match(JSON.parse(tampered.text).message, new RegExp(`^${provider} webhook: `))
       }
 
-      const wrongSecret = provider === 'microsoft_teams' ? Buffer.from('another key').toString('base64')
-        : s.secret === SVIX_SECRET ? `whsec_${Buffer.from('another 24 byte svix key').toString('base64')}` : 'not-the-secret'
-      assert.equal((await send(await s.sign(wrongSecret, d))).status, 403)
+      const wrongSecret = s.wrongSecret ?? (provider === 'microsoft_teams' ? Buffer.from('another key').toString('base64')
+        : s.secret === SVIX_SECRET ? `whsec_${Buffer.from('another 24 byte svix key').toString('base64')}` : 'not-the-secret')
+      const wrong = await send(await s.sign(wrongSecret, d))
+      assert.equal(wrong.status, 403)
+      assert.match(JSON.parse(wrong.text).message, new RegExp(`^${provider} webhook: `))
 
       if (s.timestamped) {
-        const stale = await send(await s.sign(secret, { ...d, nowMs: NOW - 10 * 60_000 }))
+        const old = at(NOW - 10 * 60_000)
+        const stale = await send(await s.sign(secret, old), old.body)
         assert.equal(stale.status, 403)
         assert.match(JSON.parse(stale.text).message, /timestamp is outside the tolerance/)
       }
       assert.equal((await send({})).status, 403)
     })
   }
+
+  it('contentful: a query string and extra signed headers, normalised as @contentful/node-apps-toolkit signs them', async () => {
+    const body = JSON.stringify({ sys: { id: 'entry-1', type: 'Entry' }, fields: { title: { 'en-US': 'héllo wörld' } } })
+    const target = '/contentful?space=s1&env=master'
+    const headers = { 'x-contentful-topic': 'ContentManagement.Entry.publish', 'x-contentful-webhook-name': 'gw test', 'content-type': 'application/json' }
+    const signed = contentfulSign(CONTENTFUL_SECRET, { method: 'POST', path: target, headers, body }, NOW)
+    assert.ok(contentfulVerify(CONTENTFUL_SECRET, { method: 'POST', path: target, headers: { ...headers, ...signed }, body }, 0), 'the toolkit accepts it')
+    const ok = await tunnel.fetch(target, { method: 'POST', headers: { ...headers, ...signed }, body })
+    assert.equal(ok.status, 200, ok.text)
+    assert.equal(JSON.parse(ok.text).body, body)
+    // A signed header changed on the way is a mismatch; an unsigned one is not looked at.
+    const changed = await tunnel.fetch(target, { method: 'POST', headers: { ...headers, ...signed, 'x-contentful-topic': 'ContentManagement.Entry.delete' }, body })
+    assert.equal(changed.status, 403)
+    const other = await tunnel.fetch(target, { method: 'POST', headers: { ...headers, ...signed, 'x-unsigned': '1' }, body })
+    assert.equal(other.status, 200, other.text)
+    // The query is signed too.
+    const moved = await tunnel.fetch('/contentful?space=s2&env=master', { method: 'POST', headers: { ...headers, ...signed }, body })
+    assert.equal(moved.status, 403)
+  })
 
   it('twilio JSON deliveries: bodySHA256 in the URL, signed by the twilio SDK', async () => {
     const body = JSON.stringify({ event: 'message', sid: 'SM1' })
@@ -154,7 +303,13 @@ describe('verify-webhook providers through the real agent', () => {
 })
 
 describe('verify-webhook providers gw does not verify', () => {
-  for (const provider of ['sns', 'sendgrid', 'zendesk']) {
+  it('sendgrid: a secret that is not an EC verification key is refused at load', () => {
+    for (const secret of ['not a key', generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).toString('base64')]) {
+      assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider: 'sendgrid', secret } }] }] }),
+        (err: Error) => err instanceof PolicyError && /config\.secret: (is not a SendGrid verification key|is a ed25519 public key, not the EC \(P-256\))/.test(err.message))
+    }
+  })
+  for (const provider of ['sns', 'zendesk']) {
     it(`${provider} is refused at load with the reason, not let through`, () => {
       assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider, secret: 's' } }] }] }),
         (err: Error) => err instanceof PolicyError && new RegExp(`"${provider}" is one of ngrok's providers, but`).test(err.message))

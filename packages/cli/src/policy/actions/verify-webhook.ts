@@ -11,7 +11,7 @@
 import { respondJson, type ActionDefinition } from '../action.js'
 import { bufferRequestBody, DEFAULT_BODY_LIMIT, tooLarge } from '../body.js'
 import { setActionResult } from '../state.js'
-import { UNSUPPORTED_PROVIDERS, WEBHOOK_PROVIDERS } from './webhook-providers.js'
+import { SECRET_CHECKS, UNSUPPORTED_PROVIDERS, WEBHOOK_PROVIDERS } from './webhook-providers.js'
 
 const PROVIDERS = Object.keys(WEBHOOK_PROVIDERS).sort()
 
@@ -27,6 +27,8 @@ export const verifyWebhook: ActionDefinition = {
     const verify = WEBHOOK_PROVIDERS[provider]!
     const secret = config.string('secret')
     if (secret.length === 0) config.fail('secret', 'must not be empty')
+    const badSecret = SECRET_CHECKS[provider]?.(secret)
+    if (badSecret !== undefined) config.fail('secret', badSecret)
     const enforce = config.bool('enforce', true)
     const toleranceMs = config.duration('tolerance', 300_000, 0, 24 * 3_600_000)
     const limit = config.int('max_body_size', DEFAULT_BODY_LIMIT, 1, 64 * 1024 * 1024)
@@ -37,7 +39,7 @@ export const verifyWebhook: ActionDefinition = {
       if (body === undefined) return tooLarge(limit)
       const problem = verify({
         secret, rawHeaders: req.rawHeaders, body, method: req.method,
-        url: `${req.scheme}://${req.host}${req.target}`, nowMs: ctx.clock(), toleranceMs,
+        url: `${req.scheme}://${req.host}${req.target}`, target: req.target, nowMs: ctx.clock(), toleranceMs,
       })
       // ngrok's shape: verified, and error.{code, message} when it is not.
       setActionResult(state, 'ngrok', 'verify_webhook', {

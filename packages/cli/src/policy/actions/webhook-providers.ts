@@ -2,14 +2,16 @@
  * How each webhook provider in ngrok's verify-webhook list signs its deliveries, as
  * data: which header carries the signature, what bytes are signed (the exact body,
  * often with a timestamp or the URL before it), the digest and its encoding. Schemes
- * come from each provider's own docs; test/policy/webhook-providers.test.ts checks them
- * against the provider's official SDK wherever one can sign (Stripe, GitHub, Svix and
- * so Clerk, Twilio) and against the documented construction otherwise.
+ * come from each provider's own docs and official SDK; test/policy/webhook-providers.test.ts
+ * checks them against the provider's official npm SDK wherever one exists (signing with
+ * it, or having its verifier accept the delivery) and against the documented construction
+ * otherwise. SendGrid signs with ECDSA: its `secret` is the public verification key.
  *
  * A timestamped scheme must be within the tolerance of the agent's clock, which stops
  * replays of old deliveries. Digests are compared in constant time.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, createPublicKey, createVerify, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { escape as querystringEscape } from 'node:querystring'
 import { getHeader } from '../headers.js'
 
 export interface Delivery {
@@ -18,6 +20,8 @@ export interface Delivery {
   body: Buffer
   /** The URL the provider called: `https://host/path?query` (Twilio, Square, HubSpot sign it). */
   url: string
+  /** The request target as it arrived: `/path?query` (Contentful signs it). */
+  target: string
   method: string
   nowMs: number
   toleranceMs: number
@@ -164,6 +168,151 @@ const gitlab: Verifier = (d) => {
   return timingSafeEqual(a, b) ? undefined : MISMATCH
 }
 
+/**
+ * Contentful (@contentful/node-apps-toolkit's signRequest/verifyRequest, which Contentful's
+ * webhook docs point to): `x-contentful-signature` is hex HMAC-SHA256 of
+ * `method \n path \n headers \n body`, where headers are those named in
+ * `x-contentful-signed-headers` plus that header and `x-contentful-timestamp` (ms), each
+ * `name:value` lower-cased and trimmed, sorted by name, joined with `;`, and path is the
+ * request target normalised as the toolkit does (the query escaped, then encodeURI).
+ */
+const contentful: Verifier = (d) => {
+  const sig = getHeader(d.rawHeaders, 'x-contentful-signature')
+  const ts = getHeader(d.rawHeaders, 'x-contentful-timestamp')
+  const listed = getHeader(d.rawHeaders, 'x-contentful-signed-headers')
+  if (!sig || !ts || listed === undefined) return 'the x-contentful-signature, x-contentful-timestamp or x-contentful-signed-headers header is missing'
+  const t = Number.parseInt(ts, 10)
+  if (!Number.isFinite(t)) return STALE
+  const names = listed.split(',')
+  const headers = new Map<string, string>()
+  for (let i = 0; i < d.rawHeaders.length; i += 2) {
+    const name = d.rawHeaders[i]!.toLowerCase().trim()
+    if (names.includes(name) && !headers.has(name)) headers.set(name, d.rawHeaders[i + 1]!.trim())
+  }
+  headers.delete('x-contentful-signed-headers')
+  headers.delete('x-contentful-timestamp')
+  const keys = [...headers.keys(), 'x-contentful-signed-headers', 'x-contentful-timestamp'].sort(byCodeUnit)
+  headers.set('x-contentful-timestamp', String(t))
+  headers.set('x-contentful-signed-headers', keys.join(','))
+  const [pathname, search] = d.target.split('?') as [string, string | undefined]
+  let path: string
+  try {
+    path = encodeURI(search ? `${pathname}?${querystringEscape(search)}` : pathname)
+  } catch {
+    return 'the request target cannot be normalised as Contentful signs it'
+  }
+  const canonical = [d.method, path, keys.map((k) => `${k}:${headers.get(k)}`).join(';'), '']
+  const expected = mac('sha256', d.secret, [canonical.join('\n'), d.body], 'hex')
+  if (!same(expected, sig, 'hex')) return MISMATCH
+  return fresh(d, t)
+}
+
+const byCodeUnit = (a: string, b: string) => (a > b ? 1 : -1)
+
+/**
+ * Hygraph (formerly GraphCMS; @hygraph/utils): `gcms-signature: sign=<base64>, env=<name>, t=<ms>`,
+ * base64 HMAC-SHA256 of the JSON text `{"Body":<the body as a JSON string>,"EnvironmentName":<env>,"TimeStamp":<t>}`.
+ */
+const hygraph: Verifier = (d) => {
+  const value = getHeader(d.rawHeaders, 'gcms-signature')
+  if (value === undefined) return 'the gcms-signature header is missing'
+  const fields = new Map<string, string>()
+  for (const part of value.split(',')) {
+    const eq = part.indexOf('=')
+    if (eq > 0) fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim())
+  }
+  const sign = fields.get('sign')
+  const env = fields.get('env')
+  const t = fields.get('t')
+  if (!sign || env === undefined || !t || !/^\d+$/.test(t)) return 'the gcms-signature header lacks sign=, env= or t='
+  const payload = JSON.stringify({ Body: d.body.toString('utf8'), EnvironmentName: env, TimeStamp: Number(t) })
+  if (!same(mac('sha256', d.secret, [payload], 'base64'), sign, 'base64')) return MISMATCH
+  return fresh(d, Number(t))
+}
+
+/**
+ * Linear (@linear/sdk's LinearWebhookClient): `linear-signature` is hex HMAC-SHA256 of the
+ * body, and the replay check reads `webhookTimestamp` (ms) inside the signed JSON body.
+ */
+const linear: Verifier = (d) => {
+  const sig = getHeader(d.rawHeaders, 'linear-signature')
+  if (sig === undefined) return 'the linear-signature header is missing'
+  if (!same(mac('sha256', d.secret, [d.body], 'hex'), sig, 'hex')) return MISMATCH
+  let ts: unknown
+  try {
+    ts = (JSON.parse(d.body.toString('utf8')) as { webhookTimestamp?: unknown } | null)?.webhookTimestamp
+  } catch {
+    return 'the body is not JSON, so it has no webhookTimestamp'
+  }
+  if (typeof ts !== 'number') return 'the body has no numeric webhookTimestamp'
+  return fresh(d, ts)
+}
+
+/**
+ * Orb (orb-billing's webhooks.verifySignature): `X-Orb-Signature: v1=<hex>` (several, space
+ * separated) of `v1:<X-Orb-Timestamp>:<body>`; the timestamp is ISO 8601, UTC when it has no zone.
+ */
+const orb: Verifier = (d) => {
+  const sig = getHeader(d.rawHeaders, 'x-orb-signature')
+  const ts = getHeader(d.rawHeaders, 'x-orb-timestamp')
+  if (sig === undefined || ts === undefined) return 'the X-Orb-Signature or X-Orb-Timestamp header is missing'
+  const expected = mac('sha256', d.secret, [`v1:${ts}:`, d.body], 'hex')
+  const presented = sig.split(' ').filter((s) => s.startsWith('v1=')).map((s) => s.slice(3))
+  if (!presented.some((p) => same(expected, p, 'hex'))) return MISMATCH
+  return fresh(d, Date.parse(ts.includes('Z') || ts.includes('+') ? ts : `${ts}Z`))
+}
+
+/**
+ * SendGrid's Signed Event Webhook (@sendgrid/eventwebhook): `X-Twilio-Email-Event-Webhook-Signature`
+ * is a base64 DER ECDSA (P-256, SHA-256) signature of `<X-Twilio-Email-Event-Webhook-Timestamp><body>`,
+ * checked with the verification key SendGrid shows (base64 DER SubjectPublicKeyInfo, or PEM),
+ * which is the action's `secret`.
+ */
+const sendgrid: Verifier = (d) => {
+  const sig = getHeader(d.rawHeaders, 'x-twilio-email-event-webhook-signature')
+  const ts = getHeader(d.rawHeaders, 'x-twilio-email-event-webhook-timestamp')
+  if (sig === undefined || ts === undefined) return 'the X-Twilio-Email-Event-Webhook-Signature or -Timestamp header is missing'
+  const key = ecdsaKey(d.secret)
+  if (typeof key === 'string') return key
+  const v = createVerify('sha256')
+  v.update(ts)
+  v.update(d.body)
+  let ok = false
+  try {
+    ok = v.verify(key, Buffer.from(sig.trim(), 'base64'))
+  } catch {
+    ok = false
+  }
+  if (!ok) return MISMATCH
+  return fresh(d, timestampMs(ts, 's'))
+}
+
+const ecdsaKeys = new Map<string, KeyObject | string>()
+
+/** The verification key as a KeyObject, or why it is not one (kept per secret). */
+export function ecdsaKey(secret: string): KeyObject | string {
+  let key = ecdsaKeys.get(secret)
+  if (key !== undefined) return key
+  try {
+    const k = secret.includes('-----BEGIN')
+      ? createPublicKey(secret)
+      : createPublicKey({ key: Buffer.from(secret.replace(/\s+/g, ''), 'base64'), format: 'der', type: 'spki' })
+    key = k.asymmetricKeyType === 'ec' ? k : `is a ${k.asymmetricKeyType} public key, not the EC (P-256) verification key SendGrid shows`
+  } catch {
+    key = 'is not a SendGrid verification key: give the EC public key SendGrid shows under Settings > Mail Settings > Signed Event Webhook Requests (base64 DER), or its PEM'
+  }
+  if (ecdsaKeys.size < 64) ecdsaKeys.set(secret, key)
+  return key
+}
+
+/** Providers whose secret has a shape that can be checked when the policy loads. */
+export const SECRET_CHECKS: Readonly<Record<string, (secret: string) => string | undefined>> = {
+  sendgrid: (secret) => {
+    const key = ecdsaKey(secret)
+    return typeof key === 'string' ? key : undefined
+  },
+}
+
 const meta = headerHmac({ header: 'x-hub-signature-256', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' })
 
 /** By ngrok's provider identifier. */
@@ -174,6 +323,8 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
     timestamp: { header: 'box-delivery-timestamp', unit: 'iso' }, message: (d, ts) => [d.body, ts],
   }),
   calendly: timestampedPairs('calendly-webhook-signature', 'v1'),
+  coinbase: headerHmac({ header: 'x-cc-webhook-signature', algo: 'sha256', encoding: 'hex' }),
+  contentful,
   circleci: headerHmac({ header: 'circleci-signature', prefix: 'v1=', separator: ',', algo: 'sha256', encoding: 'hex' }),
   clerk: svix,
   docusign: headerHmac({ header: 'x-docusign-signature-1', algo: 'sha256', encoding: 'base64' }),
@@ -186,6 +337,7 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   }),
   github: headerHmac({ header: 'x-hub-signature-256', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' }),
   gitlab,
+  graphcms: hygraph,
   heroku: headerHmac({ header: 'heroku-webhook-hmac-sha256', algo: 'sha256', encoding: 'base64' }),
   hubspot: headerHmac({
     header: 'x-hubspot-signature-v3', algo: 'sha256', encoding: 'base64',
@@ -194,9 +346,14 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   instagram: meta,
   intercom: headerHmac({ header: 'x-hub-signature', prefix: 'sha1=', algo: 'sha1', encoding: 'hex' }),
   launch_darkly: headerHmac({ header: 'x-ld-signature', algo: 'sha256', encoding: 'hex' }),
+  linear,
   microsoft_teams: headerHmac({ header: 'authorization', prefix: 'HMAC ', algo: 'sha256', encoding: 'base64', key: (s) => Buffer.from(s, 'base64') }),
+  modern_treasury: headerHmac({ header: 'x-signature', algo: 'sha256', encoding: 'hex' }),
   mux: timestampedPairs('mux-signature', 'v1'),
+  orb,
   pagerduty: headerHmac({ header: 'x-pagerduty-signature', prefix: 'v1=', separator: ',', algo: 'sha256', encoding: 'hex' }),
+  pusher: headerHmac({ header: 'x-pusher-signature', algo: 'sha256', encoding: 'hex' }),
+  sendgrid,
   sentry: headerHmac({ header: 'sentry-hook-signature', algo: 'sha256', encoding: 'hex' }),
   shopify: headerHmac({ header: 'x-shopify-hmac-sha256', algo: 'sha256', encoding: 'base64' }),
   slack: headerHmac({
@@ -213,6 +370,7 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   typeform: headerHmac({ header: 'typeform-signature', prefix: 'sha256=', algo: 'sha256', encoding: 'base64' }),
   webex: headerHmac({ header: 'x-spark-signature', algo: 'sha1', encoding: 'hex' }),
   whatsapp: meta,
+  worldline: headerHmac({ header: 'x-gcs-signature', algo: 'sha256', encoding: 'base64' }),
   xero: headerHmac({ header: 'x-xero-signature', algo: 'sha256', encoding: 'base64' }),
   zoom: headerHmac({
     header: 'x-zm-signature', prefix: 'v0=', algo: 'sha256', encoding: 'hex',
@@ -222,17 +380,15 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
 
 /**
  * ngrok's providers gw does not verify yet, with why; naming one is refused at load.
- * Amazon SNS signs with a certificate fetched from AWS, SendGrid and Plivo sign with keys
- * or nonces gw does not model yet; the others' schemes are not verified against their docs.
+ * Amazon SNS signs with a certificate fetched from AWS; the others' schemes are not yet
+ * checked against their docs or SDKs.
  */
 export const UNSUPPORTED_PROVIDERS: Readonly<Record<string, string>> = Object.fromEntries([
   ['sns', 'Amazon SNS signs with an AWS certificate that gw would have to fetch'],
-  ['sendgrid', 'SendGrid signs with ECDSA keys, which gw does not verify yet'],
   ['plivo', 'Plivo signs a nonce and the URL in a scheme gw does not verify yet'],
   ['mailgun', 'Mailgun signs fields inside the body, which gw does not verify yet'],
   ['mailchimp', 'Mailchimp (Mandrill) signs the URL and form fields in a scheme gw does not verify yet'],
-  ['contentful', 'Contentful signs a canonical request, which gw does not verify yet'],
-  ...['aftership', 'airship', 'alchemy', 'autodesk', 'bolt', 'brex', 'buildkite', 'castle', 'chargify', 'clearbit', 'coinbase',
-    'go1', 'graphcms', 'hostedhooks', 'modern_treasury', 'mongodb', 'orb', 'orbit', 'pinwheel', 'pusher', 'signal_sciences',
-    'sonatype', 'trendmicro_conformity', 'vmware', 'worldline', 'zendesk'].map((p) => [p, 'gw does not verify this provider\'s signatures yet']),
+  ...['aftership', 'airship', 'alchemy', 'autodesk', 'bolt', 'brex', 'buildkite', 'castle', 'chargify', 'clearbit',
+    'go1', 'hostedhooks', 'mongodb', 'orbit', 'pinwheel', 'signal_sciences',
+    'sonatype', 'trendmicro_conformity', 'vmware', 'zendesk'].map((p) => [p, 'gw does not verify this provider\'s signatures yet']),
 ] as Array<[string, string]>)
