@@ -42,6 +42,12 @@ export interface RequestHead {
    * negotiated ALPN protocol, and whether the session was resumed.
    */
   tls?: ConnectionTls
+  /**
+   * forward-internal hops the request took before it came here, when another agent of
+   * the token sent it through the relay to one of this agent's internal endpoints: the
+   * loop limit counts across agents.
+   */
+  hops?: number
 }
 
 export interface ConnectionTls {
@@ -198,6 +204,42 @@ export interface CacheHit {
   bytes: number
 }
 
+/**
+ * Internal endpoints (`https://api.internal`), on the control stream, both ways. An
+ * agent tells the relay the internal endpoints it serves; the relay tells each agent of
+ * a token which internal endpoints that token's agents serve on it, so forward-internal
+ * can reach another agent's: the agent opens a stream to the relay, writes the host on
+ * a line, then a request as the relay would send one (relay/internal-endpoints.ts). Each
+ * message replaces the last. A side that does not know the message skips it, so an agent
+ * and a relay that predate it keep to the agent's own internal endpoints.
+ */
+export interface InternalEndpoints {
+  endpoints: InternalEndpoint[]
+}
+
+export interface InternalEndpoint {
+  /** `api.internal`, or `api.internal:8080` when its URL names a port. */
+  host: string
+  /** Several agents of a token may serve it together (agent → relay only). */
+  pooling?: boolean
+}
+
+/** Internal endpoints one message may name. */
+export const MAX_INTERNAL_ENDPOINTS = 256
+
+/** `<labels>.internal` with an optional port, lower case: the first line of an agent's internal-request stream. */
+export const INTERNAL_HOST_PATTERN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,8}internal(?::\d{1,5})?$/
+
+export function checkInternalEndpoints(value: unknown): InternalEndpoints {
+  const m = value as InternalEndpoints
+  if (
+    typeof m !== 'object' || m === null || !Array.isArray(m.endpoints) || m.endpoints.length > MAX_INTERNAL_ENDPOINTS ||
+    !m.endpoints.every((e) => typeof e === 'object' && e !== null && typeof e.host === 'string' && INTERNAL_HOST_PATTERN.test(e.host) &&
+      (e.pooling === undefined || typeof e.pooling === 'boolean'))
+  ) fail('internal endpoints')
+  return m
+}
+
 function fail(what: string): never {
   throw new GwError('GW_ERR_MESSAGE_MALFORMED', `malformed ${what}`)
 }
@@ -217,7 +259,8 @@ export function checkRequestHead(value: unknown): RequestHead {
     typeof h.receivedAt !== 'number' || typeof h.upgrade !== 'boolean' ||
     typeof h.expectContinue !== 'boolean' || typeof h.hasBody !== 'boolean' ||
     (h.requestId !== undefined && (typeof h.requestId !== 'string' || !REQUEST_ID_PATTERN.test(h.requestId))) ||
-    (h.tls !== undefined && !isTls(h.tls))
+    (h.tls !== undefined && !isTls(h.tls)) ||
+    (h.hops !== undefined && (!Number.isInteger(h.hops) || h.hops < 0 || h.hops > 64))
   ) fail('request head')
   return h
 }

@@ -23,6 +23,7 @@ export {
   checkCacheHit,
   checkCodedMessage,
   checkHello,
+  checkInternalEndpoints,
   checkRequestHead,
   checkResponseHead,
   checkTcpHead,
@@ -32,8 +33,10 @@ export {
   removeRawHeaders,
   stripHopByHop,
   REQUEST_ID_PATTERN,
+  INTERNAL_HOST_PATTERN,
+  MAX_INTERNAL_ENDPOINTS,
 } from './heads.js'
-export type { AssignedEndpoint, CacheHit, ConnectionTls, EndpointProto, EndpointRequest, Hello, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
+export type { AssignedEndpoint, CacheHit, ConnectionTls, EndpointProto, EndpointRequest, Hello, InternalEndpoint, InternalEndpoints, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
 
 // Message framing on a stream: the reader is the one decoder, the writer the one encoder.
 // The codec's encode functions are exported for codec tests and fuzzing; callers write

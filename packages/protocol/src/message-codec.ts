@@ -29,6 +29,8 @@ export const MessageType = {
   REFUSE: 0x12,
   NOTICE: 0x13,
   CACHE_HIT: 0x14,
+  /** Internal endpoints: the agent's own (agent → relay), or its token's on the relay (relay → agent). */
+  INTERNAL_ENDPOINTS: 0x15,
 } as const
 
 export type MessageTypeValue = (typeof MessageType)[keyof typeof MessageType]

@@ -17,7 +17,7 @@
  */
 import type { Duplex, Readable } from 'node:stream'
 import { GwError, type ErrorCode } from './errors.js'
-import type { CacheHit, Hello, Notice, Refuse, RequestHead, ResponseHead, TcpHead, Welcome } from './heads.js'
+import type { CacheHit, Hello, InternalEndpoints, Notice, Refuse, RequestHead, ResponseHead, TcpHead, Welcome } from './heads.js'
 import { encodeJsonMessage, encodeMessageHeader, MessageType } from './message-codec.js'
 
 /** The END of an empty body with no trailers: five constant bytes, shared (never written into). */
@@ -126,6 +126,12 @@ export class MessageWriter {
   cacheHit(hit: CacheHit): boolean {
     if (!this.stream.writable) return false
     return this.stream.write(encodeJsonMessage(MessageType.CACHE_HIT, hit))
+  }
+
+  /** Internal endpoints (control stream, either way; heads.ts). */
+  internalEndpoints(message: InternalEndpoints): boolean {
+    if (!this.stream.writable) return false
+    return this.stream.write(encodeJsonMessage(MessageType.INTERNAL_ENDPOINTS, message))
   }
 
   /** Something the relay tells the agent on the control stream (it was replaced…). */

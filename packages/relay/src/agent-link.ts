@@ -21,6 +21,9 @@ import {
   type AssignedEndpoint,
   type CacheHit,
   type Hello,
+  type InternalEndpoints,
+  checkInternalEndpoints,
+  decodeJson,
 } from '@gw/protocol'
 
 /** Bytes of control messages waiting for the agent past which cache-hit notices are dropped. */
@@ -42,6 +45,13 @@ export class AgentLink {
   hello: Hello | undefined
   private control: Stream | undefined
   private closedFlag = false
+  /**
+   * Set once the agent is admitted: a stream the agent opens (an internal request,
+   * internal-endpoints.ts) goes here. Until then, and without it, such a stream is reset.
+   */
+  onAgentStream: ((stream: Stream) => void) | undefined
+  /** Set once the agent is admitted: its INTERNAL_ENDPOINTS messages. */
+  onInternalEndpoints: ((message: InternalEndpoints) => void) | undefined
 
   constructor(ws: WebSocket, remoteAddress: string, options: LinkOptions) {
     this.remoteAddress = remoteAddress
@@ -75,9 +85,13 @@ export class AgentLink {
         // SYN may be in the same chunk, and a bad one among them tears the session down
         // (erroring this stream) before any microtask runs.
         s.on('error', () => {}) // errors surface through the session's 'close'
-        // The agent opens one stream, the control stream; requests are opened by the relay.
-        // Any other stream it opens is reset at once instead of waiting in the backlog.
-        this.session.on('stream', refuseStream)
+        // The agent opens the control stream; requests are opened by the relay. Any other
+        // stream it opens is reset at once instead of waiting in the backlog, unless it is
+        // admitted and the relay takes its internal requests.
+        this.session.on('stream', (stream: Stream) => {
+          if (this.onAgentStream) this.onAgentStream(stream)
+          else refuseStream(stream)
+        })
         resolve(s)
       }
       const onClose = (err?: Error): void => {
@@ -107,11 +121,20 @@ export class AgentLink {
       )
     }
     this.hello = hello
-    // Any later message from the agent on the control stream is ignored; reading it
-    // keeps the stream's window open.
+    // Later messages from the agent on the control stream: its internal endpoints; any
+    // other is ignored. Reading them keeps the stream's window open.
     void (async () => {
       try {
-        while (await reader.next()) { /* no agent → relay notices yet */ }
+        for (let message = await reader.next(); message; message = await reader.next()) {
+          if (message.type !== MessageType.INTERNAL_ENDPOINTS || !this.onInternalEndpoints) continue
+          let parsed: InternalEndpoints
+          try {
+            parsed = checkInternalEndpoints(decodeJson(message.payload, 'internal endpoints'))
+          } catch {
+            continue // a malformed one changes nothing
+          }
+          this.onInternalEndpoints(parsed)
+        }
       } catch { /* the session's close handles it */ }
     })()
     return hello
@@ -140,6 +163,12 @@ export class AgentLink {
     if (!control || this.closedFlag || control.writableLength > CACHE_HIT_BACKLOG) return
     if (JSON.stringify(hit).length > LINK_DEFAULTS.maxControlMessage - 1024) return
     new MessageWriter(control).cacheHit(hit)
+  }
+
+  /** Tell the agent which internal endpoints its token's agents serve on this relay. */
+  internalEndpoints(message: InternalEndpoints): void {
+    if (!this.control || this.closedFlag) return
+    new MessageWriter(this.control).internalEndpoints(message)
   }
 
   /** Tell the agent something (it was replaced…) and close the link. */

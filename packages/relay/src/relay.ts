@@ -38,6 +38,7 @@ import { acceptHttp2, type EdgeRefusal, type H2Edge } from './h2-edge.js'
 import { RelayCache, type CacheStats } from './cache/store.js'
 import { beginCache, type CacheExchange } from './cache/exchange.js'
 import { LoopbackListeners } from './loopback.js'
+import { InternalEndpointTable } from './internal-endpoints.js'
 
 export interface Relay {
   readonly domain: string
@@ -291,6 +292,8 @@ class RelayCore {
   loopbacks: LoopbackListeners | undefined
   /** The shared HTTP cache (--relay-cache), for endpoints that ask for it. */
   readonly cache: RelayCache | undefined
+  /** Internal endpoints (`*.internal`) agents of one token reach through the relay (internal-endpoints.ts). */
+  readonly internal: InternalEndpointTable
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
@@ -316,6 +319,7 @@ class RelayCore {
     const tlsRoutes = this.tlsEdge.routes
     names.held = { has: (name) => this.routes.has(name) || tlsRoutes.has(name) }
     this.cache = opts.relayCache ? new RelayCache(opts.relayCache) : undefined
+    this.internal = new InternalEndpointTable(access)
   }
 
   openStreams(): number {
@@ -568,6 +572,7 @@ class RelayCore {
     this.links.add(link)
     link.session.once('close', (err?: Error) => {
       this.links.delete(link)
+      if (link.owner) this.internal.leave(link)
       if (link.owner) this.events.emit('agent:disconnected', { remote, token: tokenIdOf(link.owner), names: httpNames(link.endpoints) })
       for (const endpoint of link.endpoints) {
         if (endpoint.proto === 'tcp') this.tcp.remove(endpoint.port!, link)
@@ -712,6 +717,8 @@ class RelayCore {
     const welcome = (): void => {
       if (link.closed) return
       link.welcome(assigned, this.opts.heartbeatTimeout, relays)
+      // After the welcome, which must be the agent's first message from the relay.
+      this.internal.join(link)
       this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
       // The event's names are the HTTP ones (a cluster announces them): tcp and tls endpoints are this relay's own.
       this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: httpNames(assigned) })

@@ -17,6 +17,8 @@ import {
   decodeJson,
   checkCodedMessage,
   checkCacheHit,
+  checkInternalEndpoints,
+  MessageWriter,
   type CacheHit,
   PROTOCOL_VERSION,
   LINK_DEFAULTS,
@@ -36,6 +38,7 @@ import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 import { createUpstreamDispatcher, Http2Upstream, parseTcpUpstream, parseUpstream, type UpstreamProtocol } from '../upstream/index.js'
 import { replayRequest, type ReplayRequest } from './replay.js'
 import { internalRequest, type InternalRequest } from './internal-request.js'
+import { RemoteInternalEndpoints } from './remote-internal.js'
 import { VERSION } from '../version.js'
 import { PolicyRuntimeError, type CompiledPolicy } from '../policy/index.js'
 
@@ -62,8 +65,9 @@ export interface AgentEndpointOptions {
   /** A compiled traffic policy; the agent closes it when it stops. */
   policy?: CompiledPolicy
   /**
-   * An internal endpoint (`api.internal`, or `api.internal:8080`): not on the relay,
-   * reached only by forward-internal from this agent's other endpoints.
+   * An internal endpoint (`api.internal`, or `api.internal:8080`): no public URL, reached
+   * only by forward-internal and http-request from this agent's other endpoints and, through
+   * the relay, from its authtoken's other agents there (remote-internal.ts).
    */
   internalHost?: string
 }
@@ -156,19 +160,24 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     inspect: e.inspect ?? true,
     policy: e.policy,
   }))
-  // Internal endpoints stay in the agent: the relay hears only of the public ones.
+  // Internal endpoints get no public name: the relay hears of them after the welcome (INTERNAL_ENDPOINTS).
   const publicOptions = options.endpoints.filter((e) => e.internalHost === undefined)
   const endpoints = all.filter((_, i) => options.endpoints[i]!.internalHost === undefined)
   const internal = new Map<string, EndpointRuntime>()
+  /** host → whether it asked for pooling: what the relay is told (INTERNAL_ENDPOINTS). */
+  const internalPooling = new Map<string, boolean>()
   options.endpoints.forEach((e, i) => {
     if (e.internalHost === undefined) return
     const host = e.internalHost.toLowerCase()
     if (internal.has(host)) throw new CliError('GW_ERR_CONFIG', `two internal endpoints have the URL ${host}; give each its own`)
     internal.set(host, all[i]!)
+    internalPooling.set(host, e.pooling === true)
   })
   if (endpoints.length === 0) {
     throw new CliError('GW_ERR_CONFIG', 'every endpoint is internal (*.internal), so nothing could reach them; add a public endpoint that forwards to them with forward-internal')
   }
+  /** Internal endpoints of the token's other agents, as the relay lists them (remote-internal.ts). */
+  const remoteInternal = new RemoteInternalEndpoints({ maxHeadSize: maxHeadMessageFor(maxHeaderSize), responseTimeout })
   const byPublicName = new Map<string, EndpointRuntime>()
   let publicUrls = new Map<EndpointRuntime, string[]>()
 
@@ -181,17 +190,15 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     maxHeadSize: maxHeadMessageFor(maxHeaderSize),
     responseTimeout,
     tlsVerify,
-    endpoint: (name) => byPublicName.get(name),
-    ...(internal.size > 0
-      ? {
-          internalEndpoint: (host: string) => internal.get(host),
-          internalRequest: (host: string, req: InternalRequest, hops: number, maxBody: number, signal: AbortSignal) => {
-            const endpoint = internal.get(host)
-            if (!endpoint) return Promise.reject(new PolicyRuntimeError('GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND', `this agent has no internal endpoint ${host}`))
-            return internalRequest(req, endpoint, runtime, hops, maxBody, signal)
-          },
-        }
-      : {}),
+    // An internal host comes in a head only from the relay's internal routing: another agent of the token calls it.
+    endpoint: (name) => byPublicName.get(name) ?? (name.endsWith('.internal') || name.includes('.internal:') ? internal.get(name) : undefined),
+    internalEndpoint: (host, from) => internal.get(host) ?? remoteInternal.endpoint(host, from),
+    internalRequest: (host: string, req: InternalRequest, hops: number, maxBody: number, signal: AbortSignal) => {
+      const endpoint = internal.get(host)
+      if (endpoint) return internalRequest(req, endpoint, runtime, hops, maxBody, signal)
+      if (remoteInternal.has(host)) return remoteInternal.request(host, req, hops, maxBody, signal)
+      return Promise.reject(new PolicyRuntimeError('GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND', `no endpoint of this agent, and none of its authtoken on the relay, is ${host}`))
+    },
     nextId: () => `req_${idPrefix}${(++sequence).toString(36).padStart(6, '0')}`,
   }
 
@@ -277,9 +284,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       state.latencyMs = ms
     }, () => {})
     watchControl(connection)
+    // This agent's internal endpoints, for the token's other agents (an older relay ignores the message).
+    if (internalPooling.size > 0) new MessageWriter(connection.control).internalEndpoints({ endpoints: [...internalPooling].map(([host, pooling]) => ({ host, ...(pooling ? { pooling: true } : {}) })) })
     live.add(session)
     session.once('close', (err?: Error) => {
       live.delete(session)
+      remoteInternal.forget(session)
       onLinkClosed(session, err)
     })
     // The relay is draining (a deploy, a restart): it takes no new requests on this link
@@ -335,6 +345,13 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
           if (!message) return
           if (message.type === MessageType.CACHE_HIT) {
             recordCacheHit(message.payload)
+            continue
+          }
+          if (message.type === MessageType.INTERNAL_ENDPOINTS) {
+            if (current?.session !== session) continue
+            try {
+              remoteInternal.update(session, checkInternalEndpoints(decodeJson(message.payload, 'internal endpoints')))
+            } catch { /* a malformed list is the relay's fault: keep the last one */ }
             continue
           }
           if (message.type !== MessageType.NOTICE) continue

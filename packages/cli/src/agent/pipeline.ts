@@ -17,11 +17,11 @@
  * calls; upgrade.ts carries a 101 onward.
  */
 import { Readable, type Duplex } from 'node:stream'
-import { CodedError, decodeJson, ErrorCodes, isErrorCode, MessageReader, MessageType, checkRequestHead, type DecodedMessage, type ErrorCode, type RequestHead } from '@gw/protocol'
+import { CodedError, decodeJson, ERROR_CODE_HEADER, ErrorCodes, getRawHeader, isErrorCode, MessageReader, MessageType, checkRequestHead, type DecodedMessage, type ErrorCode, type RequestHead } from '@gw/protocol'
 import { compilePolicy, createPolicyState, isIdentityHeader, PolicyRuntimeError, type CompiledPolicy, type PolicyRequest, type PolicyResponse, type PolicyState } from '../policy/index.js'
 import { callUpstream, isIdempotentMethod, sendWithRetry, upstreamErrorCode, type UpstreamAnswer, type UpstreamCall, type UpstreamTarget } from '../upstream/index.js'
 import { Recorder } from './recorder.js'
-import { RequestContext, type AgentRuntime, type EndpointRuntime } from './request-context.js'
+import { RequestContext, type AgentRuntime, type EndpointRuntime, type RequestOrigin } from './request-context.js'
 import { normaliseTarget } from './request-target.js'
 import type { ErrorReport } from './response-writer.js'
 import { ResponseWriter } from './response-writer.js'
@@ -85,7 +85,8 @@ function serve(stream: Duplex, reader: MessageReader, head: RequestHead, runtime
     if (head.upgrade) return forwardUpgrade(ctx, endpoint.upstream, ctx.target, ctx.upstreamHeaders(head.rawHeaders))
     return forward(ctx, ctx.callHeaders(head.rawHeaders))
   }
-  runPolicy(ctx, policy, options.internalHops ?? 0).catch((err: unknown) => ctx.writer.fail(err))
+  // A request another agent sent here through the relay carries its hops (loop protection across agents).
+  runPolicy(ctx, policy, options.internalHops ?? head.hops ?? 0).catch((err: unknown) => ctx.writer.fail(err))
 }
 
 /** The request phase refused the request (or the target was invalid): answer, drop the body. */
@@ -106,7 +107,7 @@ function forward(ctx: RequestContext, headers: string[]): void {
 /** The upstream's head, then its body straight into the stream. */
 function streamAnswer(ctx: RequestContext, answer: UpstreamAnswer, origin: string): void {
   ctx.recorder?.upstreamHead()
-  ctx.writer.head(answer.status, answer.statusMessage, answer.rawHeaders)
+  ctx.writer.head(answer.status, answer.statusMessage, answer.rawHeaders, remoteErrorCode(ctx, answer.rawHeaders))
   answer.streamTo(ctx.writer.sink(answer, origin))
 }
 
@@ -116,7 +117,7 @@ function writePolicyResponse(ctx: RequestContext, response: PolicyResponse, orig
     response.body.resume()
     return ctx.writer.closeConnection()
   }
-  ctx.writer.head(response.status, statusMessage, response.rawHeaders, response.errorCode)
+  ctx.writer.head(response.status, statusMessage, response.rawHeaders, response.errorCode ?? remoteErrorCode(ctx, response.rawHeaders))
   ctx.writer.send(response.body, origin)
 }
 
@@ -205,9 +206,11 @@ async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: Polic
   }
   if (ctx.writer.done) return // the client went away while the phase ran
   if (outcome.kind === 'internal') {
-    const next = internalEndpoint?.(outcome.host)
-    if (!next) return refuse(ctx, new PolicyRuntimeError('GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND', `forward-internal: this agent has no internal endpoint ${outcome.host}`))
-    if (outer.length + 1 >= MAX_INTERNAL_HOPS) {
+    // Hops taken before this agent (another agent sent the request here through the relay) count too.
+    const hops = (head.hops ?? 0) + outer.length + 1
+    const next = internalEndpoint?.(outcome.host, { ...originOf(head), hops })
+    if (!next) return refuse(ctx, new PolicyRuntimeError('GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND', `forward-internal: no endpoint of this agent, and none of its authtoken on the relay, is ${outcome.host}`))
+    if (hops >= MAX_INTERNAL_HOPS) {
       return refuse(ctx, new PolicyRuntimeError('GW_ERR_POLICY_FORWARD_LOOP', `forward-internal went through ${MAX_INTERNAL_HOPS} endpoints (the last ${outcome.host}); the internal endpoints forward in a circle`))
     }
     ctx.endpoint = next
@@ -217,6 +220,9 @@ async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: Polic
 
   const chosen = outcome.upstream
   const origin = chosen?.origin ?? endpoint.upstream.origin
+  if (head.upgrade && ctx.endpoint.remote) {
+    return refuse(ctx, new PolicyRuntimeError('GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND', `forward-internal: ${ctx.endpoint.name} is another agent's internal endpoint, and gw does not carry WebSocket upgrades to it yet; serve it from this agent`))
+  }
   if (head.upgrade) {
     const target = chosen ?? endpoint.upstream
     if (chosen) ctx.release = (ok) => chosen.pool.release(chosen, ok ? 'ok' : 'error')
@@ -271,7 +277,7 @@ async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: Polic
   }
   // Rules that left the body alone: it streams from the upstream as without a policy.
   if (final === answer && answer.untouched) {
-    ctx.writer.head(answer.status, answer.statusMessage, answer.rawHeaders)
+    ctx.writer.head(answer.status, answer.statusMessage, answer.rawHeaders, remoteErrorCode(ctx, answer.rawHeaders))
     answer.streamTo(ctx.writer.sink(answer, answeredBy))
   } else {
     writePolicyResponse(ctx, final, answeredBy, final === answer ? answer.statusMessage : '')
@@ -296,6 +302,20 @@ async function upstreamFailed(ctx: RequestContext, policy: CompiledPolicy, req: 
   }
   if (replaced) return writePolicyResponse(ctx, replaced, origin)
   ctx.writer.fail(err, origin)
+}
+
+/**
+ * The gw error another agent's internal endpoint answered with (its deny, its loop
+ * limit), which remote-internal.ts carries as `gw-error-code`: kept for the client. From
+ * any other upstream the header is dropped (only gw names an error).
+ */
+function remoteErrorCode(ctx: RequestContext, rawHeaders: string[]): string | undefined {
+  return ctx.endpoint.remote ? getRawHeader(rawHeaders, ERROR_CODE_HEADER) : undefined
+}
+
+/** Who the client is, for another agent's internal endpoint (remote-internal.ts). */
+function originOf(head: RequestHead): RequestOrigin {
+  return { remoteAddress: head.remoteAddress, remotePort: head.remotePort, scheme: head.scheme, receivedAt: head.receivedAt, httpVersion: head.httpVersion, ...(head.tls ? { tls: head.tls } : {}) }
 }
 
 function withoutIdentityHeaders(rawHeaders: string[]): string[] {

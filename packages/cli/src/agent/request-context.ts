@@ -34,7 +34,12 @@ export interface EndpointRuntime {
   inspect: boolean
   /** The endpoint's traffic policy; undefined (or empty) runs the pipeline's fast path. */
   policy: CompiledPolicy | undefined
+  /** Another agent's internal endpoint, reached through the relay (remote-internal.ts). */
+  remote?: boolean
 }
+
+/** The request fields another agent's internal endpoint sees that an upstream call does not carry: who the client is (remote-internal.ts). */
+export type RequestOrigin = Pick<RequestHead, 'remoteAddress' | 'remotePort' | 'scheme' | 'receivedAt' | 'httpVersion'> & Partial<Pick<RequestHead, 'tls' | 'hops'>>
 
 /** What every request shares: made once per agent. */
 export interface AgentRuntime {
@@ -46,8 +51,12 @@ export interface AgentRuntime {
   responseTimeout: number
   tlsVerify: boolean
   endpoint(publicName: string): EndpointRuntime | undefined
-  /** An internal endpoint (`api.internal`, `api.internal:8080`) of this agent, for forward-internal. */
-  internalEndpoint?: (host: string) => EndpointRuntime | undefined
+  /**
+   * An internal endpoint (`api.internal`, `api.internal:8080`) for forward-internal: this
+   * agent's, or another agent's of the token through the relay (remote-internal.ts),
+   * which sees `from` as the request's origin.
+   */
+  internalEndpoint?: (host: string, from?: RequestOrigin) => EndpointRuntime | undefined
   /** Send a request to an internal endpoint through its pipeline (internal-request.ts); `hops` counts the agent's own requests in the chain. */
   internalRequest?: (host: string, req: InternalCall & { clientIp: string }, hops: number, maxBody: number, signal: AbortSignal) => Promise<InternalAnswer>
   nextId(): string

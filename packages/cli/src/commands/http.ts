@@ -86,7 +86,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
       }
       const asked = flags.url !== undefined ? parseEndpointUrl(flags.url, '--url') : undefined
       if (asked?.internalHost) {
-        throw new CliError('GW_ERR_INVALID_FLAG', `--url ${JSON.stringify(flags.url)}: an internal endpoint (*.internal) is reached only by forward-internal from another endpoint of the same agent; ` +
+        throw new CliError('GW_ERR_INVALID_FLAG', `--url ${JSON.stringify(flags.url)}: an internal endpoint (*.internal) is reached only by forward-internal (from its own agent, or from agents with the same authtoken on the relay), and gw runs it beside a public endpoint of the same agent; ` +
           'define both under endpoints: in a config file and run gw start')
       }
       const publicName = flags.subdomain ?? asked?.publicName

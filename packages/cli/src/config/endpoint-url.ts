@@ -67,7 +67,7 @@ export function parseEndpointUrl(value: string, where: string): EndpointUrl {
 export function checkBinding(binding: string, where: string, internalAllowed = false): void {
   if (binding === 'public' || (binding === 'internal' && internalAllowed)) return
   const why = binding === 'internal'
-    ? 'an internal endpoint is reached only by forward-internal from another endpoint of the same agent; define both under endpoints: in a config file (url: https://<name>.internal) and run gw start'
+    ? 'an internal endpoint is reached only by forward-internal (from its own agent, or from agents with the same authtoken on the relay), and gw runs it beside a public endpoint of the same agent; define both under endpoints: in a config file (url: https://<name>.internal) and run gw start'
     : binding === 'kubernetes' ? 'gw has no Kubernetes operator' : 'the bindings are public, internal and kubernetes'
   throw new CliError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(binding)}: ${why}; gw http serves public endpoints (--binding public)`)
 }

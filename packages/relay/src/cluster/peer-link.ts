@@ -14,6 +14,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { GwError, keepAliveFor, MessageWriter, Session, type Stream } from '@gw/protocol'
 import type { LogFn } from '../options.js'
+import { readFirstLine, splice } from '../stream-line.js'
 
 const NONCE = 32
 const HANDSHAKE_MS = 5_000
@@ -135,19 +136,7 @@ export async function listenForPeers(options: {
 
 /** A stream from a peer: read the name, then splice it onto a stream to the agent. */
 function serveForwarded(stream: Stream, target: PeerTarget): void {
-  stream.on('error', () => {})
-  let line: Buffer = Buffer.alloc(0)
-  const onData = (chunk: Buffer): void => {
-    line = line.length === 0 ? chunk : Buffer.concat([line, chunk])
-    const nl = line.indexOf(0x0a)
-    if (nl === -1) {
-      if (line.length > MAX_LINE) stream.destroy()
-      return
-    }
-    stream.off('data', onData)
-    stream.pause()
-    if (line.length > nl + 1) stream.unshift(line.subarray(nl + 1))
-    const name = line.subarray(0, nl).toString('latin1')
+  readFirstLine(stream, MAX_LINE, HANDSHAKE_MS, (name) => {
     const link = target(name)
     if (!link) {
       // The agent left this relay since the peer looked: the peer's client gets 502.
@@ -162,21 +151,7 @@ function serveForwarded(stream: Stream, target: PeerTarget): void {
       return void new MessageWriter(stream).error('GW_ERR_RELAY_OVERLOADED', `the agent for ${name} cannot take a new request: ${(err as Error).message}`, 503)
     }
     splice(stream, agentStream)
-  }
-  stream.on('data', onData)
-}
-
-/** Bytes both ways with backpressure; a reset on either side resets the other. */
-export function splice(a: Stream, b: Stream): void {
-  a.on('error', () => {})
-  b.on('error', () => {})
-  a.pipe(b)
-  b.pipe(a)
-  const cut = (from: Stream, to: Stream) => (): void => {
-    if (!(from.readableEnded && from.writableFinished)) to.destroy()
-  }
-  a.once('close', cut(a, b))
-  b.once('close', cut(b, a))
+  })
 }
 
 /** Links to the other relays, one per peer address, dialled when first needed. */

@@ -1,0 +1,142 @@
+/**
+ * Internal endpoints across agents: ngrok's `forward-internal` to `https://api.internal`
+ * served by another agent of the same authtoken on this relay.
+ *
+ *   agent A ──stream "api.internal\n" + request──▶ relay ──splice──▶ agent B (serves api.internal)
+ *
+ * Internal endpoints are never public: no Host reaches them, and only the agents of the
+ * token whose agent serves one can call it. Each agent says which internal endpoints it
+ * serves (INTERNAL_ENDPOINTS, agent → relay), and the relay tells every agent of the token
+ * which ones are online (INTERNAL_ENDPOINTS, relay → agent), so the agent's policy knows
+ * at once whether a forward-internal has somewhere to go (its `on_error: continue`
+ * fallback needs the answer before the request is sent).
+ *
+ * A request goes as the relay's own requests go to an agent: agent A writes the host on
+ * a line, then the request head and body as the relay would; the relay splices the rest
+ * onto a new stream to agent B without decoding it. It counts against the token's
+ * streams and rps limits like any request. Agents of one token trust each other as
+ * ngrok's endpoints of one account do: B sees the request head A wrote (the original
+ * client's address included).
+ *
+ * Only this relay's agents: in a cluster an internal endpoint is reached from agents on
+ * the same relay (docs/scaling.md).
+ */
+import { ErrorCodes, INTERNAL_HOST_PATTERN, MessageWriter, type ErrorCode, type InternalEndpoint, type InternalEndpoints, type Stream } from '@gw/protocol'
+import type { AccessControl } from './access.js'
+import type { AgentLink } from './agent-link.js'
+import { RouteTable } from './routes.js'
+import { readFirstLine, splice } from './stream-line.js'
+
+/** `<labels>.internal:<port>` fits in this, with room. */
+const MAX_LINE = 300
+/** The line follows the stream's SYN at once; a stream that says nothing is reset. */
+const LINE_TIMEOUT_MS = 10_000
+
+export class InternalEndpointTable {
+  /** `<owner> <host>` → the links serving it (pooled when they asked). */
+  private readonly routes = new RouteTable()
+  /** owner → its admitted links: the ones told about its internal endpoints. */
+  private readonly members = new Map<string, Set<AgentLink>>()
+  /** link → the hosts it serves now. */
+  private readonly served = new Map<AgentLink, string[]>()
+
+  constructor(private readonly access: AccessControl) {}
+
+  /** An admitted agent: it may announce internal endpoints, open internal requests, and is told its token's. */
+  join(link: AgentLink): void {
+    let links = this.members.get(link.owner)
+    if (!links) this.members.set(link.owner, (links = new Set()))
+    links.add(link)
+    link.onInternalEndpoints = (message) => this.announce(link, message.endpoints)
+    link.onAgentStream = (stream) => this.serve(link, stream)
+    const online = this.online(link.owner)
+    if (online.endpoints.length > 0) link.internalEndpoints(online)
+  }
+
+  /** The agent's link closed. */
+  leave(link: AgentLink): void {
+    link.onAgentStream = undefined
+    link.onInternalEndpoints = undefined
+    const links = this.members.get(link.owner)
+    links?.delete(link)
+    if (links?.size === 0) this.members.delete(link.owner)
+    if (this.withdraw(link)) this.notify(link.owner)
+  }
+
+  /** Hosts of internal endpoints online for `owner`, for tests and the relay's own view. */
+  hostsOf(owner: string): string[] {
+    return this.online(owner).endpoints.map((e) => e.host)
+  }
+
+  /** The agent's INTERNAL_ENDPOINTS: its whole set, replacing the last one. */
+  private announce(link: AgentLink, endpoints: InternalEndpoint[]): void {
+    if (link.closed) return
+    this.withdraw(link)
+    const hosts: string[] = []
+    for (const { host, pooling } of endpoints) {
+      if (hosts.includes(host)) continue
+      hosts.push(host)
+      // As with names: the same token's newcomer takes the host over unless both pool.
+      const change = this.routes.add(key(link.owner, host), link, pooling === true)
+      for (const previous of change.replaced) {
+        const left = this.served.get(previous)?.filter((h) => h !== host)
+        if (left) this.served.set(previous, left)
+      }
+    }
+    this.served.set(link, hosts)
+    this.notify(link.owner)
+  }
+
+  /** Take the link's routes away; true when it served any. */
+  private withdraw(link: AgentLink): boolean {
+    const hosts = this.served.get(link)
+    if (!hosts) return false
+    this.served.delete(link)
+    for (const host of hosts) this.routes.remove(key(link.owner, host), link)
+    return hosts.length > 0
+  }
+
+  private online(owner: string): InternalEndpoints {
+    const prefix = `${owner} `
+    return { endpoints: this.routes.names().filter((k) => k.startsWith(prefix)).map((k) => ({ host: k.slice(prefix.length) })) }
+  }
+
+  private notify(owner: string): void {
+    const links = this.members.get(owner)
+    if (!links) return
+    const online = this.online(owner)
+    for (const link of links) link.internalEndpoints(online)
+  }
+
+  /** A stream agent `from` opened: the host on a line, then a request for it. */
+  private serve(from: AgentLink, stream: Stream): void {
+    readFirstLine(stream, MAX_LINE, LINE_TIMEOUT_MS, (host) => {
+      if (!INTERNAL_HOST_PATTERN.test(host)) {
+        stream.destroy()
+        return
+      }
+      const fail = (code: ErrorCode, message: string): void => {
+        // Read the request to its end so the stream closes both ways.
+        stream.resume()
+        new MessageWriter(stream).error(code, message, ErrorCodes[code].status)
+      }
+      const target = this.routes.pick(key(from.owner, host))
+      if (!target) return fail('GW_ERR_INTERNAL_ENDPOINT_OFFLINE', `no agent of this authtoken serves ${host} on the relay now`)
+      const gate = this.access.startRequest(from.owner)
+      if (!gate.ok) return fail(gate.code, gate.detail)
+      let out: Stream
+      try {
+        out = target.openStream()
+      } catch (err) {
+        gate.release()
+        return fail('GW_ERR_RELAY_OVERLOADED', `the agent serving ${host} cannot take a new request: ${(err as Error).message}`)
+      }
+      out.once('close', gate.release)
+      splice(stream, out)
+    })
+  }
+}
+
+function key(owner: string, host: string): string {
+  return `${owner} ${host}`
+}
