@@ -74,8 +74,9 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   // A pipelined request whose response still waits its turn has no socket yet, so its
   // response never closes when the connection dies: it would hold its stream for ever,
   // waiting for a body that never comes or for a client that will never drain it.
-  // (HTTP/1 only: an HTTP/2 stream closes its response when its connection goes.)
-  if (req.httpVersionMajor === 1) {
+  // (HTTP/1 connections only: an HTTP/2 stream closes its response when its connection
+  // goes. By the connection, not the version: an HTTP/1 request line may say HTTP/2.0.)
+  if (!isHttp2(req)) {
     const socket = req.socket
     const onSocketClose = (): void => {
       if (!res.writableFinished) stream.destroy()
