@@ -27,6 +27,7 @@ import { generateWebhookSignature as hygraphSign, verifyWebhookSignature as hygr
 import { signRequest as contentfulSign, verifyRequest as contentfulVerify } from '@contentful/node-apps-toolkit'
 import connect from 'connect-sdk-nodejs'
 import sendgridWebhook from '@sendgrid/eventwebhook'
+import plivo from 'plivo'
 import { sign as githubSign } from '@octokit/webhooks-methods'
 import { Webhook as SvixWebhook } from 'svix'
 import twilio from 'twilio'
@@ -70,6 +71,10 @@ interface ProviderCase {
   unsignedBody?: boolean
   /** The provider's own body shape, when the scheme reads fields inside it. */
   body?: (nowMs: number) => string
+  /** For a signature inside the body (Mailgun): the signed body; `sign` then adds no header. */
+  signedBody?: (secret: string, d: Delivery) => string
+  /** How to tamper with a delivery, when the provider signs only part of the body. */
+  tamper?: (body: string) => string
 }
 
 /** provider → how its server signs, and whether the scheme carries a timestamp. */
@@ -172,6 +177,42 @@ const SIGNERS: Record<string, ProviderCase> = {
       return { 'x-twilio-email-event-webhook-signature': signature, 'x-twilio-email-event-webhook-timestamp': timestamp }
     },
   },
+  plivo: {
+    oracle: 'sdk-verifies', sdk: 'plivo', contentType: 'application/x-www-form-urlencoded',
+    sign: (secret, d) => {
+      // V3: base64 HMAC-SHA256 of `<url>?<form fields sorted, as key+value>.<nonce>` for a form POST without a query.
+      const nonce = '05429567804466091622'
+      const fields = [...new URLSearchParams(d.body)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => k + v).join('')
+      const signature = h('sha256', secret, `${d.url}?${fields}.${nonce}`, 'base64')
+      assert.ok(plivo.validateV3Signature('POST', d.url, nonce, secret, signature, Object.fromEntries(new URLSearchParams(d.body))), 'the plivo SDK accepts the delivery')
+      return { 'x-plivo-signature-v3': signature, 'x-plivo-signature-v3-nonce': nonce }
+    },
+  },
+  zendesk: {
+    timestamped: true,
+    sign: (s, d) => {
+      const ts = new Date(d.nowMs).toISOString().replace(/\.\d{3}Z$/, 'Z')
+      return { 'x-zendesk-webhook-signature-timestamp': ts, 'x-zendesk-webhook-signature': h('sha256', s, ts + d.body, 'base64') }
+    },
+  },
+  mongodb: { sign: (s, d) => ({ 'x-mms-signature': h('sha1', s, d.body, 'base64') }) },
+  castle: { sign: (s, d) => ({ 'x-castle-signature': h('sha256', s, d.body, 'base64') }) },
+  jira: { sign: (s, d) => ({ 'x-hub-signature': `sha256=${h('sha256', s, d.body, 'hex')}` }) },
+  buildkite: {
+    timestamped: true,
+    sign: (s, d) => ({ 'x-buildkite-signature': `timestamp=${secs(d.nowMs)},signature=${h('sha256', s, `${secs(d.nowMs)}.${d.body}`, 'hex')}` }),
+  },
+  mailgun: {
+    timestamped: true,
+    // Mailgun signs timestamp + token, inside the body beside the event data (which it does not sign).
+    sign: () => ({}),
+    signedBody: (s, d) => {
+      const timestamp = secs(d.nowMs)
+      const token = 'e0b5477167110d68991efc6b9f89f0a11066af27834600e123'
+      return JSON.stringify({ signature: { timestamp, token, signature: h('sha256', s, timestamp + token, 'hex') }, 'event-data': { event: 'delivered', note: 'héllo' } })
+    },
+    tamper: (body) => body.replace('e0b5477167110d', 'f0b5477167110d'),
+  },
   slack: { timestamped: true, sign: (s, d) => ({ 'x-slack-request-timestamp': secs(d.nowMs), 'x-slack-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }) },
   shopify: { sign: (s, d) => ({ 'x-shopify-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
   // GitLab sends the secret itself: it proves the sender, and nothing signs the body.
@@ -242,25 +283,33 @@ describe('verify-webhook providers through the real agent', () => {
       const send = async (headers: Record<string, string>, sent = body) =>
         tunnel.fetch(path, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body: sent })
 
-      const good = await send(await s.sign(secret, d))
-      assert.equal(good.status, 200, good.text)
-      assert.equal(JSON.parse(good.text).body, body)
+      const deliver = async (key: string, at: Delivery) => s.signedBody
+        ? { headers: {}, body: s.signedBody(key, at) }
+        : { headers: await s.sign(key, at), body: at.body }
+
+      const good = await deliver(secret, d)
+      const ok = await send(good.headers, good.body)
+      assert.equal(ok.status, 200, ok.text)
+      assert.equal(JSON.parse(ok.text).body, good.body)
 
       if (!s.unsignedBody) {
-        const tampered = await send(await s.sign(secret, d), body.replace('paid', 'PAID').replace('AC1', 'AC2'))
+        const tamper = s.tamper ?? ((b: string) => b.replace('paid', 'PAID').replace('AC1', 'AC2'))
+        assert.notEqual(tamper(good.body), good.body)
+        const tampered = await send(good.headers, tamper(good.body))
         assert.equal(tampered.status, 403)
         assert.match(JSON.parse(tampered.text).message, new RegExp(`^${provider} webhook: `))
       }
 
       const wrongSecret = s.wrongSecret ?? (provider === 'microsoft_teams' ? Buffer.from('another key').toString('base64')
         : s.secret === SVIX_SECRET ? `whsec_${Buffer.from('another 24 byte svix key').toString('base64')}` : 'not-the-secret')
-      const wrong = await send(await s.sign(wrongSecret, d))
+      const bad = await deliver(wrongSecret, d)
+      const wrong = await send(bad.headers, bad.body)
       assert.equal(wrong.status, 403)
       assert.match(JSON.parse(wrong.text).message, new RegExp(`^${provider} webhook: `))
 
       if (s.timestamped) {
-        const old = at(NOW - 10 * 60_000)
-        const stale = await send(await s.sign(secret, old), old.body)
+        const old = await deliver(secret, at(NOW - 10 * 60_000))
+        const stale = await send(old.headers, old.body)
         assert.equal(stale.status, 403)
         assert.match(JSON.parse(stale.text).message, /timestamp is outside the tolerance/)
       }
@@ -287,6 +336,48 @@ describe('verify-webhook providers through the real agent', () => {
     assert.equal(moved.status, 403)
   })
 
+  it('plivo: a query string and repeated form fields, accepted by the plivo SDK', async () => {
+    const target = '/plivo?b=2&a=1'
+    const url = `http://${tunnel.host}${target}`
+    const body = 'To=%2B15550002&From=%2B15550001&Text=h%C3%A9llo&Media=m2&Media=m1'
+    const nonce = '12345678901234567890'
+    // The query sorted as k=v, a '.', then the fields sorted by name (and value), as key+value.
+    const signed = `http://${tunnel.host}/plivo?a=1&b=2.From+15550001Mediam1Mediam2TexthélloTo+15550002`
+    const signature = h('sha256', SECRET, `${signed}.${nonce}`, 'base64')
+    const params: Record<string, string | string[]> = {}
+    for (const [k, v] of new URLSearchParams(body)) params[k] = params[k] === undefined ? v : [params[k] as string, v].flat()
+    assert.ok(plivo.validateV3Signature('POST', url, nonce, SECRET, signature, params), 'the plivo SDK accepts it')
+    const headers = { 'content-type': 'application/x-www-form-urlencoded', 'x-plivo-signature-v3': `other,${signature}`, 'x-plivo-signature-v3-nonce': nonce }
+    const ok = await tunnel.fetch(target, { method: 'POST', headers, body })
+    assert.equal(ok.status, 200, ok.text)
+    const otherNonce = await tunnel.fetch(target, { method: 'POST', headers: { ...headers, 'x-plivo-signature-v3-nonce': '1' }, body })
+    assert.equal(otherNonce.status, 403)
+    const otherQuery = await tunnel.fetch('/plivo?b=3&a=1', { method: 'POST', headers, body })
+    assert.equal(otherQuery.status, 403)
+  })
+
+  it('buildkite: a webhook set to send its token has X-Buildkite-Token instead of a signature', async () => {
+    const body = JSON.stringify({ event: 'ping' })
+    const ok = await tunnel.fetch('/buildkite', { method: 'POST', headers: { 'content-type': 'application/json', 'x-buildkite-token': SECRET }, body })
+    assert.equal(ok.status, 200, ok.text)
+    const wrong = await tunnel.fetch('/buildkite', { method: 'POST', headers: { 'content-type': 'application/json', 'x-buildkite-token': 'not-it' }, body })
+    assert.equal(wrong.status, 403)
+  })
+
+  it('mailgun: a form-urlencoded delivery and a subaccount event signed with the primary key (parent-signature)', async () => {
+    const timestamp = secs(NOW)
+    const token = 'a'.repeat(50)
+    const sig = h('sha256', SECRET, timestamp + token, 'hex')
+    const form = new URLSearchParams({ timestamp, token, signature: sig, event: 'delivered' }).toString()
+    const ok = await tunnel.fetch('/mailgun', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form })
+    assert.equal(ok.status, 200, ok.text)
+    const sub = JSON.stringify({ signature: { timestamp, token, signature: h('sha256', 'subaccount-key', timestamp + token, 'hex'), 'parent-signature': sig }, 'event-data': {} })
+    assert.equal((await tunnel.fetch('/mailgun', { method: 'POST', headers: { 'content-type': 'application/json' }, body: sub })).status, 200)
+    const multipart = await tunnel.fetch('/mailgun', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--' })
+    assert.equal(multipart.status, 403)
+    assert.match(JSON.parse(multipart.text).message, /JSON or form-urlencoded body/)
+  })
+
   it('twilio JSON deliveries: bodySHA256 in the URL, signed by the twilio SDK', async () => {
     const body = JSON.stringify({ event: 'message', sid: 'SM1' })
     const hash = createHash('sha256').update(body).digest('hex')
@@ -309,7 +400,7 @@ describe('verify-webhook providers gw does not verify', () => {
         (err: Error) => err instanceof PolicyError && /config\.secret: (is not a SendGrid verification key|is a ed25519 public key, not the EC \(P-256\))/.test(err.message))
     }
   })
-  for (const provider of ['sns', 'zendesk']) {
+  for (const provider of ['sns', 'alchemy']) {
     it(`${provider} is refused at load with the reason, not let through`, () => {
       assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider, secret: 's' } }] }] }),
         (err: Error) => err instanceof PolicyError && new RegExp(`"${provider}" is one of ngrok's providers, but`).test(err.message))

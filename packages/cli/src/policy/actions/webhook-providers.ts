@@ -305,6 +305,106 @@ export function ecdsaKey(secret: string): KeyObject | string {
   return key
 }
 
+/**
+ * Buildkite: `X-Buildkite-Signature: timestamp=<unix>,signature=<hex>`, HMAC-SHA256 of
+ * `<timestamp>.<body>` keyed with the webhook's token; a webhook set to send the token
+ * instead has `X-Buildkite-Token`, compared with the secret in constant time.
+ */
+const buildkite: Verifier = (d) => {
+  const value = getHeader(d.rawHeaders, 'x-buildkite-signature')
+  if (value === undefined) {
+    const token = getHeader(d.rawHeaders, 'x-buildkite-token')
+    if (token === undefined) return 'the X-Buildkite-Signature (or X-Buildkite-Token) header is missing'
+    return sameSecret(token, d.secret) ? undefined : MISMATCH
+  }
+  const parts = new Map(value.split(',').map((kv) => {
+    const eq = kv.indexOf('=')
+    return [kv.slice(0, eq).trim(), kv.slice(eq + 1).trim()] as const
+  }))
+  const ts = parts.get('timestamp')
+  const sig = parts.get('signature')
+  if (!ts || !sig) return 'the X-Buildkite-Signature header lacks timestamp= or signature='
+  if (!same(mac('sha256', d.secret, [`${ts}.`, d.body], 'hex'), sig, 'hex')) return MISMATCH
+  return fresh(d, timestampMs(ts, 's'))
+}
+
+/** Equal strings, compared in constant time through their digests. */
+function sameSecret(presented: string, secret: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(presented).digest(), createHash('sha256').update(secret).digest())
+}
+
+const WEBSUB_ALGOS: Readonly<Record<string, Algo>> = { sha1: 'sha1', sha256: 'sha256', sha512: 'sha512' }
+
+/**
+ * Jira (Cloud and Data Center admin webhooks with a secret): `X-Hub-Signature: <method>=<hex>`,
+ * the WebSub form, HMAC of the body; the method is sha256 by default.
+ */
+const jira: Verifier = (d) => {
+  const value = getHeader(d.rawHeaders, 'x-hub-signature')
+  if (value === undefined) return 'the X-Hub-Signature header is missing'
+  const eq = value.indexOf('=')
+  const algo = WEBSUB_ALGOS[value.slice(0, eq).trim().toLowerCase()]
+  if (eq < 0 || algo === undefined) return 'the X-Hub-Signature header is not <method>=<hex> with method sha1, sha256 or sha512'
+  return same(mac(algo, d.secret, [d.body], 'hex'), value.slice(eq + 1), 'hex') ? undefined : MISMATCH
+}
+
+/**
+ * Mailgun: the signature is inside the body, `signature: {timestamp, token, signature}` in
+ * a JSON delivery or `timestamp`, `token`, `signature` fields in a form one: hex HMAC-SHA256
+ * of `<timestamp><token>` with the HTTP webhook signing key (`parent-signature`, a
+ * subaccount's event signed with the primary account's key, is accepted too). Mailgun signs
+ * only these fields, not the event data beside them.
+ */
+const mailgun: Verifier = (d) => {
+  const type = (getHeader(d.rawHeaders, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+  let fields: Record<string, unknown> | undefined
+  if (type === 'application/json') {
+    try {
+      const parsed = JSON.parse(d.body.toString('utf8')) as { signature?: unknown } | null
+      if (parsed && typeof parsed.signature === 'object' && parsed.signature !== null) fields = parsed.signature as Record<string, unknown>
+    } catch {
+      return 'the body is not JSON'
+    }
+  } else if (type === 'application/x-www-form-urlencoded') {
+    fields = Object.fromEntries(new URLSearchParams(d.body.toString('utf8')))
+  } else {
+    return `gw reads Mailgun's signature from a JSON or form-urlencoded body, and this one is ${type || 'untyped'}`
+  }
+  const { timestamp, token } = fields ?? {}
+  const sigs = [fields?.signature, fields?.['parent-signature']].filter((v): v is string => typeof v === 'string')
+  if (typeof timestamp !== 'string' || typeof token !== 'string' || sigs.length === 0) return 'the body has no signature with timestamp, token and signature'
+  const expected = mac('sha256', d.secret, [timestamp, token], 'hex')
+  if (!sigs.some((sig) => same(expected, sig, 'hex'))) return MISMATCH
+  return fresh(d, timestampMs(timestamp, 's'))
+}
+
+/**
+ * Plivo's V3 signature (the plivo SDK's validateV3Signature): `X-Plivo-Signature-V3` (or
+ * `-Ma-V3`, several comma separated) is base64 HMAC-SHA256 of `<url>.<X-Plivo-Signature-V3-Nonce>`,
+ * where url is scheme, host and path, then the query sorted as `k=v` joined by `&`, and for
+ * a form POST its fields sorted and concatenated as `kv` (after `?`, or after `?query.`).
+ */
+const plivo: Verifier = (d) => {
+  const sigs = [getHeader(d.rawHeaders, 'x-plivo-signature-v3'), getHeader(d.rawHeaders, 'x-plivo-signature-ma-v3')].filter((v): v is string => v !== undefined)
+  const nonce = getHeader(d.rawHeaders, 'x-plivo-signature-v3-nonce')
+  if (sigs.length === 0 || nonce === undefined) return 'the X-Plivo-Signature-V3 or X-Plivo-Signature-V3-Nonce header is missing'
+  const url = new URL(d.url)
+  const sorted = (params: URLSearchParams) => {
+    const byKey = new Map<string, string[]>()
+    for (const [k, v] of params) byKey.set(k, [...(byKey.get(k) ?? []), v])
+    return [...byKey.keys()].sort().map((k) => [k, byKey.get(k)!.sort()] as const)
+  }
+  const query = sorted(url.searchParams).flatMap(([k, vs]) => vs.map((v) => `${k}=${v}`)).join('&')
+  const type = (getHeader(d.rawHeaders, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+  const form = d.method === 'POST' && type === 'application/x-www-form-urlencoded' ? sorted(new URLSearchParams(d.body.toString('utf8'))) : []
+  let base = `${url.protocol}//${url.host}${d.target.split('?')[0]!.trim()}`
+  if (query.length > 0 || form.length > 0) base += `?${query}`
+  if (query.length > 0 && form.length > 0) base += '.'
+  base += form.map(([k, vs]) => vs.map((v) => k + v).join('')).join('')
+  const expected = mac('sha256', d.secret, [`${base}.${nonce}`], 'base64')
+  return sigs.some((s) => s.split(',').some((one) => same(expected, one, 'base64'))) ? undefined : MISMATCH
+}
+
 /** Providers whose secret has a shape that can be checked when the policy loads. */
 export const SECRET_CHECKS: Readonly<Record<string, (secret: string) => string | undefined>> = {
   sendgrid: (secret) => {
@@ -323,8 +423,10 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
     timestamp: { header: 'box-delivery-timestamp', unit: 'iso' }, message: (d, ts) => [d.body, ts],
   }),
   calendly: timestampedPairs('calendly-webhook-signature', 'v1'),
+  castle: headerHmac({ header: 'x-castle-signature', algo: 'sha256', encoding: 'base64' }),
   coinbase: headerHmac({ header: 'x-cc-webhook-signature', algo: 'sha256', encoding: 'hex' }),
   contentful,
+  buildkite,
   circleci: headerHmac({ header: 'circleci-signature', prefix: 'v1=', separator: ',', algo: 'sha256', encoding: 'hex' }),
   clerk: svix,
   docusign: headerHmac({ header: 'x-docusign-signature-1', algo: 'sha256', encoding: 'base64' }),
@@ -345,13 +447,17 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   }),
   instagram: meta,
   intercom: headerHmac({ header: 'x-hub-signature', prefix: 'sha1=', algo: 'sha1', encoding: 'hex' }),
+  jira,
   launch_darkly: headerHmac({ header: 'x-ld-signature', algo: 'sha256', encoding: 'hex' }),
   linear,
+  mailgun,
   microsoft_teams: headerHmac({ header: 'authorization', prefix: 'HMAC ', algo: 'sha256', encoding: 'base64', key: (s) => Buffer.from(s, 'base64') }),
   modern_treasury: headerHmac({ header: 'x-signature', algo: 'sha256', encoding: 'hex' }),
+  mongodb: headerHmac({ header: 'x-mms-signature', algo: 'sha1', encoding: 'base64' }),
   mux: timestampedPairs('mux-signature', 'v1'),
   orb,
   pagerduty: headerHmac({ header: 'x-pagerduty-signature', prefix: 'v1=', separator: ',', algo: 'sha256', encoding: 'hex' }),
+  plivo,
   pusher: headerHmac({ header: 'x-pusher-signature', algo: 'sha256', encoding: 'hex' }),
   sendgrid,
   sentry: headerHmac({ header: 'sentry-hook-signature', algo: 'sha256', encoding: 'hex' }),
@@ -372,6 +478,10 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   whatsapp: meta,
   worldline: headerHmac({ header: 'x-gcs-signature', algo: 'sha256', encoding: 'base64' }),
   xero: headerHmac({ header: 'x-xero-signature', algo: 'sha256', encoding: 'base64' }),
+  zendesk: headerHmac({
+    header: 'x-zendesk-webhook-signature', algo: 'sha256', encoding: 'base64',
+    timestamp: { header: 'x-zendesk-webhook-signature-timestamp', unit: 'iso' }, message: (d, ts) => [ts, d.body],
+  }),
   zoom: headerHmac({
     header: 'x-zm-signature', prefix: 'v0=', algo: 'sha256', encoding: 'hex',
     timestamp: { header: 'x-zm-request-timestamp', unit: 's' }, message: (d, ts) => [`v0:${ts}:`, d.body],
@@ -385,10 +495,8 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
  */
 export const UNSUPPORTED_PROVIDERS: Readonly<Record<string, string>> = Object.fromEntries([
   ['sns', 'Amazon SNS signs with an AWS certificate that gw would have to fetch'],
-  ['plivo', 'Plivo signs a nonce and the URL in a scheme gw does not verify yet'],
-  ['mailgun', 'Mailgun signs fields inside the body, which gw does not verify yet'],
   ['mailchimp', 'Mailchimp (Mandrill) signs the URL and form fields in a scheme gw does not verify yet'],
-  ...['aftership', 'airship', 'alchemy', 'autodesk', 'bolt', 'brex', 'buildkite', 'castle', 'chargify', 'clearbit',
-    'go1', 'hostedhooks', 'mongodb', 'orbit', 'pinwheel', 'signal_sciences',
-    'sonatype', 'trendmicro_conformity', 'vmware', 'zendesk'].map((p) => [p, 'gw does not verify this provider\'s signatures yet']),
+  ...['aftership', 'airship', 'alchemy', 'autodesk', 'bolt', 'brex', 'chargify', 'clearbit',
+    'go1', 'hostedhooks', 'orbit', 'pinwheel', 'signal_sciences',
+    'sonatype', 'trendmicro_conformity', 'vmware'].map((p) => [p, 'gw does not verify this provider\'s signatures yet']),
 ] as Array<[string, string]>)
