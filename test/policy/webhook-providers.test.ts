@@ -213,6 +213,21 @@ const SIGNERS: Record<string, ProviderCase> = {
     },
     tamper: (body) => body.replace('e0b5477167110d', 'f0b5477167110d'),
   },
+  autodesk: { sign: (s, d) => ({ 'x-adsk-signature': `sha1hash=${h('sha1', s, d.body, 'hex')}` }) },
+  sonatype: { sign: (s, d) => ({ 'x-nexus-webhook-signature': h('sha1', s, d.body, 'hex') }) },
+  aftership: { sign: (s, d) => ({ 'aftership-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
+  chargify: { sign: (s, d) => ({ 'x-chargify-webhook-signature-hmac-sha-256': h('sha256', s, d.body, 'hex') }) },
+  brex: {
+    // Brex publishes no npm SDK; it signs with the Standard Webhooks scheme (webhook-id, -timestamp,
+    // -signature; a base64 secret without whsec_), signed here by the svix SDK.
+    sdk: 'svix', timestamped: true, secret: SVIX_SECRET.slice(6), wrongSecret: Buffer.from('another 24 byte brex key').toString('base64'),
+    sign: (secret, d) => ({ 'webhook-id': 'msg_brex1', 'webhook-timestamp': secs(d.nowMs), 'webhook-signature': new SvixWebhook(secret).sign('msg_brex1', new Date(d.nowMs), d.body) }),
+  },
+  vmware: {
+    // Workspace ONE sends HTTP Basic credentials; ngrok's secret is `<username>::<password>`.
+    unsignedBody: true, secret: 'hook-user::p@ss:word', wrongSecret: 'hook-user::other',
+    sign: (secret) => ({ authorization: `Basic ${Buffer.from(secret.replace('::', ':')).toString('base64')}` }),
+  },
   slack: { timestamped: true, sign: (s, d) => ({ 'x-slack-request-timestamp': secs(d.nowMs), 'x-slack-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }) },
   shopify: { sign: (s, d) => ({ 'x-shopify-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
   // GitLab sends the secret itself: it proves the sender, and nothing signs the body.
@@ -378,6 +393,17 @@ describe('verify-webhook providers through the real agent', () => {
     assert.match(JSON.parse(multipart.text).message, /JSON or form-urlencoded body/)
   })
 
+  it('aftership: the Returns header and the pre-2022 am-webhook-signature form', async () => {
+    const body = JSON.stringify({ event: 'return.approved' })
+    const sig = h('sha256', SECRET, body, 'base64')
+    for (const headers of [{ 'as-signature-hmac-sha256': sig }, { 'am-webhook-signature': `hmac-sha256=${sig}` }] as Array<Record<string, string>>) {
+      const ok = await tunnel.fetch('/aftership', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
+      assert.equal(ok.status, 200, ok.text)
+    }
+    const bad = await tunnel.fetch('/aftership', { method: 'POST', headers: { 'content-type': 'application/json', 'am-webhook-signature': sig }, body })
+    assert.equal(bad.status, 403)
+  })
+
   it('twilio JSON deliveries: bodySHA256 in the URL, signed by the twilio SDK', async () => {
     const body = JSON.stringify({ event: 'message', sid: 'SM1' })
     const hash = createHash('sha256').update(body).digest('hex')
@@ -406,6 +432,14 @@ describe('verify-webhook providers gw does not verify', () => {
         (err: Error) => err instanceof PolicyError && new RegExp(`"${provider}" is one of ngrok's providers, but`).test(err.message))
     })
   }
+  it('the names ngrok\'s integration guides use (vmware_workspace, sonatype_nexus) are the same providers', () => {
+    for (const [alias, secret] of [['vmware_workspace', 'u::p'], ['sonatype_nexus', 's']]) {
+      const policy = compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider: alias, secret } }] }] })
+      void policy.close()
+    }
+    assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider: 'toString', secret: 's' } }] }] }),
+      (err: Error) => /must be one of the providers gw verifies, got "toString"/.test(err.message))
+  })
   it('an unknown provider lists the ones gw verifies', () => {
     assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider: 'githup', secret: 's' } }] }] }),
       (err: Error) => /must be one of the providers gw verifies/.test(err.message) && /github/.test(err.message))

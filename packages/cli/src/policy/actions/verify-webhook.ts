@@ -11,7 +11,7 @@
 import { respondJson, type ActionDefinition } from '../action.js'
 import { bufferRequestBody, DEFAULT_BODY_LIMIT, tooLarge } from '../body.js'
 import { setActionResult } from '../state.js'
-import { SECRET_CHECKS, UNSUPPORTED_PROVIDERS, WEBHOOK_PROVIDERS } from './webhook-providers.js'
+import { PROVIDER_ALIASES, SECRET_CHECKS, UNSUPPORTED_PROVIDERS, WEBHOOK_PROVIDERS } from './webhook-providers.js'
 
 const PROVIDERS = Object.keys(WEBHOOK_PROVIDERS).sort()
 
@@ -19,10 +19,11 @@ export const verifyWebhook: ActionDefinition = {
   type: 'verify-webhook',
   phases: ['on_http_request'],
   compile(config, ctx) {
-    const named = config.string('provider')
-    const why = UNSUPPORTED_PROVIDERS[named]
-    if (why !== undefined) config.fail('provider', `${JSON.stringify(named)} is one of ngrok's providers, but ${why}`, PROVIDERS)
-    if (!Object.hasOwn(WEBHOOK_PROVIDERS, named)) config.fail('provider', `must be one of the providers gw verifies, got ${JSON.stringify(named)}`, PROVIDERS)
+    const given = config.string('provider')
+    const named = Object.hasOwn(PROVIDER_ALIASES, given) ? PROVIDER_ALIASES[given]! : given
+    const why = Object.hasOwn(UNSUPPORTED_PROVIDERS, named) ? UNSUPPORTED_PROVIDERS[named] : undefined
+    if (why !== undefined) config.fail('provider', `${JSON.stringify(given)} is one of ngrok's providers, but ${why}`, PROVIDERS)
+    if (!Object.hasOwn(WEBHOOK_PROVIDERS, named)) config.fail('provider', `must be one of the providers gw verifies, got ${JSON.stringify(given)}`, PROVIDERS)
     const provider = named
     const verify = WEBHOOK_PROVIDERS[provider]!
     const secret = config.string('secret')
