@@ -228,6 +228,21 @@ const SIGNERS: Record<string, ProviderCase> = {
     unsignedBody: true, secret: 'hook-user::p@ss:word', wrongSecret: 'hook-user::other',
     sign: (secret) => ({ authorization: `Basic ${Buffer.from(secret.replace('::', ':')).toString('base64')}` }),
   },
+  alchemy: { sign: (s, d) => ({ 'x-alchemy-signature': h('sha256', s, d.body, 'hex') }) },
+  clearbit: { sign: (s, d) => ({ 'x-request-signature': `sha1=${h('sha1', s, d.body, 'hex')}` }) },
+  trendmicro_conformity: { sign: (s, d) => ({ 'x-trendmicro-signature': h('sha256', s, d.body, 'hex') }) },
+  airship: {
+    // Open Channel webhooks: X-UA-SIGNATURE is hex HMAC-SHA256 of `<X-UA-TIMESTAMP>:<body>`.
+    timestamped: true,
+    sign: (s, d) => ({ 'x-ua-timestamp': secs(d.nowMs), 'x-ua-signature': h('sha256', s, `${secs(d.nowMs)}:${d.body}`, 'hex') }),
+  },
+  bolt: { sign: (s, d) => ({ 'x-bolt-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
+  mailchimp: {
+    // Mandrill posts mandrill_events as a form field; it signs the URL and the sorted fields.
+    contentType: 'application/x-www-form-urlencoded',
+    body: () => new URLSearchParams({ mandrill_events: JSON.stringify([{ event: 'paid', msg: { subject: 'héllo' } }]) }).toString(),
+    sign: (s, d) => ({ 'x-mandrill-signature': h('sha1', s, d.url + [...new URLSearchParams(d.body)].map(([k, v]) => k + v).join(''), 'base64') }),
+  },
   slack: { timestamped: true, sign: (s, d) => ({ 'x-slack-request-timestamp': secs(d.nowMs), 'x-slack-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }) },
   shopify: { sign: (s, d) => ({ 'x-shopify-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
   // GitLab sends the secret itself: it proves the sender, and nothing signs the body.
@@ -426,7 +441,7 @@ describe('verify-webhook providers gw does not verify', () => {
         (err: Error) => err instanceof PolicyError && /config\.secret: (is not a SendGrid verification key|is a ed25519 public key, not the EC \(P-256\))/.test(err.message))
     }
   })
-  for (const provider of ['sns', 'alchemy']) {
+  for (const provider of ['sns', 'go1']) {
     it(`${provider} is refused at load with the reason, not let through`, () => {
       assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider, secret: 's' } }] }] }),
         (err: Error) => err instanceof PolicyError && new RegExp(`"${provider}" is one of ngrok's providers, but`).test(err.message))

@@ -441,13 +441,45 @@ export const SECRET_CHECKS: Readonly<Record<string, (secret: string) => string |
 /** Sonatype Nexus: `X-Nexus-Webhook-Signature`, hex HMAC-SHA1 of the (whitespace-free) JSON body. */
 const nexus = headerHmac({ header: 'x-nexus-webhook-signature', algo: 'sha1', encoding: 'hex' })
 
+/**
+ * Trend Micro Cloud One Conformity: hex HMAC-SHA256 of the body with the webhook security
+ * token, in `X-TrendMicro-Signature` (Trend Micro's docs) or `X-Conformity-Signature` (the
+ * older Cloud Conformity name).
+ */
+const conformity: Verifier = (d) => {
+  const sig = getHeader(d.rawHeaders, 'x-trendmicro-signature') ?? getHeader(d.rawHeaders, 'x-conformity-signature')
+  if (sig === undefined) return 'the X-TrendMicro-Signature (or X-Conformity-Signature) header is missing'
+  return same(mac('sha256', d.secret, [d.body], 'hex'), sig, 'hex') ? undefined : MISMATCH
+}
+
+/**
+ * Mailchimp Transactional (Mandrill): `X-Mandrill-Signature` (or `X-Mailchimp-Signature`) is
+ * base64 HMAC-SHA1, with the webhook's key, of the webhook URL followed by each POST field's
+ * name and value, sorted by name. Mailchimp's audience webhooks are not signed at all.
+ */
+const mandrill: Verifier = (d) => {
+  const sig = getHeader(d.rawHeaders, 'x-mandrill-signature') ?? getHeader(d.rawHeaders, 'x-mailchimp-signature')
+  if (sig === undefined) return 'the X-Mandrill-Signature (or X-Mailchimp-Signature) header is missing'
+  const type = (getHeader(d.rawHeaders, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+  const fields = d.method === 'POST' && type === 'application/x-www-form-urlencoded' ? [...new URLSearchParams(d.body.toString('utf8'))] : []
+  fields.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  const signed = d.url + fields.map(([k, v]) => k + v).join('')
+  return same(mac('sha1', d.secret, [signed], 'base64'), sig, 'base64') ? undefined : MISMATCH
+}
+
 const meta = headerHmac({ header: 'x-hub-signature-256', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' })
 
 /** By ngrok's provider identifier. */
 export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   aftership,
+  airship: headerHmac({
+    header: 'x-ua-signature', algo: 'sha256', encoding: 'hex',
+    timestamp: { header: 'x-ua-timestamp', unit: 's' }, message: (d, ts) => [`${ts}:`, d.body],
+  }),
+  alchemy: headerHmac({ header: 'x-alchemy-signature', algo: 'sha256', encoding: 'hex' }),
   autodesk: headerHmac({ header: 'x-adsk-signature', prefix: 'sha1hash=', algo: 'sha1', encoding: 'hex' }),
   bitbucket: headerHmac({ header: 'x-hub-signature', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' }),
+  bolt: headerHmac({ header: 'x-bolt-hmac-sha256', algo: 'sha256', encoding: 'base64' }),
   box: headerHmac({
     header: 'box-signature-primary', algo: 'sha256', encoding: 'base64',
     timestamp: { header: 'box-delivery-timestamp', unit: 'iso' }, message: (d, ts) => [d.body, ts],
@@ -460,6 +492,7 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   buildkite,
   chargify: headerHmac({ header: 'x-chargify-webhook-signature-hmac-sha-256', algo: 'sha256', encoding: 'hex' }),
   circleci: headerHmac({ header: 'circleci-signature', prefix: 'v1=', separator: ',', algo: 'sha256', encoding: 'hex' }),
+  clearbit: headerHmac({ header: 'x-request-signature', prefix: 'sha1=', algo: 'sha1', encoding: 'hex' }),
   clerk: svix,
   docusign: headerHmac({ header: 'x-docusign-signature-1', algo: 'sha256', encoding: 'base64' }),
   dropbox: headerHmac({ header: 'x-dropbox-signature', algo: 'sha256', encoding: 'hex' }),
@@ -482,6 +515,7 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   jira,
   launch_darkly: headerHmac({ header: 'x-ld-signature', algo: 'sha256', encoding: 'hex' }),
   linear,
+  mailchimp: mandrill,
   mailgun,
   microsoft_teams: headerHmac({ header: 'authorization', prefix: 'HMAC ', algo: 'sha256', encoding: 'base64', key: (s) => Buffer.from(s, 'base64') }),
   modern_treasury: headerHmac({ header: 'x-signature', algo: 'sha256', encoding: 'hex' }),
@@ -504,6 +538,7 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   svix,
   terraform: headerHmac({ header: 'x-tfe-notification-signature', algo: 'sha512', encoding: 'hex' }),
   tiktok: timestampedPairs('tiktok-signature', 's'),
+  trendmicro_conformity: conformity,
   twilio,
   twitter: headerHmac({ header: 'x-twitter-webhooks-signature', prefix: 'sha256=', algo: 'sha256', encoding: 'base64' }),
   typeform: headerHmac({ header: 'typeform-signature', prefix: 'sha256=', algo: 'sha256', encoding: 'base64' }),
@@ -538,7 +573,5 @@ export const PROVIDER_ALIASES: Readonly<Record<string, string>> = {
  */
 export const UNSUPPORTED_PROVIDERS: Readonly<Record<string, string>> = Object.fromEntries([
   ['sns', 'Amazon SNS signs with an AWS certificate that gw would have to fetch'],
-  ['mailchimp', 'Mailchimp (Mandrill) signs the URL and form fields in a scheme gw does not verify yet'],
-  ...['airship', 'alchemy', 'bolt', 'clearbit',
-    'go1', 'hostedhooks', 'orbit', 'pinwheel', 'signal_sciences', 'signalsciences', 'trendmicro_conformity'].map((p) => [p, 'gw does not verify this provider\'s signatures yet']),
+  ...['go1', 'hostedhooks', 'orbit', 'pinwheel', 'signal_sciences', 'signalsciences'].map((p) => [p, 'gw does not verify this provider\'s signatures yet']),
 ] as Array<[string, string]>)
