@@ -5,16 +5,20 @@
  */
 import { it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { request } from 'undici'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
-import { startStack } from '../helpers/stack.js'
+import { startStack, tempDir } from '../helpers/stack.js'
 
 const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')
 
 it('names only metrics the relay exports', async (t) => {
-  const stack = await startStack((_req, res) => res.end('ok'), { relay: { metricsAddr: '127.0.0.1:0', relayCache: { maxBytes: 1024 * 1024 } } })
-  t.after(() => stack.close())
+  const cacheDir = tempDir()
+  const stack = await startStack((_req, res) => res.end('ok'), { relay: { metricsAddr: '127.0.0.1:0', relayCache: { maxBytes: 1024 * 1024, dir: cacheDir } } })
+  t.after(async () => {
+    await stack.close()
+    rmSync(cacheDir, { recursive: true, force: true })
+  })
   await (await request(`${stack.httpOrigin}/`, { headers: { host: stack.host } })).body.text()
   const text = await (await request(stack.relay.metricsUrl!)).body.text()
   const families = new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f.type]))

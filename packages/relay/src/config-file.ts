@@ -44,7 +44,7 @@ export interface RelayFileConfig {
 
 const TOP_KEYS = ['domain', 'host', 'http_port', 'https_port', 'public_http_port', 'public_https_port', 'state_dir', 'tls',
   'allow_anonymous', 'metrics_addr', 'access_log', 'max_header_size', 'max_streams_per_agent', 'tcp_ports', 'tcp_max_connections',
-  'relay_cache', 'relay_cache_max_entry', 'limits', 'tokens'] as const
+  'relay_cache', 'relay_cache_max_entry', 'relay_cache_dir', 'relay_cache_dir_size', 'limits', 'tokens'] as const
 const TOKEN_KEYS = ['label', 'sha256', 'env', 'file', 'token', 'names', 'tcp_ports', 'limits'] as const
 const LIMIT_KEYS = ['tunnels', 'streams', 'rps', 'bandwidth', 'header_size', 'body_size'] as const
 
@@ -242,6 +242,17 @@ export function loadRelayConfig(path: string, env: NodeJS.ProcessEnv = process.e
     if (maxEntryBytes === undefined) p.fail('relay_cache_max_entry', raw.relay_cache_max_entry, 'is not a size; give bytes, e.g. 8MB')
     if (!settings.relayCache) p.fail('relay_cache_max_entry', raw.relay_cache_max_entry, 'needs relay_cache (the cache\'s size) beside it')
     settings.relayCache.maxEntryBytes = maxEntryBytes
+  }
+  if (raw.relay_cache_dir !== undefined) {
+    const dir = str(p, 'relay_cache_dir', raw.relay_cache_dir, '/var/cache/gw-relay')
+    if (!settings.relayCache) p.fail('relay_cache_dir', raw.relay_cache_dir, 'needs relay_cache (the memory tier\'s size) beside it')
+    settings.relayCache.dir = dir
+  }
+  if (raw.relay_cache_dir_size !== undefined) {
+    const dirMaxBytes = parseSize(raw.relay_cache_dir_size)
+    if (dirMaxBytes === undefined) p.fail('relay_cache_dir_size', raw.relay_cache_dir_size, 'is not a size; give bytes, e.g. 10GB')
+    if (!settings.relayCache?.dir) p.fail('relay_cache_dir_size', raw.relay_cache_dir_size, 'needs relay_cache_dir (the directory) beside it')
+    settings.relayCache.dirMaxBytes = dirMaxBytes
   }
   if (raw.tls !== undefined) {
     if (!isObject(raw.tls)) p.fail('tls', raw.tls, 'is not a map; give { cert: fullchain.pem, key: privkey.pem }')

@@ -7,6 +7,7 @@ export { RelayEvents, tokenIdOf, type RelayEventMap, type RequestRecord, type Tc
 export { parseListenAddress, statusClass } from './metrics.js'
 export { accessLogLine } from './access-log.js'
 export { loadRelayConfig, parseBandwidth, parseSize, type RelayFileConfig, type FileSettings } from './config-file.js'
+export { DEFAULT_DIR_BYTES as DEFAULT_CACHE_DIR_BYTES } from './cache/store.js'
 export { startConfigReloader, type ConfigReloader } from './config-reload.js'
 export type { TokenEntry, TokenLimits } from './access.js'
 export type { RelayReload } from './relay.js'

@@ -214,6 +214,28 @@ function cacheMetrics(register: Registry, stats: () => CacheStats): void {
       this.set(stats().entries)
     },
   })
+  if (!stats().disk) return
+  counter('gw_relay_cache_disk_hits_total', 'Hits and revalidations answered with a body read from --relay-cache-dir (part of gw_relay_cache_requests_total)', (s) => s.diskHits)
+  counter('gw_relay_cache_disk_writes_total', 'Responses written to --relay-cache-dir', (s) => s.disk?.writes ?? 0)
+  counter('gw_relay_cache_disk_writes_dropped_total', 'Responses not written to --relay-cache-dir: the write queue was full or the file system refused (kept in memory only)', (s) => s.disk?.writesDropped ?? 0)
+  counter('gw_relay_cache_disk_corrupt_total', 'Files in --relay-cache-dir found corrupt or truncated and removed (never served)', (s) => s.disk?.corrupt ?? 0)
+  counter('gw_relay_cache_disk_evictions_total', 'Stored responses removed from --relay-cache-dir to stay within --relay-cache-dir-size', (s) => s.disk?.evictions ?? 0)
+  new Gauge({
+    name: 'gw_relay_cache_disk_bytes',
+    help: 'Bytes of files in --relay-cache-dir (bodies and heads)',
+    registers: [register],
+    collect() {
+      this.set(stats().disk?.bytes ?? 0)
+    },
+  })
+  new Gauge({
+    name: 'gw_relay_cache_disk_entries',
+    help: 'Stored responses in --relay-cache-dir',
+    registers: [register],
+    collect() {
+      this.set(stats().disk?.entries ?? 0)
+    },
+  })
 }
 
 /** `host:port`, `[v6]:port` or `:port` (loopback). */

@@ -166,6 +166,11 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     if (maxEntryBytes !== undefined && (!Number.isFinite(maxEntryBytes) || maxEntryBytes <= 0)) {
       throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--relay-cache-max-entry must be a positive size, got ${maxEntryBytes}; give e.g. 8MB`)
     }
+    const { dir, dirMaxBytes } = resolved.relayCache
+    if (dir !== undefined && dir.trim() === '') throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', '--relay-cache-dir is empty; give a directory, e.g. /var/cache/gw-relay')
+    if (dirMaxBytes !== undefined && (!Number.isFinite(dirMaxBytes) || dirMaxBytes < 1024 * 1024)) {
+      throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--relay-cache-dir-size must be at least 1MiB, got ${dirMaxBytes} bytes; give a size such as 10GB`)
+    }
   }
   for (const [flag, value] of [
     ['--max-header-size', resolved.maxHeaderSize],

@@ -139,6 +139,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const ports: Partial<Record<'http' | 'https', number>> = {}
   let metrics: MetricsServer | undefined
   try {
+    await core.cache?.open()
     for (const { server, scheme } of servers) {
       const port = scheme === 'http' ? (opts.httpPort as number) : (opts.httpsPort as number)
       ports[scheme] = await listen(scheme === 'https' && front ? front.server : server, opts.host, port)
@@ -148,7 +149,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   } catch (err) {
     await cluster?.close()
     acme?.close()
-    await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close()])
+    await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.cache?.close()])
     throw err
   }
   const accessLog: AccessLog | undefined = opts.accessLog
@@ -177,7 +178,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       core.closeAll()
       acme?.close()
       await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close(), core.loopbacks?.close()])
-      await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close()])
+      await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close(), core.cache?.close()])
       return finished
     },
     openStreams: () => core.openStreams(),
@@ -201,7 +202,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       core.closeAll()
       acme?.close()
       await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close(), core.loopbacks?.close()])
-      await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close()])
+      await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close(), core.cache?.close()])
     },
   }
 }
@@ -272,6 +273,8 @@ class RelayCore {
   private readonly suffix: string
   /** Set by drain(): keep-alive off, /healthz 503, new agents refused. */
   draining = false
+  /** Set by closeAll(): links closing now are the relay's doing, not their agents' leaving. */
+  closing = false
   /** HTTP requests whose response has not closed yet. */
   private inFlight = 0
   private readonly requestDone = (): void => {
@@ -318,7 +321,7 @@ class RelayCore {
     // A name whose agent is connected (http or tls) never expires.
     const tlsRoutes = this.tlsEdge.routes
     names.held = { has: (name) => this.routes.has(name) || tlsRoutes.has(name) }
-    this.cache = opts.relayCache ? new RelayCache(opts.relayCache) : undefined
+    this.cache = opts.relayCache ? new RelayCache(opts.relayCache, opts.log) : undefined
     this.internal = new InternalEndpointTable(access)
   }
 
@@ -434,11 +437,16 @@ class RelayCore {
     this.access.throttleResponse(owner, res)
     // The shared cache, for an endpoint of an agent on this relay that asked for it.
     const local = link instanceof AgentLink ? link : undefined
-    let tap: CacheExchange | undefined
     if (this.cache && local && local.endpoints.some((e) => e.name === name && e.relayCache === true)) {
-      tap = beginCache(this.cache, req, res, name, scheme, tracked, (hit) => local.cacheHit(hit))
+      const tap = beginCache(this.cache, req, res, name, owner, scheme, tracked, (hit) => local.cacheHit(hit))
+      if (tap instanceof Promise) return void tap.then((t) => t && !res.destroyed && this.sendToAgent(req, res, scheme, tracked, name, owner, link, t))
       if (!tap) return
+      return this.sendToAgent(req, res, scheme, tracked, name, owner, link, tap)
     }
+    this.sendToAgent(req, res, scheme, tracked, name, owner, link, undefined)
+  }
+
+  private sendToAgent(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', tracked: TrackedRequest, name: string, owner: string, link: { openStream(): Stream }, tap: CacheExchange | undefined): void {
     let stream
     try {
       stream = link.openStream()
@@ -578,7 +586,8 @@ class RelayCore {
         if (endpoint.proto === 'tcp') this.tcp.remove(endpoint.port!, link)
         else if (this.routesFor(endpoint.proto).remove(endpoint.name, link)) {
           this.names.release(endpoint.name)
-          this.cache?.purge(endpoint.name)
+          // A relay going down keeps its directory's entries for when it is back.
+          if (!this.closing && !this.draining) this.cache?.purge(endpoint.name)
         }
       }
       this.opts.log('info', 'agent disconnected', { remote, names: link.endpoints.map((e) => e.name), reason: err?.message })
@@ -806,6 +815,7 @@ class RelayCore {
   }
 
   closeAll(): void {
+    this.closing = true
     this.h2?.close()
     for (const link of this.links) link.close()
     this.tlsEdge.closeAll()

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
-import { startRelay, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
+import { startRelay, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, DEFAULT_CACHE_DIR_BYTES, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
 import { CliError } from '../errors.js'
 import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat } from '../output/logger.js'
@@ -47,6 +47,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'access-log': Flags.string({ description: 'write one JSON line per request to this file (- for stdout)' }),
     'relay-cache': Flags.string({ description: 'keep a shared HTTP cache (RFC 9111) of this size, e.g. 256MB, for the endpoints that ask for it (gw http --relay-cache)' }),
     'relay-cache-max-entry': Flags.string({ description: 'largest response the cache stores (default: the smaller of an eighth of --relay-cache and 16MiB)', dependsOn: ['relay-cache'] }),
+    'relay-cache-dir': Flags.string({ description: 'also keep the cache\'s stored responses in files under this directory, behind the memory tier; they survive a restart', dependsOn: ['relay-cache'] }),
+    'relay-cache-dir-size': Flags.string({ description: 'bytes of files in --relay-cache-dir at most, least recently used removed first (default 1GiB; shared among --workers)', dependsOn: ['relay-cache-dir'] }),
     'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
     'drain-timeout': Flags.integer({ description: 'on SIGTERM or Ctrl-C, seconds the requests in flight get to finish (a second signal stops at once)', default: 30, min: 0 }),
     'acme-email': Flags.string({ description: 'get certificates from an ACME CA (Let\'s Encrypt by default) on demand, with this account contact; agrees to the CA\'s terms', env: 'GW_RELAY_ACME_EMAIL' }),
@@ -78,7 +80,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     try {
       const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
       const file = flags.config ? loadRelayConfig(flags.config) : undefined
-      const size = (flag: 'relay-cache' | 'relay-cache-max-entry'): number | undefined => {
+      const size = (flag: 'relay-cache' | 'relay-cache-max-entry' | 'relay-cache-dir-size'): number | undefined => {
         const value = flags[flag]
         if (value === undefined) return undefined
         const bytes = parseSize(value)
@@ -87,7 +89,9 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
       }
       const cacheBytes = size('relay-cache')
       const cacheEntryBytes = size('relay-cache-max-entry')
-      const relay = await startRelay(withConfigFile({
+      const dirBytes = size('relay-cache-dir-size')
+      const cacheDir = flags['relay-cache-dir'] !== undefined ? { dir: flags['relay-cache-dir'], ...(dirBytes !== undefined ? { dirMaxBytes: dirBytes } : {}) } : {}
+      const options = withConfigFile({
         domain: flags.domain,
         host: flags.host,
         httpPort: flags['http-port'] === -1 ? false : flags['http-port'],
@@ -108,7 +112,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ...(flags['public-https-port'] ? { publicHttpsPort: flags['public-https-port'] } : {}),
         ...(flags['metrics-addr'] !== undefined ? { metricsAddr: flags['metrics-addr'] } : {}),
         ...(flags['access-log'] ? { accessLog: flags['access-log'] } : {}),
-        ...(cacheBytes !== undefined ? { relayCache: { maxBytes: cacheBytes, ...(cacheEntryBytes !== undefined ? { maxEntryBytes: cacheEntryBytes } : {}) } } : {}),
+        ...(cacheBytes !== undefined ? { relayCache: { maxBytes: cacheBytes, ...(cacheEntryBytes !== undefined ? { maxEntryBytes: cacheEntryBytes } : {}), ...cacheDir } } : {}),
         ...(flags['acme-email'] ? {
           acme: {
             email: flags['acme-email'],
@@ -120,7 +124,12 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         } : {}),
         ...(flags.redis ? { cluster: clusterOptions(flags) } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
-      }, file, (flag) => metadata.flags[flag]?.setFromDefault === true))
+      }, file, (flag) => metadata.flags[flag]?.setFromDefault === true)
+      // Each worker keeps a part of the cache directory of its own (cache/disk.ts): the size is theirs together.
+      if (options.relayCache?.dir !== undefined && workers > 1) {
+        options.relayCache = { ...options.relayCache, dirMaxBytes: Math.floor((options.relayCache.dirMaxBytes ?? DEFAULT_CACHE_DIR_BYTES) / workers) }
+      }
+      const relay = await startRelay(options)
       const reloader = file
         ? startConfigReloader(relay, flags.config!, file, (level, msg, fields) => logger.log(level, msg, fields), {
           ...(flags['tls-cert'] ? { tlsCert: flags['tls-cert'] } : {}),

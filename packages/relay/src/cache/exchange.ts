@@ -14,6 +14,11 @@
  * - Requests with a body or a `Range`, and answers gw made itself (a policy's 401), pass by.
  *
  * Every response of a cached endpoint says what the cache did in `Cache-Status` (RFC 9211).
+ *
+ * A variant only the directory holds (--relay-cache-dir) is opened before anything else
+ * is decided (beginCache returns a promise then): a file gone or cut short is a miss.
+ * Its body is streamed from the file, checked against its digest, and kept in memory
+ * again when it fits.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import CachePolicy from 'http-cache-semantics'
@@ -23,6 +28,7 @@ import type { CacheResult, TrackedRequest } from '../observe.js'
 import { responseHasBody } from '../agent-response.js'
 import { sendErrorPage, type ResponseTap } from '../relay-request.js'
 import { RelayCache, type Variant } from './store.js'
+import { PRELOAD_BYTES, type DiskBody } from './disk.js'
 
 /** This cache's name in Cache-Status. */
 const CACHE_NAME = 'gw'
@@ -34,16 +40,18 @@ type Mode = 'pass' | 'fill' | 'revalidate'
 
 /**
  * Starts a request's cache exchange. Returns undefined when the cache answered the client
- * already; otherwise the tap to give relayRequest, after `prepare(head)`.
+ * already; otherwise the tap to give relayRequest, after `prepare(head)`. A promise of
+ * either when the variant to use is in the directory and its file must be opened first.
+ * `owner` is the name's owner: the directory answers only what the same owner stored.
  */
 export function beginCache(
-  cache: RelayCache, req: IncomingMessage, res: ServerResponse, name: string, scheme: 'http' | 'https', tracked: TrackedRequest,
+  cache: RelayCache, req: IncomingMessage, res: ServerResponse, name: string, owner: string, scheme: 'http' | 'https', tracked: TrackedRequest,
   onHit: (hit: CacheHit) => void,
-): CacheExchange | undefined {
+): CacheExchange | undefined | Promise<CacheExchange | undefined> {
   const method = req.method ?? 'GET'
   const target = req.url ?? '/'
   const key = RelayCache.key(name, scheme, target)
-  const x = new CacheExchange(cache, req, res, name, key, tracked, scheme, onHit)
+  const x = new CacheExchange(cache, req, res, name, owner, key, tracked, scheme, onHit)
   if (method !== 'GET' && method !== 'HEAD') return x.pass('fwd=method', UNSAFE.has(method))
   if (req.headers.range !== undefined) return x.pass('fwd=bypass; detail=range')
   if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0') return x.pass('fwd=bypass; detail=body')
@@ -52,15 +60,43 @@ export function beginCache(
   x.personal = personal !== undefined
   let variant: Variant | undefined
   let varyMiss = false
-  for (const v of cache.variants(key)) {
-    if (v.varyKey === varyKeyOf(v.vary, req.headers)) variant = v
+  for (const v of cache.variants(key, owner)) {
+    if (v.varyKey === varyKeyOf(v.vary, req.headers)) variant ??= v
     else varyMiss = true
   }
   if (variant && personal && !variant.explicit) return x.pass(`fwd=bypass; detail=${personal}`)
-  if (!variant) {
+  const miss = (): CacheExchange => {
     if (method === 'HEAD') return x.pass(varyMiss ? 'fwd=vary-miss' : 'fwd=miss', false, 'misses')
     return x.fill(varyMiss ? 'fwd=vary-miss' : 'fwd=miss')
   }
+  if (!variant) return miss()
+  if (variant.body === undefined) {
+    const chosen = variant
+    return cache.openBody(chosen).then(async (file) => {
+      if (!file) return miss()
+      if (res.destroyed) {
+        void file.close()
+        return undefined
+      }
+      // A small body is checked whole before it is used, and is memory's again.
+      if (chosen.bodyBytes <= PRELOAD_BYTES) {
+        const body = await file.readAll()
+        if (!body) return miss()
+        chosen.body = body
+        x.fromDisk = true
+        const inMemory = cache.promote(chosen, key, name, body) ?? chosen
+        return res.destroyed ? undefined : decide(x, inMemory, method, req)
+      }
+      x.file = file
+      res.once('close', () => void file.close())
+      return decide(x, chosen, method, req)
+    })
+  }
+  return decide(x, variant, method, req)
+}
+
+/** Hit, revalidation or miss for the stored variant that matches the request. */
+function decide(x: CacheExchange, variant: Variant, method: string, req: IncomingMessage): CacheExchange | undefined {
   const result = variant.policy.evaluateRequest(x.asked)
   if (result.response && !result.revalidation) {
     x.serve(variant, 'hit', `hit; ttl=${Math.max(0, Math.round(variant.policy.timeToLive() / 1000))}`)
@@ -73,7 +109,7 @@ export function beginCache(
   const conditional: string[] = []
   if (typeof stored.etag === 'string') conditional.push('if-none-match', stored.etag)
   if (typeof stored['last-modified'] === 'string') conditional.push('if-modified-since', stored['last-modified'])
-  if (conditional.length === 0) return x.fill(why)
+  if (conditional.length === 0) return x.release().fill(why)
   return x.revalidate(variant, conditional, why)
 }
 
@@ -81,6 +117,10 @@ export class CacheExchange implements ResponseTap {
   /** The request as http-cache-semantics sees it: always GET (a HEAD is answered from the GET), Host the tunnel name. */
   readonly asked: CachePolicy.Request
   personal = false
+  /** The stored body in the directory, opened for the variant this exchange may serve. */
+  file: DiskBody | undefined
+  /** The variant's body was read from the directory (counted as a disk hit when served). */
+  fromDisk = false
   private mode: Mode = 'pass'
   private status = ''
   private invalidates = false
@@ -95,12 +135,20 @@ export class CacheExchange implements ResponseTap {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly name: string,
+    private readonly owner: string,
     private readonly key: string,
     private readonly tracked: TrackedRequest,
     private readonly scheme: 'http' | 'https',
     private readonly onHit: (hit: CacheHit) => void,
   ) {
     this.asked = { url: req.url ?? '/', method: 'GET', headers: { ...req.headers, host: name } }
+  }
+
+  /** The directory's body will not be used (the agent's response is). */
+  release(): this {
+    void this.file?.close()
+    this.file = undefined
+    return this
   }
 
   pass(status: string, invalidates = false, counted: 'bypassed' | 'misses' = 'bypassed'): this {
@@ -162,6 +210,7 @@ export class CacheExchange implements ResponseTap {
       this.serve(variant, 'revalidated', `${this.status}; fwd-status=304`)
       return true
     }
+    this.release()
     this.count('miss')
     const forwarded = this.mode === 'revalidate' ? `${this.status}; fwd-status=${status}` : this.status
     this.mode = 'fill'
@@ -188,7 +237,7 @@ export class CacheExchange implements ResponseTap {
     if (!pending || trailers) return
     const body = Buffer.concat(this.chunks, this.bytes)
     this.chunks = []
-    this.cache.store(this.key, this.name, {
+    this.cache.store(this.key, this.name, this.owner, {
       policy: pending.policy,
       status: pending.status,
       body,
@@ -221,30 +270,43 @@ export class CacheExchange implements ResponseTap {
     const res = this.res
     const headers = variant.policy.responseHeaders() as Record<string, string | string[]>
     let status = variant.status
-    let body = responseHasBody(req.method, status) ? variant.body : undefined
+    let withBody = responseHasBody(req.method, status)
     if (status === 200 && notModified(req.headers, headers)) {
       status = 304
-      body = undefined
+      withBody = false
       delete headers['content-length']
     } else if (responseHasBody('GET', status)) {
-      headers['content-length'] = String(variant.body.length)
+      headers['content-length'] = String(variant.bodyBytes)
     }
+    const bytes = withBody ? variant.bodyBytes : 0
     const prior = headers['cache-status']
     headers['cache-status'] = prior ? `${String(prior)}, ${CACHE_NAME}; ${cacheStatus}` : `${CACHE_NAME}; ${cacheStatus}`
     this.count(kind)
+    const file = this.file
+    this.file = undefined
+    if (file || this.fromDisk) this.cache.counts.diskHits++
     try {
       res.writeHead(status, headers)
     } catch {
+      void file?.close()
       res.destroy()
       return
     }
-    if (body && body.length > 0) {
-      this.cache.counts.servedBytes += body.length
-      res.write(body)
-    }
-    res.end()
     // The agent never saw a hit: tell it, for its inspector (a revalidation went through it).
-    if (kind === 'hit') this.notify(status, headers, body?.length ?? 0)
+    if (kind === 'hit') this.notify(status, headers, bytes)
+    if (bytes > 0 && variant.body) {
+      this.cache.counts.servedBytes += bytes
+      res.write(variant.body)
+    } else if (bytes > 0 && file) {
+      // Streamed from the directory, and kept in memory again when it fits.
+      const { key, name, cache } = this
+      void file.pipe(res, { max: cache.maxEntryBytes, done: (body) => cache.promote(variant, key, name, body) }).then((whole) => {
+        if (whole) cache.counts.servedBytes += bytes
+      })
+      return
+    }
+    void file?.close()
+    res.end()
   }
 
   private notify(status: number, headers: Record<string, string | string[]>, bytes: number): void {

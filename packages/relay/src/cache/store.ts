@@ -8,21 +8,36 @@
  * another's; each key holds the variants its responses' `Vary` selected. When a name's
  * last agent leaves, its entries go with it (`purge`): a name that later changes hands
  * starts empty.
+ *
+ * With a directory (`--relay-cache-dir`, cache/disk.ts) every stored response is also
+ * written to a file, and the memory tier stays in front: a lookup takes memory's
+ * variants first and the directory's for the rest, and a body read from the directory
+ * comes back into memory when it fits (`promote`).
  */
 import CachePolicy from 'http-cache-semantics'
 import { LRUCache } from 'lru-cache'
+import { DiskTier, ownerHash, type DiskBody, type DiskEntry } from './disk.js'
 
 export interface CacheOptions {
   /** Bytes of stored responses (bodies and heads) at most. */
   maxBytes: number
   /** Largest response stored, body and head; default the smaller of maxBytes / 8 and 16 MiB. */
   maxEntryBytes?: number
+  /** A directory that keeps stored responses across restarts, and its size in bytes (cache/disk.ts). */
+  dir?: string
+  dirMaxBytes?: number
 }
+
+/** --relay-cache-dir-size when it is not given. */
+export const DEFAULT_DIR_BYTES = 1024 * 1024 * 1024
 
 export interface Variant {
   policy: CachePolicy
   status: number
-  body: Buffer
+  /** The body in memory; undefined for a variant only the directory holds (`disk`). */
+  body?: Buffer
+  bodyBytes: number
+  disk?: DiskEntry
   /** The request headers the response's Vary names (lower case), and the stored request's values of them as one string. */
   vary: string[]
   varyKey: string
@@ -53,6 +68,10 @@ export interface CacheStats {
   /** Bytes held now. */
   bytes: number
   entries: number
+  /** The directory's (--relay-cache-dir) figures; undefined without one. */
+  disk?: import('./disk.js').DiskStats
+  /** Hits and revalidations whose body came from the directory. */
+  diskHits: number
 }
 
 /** Variants kept per URL; the least recently stored goes first. */
@@ -64,9 +83,11 @@ export class RelayCache {
   readonly maxEntryBytes: number
   private readonly lru: LRUCache<string, Entry>
   private readonly byName = new Map<string, Set<string>>()
-  readonly counts = { hits: 0, revalidated: 0, misses: 0, bypassed: 0, stores: 0, evictions: 0, servedBytes: 0 }
+  readonly counts = { hits: 0, revalidated: 0, misses: 0, bypassed: 0, stores: 0, evictions: 0, servedBytes: 0, diskHits: 0 }
+  readonly disk: DiskTier | undefined
 
-  constructor(options: CacheOptions) {
+  constructor(options: CacheOptions, log?: ConstructorParameters<typeof DiskTier>[0]['log']) {
+    this.disk = options.dir ? new DiskTier({ dir: options.dir, maxBytes: options.dirMaxBytes ?? DEFAULT_DIR_BYTES, ...(log ? { log } : {}) }) : undefined
     this.maxEntryBytes = Math.min(options.maxEntryBytes ?? Math.min(options.maxBytes / 8, 16 * 1024 * 1024), options.maxBytes)
     this.lru = new LRUCache<string, Entry>({
       maxSize: options.maxBytes,
@@ -86,17 +107,54 @@ export class RelayCache {
     return `${name} ${scheme} ${target}`
   }
 
-  variants(key: string): readonly Variant[] {
-    return this.lru.get(key)?.variants ?? []
+  /** Read back what the directory holds (before the relay listens). */
+  async open(): Promise<void> {
+    await this.disk?.load()
   }
 
-  /** Store a response (replacing the variant with the same Vary values). False when it is too large. */
-  store(key: string, name: string, variant: Omit<Variant, 'size'>, headerBytes: number): boolean {
+  async close(): Promise<void> {
+    await this.disk?.close()
+  }
+
+  /** The stored variants of a URL: memory's, then the directory's (those `owner` stored) for other Vary values. */
+  variants(key: string, owner: string): readonly Variant[] {
+    const memory = this.lru.get(key)?.variants ?? []
+    if (!this.disk) return memory
+    const onDisk = this.disk.variants(key, ownerHash(owner)).filter((d) => !memory.some((v) => v.varyKey === d.varyKey))
+    if (onDisk.length === 0) return memory
+    return [...memory, ...onDisk.map((disk): Variant => ({
+      policy: disk.policy, status: disk.status, bodyBytes: disk.bodyBytes, disk, vary: disk.vary, varyKey: disk.varyKey, explicit: disk.explicit, size: disk.size,
+    }))]
+  }
+
+  /** Open a directory variant's body; undefined when its file is gone or corrupt (then removed). */
+  openBody(variant: Variant): Promise<DiskBody | undefined> {
+    return variant.disk && this.disk ? this.disk.open(variant.disk) : Promise.resolve(undefined)
+  }
+
+  /**
+   * Store a response (replacing the variant with the same Vary values), and write it to
+   * the directory. False when it is too large.
+   */
+  store(key: string, name: string, owner: string, variant: Omit<Variant, 'size' | 'bodyBytes' | 'disk'> & { body: Buffer }, headerBytes: number): boolean {
+    if (!this.storeInMemory(key, name, variant, headerBytes)) return false
+    this.disk?.write(key, name, ownerHash(owner), { ...variant, headerBytes })
+    return true
+  }
+
+  /** A body read from the directory, kept in memory again: memory's variant, or undefined when it does not fit. */
+  promote(variant: Variant, key: string, name: string, body: Buffer): Variant | undefined {
+    if (!variant.disk) return undefined
+    if (!this.storeInMemory(key, name, { policy: variant.policy, status: variant.status, body, vary: variant.vary, varyKey: variant.varyKey, explicit: variant.explicit }, variant.disk.headerBytes)) return undefined
+    return this.lru.peek(key)?.variants.find((v) => v.varyKey === variant.varyKey)
+  }
+
+  private storeInMemory(key: string, name: string, variant: Omit<Variant, 'size' | 'bodyBytes' | 'disk'> & { body: Buffer }, headerBytes: number): boolean {
     const size = variant.body.length + headerBytes + ENTRY_OVERHEAD
     if (size > this.maxEntryBytes) return false
     const old = this.lru.get(key, { updateAgeOnGet: false })
     const variants = (old?.variants ?? []).filter((v) => v.varyKey !== variant.varyKey)
-    variants.push({ ...variant, size })
+    variants.push({ ...variant, bodyBytes: variant.body.length, size })
     while (variants.length > MAX_VARIANTS) variants.shift()
     const entry: Entry = { name, variants, size: variants.reduce((n, v) => n + v.size, 0) }
     this.lru.set(key, entry)
@@ -112,9 +170,11 @@ export class RelayCache {
   refresh(key: string, variant: Variant, policy: CachePolicy): void {
     const entry = this.lru.get(key)
     if (entry?.variants.includes(variant)) variant.policy = policy
+    this.disk?.refresh(key, variant.varyKey, policy)
   }
 
   remove(key: string, variant?: Variant): void {
+    this.disk?.remove(key, variant?.varyKey)
     const entry = this.lru.get(key, { updateAgeOnGet: false })
     if (!entry) return
     if (variant === undefined || entry.variants.length === 1 && entry.variants[0] === variant) {
@@ -127,6 +187,7 @@ export class RelayCache {
 
   /** Drop every entry of a tunnel name (its last agent left). */
   purge(name: string): void {
+    this.disk?.purge(name)
     const keys = this.byName.get(name)
     if (!keys) return
     for (const key of [...keys]) this.lru.delete(key)
@@ -134,6 +195,6 @@ export class RelayCache {
   }
 
   stats(): CacheStats {
-    return { ...this.counts, bytes: this.lru.calculatedSize, entries: this.lru.size }
+    return { ...this.counts, bytes: this.lru.calculatedSize, entries: this.lru.size, ...(this.disk ? { disk: this.disk.stats() } : {}) }
   }
 }
