@@ -197,6 +197,7 @@ function cacheMetrics(register: Registry, stats: () => CacheStats): void {
   })
   counter('gw_relay_cache_served_bytes_total', 'Body bytes answered from the cache (hits and revalidations): bytes the agents\' links did not carry', (s) => s.servedBytes)
   counter('gw_relay_cache_stores_total', 'Responses stored in the cache', (s) => s.stores)
+  counter('gw_relay_cache_collapsed_total', 'Hits that waited for another request\'s miss of the same URL instead of going to the agent (request collapsing; part of result="hit")', (s) => s.collapsed)
   counter('gw_relay_cache_evictions_total', 'Stored responses evicted to stay within --relay-cache', (s) => s.evictions)
   new Gauge({
     name: 'gw_relay_cache_bytes',

@@ -15,6 +15,11 @@
  *
  * Every response of a cached endpoint says what the cache did in `Cache-Status` (RFC 9211).
  *
+ * Concurrent misses of one URL are collapsed: while one GET's miss is answered by the
+ * agent, the others wait for it (at most COLLAPSE_WAIT_MS, as nginx's proxy_cache_lock)
+ * and are then answered from what it stored (`hit; detail=collapsed`); when it stored
+ * nothing (private, no-store, too large), they go to the agent at once.
+ *
  * A variant only the directory holds (--relay-cache-dir) is opened before anything else
  * is decided (beginCache returns a promise then): a file gone or cut short is a miss.
  * Its body is streamed from the file, checked against its digest, and kept in memory
@@ -35,6 +40,8 @@ const CACHE_NAME = 'gw'
 const CONDITIONALS = new Set(['if-none-match', 'if-modified-since'])
 const EXPLICIT = /(?:^|,)\s*(?:public|s-maxage|must-revalidate)\b/i
 const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH'])
+/** How long a miss waits for another request's miss of the same URL before it goes to the agent itself. */
+export const COLLAPSE_WAIT_MS = 5_000
 
 type Mode = 'pass' | 'fill' | 'revalidate'
 
@@ -46,12 +53,13 @@ type Mode = 'pass' | 'fill' | 'revalidate'
  */
 export function beginCache(
   cache: RelayCache, req: IncomingMessage, res: ServerResponse, name: string, owner: string, scheme: 'http' | 'https', tracked: TrackedRequest,
-  onHit: (hit: CacheHit) => void,
+  onHit: (hit: CacheHit) => void, waited = false,
 ): CacheExchange | undefined | Promise<CacheExchange | undefined> {
   const method = req.method ?? 'GET'
   const target = req.url ?? '/'
   const key = RelayCache.key(name, scheme, target)
   const x = new CacheExchange(cache, req, res, name, owner, key, tracked, scheme, onHit)
+  x.waited = waited
   if (method !== 'GET' && method !== 'HEAD') return x.pass('fwd=method', UNSAFE.has(method))
   if (req.headers.range !== undefined) return x.pass('fwd=bypass; detail=range')
   if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0') return x.pass('fwd=bypass; detail=body')
@@ -65,8 +73,18 @@ export function beginCache(
     else varyMiss = true
   }
   if (variant && personal && !variant.explicit) return x.pass(`fwd=bypass; detail=${personal}`)
-  const miss = (): CacheExchange => {
+  const miss = (): CacheExchange | Promise<CacheExchange | undefined> => {
     if (method === 'HEAD') return x.pass(varyMiss ? 'fwd=vary-miss' : 'fwd=miss', false, 'misses')
+    const inFlight = waited ? undefined : cache.filling(key)
+    if (inFlight) {
+      // Another request's miss of this URL is at the agent: wait for what it stores.
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, COLLAPSE_WAIT_MS)))
+      return Promise.race([inFlight, timeout]).then(() => {
+        clearTimeout(timer)
+        return res.destroyed ? undefined : beginCache(cache, req, res, name, owner, scheme, tracked, onHit, true)
+      })
+    }
     return x.fill(varyMiss ? 'fwd=vary-miss' : 'fwd=miss')
   }
   if (!variant) return miss()
@@ -99,7 +117,7 @@ export function beginCache(
 function decide(x: CacheExchange, variant: Variant, method: string, req: IncomingMessage): CacheExchange | undefined {
   const result = variant.policy.evaluateRequest(x.asked)
   if (result.response && !result.revalidation) {
-    x.serve(variant, 'hit', `hit; ttl=${Math.max(0, Math.round(variant.policy.timeToLive() / 1000))}`)
+    x.serve(variant, 'hit', `hit; ttl=${Math.max(0, Math.round(variant.policy.timeToLive() / 1000))}${x.waited ? '; detail=collapsed' : ''}`)
     return undefined
   }
   const why = /no-cache/i.test(`${req.headers['cache-control'] ?? ''} ${req.headers.pragma ?? ''}`) ? 'fwd=request' : 'fwd=stale'
@@ -121,6 +139,10 @@ export class CacheExchange implements ResponseTap {
   file: DiskBody | undefined
   /** The variant's body was read from the directory (counted as a disk hit when served). */
   fromDisk = false
+  /** This request waited for another's miss of the same URL. */
+  waited = false
+  /** Says this exchange's miss is done, to the requests waiting for it. */
+  private finishFill: () => void = () => {}
   private mode: Mode = 'pass'
   private status = ''
   private invalidates = false
@@ -161,6 +183,11 @@ export class CacheExchange implements ResponseTap {
   fill(status: string): this {
     this.mode = 'fill'
     this.status = status
+    if (this.req.method === 'GET') {
+      this.finishFill = this.cache.beginFill(this.key)
+      // Whatever happens to this response (an agent error, a client gone), the waiters go on.
+      this.res.once('close', this.finishFill)
+    }
     return this
   }
 
@@ -216,6 +243,7 @@ export class CacheExchange implements ResponseTap {
     this.mode = 'fill'
     const policy = this.storable(status, fields, agentAnswer, headers)
     if (policy) this.pending = policy
+    else this.finishFill()
     headers.push('cache-status', `${CACHE_NAME}; ${forwarded}${policy ? '; stored' : ''}`)
     return false
   }
@@ -226,6 +254,7 @@ export class CacheExchange implements ResponseTap {
     if (this.bytes > this.cache.maxEntryBytes) {
       this.pending = undefined
       this.chunks = []
+      this.finishFill()
       return
     }
     this.chunks.push(chunk)
@@ -234,7 +263,7 @@ export class CacheExchange implements ResponseTap {
   end(trailers: boolean): void {
     const pending = this.pending
     this.pending = undefined
-    if (!pending || trailers) return
+    if (!pending || trailers) return this.finishFill()
     const body = Buffer.concat(this.chunks, this.bytes)
     this.chunks = []
     this.cache.store(this.key, this.name, this.owner, {
@@ -245,6 +274,7 @@ export class CacheExchange implements ResponseTap {
       varyKey: varyKeyOf(pending.vary, this.req.headers),
       explicit: pending.explicit,
     }, pending.headerBytes)
+    this.finishFill()
   }
 
   /** What may be stored of this response, or undefined. */
@@ -282,6 +312,7 @@ export class CacheExchange implements ResponseTap {
     const prior = headers['cache-status']
     headers['cache-status'] = prior ? `${String(prior)}, ${CACHE_NAME}; ${cacheStatus}` : `${CACHE_NAME}; ${cacheStatus}`
     this.count(kind)
+    if (kind === 'hit' && this.waited) this.cache.counts.collapsed++
     const file = this.file
     this.file = undefined
     if (file || this.fromDisk) this.cache.counts.diskHits++

@@ -61,6 +61,8 @@ export interface CacheStats {
   misses: number
   /** Not for the cache: unsafe method, Authorization or cookies, Range, a request body. */
   bypassed: number
+  /** Hits that waited for another request's miss of the same URL (request collapsing); part of `hits`. */
+  collapsed: number
   stores: number
   evictions: number
   /** Body bytes answered from the cache (hits and revalidations): bytes the agent's link did not carry. */
@@ -83,7 +85,9 @@ export class RelayCache {
   readonly maxEntryBytes: number
   private readonly lru: LRUCache<string, Entry>
   private readonly byName = new Map<string, Set<string>>()
-  readonly counts = { hits: 0, revalidated: 0, misses: 0, bypassed: 0, stores: 0, evictions: 0, servedBytes: 0, diskHits: 0 }
+  readonly counts = { hits: 0, revalidated: 0, misses: 0, bypassed: 0, collapsed: 0, stores: 0, evictions: 0, servedBytes: 0, diskHits: 0 }
+  /** URLs whose miss is being answered by an agent now, and when it is done (request collapsing). */
+  private readonly fills = new Map<string, Promise<void>>()
   readonly disk: DiskTier | undefined
 
   constructor(options: CacheOptions, log?: ConstructorParameters<typeof DiskTier>[0]['log']) {
@@ -105,6 +109,30 @@ export class RelayCache {
 
   static key(name: string, scheme: string, target: string): string {
     return `${name} ${scheme} ${target}`
+  }
+
+  /**
+   * A miss for `key` goes to the agent now: later misses of it may wait (`filling`) and
+   * be answered from what it stores. Returns the function that says it is done (stored
+   * or not); calling it again does nothing.
+   */
+  beginFill(key: string): () => void {
+    if (this.fills.has(key)) return () => {}
+    let finish!: () => void
+    const done = new Promise<void>((resolve) => (finish = resolve))
+    this.fills.set(key, done)
+    let finished = false
+    return () => {
+      if (finished) return
+      finished = true
+      if (this.fills.get(key) === done) this.fills.delete(key)
+      finish()
+    }
+  }
+
+  /** The miss of `key` in flight, if any. */
+  filling(key: string): Promise<void> | undefined {
+    return this.fills.get(key)
   }
 
   /** Read back what the directory holds (before the relay listens). */
