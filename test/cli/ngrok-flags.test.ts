@@ -109,7 +109,7 @@ describe('--url with a full host, checked by a real relay', () => {
       }
       const refused = await run(['http', String(upstream.port), '--relay', relayUrl, '--url', 'app.example.com', '--no-tui', '--inspect-addr', '127.0.0.1:0'], env)
       assert.equal(refused.code, 2)
-      assert.match(refused.stderr, /this relay serves \*\.tunnel\.test, not app\.example\.com; ask for <name>\.tunnel\.test/)
+      assert.match(refused.stderr, /this relay serves \*\.tunnel\.test, not app\.example\.com \(it takes no custom domains: gw relay --custom-domains\); ask for <name>\.tunnel\.test/)
       assert.match(refused.stderr, /GW_ERR_DOMAIN_NOT_SERVED/)
       // Two labels under the domain are not one name either.
       const deep = await run(['http', String(upstream.port), '--relay', relayUrl, '--url', 'a.b.tunnel.test', '--no-tui', '--inspect-addr', '127.0.0.1:0'], env)

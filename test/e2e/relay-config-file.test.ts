@@ -52,6 +52,9 @@ describe('relay config file (--config)', () => {
       check(`tokens:\n  - { sha256: ${sha('a')}, limits: { bandwidth: lots } }\n`, /tokens\[0\]\.limits\.bandwidth: "lots" is not a rate; give bytes per second, e\.g\. 1048576, 512KiB or 10MB/)
       check('http_port: 99999\n', /http_port: 99999 is not a port; give 0-65535, or off/)
       check('domain: [a\n', /relay\.yml:\d+:\d+: not valid YAML/)
+      check('custom_domains: yes-please\n', /custom_domains: "yes-please" is not true or false/)
+      check('custom_domains: true\ndns_server: 10.0.0.1:99999\n', /dns_server: "10\.0\.0\.1:99999" is not a DNS server address; give an IP address with an optional port/)
+      check('dns_server: 127.0.0.1\n', /dns_server: "127\.0\.0\.1" is only used to check custom domains; add custom_domains: true beside it/)
       // A good file: tokens by digest, environment and file, with their limits.
       writeFileSync(join(dir, 'carol.token'), 'carol-token\n')
       writeFileSync(join(dir, 'relay.yml'), [
@@ -68,6 +71,9 @@ describe('relay config file (--config)', () => {
       assert.deepEqual(config.tokens[0]!.names, ['app'])
       assert.deepEqual(config.tokens[0]!.tcpPorts, [20001])
       assert.deepEqual(config.tokens[0]!.limits, { rps: 5 })
+      writeFileSync(join(dir, 'custom.yml'), 'domain: tunnel.test\ncustom_domains: true\ndns_server: "[::1]:5353"\n')
+      const custom = loadRelayConfig(join(dir, 'custom.yml'), {})
+      assert.deepEqual([custom.settings.customDomains, custom.settings.dnsServer], [true, '[::1]:5353'])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

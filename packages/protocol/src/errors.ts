@@ -35,6 +35,9 @@ export const ErrorCodes = {
   GW_ERR_NAME_LIMIT: { status: 429, message: 'the authtoken already holds as many names as the relay allows' },
   GW_ERR_NAME_RESERVED: { status: 400, message: 'the requested name is reserved by the relay' },
   GW_ERR_DOMAIN_NOT_SERVED: { status: 400, message: 'the requested host is not under a domain this relay serves' },
+  // Custom domains (gw relay --custom-domains).
+  GW_ERR_CUSTOM_DOMAIN_UNVERIFIED: { status: 403, message: 'the custom domain does not point at this relay (no CNAME to its domain, no TXT record for the authtoken)' },
+  GW_ERR_CUSTOM_DOMAIN_DNS: { status: 503, message: 'the relay could not look up the custom domain in DNS' },
   GW_ERR_REPLACED: { status: 409, message: 'another connection with the same authtoken took over this name' },
   // TCP and TLS endpoints (gw tcp, gw tls).
   GW_ERR_TCP_DISABLED: { status: 400, message: 'this relay serves no TCP endpoints' },

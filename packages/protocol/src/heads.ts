@@ -97,7 +97,8 @@ export interface EndpointRequest {
   /**
    * The full host the user asked for (`--url app.example.com`). The relay refuses it with
    * GW_ERR_DOMAIN_NOT_SERVED unless it is `<name>.<its domain>`, instead of quietly
-   * serving `<name>` under another domain.
+   * serving `<name>` under another domain; a relay that takes custom domains serves a host
+   * outside its domain once DNS points it there, and assigns the host itself as the name.
    */
   host?: string
   /** `--pooling-enabled`: share the name with other agents that ask for pooling. */

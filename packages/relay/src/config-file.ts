@@ -29,11 +29,12 @@ import { checkName } from './names.js'
 import type { TokenEntry, TokenLimits } from './access.js'
 import type { RelayOptions } from './options.js'
 import { parseTcpPorts } from './tcp-ports.js'
+import { parseDnsServer } from './custom-domains.js'
 
 /** Settings the file may hold that only take effect at start. */
 export type FileSettings = Pick<RelayOptions,
   'domain' | 'host' | 'httpPort' | 'httpsPort' | 'publicHttpPort' | 'publicHttpsPort' | 'stateDir' | 'tlsCert' | 'tlsKey' |
-  'allowAnonymous' | 'metricsAddr' | 'accessLog' | 'maxHeaderSize' | 'maxStreamsPerAgent' | 'tcpPorts' | 'tcpMaxConnections' | 'relayCache'>
+  'allowAnonymous' | 'metricsAddr' | 'accessLog' | 'maxHeaderSize' | 'maxStreamsPerAgent' | 'tcpPorts' | 'tcpMaxConnections' | 'relayCache' | 'customDomains' | 'dnsServer'>
 
 export interface RelayFileConfig {
   path: string
@@ -44,7 +45,7 @@ export interface RelayFileConfig {
 
 const TOP_KEYS = ['domain', 'host', 'http_port', 'https_port', 'public_http_port', 'public_https_port', 'state_dir', 'tls',
   'allow_anonymous', 'metrics_addr', 'access_log', 'max_header_size', 'max_streams_per_agent', 'tcp_ports', 'tcp_max_connections',
-  'relay_cache', 'relay_cache_max_entry', 'relay_cache_dir', 'relay_cache_dir_size', 'limits', 'tokens'] as const
+  'relay_cache', 'relay_cache_max_entry', 'relay_cache_dir', 'relay_cache_dir_size', 'custom_domains', 'dns_server', 'limits', 'tokens'] as const
 const TOKEN_KEYS = ['label', 'sha256', 'env', 'file', 'token', 'names', 'tcp_ports', 'limits'] as const
 const LIMIT_KEYS = ['tunnels', 'streams', 'rps', 'bandwidth', 'header_size', 'body_size'] as const
 
@@ -253,6 +254,19 @@ export function loadRelayConfig(path: string, env: NodeJS.ProcessEnv = process.e
     if (dirMaxBytes === undefined) p.fail('relay_cache_dir_size', raw.relay_cache_dir_size, 'is not a size; give bytes, e.g. 10GB')
     if (!settings.relayCache?.dir) p.fail('relay_cache_dir_size', raw.relay_cache_dir_size, 'needs relay_cache_dir (the directory) beside it')
     settings.relayCache.dirMaxBytes = dirMaxBytes
+  }
+  if (raw.custom_domains !== undefined) {
+    if (typeof raw.custom_domains !== 'boolean') p.fail('custom_domains', raw.custom_domains, 'is not true or false')
+    settings.customDomains = raw.custom_domains
+  }
+  if (raw.dns_server !== undefined) {
+    const server = str(p, 'dns_server', raw.dns_server, '127.0.0.1:53')
+    try {
+      settings.dnsServer = parseDnsServer(server, 'dns_server')
+    } catch {
+      p.fail('dns_server', raw.dns_server, 'is not a DNS server address; give an IP address with an optional port, e.g. 127.0.0.1:53')
+    }
+    if (settings.customDomains !== true) p.fail('dns_server', raw.dns_server, 'is only used to check custom domains; add custom_domains: true beside it')
   }
   if (raw.tls !== undefined) {
     if (!isObject(raw.tls)) p.fail('tls', raw.tls, 'is not a map; give { cert: fullchain.pem, key: privkey.pem }')

@@ -30,7 +30,7 @@ export interface ReloaderOptions {
 }
 
 const START_ONLY = ['domain', 'host', 'httpPort', 'httpsPort', 'publicHttpPort', 'publicHttpsPort', 'stateDir', 'allowAnonymous',
-  'metricsAddr', 'accessLog', 'maxHeaderSize', 'maxStreamsPerAgent', 'relayCache'] as const
+  'metricsAddr', 'accessLog', 'maxHeaderSize', 'maxStreamsPerAgent', 'relayCache', 'customDomains', 'dnsServer'] as const
 
 export function startConfigReloader(relay: Relay, path: string, initial: RelayFileConfig, log: LogFn, options: ReloaderOptions = {}): ConfigReloader {
   let running: RelayFileConfig = initial

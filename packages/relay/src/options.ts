@@ -9,6 +9,7 @@ import type { TokenEntry, TokenLimits } from './access.js'
 import type { AcmeOptions } from './acme/acme-options.js'
 import type { TcpPortRange } from './tcp-ports.js'
 import type { CacheOptions } from './cache/store.js'
+import { parseDnsServer } from './custom-domains.js'
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
@@ -62,6 +63,10 @@ export interface RelayOptions {
   cluster?: RelayClusterOptions
   /** A shared HTTP cache of this size for the endpoints whose agents ask for it (`--relay-cache`); off when omitted. */
   relayCache?: CacheOptions
+  /** Serve hosts outside the domain that agents ask for, once DNS points them here (custom-domains.ts). Default off. */
+  customDomains?: boolean
+  /** `host:port` of the DNS server custom domains are checked with; the system's resolvers when omitted. */
+  dnsServer?: string
   /** Give each tunnel a `http://127.0.0.1:<port>` URL of its own, whatever the Host (the embedded relay: loopback.ts). */
   loopbackUrls?: boolean
   log?: LogFn
@@ -82,7 +87,7 @@ export interface RelayClusterOptions {
   presenceTtl?: number
 }
 
-type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme' | 'cluster' | 'tcpPorts' | 'relayCache'
+type OptionalOptions = 'tlsCert' | 'tlsKey' | 'publicHttpPort' | 'publicHttpsPort' | 'metricsAddr' | 'accessLog' | 'acme' | 'cluster' | 'tcpPorts' | 'relayCache' | 'dnsServer'
 export type ResolvedRelayOptions = Required<Omit<RelayOptions, OptionalOptions>> & Pick<RelayOptions, OptionalOptions>
 
 export const RELAY_DEFAULTS = {
@@ -138,6 +143,8 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     tcpMaxConnections: options.tcpMaxConnections ?? RELAY_DEFAULTS.tcpMaxConnections,
     relayCache: options.relayCache,
     loopbackUrls: options.loopbackUrls ?? false,
+    customDomains: options.customDomains ?? false,
+    dnsServer: options.dnsServer === undefined ? undefined : parseDnsServer(options.dnsServer),
     log: options.log ?? (() => {}),
   }
   if (resolved.httpPort === false && resolved.httpsPort === false) {
@@ -147,6 +154,14 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   // workers sharing one listener, would each hand the same port to a different token.
   if (resolved.cluster && resolved.tcpPorts !== undefined) {
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'tcp endpoints (--tcp-ports, tcp_ports:) are not served by a cluster yet (--redis, --workers): the relays would not agree on who owns a port; run tcp endpoints on a relay of their own')
+  }
+  if (resolved.dnsServer !== undefined && !resolved.customDomains) {
+    throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--dns-server ${resolved.dnsServer} is only used to check custom domains; add --custom-domains, or drop --dns-server`)
+  }
+  // A custom host is routed by the relay that verified it: the others of a cluster do not
+  // know it is a tunnel (their name cache learns only the names they look up).
+  if (resolved.cluster && resolved.customDomains) {
+    throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'custom domains (--custom-domains, custom_domains:) are not served by a cluster yet (--redis, --workers): the other relays would not route the verified hosts; run custom domains on a relay of their own')
   }
   if (resolved.acme && resolved.httpsPort === false) {
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'ACME certificates are served on the HTTPS listener; give --https-port, or drop --acme-email')

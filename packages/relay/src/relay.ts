@@ -9,7 +9,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import { createHash } from 'node:crypto'
+import { createHash, X509Certificate } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -39,9 +39,12 @@ import { RelayCache, type CacheStats } from './cache/store.js'
 import { beginCache, type CacheExchange } from './cache/exchange.js'
 import { LoopbackListeners } from './loopback.js'
 import { InternalEndpointTable } from './internal-endpoints.js'
+import { CustomDomains, checkCustomHost } from './custom-domains.js'
 
 export interface Relay {
   readonly domain: string
+  /** Hosts outside the domain are served once DNS points them here (--custom-domains). */
+  readonly customDomains: boolean
   readonly host: string
   readonly httpPort: number | undefined
   readonly httpsPort: number | undefined
@@ -107,6 +110,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   })
   const core = new RelayCore(opts, access, names)
   core.cluster = cluster
+  core.defaultCert = tls?.cert
   const acme = opts.acme && tls ? await CertManager.start({
     acme: opts.acme,
     stateDir: opts.stateDir,
@@ -160,6 +164,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const urlHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host
   return {
     domain: opts.domain,
+    customDomains: opts.customDomains,
     host: opts.host,
     httpPort: ports.http,
     httpsPort: ports.https,
@@ -177,6 +182,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       const finished = await drain(core, [...servers.map(({ server }) => server), ...(core.loopbacks?.servers() ?? [])], timeoutMs)
       core.closeAll()
       acme?.close()
+      core.customDomains?.close()
       await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close(), core.loopbacks?.close()])
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close(), core.cache?.close()])
       return finished
@@ -190,6 +196,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (httpsServer && update.tlsCert && update.tlsKey) {
         const next = await loadTls({ stateDir: opts.stateDir, domain: opts.domain, certPath: update.tlsCert, keyPath: update.tlsKey })
         httpsServer.setSecureContext({ key: next.key, cert: next.cert })
+        core.defaultCert = next.cert
       }
       if (update.tokens) {
         access.replace(update.tokens, update.limits ?? {})
@@ -201,6 +208,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       access.close()
       core.closeAll()
       acme?.close()
+      core.customDomains?.close()
       await Promise.all([...servers.map(({ server }) => closeServer(server)), front?.close(), core.tcp.close(), core.loopbacks?.close()])
       await Promise.all([names.flush(), metrics?.close(), accessLog?.close(), cluster?.close(), core.cache?.close()])
     },
@@ -297,6 +305,11 @@ class RelayCore {
   readonly cache: RelayCache | undefined
   /** Internal endpoints (`*.internal`) agents of one token reach through the relay (internal-endpoints.ts). */
   readonly internal: InternalEndpointTable
+  /** Hosts outside the domain, checked in DNS (--custom-domains): custom-domains.ts. */
+  readonly customDomains: CustomDomains | undefined
+  /** The HTTPS listener's certificate (PEM, leaf first): a custom host gets an https URL when it covers the host. */
+  defaultCert: string | undefined
+  private defaultX509: { pem: string; cert: X509Certificate } | undefined
 
   constructor(
     private readonly opts: ResolvedRelayOptions,
@@ -323,6 +336,7 @@ class RelayCore {
     names.held = { has: (name) => this.routes.has(name) || tlsRoutes.has(name) }
     this.cache = opts.relayCache ? new RelayCache(opts.relayCache, opts.log) : undefined
     this.internal = new InternalEndpointTable(access)
+    this.customDomains = opts.customDomains ? new CustomDomains({ domain: opts.domain, ...(opts.dnsServer ? { dnsServer: opts.dnsServer } : {}) }) : undefined
   }
 
   openStreams(): number {
@@ -374,9 +388,24 @@ class RelayCore {
     let name = host.toLowerCase()
     const colon = name.lastIndexOf(':')
     if (colon !== -1 && !name.endsWith(']')) name = name.slice(0, colon)
-    if (!name.endsWith(this.suffix)) return undefined
+    if (!name.endsWith(this.suffix)) return this.customDomains ? this.customName(name) : undefined
     name = name.slice(0, -this.suffix.length)
     return name.length > 0 && !name.includes('.') ? name : undefined
+  }
+
+  /**
+   * A custom host is its own name (`app.customer.com`, never a single label), once a
+   * token owns it: any other host outside the domain is the relay's own.
+   */
+  private customName(host: string): string | undefined {
+    const name = host.endsWith('.') ? host.slice(0, -1) : host
+    if (name === this.opts.domain) return undefined
+    return this.routes.has(name) || this.tlsEdge.routes.has(name) || this.names.owner(name) !== undefined ? name : undefined
+  }
+
+  /** The public host of a name: `<name>.<domain>`, or a custom host as it is. */
+  private publicHost(name: string): string {
+    return name.includes('.') ? name : `${name}.${this.opts.domain}`
   }
 
   /** May the relay get a certificate for `host`: its own domain, or a name someone holds. */
@@ -469,9 +498,9 @@ class RelayCore {
 
   private missing(name: string): [ErrorCode, string] {
     if (this.names.owner(name) !== undefined) {
-      return ['GW_ERR_AGENT_OFFLINE', `the tunnel ${name}.${this.opts.domain} exists, but its agent is not connected right now`]
+      return ['GW_ERR_AGENT_OFFLINE', `the tunnel ${this.publicHost(name)} exists, but its agent is not connected right now`]
     }
-    return ['GW_ERR_TUNNEL_NOT_FOUND', `there is no tunnel named ${name}.${this.opts.domain}; check the URL, or start one with gw http`]
+    return ['GW_ERR_TUNNEL_NOT_FOUND', `there is no tunnel named ${this.publicHost(name)}; check the URL, or start one with gw http`]
   }
 
   private onOwnRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -656,8 +685,12 @@ class RelayCore {
           throw new HandshakeError('GW_ERR_TLS_DISABLED', 'this relay runs without HTTPS (--https-port -1), and tls endpoints are served on its HTTPS port; use gw tcp, or ask the operator to turn HTTPS on')
         }
         let name: string
-        const asked = endpoint.host !== undefined ? this.nameInDomain(endpoint.host) : endpoint.name
-        if (asked) {
+        const custom = endpoint.host !== undefined && this.customDomains && !this.inDomain(endpoint.host)
+        const asked = custom ? undefined : endpoint.host !== undefined ? this.nameInDomain(endpoint.host) : endpoint.name
+        if (custom) {
+          name = await this.claimCustomHost(endpoint.host!, owner, endpoint.proto === 'tls')
+          if (seen.has(name)) throw new HandshakeError('GW_ERR_NAME_TAKEN', `the host "${name}" is requested twice`)
+        } else if (asked) {
           name = checkName(asked)
           this.access.checkName(name, owner)
           if (seen.has(name)) throw new HandshakeError('GW_ERR_NAME_TAKEN', `the name "${name}" is requested twice`)
@@ -719,10 +752,13 @@ class RelayCore {
       for (const previous of change.replaced) {
         previous.endpoints = previous.endpoints.filter((e) => e.name !== name || e.proto !== proto)
         if (previous.endpoints.length === 0) {
-          previous.notifyAndClose('GW_ERR_REPLACED', `a new connection took over ${proto === 'tcp' ? this.tcp.urlFor(port!) : `${name}.${this.opts.domain}`}`)
+          previous.notifyAndClose('GW_ERR_REPLACED', `a new connection took over ${proto === 'tcp' ? this.tcp.urlFor(port!) : this.publicHost(name)}`)
         }
       }
     }
+    // A verified custom host is pointed here: its certificate is ordered now, so its first
+    // visitor does not wait for the order (the manager's limits and backoff still apply).
+    for (const { name, proto } of assigned) if (proto === undefined && name.includes('.')) void this.acme?.prepare(name)
     const welcome = (): void => {
       if (link.closed) return
       link.welcome(assigned, this.opts.heartbeatTimeout, relays)
@@ -748,7 +784,7 @@ class RelayCore {
    */
   private checkTunnels(owner: string, hello: Hello): void {
     if (this.access.limitsOf(owner).tunnels === undefined) return
-    const asked = new Set(hello.endpoints.map((e) => (e.proto === 'tcp' ? (e.port !== undefined ? String(e.port) : undefined) : e.host !== undefined ? this.nameInDomain(e.host) : e.name)).filter((n) => n !== undefined))
+    const asked = new Set(hello.endpoints.map((e) => (e.proto === 'tcp' ? (e.port !== undefined ? String(e.port) : undefined) : e.host !== undefined ? this.askedName(e.host) : e.name)).filter((n) => n !== undefined))
     const held = new Set<string>()
     for (const link of this.links) {
       if (link.owner !== owner || link.closed) continue
@@ -781,25 +817,77 @@ class RelayCore {
     const domain = this.opts.domain.toLowerCase()
     const label = host.endsWith(`.${domain}`) ? host.slice(0, -domain.length - 1) : undefined
     if (label === undefined || label === '' || label.includes('.')) {
-      const why = host === domain ? `${host} is the relay's own host` : `this relay serves *.${domain}, not ${host}`
+      const why = host === domain ? `${host} is the relay's own host` : `this relay serves *.${domain}, not ${host}${host.endsWith(`.${domain}`) || this.customDomains ? '' : ' (it takes no custom domains: gw relay --custom-domains)'}`
       throw new HandshakeError('GW_ERR_DOMAIN_NOT_SERVED', `${why}; ask for <name>.${domain}, or use a relay that serves ${host.includes('.') ? host.slice(host.indexOf('.') + 1) : host}`)
     }
     return label
   }
 
   private urlsFor(name: string): string[] {
-    const host = `${name}.${this.opts.domain}`
+    const host = this.publicHost(name)
     const urls: string[] = []
     const { http, https, tls } = this.publicPorts
     if (http !== undefined) urls.push(`http://${host}${http === 80 ? '' : `:${http}`}`)
-    if (tls && https !== undefined) urls.push(`https://${host}${https === 443 ? '' : `:${https}`}`)
+    if (tls && https !== undefined && (!name.includes('.') || this.httpsServes(name))) urls.push(`https://${host}${https === 443 ? '' : `:${https}`}`)
     return urls
   }
 
-  /** `tls://<name>.<domain>`, with the HTTPS port when it is not 443. */
+  /** `tls://<name>.<domain>` (or the custom host), with the HTTPS port when it is not 443. */
   private tlsUrlFor(name: string): string {
     const https = this.publicPorts.https
-    return `tls://${name}.${this.opts.domain}${https === undefined || https === 443 ? '' : `:${https}`}`
+    return `tls://${this.publicHost(name)}${https === undefined || https === 443 ? '' : `:${https}`}`
+  }
+
+  /**
+   * Whether the HTTPS listener has a certificate for a custom host: from ACME (ordered
+   * for it on demand), or the operator's own when it names the host. Otherwise its URL is
+   * http only, rather than one that fails every handshake.
+   */
+  private httpsServes(host: string): boolean {
+    if (this.acme) return true
+    const pem = this.defaultCert
+    if (!pem) return false
+    if (this.defaultX509?.pem !== pem) this.defaultX509 = { pem, cert: new X509Certificate(pem) }
+    return this.defaultX509.cert.checkHost(host) !== undefined
+  }
+
+  /** Whether a host the agent asked for is the relay's domain or under it (else it is a custom host). */
+  private inDomain(requested: string): boolean {
+    const host = requested.trim().toLowerCase().replace(/\.$/, '')
+    return host === this.opts.domain || host.endsWith(this.suffix)
+  }
+
+  /** The name a requested host stands for, without checking it: its label, or a custom host itself. */
+  private askedName(requested: string): string | undefined {
+    if (this.customDomains && !this.inDomain(requested)) return requested.trim().toLowerCase().replace(/\.$/, '')
+    return this.nameInDomain(requested)
+  }
+
+  /**
+   * A custom host for `owner` (--custom-domains): refused when another token owns it,
+   * then checked in DNS (custom-domains.ts) and claimed like a name. A DNS failure for a
+   * host the token already owns admits it on its earlier check, so a resolver outage does
+   * not end tunnels at their next reconnect; an answer that no longer points here refuses it.
+   */
+  private async claimCustomHost(requested: string, owner: string, tlsEndpoint: boolean): Promise<string> {
+    const host = checkCustomHost(requested, this.opts.domain)
+    this.access.checkName(host, owner)
+    const current = this.names.owner(host)
+    if (current !== undefined && current !== owner) {
+      throw new HandshakeError('GW_ERR_NAME_TAKEN', `the host ${host} belongs to another authtoken on this relay; a custom domain is served for one token`)
+    }
+    if (!tlsEndpoint && this.publicPorts.http === undefined && !(this.publicPorts.tls && this.publicPorts.https !== undefined && this.httpsServes(host))) {
+      throw new HandshakeError('GW_ERR_DOMAIN_NOT_SERVED', `this relay cannot serve ${host}: its HTTP port is off, and its HTTPS certificate does not cover ${host} (it gets one only with ACME, gw relay --acme-email)`)
+    }
+    try {
+      const verified = await this.customDomains!.verify(host, owner)
+      this.opts.log('info', 'custom domain verified', { host, by: verified.by, ...(verified.by === 'cname' ? { target: verified.target } : {}), token: tokenIdOf(owner) })
+    } catch (err) {
+      if (!(err instanceof GwError) || err.code !== 'GW_ERR_CUSTOM_DOMAIN_DNS' || current !== owner) throw err
+      this.opts.log('warn', 'custom domain: DNS lookup failed; admitted on its earlier check', { host, code: err.code, error: err.message })
+    }
+    await this.names.claim(host, owner)
+    return host
   }
 
   /** Requests and tunnelled streams (upgrades included) still open. */

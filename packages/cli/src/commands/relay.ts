@@ -49,6 +49,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'relay-cache-max-entry': Flags.string({ description: 'largest response the cache stores (default: the smaller of an eighth of --relay-cache and 16MiB)', dependsOn: ['relay-cache'] }),
     'relay-cache-dir': Flags.string({ description: 'also keep the cache\'s stored responses in files under this directory, behind the memory tier; they survive a restart', dependsOn: ['relay-cache'] }),
     'relay-cache-dir-size': Flags.string({ description: 'bytes of files in --relay-cache-dir at most, least recently used removed first (default 1GiB; shared among --workers)', dependsOn: ['relay-cache-dir'] }),
+    'custom-domains': Flags.boolean({ description: 'serve hosts outside DOMAIN that agents ask for (gw http --url app.customer.com) once DNS points them here: a CNAME to DOMAIN, or a TXT token', default: false }),
+    'dns-server': Flags.string({ description: 'DNS server (IP[:port]) to check custom domains with (default: the system resolver)', dependsOn: ['custom-domains'] }),
     'log-format': Flags.string({ description: 'log line format', options: ['term', 'logfmt', 'json'], default: 'term' }),
     'drain-timeout': Flags.integer({ description: 'on SIGTERM or Ctrl-C, seconds the requests in flight get to finish (a second signal stops at once)', default: 30, min: 0 }),
     'acme-email': Flags.string({ description: 'get certificates from an ACME CA (Let\'s Encrypt by default) on demand, with this account contact; agrees to the CA\'s terms', env: 'GW_RELAY_ACME_EMAIL' }),
@@ -123,6 +125,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
           },
         } : {}),
         ...(flags.redis ? { cluster: clusterOptions(flags) } : {}),
+        ...(flags['custom-domains'] ? { customDomains: true } : {}),
+        ...(flags['dns-server'] ? { dnsServer: flags['dns-server'] } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
       }, file, (flag) => metadata.flags[flag]?.setFromDefault === true)
       // Each worker keeps a part of the cache directory of its own (cache/disk.ts): the size is theirs together.
@@ -159,6 +163,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ...(relay.metricsUrl ? { metrics: relay.metricsUrl } : {}),
         ...(relay.clusterId ? { cluster: relay.clusterId, peer: relay.clusterPeer } : {}),
         ...(flags['tcp-ports'] !== undefined ? { tcp_ports: flags['tcp-ports'] } : {}),
+        ...(relay.customDomains ? { custom_domains: true } : {}),
       })
       reportReady()
       if (relay.caCertPath && !flags['tls-cert']) {
