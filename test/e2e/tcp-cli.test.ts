@@ -123,19 +123,6 @@ describe('gw tcp (the CLI)', () => {
     assert.match(b.stderr(), /TCP port \d+ belongs to another authtoken.*GW_ERR_TCP_PORT_TAKEN/s)
   })
 
-  it('gw relay refuses --tcp-ports with --redis and with --workers (port owners are per process), before it reaches Redis', async () => {
-    const dir = tempDir()
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-    const base = ['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--tcp-ports', '20000-20010',
-      '--state-dir', join(dir, 'relay'), '--redis', 'redis://127.0.0.1:1']
-    for (const extra of [[], ['--workers', '2']]) {
-      const relay = spawnGw([...base, ...extra], { GW_RELAY_CLUSTER_SECRET: 'cluster-secret-for-the-test', GW_RELAY_AUTHTOKENS: 'tok-a' })
-      assert.notEqual(await relay.exited, 0, extra.join(' '))
-      assert.match(relay.stderr(), /tcp endpoints .* not served by a cluster yet.*GW_ERR_RELAY_OPTION_INVALID/s, extra.join(' '))
-      assert.doesNotMatch(relay.stderr(), /GW_ERR_RELAY_REDIS/, 'refused before Redis is tried')
-    }
-  })
-
   it('a real OpenSSH session through the tunnel', async (t) => {
     const sshd = which('sshd')
     const ssh = which('ssh')

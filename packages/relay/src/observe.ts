@@ -24,6 +24,8 @@ export interface AgentEvent {
   remote: string
   token: string
   names: string[]
+  /** The agent's tcp endpoints' ports. */
+  ports?: number[]
 }
 
 export interface HandshakeFailure {

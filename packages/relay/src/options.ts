@@ -150,11 +150,6 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   if (resolved.httpPort === false && resolved.httpsPort === false) {
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'both HTTP and HTTPS are turned off; give --http-port or --https-port')
   }
-  // A port's owner is kept per process (tcp-ports.json): two relays of a cluster, or two
-  // workers sharing one listener, would each hand the same port to a different token.
-  if (resolved.cluster && resolved.tcpPorts !== undefined) {
-    throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'tcp endpoints (--tcp-ports, tcp_ports:) are not served by a cluster yet (--redis, --workers): the relays would not agree on who owns a port; run tcp endpoints on a relay of their own')
-  }
   if (resolved.dnsServer !== undefined && !resolved.customDomains) {
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--dns-server ${resolved.dnsServer} is only used to check custom domains; add --custom-domains, or drop --dns-server`)
   }

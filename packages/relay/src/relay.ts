@@ -108,8 +108,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ...(opts.tlsCert ? { certPath: opts.tlsCert } : {}),
     ...(opts.tlsKey ? { keyPath: opts.tlsKey } : {}),
   })
-  const core = new RelayCore(opts, access, names)
-  core.cluster = cluster
+  const core = new RelayCore(opts, access, names, cluster)
   core.defaultCert = tls?.cert
   const acme = opts.acme && tls ? await CertManager.start({
     acme: opts.acme,
@@ -315,7 +314,9 @@ class RelayCore {
     private readonly opts: ResolvedRelayOptions,
     readonly access: AccessControl,
     private readonly names: NameStore,
+    cluster?: Cluster,
   ) {
+    this.cluster = cluster
     this.suffix = `.${opts.domain}`
     const wildcard = opts.host === '0.0.0.0' || opts.host === '::'
     this.tcp = new TcpEdge({
@@ -329,6 +330,7 @@ class RelayCore {
       access,
       log: opts.log,
       events: this.events,
+      ...(cluster ? { shared: { store: cluster.ports, locate: (port: number) => cluster.locatePort(port) } } : {}),
     })
     this.tlsEdge = new TlsEdge({ nameOf: (host) => this.tunnelName(host), maxConnections: opts.tcpMaxConnections, idleTimeout: opts.idleTimeout, log: opts.log, events: this.events })
     // A name whose agent is connected (http or tls) never expires.
@@ -610,7 +612,7 @@ class RelayCore {
     link.session.once('close', (err?: Error) => {
       this.links.delete(link)
       if (link.owner) this.internal.leave(link)
-      if (link.owner) this.events.emit('agent:disconnected', { remote, token: tokenIdOf(link.owner), names: httpNames(link.endpoints) })
+      if (link.owner) this.events.emit('agent:disconnected', { remote, token: tokenIdOf(link.owner), names: httpNames(link.endpoints), ports: tcpPorts(link.endpoints) })
       for (const endpoint of link.endpoints) {
         if (endpoint.proto === 'tcp') this.tcp.remove(endpoint.port!, link)
         else if (this.routesFor(endpoint.proto).remove(endpoint.name, link)) {
@@ -765,8 +767,8 @@ class RelayCore {
       // After the welcome, which must be the agent's first message from the relay.
       this.internal.join(link)
       this.opts.log('info', 'agent connected', { remote: link.remoteAddress, names: assigned.map((e) => e.name) })
-      // The event's names are the HTTP ones (a cluster announces them): tcp and tls endpoints are this relay's own.
-      this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: httpNames(assigned) })
+      // The event's names are the HTTP ones and its ports the tcp ones (a cluster announces both); tls endpoints are this relay's own.
+      this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: httpNames(assigned), ports: tcpPorts(assigned) })
     }
     const loopbacks = this.loopbacks
     if (!loopbacks) return welcome()
@@ -923,7 +925,12 @@ function openFailure(err: unknown): ErrorCode {
   return err instanceof MuxError && err.code === 'GW_ERR_MUX_STREAM_LIMIT' ? 'GW_ERR_RELAY_OVERLOADED' : 'GW_ERR_AGENT_OFFLINE'
 }
 
-/** The names of http endpoints: tcp and tls endpoints are served by this relay alone, never announced to a cluster. */
+/** The names of http endpoints: tls endpoints are served by this relay alone, never announced to a cluster. */
 function httpNames(endpoints: readonly AssignedEndpoint[]): string[] {
   return endpoints.filter((e) => e.proto === undefined).map((e) => e.name)
+}
+
+/** The ports of tcp endpoints, announced to a cluster (cluster/cluster.ts). */
+function tcpPorts(endpoints: readonly AssignedEndpoint[]): number[] {
+  return endpoints.filter((e) => e.proto === 'tcp' && e.port !== undefined).map((e) => e.port!)
 }

@@ -8,6 +8,9 @@
  *   refreshed by a heartbeat (presence.ts);
  * - forwarding: a stream to the holder over the relay-to-relay link (peer-link.ts),
  *   which splices it onto the agent's link;
+ * - tcp endpoints: ports are owned in Redis like names (PORT_KEYS), and every relay
+ *   listens on every port some relay of the cluster holds, forwarding a connection for
+ *   an agent held elsewhere over the same link (the stream's first line is `tcp:<port>`);
  * - Redis away: nothing local needs it (requests to this relay's own agents never touch
  *   Redis); lookups fall back on what was last seen; when Redis returns, this relay's
  *   record, presence and name claims are written again (a Redis that lost its data gets
@@ -22,7 +25,7 @@ import type { RelayEvents } from '../observe.js'
 import type { LogFn } from '../options.js'
 import { RelayError } from '../errors.js'
 import { connectRedis, type RedisConnection } from './redis-connection.js'
-import { RedisNameStore } from './redis-names.js'
+import { KEY_PREFIX, PORT_KEYS, RedisNameStore, type OwnershipKeys } from './redis-names.js'
 import { Presence, type Located, type RelayRecord } from './presence.js'
 import { listenForPeers, PeerPool, type PeerServer } from './peer-link.js'
 import { listenForTakeovers, publishTakeover, takenOver } from './takeover.js'
@@ -48,7 +51,37 @@ export interface ClusterHost {
   routes: RouteTable
   links: ReadonlySet<AgentLink>
   events: RelayEvents
+  tcp: ClusterTcpHost
 }
+
+/** What the cluster sees of the relay's tcp endpoints (tcp-listener.ts). */
+export interface ClusterTcpHost {
+  /** String(port) → the links here that serve it. */
+  readonly routes: RouteTable
+  /** Some relay of the cluster holds `port`: listen on it here too, and forward. */
+  forward(port: number): void
+  /** No relay holds `port` any more: stop listening, unless an agent here holds it. */
+  unforward(port: number): void
+  /** The ports listened on for the cluster. */
+  forwarded(): number[]
+  /** Take `link` off `port` (another relay took the port over). */
+  remove(port: number, link: AgentLink): void
+}
+
+/** What a lookup is for: an HTTP name, or a TCP port (`tcp:<port>`, never a DNS label). */
+interface Target {
+  /** Cache key, and the stream's first line on the relay-to-relay link. */
+  key: string
+  /** The name or the port, as the store and presence keep it. */
+  entry: string
+  keys: OwnershipKeys
+  store: RedisNameStore
+  /** A link on this relay, when its agent came back here. */
+  local(): { openStream(): Stream } | undefined
+}
+
+/** Announced when a relay starts or stops holding a TCP port: the others listen on it, or stop. */
+const TCP_CHANNEL = `${KEY_PREFIX}tcp-ports`
 
 /** A name held by another relay: its owner, and a new stream to its agent through that relay. */
 export interface RemoteTarget {
@@ -79,6 +112,8 @@ interface CachedLookup {
 export class Cluster {
   readonly id = `relay-${randomBytes(6).toString('hex')}`
   readonly names: RedisNameStore
+  /** TCP port owners, with the rules of names (tcp-ports.json on a lone relay). */
+  readonly ports: RedisNameStore
   private presence: Presence | undefined
   private peers: PeerServer | undefined
   private readonly pool: PeerPool
@@ -94,6 +129,7 @@ export class Cluster {
 
   private constructor(private readonly conn: RedisConnection, private readonly opts: ClusterOptions, private readonly secret: Buffer) {
     this.names = new RedisNameStore(conn.redis, opts.maxNamesPerOwner)
+    this.ports = new RedisNameStore(conn.redis, opts.maxNamesPerOwner, Date.now, PORT_KEYS)
     this.pool = new PeerPool(secret, opts.heartbeatTimeout)
   }
 
@@ -106,6 +142,7 @@ export class Cluster {
     const cluster = new Cluster(conn, opts, Buffer.from(opts.secret))
     try {
       await cluster.names.load()
+      await cluster.ports.load()
     } catch (err) {
       await conn.close()
       throw new RelayError('GW_ERR_RELAY_REDIS', `cannot read the names from Redis: ${(err as Error).message}`, { cause: err })
@@ -123,7 +160,7 @@ export class Cluster {
         port,
         secret: this.secret,
         heartbeatTimeout: this.opts.heartbeatTimeout,
-        target: (name) => host.routes.pick(name),
+        target: (line) => (line.startsWith('tcp:') ? host.tcp.routes.pick(line.slice(4)) : host.routes.pick(line)),
         log: this.opts.log,
       })
     } catch (err) {
@@ -132,23 +169,37 @@ export class Cluster {
     const advertise = this.opts.peerAdvertise ?? defaultAdvertise(hostname, this.peers.port)
     const ttl = this.opts.presenceTtl ?? DEFAULT_PRESENCE_TTL
     this.presence = new Presence(this.conn.redis, { id: this.id, peer: advertise, agentUrls }, ttl)
-    host.events.on('agent:connected', ({ names }) => {
+    host.events.on('agent:connected', ({ names, ports = [] }) => {
       for (const name of names) this.lookups.delete(name)
       this.presence?.announce(names).catch(() => {})
       const taken = takenOver(host.routes, names)
       const owner = taken.length > 0 ? host.routes.linksOf(taken[0]!)[0]?.owner : undefined
       if (owner) publishTakeover(this.conn.redis, this.id, owner, taken)
+      if (ports.length === 0) return
+      const held = ports.map(String)
+      for (const port of held) this.lookups.delete(`tcp:${port}`)
+      // Announced, then told: a relay that hears of the port finds this one holding it.
+      this.presence?.announce(held, PORT_KEYS).then(() => this.tellTcp('open', ports)).catch(() => {})
+      const takenPorts = takenOver(host.tcp.routes, held)
+      const portOwner = takenPorts.length > 0 ? host.tcp.routes.linksOf(takenPorts[0]!)[0]?.owner : undefined
+      if (portOwner) publishTakeover(this.conn.redis, this.id, portOwner, takenPorts, true)
     })
-    host.events.on('agent:disconnected', ({ names }) => {
+    host.events.on('agent:disconnected', ({ names, ports = [] }) => {
       // The route table drops the link after this event: look once it has.
       setImmediate(() => {
         const gone = names.filter((n) => !host.routes.has(n))
         if (gone.length > 0) this.presence?.withdraw(gone).catch(() => {})
+        const gonePorts = ports.filter((p) => !host.tcp.routes.has(String(p)))
+        if (gonePorts.length > 0) this.presence?.withdraw(gonePorts.map(String), PORT_KEYS).then(() => this.tellTcp('close', gonePorts)).catch(() => {})
       })
+    })
+    this.conn.subscriber.on('message', (channel: string, raw: string) => {
+      if (channel === TCP_CHANNEL) this.onTcpMessage(raw)
     })
     this.conn.onReturn(() => void this.reRegister())
     try {
-      await listenForTakeovers(this.conn.subscriber, this.id, host.routes, (name, links) => this.drop(name, links))
+      await listenForTakeovers(this.conn.subscriber, this.id, host.routes, host.tcp.routes, (name, links, tcp) => this.drop(name, links, tcp))
+      await this.conn.subscriber.subscribe(TCP_CHANNEL)
     } catch (err) {
       throw new RelayError('GW_ERR_RELAY_REDIS', `cannot subscribe to the cluster's takeover channel in Redis: ${(err as Error).message}`, { cause: err })
     }
@@ -163,25 +214,69 @@ export class Cluster {
     if (!host || !presence || this.closing) return
     try {
       const held = host.routes.names()
-      await presence.refresh(held)
+      const heldPorts = host.tcp.routes.names()
+      await presence.refresh(held, heldPorts, PORT_KEYS)
       this.relayList = await presence.relays()
       this.relayListAt = Date.now()
       if (Date.now() - this.lastTouch > TOUCH_EVERY_MS) {
         this.lastTouch = Date.now()
         this.names.touch(held)
+        this.ports.touch(heldPorts)
       }
+      await this.reconcileTcp()
     } catch { /* Redis is away: connectRedis logs it, and reRegister runs when it returns */ }
   }
 
-  /** Another relay's agent took `name` over: these links here lose it, as on one relay. */
-  private drop(name: string, links: AgentLink[]): void {
+  /** Listen on every port the cluster holds, and on no other (the messages may have been missed). */
+  private async reconcileTcp(): Promise<void> {
+    const tcp = this.host?.tcp
+    if (!tcp || !this.presence) return
+    const live = new Set((await this.presence.live(PORT_KEYS)).map(Number))
+    for (const port of live) tcp.forward(port)
+    for (const port of tcp.forwarded()) if (!live.has(port)) tcp.unforward(port)
+  }
+
+  private tellTcp(op: 'open' | 'close', ports: number[]): void {
+    this.conn.redis.publish(TCP_CHANNEL, JSON.stringify({ relay: this.id, op, ports })).catch(() => {
+      // Redis is away: the next heartbeat's reconciliation catches up.
+    })
+  }
+
+  private onTcpMessage(raw: string): void {
+    let message: { op?: unknown; ports?: unknown }
+    try {
+      message = JSON.parse(raw) as typeof message
+    } catch {
+      return
+    }
+    const tcp = this.host?.tcp
+    if (!tcp || !Array.isArray(message.ports)) return
+    const ports = message.ports.filter((p): p is number => Number.isInteger(p) && p > 0 && p < 65536)
+    if (message.op === 'open') for (const port of ports) tcp.forward(port)
+    if (message.op !== 'close') return
+    // Another relay may still hold it (a pool across relays): ask presence before closing.
+    for (const port of ports) {
+      this.lookups.delete(`tcp:${port}`)
+      this.presence?.locate(String(port), PORT_KEYS).then(
+        (located) => {
+          if (located.holders.length === 0) tcp.unforward(port)
+        },
+        () => {},
+      )
+    }
+  }
+
+  /** Another relay's agent took `name` (or the port) over: these links here lose it, as on one relay. */
+  private drop(name: string, links: AgentLink[], tcp = false): void {
     const host = this.host!
     for (const link of links) {
-      host.routes.remove(name, link)
-      link.endpoints = link.endpoints.filter((e) => e.name !== name)
-      this.opts.log('info', 'another relay took the name over', { name, remote: link.remoteAddress })
-      if (link.endpoints.length === 0) link.notifyAndClose('GW_ERR_REPLACED', `a new connection, through another relay of the cluster, took over ${name}`)
+      if (tcp) host.tcp.remove(Number(name), link)
+      else host.routes.remove(name, link)
+      link.endpoints = link.endpoints.filter((e) => e.name !== name || (e.proto === 'tcp') !== tcp)
+      this.opts.log('info', tcp ? 'another relay took the TCP port over' : 'another relay took the name over', { name, remote: link.remoteAddress })
+      if (link.endpoints.length === 0) link.notifyAndClose('GW_ERR_REPLACED', `a new connection, through another relay of the cluster, took over ${tcp ? `TCP port ${name}` : name}`)
     }
+    if (tcp) return
     if (!host.routes.has(name)) this.presence?.withdraw([name]).catch(() => {})
   }
 
@@ -192,9 +287,9 @@ export class Cluster {
     await this.beat()
     for (const link of host.links) {
       if (!link.owner || link.closed) continue
-      for (const { name } of link.endpoints) {
-        await this.names.claim(name, link.owner).catch((err: Error) => {
-          this.opts.log('warn', 'a name held here could not be claimed again after Redis returned', { name, error: err.message })
+      for (const { name, proto } of link.endpoints) {
+        await (proto === 'tcp' ? this.ports : this.names).claim(name, link.owner).catch((err: Error) => {
+          this.opts.log('warn', `a ${proto === 'tcp' ? 'TCP port' : 'name'} held here could not be claimed again after Redis returned`, { name, error: err.message })
         })
       }
     }
@@ -223,78 +318,89 @@ export class Cluster {
    * `failure` when Redis cannot be asked and nothing was seen before.
    */
   async locate(name: string): Promise<LocateResult> {
+    return this.find({ key: name, entry: name, keys: this.names.keys, store: this.names, local: () => this.host?.routes.pick(name) })
+  }
+
+  /** The relay that holds TCP port `port`, and a stream to its agent through it. */
+  async locatePort(port: number): Promise<LocateResult> {
+    const entry = String(port)
+    return this.find({ key: `tcp:${entry}`, entry, keys: PORT_KEYS, store: this.ports, local: () => this.host?.tcp.routes.pick(entry) })
+  }
+
+  private async find(target: Target): Promise<LocateResult> {
     let located: Located
-    const cached = this.lookups.get(name)
+    const cached = this.lookups.get(target.key)
     if (cached && Date.now() - cached.at < LOOKUP_CACHE_MS) {
       located = cached.located
     } else {
       try {
-        located = await this.lookup(name)
+        located = await this.lookup(target)
       } catch (err) {
         // Redis is away: what was seen last is the best there is.
-        if (!cached) return { failure: ['GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot look up ${name} in the cluster's shared state right now: ${(err as Error).message}`] }
+        if (!cached) return { failure: ['GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot look up ${target.keys.noun === 'port' ? `TCP port ${target.entry}` : target.entry} in the cluster's shared state right now: ${(err as Error).message}`] }
         located = cached.located
       }
     }
     const owner = located.owner
     if (owner === undefined) return { missing: true }
-    const found = await this.reach(name, owner, located)
+    const found = await this.reach(target, owner, located)
     if (found) return { remote: found }
     // Presence names a holder, but none answers: a relay has just died, and its agents are
     // reconnecting to the others. Hold the request a little for the agent to come back.
-    if (located.holders.some((h) => h.record.id !== this.id)) return this.awaitAgent(name, owner)
+    if (located.holders.some((h) => h.record.id !== this.id)) return this.awaitAgent(target, owner)
     return { missing: true }
   }
 
   /** A stream opener through the first holder that answers, or undefined. */
-  private async reach(name: string, owner: string, located: Located): Promise<RemoteTarget | undefined> {
+  private async reach(target: Target, owner: string, located: Located): Promise<RemoteTarget | undefined> {
     for (const holder of located.holders) {
       if (holder.record.id === this.id) continue
       try {
         const session = await this.pool.session(holder.record.peer)
         if (session.closed || session.peerGoingAway) continue
-        return { owner, openStream: () => PeerPool.open(session, name) }
+        return { owner, openStream: () => PeerPool.open(session, target.key) }
       } catch {
         // That relay is gone: the next lookup asks Redis again.
-        this.lookups.delete(name)
+        this.lookups.delete(target.key)
       }
     }
     return undefined
   }
 
   /**
-   * Wait up to HOLD_MS for the agent of `name` to reconnect, here (checked every 100 ms)
+   * Wait up to HOLD_MS for the agent of the target to reconnect, here (checked every 100 ms)
    * or on another relay (Redis asked again every 500 ms); then `missing`.
    */
-  private async awaitAgent(name: string, owner: string): Promise<LocateResult> {
+  private async awaitAgent(target: Target, owner: string): Promise<LocateResult> {
     const deadline = Date.now() + HOLD_MS
     let nextLookup = Date.now() + 500
     while (Date.now() < deadline && !this.closing) {
       await new Promise((resolve) => setTimeout(resolve, 100))
-      const link = this.host?.routes.pick(name)
+      const link = target.local()
       if (link) return { remote: { owner, openStream: () => link.openStream() } }
       if (Date.now() < nextLookup) continue
       nextLookup = Date.now() + 500
-      this.lookups.delete(name)
+      this.lookups.delete(target.key)
       try {
-        const found = await this.reach(name, owner, await this.lookup(name))
+        const found = await this.reach(target, owner, await this.lookup(target))
         if (found) return { remote: found }
       } catch { /* Redis is away: keep waiting for the agent here */ }
     }
     return { missing: true }
   }
 
-  private lookup(name: string): Promise<Located> {
-    let pending = this.pending.get(name)
+  private lookup(target: Target): Promise<Located> {
+    const { key } = target
+    let pending = this.pending.get(key)
     if (!pending) {
-      pending = this.presence!.locate(name).then((located) => {
+      pending = this.presence!.locate(target.entry, target.keys).then((located) => {
         // Bounded: a scanner asking for random names must not grow it without end.
-        if (this.lookups.size >= MAX_LOOKUPS && !this.lookups.has(name)) this.lookups.delete(this.lookups.keys().next().value!)
-        this.lookups.set(name, { located, at: Date.now() })
-        this.names.learn(name, located.owner)
+        if (this.lookups.size >= MAX_LOOKUPS && !this.lookups.has(key)) this.lookups.delete(this.lookups.keys().next().value!)
+        this.lookups.set(key, { located, at: Date.now() })
+        target.store.learn(target.entry, located.owner)
         return located
-      }).finally(() => this.pending.delete(name))
-      this.pending.set(name, pending)
+      }).finally(() => this.pending.delete(key))
+      this.pending.set(key, pending)
     }
     return pending
   }
@@ -308,7 +414,9 @@ export class Cluster {
     this.closing = true
     clearInterval(this.timer)
     const held = this.host?.routes.names() ?? []
-    await this.presence?.leave(held).catch(() => {})
+    const heldPorts = this.host?.tcp.routes.names() ?? []
+    await this.presence?.leave(held, heldPorts, PORT_KEYS).catch(() => {})
+    if (heldPorts.length > 0) this.tellTcp('close', heldPorts.map(Number))
     this.pool.close()
     await this.peers?.close()
     await this.conn.close()

@@ -21,7 +21,7 @@ const HANDSHAKE_MS = 5_000
 const DIAL_MS = 2_000
 /** After a failed dial, the same relay is not dialled again for this long. */
 const DOWN_MS = 250
-/** A stream's first line: the tunnel name (a DNS label), then '\n'. */
+/** A stream's first line: the tunnel name (a DNS label) or `tcp:<port>`, then '\n'. */
 const MAX_LINE = 80
 
 function proof(secret: Buffer, side: 'S' | 'C', client: Buffer, server: Buffer): Buffer {
@@ -76,7 +76,7 @@ export interface PeerServer {
   close(): Promise<void>
 }
 
-/** Where a forwarded stream goes: the local agent link for the name, if any. */
+/** Where a forwarded stream goes: the local agent link for the name (or `tcp:<port>`), if any. */
 export type PeerTarget = (name: string) => { openStream(): Stream } | undefined
 
 export async function listenForPeers(options: {
@@ -138,6 +138,8 @@ export async function listenForPeers(options: {
 function serveForwarded(stream: Stream, target: PeerTarget): void {
   readFirstLine(stream, MAX_LINE, HANDSHAKE_MS, (name) => {
     const link = target(name)
+    // A TCP connection has no error message to read: the peer resets its client.
+    if (!link && name.startsWith('tcp:')) return void stream.destroy()
     if (!link) {
       // The agent left this relay since the peer looked: the peer's client gets 502.
       stream.resume()
@@ -147,6 +149,7 @@ function serveForwarded(stream: Stream, target: PeerTarget): void {
     try {
       agentStream = link.openStream()
     } catch (err) {
+      if (name.startsWith('tcp:')) return void stream.destroy()
       stream.resume()
       return void new MessageWriter(stream).error('GW_ERR_RELAY_OVERLOADED', `the agent for ${name} cannot take a new request: ${(err as Error).message}`, 503)
     }

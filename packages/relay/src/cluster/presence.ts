@@ -8,9 +8,13 @@
  *   {gw}:p:<name>   zset    relay id → expiry (ms); the key itself expires with the TTL
  *   {gw}:r:<id>     string  the relay's record (JSON: peer address, agent URLs), with the TTL
  *   {gw}:relays     zset    relay id → expiry (ms)
+ *
+ * TCP ports have presence of their own ({gw}:tp:<port>, PORT_KEYS), and one more key
+ * listing every port some relay holds, so each relay can listen on them all and forward:
+ *   {gw}:tcp-live   zset    port → the latest expiry of any relay's presence for it
  */
 import type { Redis } from 'ioredis'
-import { KEY_PREFIX, NAMES_KEY } from './redis-names.js'
+import { KEY_PREFIX, NAME_KEYS, type OwnershipKeys } from './redis-names.js'
 
 export interface RelayRecord {
   id: string
@@ -34,7 +38,6 @@ export interface Located {
 }
 
 const RELAYS_KEY = `${KEY_PREFIX}relays`
-const presenceKey = (name: string): string => `${KEY_PREFIX}p:${name}`
 const recordKey = (id: string): string => `${KEY_PREFIX}r:${id}`
 
 // One round trip: the owner, and each live holder with its record.
@@ -51,8 +54,16 @@ end
 return out
 `
 
+// A withdrawn port leaves the live list when no relay holds it any more.
+const WITHDRAW_LIVE = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf') == 0 then redis.call('ZREM', KEYS[2], ARGV[3]) end
+return 1
+`
+
 interface PresenceRedis extends Redis {
   gwLocate(names: string, presence: string, name: string, now: number, prefix: string): Promise<Array<string | null | false>>
+  gwWithdrawLive(presence: string, live: string, id: string, now: number, name: string): Promise<number>
 }
 
 export class Presence {
@@ -60,41 +71,58 @@ export class Presence {
 
   constructor(redis: Redis, readonly record: RelayRecord, readonly ttlMs: number, private readonly now: () => number = Date.now) {
     redis.defineCommand('gwLocate', { numberOfKeys: 2, lua: LOCATE })
+    redis.defineCommand('gwWithdrawLive', { numberOfKeys: 2, lua: WITHDRAW_LIVE })
     this.redis = redis as PresenceRedis
   }
 
-  /** This relay holds agents for `names` now. */
-  async announce(names: Iterable<string>): Promise<void> {
+  /** This relay holds agents for `names` (HTTP names, or with PORT_KEYS TCP ports) now. */
+  async announce(names: Iterable<string>, keys: OwnershipKeys = NAME_KEYS): Promise<void> {
     const expires = this.now() + this.ttlMs
     const pipe = this.redis.pipeline()
+    let n = 0
     for (const name of names) {
-      pipe.zadd(presenceKey(name), expires, this.record.id)
-      pipe.pexpire(presenceKey(name), this.ttlMs)
+      n++
+      pipe.zadd(keys.presencePrefix + name, expires, this.record.id)
+      pipe.pexpire(keys.presencePrefix + name, this.ttlMs)
+      if (keys.live) pipe.zadd(keys.live, 'GT', expires, name)
+    }
+    if (n > 0) await pipe.exec()
+  }
+
+  /** This relay no longer holds an agent for `names`. */
+  async withdraw(names: Iterable<string>, keys: OwnershipKeys = NAME_KEYS): Promise<void> {
+    // ioredis adds defined commands to pipelines too; its types do not say so.
+    const pipe = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { gwWithdrawLive(presence: string, live: string, id: string, now: number, name: string): unknown }
+    const now = this.now()
+    for (const name of names) {
+      if (keys.live) pipe.gwWithdrawLive(keys.presencePrefix + name, keys.live, this.record.id, now, name)
+      else pipe.zrem(keys.presencePrefix + name, this.record.id)
     }
     await pipe.exec()
   }
 
-  /** This relay no longer holds an agent for `names`. */
-  async withdraw(names: Iterable<string>): Promise<void> {
-    const pipe = this.redis.pipeline()
-    for (const name of names) pipe.zrem(presenceKey(name), this.record.id)
-    await pipe.exec()
-  }
-
-  /** The relay's own record, and its presence for every name it holds. */
-  async refresh(held: Iterable<string>): Promise<void> {
+  /** The relay's own record, and its presence for every name and port it holds. */
+  async refresh(held: Iterable<string>, heldPorts: Iterable<string> = [], portKeys?: OwnershipKeys): Promise<void> {
     const now = this.now()
     const pipe = this.redis.pipeline()
     pipe.set(recordKey(this.record.id), JSON.stringify(this.record), 'PX', this.ttlMs)
     pipe.zadd(RELAYS_KEY, now + this.ttlMs, this.record.id)
     pipe.zremrangebyscore(RELAYS_KEY, '-inf', now)
+    if (portKeys?.live) pipe.zremrangebyscore(portKeys.live, '-inf', now)
     await pipe.exec()
     await this.announce(held)
+    if (portKeys) await this.announce(heldPorts, portKeys)
   }
 
-  async locate(name: string): Promise<Located> {
+  /** Every entry some relay holds now (ports: `keys.live`). */
+  async live(keys: OwnershipKeys): Promise<string[]> {
+    if (!keys.live) return []
+    return this.redis.zrangebyscore(keys.live, this.now(), '+inf')
+  }
+
+  async locate(name: string, keys: OwnershipKeys = NAME_KEYS): Promise<Located> {
     const now = this.now()
-    const out = await this.redis.gwLocate(NAMES_KEY, presenceKey(name), name, now, KEY_PREFIX)
+    const out = await this.redis.gwLocate(keys.hash, keys.presencePrefix + name, name, now, KEY_PREFIX)
     let owner: string | undefined
     if (typeof out[0] === 'string') {
       try {
@@ -120,12 +148,13 @@ export class Presence {
   }
 
   /** Leave: the record and every presence entry of this relay go at once. */
-  async leave(held: Iterable<string>): Promise<void> {
+  async leave(held: Iterable<string>, heldPorts: Iterable<string> = [], portKeys?: OwnershipKeys): Promise<void> {
     const pipe = this.redis.pipeline()
     pipe.del(recordKey(this.record.id))
     pipe.zrem(RELAYS_KEY, this.record.id)
-    for (const name of held) pipe.zrem(presenceKey(name), this.record.id)
+    for (const name of held) pipe.zrem(NAME_KEYS.presencePrefix + name, this.record.id)
     await pipe.exec()
+    if (portKeys) await this.withdraw(heldPorts, portKeys)
   }
 }
 

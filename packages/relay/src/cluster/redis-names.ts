@@ -12,6 +12,11 @@
  *   {gw}:names        hash   name → {"owner","random","seen"}
  *   {gw}:o:<owner>    set    the names of one owner (the cap counts them)
  *   {gw}:p:<name>     zset   relay id → presence expiry (ms)
+ *
+ * TCP ports (tcp endpoints) follow the same rules under keys of their own (PORT_KEYS):
+ *   {gw}:tcp          hash   port → {"owner","random","seen"}
+ *   {gw}:to:<owner>   set    the ports of one owner
+ *   {gw}:tp:<port>    zset   relay id → presence expiry (ms) (cluster/tcp-ports.ts)
  */
 import type { Redis } from 'ioredis'
 import { GwError } from '@gw/protocol'
@@ -21,10 +26,10 @@ export const KEY_PREFIX = '{gw}:'
 export const NAMES_KEY = `${KEY_PREFIX}names`
 
 const CLAIM = `
-local names, prefix = KEYS[1], ARGV[8]
+local names, oprefix, pprefix = KEYS[1], ARGV[8], ARGV[9]
 local name, owner, now, max = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local rttl, qttl, mode = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local function held(n) return redis.call('ZCOUNT', prefix .. 'p:' .. n, now, '+inf') > 0 end
+local function held(n) return redis.call('ZCOUNT', pprefix .. n, now, '+inf') > 0 end
 local function expired(e, n)
   local ttl = qttl
   if e.random then ttl = rttl end
@@ -32,7 +37,7 @@ local function expired(e, n)
 end
 local function drop(n, e)
   redis.call('HDEL', names, n)
-  redis.call('SREM', prefix .. 'o:' .. e.owner, n)
+  redis.call('SREM', oprefix .. e.owner, n)
 end
 local random = (mode == 'random')
 local raw = redis.call('HGET', names, name)
@@ -50,7 +55,7 @@ if raw then
   end
 end
 if not raw then
-  local set = prefix .. 'o:' .. owner
+  local set = oprefix .. owner
   if redis.call('SCARD', set) >= max then
     for _, n in ipairs(redis.call('SMEMBERS', set)) do
       local r = redis.call('HGET', names, n)
@@ -81,17 +86,51 @@ end
 return #ARGV - 1
 `
 
+// A claim made for a port the relay then could not listen on: dropped if still that owner's.
+const FORGET = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local e = cjson.decode(raw)
+if e.owner ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', ARGV[3] .. e.owner, ARGV[1])
+return 1
+`
+
 type ClaimResult = 'OK' | 'TAKEN' | 'LIMIT' | 'EXISTS'
 
 interface ScriptedRedis extends Redis {
   gwClaim(key: string, ...args: Array<string | number>): Promise<ClaimResult>
   gwTouch(key: string, ...args: Array<string | number>): Promise<number>
+  gwForget(key: string, ...args: Array<string | number>): Promise<number>
 }
 
 export function defineNameScripts(redis: Redis): void {
   redis.defineCommand('gwClaim', { numberOfKeys: 1, lua: CLAIM })
   redis.defineCommand('gwTouch', { numberOfKeys: 1, lua: TOUCH })
+  redis.defineCommand('gwForget', { numberOfKeys: 1, lua: FORGET })
 }
+
+/**
+ * Where one kind of ownership lives: HTTP and tls names, or TCP ports. Each kind has its
+ * own hash, owner sets and presence, so port 5432 and a name "5432" never meet, and the
+ * per-owner cap counts names and ports apart, as names.json and tcp-ports.json do.
+ */
+export interface OwnershipKeys {
+  /** hash: name → {"owner","random","seen"} */
+  hash: string
+  /** set per owner: `<ownerPrefix><owner>` */
+  ownerPrefix: string
+  /** zset per name, relay id → presence expiry (ms): `<presencePrefix><name>` */
+  presencePrefix: string
+  /** How the store speaks of one entry in its errors. */
+  noun: 'name' | 'port'
+  /** zset entry → latest presence expiry (ms) over every relay: what the cluster holds, listed (ports only). */
+  live?: string
+}
+
+export const NAME_KEYS: OwnershipKeys = { hash: NAMES_KEY, ownerPrefix: `${KEY_PREFIX}o:`, presencePrefix: `${KEY_PREFIX}p:`, noun: 'name' }
+export const PORT_KEYS: OwnershipKeys = { hash: `${KEY_PREFIX}tcp`, ownerPrefix: `${KEY_PREFIX}to:`, presencePrefix: `${KEY_PREFIX}tp:`, noun: 'port', live: `${KEY_PREFIX}tcp-live` }
 
 export function unavailable(err: unknown): GwError {
   return new GwError('GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot reach the cluster's shared state (Redis) right now: ${(err as Error).message}; the agent retries by itself`)
@@ -103,7 +142,7 @@ export class RedisNameStore implements NameStore {
   private readonly redis: ScriptedRedis
   held: { has(name: string): boolean } = new Set<string>()
 
-  constructor(redis: Redis, private readonly maxPerOwner = DEFAULT_MAX_NAMES_PER_OWNER, private readonly now: () => number = Date.now) {
+  constructor(redis: Redis, private readonly maxPerOwner = DEFAULT_MAX_NAMES_PER_OWNER, private readonly now: () => number = Date.now, readonly keys: OwnershipKeys = NAME_KEYS) {
     defineNameScripts(redis)
     this.redis = redis as ScriptedRedis
   }
@@ -112,7 +151,7 @@ export class RedisNameStore implements NameStore {
   async load(): Promise<number> {
     let cursor = '0'
     do {
-      const [next, flat] = await this.redis.hscan(NAMES_KEY, cursor, 'COUNT', 1000)
+      const [next, flat] = await this.redis.hscan(this.keys.hash, cursor, 'COUNT', 1000)
       cursor = next
       for (let i = 0; i + 1 < flat.length; i += 2) this.remember(flat[i]!, flat[i + 1]!)
     } while (cursor !== '0')
@@ -146,17 +185,40 @@ export class RedisNameStore implements NameStore {
 
   /** The owner as Redis has it now (and the cache learns it). */
   async fetchOwner(name: string): Promise<string | undefined> {
-    return this.remember(name, await this.redis.hget(NAMES_KEY, name))
+    return this.remember(name, await this.redis.hget(this.keys.hash, name))
   }
 
   async claim(name: string, owner: string): Promise<void> {
     const result = await this.run(name, owner, 'claim')
     if (result === 'TAKEN') {
       await this.fetchOwner(name).catch(() => {})
-      throw new GwError('GW_ERR_NAME_TAKEN', `the name "${name}" belongs to another authtoken; pick another name`)
+      throw this.keys.noun === 'port'
+        ? new GwError('GW_ERR_TCP_PORT_TAKEN', `TCP port ${name} belongs to another authtoken in this relay's cluster; leave the port out for a free one`)
+        : new GwError('GW_ERR_NAME_TAKEN', `the name "${name}" belongs to another authtoken; pick another name`)
     }
     if (result === 'LIMIT') this.limit(name)
     this.cache.set(name, owner)
+  }
+
+  /**
+   * Claim `name`, which the relay chose, for `owner` as a fresh random entry: false when
+   * anyone (`owner` too) holds it already. For TCP ports the relay picks from its range.
+   */
+  async claimFresh(name: string, owner: string): Promise<boolean> {
+    const result = await this.run(name, owner, 'random')
+    if (result === 'EXISTS') {
+      await this.fetchOwner(name).catch(() => {})
+      return false
+    }
+    if (result === 'LIMIT') this.limit(name)
+    this.cache.set(name, owner)
+    return true
+  }
+
+  /** Drop `owner`'s claim on `name` (a port claimed but never listened on). */
+  async forget(name: string, owner: string): Promise<void> {
+    if (this.cache.get(name) === owner) this.cache.delete(name)
+    await this.redis.gwForget(this.keys.hash, name, owner, this.keys.ownerPrefix).catch(() => {})
   }
 
   async claimRandom(owner: string): Promise<string> {
@@ -172,13 +234,16 @@ export class RedisNameStore implements NameStore {
 
   private async run(name: string, owner: string, mode: 'claim' | 'random'): Promise<ClaimResult> {
     try {
-      return await this.redis.gwClaim(NAMES_KEY, name, owner, this.now(), this.maxPerOwner, RANDOM_NAME_TTL_MS, REQUESTED_NAME_TTL_MS, mode, KEY_PREFIX)
+      return await this.redis.gwClaim(this.keys.hash, name, owner, this.now(), this.maxPerOwner, RANDOM_NAME_TTL_MS, REQUESTED_NAME_TTL_MS, mode, this.keys.ownerPrefix, this.keys.presencePrefix)
     } catch (err) {
       throw unavailable(err)
     }
   }
 
   private limit(name: string): never {
+    if (this.keys.noun === 'port') {
+      throw new GwError('GW_ERR_TCP_PORT_UNAVAILABLE', `cannot claim TCP port ${name}: this authtoken already holds ${this.maxPerOwner} ports; reuse one of them, or ask the relay operator`)
+    }
     throw new GwError(
       'GW_ERR_NAME_LIMIT',
       `cannot claim "${name}": this authtoken already holds ${this.maxPerOwner} names; reuse one of them, or ask the relay operator`,
@@ -192,7 +257,7 @@ export class RedisNameStore implements NameStore {
   /** Names held now count as seen now (a held name's clock starts when its last agent leaves). */
   touch(names: string[]): void {
     if (names.length === 0) return
-    this.redis.gwTouch(NAMES_KEY, this.now(), ...names).catch(() => {
+    this.redis.gwTouch(this.keys.hash, this.now(), ...names).catch(() => {
       // Redis is away: the names stay held (presence), and the next touch sets the time.
     })
   }

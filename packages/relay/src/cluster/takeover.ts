@@ -18,6 +18,8 @@ interface TakeoverMessage {
   relay: string
   name: string
   owner: string
+  /** A TCP port (its number in `name`), not an HTTP name. */
+  tcp?: true
 }
 
 /** The names of `names` whose route here is one agent that does not pool: a takeover. */
@@ -28,9 +30,9 @@ export function takenOver(routes: RouteTable, names: string[]): string[] {
   })
 }
 
-export function publishTakeover(redis: Redis, relay: string, owner: string, names: string[]): void {
+export function publishTakeover(redis: Redis, relay: string, owner: string, names: string[], tcp = false): void {
   for (const name of names) {
-    redis.publish(TAKEOVER_CHANNEL, JSON.stringify({ relay, name, owner } satisfies TakeoverMessage)).catch(() => {
+    redis.publish(TAKEOVER_CHANNEL, JSON.stringify({ relay, name, owner, ...(tcp ? { tcp: true as const } : {}) } satisfies TakeoverMessage)).catch(() => {
       // Redis is away: the old link goes when its heartbeat times out.
     })
   }
@@ -38,13 +40,14 @@ export function publishTakeover(redis: Redis, relay: string, owner: string, name
 
 /**
  * Listen for takeovers by other relays; `drop` is called with this relay's links that lost
- * the name. Resolves once subscribed; the subscription follows Redis across restarts.
+ * the name (or, `tcp`, the port). Resolves once subscribed; the subscription follows Redis across restarts.
  */
 export async function listenForTakeovers(
   subscriber: Redis,
   self: string,
   routes: RouteTable,
-  drop: (name: string, links: AgentLink[]) => void,
+  tcpRoutes: RouteTable,
+  drop: (name: string, links: AgentLink[], tcp: boolean) => void,
 ): Promise<void> {
   subscriber.on('message', (channel: string, raw: string) => {
     if (channel !== TAKEOVER_CHANNEL) return
@@ -55,8 +58,9 @@ export async function listenForTakeovers(
       return
     }
     if (typeof message?.name !== 'string' || typeof message.owner !== 'string' || message.relay === self) return
-    const links = routes.linksOf(message.name).filter((l) => l.owner === message.owner)
-    if (links.length > 0) drop(message.name, [...links])
+    const tcp = message.tcp === true
+    const links = (tcp ? tcpRoutes : routes).linksOf(message.name).filter((l) => l.owner === message.owner)
+    if (links.length > 0) drop(message.name, [...links], tcp)
   })
   await subscriber.subscribe(TAKEOVER_CHANNEL)
 }
