@@ -151,7 +151,26 @@ export class AccessControl {
     }
   }
 
-  /** Admit one request for `owner`, or say which limit refuses it. */
+  /** In a cluster: counts a token's rps across every relay (cluster/rate-limit.ts). */
+  globalRate: { check(owner: string, rps: number): Promise<'admit' | 'refuse' | 'local'> } | undefined
+
+  /**
+   * Admit one request for `owner`, or say which limit refuses it. In a cluster, a token
+   * with an rps limit is counted in Redis (a promise); when Redis cannot be asked, here.
+   */
+  admitRequest(owner: string): RequestGate | Promise<RequestGate> {
+    const rps = this.limitsOf(owner).rps
+    if (!this.globalRate || rps === undefined) return this.startRequest(owner)
+    return this.globalRate.check(owner, rps).then((verdict): RequestGate => {
+      if (verdict === 'local') return this.startRequest(owner)
+      if (verdict === 'refuse') {
+        return { ok: false, code: 'GW_ERR_RATE_LIMITED', detail: `this tunnel's authtoken may make ${rps} request(s) per second across the relays of this cluster; retry after 1 s`, retryAfter: 1 }
+      }
+      return this.startStream(owner)
+    })
+  }
+
+  /** Admit one request for `owner` by this relay's own counts, or say which limit refuses it. */
   startRequest(owner: string): RequestGate {
     const limits = this.limitsOf(owner)
     if (limits.rps !== undefined) {
@@ -166,6 +185,12 @@ export class AccessControl {
       }
       bucket.tokens -= 1
     }
+    return this.startStream(owner)
+  }
+
+  /** The token's streams limit alone. */
+  private startStream(owner: string): RequestGate {
+    const limits = this.limitsOf(owner)
     const open = this.inFlight.get(owner) ?? 0
     if (limits.streams !== undefined && open >= limits.streams) {
       return { ok: false, code: 'GW_ERR_STREAM_LIMIT', detail: `this tunnel's authtoken may have ${limits.streams} request(s) in flight at once; retry when one finishes` }

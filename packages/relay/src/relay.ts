@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream'
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type EndpointProto, type Hello, LINK_DEFAULTS, maxHeadMessageFor, type Stream, type RequestHead, isLoopbackHost } from '@gw/protocol'
-import { AccessControl, type Refusal, type TokenEntry, type TokenLimits } from './access.js'
+import { AccessControl, type Refusal, type RequestGate, type TokenEntry, type TokenLimits } from './access.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
 import { hostProblem } from './host-header.js'
@@ -110,6 +110,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   })
   const core = new RelayCore(opts, access, names, cluster)
   core.defaultCert = tls?.cert
+  access.globalRate = cluster?.rates
   const acme = opts.acme && tls ? await CertManager.start({
     acme: opts.acme,
     stateDir: opts.stateDir,
@@ -453,9 +454,20 @@ class RelayCore {
 
   private toAgent(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', tracked: TrackedRequest, name: string, owner: string, link: { openStream(): Stream }): void {
     tracked.token = tokenIdOf(owner)
-    const gate = this.access.startRequest(owner)
+    const gate = this.access.admitRequest(owner)
+    // A cluster counts the token's rps in Redis first.
+    if (gate instanceof Promise) {
+      return void gate.then((g) => {
+        if (res.destroyed) return g.ok ? g.release() : undefined
+        this.toAgentGated(req, res, scheme, tracked, name, owner, link, g)
+      })
+    }
+    this.toAgentGated(req, res, scheme, tracked, name, owner, link, gate)
+  }
+
+  private toAgentGated(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', tracked: TrackedRequest, name: string, owner: string, link: { openStream(): Stream }, gate: RequestGate): void {
     if (!gate.ok) {
-      this.events.emit('limit:hit', { token: tracked.token, limit: gate.code === 'GW_ERR_RATE_LIMITED' ? 'rps' : 'streams' })
+      this.events.emit('limit:hit', { token: tokenIdOf(owner), limit: gate.code === 'GW_ERR_RATE_LIMITED' ? 'rps' : 'streams' })
       if (gate.retryAfter !== undefined) res.setHeader('retry-after', String(gate.retryAfter))
       return sendErrorPage(req, res, gate.code, gate.detail)
     }
@@ -552,7 +564,17 @@ class RelayCore {
   private upgradeToAgent(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https', name: string, owner: string, link: { openStream(): Stream }, requestHead: RequestHead): void {
     // An upgraded connection is a request in flight for its whole life: the token's rate,
     // stream and head limits hold for it as for any other.
-    const gate = this.access.startRequest(owner)
+    const gate = this.access.admitRequest(owner)
+    if (gate instanceof Promise) {
+      return void gate.then((g) => {
+        if (socket.destroyed) return g.ok ? g.release() : undefined
+        this.upgradeGated(req, socket, head, scheme, name, owner, link, requestHead, g)
+      })
+    }
+    this.upgradeGated(req, socket, head, scheme, name, owner, link, requestHead, gate)
+  }
+
+  private upgradeGated(req: IncomingMessage, socket: Duplex, head: Buffer, scheme: 'http' | 'https', name: string, owner: string, link: { openStream(): Stream }, requestHead: RequestHead, gate: RequestGate): void {
     if (!gate.ok) {
       this.events.emit('limit:hit', { token: tokenIdOf(owner), limit: gate.code === 'GW_ERR_RATE_LIMITED' ? 'rps' : 'streams' })
       return sendRawErrorPage(req, socket, gate.code, gate.detail, gate.retryAfter)

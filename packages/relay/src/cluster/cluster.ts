@@ -29,6 +29,7 @@ import { KEY_PREFIX, PORT_KEYS, RedisNameStore, type OwnershipKeys } from './red
 import { Presence, type Located, type RelayRecord } from './presence.js'
 import { listenForPeers, PeerPool, type PeerServer } from './peer-link.js'
 import { listenForTakeovers, publishTakeover, takenOver } from './takeover.js'
+import { GlobalRateLimiter } from './rate-limit.js'
 
 export interface ClusterOptions {
   /** redis:// or rediss:// URL. */
@@ -114,6 +115,8 @@ export class Cluster {
   readonly names: RedisNameStore
   /** TCP port owners, with the rules of names (tcp-ports.json on a lone relay). */
   readonly ports: RedisNameStore
+  /** Per-token rps counted across the cluster. */
+  readonly rates: GlobalRateLimiter
   private presence: Presence | undefined
   private peers: PeerServer | undefined
   private readonly pool: PeerPool
@@ -130,6 +133,7 @@ export class Cluster {
   private constructor(private readonly conn: RedisConnection, private readonly opts: ClusterOptions, private readonly secret: Buffer) {
     this.names = new RedisNameStore(conn.redis, opts.maxNamesPerOwner)
     this.ports = new RedisNameStore(conn.redis, opts.maxNamesPerOwner, Date.now, PORT_KEYS)
+    this.rates = new GlobalRateLimiter(conn.redis, opts.log)
     this.pool = new PeerPool(secret, opts.heartbeatTimeout)
   }
 
