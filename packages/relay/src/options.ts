@@ -109,6 +109,17 @@ export function defaultStateDir(): string {
 }
 
 
+/** Refuse an open relay on a public address, unless asked for. */
+export function checkAuthtokens(resolved: ResolvedRelayOptions, hasTokens: boolean): void {
+  if (hasTokens || resolved.allowAnonymous || isLoopbackHost(resolved.host)) return
+  throw new RelayError(
+    'GW_ERR_RELAY_NO_AUTHTOKENS',
+    `refusing to listen on ${resolved.host} without authtokens: anyone could open tunnels on your domain. ` +
+      'Give --authtoken <token> (or GW_RELAY_AUTHTOKENS, or --authtokens-file), listen on 127.0.0.1, ' +
+      `${resolved.cluster ? 'start a relay of the cluster with --config tokens first, ' : ''}or pass --allow-anonymous if an open relay is what you want`,
+  )
+}
+
 export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
   const domain = options.domain.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '')
   if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(domain)) {
@@ -162,14 +173,9 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'ACME certificates are served on the HTTPS listener; give --https-port, or drop --acme-email')
   }
   const hasTokens = resolved.authtokens.length > 0 || resolved.tokenDigests.length > 0 || resolved.tokens.length > 0
-  if (!hasTokens && !resolved.allowAnonymous && !isLoopbackHost(resolved.host)) {
-    throw new RelayError(
-      'GW_ERR_RELAY_NO_AUTHTOKENS',
-      `refusing to listen on ${resolved.host} without authtokens: anyone could open tunnels on your domain. ` +
-        'Give --authtoken <token> (or GW_RELAY_AUTHTOKENS, or --authtokens-file), listen on 127.0.0.1, ' +
-        'or pass --allow-anonymous if an open relay is what you want',
-    )
-  }
+  // A cluster's relay may take its tokens from Redis (cluster/shared-config.ts): checked once they are read.
+  if (!resolved.cluster) checkAuthtokens(resolved, hasTokens)
+
   if (resolved.relayCache) {
     const { maxBytes, maxEntryBytes } = resolved.relayCache
     if (!Number.isFinite(maxBytes) || maxBytes < 1024) throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--relay-cache must be at least 1KiB, got ${maxBytes} bytes; give a size such as 256MB`)

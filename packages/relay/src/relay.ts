@@ -21,7 +21,7 @@ import { hostProblem } from './host-header.js'
 import { checkName, NameRegistry, type NameStore } from './names.js'
 import { RouteTable } from './routes.js'
 import { drain } from './drain.js'
-import { resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './options.js'
+import { checkAuthtokens, resolveRelayOptions, type RelayOptions, type ResolvedRelayOptions } from './options.js'
 import { relayRequest, sendErrorPage } from './relay-request.js'
 import { relayUpgrade, sendRawErrorPage } from './relay-upgrade.js'
 import { loadTls, type RelayTls } from './tls.js'
@@ -32,6 +32,7 @@ import { openAccessLog, type AccessLog } from './access-log.js'
 import { CertManager } from './acme/manager.js'
 import { tlsFront, type TlsFront } from './acme/tls-front.js'
 import { Cluster, type LocateResult } from './cluster/cluster.js'
+import type { SharedConfig } from './cluster/shared-config.js'
 import { TcpEdge } from './tcp-listener.js'
 import { TlsEdge } from './tls-passthrough.js'
 import { acceptHttp2, type EdgeRefusal, type H2Edge } from './h2-edge.js'
@@ -93,7 +94,6 @@ export interface RelayReload {
 
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const opts = resolveRelayOptions(options)
-  const access = new AccessControl(opts.authtokens, opts.tokenDigests, opts.tokens, opts.limits)
   // A cluster (--redis) keeps names in Redis, shared by its relays; a lone relay in names.json.
   const cluster = opts.cluster ? await Cluster.open({
     ...opts.cluster,
@@ -101,6 +101,23 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     heartbeatTimeout: opts.heartbeatTimeout,
     log: opts.log,
   }) : undefined
+  // Tokens and limits from a config file are the cluster's; a relay with none takes the cluster's.
+  const ownConfig = opts.tokens.length > 0 || Object.keys(opts.limits).length > 0
+  const shared = cluster && !ownConfig ? await cluster.config.read().catch(() => undefined) : undefined
+  const access = new AccessControl(opts.authtokens, opts.tokenDigests, shared?.tokens ?? opts.tokens, shared?.limits ?? opts.limits)
+  if (cluster) {
+    if (shared) {
+      cluster.config.adopted(shared)
+      opts.log('info', 'tokens and limits taken from the cluster', { tokens: shared.tokens.length, from: shared.relay })
+    }
+    if (ownConfig) cluster.ownConfig = { tokens: opts.tokens, limits: opts.limits }
+    try {
+      checkAuthtokens(opts, access.size > 0)
+    } catch (err) {
+      await cluster.close()
+      throw err
+    }
+  }
   const names: NameStore = cluster?.names ?? new NameRegistry(opts.stateDir)
   const tls = opts.httpsPort === false ? undefined : await loadTls({
     stateDir: opts.stateDir,
@@ -201,6 +218,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (update.tokens) {
         access.replace(update.tokens, update.limits ?? {})
         core.revokeRemovedTokens()
+        // The cluster's relays take them too.
+        if (cluster) {
+          cluster.ownConfig = { tokens: update.tokens, limits: update.limits ?? {} }
+          await cluster.config.publish(update.tokens, update.limits ?? {}).catch((err: Error) => {
+            opts.log('warn', 'the reloaded tokens and limits could not be shared with the cluster; it gets them when Redis answers', { error: err.message })
+          })
+        }
       }
     },
     reopenLogs: () => accessLog?.reopen(),
@@ -820,6 +844,13 @@ class RelayCore {
       this.events.emit('limit:hit', { token: tokenIdOf(owner), limit: 'tunnels' })
       throw err
     }
+  }
+
+  /** Another relay of the cluster loaded new tokens and limits: this relay runs with them too. */
+  applyConfig(doc: SharedConfig): void {
+    this.access.replace(doc.tokens, doc.limits)
+    this.opts.log('info', 'tokens and limits changed by another relay of the cluster', { tokens: doc.tokens.length, from: doc.relay })
+    this.revokeRemovedTokens()
   }
 
   /** After a reload: the agents of a token that is gone are told so and disconnected. */

@@ -30,6 +30,8 @@ import { Presence, type Located, type RelayRecord } from './presence.js'
 import { listenForPeers, PeerPool, type PeerServer } from './peer-link.js'
 import { listenForTakeovers, publishTakeover, takenOver } from './takeover.js'
 import { GlobalRateLimiter } from './rate-limit.js'
+import { ConfigShare, type SharedConfig } from './shared-config.js'
+import type { TokenEntry, TokenLimits } from '../access.js'
 
 export interface ClusterOptions {
   /** redis:// or rediss:// URL. */
@@ -53,6 +55,8 @@ export interface ClusterHost {
   links: ReadonlySet<AgentLink>
   events: RelayEvents
   tcp: ClusterTcpHost
+  /** Another relay wrote new tokens and limits (its config file). */
+  applyConfig(doc: SharedConfig): void
 }
 
 /** What the cluster sees of the relay's tcp endpoints (tcp-listener.ts). */
@@ -117,6 +121,11 @@ export class Cluster {
   readonly ports: RedisNameStore
   /** Per-token rps counted across the cluster. */
   readonly rates: GlobalRateLimiter
+  /** Tokens and limits from config files, shared (cluster/shared-config.ts). */
+  readonly config: ConfigShare
+  /** This relay's own config file's tokens and limits, when it has one: shared at start, and again to a Redis that lost them. */
+  ownConfig: { tokens: TokenEntry[]; limits: TokenLimits } | undefined
+  private recheckConfig: (() => Promise<void>) | undefined
   private presence: Presence | undefined
   private peers: PeerServer | undefined
   private readonly pool: PeerPool
@@ -134,6 +143,7 @@ export class Cluster {
     this.names = new RedisNameStore(conn.redis, opts.maxNamesPerOwner)
     this.ports = new RedisNameStore(conn.redis, opts.maxNamesPerOwner, Date.now, PORT_KEYS)
     this.rates = new GlobalRateLimiter(conn.redis, opts.log)
+    this.config = new ConfigShare(conn.redis, this.id, opts.log)
     this.pool = new PeerPool(secret, opts.heartbeatTimeout)
   }
 
@@ -204,8 +214,14 @@ export class Cluster {
     try {
       await listenForTakeovers(this.conn.subscriber, this.id, host.routes, host.tcp.routes, (name, links, tcp) => this.drop(name, links, tcp))
       await this.conn.subscriber.subscribe(TCP_CHANNEL)
+      this.recheckConfig = (await this.config.follow(this.conn.subscriber, (doc) => host.applyConfig(doc))).recheck
     } catch (err) {
       throw new RelayError('GW_ERR_RELAY_REDIS', `cannot subscribe to the cluster's takeover channel in Redis: ${(err as Error).message}`, { cause: err })
+    }
+    if (this.ownConfig) {
+      await this.config.publish(this.ownConfig.tokens, this.ownConfig.limits).catch((err: Error) => {
+        this.opts.log('warn', 'the config file\'s tokens and limits could not be shared with the cluster', { error: err.message })
+      })
     }
     await this.beat()
     this.timer = setInterval(() => void this.beat(), Math.max(100, Math.floor(ttl / 3)))
@@ -289,6 +305,10 @@ export class Cluster {
     const host = this.host
     if (!host || this.closing) return
     await this.beat()
+    // A Redis that lost the shared config gets this relay's again; else a change made while away is taken.
+    const doc = await this.config.read().catch(() => undefined)
+    if (!doc && this.ownConfig) await this.config.publish(this.ownConfig.tokens, this.ownConfig.limits).catch(() => {})
+    else await this.recheckConfig?.().catch(() => {})
     for (const link of host.links) {
       if (!link.owner || link.closed) continue
       for (const { name, proto } of link.endpoints) {
