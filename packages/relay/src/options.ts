@@ -73,8 +73,10 @@ export interface RelayOptions {
 }
 
 export interface RelayClusterOptions {
-  /** redis:// or rediss:// URL. */
+  /** redis://, rediss:// or redis-sentinel://host:port[,host:port]#master URL. */
   redis: string
+  /** PEM of the CA that signed a rediss:// Redis's certificate (default: the system's CAs). */
+  redisCa?: string
   /** The same on every relay: authenticates the relay-to-relay link (16 bytes or more). */
   secret: string
   /** host:port of the relay-to-relay listener. Default: the relay's host, any free port. */

@@ -57,7 +57,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'acme-directory': Flags.string({ description: 'ACME directory URL (default Let\'s Encrypt production)', dependsOn: ['acme-email'] }),
     'acme-ca-file': Flags.string({ description: 'PEM of a CA to trust for the ACME directory\'s HTTPS (a private ACME CA)', dependsOn: ['acme-email'] }),
     'acme-challenge': Flags.string({ description: 'challenge for single names, in order of preference (repeatable)', options: ['http-01', 'tls-alpn-01'], multiple: true, dependsOn: ['acme-email'] }),
-    redis: Flags.string({ description: 'run as one relay of a cluster sharing names and presence in Redis, e.g. redis://10.0.0.2:6379 (docs/scaling.md)', env: 'GW_RELAY_REDIS' }),
+    redis: Flags.string({ description: 'run as one relay of a cluster sharing names and presence in Redis: redis://10.0.0.2:6379, rediss://… (TLS), or redis-sentinel://10.0.0.2:26379,10.0.0.3:26379#mymaster (docs/scaling.md)', env: 'GW_RELAY_REDIS' }),
+    'redis-ca-file': Flags.string({ description: 'PEM of the CA that signed the certificate of a rediss:// Redis (default: the system\'s CAs)', env: 'GW_RELAY_REDIS_CA_FILE', dependsOn: ['redis'] }),
     'cluster-secret-file': Flags.string({ description: 'file whose first line is the secret every relay of the cluster shares (or GW_RELAY_CLUSTER_SECRET); needed with --redis', dependsOn: ['redis'] }),
     'cluster-addr': Flags.string({ description: 'host:port for the relay-to-relay link (default: --host, any free port)', dependsOn: ['redis'] }),
     'cluster-advertise': Flags.string({ description: 'host:port other relays reach the relay-to-relay link at (default: --cluster-addr, or this machine\'s first IPv4)', dependsOn: ['redis'] }),
@@ -192,7 +193,18 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
   }
 }
 
-function clusterOptions(flags: { redis?: string; 'cluster-secret-file'?: string; 'cluster-addr'?: string; 'cluster-advertise'?: string; 'advertise-url'?: string[] }): RelayClusterOptions {
+function clusterOptions(flags: { redis?: string; 'redis-ca-file'?: string; 'cluster-secret-file'?: string; 'cluster-addr'?: string; 'cluster-advertise'?: string; 'advertise-url'?: string[] }): RelayClusterOptions {
+  let redisCa: string | undefined
+  if (flags['redis-ca-file']) {
+    try {
+      redisCa = readFileSync(flags['redis-ca-file'], 'utf8')
+    } catch (err) {
+      throw new CliError('GW_ERR_INVALID_FLAG', `--redis-ca-file ${flags['redis-ca-file']} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+    if (!redisCa.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new CliError('GW_ERR_INVALID_FLAG', `--redis-ca-file ${flags['redis-ca-file']} holds no PEM certificate; give the CA certificate (-----BEGIN CERTIFICATE-----) that signed Redis's`)
+    }
+  }
   let secret = process.env.GW_RELAY_CLUSTER_SECRET ?? ''
   if (flags['cluster-secret-file']) {
     try {
@@ -206,6 +218,7 @@ function clusterOptions(flags: { redis?: string; 'cluster-secret-file'?: string;
   }
   return {
     redis: flags.redis!,
+    ...(redisCa !== undefined ? { redisCa } : {}),
     secret,
     ...(flags['cluster-addr'] ? { peerListen: flags['cluster-addr'] } : {}),
     ...(flags['cluster-advertise'] ? { peerAdvertise: flags['cluster-advertise'] } : {}),

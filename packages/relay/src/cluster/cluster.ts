@@ -34,8 +34,10 @@ import { ConfigShare, type SharedConfig } from './shared-config.js'
 import type { TokenEntry, TokenLimits } from '../access.js'
 
 export interface ClusterOptions {
-  /** redis:// or rediss:// URL. */
+  /** redis://, rediss:// or redis-sentinel:// URL (redis-connection.ts). */
   redis: string
+  /** PEM of the CA that signed a rediss:// Redis's certificate. */
+  redisCa?: string | undefined
   /** Shared by every relay of the cluster; authenticates the relay-to-relay link. */
   secret: string
   /** Where the relay-to-relay listener binds: host:port (port 0: any free port). */
@@ -152,7 +154,7 @@ export class Cluster {
     if (Buffer.byteLength(opts.secret) < 16) {
       throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'the cluster secret must be at least 16 bytes; give the same one to every relay (GW_RELAY_CLUSTER_SECRET or --cluster-secret-file), e.g. from `openssl rand -hex 32`')
     }
-    const conn = await connectRedis(opts.redis, opts.log)
+    const conn = await connectRedis(opts.redis, opts.log, opts.redisCa !== undefined ? { ca: opts.redisCa } : {})
     const cluster = new Cluster(conn, opts, Buffer.from(opts.secret))
     try {
       await cluster.names.load()
