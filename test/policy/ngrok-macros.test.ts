@@ -53,6 +53,9 @@ const EXAMPLES: Array<[string, string]> = [
   ["[1, [2, 3], [4]].flatten()", '[1,2,3,4]'], ["[1, [2, [3, 4]]].flatten()", '[1,2,[3,4]]'], ["[1, 2, [], [], [3, 4]].flatten()", '[1,2,3,4]'],
   ["[1, [2, [3, [4]]]].flatten(2)", '[1,2,3,[4]]'],
   ["[3, 2, 1].sort()", '[1,2,3]'], ["['b', 'c', 'a'].sort()", '["a","b","c"]'],
+  // The page's sortBy example with maps for its Player messages (gw has no proto types).
+  ["[{'name': 'foo', 'score': 0}, {'name': 'bar', 'score': -10}, {'name': 'baz', 'score': 1000}].sortBy(e, e.score).map(e, e.name)", '["bar","foo","baz"]'],
+  ["lists.range(5)", '[0,1,2,3,4]'], ["lists.range(0)", '[]'],
   ["[1, 2, 2, 3, 3, 3].distinct()", '[1,2,3]'], ["['b', 'b', 'c', 'a', 'c'].distinct()", '["b","c","a"]'], ["[1, 'b', 2, 'b'].distinct()", '[1,"b",2]'],
   ["'hello'.charAt(4)", 'o'], ["'hello'.charAt(5)", ''],
   ["'hello %s'.format(['world'])", 'hello world'], ["'integer: %d'.format([42])", 'integer: 42'], ["'%f'.format([3.14])", '3.140000'],
@@ -73,11 +76,20 @@ const TRUE: string[] = [
   "queryString.decode('a=b&c=d').c == ['d']", "'a=b&c=d'.decodeQueryString().a[0] == 'b'",
   "'{\"a\":\"b\",\"c\":\"d\"}'.isJson()", "!'not json'.isJson()", "'a=b&c=d'.isQueryString()", "!'not a query string'.isQueryString()",
   "'https://ngrok.com'.isURL()", "!'not a url'.isURL()",
-  "url.unescape('%2Ffoo') == '/foo'", "url.parse(req.url).path == '/a/b'", "req.url.parseUrl().raw_query == 'x=1'",
+  "url.unescape('%2Ffoo') == '/foo'",
+  // sortBy: stable, keys of every comparable kind, over request data, in a rule.
+  "[{'k': 1, 'v': 'a'}, {'k': 0, 'v': 'b'}, {'k': 1, 'v': 'c'}].sortBy(x, x.k).map(x, x.v) == ['b', 'a', 'c']",
+  "['bb', 'a', 'ccc'].sortBy(s, size(s)) == ['a', 'bb', 'ccc']", "['x', 'y'].sortBy(s, s == 'x') == ['y', 'x']",
+  "[timestamp('2024-01-02T00:00:00Z'), timestamp('2023-01-01T00:00:00Z')].sortBy(t, t)[0] == timestamp('2023-01-01T00:00:00Z')",
+  "[duration('2s'), duration('1500ms')].sortBy(d, d)[0] == duration('1500ms')", "[b'b', b'a'].sortBy(b, b)[0] == b'a'",
+  "req.url.path.split('/').sortBy(p, p).size() == 3", "lists.range(3).map(i, i * 2) == [0, 2, 4]",
+  "lists.range(4).sortBy(i, -i) == [3, 2, 1, 0]", "url.parse(req.url).path == '/a/b'", "req.url.parseUrl().raw_query == 'x=1'",
 ]
 
 const ERRORS: string[] = [
   "base64.decode('aGVsbG8') == b'hello'", "[1, [2, [3, [4]]]].flatten(-1) == []", "[1, 'b'].sort() == []", "[[1, 2, 3]].sort() == []",
+  "[1, 'b'].sortBy(x, x) == []", "[{'a': 1}].sortBy(x, x) == []", "[{'k': 1}, {'k': 'a'}].sortBy(x, x.k) == []",
+  "lists.range(-1) == []", "lists.range(100001).size() > 0",
   "'hello'.charAt(-1) == ''", "hash.md5('x', 'base32') == ''", "json.decode('{') == {}",
 ]
 

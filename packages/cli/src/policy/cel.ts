@@ -105,6 +105,7 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
   .registerType('gw.QueryString', { ctor: M.QueryStringMacros, fields: {} })
   .registerType('gw.BasicAuth', { ctor: M.BasicAuthMacros, fields: {} })
   .registerType('gw.Strings', { ctor: M.StringsMacros, fields: {} })
+  .registerType('gw.Lists', { ctor: M.ListsMacros, fields: {} })
   .registerVariable('hash', 'gw.Hash')
   .registerVariable('base64', 'gw.Base64')
   .registerVariable('json', 'gw.Json')
@@ -112,6 +113,7 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
   .registerVariable('queryString', 'gw.QueryString')
   .registerVariable('basic_auth', 'gw.BasicAuth')
   .registerVariable('strings', 'gw.Strings')
+  .registerVariable('lists', 'gw.Lists')
   .registerVariable('req', 'gw.Request')
   .registerVariable('conn', 'gw.Conn')
   .registerVariable('res', 'gw.Response')
@@ -203,6 +205,8 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
     for (const v of l) compareCel(v, l[0])
     return [...l].sort(compareCel)
   })
+  .registerFunction('list.sortBy(ast, ast): list<dyn>', sortByMacro)
+  .registerFunction('gw.Lists.range(int): list<int>', (_: unknown, n: bigint) => listsRange(n))
   .registerFunction('inCidrRanges(string, list<string>): bool', (ip: string, cidrs: string[]) =>
     cidrs.some((c) => inCidrRange(ip, c)))
   .registerFunction('string.isPrivateIp(): bool', (ip: string) => isPrivateIp(ip))
@@ -234,11 +238,89 @@ function sliceList(l: unknown[], a: number, b: number): unknown[] {
   return l.slice(a, b)
 }
 
+/**
+ * CEL's ordering of comparable values, as ngrok's `sort` and `sortBy` use it: int, uint,
+ * double, bool, string, bytes, timestamp and duration, never two kinds mixed.
+ */
 function compareCel(a: unknown, b: unknown): number {
-  const t = typeof a
-  if (t !== typeof b) throw new Error('list.sort: the list mixes types')
-  if (t !== 'string' && t !== 'bigint' && t !== 'number' && t !== 'boolean') throw new Error('list.sort: only numbers, strings and booleans sort')
+  const ka = sortKind(a)
+  if (ka !== sortKind(b)) throw new Error('list.sort: the list mixes types')
+  if (ka === 'timestamp') return Math.sign((a as Date).getTime() - (b as Date).getTime())
+  if (ka === 'bytes') return Buffer.compare(a as Uint8Array, b as Uint8Array)
+  if (ka === 'duration') {
+    const x = a as CelDuration
+    const y = b as CelDuration
+    return x.seconds !== y.seconds ? (x.seconds < y.seconds ? -1 : 1) : Math.sign(x.nanos - y.nanos)
+  }
   return a! < b! ? -1 : a! > b! ? 1 : 0
+}
+
+interface CelDuration { readonly seconds: bigint, readonly nanos: number }
+
+function sortKind(v: unknown): string {
+  const t = typeof v
+  if (t === 'string' || t === 'bigint' || t === 'number' || t === 'boolean') return t === 'number' ? 'double' : t
+  if (v instanceof Date) return 'timestamp'
+  if (v instanceof Uint8Array) return 'bytes'
+  if (v !== null && typeof v === 'object' && typeof (v as CelDuration).seconds === 'bigint' && typeof (v as CelDuration).nanos === 'number') return 'duration'
+  throw new Error('list.sort: only numbers, strings, booleans, bytes, timestamps and durations sort')
+}
+
+/** `lists.range(n)`: 0 … n-1, bounded so that one expression cannot allocate without limit. */
+const MAX_RANGE = 100_000n
+
+function listsRange(n: bigint): bigint[] {
+  if (n < 0n) throw new Error(`lists.range(${n}): the length is negative`)
+  if (n > MAX_RANGE) throw new Error(`lists.range(${n}): at most ${MAX_RANGE} elements`)
+  return Array.from({ length: Number(n) }, (_, i) => BigInt(i))
+}
+
+/*
+ * `list.sortBy(e, key)` is a macro (the key is an expression over the bound name), through
+ * cel-js's documented macro hooks: the key is type-checked in a context with `e` bound to
+ * the list's element type, then evaluated once per element; the sort is stable, as Go's
+ * sort.SliceStable in ngrok's implementation.
+ */
+interface MacroAst { readonly op: string, readonly args: unknown }
+interface SortByMacro {
+  readonly receiver: MacroAst
+  readonly name: string
+  readonly key: MacroAst
+  keyCtx: CelContext | undefined
+}
+interface CelType { readonly kind: string, readonly valueType?: CelType }
+interface CelContext {
+  forkWithVariable(name: string, type: CelType): CelContext
+  reuse(parent: CelContext): CelContext
+  setIterValue(value: unknown, evaluator: unknown): CelContext
+}
+interface CelChecker { check(ast: MacroAst, ctx: CelContext): CelType }
+interface CelEvaluator { run(ast: MacroAst, ctx: CelContext): unknown }
+
+function sortByMacro({ args, receiver }: { args: MacroAst[], receiver: MacroAst }) {
+  const [binding, key] = args
+  if (binding?.op !== 'id' || typeof binding.args !== 'string') throw new Error('sortBy(var, key): the first argument must be a name')
+  return {
+    receiver, name: binding.args, key: key!, keyCtx: undefined,
+    typeCheck(checker: CelChecker, m: SortByMacro, ctx: CelContext): CelType {
+      const listType = checker.check(m.receiver, ctx)
+      if (listType.kind !== 'list' && listType.kind !== 'dyn') throw new Error(`sortBy(var, key) needs a list, not a ${listType.kind}`)
+      m.keyCtx = ctx.forkWithVariable(m.name, listType.kind === 'list' ? listType.valueType! : listType)
+      checker.check(m.key, m.keyCtx)
+      return listType
+    },
+    evaluate(evaluator: CelEvaluator, m: SortByMacro, ctx: CelContext): unknown[] {
+      const list = evaluator.run(m.receiver, ctx)
+      if (!Array.isArray(list)) throw new Error('sortBy(var, key) needs a list')
+      const keyed = list.map((item, index) => {
+        const k = evaluator.run(m.key, m.keyCtx!.reuse(ctx).setIterValue(item, evaluator))
+        if (k instanceof Promise) throw new Error('sortBy(var, key): the key must not call asynchronous functions')
+        return { item, index, k }
+      })
+      for (const e of keyed) compareCel(e.k, keyed[0]!.k)
+      return keyed.sort((a, b) => compareCel(a.k, b.k) || a.index - b.index).map((e) => e.item)
+    },
+  }
 }
 
 export type CompiledExpression = (root: EvalRoot) => unknown
@@ -256,7 +338,7 @@ const FIELDS: Record<string, readonly string[]> = {
   time: ['now'],
   endpoint: ['id', 'name', 'scheme', 'host', 'url'],
 }
-export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'rand', 'secrets', 'actions', 'vars', 'hash', 'base64', 'json', 'url', 'queryString', 'basic_auth', 'strings']
+export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'rand', 'secrets', 'actions', 'vars', 'hash', 'base64', 'json', 'url', 'queryString', 'basic_auth', 'strings', 'lists']
 
 /** Why an expression does not compile, with the offset of the problem in the expression. */
 export class ExpressionError extends Error {

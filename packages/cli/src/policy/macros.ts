@@ -17,10 +17,12 @@ export class UrlMacros {}
 export class QueryStringMacros {}
 export class BasicAuthMacros {}
 export class StringsMacros {}
+export class ListsMacros {}
 
 export const MACRO_RECEIVERS = {
   hash: new HashMacros(), base64: new Base64Macros(), json: new JsonMacros(), url: new UrlMacros(),
   queryString: new QueryStringMacros(), basic_auth: new BasicAuthMacros(), strings: new StringsMacros(),
+  lists: new ListsMacros(),
 }
 
 type Format = 'hex' | 'base64'

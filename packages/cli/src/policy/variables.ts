@@ -9,7 +9,7 @@
  * (`target`, the raw header array), so an action that rewrites the URL or a header is
  * seen by the next rule.
  */
-import { MACRO_RECEIVERS, type Base64Macros, type BasicAuthMacros, type HashMacros, type JsonMacros, type QueryStringMacros, type StringsMacros, type UrlMacros } from './macros.js'
+import { MACRO_RECEIVERS, type Base64Macros, type BasicAuthMacros, type HashMacros, type JsonMacros, type QueryStringMacros, type ListsMacros, type StringsMacros, type UrlMacros } from './macros.js'
 import { headersToMap } from './headers.js'
 import type { PolicyRequest, PolicyResponse } from './types.js'
 import { UserAgentVars } from './user-agent.js'
@@ -428,6 +428,9 @@ export class EvalRoot {
   }
   get strings(): StringsMacros {
     return MACRO_RECEIVERS.strings
+  }
+  get lists(): ListsMacros {
+    return MACRO_RECEIVERS.lists
   }
 }
 
