@@ -19,6 +19,7 @@ import { tempDir } from '../helpers/stack.js'
 let pub: Awaited<ReturnType<typeof startEchoUpstream>>
 let bin: Server
 let binUrl: string
+const flakyCalls = new Map<string, number>()
 const seen: Array<{ method: string; url: string; headers: Record<string, unknown>; body: string }> = []
 
 before(async () => {
@@ -36,6 +37,17 @@ before(async () => {
         return res.end()
       }
       if (req.url === '/slow') return // never answers
+      // /flaky/<key>/<n>: 500 for the first n calls with that key, then 200.
+      const flaky = /^\/flaky\/(\w+)\/(\d+)$/.exec(req.url!)
+      if (flaky) {
+        const calls = (flakyCalls.get(flaky[1]!) ?? 0) + 1
+        flakyCalls.set(flaky[1]!, calls)
+        if (calls <= Number(flaky[2])) {
+          res.statusCode = 500
+          return res.end('not yet')
+        }
+      }
+      if (req.url === '/reset') return req.socket.destroy()
       if (req.url === '/huge') return res.end('x'.repeat(300 * 1024))
       res.setHeader('content-type', 'application/json')
       res.setHeader('x-bin', 'yes')
@@ -173,6 +185,44 @@ test('http-request: an outside URL, failures recorded (on_error: continue) or an
   })
 })
 
+test('http-request retry_condition (ngrok\'s config page): retried while the condition holds after a failed attempt, at most 3 more times, with attempts and last_attempt', async () => {
+  const call = (config: Record<string, unknown>) => compilePolicy(withReport({ on_http_request: [{ actions: [{ type: 'http-request', config }] }] }))
+  const hits = (url: string) => seen.filter((s) => s.url === url).length
+  // ngrok's own example condition: two 500s, then the third attempt answers.
+  await withAgent([{ upstream: pub.url, policy: call({ url: `${binUrl}/flaky/a/2`, retry_condition: 'last_attempt.res.statusCode == 500' }) }], async (get) => {
+    seen.length = 0
+    const r = report((await get('/')).text)
+    assert.equal(r.res.status_code, 200)
+    assert.equal(hits('/flaky/a/2'), 3)
+    assert.deepEqual(r.attempts.map((a: { response_status_code: number }) => a.response_status_code), [500, 500, 200])
+  })
+  // A condition that always holds: 1 attempt + 3 retries, then the last answer stands.
+  await withAgent([{ upstream: pub.url, policy: call({ url: `${binUrl}/flaky/b/100`, retry_condition: 'attempts < 100 && last_attempt.req.method == "GET"' }) }], async (get) => {
+    seen.length = 0
+    const r = report((await get('/')).text)
+    assert.equal(r.res.status_code, 500)
+    assert.equal(hits('/flaky/b/100'), 4)
+  })
+  // An attempt that gets no answer: last_attempt.error is set and res is absent; attempts counts.
+  await withAgent([{ upstream: pub.url, policy: call({ url: `${binUrl}/reset`, retry_condition: "last_attempt.error != '' && !has(last_attempt.res) && attempts < 2" }) }], async (get) => {
+    seen.length = 0
+    const r = report((await get('/')).text)
+    assert.equal(r.error.code, 'GW_ERR_POLICY_HTTP_REQUEST_FAILED')
+    assert.equal(hits('/reset'), 2)
+  })
+  // A successful attempt is never retried, whatever the condition says; no condition: one try.
+  await withAgent([{ upstream: pub.url, policy: call({ url: `${binUrl}/ok`, retry_condition: 'true' }) }], async (get) => {
+    seen.length = 0
+    assert.equal(report((await get('/')).text).res.status_code, 200)
+    assert.equal(hits('/ok'), 1)
+  })
+  await withAgent([{ upstream: pub.url, policy: call({ url: `${binUrl}/flaky/c/1` }) }], async (get) => {
+    seen.length = 0
+    assert.equal(report((await get('/')).text).res.status_code, 500)
+    assert.equal(hits('/flaky/c/1'), 1)
+  })
+})
+
 test('http-request config is checked at load', () => {
   const err = (config: unknown) => {
     try {
@@ -187,6 +237,10 @@ test('http-request config is checked at load', () => {
   assert.match(err({ url: 'https://a.internal', method: 'HEAD' }), /config\.method: is not a known value: "HEAD"; allowed values: GET, PUT, POST, PATCH, DELETE, OPTIONS/)
   assert.match(err({ url: 'https://a.internal', max_redirects: 6 }), /config\.max_redirects: must be an integer from 0 to 5, got 6/)
   assert.match(err({ url: 'https://a.internal', timeout: '31s' }), /config\.timeout: must be between 1000ms and 30000ms/)
-  assert.match(err({ url: 'https://a.internal', retry_condition: 'attempts < 2' }), /config\.retry_condition: is not supported by gw yet/)
+  assert.equal(err({ url: 'https://a.internal', retry_condition: 'attempts < 2' }), '')
+  assert.match(err({ url: 'https://a.internal', retry_condition: 'attempts' }), /config\.retry_condition: invalid CEL expression "attempts": must be a boolean expression, but its type is int/)
+  assert.match(err({ url: 'https://a.internal', retry_condition: 'tries < 2' }), /config\.retry_condition: invalid CEL expression "tries < 2": .*tries/)
+  // attempts and last_attempt belong to retry_condition alone.
+  assert.throws(() => compilePolicy({ on_http_request: [{ expressions: ['attempts < 2'], actions: [{ type: 'deny' }] }] }), /expressions\[0\]: invalid CEL expression "attempts < 2"/)
   assert.match(err({ url: 'https://a.internal', query_params: [{ key: 'a' }] }), /query_params\[0\]\.value: is required/)
 })

@@ -338,6 +338,31 @@ const FIELDS: Record<string, readonly string[]> = {
   time: ['now'],
   endpoint: ['id', 'name', 'scheme', 'host', 'url'],
 }
+/**
+ * Variables that one action's own expression sees beside the usual ones (http-request's
+ * `retry_condition` has `attempts` and `last_attempt`): name → CEL type. They are declared
+ * in a copy of the environment, so no other expression can name them.
+ */
+export type ExtraVariables = Readonly<Record<string, string>>
+const extendedEnvs = new Map<string, Environment>()
+
+function envWith(extra: ExtraVariables | undefined): Environment {
+  if (extra === undefined) return env
+  const key = JSON.stringify(extra)
+  let e = extendedEnvs.get(key)
+  if (e === undefined) {
+    e = env.clone()
+    for (const [name, type] of Object.entries(extra)) e.registerVariable(name, type)
+    extendedEnvs.set(key, e)
+  }
+  return e
+}
+
+/** The root an expression compiled with extra variables evaluates against: `root` plus their values. */
+export function rootWith(root: EvalRoot, values: Readonly<Record<string, unknown>>): EvalRoot {
+  return Object.assign(Object.create(root) as EvalRoot, values)
+}
+
 export const VARIABLES = ['req', 'conn', 'res', 'time', 'endpoint', 'rand', 'secrets', 'actions', 'vars', 'hash', 'base64', 'json', 'url', 'queryString', 'basic_auth', 'strings', 'lists']
 
 /** Why an expression does not compile, with the offset of the problem in the expression. */
@@ -353,8 +378,8 @@ export class ExpressionError extends Error {
 }
 
 /** For "No such key" and "Unknown variable", the names that exist there. */
-function allowedNames(source: string, message: string, offset: number): readonly string[] | undefined {
-  if (message.startsWith('Unknown variable')) return VARIABLES
+function allowedNames(source: string, message: string, offset: number, extra?: ExtraVariables): readonly string[] | undefined {
+  if (message.startsWith('Unknown variable')) return extra ? [...VARIABLES, ...Object.keys(extra)] : VARIABLES
   if (!message.startsWith('No such key')) return undefined
   const chain = /([A-Za-z_][\w.]*)\.\s*$/.exec(source.slice(0, offset))?.[1]
   return chain ? FIELDS[chain] : undefined
@@ -364,16 +389,17 @@ function allowedNames(source: string, message: string, offset: number): readonly
  * Parse and type-check once. `expectBool` is for rule expressions, which must be
  * boolean; interpolations and bucket keys may be of any type.
  */
-export function compileExpression(original: string, expectBool: boolean): CompiledExpression {
+export function compileExpression(original: string, expectBool: boolean, extra?: ExtraVariables): CompiledExpression {
+  const env = envWith(extra)
   let parsed: { ast: unknown }
   try {
     parsed = env.parse(original) as unknown as { ast: unknown }
   } catch {
-    throw checkError(original, env.check(original), (o) => o)
+    throw checkError(original, env.check(original), (o) => o, extra)
   }
   const { source, originalOffset } = rewriteExpression(original, parsed.ast, STRING_LIKES)
   const checked = env.check(source)
-  if (!checked.valid) throw checkError(source, checked, originalOffset)
+  if (!checked.valid) throw checkError(source, checked, originalOffset, extra)
   if (expectBool && checked.type !== 'bool' && checked.type !== 'dyn') {
     throw new ExpressionError(`must be a boolean expression, but its type is ${checked.type}`, 0)
   }
@@ -394,7 +420,7 @@ export function compileExpression(original: string, expectBool: boolean): Compil
   }
 }
 
-function checkError(source: string, checked: { error?: unknown }, originalOffset: (o: number) => number): ExpressionError {
+function checkError(source: string, checked: { error?: unknown }, originalOffset: (o: number) => number, extra?: ExtraVariables): ExpressionError {
   const err = checked.error as { summary?: string; message: string; range?: { start: number } }
   let message = originalMessage(err.summary ?? err.message.split('\n')[0]!)
   const offset = err.range?.start ?? 0
@@ -402,7 +428,7 @@ function checkError(source: string, checked: { error?: unknown }, originalOffset
   if (/time\.now/.test(source) && message.includes("overload for 'string.get")) {
     message += ' (time.now is an RFC 3339 string, as in ngrok: use timestamp(time.now))'
   }
-  return new ExpressionError(message, originalOffset(offset), allowedNames(source, message, offset))
+  return new ExpressionError(message, originalOffset(offset), allowedNames(source, message, offset, extra))
 }
 
 /**

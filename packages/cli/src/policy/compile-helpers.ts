@@ -1,5 +1,5 @@
 /** Compiling expressions and templates inside action configs, with policy-error locations. */
-import { compileExpression, compileTemplate, ExpressionError, type CompiledExpression, type Template } from './cel.js'
+import { compileExpression, compileTemplate, ExpressionError, type CompiledExpression, type ExtraVariables, type Template } from './cel.js'
 import type { ConfigReader } from './config-reader.js'
 import type { PathSegment } from './source.js'
 import { compileRe2, Re2SyntaxError } from './re2.js'
@@ -15,9 +15,9 @@ export function templateAt(reader: ConfigReader, path: readonly PathSegment[], t
   }
 }
 
-export function expressionAt(reader: ConfigReader, path: readonly PathSegment[], text: string, expectBool: boolean): CompiledExpression {
+export function expressionAt(reader: ConfigReader, path: readonly PathSegment[], text: string, expectBool: boolean, extra?: ExtraVariables): CompiledExpression {
   try {
-    return compileExpression(text, expectBool)
+    return compileExpression(text, expectBool, extra)
   } catch (err) {
     if (err instanceof ExpressionError) {
       throw reader.errorAt(path, `invalid CEL expression ${JSON.stringify(text)}: ${err.message} (at character ${err.offset + 1})`, err.allowed)

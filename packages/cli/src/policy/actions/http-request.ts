@@ -9,22 +9,27 @@
  * - `timeout` (default 3s, 1s–30s) bounds the whole action, redirects included;
  *   `max_redirects` (0–5, default 0) 3xx answers are followed, more fail the action.
  * - The answer's body is read up to 256 KB; more fails the action ("response size exceeded").
+ * - `retry_condition`: a CEL expression over `attempts` (so far) and `last_attempt.req`,
+ *   `.res` (absent when the attempt got no answer) and `.error` ('' when it got one),
+ *   evaluated after each failed attempt (an error, or a status of 400 or more); true tries
+ *   again, at most 3 more times, within the same `timeout`.
  * - `on_error: continue` (the default) records `error` and goes on; `halt` answers 502
  *   `GW_ERR_POLICY_HTTP_REQUEST_FAILED`.
- *
- * Not supported (refused at load): `retry_condition`.
  */
 import { performance } from 'node:perf_hooks'
 import { respondJson, type ActionDefinition } from '../action.js'
-import { headerTemplates, templateAt } from '../compile-helpers.js'
+import { expressionAt, headerTemplates, templateAt } from '../compile-helpers.js'
 import { ConfigReader } from '../config-reader.js'
 import { headersToMap } from '../headers.js'
 import { setActionResult, type InternalAnswer } from '../state.js'
-import type { Template } from '../cel.js'
+import { evaluatesTrue, rootWith, type Template } from '../cel.js'
 import { internalHostOf } from './forward-internal.js'
 
 const METHODS = ['GET', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'] as const
 const MAX_BODY = 256 * 1024
+/** ngrok: "the request is retried (up to 3 times)". */
+const MAX_RETRIES = 3
+const RETRY_VARIABLES = { attempts: 'int', last_attempt: 'map<string, dyn>' }
 
 interface Attempt {
   resolved_ip: string
@@ -71,7 +76,8 @@ export const httpRequest: ActionDefinition = {
     const body = bodyText === undefined ? undefined : templateAt(config, config.at('body'), bodyText)
     const maxRedirects = config.int('max_redirects', 0, 0, 5)
     const timeoutMs = config.duration('timeout', 3_000, 1_000, 30_000)
-    if (config.has('retry_condition')) config.fail('retry_condition', 'is not supported by gw yet: the request is tried once; leave it out')
+    const retryText = config.has('retry_condition') ? config.string('retry_condition') : undefined
+    const retry = retryText === undefined ? undefined : expressionAt(config, config.at('retry_condition'), retryText, true, RETRY_VARIABLES)
     const onError = config.oneOf('on_error', ['continue', 'halt'] as const, 'continue')
     config.done()
 
@@ -121,7 +127,8 @@ export const httpRequest: ActionDefinition = {
         return { answer: { status: res.status, rawHeaders: flat, body: Buffer.concat(chunks, size) }, ip: '', ms: performance.now() - started }
       }
 
-      try {
+      /** One attempt: the request and the redirects it is allowed to follow. */
+      async function attempt(): Promise<{ answer: InternalAnswer; header: Record<string, string[]>; ip: string; ms: number }> {
         let current = target
         for (let hop = 0; ; hop++) {
           const { answer, ip, ms } = await once(current)
@@ -133,18 +140,34 @@ export const httpRequest: ActionDefinition = {
             current = new URL(location, current)
             continue
           }
-          setActionResult(state, 'ngrok', 'http_request', {
-            req: reqVars, attempts,
-            res: { resolved_ip: ip, header, status_code: answer.status, time_ms: String(Math.round(ms)), body: answer.body.toString() },
-          })
+          return { answer, header, ip, ms }
+        }
+      }
+
+      /** After a failed attempt: does the user's retry_condition ask for another? */
+      function retryWanted(tries: number, res: Record<string, unknown> | undefined, error: string): boolean {
+        if (retry === undefined || tries > MAX_RETRIES || signal.aborted) return false
+        const last_attempt = { req: reqVars, error, ...(res ? { res } : {}) }
+        return evaluatesTrue(retry, rootWith(root, { attempts: BigInt(tries), last_attempt }))
+      }
+
+      for (let tries = 1; ; tries++) {
+        try {
+          const { answer, header, ip, ms } = await attempt()
+          const res = { resolved_ip: ip, header, status_code: answer.status, time_ms: String(Math.round(ms)), body: answer.body.toString() }
+          // ngrok's own retry example reads last_attempt.res.statusCode.
+          if (answer.status >= 400 && retryWanted(tries, { ...res, statusCode: answer.status }, '')) continue
+          setActionResult(state, 'ngrok', 'http_request', { req: reqVars, attempts, res })
+          return
+        } catch (err) {
+          const e = err as Error & { code?: string }
+          const code = signal.aborted ? 'GW_ERR_POLICY_HTTP_REQUEST_FAILED' : e instanceof RequestFailed ? e.code : (typeof e.code === 'string' && e.code.startsWith('GW_ERR_') ? e.code : 'GW_ERR_POLICY_HTTP_REQUEST_FAILED')
+          const message = signal.aborted ? `no answer within the timeout of ${timeoutMs} ms` : `${target.origin}: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`
+          if (retryWanted(tries, undefined, message)) continue
+          setActionResult(state, 'ngrok', 'http_request', { req: reqVars, attempts, error: { code, message } })
+          if (onError === 'halt') return respondJson(502, { error: 'GW_ERR_POLICY_HTTP_REQUEST_FAILED', message: `http-request failed: ${message}` }, [], 'GW_ERR_POLICY_HTTP_REQUEST_FAILED')
           return
         }
-      } catch (err) {
-        const e = err as Error & { code?: string }
-        const code = signal.aborted ? 'GW_ERR_POLICY_HTTP_REQUEST_FAILED' : e instanceof RequestFailed ? e.code : (typeof e.code === 'string' && e.code.startsWith('GW_ERR_') ? e.code : 'GW_ERR_POLICY_HTTP_REQUEST_FAILED')
-        const message = signal.aborted ? `no answer within the timeout of ${timeoutMs} ms` : `${target.origin}: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`
-        setActionResult(state, 'ngrok', 'http_request', { req: reqVars, attempts, error: { code, message } })
-        if (onError === 'halt') return respondJson(502, { error: 'GW_ERR_POLICY_HTTP_REQUEST_FAILED', message: `http-request failed: ${message}` }, [], 'GW_ERR_POLICY_HTTP_REQUEST_FAILED')
       }
     }
   },
