@@ -54,7 +54,7 @@ describe('parseEndpointUrl', () => {
     checkBinding('public', '--binding')
     checkBinding('internal', 'gw.yml: endpoint "api": bindings', true)
     assert.match(refusal(() => checkBinding('kubernetes', '--binding')), /gw has no Kubernetes operator/)
-    assert.match(refusal(() => checkBinding('internal', '--binding')), /an internal endpoint is reached only by forward-internal \(from its own agent, or from agents with the same authtoken on the relay\), and gw runs it beside a public endpoint of the same agent; define both under endpoints: in a config file/)
+    assert.match(refusal(() => checkBinding('internal', '--binding')), /"internal": gw serves internal endpoints over http only: gw http <port> --url https:\/\/<name>\.internal/)
   })
 })
 

@@ -184,10 +184,10 @@ describe('ngrok flags: --log, --pooling-enabled, --binding, --oauth', () => {
     }
   })
 
-  it('--binding internal and --oauth are refused with the reason', async () => {
+  it('--binding internal without a *.internal URL and --oauth are refused with the reason', async () => {
     const internal = await run(['http', '3000', '--binding', 'internal', '--no-tui'])
     assert.equal(internal.code, 2)
-    assert.match(internal.stderr, /--binding "internal": an internal endpoint is reached only by forward-internal .* run gw start/)
+    assert.match(internal.stderr, /--binding internal needs --url https:\/\/<name>\.internal/)
     const oauth = await run(['http', '3000', '--oauth', 'google', '--no-tui'])
     assert.equal(oauth.code, 2)
     assert.match(oauth.stderr, /--oauth google: ngrok's --oauth uses ngrok's managed google app, which exists only in ngrok's cloud; register your own OAuth app and write an oauth rule/)

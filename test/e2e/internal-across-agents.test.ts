@@ -303,3 +303,68 @@ endpoints:
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('gw http <port> --url https://svc.internal: an agent with an internal endpoint only (no public name); an agent of its token forwards to it; its agent API lists the internal URL', async () => {
+  const dir = tempDir('gw-internal-only-')
+  const b = spawnGw(['http', service.url, '--url', 'https://svc.internal', '--log-format', 'json', '--inspect-addr', '127.0.0.1:0'],
+    { GW_CONFIG: join(dir, 'gw.yml'), GW_RELAY: relay.httpUrl!, GW_AUTHTOKEN: TOKEN_1 })
+  const a = await forwarding(TOKEN_1, 'https://svc.internal', true)
+  try {
+    const started = JSON.parse(await b.waitForLine((l) => l.includes('"started tunnel"'))) as { url: string; addr: string }
+    assert.equal(started.url, 'https://svc.internal')
+    const api = (JSON.parse(await b.waitForLine((l) => l.includes('"msg":"agent API"'))) as { url: string }).url
+    await until(a, '/x', (s) => s === 200)
+    const res = await get(a, '/orders?id=8')
+    assert.equal(res.json.tag, 'service')
+    assert.equal(res.json.url, '/orders?id=8')
+    // The internal-only agent holds no public name on the relay.
+    assert.ok(!relay.onlineNames().some((n) => n.includes("svc")), `relay names: ${relay.onlineNames().join(", ")}`)
+
+    const tunnels = (await (await fetch(`${api}/api/tunnels`)).json()) as { tunnels: Array<{ name: string; public_url: string; proto: string; config: { addr: string } }> }
+    assert.deepEqual(tunnels.tunnels.map((t) => [t.name, t.public_url, t.proto, t.config.addr]), [['command_line', 'https://svc.internal', 'https', service.url]])
+    const endpoints = (await (await fetch(`${api}/api/endpoints`)).json()) as { endpoints: Array<{ name: string; url: string }> }
+    assert.deepEqual(endpoints.endpoints.map((e) => [e.name, e.url]), [['command_line', 'https://svc.internal']])
+    const one = await fetch(`${api}/api/endpoints/command_line`)
+    assert.equal(one.status, 200)
+    // ngrok's POST /api/endpoints with an internal URL starts one more, reached the same way.
+    const posted = await fetch(`${api}/api/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'two', url: 'https://two.internal', upstream: { url: pub.url } }) })
+    assert.equal(posted.status, 201, await posted.clone().text())
+    assert.equal(((await posted.json()) as { url: string }).url, 'https://two.internal')
+    const viaTwo = await forwarding(TOKEN_1, 'https://two.internal', true)
+    try {
+      await until(viaTwo, '/y', (s) => s === 200)
+      assert.equal((await get(viaTwo, '/y')).json.tag, 'public')
+    } finally {
+      await viaTwo.close()
+    }
+  } finally {
+    await a.close()
+    b.kill()
+    await b.exited
+    rmSync(dir, { recursive: true, force: true })
+  }
+  // Gone: agent A's fallback answers at once.
+  const c = await forwarding(TOKEN_1, 'https://svc.internal', true)
+  try {
+    assert.equal((await get(c, '/')).status, 503)
+  } finally {
+    await c.close()
+  }
+})
+
+test('--binding internal needs a *.internal URL, and an internal URL takes no public-only flags', async () => {
+  const run = async (args: string[]) => {
+    const p = spawnGw(args, { GW_RELAY: relay.httpUrl!, GW_AUTHTOKEN: TOKEN_1 })
+    const code = await p.exited
+    return { code, stderr: p.stderr() }
+  }
+  const noUrl = await run(['http', '3000', '--binding', 'internal', '--no-tui'])
+  assert.equal(noUrl.code, 2)
+  assert.match(noUrl.stderr, /--binding internal needs --url https:\/\/<name>\.internal: forward-internal and http-request find it by that URL/)
+  const clash = await run(['http', '3000', '--url', 'https://svc.internal', '--pooling-enabled', '--no-tui'])
+  assert.equal(clash.code, 2)
+  assert.match(clash.stderr, /--url "https:\/\/svc\.internal" is an internal endpoint, which has no public name .*; drop --pooling-enabled/)
+  const tcp = await run(['tcp', '22', '--binding', 'internal'])
+  assert.equal(tcp.code, 2)
+  assert.match(tcp.stderr, /--binding "internal": gw serves internal endpoints over http only/)
+})

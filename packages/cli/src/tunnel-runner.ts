@@ -10,7 +10,7 @@ import chalk from 'chalk'
 import { type CodedError, isLoopbackHost } from '@gw/protocol'
 import { startRelay, type Relay } from '@gw/relay'
 import { startAgent, type Agent, type AgentEndpointOptions } from './agent/agent.js'
-import { AgentEvents, type Exchange } from './agent/events.js'
+import { AgentEvents, allEndpoints, type Exchange } from './agent/events.js'
 import { agentId, configPath, loadConfig, type AgentConfig } from './config/config-file.js'
 import { compileEndpointPolicy } from './endpoint-policy.js'
 import { loadSecretStore } from './config/secrets-file.js'
@@ -197,7 +197,7 @@ export async function runTunnels(command: Command, flags: TunnelFlags, specs: Tu
   }
   // Machines read the start from the log lines: in json and logfmt, and in a --log file.
   if (format !== 'term' || !destination.terminal) {
-    for (const tunnel of agent.tunnels) {
+    for (const tunnel of allEndpoints(agent.status())) {
       for (const url of tunnel.publicUrls) logger.log('info', 'started tunnel', { name: tunnel.name, url, addr: tunnel.upstream })
     }
     if (embedded) logger.log('info', 'local relay: reachable from this machine only; pass --relay <url> to use a real one', { relay: embedded.httpUrl, ca: embedded.caCertPath })
@@ -235,7 +235,7 @@ function printBanner(command: Command, agent: Agent, embedded: Relay | undefined
     lines.push(`Relay       ${status.relay}`)
   }
   if (inspection?.apiUrl) lines.push(`Agent API   ${inspection.apiUrl}`)
-  for (const tunnel of agent.tunnels) {
+  for (const tunnel of allEndpoints(status)) {
     for (const url of tunnel.publicUrls) lines.push(`Forwarding  ${chalk.cyan(url)} → ${tunnel.upstream}`)
   }
   lines.push('')

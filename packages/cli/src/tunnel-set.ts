@@ -11,7 +11,7 @@
  */
 import { stringify } from 'yaml'
 import type { Agent } from './agent/agent.js'
-import type { AgentEvents, AgentStatus, TunnelInfo } from './agent/events.js'
+import { allEndpoints, type AgentEvents, type AgentStatus, type TunnelInfo } from './agent/events.js'
 import type { ReplayRequest } from './agent/replay.js'
 import type { EndpointConfig } from './config/config-file.js'
 import { endpointSpec, type EndpointSpec } from './config/endpoint-spec.js'
@@ -49,12 +49,14 @@ function policyText(spec: EndpointSpec): string {
 export function createTunnelSet(options: TunnelSetOptions): TunnelSet {
   const { main } = options
   const metas = new Map<string, TunnelMeta>()
-  // The agent lists its public endpoints only; internal ones (forward-internal's targets) are not tunnels.
+  // The agent lists its public endpoints, then its internal ones (forward-internal's targets).
   const publicSpecs = options.mainSpecs.filter((s) => s.internalHost === undefined)
-  options.main.tunnels.forEach((t, i) => {
-    const spec = publicSpecs[i]
+  const internalSpecs = options.mainSpecs.filter((s) => s.internalHost !== undefined)
+  const mainStatus = options.main.status()
+  ;[[mainStatus.tunnels, publicSpecs] as const, [mainStatus.internal ?? [], internalSpecs] as const].forEach(([infos, specs]) => infos.forEach((t, i) => {
+    const spec = specs[i]
     metas.set(t.name, { trafficPolicy: spec ? policyText(spec) : '', pooling: spec?.pooling === true, dynamic: false })
-  })
+  }))
   const dynamic = new Map<string, Agent>()
   /** Names being started right now, so two concurrent POSTs cannot both take one. */
   const starting = new Set<string>()
@@ -65,7 +67,12 @@ export function createTunnelSet(options: TunnelSetOptions): TunnelSet {
     events: main.events,
     status() {
       const status = main.status()
-      return { ...status, tunnels: [...status.tunnels, ...[...dynamic.values()].flatMap((a) => a.tunnels)] }
+      const others = [...dynamic.values()].map((a) => a.status())
+      return {
+        ...status,
+        tunnels: [...status.tunnels, ...others.flatMap((s) => s.tunnels)],
+        internal: [...(status.internal ?? []), ...others.flatMap((s) => s.internal ?? [])],
+      }
     },
     replay(request, replayOf, tunnel) {
       return (dynamic.get(tunnel) ?? main).replay(request, replayOf, tunnel)
@@ -92,7 +99,8 @@ export function createTunnelSet(options: TunnelSetOptions): TunnelSet {
         metas.delete(endpoint.name)
         if (err) options.log('warn', 'tunnel stopped', { name: endpoint.name, error: err.message, code: err.code })
       })
-      const info = agent.tunnels[0]!
+      // Its one endpoint: public, or internal (`url: https://<name>.internal`).
+      const info = allEndpoints(agent.status())[0]!
       for (const url of info.publicUrls) options.log('info', 'started tunnel', { name: info.name, url, addr: info.upstream })
       return info
     },

@@ -314,7 +314,8 @@ export function checkHello(value: unknown): Hello {
   if (
     typeof h !== 'object' || h === null || typeof h.version !== 'number' ||
     typeof h.authtoken !== 'string' || typeof h.agentId !== 'string' || typeof h.client !== 'string' ||
-    !Array.isArray(h.endpoints) || h.endpoints.length === 0 || h.endpoints.length > 64 ||
+    // No endpoints: an agent that serves only internal endpoints (announced after the welcome).
+    !Array.isArray(h.endpoints) || h.endpoints.length > 64 ||
     !h.endpoints.every((e) => typeof e === 'object' && e !== null && ENDPOINT_PROTOS.includes(e.proto) &&
       (e.name === undefined || typeof e.name === 'string') &&
       (e.port === undefined || (e.proto === 'tcp' && isPort(e.port, false))) &&

@@ -173,9 +173,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     internal.set(host, all[i]!)
     internalPooling.set(host, e.pooling === true)
   })
-  if (endpoints.length === 0) {
-    throw new CliError('GW_ERR_CONFIG', 'every endpoint is internal (*.internal), so nothing could reach them; add a public endpoint that forwards to them with forward-internal')
-  }
+  // Every endpoint internal is an agent that serves the other agents of its authtoken
+  // (ngrok's `ngrok http 80 --url https://svc.internal`): its hello asks for no names.
   /** Internal endpoints of the token's other agents, as the relay lists them (remote-internal.ts). */
   const remoteInternal = new RemoteInternalEndpoints({ maxHeadSize: maxHeadMessageFor(maxHeaderSize), responseTimeout })
   const byPublicName = new Map<string, EndpointRuntime>()
@@ -319,6 +318,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
       }
     })
 
+  const internalInfos = (): TunnelInfo[] =>
+    [...internal].map(([host, e]) => {
+      const url = `${e.proto === 'tcp' ? 'tcp' : 'https'}://${host}`
+      return { name: e.name, publicName: '', publicUrl: url, publicUrls: [url], upstream: e.upstream.origin, upstreamProtocol: e.upstreamProtocol, inspect: e.inspect, internal: true }
+    })
+
   // The relay speaks on the control stream only to say something is wrong (replaced…).
   /** A request the relay's cache answered: recorded like one the agent served, for the inspector and the request log. */
   const recordCacheHit = (payload: Buffer): void => {
@@ -448,14 +453,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     get tunnels() {
       return tunnelInfos()
     },
-    status: () => ({ ...state, tunnels: tunnelInfos() }),
+    status: () => ({ ...state, tunnels: tunnelInfos(), internal: internalInfos() }),
     openStreams: () => {
       let n = 0
       for (const session of live) n += session.streamCount - 1
       return n
     },
     replay: (request, replayOf, tunnel) => {
-      const endpoint = endpoints.find((e) => e.name === tunnel) ?? endpoints[0]!
+      const endpoint = all.find((e) => e.name === tunnel) ?? all[0]!
       return replayRequest(request, replayOf, endpoint, runtime)
     },
     done,

@@ -24,6 +24,8 @@ export interface TunnelInfo {
   /** `http1`, or `http2` with `--upstream-protocol http2`. */
   upstreamProtocol: 'http1' | 'http2'
   inspect: boolean
+  /** An internal endpoint (`https://<name>.internal`): reached by forward-internal and http-request, not from the relay's public side. */
+  internal?: true
 }
 
 export interface AgentStatus {
@@ -37,7 +39,14 @@ export interface AgentStatus {
   latencyMs: number | undefined
   lastError: { code: string; message: string } | undefined
   tunnels: TunnelInfo[]
+  /** The internal endpoints, listed after the public ones in the agent API. */
+  internal?: TunnelInfo[]
   version: string
+}
+
+/** Every endpoint of the agent: the public ones, then the internal ones. */
+export function allEndpoints(status: AgentStatus): TunnelInfo[] {
+  return status.internal ? [...status.tunnels, ...status.internal] : status.tunnels
 }
 
 /** The request as it reached the agent, in the head's own terms. */

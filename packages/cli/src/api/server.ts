@@ -15,7 +15,7 @@
  *   cross-site fetch of it always needs that same preflight.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AgentEvents, AgentStatus } from '../agent/events.js'
+import { allEndpoints, type AgentEvents, type AgentStatus } from '../agent/events.js'
 import type { Capture } from '../inspect/capture.js'
 import { InspectError, InspectErrorCodes, type InspectErrorCode } from '../inspect/errors.js'
 import type { Metrics } from '../inspect/metrics.js'
@@ -218,7 +218,7 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
     if (path === '/api/endpoints') {
       if (!allow(changes)) return
       if (method === 'GET') {
-        const list = getStatus().tunnels.map((t) => endpointJson(t, control?.meta(t.name)))
+        const list = allEndpoints(getStatus()).map((t) => endpointJson(t, control?.meta(t.name)))
         return sendJson(res, 200, { endpoints: list, uri: '/api/endpoints' })
       }
       if (!needJson()) return
@@ -228,7 +228,7 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApi>
     if (segments[0] === 'api' && segments[1] === 'endpoints' && segments.length === 3) {
       if (!allow(control ? 'GET,PUT,DELETE' : 'GET')) return
       const name = segments[2]!
-      const info = getStatus().tunnels.find((t) => t.name === name)
+      const info = allEndpoints(getStatus()).find((t) => t.name === name)
       if (method === 'GET' || method === 'DELETE') {
         if (info === undefined) return sendError(res, 'GW_ERR_TUNNEL_UNKNOWN', `no endpoint is named ${JSON.stringify(name)}`)
         if (method === 'GET') return sendJson(res, 200, endpointJson(info, control?.meta(name), metrics))

@@ -5,8 +5,10 @@
  * As ngrok's v2 agent did, each public URL is its own entry: a tunnel with an https and
  * an http URL lists https first under the tunnel's name, then `name (http)`. The
  * embedded relay's per-tunnel `http://127.0.0.1:<port>` comes last, as `name (loopback)`.
+ * Internal endpoints (`https://<name>.internal`) follow the public ones, so
+ * `.tunnels[0]` stays a public URL.
  */
-import type { AgentStatus, TunnelInfo } from '../agent/events.js'
+import { allEndpoints, type AgentStatus, type TunnelInfo } from '../agent/events.js'
 import type { Metrics } from '../inspect/metrics.js'
 import type { TunnelMeta } from './tunnel-control.js'
 
@@ -24,7 +26,7 @@ function protoOf(url: string): 'http' | 'https' | 'tcp' | 'tls' {
 
 export function tunnelEntries(status: AgentStatus): TunnelEntry[] {
   const out: TunnelEntry[] = []
-  for (const info of status.tunnels) {
+  for (const info of allEndpoints(status)) {
     const urls = info.publicUrls.length > 0 ? [...info.publicUrls] : [info.publicUrl]
     // https first, like ngrok; the sort is stable so the relay's order holds otherwise.
     urls.sort((a, b) => (protoOf(a) === 'https' ? 0 : 1) - (protoOf(b) === 'https' ? 0 : 1))

@@ -41,7 +41,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
     url: Flags.string({ description: 'the public URL or host to ask for: myapp, myapp.tunnel.example.com or https://myapp.tunnel.example.com', aliases: ['domain', 'hostname'] }),
     'pooling-enabled': Flags.boolean({ description: 'share the URL with other agents that pass --pooling-enabled (the relay spreads requests over them)', default: false }),
     'relay-cache': Flags.boolean({ description: 'let the relay answer from its shared HTTP cache (RFC 9111), when it keeps one (gw relay --relay-cache); refused with on_http_request rules, which a cached answer would skip', default: false }),
-    binding: Flags.string({ description: 'who can reach the endpoint: public (internal and kubernetes are refused, with the reason)', default: 'public' }),
+    binding: Flags.string({ description: 'who can reach the endpoint: public (the default), or internal with --url https://<name>.internal (kubernetes is refused)' }),
     oauth: Flags.string({ description: 'ngrok\'s managed-app login: refused (write an oauth rule with your own app instead)' }),
     'upstream-protocol': Flags.string({ description: 'what to speak to the upstream: http1, or http2 (h2c; h2 over TLS for an https upstream; for gRPC)', default: 'http1' }),
     'host-header': Flags.string({ description: 'rewrite the Host header: "rewrite" for the upstream\'s host, or a value' }),
@@ -62,7 +62,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
     try {
       parseUpstream(args.upstream)
       const protocol = upstreamProtocol(flags['upstream-protocol'], '--upstream-protocol', 'GW_ERR_INVALID_FLAG')
-      checkBinding(flags.binding, '--binding')
+      if (flags.binding !== undefined) checkBinding(flags.binding, '--binding', true)
       if (flags.oauth !== undefined) {
         // ngrok's --oauth logs users in with ngrok's managed OAuth app, which only ngrok's cloud has;
         // gw's oauth action needs the user's own app, so the flag is refused with what to write instead.
@@ -85,9 +85,14 @@ and the shorthand flags; --print-policy shows the rules they make.`
         return
       }
       const asked = flags.url !== undefined ? parseEndpointUrl(flags.url, '--url') : undefined
+      // An internal endpoint (ngrok infers the binding from the URL): this agent serves it
+      // to the agents of its authtoken on the relay, and has no public URL.
+      if (flags.binding === 'internal' && !asked?.internalHost) {
+        throw new CliError('GW_ERR_INVALID_FLAG', `--binding internal needs --url https://<name>.internal${flags.url === undefined ? '' : `, got ${JSON.stringify(flags.url)}`}: forward-internal and http-request find it by that URL`)
+      }
       if (asked?.internalHost) {
-        throw new CliError('GW_ERR_INVALID_FLAG', `--url ${JSON.stringify(flags.url)}: an internal endpoint (*.internal) is reached only by forward-internal (from its own agent, or from agents with the same authtoken on the relay), and gw runs it beside a public endpoint of the same agent; ` +
-          'define both under endpoints: in a config file and run gw start')
+        const clash = flags.binding === 'public' ? '--binding public' : flags.subdomain !== undefined ? '--subdomain' : flags['pooling-enabled'] ? '--pooling-enabled' : flags['relay-cache'] ? '--relay-cache' : undefined
+        if (clash) throw new CliError('GW_ERR_INVALID_FLAG', `--url ${JSON.stringify(flags.url)} is an internal endpoint, which has no public name and is not on the relay's public side; drop ${clash}`)
       }
       const publicName = flags.subdomain ?? asked?.publicName
       await runTunnels(this, flags as TunnelFlags, [
@@ -97,6 +102,7 @@ and the shorthand flags; --print-policy shows the rules they make.`
           ...(protocol === 'http2' ? { upstreamProtocol: 'http2' as const } : {}),
           policyInput,
           ...(publicName ? { publicName } : {}),
+          ...(asked?.internalHost ? { internalHost: asked.internalHost } : {}),
           ...(asked?.publicHost ? { publicHost: asked.publicHost } : {}),
           ...(flags['pooling-enabled'] ? { pooling: true } : {}),
           ...(flags['relay-cache'] ? { relayCache: true } : {}),

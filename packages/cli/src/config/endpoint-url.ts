@@ -61,13 +61,14 @@ export function parseEndpointUrl(value: string, where: string): EndpointUrl {
 }
 
 /**
- * ngrok's `--binding` / `bindings:`: `public`, and in a config file `internal` (with a
- * `*.internal` URL, reached by forward-internal from the agent's other endpoints).
+ * ngrok's `--binding` / `bindings:`: `public`, and for http endpoints `internal` (with a
+ * `*.internal` URL, reached by forward-internal and http-request from the agent's other
+ * endpoints and from the agents of its authtoken on the relay).
  */
 export function checkBinding(binding: string, where: string, internalAllowed = false): void {
   if (binding === 'public' || (binding === 'internal' && internalAllowed)) return
   const why = binding === 'internal'
-    ? 'an internal endpoint is reached only by forward-internal (from its own agent, or from agents with the same authtoken on the relay), and gw runs it beside a public endpoint of the same agent; define both under endpoints: in a config file (url: https://<name>.internal) and run gw start'
+    ? 'gw serves internal endpoints over http only: gw http <port> --url https://<name>.internal, or url: https://<name>.internal in a config file'
     : binding === 'kubernetes' ? 'gw has no Kubernetes operator' : 'the bindings are public, internal and kubernetes'
-  throw new CliError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(binding)}: ${why}; gw http serves public endpoints (--binding public)`)
+  throw new CliError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(binding)}: ${why}`)
 }
