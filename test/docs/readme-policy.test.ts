@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { compilePolicy } from '@gw/cli/policy/index'
+import { crsPaths } from '@gw/cli/policy/waf/crs'
 
 const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')
 
@@ -27,9 +28,12 @@ it("every action in the README's table has a config that validates", async () =>
     assert.ok(configs.length >= 1, `no config for ${types.join('/')}`)
     types.forEach((type, i) => {
       const config = parse(configs[Math.min(i, configs.length - 1)]!) as unknown
-      const phase = type === 'sse-find-replace' ? 'on_event_stream_message' : type === 'compress-response' || type === 'response-body-find-replace' ? 'on_http_response' : 'on_http_request'
+      const phase = type === 'sse-find-replace' ? 'on_event_stream_message' : type === 'compress-response' || type === 'response-body-find-replace' || type === 'owasp-crs-response' ? 'on_http_response' : 'on_http_request'
       const doc = { upstreams: { orders: { targets: ['localhost:3001'] } }, [phase]: [{ actions: [{ type, config }] }] }
-      assert.doesNotThrow(() => void compilePolicy(doc).close(), `${type}: ${configs[i]}`)
+      // The OWASP CRS actions need ModSecurity on the machine; without it, the refusal says what to install.
+      const missing = type.startsWith('owasp-crs') ? crsPaths() : undefined
+      if (typeof missing === 'string') assert.throws(() => compilePolicy(doc), (err: Error) => err.message.includes(missing), type)
+      else assert.doesNotThrow(() => void compilePolicy(doc).close(), `${type}: ${configs[i]}`)
     })
   }
 })

@@ -15,6 +15,11 @@ export interface Expectation {
   match?: string
   note?: string
   fill?: Record<string, string>
+  /**
+   * A part of the machine the fixture's action runs on (`modsecurity`: libmodsecurity and
+   * the OWASP CRS). Where it is missing, the fixture must be refused saying what to install.
+   */
+  needs?: 'modsecurity'
   /** `vault/name` → value: the vault the fixture's `secrets.get` calls read (set with gw secrets set). */
   secrets?: Record<string, string>
 }

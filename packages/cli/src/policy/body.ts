@@ -81,3 +81,38 @@ export async function readUpTo(body: Readable, limit: number): Promise<{ data: B
     }
   }
 }
+
+/**
+ * The first `limit` bytes of a body, and a stream that is the whole body again (what was
+ * read, then the rest), for actions that look at the start of a body without holding it.
+ */
+export async function peekBody(body: Readable, limit: number): Promise<{ head: Buffer; body: Readable }> {
+  const chunks: Buffer[] = []
+  let total = 0
+  const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>
+  let done = false
+  while (total < limit) {
+    const r = await it.next()
+    if (r.done) {
+      done = true
+      break
+    }
+    const buf = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value)
+    chunks.push(buf)
+    total += buf.length
+  }
+  const all = Buffer.concat(chunks, total)
+  const head = all.subarray(0, limit)
+  if (done) return { head, body: Readable.from(total === 0 ? [] : [all]) }
+  return {
+    head,
+    body: Readable.from((async function* replay() {
+      yield all
+      for (;;) {
+        const next = await it.next()
+        if (next.done) return
+        yield next.value
+      }
+    })()),
+  }
+}

@@ -16,6 +16,7 @@ import { jwtValidation } from './jwt-validation.js'
 import { log } from './log.js'
 import { oauth } from './oauth.js'
 import { oidc, openidConnect } from './oidc.js'
+import { owaspCrsRequest, owaspCrsResponse } from './owasp-crs.js'
 import { rateLimit } from './rate-limit.js'
 import { redirect } from './redirect.js'
 import { removeHeaders } from './remove-headers.js'
@@ -30,7 +31,7 @@ import { verifyWebhook } from './verify-webhook.js'
 
 const ALL: readonly ActionDefinition[] = [
   addHeaders, apiKey, basicAuth, circuitBreaker, closeConnection, compressResponse, customResponse, deny, forward, forwardInternal, httpRequest, jwtValidation, log, oauth, oidc,
-  openidConnect, rateLimit, redirect, removeHeaders, requestBodyFindReplace, responseBodyFindReplace, restrictIps, setVars, soap, sseFindReplace, transformBody, urlRewrite, validateRequest, verifyWebhook,
+  openidConnect, owaspCrsRequest, owaspCrsResponse, rateLimit, redirect, removeHeaders, requestBodyFindReplace, responseBodyFindReplace, restrictIps, setVars, soap, sseFindReplace, transformBody, urlRewrite, validateRequest, verifyWebhook,
 ]
 
 export const ACTIONS: ReadonlyMap<string, ActionDefinition> = new Map(ALL.map((a) => [a.type, a]))
