@@ -12,6 +12,8 @@
 //	R  Close and wait: gw never sends FIN, so hashicorp resets after StreamCloseTimeout
 //	W  read until the stream fails (gw resets it) and report the error
 //	G  read an 8-byte big-endian size, write that many pattern bytes at once, half-close
+//	Z  read an 8-byte big-endian size, write that many zero bytes in 256 KiB writes, half-close
+//	   (bench/tools/interop-throughput.mjs: nothing but the sending is timed)
 //
 // Lines on stdin drive what this side does itself; each answer is one JSON line on stdout.
 package main
@@ -81,6 +83,22 @@ func serve(s *yamux.Stream) {
 	case 'W':
 		n, err := io.Copy(io.Discard, s)
 		report(map[string]interface{}{"event": "W", "bytes": n, "err": errString(err)})
+	case 'Z':
+		size := make([]byte, 8)
+		if _, err := io.ReadFull(s, size); err != nil {
+			s.Close()
+			return
+		}
+		chunk := make([]byte, 256*1024)
+		for left := int(binary.BigEndian.Uint64(size)); left > 0; left -= len(chunk) {
+			if left < len(chunk) {
+				chunk = chunk[:left]
+			}
+			if _, err := s.Write(chunk); err != nil {
+				break
+			}
+		}
+		s.Close()
 	case 'G':
 		size := make([]byte, 8)
 		if _, err := io.ReadFull(s, size); err != nil {
