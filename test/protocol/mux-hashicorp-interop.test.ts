@@ -357,9 +357,10 @@ describe('interop with hashicorp/yamux', { skip: SKIP }, () => {
         const queue = held.get(link.session)!
         await until(() => queue.length > 0, 'the pushed stream to reach gw')
         const { stream, first } = queue.shift()!
-        // Whatever came before the pause, the window stays full for a while: sample it.
+        // The window fills (256 KiB less what moved into the Readable), then stays full: sample it.
+        await until(() => stream.receiveBuffered >= 128 * 1024, 'hashicorp to fill the window')
         let most = 0
-        for (let i = 0; i < 40; i++) {
+        for (let i = 0; i < 30; i++) {
           most = Math.max(most, stream.receiveBuffered)
           await new Promise((resolve) => setTimeout(resolve, 10))
         }
@@ -368,7 +369,6 @@ describe('interop with hashicorp/yamux', { skip: SKIP }, () => {
         most = Math.max(most, stream.receiveBuffered)
         const bound = 256 * 1024 + stream.readableHighWaterMark
         assert.ok(most <= bound, `${most} bytes held by a paused stream (bound ${bound})`)
-        assert.ok(most >= 128 * 1024, `${most} bytes held: hashicorp did write into the window`)
         const rest = readAll(stream)
         stream.resume()
         const got = Buffer.concat([first, await rest])

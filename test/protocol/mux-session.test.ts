@@ -211,6 +211,7 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
         b.pause()
         resolve()
       }))
+      await until(() => b.receiveBuffered >= 128 * 1024, 'the window to fill')
       let most = 0
       for (let i = 0; i < 30; i++) {
         most = Math.max(most, b.receiveBuffered)
