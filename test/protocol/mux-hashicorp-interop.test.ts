@@ -1,7 +1,13 @@
 /**
  * Interop with hashicorp/yamux, the reference implementation, in both directions: its
  * source is vendored under test/interop/go (built offline with -mod=vendor), and a small
- * Go peer (test/interop/go/main.go) serves and opens streams over TCP against gw's Session.
+ * Go peer (test/interop/go/main.go) serves and opens streams against gw's Session.
+ *
+ * Every case runs over bare TCP and over one WebSocket, the way gw's links run: the Go
+ * side speaks through gorilla/websocket (vendored too, test/interop/go/ws.go), gw's side
+ * through the `ws` package with the relay's and the agent's own options and the production
+ * adapter, createWebSocketTransport.
+ *
  * Skipped, saying so, when `go` is not installed (scripts/setup-system.sh brings golang-go).
  */
 import assert from 'node:assert/strict'
@@ -15,7 +21,10 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { MuxError, Session, type Stream } from '@gw/protocol'
+import { WebSocket, WebSocketServer } from 'ws'
+import { AGENT_PATH, createWebSocketTransport, LINK_DEFAULTS, MuxError, Session, type Stream } from '@gw/protocol'
+import { startRelay } from '@gw/relay'
+import { tempDir } from '../helpers/stack.js'
 import { ignore, readAll, until } from './mux-helpers.js'
 
 const GO_DIR = fileURLToPath(new URL('../../interop/go/', import.meta.url))
@@ -93,8 +102,23 @@ interface Link {
   close(): Promise<void>
 }
 
+type Transport = 'tcp' | 'ws'
+
 /** gw as the yamux server, hashicorp dialing in (the relay's side of a Go agent). */
-async function goDials(): Promise<Link> {
+async function goDials(transport: Transport): Promise<Link> {
+  if (transport === 'ws') {
+    // The relay's WebSocketServer options (packages/relay/src/relay.ts) on a path like its agent endpoint's.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: LINK_DEFAULTS.wsMaxPayload })
+    await once(wss, 'listening')
+    const { port } = wss.address() as net.AddressInfo
+    const accepted = once(wss, 'connection') as Promise<[WebSocket]>
+    const peer = new GoPeer(['-ws', '-dial', `ws://127.0.0.1:${port}/_gw/agent`])
+    const [ws] = await accepted
+    const session = new Session(createWebSocketTransport(ws), { client: false, keepAliveInterval: 0 })
+    serveStreams(session)
+    await peer.event('ready')
+    return { session, peer, close: async () => { session.close(); await peer.stop(); wss.close() } }
+  }
   const server = net.createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -109,30 +133,49 @@ async function goDials(): Promise<Link> {
   return { session, peer, close: async () => { session.close(); await peer.stop(); server.close() } }
 }
 
+/** The agent's all-zero mask on loopback (packages/cli/src/agent/relay-connection.ts). */
+function keepZeroMask(): void {}
+
 /** gw dialing a hashicorp server (the agent's side against a Go relay). */
-async function gwDials(): Promise<Link> {
-  const peer = new GoPeer(['-listen', '127.0.0.1:0'])
+async function gwDials(transport: Transport): Promise<Link> {
+  const peer = new GoPeer(transport === 'ws' ? ['-ws', '-listen', '127.0.0.1:0'] : ['-listen', '127.0.0.1:0'])
   const { port } = (await peer.event('listening')) as { port: number }
-  const socket = net.connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.setNoDelay(true)
-  const session = new Session(socket, { client: true, keepAliveInterval: 0 })
+  let session: Session
+  if (transport === 'ws') {
+    // The agent's WebSocket options (packages/cli/src/agent/relay-connection.ts).
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/_gw/agent`, { perMessageDeflate: false, generateMask: keepZeroMask, maxPayload: LINK_DEFAULTS.wsMaxPayload })
+    await once(ws, 'open')
+    session = new Session(createWebSocketTransport(ws), { client: true, keepAliveInterval: 0 })
+  } else {
+    const socket = net.connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    socket.setNoDelay(true)
+    session = new Session(socket, { client: true, keepAliveInterval: 0 })
+  }
   serveStreams(session)
   await peer.event('ready')
   return { session, peer, close: async () => { session.close(); await peer.stop() } }
 }
 
-/** gw's side of the streams Go opens: by first byte, E echoes, N never reads. */
+/** Streams Go opened with 'B', paused by gw, with what came before the pause. */
+const held = new WeakMap<Session, Array<{ stream: Stream; first: Buffer }>>()
+
+/**
+ * gw's side of the streams Go opens: by first byte, E echoes, N never reads, B pauses and
+ * waits for a test to take it (`held`).
+ */
 function serveStreams(session: Session): void {
+  held.set(session, [])
   session.on('stream', (stream: Stream) => {
     stream.on('error', ignore)
     let first = true
     const onData = (chunk: Buffer): void => {
       if (first) {
         first = false
-        if (chunk[0] === 0x4e /* N */) {
+        if (chunk[0] === 0x4e /* N */ || chunk[0] === 0x42 /* B */) {
           stream.off('data', onData)
           stream.pause()
+          if (chunk[0] === 0x42) held.get(session)!.push({ stream, first: chunk.subarray(1) })
           return
         }
         chunk = chunk.subarray(1)
@@ -156,10 +199,13 @@ async function gwEcho(session: Session, data: Buffer): Promise<Buffer> {
   return back
 }
 
-const DIRECTIONS: Array<[string, () => Promise<Link>]> = [
+const DIRECTIONS: Array<[string, (transport: Transport) => Promise<Link>]> = [
   ['hashicorp dials gw', goDials],
   ['gw dials hashicorp', gwDials],
 ]
+const TRANSPORTS: Transport[] = ['tcp', 'ws']
+const CASES = TRANSPORTS.flatMap((transport) =>
+  DIRECTIONS.map(([direction, dial]) => [`${direction} over ${transport === 'ws' ? 'a WebSocket' : 'TCP'}`, () => dial(transport)] as const))
 
 describe('interop with hashicorp/yamux', { skip: SKIP }, () => {
   before(() => {
@@ -174,7 +220,29 @@ describe('interop with hashicorp/yamux', { skip: SKIP }, () => {
   })
   after(() => rmSync(buildDir, { recursive: true, force: true }))
 
-  for (const [direction, connect] of DIRECTIONS) {
+  it('an unmodified hashicorp client over gorilla/websocket resets streams before its hello: a real gw relay stays up', async () => {
+    // Issue 10's pre-auth crash: streams beyond the control stream, half-closed and then
+    // reset by hashicorp's own StreamCloseTimeout (or refused by the relay first).
+    const stateDir = tempDir()
+    const relay = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: false, domain: 'localhost', stateDir })
+    try {
+      const peer = new GoPeer(['-relay-reset', `ws://127.0.0.1:${relay.httpPort}${AGENT_PATH}`])
+      const r = await peer.event('reset')
+      await peer.stop()
+      assert.equal(r.ok, true, String(r.err))
+      const streams = r.streams as string[]
+      assert.equal(streams.length, 3)
+      for (const err of streams) assert.match(err, /reset/i, 'each stream beyond the control stream ends reset')
+      const health = await fetch(`${relay.httpUrl}/healthz`)
+      assert.equal(health.status, 200, 'the relay still answers')
+      await health.text()
+    } finally {
+      await relay.close()
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+
+  for (const [direction, connect] of CASES) {
     describe(direction, () => {
       let link: Link
       before(async () => {
@@ -281,6 +349,33 @@ describe('interop with hashicorp/yamux', { skip: SKIP }, () => {
         const r = await link.peer.run('nonread 300')
         assert.equal(r.ok, true, `the write ended with ${String(r.err)}`)
         assert.ok(Number(r.written) <= 256 * 1024, `${Number(r.written)} bytes written`)
+      })
+
+      it('a paused gw reader holds at most its window and one highWaterMark while hashicorp pushes 8 MiB; resumed, every byte arrives', async () => {
+        const size = 8 << 20
+        const pushed = link.peer.run(`push ${size}`)
+        const queue = held.get(link.session)!
+        await until(() => queue.length > 0, 'the pushed stream to reach gw')
+        const { stream, first } = queue.shift()!
+        // The window fills (256 KiB less what moved into the Readable), then stays full: sample it.
+        await until(() => stream.receiveBuffered >= 128 * 1024, 'hashicorp to fill the window')
+        let most = 0
+        for (let i = 0; i < 30; i++) {
+          most = Math.max(most, stream.receiveBuffered)
+          await new Promise((resolve) => setTimeout(resolve, 10))
+        }
+        // Other streams on the link still flow while this one's reader sleeps.
+        assert.ok((await gwEcho(link.session, pattern(100_000))).equals(pattern(100_000)))
+        most = Math.max(most, stream.receiveBuffered)
+        const bound = 256 * 1024 + stream.readableHighWaterMark
+        assert.ok(most <= bound, `${most} bytes held by a paused stream (bound ${bound})`)
+        const rest = readAll(stream)
+        stream.resume()
+        const got = Buffer.concat([first, await rest])
+        assert.equal(got.length, size)
+        assert.equal(sha(got), sha(pattern(size)))
+        const r = await pushed
+        assert.equal(r.ok, true, String(r.err))
       })
 
       it('ping both ways', async () => {

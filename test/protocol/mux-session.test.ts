@@ -178,7 +178,9 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
       // Give the link time to move anything it would move.
       await until(() => b.receiveBuffered >= 256 * 1024, 'a window to arrive')
       await new Promise((resolve) => setTimeout(resolve, 200))
-      assert.ok(b.receiveBuffered <= 2 * 256 * 1024, `receiver buffers ${b.receiveBuffered} bytes`)
+      // Its window and at most one highWaterMark of the Readable (docs/protocol.md).
+      const bound = 256 * 1024 + b.readableHighWaterMark
+      assert.ok(b.receiveBuffered <= bound, `receiver buffers ${b.receiveBuffered} bytes (bound ${bound})`)
       assert.equal(done, false, 'the write callback is still pending')
       // Reading releases the writer and every byte arrives.
       let received = 0
@@ -189,6 +191,39 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
       a.end()
       await once(b, 'end')
       assert.equal(received, total)
+    })
+
+    it('a reader that pauses after its first chunk holds at most its window and one highWaterMark; resumed, every byte arrives', async (t) => {
+      const pair = await sessionPair(kind)
+      t.after(() => pair.close())
+      const accepted = nextStream(pair.server)
+      const a = pair.client.open()
+      // One byte first, then one large write: its 256 KiB frames are one WebSocket message
+      // each, so a paused Readable was once handed a whole frame and granted it back.
+      const data = randomBytes(8 * 1024 * 1024)
+      let done = false
+      a.write(data.subarray(0, 1))
+      a.write(data.subarray(1), () => (done = true))
+      const b = await accepted
+      const parts: Buffer[] = []
+      await new Promise<void>((resolve) => b.once('data', (c: Buffer) => {
+        parts.push(c)
+        b.pause()
+        resolve()
+      }))
+      await until(() => b.receiveBuffered >= 128 * 1024, 'the window to fill')
+      let most = 0
+      for (let i = 0; i < 30; i++) {
+        most = Math.max(most, b.receiveBuffered)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      const bound = 256 * 1024 + b.readableHighWaterMark
+      assert.ok(most <= bound, `a paused reader holds ${most} bytes (bound ${bound})`)
+      assert.equal(done, false, 'the writer waits')
+      const rest = readAll(b)
+      b.resume()
+      a.end()
+      assert.ok(Buffer.concat([...parts, await rest]).equals(data))
     })
 
     it('a keepalive timeout fails the link and every stream when the peer goes silent', async (t) => {
@@ -397,10 +432,10 @@ describe('mux stream writes', () => {
     assert.deepEqual(data.map((f) => f.length), [23])
   })
 
-  it('memory stays bounded by maxWindow after the window has grown', async (t) => {
+  for (const kind of ['net', 'ws'] as TransportKind[]) it(`memory stays bounded by maxWindow after the window has grown (${kind}), then paused`, async (t) => {
     const maxWindow = 1024 * 1024
     const options = { keepAliveInterval: 1000, maxWindow }
-    const pair = await sessionPair('net', options, options)
+    const pair = await sessionPair(kind, options, options)
     t.after(() => pair.close())
     await pair.client.ping()
     await pair.server.ping()
@@ -425,7 +460,8 @@ describe('mux stream writes', () => {
     await new Promise((resolve) => setTimeout(resolve, 300))
     const buffered = b.receiveBuffered
     writing = false
-    assert.ok(buffered <= maxWindow + 512 * 1024, `receiver buffers ${buffered} bytes with maxWindow ${maxWindow}`)
+    const bound = maxWindow + b.readableHighWaterMark
+    assert.ok(buffered <= bound, `receiver buffers ${buffered} bytes with maxWindow ${maxWindow} (bound ${bound})`)
   })
 
   it('a session on a transport that is already gone closes at once', async () => {

@@ -2,4 +2,7 @@ module gw.test/interop
 
 go 1.19
 
-require github.com/hashicorp/yamux v0.1.2
+require (
+	github.com/gorilla/websocket v1.5.0
+	github.com/hashicorp/yamux v0.1.2
+)

@@ -1,7 +1,10 @@
 // A hashicorp/yamux peer for gw's interop suite (test/protocol/mux-hashicorp-interop.test.ts).
 //
-// It speaks yamux over plain TCP: `-listen` accepts one connection as the yamux server,
-// `-dial` connects as the client. Streams gw opens are served by their first byte:
+// It speaks yamux over plain TCP, or with `-ws` over one WebSocket (gorilla/websocket, as
+// a Go agent or relay would; ws.go): `-listen` accepts one connection as the yamux server,
+// `-dial` connects as the client (host:port, or with `-ws` a ws:// URL). `-relay-reset URL`
+// plays a hashicorp agent that resets a stream before its hello (see relayReset). Streams
+// gw opens are served by their first byte:
 //
 //	E  echo every byte back, then half-close
 //	N  never read (gw's writer must block at the window)
@@ -9,6 +12,8 @@
 //	R  Close and wait: gw never sends FIN, so hashicorp resets after StreamCloseTimeout
 //	W  read until the stream fails (gw resets it) and report the error
 //	G  read an 8-byte big-endian size, write that many pattern bytes at once, half-close
+//	Z  read an 8-byte big-endian size, write that many zero bytes in 256 KiB writes, half-close
+//	   (bench/tools/interop-throughput.mjs: nothing but the sending is timed)
 //
 // Lines on stdin drive what this side does itself; each answer is one JSON line on stdout.
 package main
@@ -78,6 +83,22 @@ func serve(s *yamux.Stream) {
 	case 'W':
 		n, err := io.Copy(io.Discard, s)
 		report(map[string]interface{}{"event": "W", "bytes": n, "err": errString(err)})
+	case 'Z':
+		size := make([]byte, 8)
+		if _, err := io.ReadFull(s, size); err != nil {
+			s.Close()
+			return
+		}
+		chunk := make([]byte, 256*1024)
+		for left := int(binary.BigEndian.Uint64(size)); left > 0; left -= len(chunk) {
+			if left < len(chunk) {
+				chunk = chunk[:left]
+			}
+			if _, err := s.Write(chunk); err != nil {
+				break
+			}
+		}
+		s.Close()
 	case 'G':
 		size := make([]byte, 8)
 		if _, err := io.ReadFull(s, size); err != nil {
@@ -204,6 +225,21 @@ func command(session *yamux.Session, line string) map[string]interface{} {
 		_ = s.SetWriteDeadline(time.Now().Add(time.Duration(arg(1, 500)) * time.Millisecond))
 		n, err := s.Write(make([]byte, 8<<20))
 		return map[string]interface{}{"ok": errors.Is(err, yamux.ErrTimeout), "written": n, "err": errString(err)}
+	case "push":
+		// Into gw's 'B' stream, which pauses: `size` pattern bytes in one write (hashicorp
+		// sends frames as large as the window allows), then half-close. Blocks until gw
+		// has read everything, so the test sends it without waiting for the answer.
+		s, err := session.OpenStream()
+		if err != nil {
+			return map[string]interface{}{"ok": false, "err": err.Error()}
+		}
+		if _, err = s.Write([]byte{'B'}); err == nil {
+			_, err = s.Write(pattern(arg(1, 8<<20)))
+		}
+		if err == nil {
+			err = s.Close()
+		}
+		return map[string]interface{}{"ok": err == nil, "err": errString(err)}
 	case "close":
 		err := session.Close()
 		return map[string]interface{}{"ok": err == nil, "err": errString(err)}
@@ -211,8 +247,9 @@ func command(session *yamux.Session, line string) map[string]interface{} {
 	return map[string]interface{}{"ok": false, "err": "unknown command " + f[0]}
 }
 
-// goToGo measures hashicorp against itself: one stream, `n` bytes, over loopback TCP.
-func goToGo(n int) {
+// goToGo measures hashicorp against itself: one stream, `n` bytes, over loopback TCP
+// (or one loopback WebSocket).
+func goToGo(n int, overWS bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -221,7 +258,15 @@ func goToGo(n int) {
 	config.LogOutput = io.Discard
 	done := make(chan time.Duration)
 	go func() {
-		conn, _ := ln.Accept()
+		var conn net.Conn
+		if overWS {
+			conn, err = acceptWS(ln)
+		} else {
+			conn, err = ln.Accept()
+		}
+		if err != nil {
+			panic(err)
+		}
 		server, _ := yamux.Server(conn, config)
 		s, _ := server.AcceptStream()
 		start := time.Now()
@@ -231,7 +276,12 @@ func goToGo(n int) {
 		}
 		done <- time.Since(start)
 	}()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	var conn net.Conn
+	if overWS {
+		conn, err = dialWS("ws://" + ln.Addr().String() + "/")
+	} else {
+		conn, err = net.Dial("tcp", ln.Addr().String())
+	}
 	if err != nil {
 		panic(err)
 	}
@@ -254,10 +304,16 @@ func goToGo(n int) {
 func main() {
 	listen := flag.String("listen", "", "accept one TCP connection here as the yamux server")
 	dial := flag.String("dial", "", "connect here as the yamux client")
+	overWS := flag.Bool("ws", false, "carry yamux over one WebSocket (binary messages) instead of bare TCP")
+	resetURL := flag.String("relay-reset", "", "dial this relay agent URL over WebSocket, open the control stream and a second one, let hashicorp reset the second, report, exit")
 	selfBytes := flag.Int("throughput", 0, "send this many bytes Go to Go over a loopback TCP pair, report the time, exit")
 	flag.Parse()
 	if *selfBytes > 0 {
-		goToGo(*selfBytes)
+		goToGo(*selfBytes, *overWS)
+		return
+	}
+	if *resetURL != "" {
+		relayReset(*resetURL)
 		return
 	}
 	config := yamux.DefaultConfig()
@@ -273,7 +329,13 @@ func main() {
 			os.Exit(2)
 		}
 		report(map[string]interface{}{"event": "listening", "port": ln.Addr().(*net.TCPAddr).Port})
-		conn, err = ln.Accept()
+		if *overWS {
+			conn, err = acceptWS(ln)
+		} else {
+			conn, err = ln.Accept()
+		}
+	} else if *overWS {
+		conn, err = dialWS(*dial)
 	} else {
 		conn, err = net.Dial("tcp", *dial)
 	}

@@ -5,7 +5,9 @@
  * the Readable's buffer, which happens only while the reader asks for more (`_read`).
  * A stream nobody reads therefore holds at most one window in `recvQueue` plus the
  * Readable's own buffer, and its writer blocks after one window; the writer wakes on
- * the peer's window update, never on a timer.
+ * the peer's window update, never on a timer. While the Readable does not flow, what moves
+ * into its buffer stops at its highWaterMark, a large frame split there (see `fits`), so a
+ * paused stream holds at most its window and one highWaterMark.
  *
  * The lifecycle is one value, `state`, moved only through the pure functions of
  * stream-state.ts. The stream knows its session only as a `StreamHost`, the few things it
@@ -188,12 +190,15 @@ export class Stream extends Duplex {
   /** @internal A piece of a Data payload, already admitted against the window. */
   _onData(piece: Buffer): void {
     if (this.destroyed || this.eofPushed) return
-    const chunk = compact(piece)
+    let chunk = compact(piece)
     if (this.wantRead && this.recvQueued === 0) {
-      this.ungranted += chunk.length
-      this.wantRead = this.push(chunk)
+      const now = this.fits(chunk.length)
+      const taken = now < chunk.length ? chunk.subarray(0, now) : chunk
+      this.ungranted += taken.length
+      this.wantRead = this.push(taken)
       this.maybeGrant()
-      return
+      if (taken === chunk) return
+      chunk = chunk.subarray(now)
     }
     this.recvQueue.push(chunk)
     this.recvQueued += chunk.length
@@ -224,13 +229,33 @@ export class Stream extends Duplex {
   override _read(): void {
     this.wantRead = true
     while (this.recvQueued > 0 && this.wantRead) {
-      const chunk = this.recvQueue.shift()!
+      let chunk = this.recvQueue[0]!
+      const now = this.fits(chunk.length)
+      if (now < chunk.length) {
+        this.recvQueue[0] = chunk.subarray(now)
+        chunk = chunk.subarray(0, now)
+      } else {
+        this.recvQueue.shift()
+      }
       this.recvQueued -= chunk.length
       this.ungranted += chunk.length
       this.wantRead = this.push(chunk)
     }
     if (this.recvQueued === 0 && !canReceive(this._state)) this.pushEof()
     this.maybeGrant()
+  }
+
+  /**
+   * How much of a `length`-byte piece the Readable takes now. All of it while it flows to
+   * a consumer (the piece is handed on, not kept). Otherwise (paused, or not yet read) no
+   * more than fills its buffer to the highWaterMark: a frame may be as large as the window,
+   * and moved whole into a paused Readable it would count as consumed and be granted back,
+   * so the stream would hold its window twice (seen with hashicorp over a WebSocket, where
+   * one 256 KiB frame is one message and one piece).
+   */
+  private fits(length: number): number {
+    if (this.readableFlowing === true) return length
+    return Math.min(length, Math.max(this.readableHighWaterMark - this.readableLength, 1))
   }
 
   /**
