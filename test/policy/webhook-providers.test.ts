@@ -6,10 +6,11 @@
  * The oracle, per provider (`oracle` in the table below):
  * - `sdk-signs`: the provider's official npm SDK makes the signature (stripe,
  *   @octokit/webhooks-methods, svix, twilio, coinbase-commerce-node, modern-treasury,
- *   orb-billing, @hygraph/utils, @contentful/node-apps-toolkit);
+ *   orb-billing, @hygraph/utils, @contentful/node-apps-toolkit, @hubspot/api-client);
  * - `sdk-verifies`: the SDK has no signing function, so the signature is built as the
  *   provider's docs describe and the SDK's own verifier must accept that same delivery
- *   (pusher, @linear/sdk, connect-sdk-nodejs for Worldline, @sendgrid/eventwebhook): the
+ *   (pusher, @linear/sdk, connect-sdk-nodejs for Worldline, @sendgrid/eventwebhook,
+ *   @mux/mux-node, square): the
  *   oracle is still not gw's code;
  * - `docs`: the provider publishes no npm SDK that signs or verifies; the signature is
  *   built from the construction in the provider's own docs, as its server would.
@@ -31,6 +32,9 @@ import plivo from 'plivo'
 import { sign as githubSign } from '@octokit/webhooks-methods'
 import { Webhook as SvixWebhook } from 'svix'
 import twilio from 'twilio'
+import { Signature as HubSpotSignature } from '@hubspot/api-client'
+import Mux from '@mux/mux-node'
+import { WebhooksHelper as SquareWebhooks } from 'square'
 import { compilePolicy, PolicyError } from '@gw/cli/policy/index'
 import { startEchoUpstream, startPolicyTunnel, type PolicyTunnel } from './tunnel-stack.js'
 
@@ -263,16 +267,37 @@ const SIGNERS: Record<string, ProviderCase> = {
   frameio: { timestamped: true, sign: (s, d) => ({ 'x-frameio-request-timestamp': secs(d.nowMs), 'x-frameio-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }) },
   heroku: { sign: (s, d) => ({ 'heroku-webhook-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
   hubspot: {
-    timestamped: true,
-    sign: (s, d) => ({ 'x-hubspot-request-timestamp': String(d.nowMs), 'x-hubspot-signature-v3': h('sha256', s, `${d.method}${d.url}${d.body}${d.nowMs}`, 'base64') }),
+    sdk: '@hubspot/api-client', timestamped: true,
+    sign: (clientSecret, d) => {
+      const options = { clientSecret, requestBody: d.body, url: d.url, method: d.method, timestamp: d.nowMs }
+      const signature = HubSpotSignature.getSignature(d.method, 'v3', { ...options, signature: '' })
+      // isValid checks the timestamp against its own clock, so only a fresh delivery can be put to it.
+      if (Math.abs(d.nowMs - Date.now()) < 60_000) assert.ok(HubSpotSignature.isValid({ ...options, signature, signatureVersion: 'v3' }), '@hubspot/api-client accepts the delivery')
+      return { 'x-hubspot-request-timestamp': String(d.nowMs), 'x-hubspot-signature-v3': signature }
+    },
   },
   intercom: { sign: (s, d) => ({ 'x-hub-signature': `sha1=${h('sha1', s, d.body, 'hex')}` }) },
   launch_darkly: { sign: (s, d) => ({ 'x-ld-signature': h('sha256', s, d.body, 'hex') }) },
   microsoft_teams: { secret: TEAMS_SECRET, sign: (s, d) => ({ authorization: `HMAC ${h('sha256', Buffer.from(s, 'base64'), d.body, 'base64')}` }) },
-  mux: { timestamped: true, sign: (s, d) => ({ 'mux-signature': `t=${secs(d.nowMs)},v1=${h('sha256', s, `${secs(d.nowMs)}.${d.body}`, 'hex')}` }) },
+  mux: {
+    oracle: 'sdk-verifies', sdk: '@mux/mux-node', timestamped: true,
+    sign: async (secret, d) => {
+      const headers = { 'mux-signature': `t=${secs(d.nowMs)},v1=${h('sha256', secret, `${secs(d.nowMs)}.${d.body}`, 'hex')}` }
+      // verifySignature throws on a mismatch, and on a timestamp older than 5 minutes by its own clock.
+      if (Math.abs(d.nowMs - Date.now()) < 60_000) await new Mux({ tokenId: 'unused', tokenSecret: 'unused' }).webhooks.verifySignature(d.body, headers, secret)
+      return headers
+    },
+  },
   pagerduty: { sign: (s, d) => ({ 'x-pagerduty-signature': `v1=0000,v1=${h('sha256', s, d.body, 'hex')}` }) },
   sentry: { sign: (s, d) => ({ 'sentry-hook-signature': h('sha256', s, d.body, 'hex') }) },
-  square: { sign: (s, d) => ({ 'x-square-hmacsha256-signature': h('sha256', s, d.url + d.body, 'base64') }) },
+  square: {
+    oracle: 'sdk-verifies', sdk: 'square',
+    sign: async (signatureKey, d) => {
+      const signature = h('sha256', signatureKey, d.url + d.body, 'base64')
+      assert.ok(await SquareWebhooks.verifySignature({ requestBody: d.body, signatureHeader: signature, signatureKey, notificationUrl: d.url }), 'the square SDK accepts the delivery')
+      return { 'x-square-hmacsha256-signature': signature }
+    },
+  },
   terraform: { sign: (s, d) => ({ 'x-tfe-notification-signature': h('sha512', s, d.body, 'hex') }) },
   tiktok: { timestamped: true, sign: (s, d) => ({ 'tiktok-signature': `t=${secs(d.nowMs)},s=${h('sha256', s, `${secs(d.nowMs)}.${d.body}`, 'hex')}` }) },
   twitter: { sign: (s, d) => ({ 'x-twitter-webhooks-signature': `sha256=${h('sha256', s, d.body, 'base64')}` }) },
@@ -417,6 +442,32 @@ describe('verify-webhook providers through the real agent', () => {
     }
     const bad = await tunnel.fetch('/aftership', { method: 'POST', headers: { 'content-type': 'application/json', 'am-webhook-signature': sig }, body })
     assert.equal(bad.status, 403)
+  })
+
+  it('hubspot: escapes HubSpot decodes before signing, and the v1 and v2 signatures of a request without v3, signed by @hubspot/api-client', async () => {
+    const body = JSON.stringify([{ eventId: 1, subscriptionType: 'contact.creation', note: 'héllo' }])
+    const target = '/hubspot?portal=1%3A2&from=a%40b'
+    const signed = `http://${tunnel.host}/hubspot?portal=1:2&from=a@b`
+    const options = { clientSecret: SECRET, requestBody: body, url: signed, method: 'POST', timestamp: NOW }
+    const v3 = HubSpotSignature.getSignature('POST', 'v3', { ...options, signature: '' })
+    const ok = await tunnel.fetch(target, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hubspot-request-timestamp': String(NOW), 'x-hubspot-signature-v3': v3 }, body })
+    assert.equal(ok.status, 200, ok.text)
+    const url = `http://${tunnel.host}${target}`
+    for (const version of ['v1', 'v2']) {
+      const sig = HubSpotSignature.getSignature('POST', version, { ...options, url, signature: '' })
+      assert.ok(HubSpotSignature.isValid({ ...options, url, signature: sig, signatureVersion: version }))
+      const headers = { 'content-type': 'application/json', 'x-hubspot-signature': sig, 'x-hubspot-signature-version': version }
+      const good = await tunnel.fetch(target, { method: 'POST', headers, body })
+      assert.equal(good.status, 200, `${version}: ${good.text}`)
+      const tampered = await tunnel.fetch(target, { method: 'POST', headers, body: body.replace('creation', 'deletion') })
+      assert.equal(tampered.status, 403, version)
+      const wrong = HubSpotSignature.getSignature('POST', version, { ...options, url, clientSecret: 'not-the-secret', signature: '' })
+      assert.equal((await tunnel.fetch(target, { method: 'POST', headers: { ...headers, 'x-hubspot-signature': wrong }, body })).status, 403, version)
+    }
+    // v2 signs the URL, so the same signature on another path is refused.
+    const v2 = HubSpotSignature.getSignature('POST', 'v2', { ...options, url, signature: '' })
+    const moved = await tunnel.fetch('/hubspot?portal=2', { method: 'POST', headers: { 'content-type': 'application/json', 'x-hubspot-signature': v2, 'x-hubspot-signature-version': 'v2' }, body })
+    assert.equal(moved.status, 403)
   })
 
   it('twilio JSON deliveries: bodySHA256 in the URL, signed by the twilio SDK', async () => {

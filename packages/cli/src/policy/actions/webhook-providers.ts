@@ -467,6 +467,40 @@ const mandrill: Verifier = (d) => {
   return same(mac('sha1', d.secret, [signed], 'base64'), sig, 'base64') ? undefined : MISMATCH
 }
 
+/** The characters HubSpot decodes in the URL before signing it (its v3 instructions' table). */
+const HUBSPOT_DECODED: Readonly<Record<string, string>> = {
+  '%3A': ':', '%2F': '/', '%3F': '?', '%40': '@', '%21': '!', '%24': '$', '%27': "'", '%28': '(', '%29': ')', '%2A': '*', '%2C': ',', '%3B': ';',
+}
+
+/**
+ * HubSpot ("Validating requests"; @hubspot/api-client's Signature): `X-HubSpot-Signature-v3`
+ * is base64 HMAC-SHA256, keyed with the app's client secret, of method + URL + body +
+ * `X-HubSpot-Request-Timestamp` (ms), refused beyond the tolerance (HubSpot says 5 minutes).
+ * HubSpot signs the URL with a few percent-escapes decoded (HUBSPOT_DECODED); the URL as it
+ * arrived is tried too. A request without v3 is checked by its older signature, as HubSpot
+ * still sends it for backwards compatibility: `X-HubSpot-Signature` is hex SHA-256 of
+ * secret + body (`X-HubSpot-Signature-Version: v1`, the default) or of secret + method +
+ * URL + body (`v2`); those carry no timestamp.
+ */
+const hubspot: Verifier = (d) => {
+  const v3 = getHeader(d.rawHeaders, 'x-hubspot-signature-v3')
+  if (v3 !== undefined) {
+    const ts = getHeader(d.rawHeaders, 'x-hubspot-request-timestamp')
+    if (ts === undefined) return 'the X-HubSpot-Request-Timestamp header is missing'
+    const decoded = d.url.replace(/%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)/gi, (m) => HUBSPOT_DECODED[m.toUpperCase()]!)
+    const urls = decoded === d.url ? [d.url] : [decoded, d.url]
+    if (!urls.some((url) => same(mac('sha256', d.secret, [d.method, url, d.body, ts], 'base64'), v3, 'base64'))) return MISMATCH
+    return fresh(d, timestampMs(ts, 'ms'))
+  }
+  const sig = getHeader(d.rawHeaders, 'x-hubspot-signature')
+  if (sig === undefined) return 'the X-HubSpot-Signature-v3 (or X-HubSpot-Signature) header is missing'
+  const version = (getHeader(d.rawHeaders, 'x-hubspot-signature-version') ?? 'v1').trim().toLowerCase()
+  if (version !== 'v1' && version !== 'v2') return `X-HubSpot-Signature-Version ${JSON.stringify(version)} is not v1 or v2 (and there is no X-HubSpot-Signature-v3)`
+  const h = createHash('sha256').update(d.secret)
+  if (version === 'v2') h.update(d.method).update(d.url)
+  return same(h.update(d.body).digest('hex'), sig, 'hex') ? undefined : MISMATCH
+}
+
 const meta = headerHmac({ header: 'x-hub-signature-256', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' })
 
 /** By ngrok's provider identifier. */
@@ -506,10 +540,7 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   gitlab,
   graphcms: hygraph,
   heroku: headerHmac({ header: 'heroku-webhook-hmac-sha256', algo: 'sha256', encoding: 'base64' }),
-  hubspot: headerHmac({
-    header: 'x-hubspot-signature-v3', algo: 'sha256', encoding: 'base64',
-    timestamp: { header: 'x-hubspot-request-timestamp', unit: 'ms' }, message: (d, ts) => [d.method, d.url, d.body, ts],
-  }),
+  hubspot,
   instagram: meta,
   intercom: headerHmac({ header: 'x-hub-signature', prefix: 'sha1=', algo: 'sha1', encoding: 'hex' }),
   jira,
