@@ -247,6 +247,20 @@ const SIGNERS: Record<string, ProviderCase> = {
     body: () => new URLSearchParams({ mandrill_events: JSON.stringify([{ event: 'paid', msg: { subject: 'héllo' } }]) }).toString(),
     sign: (s, d) => ({ 'x-mandrill-signature': h('sha1', s, d.url + [...new URLSearchParams(d.body)].map(([k, v]) => k + v).join(''), 'base64') }),
   },
+  go1: {
+    // Go1's verifier (go1com/webhook-verifier-js) is not on the npm registry; built as its guide says.
+    timestamped: true,
+    sign: (s, d) => ({ 'go1-signature': `t=${secs(d.nowMs)},v1=${h('sha256', s, `${secs(d.nowMs)}.${d.body}`, 'hex')}` }),
+  },
+  hostedhooks: {
+    timestamped: true,
+    sign: (s, d) => ({ 'hostedhooks-signature': `t=${secs(d.nowMs)},s=${h('sha256', s, `${secs(d.nowMs)}.${d.body}`, 'hex')}` }),
+  },
+  pinwheel: {
+    // Pinwheel signs x-timestamp but documents no age check, so there is no stale case.
+    sign: (s, d) => ({ 'x-timestamp': secs(d.nowMs), 'x-pinwheel-signature': `v2=${h('sha256', s, `v2:${secs(d.nowMs)}:${d.body}`, 'hex')}` }),
+  },
+  signal_sciences: { sign: (s, d) => ({ 'x-sigsci-signature': h('sha256', s, d.body, 'hex') }) },
   slack: { timestamped: true, sign: (s, d) => ({ 'x-slack-request-timestamp': secs(d.nowMs), 'x-slack-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }) },
   shopify: { sign: (s, d) => ({ 'x-shopify-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
   // GitLab sends the secret itself: it proves the sender, and nothing signs the body.
@@ -470,6 +484,23 @@ describe('verify-webhook providers through the real agent', () => {
     assert.equal(moved.status, 403)
   })
 
+  it('pinwheel signs x-timestamp; hostedhooks is read under the Rack spelling too', async () => {
+    const body = JSON.stringify({ event: 'account.added', payload: { note: 'héllo' } })
+    const ts = secs(NOW)
+    const sig = `v2=${h('sha256', SECRET, `v2:${ts}:${body}`, 'hex')}`
+    const json = { 'content-type': 'application/json' }
+    assert.equal((await tunnel.fetch('/pinwheel', { method: 'POST', headers: { ...json, 'x-timestamp': ts, 'x-pinwheel-signature': sig }, body })).status, 200)
+    const moved = await tunnel.fetch('/pinwheel', { method: 'POST', headers: { ...json, 'x-timestamp': String(Number(ts) + 1), 'x-pinwheel-signature': sig }, body })
+    assert.equal(moved.status, 403)
+    const v1 = await tunnel.fetch('/pinwheel', { method: 'POST', headers: { ...json, 'x-timestamp': ts, 'x-pinwheel-signature': sig.replace('v2=', 'v1=') }, body })
+    assert.equal(v1.status, 403)
+    assert.match(JSON.parse(v1.text).message, /not v2=<hex>/)
+    const hh = `t=${ts},s=${h('sha256', SECRET, `${ts}.${body}`, 'hex')}`
+    const underscored = await tunnel.fetch('/hostedhooks', { method: 'POST', headers: { ...json, hostedhooks_signature: hh }, body })
+    assert.equal(underscored.status, 200, underscored.text)
+    assert.equal((await tunnel.fetch('/hostedhooks', { method: 'POST', headers: { ...json, hostedhooks_signature: hh }, body: body.replace('added', 'removed') })).status, 403)
+  })
+
   it('twilio JSON deliveries: bodySHA256 in the URL, signed by the twilio SDK', async () => {
     const body = JSON.stringify({ event: 'message', sid: 'SM1' })
     const hash = createHash('sha256').update(body).digest('hex')
@@ -492,14 +523,18 @@ describe('verify-webhook providers gw does not verify', () => {
         (err: Error) => err instanceof PolicyError && /config\.secret: (is not a SendGrid verification key|is a ed25519 public key, not the EC \(P-256\))/.test(err.message))
     }
   })
-  for (const provider of ['sns', 'go1']) {
+  const refusals: Record<string, RegExp> = {
+    sns: /signs with an AWS certificate that gw would have to fetch/,
+    orbit: /name an X-Orbit-Signature header but never say how it is computed/,
+  }
+  for (const [provider, why] of Object.entries(refusals)) {
     it(`${provider} is refused at load with the reason, not let through`, () => {
       assert.throws(() => compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider, secret: 's' } }] }] }),
-        (err: Error) => err instanceof PolicyError && new RegExp(`"${provider}" is one of ngrok's providers, but`).test(err.message))
+        (err: Error) => err instanceof PolicyError && new RegExp(`"${provider}" is one of ngrok's providers, but`).test(err.message) && why.test(err.message))
     })
   }
-  it('the names ngrok\'s integration guides use (vmware_workspace, sonatype_nexus) are the same providers', () => {
-    for (const [alias, secret] of [['vmware_workspace', 'u::p'], ['sonatype_nexus', 's']]) {
+  it('the names ngrok\'s integration guides use (vmware_workspace, sonatype_nexus, signalsciences) are the same providers', () => {
+    for (const [alias, secret] of [['vmware_workspace', 'u::p'], ['sonatype_nexus', 's'], ['signalsciences', 's']]) {
       const policy = compilePolicy({ on_http_request: [{ actions: [{ type: 'verify-webhook', config: { provider: alias, secret } }] }] })
       void policy.close()
     }
