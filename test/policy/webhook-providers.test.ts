@@ -340,8 +340,10 @@ describe('verify-webhook providers through the real agent', () => {
 
   for (const [provider, s] of Object.entries(SIGNERS)) {
     const oracle = s.oracle ?? (s.sdk ? 'sdk-signs' : 'docs')
-    it(`${provider} (${oracle}${s.sdk ? `: ${s.sdk}` : ''}): good 200, ${s.unsignedBody ? '' : 'tampered, '}wrong secret${s.timestamped ? ', stale' : ''} 403`, async () => {
+    it(`${provider} (${oracle}${s.sdk ? `: ${s.sdk}` : ''}): good 200, ${s.unsignedBody ? '' : 'tampered, '}wrong secret${s.timestamped ? ', stale' : ''} ${provider === 'xero' ? 401 : 403}`, async () => {
       const contentType = s.contentType ?? 'application/json'
+      // Xero's intent-to-receive check wants 401 for a bad signature; every other provider gets 403.
+      const refused = provider === 'xero' ? 401 : 403
       const bodyAt = (nowMs: number) => s.body?.(nowMs)
         ?? (contentType === 'application/json' ? JSON.stringify({ event: 'paid', provider, note: 'héllo' }) : `AccountSid=AC1&Body=h%C3%A9llo&From=%2B15550001&To=%2B15550002`)
       const body = bodyAt(NOW)
@@ -365,7 +367,7 @@ describe('verify-webhook providers through the real agent', () => {
         const tamper = s.tamper ?? ((b: string) => b.replace('paid', 'PAID').replace('AC1', 'AC2'))
         assert.notEqual(tamper(good.body), good.body)
         const tampered = await send(good.headers, tamper(good.body))
-        assert.equal(tampered.status, 403)
+        assert.equal(tampered.status, refused)
         assert.match(JSON.parse(tampered.text).message, new RegExp(`^${provider} webhook: `))
       }
 
@@ -373,16 +375,16 @@ describe('verify-webhook providers through the real agent', () => {
         : s.secret === SVIX_SECRET ? `whsec_${Buffer.from('another 24 byte svix key').toString('base64')}` : 'not-the-secret')
       const bad = await deliver(wrongSecret, d)
       const wrong = await send(bad.headers, bad.body)
-      assert.equal(wrong.status, 403)
+      assert.equal(wrong.status, refused)
       assert.match(JSON.parse(wrong.text).message, new RegExp(`^${provider} webhook: `))
 
       if (s.timestamped) {
         const old = await deliver(secret, at(NOW - 10 * 60_000))
         const stale = await send(old.headers, old.body)
-        assert.equal(stale.status, 403)
+        assert.equal(stale.status, refused)
         assert.match(JSON.parse(stale.text).message, /timestamp is outside the tolerance/)
       }
-      assert.equal((await send({})).status, 403)
+      assert.equal((await send({})).status, refused)
     })
   }
 
@@ -499,6 +501,43 @@ describe('verify-webhook providers through the real agent', () => {
     const underscored = await tunnel.fetch('/hostedhooks', { method: 'POST', headers: { ...json, hostedhooks_signature: hh }, body })
     assert.equal(underscored.status, 200, underscored.text)
     assert.equal((await tunnel.fetch('/hostedhooks', { method: 'POST', headers: { ...json, hostedhooks_signature: hh }, body: body.replace('added', 'removed') })).status, 403)
+  })
+
+  it('endpoint-verification challenges are answered as ngrok does: X CRC, Zoom url_validation, Xero intent to receive, Worldline', async () => {
+    // X (Twitter) CRC: GET ?crc_token, answered with sha256=<base64 HMAC of the token>; it never reaches the upstream.
+    const crc = await tunnel.fetch('/twitter?crc_token=c%C3%A9-token+1', { method: 'GET' })
+    assert.equal(crc.status, 200, crc.text)
+    assert.deepEqual(JSON.parse(crc.text), { response_token: `sha256=${h('sha256', SECRET, 'cé-token 1', 'base64')}` })
+    // Another token of another length: each answer has its own Content-Length.
+    const crc2 = await tunnel.fetch('/twitter?crc_token=t', { method: 'GET' })
+    assert.deepEqual(JSON.parse(crc2.text), { response_token: `sha256=${h('sha256', SECRET, 't', 'base64')}` })
+    assert.equal((await tunnel.fetch('/twitter', { method: 'GET' })).status, 403, 'a GET that is not a CRC is not verified')
+
+    // Zoom: endpoint.url_validation, signed like any Zoom event, answered with plainToken and its hex HMAC.
+    const ts = secs(NOW)
+    const validation = JSON.stringify({ payload: { plainToken: 'qgg8vlvZRS6UYooatFL8Aw' }, event_ts: NOW, event: 'endpoint.url_validation' })
+    const zoomHeaders = (body: string, key = SECRET) => ({ 'content-type': 'application/json', 'x-zm-request-timestamp': ts, 'x-zm-signature': `v0=${h('sha256', key, `v0:${ts}:${body}`, 'hex')}` })
+    const zoom = await tunnel.fetch('/zoom', { method: 'POST', headers: zoomHeaders(validation), body: validation })
+    assert.equal(zoom.status, 200, zoom.text)
+    assert.deepEqual(JSON.parse(zoom.text), { plainToken: 'qgg8vlvZRS6UYooatFL8Aw', encryptedToken: h('sha256', SECRET, 'qgg8vlvZRS6UYooatFL8Aw', 'hex') })
+    // Unsigned, it is refused: answering it would hand out the HMAC of any string.
+    const forged = await tunnel.fetch('/zoom', { method: 'POST', headers: zoomHeaders(validation, 'not-the-secret'), body: validation })
+    assert.equal(forged.status, 403)
+    assert.doesNotMatch(forged.text, /encryptedToken/)
+
+    // Xero intent to receive: a well-signed delivery with no events gets 200 and an empty body, a badly signed one 401.
+    const itr = JSON.stringify({ events: [], firstEventSequence: 0, lastEventSequence: 0, entropy: 'YSXCMKAQBJOEMGUZEPFZ' })
+    const good = await tunnel.fetch('/xero', { method: 'POST', headers: { 'content-type': 'application/json', 'x-xero-signature': h('sha256', SECRET, itr, 'base64') }, body: itr })
+    assert.equal(good.status, 200)
+    assert.equal(good.text, '', 'answered by the action, not the upstream')
+    const bad = await tunnel.fetch('/xero', { method: 'POST', headers: { 'content-type': 'application/json', 'x-xero-signature': h('sha256', 'not-the-secret', itr, 'base64') }, body: itr })
+    assert.equal(bad.status, 401)
+
+    // Worldline: GET with X-GCS-Webhooks-Endpoint-Verification, its value echoed as text/plain.
+    const wl = await tunnel.fetch('/worldline', { method: 'GET', headers: { 'x-gcs-webhooks-endpoint-verification': 'verify-me-123' } })
+    assert.equal(wl.status, 200)
+    assert.equal(wl.text, 'verify-me-123')
+    assert.match(String(wl.headers['content-type']), /^text\/plain/)
   })
 
   it('twilio JSON deliveries: bodySHA256 in the URL, signed by the twilio SDK', async () => {

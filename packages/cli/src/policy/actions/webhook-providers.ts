@@ -544,6 +544,65 @@ const sigsci = headerHmac({ header: 'x-sigsci-signature', algo: 'sha256', encodi
 
 const meta = headerHmac({ header: 'x-hub-signature-256', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' })
 
+/** The answer to a provider's endpoint-verification challenge, sent instead of forwarding. */
+export interface ChallengeAnswer {
+  status: number
+  headers: string[]
+  body: string
+}
+
+function jsonBody(d: Delivery): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(d.body.toString('utf8')) as unknown
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A new array each time: the engine adds Content-Length to the headers it is given. */
+const jsonType = () => ['content-type', 'application/json; charset=utf-8']
+
+/**
+ * The endpoint-verification challenges verify-webhook answers itself, as ngrok's action does
+ * for Twitter, Worldline, Xero and Zoom. Each gets the delivery and whether its signature
+ * verified, and returns the answer, or undefined when the request is not its challenge.
+ * Zoom's and Xero's challenges are signed and answered only when the signature verifies (an
+ * unverified Zoom challenge would hand out the HMAC of any string); Twitter's CRC and
+ * Worldline's check carry no signature, by those providers' design.
+ */
+export const CHALLENGES: Readonly<Record<string, (d: Delivery, verified: boolean) => ChallengeAnswer | undefined>> = {
+  // X (Twitter) CRC: GET ?crc_token=…, answered with `{"response_token": "sha256=<base64 HMAC-SHA256 of the token>"}`.
+  twitter: (d) => {
+    if (d.method !== 'GET') return undefined
+    const token = new URL(d.url).searchParams.get('crc_token')
+    if (token === null) return undefined
+    return { status: 200, headers: jsonType(), body: JSON.stringify({ response_token: `sha256=${mac('sha256', d.secret, [token], 'base64')}` }) }
+  },
+  // Worldline: GET with X-GCS-Webhooks-Endpoint-Verification, answered with its value as text/plain.
+  worldline: (d) => {
+    if (d.method !== 'GET') return undefined
+    const value = getHeader(d.rawHeaders, 'x-gcs-webhooks-endpoint-verification')
+    if (value === undefined) return undefined
+    return { status: 200, headers: ['content-type', 'text/plain; charset=utf-8'], body: value }
+  },
+  // Xero's intent to receive: signed deliveries with no events; a good one gets 200 and an empty body.
+  xero: (d, verified) => {
+    const events = verified ? jsonBody(d)?.events : undefined
+    return Array.isArray(events) && events.length === 0 ? { status: 200, headers: [], body: '' } : undefined
+  },
+  // Zoom's endpoint.url_validation: `{"plainToken", "encryptedToken": <hex HMAC-SHA256 of plainToken>}`.
+  zoom: (d, verified) => {
+    const body = verified ? jsonBody(d) : undefined
+    const plainToken = (body?.payload as { plainToken?: unknown } | undefined)?.plainToken
+    if (body?.event !== 'endpoint.url_validation' || typeof plainToken !== 'string') return undefined
+    return { status: 200, headers: jsonType(), body: JSON.stringify({ plainToken, encryptedToken: mac('sha256', d.secret, [plainToken], 'hex') }) }
+  },
+}
+
+/** The status a failed verification gets when the provider requires one other than 403: Xero's intent to receive wants 401. */
+export const FAILURE_STATUS: Readonly<Record<string, number>> = { xero: 401 }
+
 /** By ngrok's provider identifier. */
 export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   aftership,
