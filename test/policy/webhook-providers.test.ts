@@ -10,7 +10,7 @@
  * - `sdk-verifies`: the SDK has no signing function, so the signature is built as the
  *   provider's docs describe and the SDK's own verifier must accept that same delivery
  *   (pusher, @linear/sdk, connect-sdk-nodejs for Worldline, @sendgrid/eventwebhook,
- *   @mux/mux-node, square): the
+ *   @mux/mux-node, square, @slack/bolt, box-node-sdk): the
  *   oracle is still not gw's code;
  * - `docs`: the provider publishes no npm SDK that signs or verifies; the signature is
  *   built from the construction in the provider's own docs, as its server would.
@@ -35,6 +35,8 @@ import twilio from 'twilio'
 import { Signature as HubSpotSignature } from '@hubspot/api-client'
 import Mux from '@mux/mux-node'
 import { WebhooksHelper as SquareWebhooks } from 'square'
+import { verifySlackRequest } from '@slack/bolt'
+import { WebhooksManager as BoxWebhooks } from 'box-node-sdk/managers/webhooks'
 import { compilePolicy, PolicyError } from '@gw/cli/policy/index'
 import { startEchoUpstream, startPolicyTunnel, type PolicyTunnel } from './tunnel-stack.js'
 
@@ -261,14 +263,28 @@ const SIGNERS: Record<string, ProviderCase> = {
     sign: (s, d) => ({ 'x-timestamp': secs(d.nowMs), 'x-pinwheel-signature': `v2=${h('sha256', s, `v2:${secs(d.nowMs)}:${d.body}`, 'hex')}` }),
   },
   signal_sciences: { sign: (s, d) => ({ 'x-sigsci-signature': h('sha256', s, d.body, 'hex') }) },
-  slack: { timestamped: true, sign: (s, d) => ({ 'x-slack-request-timestamp': secs(d.nowMs), 'x-slack-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }) },
+  slack: {
+    oracle: 'sdk-verifies', sdk: '@slack/bolt', timestamped: true,
+    sign: (signingSecret, d) => {
+      const headers = { 'x-slack-request-timestamp': secs(d.nowMs), 'x-slack-signature': `v0=${h('sha256', signingSecret, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }
+      // verifySlackRequest throws when the signature is wrong or the timestamp older than 5 minutes at nowMilliseconds.
+      verifySlackRequest({ signingSecret, body: d.body, headers: { ...headers, 'x-slack-request-timestamp': Number(headers['x-slack-request-timestamp']) }, nowMilliseconds: d.nowMs })
+      return headers
+    },
+  },
   shopify: { sign: (s, d) => ({ 'x-shopify-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
   // GitLab sends the secret itself: it proves the sender, and nothing signs the body.
   gitlab: { unsignedBody: true, sign: (s) => ({ 'x-gitlab-token': s }) },
   bitbucket: { sign: (s, d) => ({ 'x-hub-signature': `sha256=${h('sha256', s, d.body, 'hex')}` }) },
   box: {
-    timestamped: true,
-    sign: (s, d) => { const ts = new Date(d.nowMs).toISOString(); return { 'box-delivery-timestamp': ts, 'box-signature-primary': h('sha256', s, d.body + ts, 'base64') } },
+    oracle: 'sdk-verifies', sdk: 'box-node-sdk', timestamped: true,
+    sign: async (key, d) => {
+      const ts = new Date(d.nowMs).toISOString().replace(/\.\d{3}Z$/, 'Z')
+      const headers = { 'box-delivery-timestamp': ts, 'box-signature-version': '1', 'box-signature-algorithm': 'HmacSHA256', 'box-signature-primary': h('sha256', key, d.body + ts, 'base64') }
+      // validateMessage checks the age by its own clock (at most 10 minutes), so only a fresh delivery can be put to it.
+      if (Math.abs(d.nowMs - Date.now()) < 60_000) assert.ok(await BoxWebhooks.validateMessage(d.body, headers, key), 'box-node-sdk accepts the delivery')
+      return headers
+    },
   },
   calendly: { timestamped: true, sign: (s, d) => ({ 'calendly-webhook-signature': `t=${secs(d.nowMs)},v1=${h('sha256', s, `${secs(d.nowMs)}.${d.body}`, 'hex')}` }) },
   circleci: { sign: (s, d) => ({ 'circleci-signature': `v1=${h('sha256', s, d.body, 'hex')}` }) },
@@ -379,7 +395,8 @@ describe('verify-webhook providers through the real agent', () => {
       assert.match(JSON.parse(wrong.text).message, new RegExp(`^${provider} webhook: `))
 
       if (s.timestamped) {
-        const old = await deliver(secret, at(NOW - 10 * 60_000))
+        // Older than any provider's tolerance (Box allows 10 minutes).
+        const old = await deliver(secret, at(NOW - 11 * 60_000))
         const stale = await send(old.headers, old.body)
         assert.equal(stale.status, refused)
         assert.match(JSON.parse(stale.text).message, /timestamp is outside the tolerance/)
@@ -538,6 +555,39 @@ describe('verify-webhook providers through the real agent', () => {
     assert.equal(wl.status, 200)
     assert.equal(wl.text, 'verify-me-123')
     assert.match(String(wl.headers['content-type']), /^text\/plain/)
+  })
+
+  it('box: the secondary signature, and a signature over the body as Box\'s JSON encoder escapes it, both accepted by box-node-sdk', async () => {
+    const body = JSON.stringify({ type: 'webhook_event', trigger: 'FILE.UPLOADED', source: { name: 'héllo/wörld 😀.txt' } })
+    const escaped = body.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).replace(/\//g, '\\/')
+    assert.notEqual(escaped, body)
+    const ts = new Date(NOW).toISOString().replace(/\.\d{3}Z$/, 'Z')
+    const base = { 'content-type': 'application/json', 'box-delivery-timestamp': ts, 'box-signature-version': '1', 'box-signature-algorithm': 'HmacSHA256' }
+    for (const headers of [
+      { ...base, 'box-signature-primary': h('sha256', SECRET, escaped + ts, 'base64') },
+      { ...base, 'box-signature-primary': h('sha256', 'the-primary-key', body + ts, 'base64'), 'box-signature-secondary': h('sha256', SECRET, body + ts, 'base64') },
+    ] as Array<Record<string, string>>) {
+      assert.ok(await BoxWebhooks.validateMessage(body, headers, 'the-primary-key', { secondaryKey: SECRET }) || await BoxWebhooks.validateMessage(body, headers, SECRET), 'box-node-sdk accepts it')
+      const ok = await tunnel.fetch('/box', { method: 'POST', headers, body })
+      assert.equal(ok.status, 200, ok.text)
+      assert.equal(JSON.parse(ok.text).body, body)
+    }
+    const v2 = await tunnel.fetch('/box', { method: 'POST', headers: { ...base, 'box-signature-version': '2', 'box-signature-primary': h('sha256', SECRET, body + ts, 'base64') }, body })
+    assert.equal(v2.status, 403)
+  })
+
+  it('default tolerances follow the provider\'s own verifier: Go1 60 s, Box 10 minutes, others 5 minutes', async () => {
+    const body = JSON.stringify({ event: 'paid' })
+    const at = (ms: number) => secs(NOW - ms)
+    const go1 = (ago: number) => ({ 'content-type': 'application/json', 'go1-signature': `t=${at(ago)},v1=${h('sha256', SECRET, `${at(ago)}.${body}`, 'hex')}` })
+    assert.equal((await tunnel.fetch('/go1', { method: 'POST', headers: go1(30_000), body })).status, 200)
+    assert.equal((await tunnel.fetch('/go1', { method: 'POST', headers: go1(120_000), body })).status, 403)
+    const hh = (ago: number) => ({ 'content-type': 'application/json', 'hostedhooks-signature': `t=${at(ago)},s=${h('sha256', SECRET, `${at(ago)}.${body}`, 'hex')}` })
+    assert.equal((await tunnel.fetch('/hostedhooks', { method: 'POST', headers: hh(120_000), body })).status, 200)
+    assert.equal((await tunnel.fetch('/hostedhooks', { method: 'POST', headers: hh(7 * 60_000), body })).status, 403)
+    const ts = new Date(NOW - 7 * 60_000).toISOString()
+    const box = { 'content-type': 'application/json', 'box-delivery-timestamp': ts, 'box-signature-primary': h('sha256', SECRET, body + ts, 'base64') }
+    assert.equal((await tunnel.fetch('/box', { method: 'POST', headers: box, body })).status, 200)
   })
 
   it('twilio JSON deliveries: bodySHA256 in the URL, signed by the twilio SDK', async () => {

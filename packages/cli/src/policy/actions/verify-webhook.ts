@@ -13,7 +13,7 @@
 import { respond, respondJson, type ActionDefinition } from '../action.js'
 import { bufferRequestBody, DEFAULT_BODY_LIMIT, tooLarge } from '../body.js'
 import { setActionResult } from '../state.js'
-import { CHALLENGES, FAILURE_STATUS, PROVIDER_ALIASES, SECRET_CHECKS, UNSUPPORTED_PROVIDERS, WEBHOOK_PROVIDERS } from './webhook-providers.js'
+import { CHALLENGES, DEFAULT_TOLERANCE_MS, FAILURE_STATUS, PROVIDER_ALIASES, SECRET_CHECKS, UNSUPPORTED_PROVIDERS, WEBHOOK_PROVIDERS } from './webhook-providers.js'
 
 const PROVIDERS = Object.keys(WEBHOOK_PROVIDERS).sort()
 
@@ -35,7 +35,7 @@ export const verifyWebhook: ActionDefinition = {
     const badSecret = SECRET_CHECKS[provider]?.(secret)
     if (badSecret !== undefined) config.fail('secret', badSecret)
     const enforce = config.bool('enforce', true)
-    const toleranceMs = config.duration('tolerance', 300_000, 0, 24 * 3_600_000)
+    const toleranceMs = config.duration('tolerance', Object.hasOwn(DEFAULT_TOLERANCE_MS, provider) ? DEFAULT_TOLERANCE_MS[provider]! : 300_000, 0, 24 * 3_600_000)
     const limit = config.int('max_body_size', DEFAULT_BODY_LIMIT, 1, 64 * 1024 * 1024)
     config.done()
     return async function verifyWebhookAction(state) {
