@@ -10,7 +10,8 @@
  * - `sdk-verifies`: the SDK has no signing function, so the signature is built as the
  *   provider's docs describe and the SDK's own verifier must accept that same delivery
  *   (pusher, @linear/sdk, connect-sdk-nodejs for Worldline, @sendgrid/eventwebhook,
- *   @mux/mux-node, square, @slack/bolt, box-node-sdk): the
+ *   @mux/mux-node, square, @slack/bolt, box-node-sdk, @shopify/shopify-api, @zoom/rivet;
+ *   Clerk's deliveries, signed by svix, are also accepted by @clerk/backend): the
  *   oracle is still not gw's code;
  * - `docs`: the provider publishes no npm SDK that signs or verifies; the signature is
  *   built from the construction in the provider's own docs, as its server would.
@@ -37,6 +38,11 @@ import Mux from '@mux/mux-node'
 import { WebhooksHelper as SquareWebhooks } from 'square'
 import { verifySlackRequest } from '@slack/bolt'
 import { WebhooksManager as BoxWebhooks } from 'box-node-sdk/managers/webhooks'
+import '@shopify/shopify-api/adapters/node'
+import { shopifyApi, ApiVersion } from '@shopify/shopify-api'
+import { AwsLambdaReceiver as ZoomLambdaReceiver } from '@zoom/rivet/meetings'
+import { verifyWebhook as clerkVerify } from '@clerk/backend/webhooks'
+import { IncomingMessage, ServerResponse } from 'node:http'
 import { compilePolicy, PolicyError } from '@gw/cli/policy/index'
 import { startEchoUpstream, startPolicyTunnel, type PolicyTunnel } from './tunnel-stack.js'
 
@@ -58,6 +64,28 @@ const SENDGRID_OTHER = sendgridKeyPair()
 const sendgridPrivate = new Map<string, KeyObject>([[SENDGRID.verificationKey, SENDGRID.privateKey], [SENDGRID_OTHER.verificationKey, SENDGRID_OTHER.privateKey]])
 
 interface Delivery { body: string; url: string; target: string; method: string; nowMs: number; contentType?: string }
+/** @shopify/shopify-api's webhook validation, as an app with this secret runs it on a Node request. */
+async function shopifyValidates(apiSecretKey: string, body: string, headers: Record<string, string>): Promise<boolean> {
+  const shopify = shopifyApi({ apiKey: 'unused', apiSecretKey, scopes: [], hostName: 'app.example', apiVersion: ApiVersion.October26, isEmbeddedApp: false, logger: { level: 0 } })
+  const req = new IncomingMessage(null as never)
+  req.headers = headers
+  req.method = 'POST'
+  req.url = '/shopify'
+  return (await shopify.webhooks.validate({ rawBody: body, rawRequest: req, rawResponse: new ServerResponse(req) })).valid
+}
+
+/** @zoom/rivet's Lambda receiver: verifies a Zoom delivery and answers endpoint.url_validation. */
+async function zoomReceiver(webhooksSecretToken: string, body: string, headers: Record<string, string>): Promise<{ statusCode: number; body: string }> {
+  const handler = new ZoomLambdaReceiver({ webhooksSecretToken }).start() as (event: unknown, context: unknown) => Promise<{ statusCode: number; body: string }>
+  const debug = console.debug
+  console.debug = () => {} // the receiver logs every event
+  try {
+    return await handler({ body, headers, isBase64Encoded: false }, {})
+  } finally {
+    console.debug = debug
+  }
+}
+
 type Signer = (secret: string, d: Delivery) => Promise<Record<string, string>> | Record<string, string>
 type Oracle = 'sdk-signs' | 'sdk-verifies' | 'docs'
 
@@ -97,7 +125,12 @@ const SIGNERS: Record<string, ProviderCase> = {
   },
   clerk: {
     sdk: 'svix', timestamped: true, secret: SVIX_SECRET,
-    sign: (secret, d) => ({ 'svix-id': 'msg_3b', 'svix-timestamp': secs(d.nowMs), 'svix-signature': new SvixWebhook(secret).sign('msg_3b', new Date(d.nowMs), d.body) }),
+    sign: async (signingSecret, d) => {
+      const headers = { 'svix-id': 'msg_3b', 'svix-timestamp': secs(d.nowMs), 'svix-signature': new SvixWebhook(signingSecret).sign('msg_3b', new Date(d.nowMs), d.body) }
+      // Clerk's own verifier (@clerk/backend) accepts what svix signs; it checks the age by its own clock.
+      if (Math.abs(d.nowMs - Date.now()) < 60_000) await clerkVerify(new Request(d.url, { method: 'POST', headers, body: d.body }), { signingSecret })
+      return headers
+    },
   },
   twilio: {
     sdk: 'twilio', contentType: 'application/x-www-form-urlencoded',
@@ -272,7 +305,17 @@ const SIGNERS: Record<string, ProviderCase> = {
       return headers
     },
   },
-  shopify: { sign: (s, d) => ({ 'x-shopify-hmac-sha256': h('sha256', s, d.body, 'base64') }) },
+  shopify: {
+    oracle: 'sdk-verifies', sdk: '@shopify/shopify-api',
+    sign: async (secret, d) => {
+      const headers = {
+        'x-shopify-hmac-sha256': h('sha256', secret, d.body, 'base64'), 'x-shopify-topic': 'orders/create', 'x-shopify-api-version': ApiVersion.October26,
+        'x-shopify-shop-domain': 'shop-1.myshopify.com', 'x-shopify-webhook-id': 'wh-1', 'x-shopify-event-id': 'ev-1', 'x-shopify-triggered-at': new Date(d.nowMs).toISOString(),
+      }
+      assert.ok(await shopifyValidates(secret, d.body, headers), '@shopify/shopify-api accepts the delivery')
+      return headers
+    },
+  },
   // GitLab sends the secret itself: it proves the sender, and nothing signs the body.
   gitlab: { unsignedBody: true, sign: (s) => ({ 'x-gitlab-token': s }) },
   bitbucket: { sign: (s, d) => ({ 'x-hub-signature': `sha256=${h('sha256', s, d.body, 'hex')}` }) },
@@ -334,8 +377,42 @@ const SIGNERS: Record<string, ProviderCase> = {
   typeform: { sign: (s, d) => ({ 'typeform-signature': `sha256=${h('sha256', s, d.body, 'base64')}` }) },
   webex: { sign: (s, d) => ({ 'x-spark-signature': h('sha1', s, d.body, 'hex') }) },
   xero: { sign: (s, d) => ({ 'x-xero-signature': h('sha256', s, d.body, 'base64') }) },
-  zoom: { timestamped: true, sign: (s, d) => ({ 'x-zm-request-timestamp': secs(d.nowMs), 'x-zm-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }) },
+  zoom: {
+    oracle: 'sdk-verifies', sdk: '@zoom/rivet', timestamped: true,
+    sign: async (s, d) => {
+      const headers = { 'x-zm-request-timestamp': secs(d.nowMs), 'x-zm-signature': `v0=${h('sha256', s, `v0:${secs(d.nowMs)}:${d.body}`, 'hex')}` }
+      // rivet checks the signature (not the age) and answers 200 for an event it accepts.
+      assert.equal((await zoomReceiver(s, d.body, headers)).statusCode, 200, '@zoom/rivet accepts the delivery')
+      return headers
+    },
+  },
 }
+
+describe('the SDK oracles can say no', () => {
+  // The oracles above only ever see good deliveries; each must refuse one signed with another key.
+  const body = JSON.stringify({ event: 'paid', note: 'héllo' })
+  const url = 'http://hooks.example/p'
+  const now = Date.now()
+  it('@hubspot/api-client, @mux/mux-node, square, @slack/bolt, box-node-sdk, @shopify/shopify-api, @zoom/rivet and @clerk/backend refuse a wrongly keyed delivery', async () => {
+    const wrong = 'not-the-secret'
+    const v3 = HubSpotSignature.getSignature('POST', 'v3', { clientSecret: wrong, requestBody: body, url, timestamp: now, signature: '' })
+    assert.equal(HubSpotSignature.isValid({ clientSecret: SECRET, requestBody: body, url, method: 'POST', timestamp: now, signature: v3, signatureVersion: 'v3' }), false)
+    const t = secs(now)
+    await assert.rejects(new Mux({ tokenId: 'unused', tokenSecret: 'unused' }).webhooks.verifySignature(body, { 'mux-signature': `t=${t},v1=${h('sha256', wrong, `${t}.${body}`, 'hex')}` }, SECRET))
+    assert.equal(await SquareWebhooks.verifySignature({ requestBody: body, signatureHeader: h('sha256', wrong, url + body, 'base64'), signatureKey: SECRET, notificationUrl: url }), false)
+    assert.throws(() => verifySlackRequest({ signingSecret: SECRET, body, headers: { 'x-slack-request-timestamp': Number(t), 'x-slack-signature': `v0=${h('sha256', wrong, `v0:${t}:${body}`, 'hex')}` }, nowMilliseconds: now }))
+    const ts = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z')
+    assert.equal(await BoxWebhooks.validateMessage(body, { 'box-delivery-timestamp': ts, 'box-signature-version': '1', 'box-signature-algorithm': 'HmacSHA256', 'box-signature-primary': h('sha256', wrong, body + ts, 'base64') }, SECRET), false)
+    assert.equal(await shopifyValidates(SECRET, body, {
+      'x-shopify-hmac-sha256': h('sha256', wrong, body, 'base64'), 'x-shopify-topic': 'orders/create', 'x-shopify-api-version': ApiVersion.October26,
+      'x-shopify-shop-domain': 'shop-1.myshopify.com', 'x-shopify-webhook-id': 'wh-1', 'x-shopify-event-id': 'ev-1', 'x-shopify-triggered-at': new Date(now).toISOString(),
+    }), false)
+    assert.equal((await zoomReceiver(SECRET, body, { 'x-zm-request-timestamp': t, 'x-zm-signature': `v0=${h('sha256', wrong, `v0:${t}:${body}`, 'hex')}` })).statusCode, 400)
+    const other = `whsec_${Buffer.from('another 24 byte svix key').toString('base64')}`
+    const svixHeaders = { 'svix-id': 'msg_x', 'svix-timestamp': t, 'svix-signature': new SvixWebhook(other).sign('msg_x', new Date(now), body) }
+    await assert.rejects(clerkVerify(new Request(url, { method: 'POST', headers: svixHeaders, body }), { signingSecret: SVIX_SECRET }))
+  })
+})
 
 describe('verify-webhook providers through the real agent', () => {
   let upstream: Awaited<ReturnType<typeof startEchoUpstream>>
@@ -537,6 +614,8 @@ describe('verify-webhook providers through the real agent', () => {
     const zoom = await tunnel.fetch('/zoom', { method: 'POST', headers: zoomHeaders(validation), body: validation })
     assert.equal(zoom.status, 200, zoom.text)
     assert.deepEqual(JSON.parse(zoom.text), { plainToken: 'qgg8vlvZRS6UYooatFL8Aw', encryptedToken: h('sha256', SECRET, 'qgg8vlvZRS6UYooatFL8Aw', 'hex') })
+    const rivet = await zoomReceiver(SECRET, validation, zoomHeaders(validation))
+    assert.deepEqual(JSON.parse(zoom.text), JSON.parse(rivet.body), "the same answer @zoom/rivet's receiver gives")
     // Unsigned, it is refused: answering it would hand out the HMAC of any string.
     const forged = await tunnel.fetch('/zoom', { method: 'POST', headers: zoomHeaders(validation, 'not-the-secret'), body: validation })
     assert.equal(forged.status, 403)
