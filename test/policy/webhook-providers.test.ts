@@ -599,9 +599,14 @@ describe('verify-webhook providers through the real agent', () => {
 
   it('endpoint-verification challenges are answered as ngrok does: X CRC, Zoom url_validation, Xero intent to receive, Worldline', async () => {
     // X (Twitter) CRC: GET ?crc_token, answered with sha256=<base64 HMAC of the token>; it never reaches the upstream.
-    const crc = await tunnel.fetch('/twitter?crc_token=c%C3%A9-token+1', { method: 'GET' })
+    const crc = await tunnel.fetch('/twitter?crc_token=NzEyMTk2MTEtZTg1ZS00YmUz%2BLWE3YmE%3D', { method: 'GET' })
     assert.equal(crc.status, 200, crc.text)
-    assert.deepEqual(JSON.parse(crc.text), { response_token: `sha256=${h('sha256', SECRET, 'cé-token 1', 'base64')}` })
+    assert.deepEqual(JSON.parse(crc.text), { response_token: `sha256=${h('sha256', SECRET, 'NzEyMTk2MTEtZTg1ZS00YmUz+LWE3YmE=', 'base64')}` })
+    // A token that is a JSON body is not answered: its answer would be that body's X-Twitter-Webhooks-Signature.
+    const body = JSON.stringify({ event: 'paid' })
+    const oracle = await tunnel.fetch(`/twitter?crc_token=${encodeURIComponent(body)}`, { method: 'GET' })
+    assert.equal(oracle.status, 403)
+    assert.doesNotMatch(oracle.text, /response_token/)
     // Another token of another length: each answer has its own Content-Length.
     const crc2 = await tunnel.fetch('/twitter?crc_token=t', { method: 'GET' })
     assert.deepEqual(JSON.parse(crc2.text), { response_token: `sha256=${h('sha256', SECRET, 't', 'base64')}` })

@@ -593,6 +593,8 @@ function jsonBody(d: Delivery): Record<string, unknown> | undefined {
   }
 }
 
+const CRC_TOKEN = /^[A-Za-z0-9+/=_-]{1,512}$/
+
 /** A new array each time: the engine adds Content-Length to the headers it is given. */
 const jsonType = () => ['content-type', 'application/json; charset=utf-8']
 
@@ -606,10 +608,13 @@ const jsonType = () => ['content-type', 'application/json; charset=utf-8']
  */
 export const CHALLENGES: Readonly<Record<string, (d: Delivery, verified: boolean) => ChallengeAnswer | undefined>> = {
   // X (Twitter) CRC: GET ?crc_token=…, answered with `{"response_token": "sha256=<base64 HMAC-SHA256 of the token>"}`.
+  // That is the construction of X-Twitter-Webhooks-Signature itself, so the answer for a token
+  // that is a whole JSON body would be a valid signature of that body: only a token of the
+  // characters X's tokens use (base64, URL-safe base64) is answered, which no JSON body is.
   twitter: (d) => {
     if (d.method !== 'GET') return undefined
     const token = new URL(d.url).searchParams.get('crc_token')
-    if (token === null) return undefined
+    if (token === null || !CRC_TOKEN.test(token)) return undefined
     return { status: 200, headers: jsonType(), body: JSON.stringify({ response_token: `sha256=${mac('sha256', d.secret, [token], 'base64')}` }) }
   },
   // Worldline: GET with X-GCS-Webhooks-Endpoint-Verification, answered with its value as text/plain.
