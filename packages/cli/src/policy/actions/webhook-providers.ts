@@ -467,7 +467,179 @@ const mandrill: Verifier = (d) => {
   return same(mac('sha1', d.secret, [signed], 'base64'), sig, 'base64') ? undefined : MISMATCH
 }
 
+/** The characters HubSpot decodes in the URL before signing it (its v3 instructions' table). */
+const HUBSPOT_DECODED: Readonly<Record<string, string>> = {
+  '%3A': ':', '%2F': '/', '%3F': '?', '%40': '@', '%21': '!', '%24': '$', '%27': "'", '%28': '(', '%29': ')', '%2A': '*', '%2C': ',', '%3B': ';',
+}
+
+/**
+ * HubSpot ("Validating requests"; @hubspot/api-client's Signature): `X-HubSpot-Signature-v3`
+ * is base64 HMAC-SHA256, keyed with the app's client secret, of method + URL + body +
+ * `X-HubSpot-Request-Timestamp` (ms), refused beyond the tolerance (HubSpot says 5 minutes).
+ * HubSpot signs the URL with a few percent-escapes decoded (HUBSPOT_DECODED); the URL as it
+ * arrived is tried too. A request without v3 is checked by its older signature, as HubSpot
+ * still sends it for backwards compatibility: `X-HubSpot-Signature` is hex SHA-256 of
+ * secret + body (`X-HubSpot-Signature-Version: v1`, the default) or of secret + method +
+ * URL + body (`v2`); those carry no timestamp.
+ */
+const hubspot: Verifier = (d) => {
+  const v3 = getHeader(d.rawHeaders, 'x-hubspot-signature-v3')
+  if (v3 !== undefined) {
+    const ts = getHeader(d.rawHeaders, 'x-hubspot-request-timestamp')
+    if (ts === undefined) return 'the X-HubSpot-Request-Timestamp header is missing'
+    const decoded = d.url.replace(/%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)/gi, (m) => HUBSPOT_DECODED[m.toUpperCase()]!)
+    const urls = decoded === d.url ? [d.url] : [decoded, d.url]
+    if (!urls.some((url) => same(mac('sha256', d.secret, [d.method, url, d.body, ts], 'base64'), v3, 'base64'))) return MISMATCH
+    return fresh(d, timestampMs(ts, 'ms'))
+  }
+  const sig = getHeader(d.rawHeaders, 'x-hubspot-signature')
+  if (sig === undefined) return 'the X-HubSpot-Signature-v3 (or X-HubSpot-Signature) header is missing'
+  const version = (getHeader(d.rawHeaders, 'x-hubspot-signature-version') ?? 'v1').trim().toLowerCase()
+  if (version !== 'v1' && version !== 'v2') return `X-HubSpot-Signature-Version ${JSON.stringify(version)} is not v1 or v2 (and there is no X-HubSpot-Signature-v3)`
+  const h = createHash('sha256').update(d.secret)
+  if (version === 'v2') h.update(d.method).update(d.url)
+  return same(h.update(d.body).digest('hex'), sig, 'hex') ? undefined : MISMATCH
+}
+
+/**
+ * Box (its "Signature verification" guide; box-node-sdk's WebhooksManager.validateMessage):
+ * `Box-Signature-Primary` (or `-Secondary`, signed with the other key) is base64 HMAC-SHA256
+ * of the body followed by `Box-Delivery-Timestamp` (ISO), with `Box-Signature-Version: 1` and
+ * `Box-Signature-Algorithm: HmacSHA256`. The SDK also accepts a signature over the body as
+ * Box's JSON encoder escapes it (every character from U+007F as `\uXXXX`, `/` as `\/`), so gw
+ * does too. Timestamped; Box's SDK allows 10 minutes, the default tolerance here too.
+ */
+const box: Verifier = (d) => {
+  const ts = getHeader(d.rawHeaders, 'box-delivery-timestamp')
+  const sigs = [getHeader(d.rawHeaders, 'box-signature-primary'), getHeader(d.rawHeaders, 'box-signature-secondary')].filter((v): v is string => v !== undefined)
+  if (ts === undefined || sigs.length === 0) return 'the Box-Signature-Primary (or -Secondary) or Box-Delivery-Timestamp header is missing'
+  const version = getHeader(d.rawHeaders, 'box-signature-version')
+  const algorithm = getHeader(d.rawHeaders, 'box-signature-algorithm')
+  if ((version !== undefined && version.trim() !== '1') || (algorithm !== undefined && algorithm.trim() !== 'HmacSHA256')) {
+    return 'Box-Signature-Version is not 1 or Box-Signature-Algorithm is not HmacSHA256'
+  }
+  const text = d.body.toString('utf8')
+  const escaped = text
+    .replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    .replace(/(?<!\\)\//g, '\\/')
+  const bodies: Array<string | Buffer> = escaped === text ? [d.body] : [d.body, escaped]
+  const expected = bodies.map((b) => mac('sha256', d.secret, [b, ts], 'base64'))
+  if (!sigs.some((sig) => expected.some((e) => same(e, sig, 'base64')))) return MISMATCH
+  return fresh(d, timestampMs(ts, 'iso'))
+}
+
+/**
+ * Default tolerances where the provider's own verifier uses another than 5 minutes:
+ * Box's SDK allows 10 minutes, Go1's verifier 60 seconds. `tolerance` overrides them.
+ */
+export const DEFAULT_TOLERANCE_MS: Readonly<Record<string, number>> = { box: 600_000, go1: 60_000 }
+
+/**
+ * Go1 (its guide "Webhook Signature Authentification" and go1com/webhook-verifier-js):
+ * `Go1-Signature: t=<unix>,v1=<hex>`, HMAC-SHA256 of `<t>.<body>` with the webhook's secret_key.
+ */
+const go1 = timestampedPairs('go1-signature', 'v1')
+
+const hostedhooksDashed = timestampedPairs('hostedhooks-signature', 's')
+const hostedhooksUnderscored = timestampedPairs('hostedhooks_signature', 's')
+
+/**
+ * HostedHooks ("Webhook Signatures"): `HostedHooks-Signature: t=<unix>,s=<hex>`, HMAC-SHA256
+ * of `<t>.<body>` with the endpoint's signing secret. HostedHooks names the header as Rack
+ * shows it, `HTTP_HOSTEDHOOKS_SIGNATURE`, which `HostedHooks_Signature` also becomes, so
+ * that spelling is read too.
+ */
+const hostedhooks: Verifier = (d) =>
+  getHeader(d.rawHeaders, 'hostedhooks-signature') === undefined && getHeader(d.rawHeaders, 'hostedhooks_signature') !== undefined
+    ? hostedhooksUnderscored(d)
+    : hostedhooksDashed(d)
+
+/**
+ * Pinwheel ("Webhook Signature Verification"): `x-pinwheel-signature: v2=<hex>`, HMAC-SHA256
+ * with the API secret of `v2:<x-timestamp>:<body>`. Pinwheel signs the timestamp but neither
+ * says its unit nor asks for an age check (its reference verifiers compare the signature
+ * only), so gw checks the signature and does not judge the timestamp's age.
+ */
+const pinwheel: Verifier = (d) => {
+  const sig = getHeader(d.rawHeaders, 'x-pinwheel-signature')
+  const ts = getHeader(d.rawHeaders, 'x-timestamp')
+  if (sig === undefined || ts === undefined) return 'the x-pinwheel-signature or x-timestamp header is missing'
+  const value = sig.trim()
+  if (!value.startsWith('v2=')) return 'the x-pinwheel-signature header is not v2=<hex>'
+  return same(mac('sha256', d.secret, [`v2:${ts}:`, d.body], 'hex'), value.slice(3), 'hex') ? undefined : MISMATCH
+}
+
+/**
+ * Signal Sciences (Fastly Next-Gen WAF) generic webhooks: `X-SigSci-Signature` is the hex
+ * HMAC-SHA256 of the body with the integration's signing key.
+ */
+const sigsci = headerHmac({ header: 'x-sigsci-signature', algo: 'sha256', encoding: 'hex' })
+
 const meta = headerHmac({ header: 'x-hub-signature-256', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' })
+
+/** The answer to a provider's endpoint-verification challenge, sent instead of forwarding. */
+export interface ChallengeAnswer {
+  status: number
+  headers: string[]
+  body: string
+}
+
+function jsonBody(d: Delivery): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(d.body.toString('utf8')) as unknown
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const CRC_TOKEN = /^[A-Za-z0-9+/=_-]{1,512}$/
+
+/** A new array each time: the engine adds Content-Length to the headers it is given. */
+const jsonType = () => ['content-type', 'application/json; charset=utf-8']
+
+/**
+ * The endpoint-verification challenges verify-webhook answers itself, as ngrok's action does
+ * for Twitter, Worldline, Xero and Zoom. Each gets the delivery and whether its signature
+ * verified, and returns the answer, or undefined when the request is not its challenge.
+ * Zoom's and Xero's challenges are signed and answered only when the signature verifies (an
+ * unverified Zoom challenge would hand out the HMAC of any string); Twitter's CRC and
+ * Worldline's check carry no signature, by those providers' design.
+ */
+export const CHALLENGES: Readonly<Record<string, (d: Delivery, verified: boolean) => ChallengeAnswer | undefined>> = {
+  // X (Twitter) CRC: GET ?crc_token=…, answered with `{"response_token": "sha256=<base64 HMAC-SHA256 of the token>"}`.
+  // That is the construction of X-Twitter-Webhooks-Signature itself, so the answer for a token
+  // that is a whole JSON body would be a valid signature of that body: only a token of the
+  // characters X's tokens use (base64, URL-safe base64) is answered, which no JSON body is.
+  twitter: (d) => {
+    if (d.method !== 'GET') return undefined
+    const token = new URL(d.url).searchParams.get('crc_token')
+    if (token === null || !CRC_TOKEN.test(token)) return undefined
+    return { status: 200, headers: jsonType(), body: JSON.stringify({ response_token: `sha256=${mac('sha256', d.secret, [token], 'base64')}` }) }
+  },
+  // Worldline: GET with X-GCS-Webhooks-Endpoint-Verification, answered with its value as text/plain.
+  worldline: (d) => {
+    if (d.method !== 'GET') return undefined
+    const value = getHeader(d.rawHeaders, 'x-gcs-webhooks-endpoint-verification')
+    if (value === undefined) return undefined
+    return { status: 200, headers: ['content-type', 'text/plain; charset=utf-8'], body: value }
+  },
+  // Xero's intent to receive: signed deliveries with no events; a good one gets 200 and an empty body.
+  xero: (d, verified) => {
+    const events = verified ? jsonBody(d)?.events : undefined
+    return Array.isArray(events) && events.length === 0 ? { status: 200, headers: [], body: '' } : undefined
+  },
+  // Zoom's endpoint.url_validation: `{"plainToken", "encryptedToken": <hex HMAC-SHA256 of plainToken>}`.
+  zoom: (d, verified) => {
+    const body = verified ? jsonBody(d) : undefined
+    const plainToken = (body?.payload as { plainToken?: unknown } | undefined)?.plainToken
+    if (body?.event !== 'endpoint.url_validation' || typeof plainToken !== 'string') return undefined
+    return { status: 200, headers: jsonType(), body: JSON.stringify({ plainToken, encryptedToken: mac('sha256', d.secret, [plainToken], 'hex') }) }
+  },
+}
+
+/** The status a failed verification gets when the provider requires one other than 403: Xero's intent to receive wants 401. */
+export const FAILURE_STATUS: Readonly<Record<string, number>> = { xero: 401 }
 
 /** By ngrok's provider identifier. */
 export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
@@ -480,10 +652,7 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   autodesk: headerHmac({ header: 'x-adsk-signature', prefix: 'sha1hash=', algo: 'sha1', encoding: 'hex' }),
   bitbucket: headerHmac({ header: 'x-hub-signature', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' }),
   bolt: headerHmac({ header: 'x-bolt-hmac-sha256', algo: 'sha256', encoding: 'base64' }),
-  box: headerHmac({
-    header: 'box-signature-primary', algo: 'sha256', encoding: 'base64',
-    timestamp: { header: 'box-delivery-timestamp', unit: 'iso' }, message: (d, ts) => [d.body, ts],
-  }),
+  box,
   calendly: timestampedPairs('calendly-webhook-signature', 'v1'),
   castle: headerHmac({ header: 'x-castle-signature', algo: 'sha256', encoding: 'base64' }),
   coinbase: headerHmac({ header: 'x-cc-webhook-signature', algo: 'sha256', encoding: 'hex' }),
@@ -502,14 +671,13 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
     header: 'x-frameio-signature', prefix: 'v0=', algo: 'sha256', encoding: 'hex',
     timestamp: { header: 'x-frameio-request-timestamp', unit: 's' }, message: (d, ts) => [`v0:${ts}:`, d.body],
   }),
+  go1,
   github: headerHmac({ header: 'x-hub-signature-256', prefix: 'sha256=', algo: 'sha256', encoding: 'hex' }),
   gitlab,
   graphcms: hygraph,
   heroku: headerHmac({ header: 'heroku-webhook-hmac-sha256', algo: 'sha256', encoding: 'base64' }),
-  hubspot: headerHmac({
-    header: 'x-hubspot-signature-v3', algo: 'sha256', encoding: 'base64',
-    timestamp: { header: 'x-hubspot-request-timestamp', unit: 'ms' }, message: (d, ts) => [d.method, d.url, d.body, ts],
-  }),
+  hostedhooks,
+  hubspot,
   instagram: meta,
   intercom: headerHmac({ header: 'x-hub-signature', prefix: 'sha1=', algo: 'sha1', encoding: 'hex' }),
   jira,
@@ -523,11 +691,13 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
   mux: timestampedPairs('mux-signature', 'v1'),
   orb,
   pagerduty: headerHmac({ header: 'x-pagerduty-signature', prefix: 'v1=', separator: ',', algo: 'sha256', encoding: 'hex' }),
+  pinwheel,
   plivo,
   pusher: headerHmac({ header: 'x-pusher-signature', algo: 'sha256', encoding: 'hex' }),
   sendgrid,
   sentry: headerHmac({ header: 'sentry-hook-signature', algo: 'sha256', encoding: 'hex' }),
   shopify: headerHmac({ header: 'x-shopify-hmac-sha256', algo: 'sha256', encoding: 'base64' }),
+  signal_sciences: sigsci,
   slack: headerHmac({
     header: 'x-slack-signature', prefix: 'v0=', algo: 'sha256', encoding: 'hex',
     timestamp: { header: 'x-slack-request-timestamp', unit: 's' }, message: (d, ts) => [`v0:${ts}:`, d.body],
@@ -559,19 +729,19 @@ export const WEBHOOK_PROVIDERS: Readonly<Record<string, Verifier>> = {
 
 /**
  * Names ngrok's integration guides use for a provider whose identifier in ngrok's provider
- * table differs (the guides' policy files say `vmware_workspace`, `sonatype_nexus`); both work.
+ * table differs (the guides' policy files say `vmware_workspace`, `sonatype_nexus`, `signalsciences`); both work.
  */
 export const PROVIDER_ALIASES: Readonly<Record<string, string>> = {
   vmware_workspace: 'vmware',
   sonatype_nexus: 'sonatype',
+  signalsciences: 'signal_sciences',
 }
 
 /**
- * ngrok's providers gw does not verify yet, with why; naming one is refused at load.
- * Amazon SNS signs with a certificate fetched from AWS; the others' schemes are not yet
- * checked against their docs or SDKs.
+ * ngrok's providers gw does not verify, with why; naming one is refused at load, never let
+ * through unverified.
  */
-export const UNSUPPORTED_PROVIDERS: Readonly<Record<string, string>> = Object.fromEntries([
-  ['sns', 'Amazon SNS signs with an AWS certificate that gw would have to fetch'],
-  ...['go1', 'hostedhooks', 'orbit', 'pinwheel', 'signal_sciences', 'signalsciences'].map((p) => [p, 'gw does not verify this provider\'s signatures yet']),
-] as Array<[string, string]>)
+export const UNSUPPORTED_PROVIDERS: Readonly<Record<string, string>> = {
+  sns: 'Amazon SNS signs with an AWS certificate that gw would have to fetch',
+  orbit: 'Orbit\'s webhook docs name an X-Orbit-Signature header but never say how it is computed, so gw cannot check it faithfully',
+}
