@@ -104,7 +104,7 @@ try {
     const began = performance.now()
     let result
     try {
-      result = await s.run({ targets: stack.targets, upstream, profile, log, requestedPaths, profileDir: values.profile ? join(outDir, 'profiles') : undefined })
+      result = await s.run({ targets: stack.targets, upstream, profile, log, requestedPaths, gwExecArgv, profileDir: values.profile ? join(outDir, 'profiles') : undefined })
     } catch (err) {
       result = { rows: [], verdicts: [], error: err.stack ?? String(err) }
     }

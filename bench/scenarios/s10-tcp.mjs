@@ -36,7 +36,7 @@ async function routable(t, timeoutMs = 15_000) {
   throw new Error(`never echoed: ${last}`)
 }
 
-async function startTcpPaths(requested, log) {
+async function startTcpPaths(requested, log, execArgv) {
   const closers = []
   const targets = []
   const close = async () => { for (const c of closers) await c().catch(() => {}) }
@@ -52,13 +52,13 @@ async function startTcpPaths(requested, log) {
       const tcpPort = await freePort()
       let relay
       try {
-        relay = await startCliRelay({ extraArgs: ['--tcp-ports', `${tcpPort}-${tcpPort}`] })
+        relay = await startCliRelay({ extraArgs: ['--tcp-ports', `${tcpPort}-${tcpPort}`], execArgv })
       } catch (err) {
         return unavailable('gw-tcp', err.message.split('\n')[0])
       }
       closers.unshift(relay.close)
       try {
-        const agent = await startCliTcp({ upstream: `127.0.0.1:${echoPort}`, relayUrl: relay.httpUrl })
+        const agent = await startCliTcp({ upstream: `127.0.0.1:${echoPort}`, relayUrl: relay.httpUrl, execArgv })
         closers.unshift(agent.close)
         const port = Number(new URL(agent.url).port)
         targets.push({ name: 'gw-tcp', available: true, port, url: agent.url, procs: [{ role: 'relay', pid: relay.pid }, { role: 'agent', pid: agent.pid }], upstreamPid: echo.pid })
@@ -108,8 +108,8 @@ export default {
     { key: 'cpuPerMiBText', label: 'CPU ms/MiB by process', fmt: fmt.text },
     { key: 'errors', label: 'errors', fmt: fmt.int },
   ],
-  async run({ profile, log, requestedPaths }) {
-    const stack = await startTcpPaths(requestedPaths, log)
+  async run({ profile, log, requestedPaths, gwExecArgv = [] }) {
+    const stack = await startTcpPaths(requestedPaths, log, gwExecArgv)
     try {
       const rows = []
       const live = []

@@ -9,6 +9,10 @@
 //   nginx-h2           nginx `listen … ssl http2` → keep-alive HTTP/1.1 to the upstream
 //   ssh-R-h2           `ssh -R` forwarding to the HTTP/2 upstream's TLS port: h2 end to end
 //                      inside the SSH connection
+//   gw-https-h1        gw-h2's relay and agent, on the same HTTPS port over HTTP/1.1 with
+//                      scenario 1's client (autocannon, 64 connections): a different client, so
+//                      its req/s is not a ratio to read; its CPU per request in the relay and
+//                      the agent is what the h2 edge is compared with, in the same rounds
 // Every response is checked (200, 1,024 bytes) and every connection must have chosen h2.
 // Certificates: a per-run CA made by openssl (lib/certs.mjs) for the upstream and nginx;
 // the relay's own generated CA for gw.
@@ -21,6 +25,7 @@ import { cpuOf, startProc, stopChild } from '../lib/children.mjs'
 import { fmt, ratio, verdict } from '../lib/format.mjs'
 import { startCliHttp, startCliRelay } from '../lib/gw-cli.mjs'
 import { h2Get, h2Saturate } from '../lib/h2-client.mjs'
+import { request, saturate } from '../lib/http-clients.mjs'
 import { pathWanted } from '../lib/paths.mjs'
 import { median } from '../lib/stats.mjs'
 import { byProcess } from './s1-small-requests.mjs'
@@ -28,13 +33,15 @@ import { byProcess } from './s1-small-requests.mjs'
 const CONNECTIONS = 4
 const STREAMS = 16
 
-/** Poll a GET /small until it answers 200 over h2. */
+/** Poll a GET /small until it answers 200 over h2 (HTTP/1.1 for the h1 row). */
 async function routable(target, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs
   let last = ''
   while (Date.now() < deadline) {
     try {
-      const r = await h2Get(target)
+      const r = target.h1
+        ? { ...(await request(asH1(target), { path: '/small', timeoutMs: 3000 })), alpn: 'h2' }
+        : await h2Get(target)
       if (r.status === 200 && r.alpn === (target.tls ? 'h2' : 'h2c')) return
       last = `status ${r.status}, protocol ${r.alpn}`
     } catch (err) {
@@ -45,8 +52,11 @@ async function routable(target, timeoutMs = 15_000) {
   throw new Error(`never answered 200 over h2: ${last}`)
 }
 
+/** The h1 row in lib/http-clients.mjs's shape. */
+const asH1 = (t) => ({ protocol: 'https', port: t.port, host: t.host, ca: t.ca })
+
 /** Start this scenario's paths; each that cannot start is a row with the reason. */
-async function startH2Paths(upstream, requested, log) {
+async function startH2Paths(upstream, requested, log, execArgv) {
   const closers = []
   const targets = []
   const unavailable = (name, reason) => targets.push({ name, available: false, reason })
@@ -59,7 +69,7 @@ async function startH2Paths(upstream, requested, log) {
     await close()
     throw err
   }
-  const order = ['direct-h2', 'gw-h2', 'gw-h2-upstream-h2', 'nginx-h2', 'ssh-R-h2']
+  const order = ['direct-h2', 'gw-h2', 'gw-h2-upstream-h2', 'nginx-h2', 'ssh-R-h2', 'gw-https-h1']
   for (const t of targets) log(`  path ${t.name}: ${t.available ? `127.0.0.1:${t.port} :authority ${t.host}` : `unavailable (${t.reason})`}`)
   return { targets: order.map((n) => targets.find((t) => t.name === n)).filter(Boolean), close }
 
@@ -75,7 +85,7 @@ async function startH2Paths(upstream, requested, log) {
     if (!wantGw) return
     let relay
     try {
-      relay = await startCliRelay({})
+      relay = await startCliRelay({ execArgv })
     } catch (err) {
       for (const n of ['gw-h2', 'gw-h2-upstream-h2']) unavailable(n, err.message.split('\n')[0])
       return
@@ -96,9 +106,12 @@ async function startH2Paths(upstream, requested, log) {
     await Promise.all(agents.map(async ([name, sub, url, extraArgs, upstreamPid]) => {
       if (!pathWanted(requested, name, ['gw-http', 'gw-https'])) return
       try {
-        const agent = await startCliHttp({ upstreamUrl: url, relayUrl: relay.httpUrl, name: sub, extraArgs })
+        const agent = await startCliHttp({ upstreamUrl: url, relayUrl: relay.httpUrl, name: sub, extraArgs, execArgv })
         closers.unshift(agent.close)
         targets.push(gwTarget(name, agent, upstreamPid))
+        if (name === 'gw-h2' && pathWanted(requested, 'gw-https-h1', ['gw-https'])) {
+          targets.push({ ...gwTarget(name, agent, upstreamPid), name: 'gw-https-h1', h1: true })
+        }
       } catch (err) {
         unavailable(name, err.message.split('\n')[0])
       }
@@ -142,8 +155,9 @@ export default {
     { key: 'alpn', label: 'protocol', fmt: fmt.text },
     { key: 'errors', label: 'errors', fmt: fmt.int },
   ],
-  async run({ upstream, profile, log, requestedPaths }) {
-    const stack = await startH2Paths(upstream, requestedPaths, log)
+  async run({ upstream, profile, log, requestedPaths, gwExecArgv = [] }) {
+    // --cpu-prof: gwExecArgv makes the relay and agents write V8 CPU profiles when they exit.
+    const stack = await startH2Paths(upstream, requestedPaths, log, gwExecArgv)
     try {
       const rows = []
       const live = []
@@ -151,7 +165,9 @@ export default {
         if (!t.available) rows.push({ path: t.name, unavailable: t.reason })
         else live.push({ t, runs: [], cpu: t.procs.map(() => 0), upCpu: 0 })
       }
-      const load = (t, duration) => h2Saturate(t, { connections: CONNECTIONS, streams: STREAMS, duration })
+      const load = async (t, duration) => (t.h1
+        ? { ...(await saturate(asH1(t), { connections: CONNECTIONS * STREAMS, duration })), alpn: 'http/1.1' }
+        : h2Saturate(t, { connections: CONNECTIONS, streams: STREAMS, duration }))
       for (const { t } of live) {
         if (!profile.s1WarmSeconds) break
         log(`  ${t.name}: ${profile.s1WarmSeconds} s to warm up`)
@@ -190,25 +206,27 @@ export default {
         })
       }
       const direct = rows.find((r) => r.path === 'direct-h2')
-      for (const r of rows) {
+      for (const r of rows.filter((x) => x.path !== 'gw-https-h1')) {
         r.rpsVsDirect = ratio(r.rps, direct?.rps)
         r.p50VsDirect = ratio(r.p50, direct?.p50)
         r.p99VsDirect = ratio(r.p99, direct?.p99)
       }
       const measured = rows.filter((r) => !r.unavailable)
-      const wrong = measured.filter((r) => r.errors > 0 || r.alpn !== 'h2' || !(r.ok > 0))
+      const wrong = measured.filter((r) => r.errors > 0 || r.alpn !== (r.path === 'gw-https-h1' ? 'http/1.1' : 'h2') || !(r.ok > 0))
       const gw = rows.find((r) => r.path === 'gw-h2')
       const gwH2 = rows.find((r) => r.path === 'gw-h2-upstream-h2')
       const nginx = rows.find((r) => r.path === 'nginx-h2')
       const ssh = rows.find((r) => r.path === 'ssh-R-h2')
+      const h1 = rows.find((r) => r.path === 'gw-https-h1')
       return {
         rows,
         verdicts: [
-          verdict('every path answered every request over h2 (200, 1 KiB)', measured.length > 0 ? wrong.length === 0 : null,
+          verdict('every path answered every request right (200, 1 KiB) over h2 by ALPN (gw-https-h1: HTTP/1.1)', measured.length > 0 ? wrong.length === 0 : null,
             wrong.length ? wrong.map((r) => `${r.path}: ${r.errors} errors, protocol ${r.alpn}${r.firstError ? `, first: ${r.firstError}` : ''}`).join('; ') : `${measured.length} paths`),
         ],
         notes: [
           `gw-h2 ${fmt.pct(gw?.rpsVsDirect)} of direct-h2's req/s, ${fmt.x(ratio(gw?.rps, nginx?.rps))} nginx-h2, ${fmt.x(ratio(gw?.rps, ssh?.rps))} ssh -R; gw-h2-upstream-h2 ${fmt.pct(gwH2?.rpsVsDirect)} of direct-h2.`,
+          `The same relay and agent over HTTP/1.1 (gw-https-h1, autocannon: its req/s is another client's, not a ratio): relay ${fmt.us(h1?.cpuPerReqByProcess?.relay)} and agent ${fmt.us(h1?.cpuPerReqByProcess?.agent)} per request, against ${fmt.us(gw?.cpuPerReqByProcess?.relay)} and ${fmt.us(gw?.cpuPerReqByProcess?.agent)} over h2.`,
         ],
       }
     } finally {
