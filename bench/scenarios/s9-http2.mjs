@@ -80,7 +80,7 @@ async function startH2Paths(upstream, requested, log, execArgv) {
   const h2Tls = { tls: true, ca: certs.caPem, host: 'localhost' }
   targets.push({ name: 'direct-h2', available: true, ...h2Tls, port: h2up.message.tlsPort, procs: [], upstreamPid: h2up.pid })
 
-  const wantGw = ['gw-h2', 'gw-h2-upstream-h2'].some((n) => pathWanted(requested, n, ['gw-http', 'gw-https']))
+  const wantGw = ['gw-h2', 'gw-h2-upstream-h2', 'gw-https-h1'].some((n) => pathWanted(requested, n, ['gw-http', 'gw-https']))
   const startGw = async () => {
     if (!wantGw) return
     let relay
@@ -104,12 +104,14 @@ async function startH2Paths(upstream, requested, log, execArgv) {
       ['gw-h2-upstream-h2', 'benchh2up', `http://127.0.0.1:${h2up.message.h2cPort}`, ['--upstream-protocol', 'http2'], h2up.pid],
     ]
     await Promise.all(agents.map(async ([name, sub, url, extraArgs, upstreamPid]) => {
-      if (!pathWanted(requested, name, ['gw-http', 'gw-https'])) return
+      const wanted = pathWanted(requested, name, ['gw-http', 'gw-https'])
+      const h1 = name === 'gw-h2' && pathWanted(requested, 'gw-https-h1', ['gw-https'])
+      if (!wanted && !h1) return
       try {
         const agent = await startCliHttp({ upstreamUrl: url, relayUrl: relay.httpUrl, name: sub, extraArgs, execArgv })
         closers.unshift(agent.close)
-        targets.push(gwTarget(name, agent, upstreamPid))
-        if (name === 'gw-h2' && pathWanted(requested, 'gw-https-h1', ['gw-https'])) {
+        if (wanted) targets.push(gwTarget(name, agent, upstreamPid))
+        if (h1) {
           targets.push({ ...gwTarget(name, agent, upstreamPid), name: 'gw-https-h1', h1: true })
         }
       } catch (err) {
