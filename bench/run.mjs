@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // gw's benchmark harness:
 //   npm run bench [-- --quick | --smoke] [--only 1,3 | --only h2,tcp] [--paths direct,gw-http] [--out DIR] [--profile] [--cpu-prof]
-// --profile records V8 CPU profiles of each tunnel process during scenario 1's load only.
+// --profile records V8 CPU profiles of each gw process during the first round of scenarios 1 and 9 only.
 // --variant relay-no-empty-pipeline[+…] adds a gw-proposed path running patches from bench/experiments.
 // Starts one upstream and every path in front of it, runs the scenarios in order, prints a
 // table per scenario and writes the raw figures. See bench/README.md.

@@ -16,12 +16,12 @@
 // Every response is checked (200, 1,024 bytes) and every connection must have chosen h2.
 // Certificates: a per-run CA made by openssl (lib/certs.mjs) for the upstream and nginx;
 // the relay's own generated CA for gw.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startNginx, startSshTunnel } from '../lib/anchors.mjs'
 import { makeCa } from '../lib/certs.mjs'
-import { cpuOf, startProc, stopChild } from '../lib/children.mjs'
+import { ask, cpuOf, startProc, stopChild } from '../lib/children.mjs'
 import { fmt, ratio, verdict } from '../lib/format.mjs'
 import { startCliHttp, startCliRelay } from '../lib/gw-cli.mjs'
 import { h2Get, h2Saturate } from '../lib/h2-client.mjs'
@@ -74,67 +74,67 @@ async function startH2Paths(upstream, requested, log, execArgv) {
   return { targets: order.map((n) => targets.find((t) => t.name === n)).filter(Boolean), close }
 
   async function startAll() {
-  const certs = makeCa(dir)
-  const h2up = await startProc('h2-upstream.mjs', [certs.certFile, certs.keyFile])
-  closers.unshift(() => stopChild(h2up.child))
-  const h2Tls = { tls: true, ca: certs.caPem, host: 'localhost' }
-  targets.push({ name: 'direct-h2', available: true, ...h2Tls, port: h2up.message.tlsPort, procs: [], upstreamPid: h2up.pid })
+    const certs = makeCa(dir)
+    const h2up = await startProc('h2-upstream.mjs', [certs.certFile, certs.keyFile])
+    closers.unshift(() => stopChild(h2up.child))
+    const h2Tls = { tls: true, ca: certs.caPem, host: 'localhost' }
+    targets.push({ name: 'direct-h2', available: true, ...h2Tls, port: h2up.message.tlsPort, procs: [], upstreamPid: h2up.pid })
 
-  const wantGw = ['gw-h2', 'gw-h2-upstream-h2', 'gw-https-h1'].some((n) => pathWanted(requested, n, ['gw-http', 'gw-https']))
-  const startGw = async () => {
-    if (!wantGw) return
-    let relay
-    try {
-      relay = await startCliRelay({ execArgv })
-    } catch (err) {
-      for (const n of ['gw-h2', 'gw-h2-upstream-h2']) unavailable(n, err.message.split('\n')[0])
-      return
-    }
-    closers.unshift(relay.close)
-    if (!relay.httpsPort) {
-      for (const n of ['gw-h2', 'gw-h2-upstream-h2']) unavailable(n, 'the relay reported no https port')
-      return
-    }
-    const gwTarget = (name, agent, upstreamPid) => ({
-      name, available: true, tls: true, ca: relay.caCertPem, host: `${name === 'gw-h2' ? 'benchh2' : 'benchh2up'}.localhost`, port: relay.httpsPort,
-      procs: [{ role: 'relay', pid: relay.pid }, { role: 'agent', pid: agent.pid }], upstreamPid,
-    })
-    const agents = [
-      ['gw-h2', 'benchh2', upstream.url, [], upstream.pid],
-      ['gw-h2-upstream-h2', 'benchh2up', `http://127.0.0.1:${h2up.message.h2cPort}`, ['--upstream-protocol', 'http2'], h2up.pid],
-    ]
-    await Promise.all(agents.map(async ([name, sub, url, extraArgs, upstreamPid]) => {
-      const wanted = pathWanted(requested, name, ['gw-http', 'gw-https'])
-      const h1 = name === 'gw-h2' && pathWanted(requested, 'gw-https-h1', ['gw-https'])
-      if (!wanted && !h1) return
+    const wantGw = ['gw-h2', 'gw-h2-upstream-h2', 'gw-https-h1'].some((n) => pathWanted(requested, n, ['gw-https']))
+    const startGw = async () => {
+      if (!wantGw) return
+      let relay
       try {
-        const agent = await startCliHttp({ upstreamUrl: url, relayUrl: relay.httpUrl, name: sub, extraArgs, execArgv })
-        closers.unshift(agent.close)
-        if (wanted) targets.push(gwTarget(name, agent, upstreamPid))
-        if (h1) {
-          targets.push({ ...gwTarget(name, agent, upstreamPid), name: 'gw-https-h1', h1: true })
-        }
+        relay = await startCliRelay({ execArgv })
       } catch (err) {
-        unavailable(name, err.message.split('\n')[0])
+        for (const n of ['gw-h2', 'gw-h2-upstream-h2', 'gw-https-h1']) unavailable(n, err.message.split('\n')[0])
+        return
       }
-    }))
-  }
-  const startAnchor = async (name, family, start, upstreamPid) => {
-    if (!pathWanted(requested, name, [family])) return
-    const a = await start().catch((err) => ({ available: false, reason: err.message }))
-    if (!a.available) return unavailable(name, a.reason)
-    closers.unshift(a.close)
-    targets.push({ name, available: true, ...h2Tls, port: a.port, procs: a.procs, upstreamPid })
-  }
-  await Promise.all([
-    startGw(),
-    startAnchor('nginx-h2', 'nginx', () => startNginx(upstream.port, { h2: certs }), upstream.pid),
-    startAnchor('ssh-R-h2', 'ssh-R', () => startSshTunnel(h2up.message.tlsPort), h2up.pid),
-  ])
-  await Promise.all(targets.filter((t) => t.available).map((t) => routable(t).catch((err) => {
-    t.available = false
-    t.reason = err.message
-  })))
+      closers.unshift(relay.close)
+      if (!relay.httpsPort) {
+        for (const n of ['gw-h2', 'gw-h2-upstream-h2', 'gw-https-h1']) unavailable(n, 'the relay reported no https port')
+        return
+      }
+      const gwTarget = (name, agent, upstreamPid) => ({
+        name, available: true, tls: true, ca: relay.caCertPem, host: `${name === 'gw-h2' ? 'benchh2' : 'benchh2up'}.localhost`, port: relay.httpsPort,
+        procs: [{ role: 'relay', pid: relay.pid, child: relay.child }, { role: 'agent', pid: agent.pid, child: agent.child }], upstreamPid,
+      })
+      const agents = [
+        ['gw-h2', 'benchh2', upstream.url, [], upstream.pid],
+        ['gw-h2-upstream-h2', 'benchh2up', `http://127.0.0.1:${h2up.message.h2cPort}`, ['--upstream-protocol', 'http2'], h2up.pid],
+      ]
+      await Promise.all(agents.map(async ([name, sub, url, extraArgs, upstreamPid]) => {
+        const wanted = pathWanted(requested, name, ['gw-https'])
+        const h1 = name === 'gw-h2' && pathWanted(requested, 'gw-https-h1', ['gw-https'])
+        if (!wanted && !h1) return
+        try {
+          const agent = await startCliHttp({ upstreamUrl: url, relayUrl: relay.httpUrl, name: sub, extraArgs, execArgv })
+          closers.unshift(agent.close)
+          if (wanted) targets.push(gwTarget(name, agent, upstreamPid))
+          if (h1) {
+            targets.push({ ...gwTarget(name, agent, upstreamPid), name: 'gw-https-h1', h1: true })
+          }
+        } catch (err) {
+          unavailable(name, err.message.split('\n')[0])
+        }
+      }))
+    }
+    const startAnchor = async (name, family, start, upstreamPid) => {
+      if (!pathWanted(requested, name, [family])) return
+      const a = await start().catch((err) => ({ available: false, reason: err.message }))
+      if (!a.available) return unavailable(name, a.reason)
+      closers.unshift(a.close)
+      targets.push({ name, available: true, ...h2Tls, port: a.port, procs: a.procs, upstreamPid })
+    }
+    await Promise.all([
+      startGw(),
+      startAnchor('nginx-h2', 'nginx', () => startNginx(upstream.port, { h2: certs }), upstream.pid),
+      startAnchor('ssh-R-h2', 'ssh-R', () => startSshTunnel(h2up.message.tlsPort), h2up.pid),
+    ])
+    await Promise.all(targets.filter((t) => t.available).map((t) => routable(t).catch((err) => {
+      t.available = false
+      t.reason = err.message
+    })))
   }
 }
 
@@ -157,7 +157,7 @@ export default {
     { key: 'alpn', label: 'protocol', fmt: fmt.text },
     { key: 'errors', label: 'errors', fmt: fmt.int },
   ],
-  async run({ upstream, profile, log, requestedPaths, gwExecArgv = [] }) {
+  async run({ upstream, profile, log, requestedPaths, gwExecArgv = [], profileDir }) {
     // --cpu-prof: gwExecArgv makes the relay and agents write V8 CPU profiles when they exit.
     const stack = await startH2Paths(upstream, requestedPaths, log, gwExecArgv)
     try {
@@ -181,12 +181,21 @@ export default {
         for (const path of live) {
           const { t } = path
           log(`  ${t.name}: round ${round + 1}/${rounds}, ${seconds} s`)
+          // --profile: V8 CPU profiles of the gw processes during each row's first round only
+          // (the relay and agent serve gw-h2 and gw-https-h1 in turn), as scenario 1 does.
+          const profiling = round === 0 && profileDir && t.procs.length > 0 && t.procs.every((p) => p.child?.connected)
+          if (profiling) await Promise.all(t.procs.map((p) => ask(p.child, { type: 'profile-start' }, 'profile-started')))
           const before = t.procs.map((p) => cpuOf(p.pid))
           const upBefore = cpuOf(t.upstreamPid)
           const r = await load(t, seconds)
           t.procs.forEach((p, i) => { path.cpu[i] += cpuOf(p.pid) - before[i] })
           path.upCpu += cpuOf(t.upstreamPid) - upBefore
           path.runs.push(r)
+          if (profiling) {
+            mkdirSync(profileDir, { recursive: true })
+            const files = await Promise.all(t.procs.map((p) => ask(p.child, { type: 'profile-stop', file: join(profileDir, `s9-${t.name}-${p.role}.cpuprofile`) }, 'profile-written', 30_000)))
+            log(`    profiles: ${files.map((f) => f?.file).join(', ')}`)
+          }
         }
       }
       for (const { t, runs, cpu, upCpu } of live) {
