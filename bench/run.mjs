@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // gw's benchmark harness:
-//   npm run bench [-- --quick | --smoke] [--only 1,3 | --only h2,tcp] [--paths direct,gw-http] [--out DIR] [--profile] [--cpu-prof]
-// --profile records V8 CPU profiles of each gw process during the first round of scenarios 1 and 9 only.
+//   npm run bench [-- --quick | --smoke] [--only 1,3 | --only h2,tcp,grpc] [--paths direct,gw-http] [--out DIR] [--profile] [--cpu-prof]
+// --profile records V8 CPU profiles of each gw process during the first round of scenarios 1, 9 and 11 only.
 // --variant relay-no-empty-pipeline[+…] adds a gw-proposed path running patches from bench/experiments.
 // Starts one upstream and every path in front of it, runs the scenarios in order, prints a
 // table per scenario and writes the raw figures. See bench/README.md.
@@ -25,8 +25,9 @@ import s7 from './scenarios/s7-mux.mjs'
 import s8 from './scenarios/s8-policy-cost.mjs'
 import s9 from './scenarios/s9-http2.mjs'
 import s10 from './scenarios/s10-tcp.mjs'
+import s11 from './scenarios/s11-grpc.mjs'
 
-const SCENARIOS = [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10]
+const SCENARIOS = [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11]
 
 const { values } = parseArgs({
   options: {
@@ -43,7 +44,7 @@ const { values } = parseArgs({
 })
 
 const profile = PROFILES[values.smoke ? 'smoke' : values.quick ? 'quick' : 'full']
-// --only takes scenario numbers or names (9 or h2, 10 or tcp).
+// --only takes scenario numbers or names (9 or h2, 10 or tcp, 11 or grpc).
 const only = values.only ? new Set(values.only.split(',').map((x) => x.trim())) : undefined
 const unknown = only ? [...only].filter((x) => !SCENARIOS.some((s) => String(s.id) === x || s.name === x)) : []
 if (unknown.length) {

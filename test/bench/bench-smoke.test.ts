@@ -26,9 +26,9 @@ function figures(row: Row): number[] {
 
 // About 25 s on a quiet machine; the CLI start-ups (gw relay, gw http, scenario 8's agents)
 // take most of it: under a load average of 15–20 it took 67–86 s, and it once passed 120 s
-// while `npm test` ran beside other suites. Scenarios 9 and 10 (HTTP/2 and TCP, paths of
-// their own) added about 17 s at load 3.5. The bound is for a hang, not for speed.
-test('bench --smoke runs all ten scenarios and reports figures for each', { timeout: 300_000 }, async (t) => {
+// while `npm test` ran beside other suites. Scenarios 9, 10 and 11 (HTTP/2, TCP, gRPC: paths
+// of their own) added about 17 s at load 3.5 for the first two, 11 s for gRPC. The bound is for a hang, not for speed.
+test('bench --smoke runs all eleven scenarios and reports figures for each', { timeout: 300_000 }, async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'gw-bench-smoke-'))
   t.after(() => rmSync(out, { recursive: true, force: true }))
 
@@ -47,7 +47,7 @@ test('bench --smoke runs all ten scenarios and reports figures for each', { time
   assert.equal(run.profile, 'smoke')
   assert.ok(run.machine.cpuModel && run.machine.cores > 0 && run.machine.node.startsWith('v'))
 
-  for (const id of ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']) {
+  for (const id of ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11']) {
     const result = run.results[id]
     assert.ok(result, `scenario ${id} did not run`)
     assert.equal(result.error, undefined, `scenario ${id} threw: ${result.error}`)
@@ -97,4 +97,15 @@ test('bench --smoke runs all ten scenarios and reports figures for each', { time
   }
   assert.ok(tcp.rows.some((r) => r.path === 'ssh-R-tcp'), 'scenario 10 has no ssh-R-tcp row')
   assert.notEqual(tcp.verdicts[0]!.met, false, tcp.verdicts[0]!.detail)
+  // Scenario 11: gRPC unary calls through gw relay + gw http --upstream-protocol http2 and
+  // straight to the server; every call answered OK with its message and 1 KiB back.
+  const grpc = run.results['11']!
+  for (const path of ['direct-grpc', 'gw-grpc']) {
+    const row = grpc.rows.find((r) => r.path === path)
+    assert.ok(row && row.unavailable === undefined, `scenario 11: ${path} is unavailable: ${row?.unavailable}`)
+    assert.equal(row.errors, 0, `scenario 11: ${path} had errors: ${String(row.firstError)}`)
+    assert.ok((row.ok as number) > 0, `scenario 11: ${path} answered no call`)
+  }
+  for (const path of ['nginx-grpc', 'ssh-R-grpc']) assert.ok(grpc.rows.some((r) => r.path === path), `scenario 11 has no ${path} row`)
+  assert.notEqual(grpc.verdicts[0]!.met, false, grpc.verdicts[0]!.detail)
 })
