@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // gw's benchmark harness:
-//   npm run bench [-- --quick | --smoke] [--only 1,3] [--paths direct,gw-http] [--out DIR] [--profile] [--cpu-prof]
-// --profile records V8 CPU profiles of each tunnel process during scenario 1's load only.
+//   npm run bench [-- --quick | --smoke] [--only 1,3 | --only h2,tcp,grpc] [--paths direct,gw-http] [--out DIR] [--profile] [--cpu-prof]
+// --profile records V8 CPU profiles of each gw process during the first round of scenarios 1, 9 and 11 only.
 // --variant relay-no-empty-pipeline[+…] adds a gw-proposed path running patches from bench/experiments.
 // Starts one upstream and every path in front of it, runs the scenarios in order, prints a
 // table per scenario and writes the raw figures. See bench/README.md.
@@ -23,8 +23,11 @@ import s5 from './scenarios/s5-many-tunnels.mjs'
 import s6 from './scenarios/s6-slow-reader.mjs'
 import s7 from './scenarios/s7-mux.mjs'
 import s8 from './scenarios/s8-policy-cost.mjs'
+import s9 from './scenarios/s9-http2.mjs'
+import s10 from './scenarios/s10-tcp.mjs'
+import s11 from './scenarios/s11-grpc.mjs'
 
-const SCENARIOS = [s1, s2, s3, s4, s5, s6, s7, s8]
+const SCENARIOS = [s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11]
 
 const { values } = parseArgs({
   options: {
@@ -41,9 +44,16 @@ const { values } = parseArgs({
 })
 
 const profile = PROFILES[values.smoke ? 'smoke' : values.quick ? 'quick' : 'full']
-const only = values.only ? new Set(values.only.split(',').map(Number)) : undefined
-const scenarios = SCENARIOS.filter((s) => !only || only.has(s.id))
-const pathNames = values.paths ? values.paths.split(',').filter((p) => PATH_NAMES.includes(p)) : PATH_NAMES
+// --only takes scenario numbers or names (9 or h2, 10 or tcp, 11 or grpc).
+const only = values.only ? new Set(values.only.split(',').map((x) => x.trim())) : undefined
+const unknown = only ? [...only].filter((x) => !SCENARIOS.some((s) => String(s.id) === x || s.name === x)) : []
+if (unknown.length) {
+  console.error(`--only: no scenario ${unknown.join(', ')} (numbers 1–${SCENARIOS.length}, or ${SCENARIOS.filter((s) => s.name).map((s) => s.name).join(', ')})`)
+  process.exit(2)
+}
+const scenarios = SCENARIOS.filter((s) => !only || only.has(String(s.id)) || (s.name && only.has(s.name)))
+const requestedPaths = values.paths ? values.paths.split(',').map((p) => p.trim()) : undefined
+const pathNames = requestedPaths ? requestedPaths.filter((p) => PATH_NAMES.includes(p)) : [...PATH_NAMES]
 if (!pathNames.includes('direct')) pathNames.unshift('direct') // every ratio needs it
 const outDir = values.out ?? join(benchDir, 'results')
 const log = values.quiet ? () => {} : (msg) => process.stderr.write(`${msg}\n`)
@@ -82,7 +92,10 @@ try {
       log(`  no gw-proposed path: ${String(err.stderr ?? err.message).trim()}`)
     }
   }
-  stack = await startPaths(upstream, pathNames, { gwExecArgv, variant })
+  // Scenarios 9 and 10 start paths of their own (h2 and tcp); the shared ones start only
+  // when a scenario that uses them runs.
+  const shared = scenarios.some((s) => !s.ownPaths)
+  stack = shared ? await startPaths(upstream, pathNames, { gwExecArgv, variant }) : { targets: new Map(), close: async () => {} }
   for (const t of stack.targets.values()) {
     run.paths[t.name] = t.available ? { available: true, port: t.port, host: t.host, processes: t.procs.map((p) => p.role) } : { available: false, reason: t.reason }
     log(`  path ${t.name}: ${t.available ? `127.0.0.1:${t.port} Host ${t.host}` : `unavailable (${t.reason})`}`)
@@ -92,7 +105,7 @@ try {
     const began = performance.now()
     let result
     try {
-      result = await s.run({ targets: stack.targets, upstream, profile, log, profileDir: values.profile ? join(outDir, 'profiles') : undefined })
+      result = await s.run({ targets: stack.targets, upstream, profile, log, requestedPaths, gwExecArgv, profileDir: values.profile ? join(outDir, 'profiles') : undefined })
     } catch (err) {
       result = { rows: [], verdicts: [], error: err.stack ?? String(err) }
     }

@@ -17,7 +17,7 @@ function which(name) {
 }
 
 /** A free loopback port, for programs that cannot report the one they took. */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer()
     s.once('error', reject)
@@ -64,8 +64,13 @@ function waitPort(port, timeoutMs = 10_000) {
  * request and response bodies streamed (no buffering to temp files), the access log on,
  * as a default install has it (gw logs every request too). The config is generated per
  * run in a temp dir, and nginx runs in the foreground as the current user.
+ * `h2: { certFile, keyFile }` makes the listener HTTP/2 over TLS (`listen … ssl http2`, the
+ * form nginx 1.22, Debian 12's, takes) with that certificate, for scenario 9; the hop to the
+ * upstream stays HTTP/1.1 with keep-alive (nginx proxies HTTP/2 only as gRPC).
+ * `grpc: true` (with h2) proxies with `grpc_pass` to an h2c gRPC upstream instead, keep-alive
+ * too (scenario 11).
  */
-export async function startNginx(upstreamPort) {
+export async function startNginx(upstreamPort, { h2, grpc = false } = {}) {
   const bin = which('nginx')
   if (!bin) return { available: false, reason: 'nginx is not installed (scripts/setup-system.sh installs nginx-light)' }
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-nginx-'))
@@ -89,15 +94,15 @@ http {
   keepalive_requests 1000000;
   upstream app { server 127.0.0.1:${upstreamPort}; keepalive 128; }
   server {
-    listen 127.0.0.1:${port} reuseport;
-    client_max_body_size 0;
+    listen 127.0.0.1:${port}${h2 ? ' ssl http2' : ''} reuseport;
+${h2 ? `    ssl_certificate ${h2.certFile};\n    ssl_certificate_key ${h2.keyFile};\n` : ''}    client_max_body_size 0;
     location / {
-      proxy_pass http://app;
+${grpc ? '      grpc_pass grpc://app;' : `      proxy_pass http://app;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
       proxy_buffering off;
-      proxy_request_buffering off;
+      proxy_request_buffering off;`}
     }
   }
 }

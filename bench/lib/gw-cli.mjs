@@ -66,14 +66,17 @@ function startLogged({ bin, args, execArgv = [], logFile, ready, timeoutMs = 60_
   })
 }
 
-/** `gw relay --domain localhost --host 127.0.0.1 --http-port 0 --https-port 0 --log-format json`. */
-export async function startCliRelay({ execArgv = [], variantDir } = {}) {
+/**
+ * `gw relay --domain localhost --host 127.0.0.1 --http-port 0 --https-port 0 --log-format json`
+ * (+ extraArgs, such as `--tcp-ports 20000-20000` for scenario 10).
+ */
+export async function startCliRelay({ execArgv = [], variantDir, extraArgs = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-cli-relay-'))
   try {
     const { child, line } = await startLogged({
       bin: cliBin(variantDir),
       args: ['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0',
-        '--state-dir', join(dir, 'state'), '--log-format', 'json'],
+        '--state-dir', join(dir, 'state'), '--log-format', 'json', ...extraArgs],
       execArgv,
       logFile: join(dir, 'relay.log'),
       ready: (o) => o.msg === 'relay started',
@@ -97,20 +100,33 @@ export async function startCliRelay({ execArgv = [], variantDir } = {}) {
 }
 
 /** `gw http <upstream> --relay <url> --subdomain <name> --no-tui --log-format json` (+ extraArgs). */
-export async function startCliHttp({ upstreamUrl, relayUrl, name, extraArgs = [], execArgv = [], variantDir }) {
+export function startCliHttp({ upstreamUrl, relayUrl, name, extraArgs = [], execArgv = [], variantDir }) {
+  return startCliAgent({ command: 'http', upstream: upstreamUrl, relayUrl, args: ['--subdomain', name, ...extraArgs], execArgv, variantDir })
+}
+
+/**
+ * `gw tcp <upstream> --relay <url> --no-tui --log-format json` (+ extraArgs): the port comes
+ * from the relay's --tcp-ports range; `url` is the tcp://host:port the agent printed.
+ */
+export function startCliTcp({ upstream, relayUrl, extraArgs = [], execArgv = [], variantDir }) {
+  return startCliAgent({ command: 'tcp', upstream, relayUrl, args: extraArgs, execArgv, variantDir })
+}
+
+/** `gw <command> <upstream> --relay <url> --no-tui --log-format json --config <own file> …args`. */
+async function startCliAgent({ command, upstream, relayUrl, args = [], execArgv = [], variantDir }) {
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-cli-agent-'))
   try {
-    const { child } = await startLogged({
+    const { child, line } = await startLogged({
       bin: cliBin(variantDir),
       // A config file of its own: the agent's id and saved settings are not the user's.
-      args: ['http', upstreamUrl, '--relay', relayUrl, '--subdomain', name, '--no-tui', '--log-format', 'json',
-        '--config', join(dir, 'gw.yml'), ...extraArgs],
+      args: [command, upstream, '--relay', relayUrl, '--no-tui', '--log-format', 'json',
+        '--config', join(dir, 'gw.yml'), ...args],
       execArgv,
       logFile: join(dir, 'agent.log'),
       ready: (o) => o.msg === 'started tunnel',
-      what: 'gw http',
+      what: `gw ${command}`,
     })
-    return { child, pid: child.pid, dir, logFile: join(dir, 'agent.log'), close: async () => { await stopChild(child); rmSync(dir, { recursive: true, force: true }) } }
+    return { child, pid: child.pid, dir, url: line.url, logFile: join(dir, 'agent.log'), close: async () => { await stopChild(child); rmSync(dir, { recursive: true, force: true }) } }
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })
     throw err

@@ -231,3 +231,13 @@ export async function startPaths(upstream, names = PATH_NAMES, { gwExecArgv = []
   const ordered = new Map(order.filter((n) => targets.has(n)).map((n) => [n, targets.get(n)]))
   return { targets: ordered, close: async () => { for (const c of closers) await c() } }
 }
+
+/**
+ * Scenarios 9 and 10 start paths of their own (h2 and tcp rows). `--paths` selects them
+ * by their own names (`gw-h2`) or by the family they belong to (`gw-https`, `nginx`,
+ * `ssh-R`); with no `--paths`, every row runs. Direct always runs: every ratio needs it.
+ */
+export function pathWanted(requested, name, families = []) {
+  if (!requested || name.startsWith('direct')) return true
+  return requested.includes(name) || families.some((f) => requested.includes(f))
+}

@@ -12,6 +12,8 @@ export const PROFILES = {
     s5Agents: 1000, s5Procs: 4, s5SettleMs: 3000,
     s6Seconds: 30,
     s7Bytes: GiB, s7MaxMs: 20_000,
+    s9Duration: 10, s9Rounds: 5,
+    s10Duration: 10, s10Rounds: 5, s10BulkRounds: 3,
   },
   quick: {
     name: 'quick',
@@ -22,6 +24,8 @@ export const PROFILES = {
     s5Agents: 1000, s5Procs: 4, s5SettleMs: 1500,
     s6Seconds: 2,
     s7Bytes: 256 * MiB, s7MaxMs: 2000,
+    s9Duration: 2, s9Rounds: 2,
+    s10Duration: 2, s10Rounds: 2, s10BulkRounds: 1,
   },
   smoke: {
     name: 'smoke',
@@ -32,6 +36,8 @@ export const PROFILES = {
     s5Agents: 10, s5Procs: 1, s5SettleMs: 200,
     s6Seconds: 0.6,
     s7Bytes: MiB, s7MaxMs: 1000,
+    s9Duration: 0.3, s9Rounds: 1,
+    s10Duration: 0.3, s10Rounds: 1, s10BulkRounds: 1,
     // Scenarios 2, 4 and 6 run on these paths only: the smoke test must stay fast, and
     // scenarios 1 and 3 already prove that every path works.
     fewPaths: ['direct', 'gw-http', 'localtunnel'],

@@ -12,12 +12,13 @@
 // Run after `npx tsc -b`:
 //   node bench/tools/cluster-tcp.mjs [--seconds 5] [--parallel 8] [--mib 64]
 import { spawn, spawnSync } from 'node:child_process'
-import { connect, createServer } from 'node:net'
+import { createServer } from 'node:net'
 import { createInterface } from 'node:readline'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { bulkEcho, connectionsPerSecond, echoOnce } from '../lib/tcp-clients.mjs'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const bin = join(root, 'packages/cli/bin/run.js')
@@ -54,11 +55,6 @@ function run(cmd, args, env = {}) {
   }
 }
 
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
 function redisCalls(port) {
   const out = spawnSync('redis-cli', ['-p', String(port), 'info', 'commandstats'], { encoding: 'utf8' }).stdout
   let calls = 0
@@ -66,49 +62,18 @@ function redisCalls(port) {
   return calls
 }
 
-/** One connection: write `bytes`, half-close, read as many back; resolves when closed. */
-function echoOnce(host, port, bytes) {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, allowHalfOpen: true })
-    let got = 0
-    socket.on('connect', () => socket.end(bytes))
-    socket.on('data', (d) => { got += d.length })
-    socket.on('error', reject)
-    socket.on('close', () => (got === bytes.length ? resolve() : reject(new Error(`echoed ${got} of ${bytes.length} bytes`))))
-  })
-}
-
 let pids = {}
 let firstError
-async function connectionsPerSecond(host, port) {
-  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]))
-  const payload = Buffer.alloc(16, 'x')
-  const end = Date.now() + seconds * 1000
-  let done = 0
-  let errors = 0
-  const latencies = []
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (Date.now() < end) {
-      const t = performance.now()
-      try {
-        await echoOnce(host, port, payload)
-        latencies.push(performance.now() - t)
-        done++
-      } catch (err) {
-        if (errors++ === 0) firstError = `${host}:${port}: ${err.message}`
-      }
-    }
-  }))
-  latencies.sort((x, y) => x - y)
-  const cpu = Object.entries(pids).map(([k, pid]) => `${k} ${Math.round(((cpuSeconds(pid) - before[k]) / Math.max(1, done)) * 1e6)}`).join(' · ')
-  return { perSecond: done / seconds, p50: latencies[Math.floor(latencies.length / 2)] ?? NaN, errors, cpu, done }
+const cpuText = (perConnection) => Object.entries(perConnection).map(([k, us]) => `${k} ${Math.round(us)}`).join(' · ')
+async function cps(host, port) {
+  const r = await connectionsPerSecond(host, port, { seconds, parallel, bytes: 16, pids })
+  firstError ??= r.firstError
+  return { ...r, cpu: cpuText(r.cpuPerConnection) }
 }
 
 async function bulk(host, port) {
-  const data = Buffer.alloc(mib * 1024 * 1024, 7)
-  const t = performance.now()
-  await echoOnce(host, port, data)
-  return (mib * 2) / ((performance.now() - t) / 1000)
+  const { seconds: s } = await bulkEcho(host, port, mib * 1024 * 1024)
+  return (mib * 2) / s
 }
 
 try {
@@ -137,7 +102,7 @@ try {
   // Relay B listens once told of the port.
   for (let i = 0; ; i++) {
     try {
-      await echoOnce('127.0.0.2', tcpPort, Buffer.from('ready'))
+      await echoOnce('127.0.0.2', tcpPort, 5)
       break
     } catch (err) {
       if (i > 100) throw err
@@ -145,7 +110,7 @@ try {
     }
   }
   const paths = [['direct', '127.0.0.1', upstreamPort], ['relay A (holds the agent)', '127.0.0.1', tcpPort], ['relay B (forwards to A)', '127.0.0.2', tcpPort]]
-  for (const [, host, port] of paths) await connectionsPerSecond(host, port) // warm-up
+  for (const [, host, port] of paths) await cps(host, port) // warm-up
 
   console.log(`machine: load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} at start`)
   console.log(`| path | connections/s (${parallel} at a time, 16 B echoed) | p50 ms | CPU µs/connection by process | errors | echo MiB/s (${mib} MiB each way, one connection) |`)
@@ -154,7 +119,7 @@ try {
   for (const [name, host, port] of paths) {
     const before = redisCalls(redisPort)
     const t0 = Date.now()
-    const r = await connectionsPerSecond(host, port)
+    const r = await cps(host, port)
     const calls = redisCalls(redisPort) - before
     if (name.startsWith('relay B')) redisPerConnection = `Redis commands during the relay B run: ${calls} for ${r.done} connections in ${((Date.now() - t0) / 1000).toFixed(1)} s (lookups cached 1 s; heartbeats included)`
     const throughput = await bulk(host, port)
