@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { WebSocket } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 import { startRelay, type Relay } from '@gw/relay'
 import { startAgent, type Agent, type AgentEndpointOptions } from '@gw/cli/agent/agent'
 import { compilePolicy } from '@gw/cli/policy/index'
@@ -367,4 +367,66 @@ test('--binding internal needs a *.internal URL, and an internal URL takes no pu
   const tcp = await run(['tcp', '22', '--binding', 'internal'])
   assert.equal(tcp.code, 2)
   assert.match(tcp.stderr, /--binding "internal": gw serves internal endpoints over http only/)
+})
+
+test('a WebSocket through forward-internal to another agent\'s internal endpoint: upgraded through both agents and the relay, messages both ways, the other agent\'s policy runs on the upgrade; a refused upgrade comes back as a response', async () => {
+  const seen: Array<Record<string, unknown>> = []
+  const server = createServer((req, res) => {
+    res.statusCode = 426
+    res.end('upgrade required')
+  })
+  const wss = new WebSocketServer({ server, perMessageDeflate: false })
+  wss.on('connection', (sock, req) => {
+    seen.push({ url: req.url, headers: req.headers })
+    sock.on('message', (data, binary) => sock.send(binary ? data : `echo:${String(data)}`, { binary }))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const b = await startAgent({
+    relay: relay.httpUrl!, authtoken: TOKEN_1, endpoints: [{
+      upstream: pub.url, internalHost: 'ws.internal', policy: compilePolicy({
+        on_http_request: [
+          { expressions: ["req.url.path == '/denied'"], actions: [{ type: 'deny', config: { status_code: 403 } }] },
+          { actions: [{ type: 'add-headers', config: { headers: { 'x-served-by': 'agent-b' } } }, { type: 'forward', config: { url: upstream } }] },
+        ],
+      }),
+    }],
+  })
+  const a = await forwarding(TOKEN_1, 'https://ws.internal', true)
+  try {
+    await until(a, '/x', (s) => s !== 503)
+    const ws = new WebSocket(`ws://127.0.0.1:${relay.httpPort}/chat?room=1`, { headers: { host: hostOf(a) } })
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve)
+      ws.once('error', reject)
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected ${res.statusCode}`)))
+    })
+    const replies: string[] = []
+    const got = new Promise<void>((resolve) => ws.on('message', (data) => {
+      replies.push(String(data))
+      if (replies.length === 3) resolve()
+    }))
+    for (const m of ['one', 'two', 'x'.repeat(200_000)]) ws.send(m)
+    await got
+    assert.deepEqual(replies.map((r) => r.slice(0, 12)), ['echo:one', 'echo:two', 'echo:xxxxxxx'])
+    assert.equal(replies[2]!.length, 200_005)
+    ws.close()
+    assert.equal(seen[0]!.url, '/chat?room=1')
+    assert.equal((seen[0]!.headers as Record<string, string>)['x-served-by'], 'agent-b', 'agent B\'s request phase ran on the upgrade')
+    // A refused upgrade (agent B's deny) is an ordinary response.
+    const denied = new WebSocket(`ws://127.0.0.1:${relay.httpPort}/denied`, { headers: { host: hostOf(a) } })
+    const status = await new Promise<number>((resolve) => {
+      denied.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+      denied.once('open', () => resolve(101))
+      denied.once('error', () => {})
+    })
+    assert.equal(status, 403)
+  } finally {
+    await a.close()
+    await b.close()
+    for (const c of wss.clients) c.terminate()
+    server.closeAllConnections()
+    await new Promise<void>((r) => server.close(() => r()))
+  }
+  await waitFor(() => relay.openStreams() === 0, 5_000, 'the relay\'s streams to close')
 })

@@ -102,7 +102,7 @@ test('expressions: syntax, unknown variables and fields, non-boolean rules, inte
 
   err = inFile(`on_http_request:\n  - expressions: ["request.method == 'GET'"]\n    actions: [{type: deny}]\n`)
   assert.match(err.message, /invalid CEL expression .*Unknown variable: request/)
-  assert.match(err.message, /; allowed values: req, conn, res, time, endpoint, rand, secrets, actions, vars, hash, base64, json, url, queryString, basic_auth, strings$/)
+  assert.match(err.message, /; allowed values: req, conn, res, time, endpoint, rand, secrets, actions, vars, hash, base64, json, url, queryString, basic_auth, strings, lists$/)
 
   err = inFile(`on_http_request:\n  - expressions: ["req.url.path"]\n    actions: [{type: deny}]\n`)
   assert.match(err.message, /expressions\[0\]: invalid CEL expression "req\.url\.path": must be a boolean expression, but its type is string/)

@@ -25,7 +25,7 @@ import { RequestContext, type AgentRuntime, type EndpointRuntime, type RequestOr
 import { normaliseTarget } from './request-target.js'
 import type { ErrorReport } from './response-writer.js'
 import { ResponseWriter } from './response-writer.js'
-import { forwardUpgrade, refuseUpgrade } from './upgrade.js'
+import { forwardRemoteUpgrade, forwardUpgrade, refuseUpgrade } from './upgrade.js'
 import { serveTcpStream } from './tcp-forward.js'
 
 export interface ServeOptions {
@@ -220,8 +220,11 @@ async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: Polic
 
   const chosen = outcome.upstream
   const origin = chosen?.origin ?? endpoint.upstream.origin
-  if (head.upgrade && ctx.endpoint.remote) {
-    return refuse(ctx, new PolicyRuntimeError('GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND', `forward-internal: ${ctx.endpoint.name} is another agent's internal endpoint, and gw does not carry WebSocket upgrades to it yet; serve it from this agent`))
+  const remote = ctx.endpoint.remote
+  if (head.upgrade && remote) {
+    // The other agent reads it as the relay's upgrade: the Upgrade and Connection it names go along.
+    const upgrade = ['connection', 'Upgrade', 'upgrade', getRawHeader(head.rawHeaders, 'upgrade') ?? 'websocket']
+    return forwardRemoteUpgrade(ctx, () => remote.openUpgrade(req.method, req.target, [...ctx.upstreamHeaders(req.rawHeaders), ...upgrade]))
   }
   if (head.upgrade) {
     const target = chosen ?? endpoint.upstream

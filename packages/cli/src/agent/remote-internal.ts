@@ -84,8 +84,28 @@ export class RemoteInternalEndpoints {
       hostHeader: undefined,
       inspect: true,
       policy: undefined,
-      remote: true,
+      remote: { openUpgrade: (method, target, rawHeaders) => this.openUpgrade(host, from, method, target, rawHeaders) },
     }
+  }
+
+  /**
+   * An upgrade (a WebSocket) to `host`: a relay stream with the host line and the head,
+   * as the relay writes an upgrade to an agent (relay-upgrade.ts): no END, the client's
+   * bytes follow raw once the other agent answers 101. Throws a coded error when the host
+   * is offline or the relay takes no new stream.
+   */
+  private openUpgrade(host: string, from: RequestOrigin, method: string, target: string, rawHeaders: string[]): Stream {
+    const session = this.session
+    if (!session || session.closed || !this.hosts.has(host)) throw new GwError('GW_ERR_INTERNAL_ENDPOINT_OFFLINE', `no agent of this authtoken serves ${host} on the relay now`)
+    let stream: Stream
+    try {
+      stream = session.open()
+    } catch (err) {
+      throw new GwError('GW_ERR_RELAY_OVERLOADED', `cannot open a stream to the relay for ${host}: ${(err as Error).message}`)
+    }
+    stream.write(`${host}\n`)
+    new MessageWriter(stream).requestHead({ ...from, method, target, rawHeaders, tunnel: host, upgrade: true, expectContinue: false, hasBody: false })
+    return stream
   }
 
   /** http-request to another agent's internal endpoint: the whole answer, at most `maxBody` bytes. */

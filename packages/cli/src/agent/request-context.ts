@@ -7,7 +7,7 @@
  */
 import { Readable, type Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { GwError, getRawHeader, HOP_BY_HOP, type BodyReadable, type EndpointProto, type MessageReader, type RequestHead } from '@gw/protocol'
+import { GwError, getRawHeader, HOP_BY_HOP, type BodyReadable, type EndpointProto, type MessageReader, type RequestHead, type Stream } from '@gw/protocol'
 import type { CompiledPolicy, InternalAnswer, InternalCall } from '../policy/index.js'
 import type { Upstream, UpstreamProtocol, UpstreamRequest } from '../upstream/index.js'
 import type { AgentEvents } from './events.js'
@@ -34,8 +34,12 @@ export interface EndpointRuntime {
   inspect: boolean
   /** The endpoint's traffic policy; undefined (or empty) runs the pipeline's fast path. */
   policy: CompiledPolicy | undefined
-  /** Another agent's internal endpoint, reached through the relay (remote-internal.ts). */
-  remote?: boolean
+  /**
+   * Another agent's internal endpoint, reached through the relay (remote-internal.ts):
+   * `openUpgrade` starts an upgrade (a WebSocket) to it, the host line and the head written
+   * on a new relay stream, whose answer comes back as the relay would read an agent's.
+   */
+  remote?: { openUpgrade(method: string, target: string, rawHeaders: string[]): Stream }
 }
 
 /** The request fields another agent's internal endpoint sees that an upstream call does not carry: who the client is (remote-internal.ts). */

@@ -8,7 +8,8 @@
  * refused: after its 101 the connection would carry HTTP/2 requests that no policy
  * sees.
  */
-import { getRawHeader, GwError, type RequestHead } from '@gw/protocol'
+import type { Duplex } from 'node:stream'
+import { checkResponseHead, CodedError, decodeJson, getRawHeader, GwError, MessageReader, MessageType, type RequestHead, type Stream } from '@gw/protocol'
 import { callUpgrade } from '../upstream/index.js'
 import type { RequestContext } from './request-context.js'
 import { countWebSocketFrames } from './websocket-frames.js'
@@ -42,19 +43,7 @@ export function forwardUpgrade(ctx: RequestContext, target: { origin: string; ho
     upgraded(res, socket, upgradeHead) {
       recorder?.upstreamHead()
       writer.head(101, res.statusMessage, res.rawHeaders, undefined, true)
-      const ws = recorder?.exchange.websocket
-      if (recorder && ws) {
-        const countIn = countWebSocketFrames(true)
-        const countOut = countWebSocketFrames(false)
-        stream.on('data', (chunk: Buffer) => {
-          recorder.exchange.bytesIn += chunk.length
-          ws.messagesIn += countIn(chunk)
-        })
-        socket.on('data', (chunk: Buffer) => {
-          recorder.exchange.bytesOut += chunk.length
-          ws.messagesOut += countOut(chunk)
-        })
-      }
+      countTraffic(ctx, socket)
       if (upgradeHead.length > 0) stream.write(upgradeHead)
       const early = ctx.detach()
       if (early.length > 0) socket.write(early)
@@ -86,4 +75,81 @@ export function forwardUpgrade(ctx: RequestContext, target: { origin: string; ho
     },
   })
   ctx.call = { abort: (err) => request.destroy(err) }
+}
+
+/** The inspector's byte and WebSocket message counts of an upgraded exchange. */
+function countTraffic(ctx: RequestContext, upstream: Duplex): void {
+  const { stream, recorder } = ctx
+  const ws = recorder?.exchange.websocket
+  if (!recorder || !ws) return
+  const countIn = countWebSocketFrames(true)
+  const countOut = countWebSocketFrames(false)
+  stream.on('data', (chunk: Buffer) => {
+    recorder.exchange.bytesIn += chunk.length
+    ws.messagesIn += countIn(chunk)
+  })
+  upstream.on('data', (chunk: Buffer) => {
+    recorder.exchange.bytesOut += chunk.length
+    ws.messagesOut += countOut(chunk)
+  })
+}
+
+/**
+ * An upgrade to another agent's internal endpoint, through the relay: that agent's answer
+ * comes as a framed response head (read as the relay reads an agent's, relay-upgrade.ts),
+ * then raw bytes both ways after a 101; any other answer is an ordinary response.
+ */
+export function forwardRemoteUpgrade(ctx: RequestContext, open: () => Stream): void {
+  const { stream, writer, recorder } = ctx
+  recorder?.upstreamStart()
+  let remote: Stream
+  try {
+    remote = open()
+  } catch (err) {
+    return writer.fail(err)
+  }
+  remote.on('error', () => {})
+  ctx.call = { abort: (err) => remote.destroy(err) }
+  const reader = new MessageReader(remote, { maxMessageSize: ctx.runtime.maxHeadSize })
+  const fail = (err: Error): void => {
+    remote.destroy()
+    writer.fail(err)
+  }
+  const timer = setTimeout(() => fail(new GwError('GW_ERR_UPSTREAM_TIMEOUT', 'the internal endpoint did not answer the upgrade in time')), ctx.runtime.responseTimeout)
+  reader.nextMessage((err, message) => {
+    clearTimeout(timer)
+    if (err || !message || message.type !== MessageType.RESPONSE_HEAD) return fail(err ?? new GwError('GW_ERR_UPSTREAM_FAILED', 'the other agent ended the stream without a response'))
+    let response
+    try {
+      response = checkResponseHead(decodeJson(message.payload, 'response head'))
+    } catch (e) {
+      return fail(e as Error)
+    }
+    if (response.error) return fail(new CodedError(response.error.code, response.status, response.error.message))
+    recorder?.upstreamHead()
+    if (response.status === 101) {
+      writer.head(101, response.statusMessage, response.rawHeaders, undefined, true)
+      countTraffic(ctx, remote)
+      const rest = reader.detach()
+      if (rest.length > 0) stream.write(rest)
+      const early = ctx.detach()
+      if (early.length > 0) remote.write(early)
+      stream.pipe(remote)
+      remote.pipe(stream)
+      stream.resume()
+      remote.resume()
+      remote.once('close', () => {
+        if (!stream.writableEnded) stream.end()
+        writer.finish(undefined)
+      })
+      stream.once('close', () => {
+        remote.destroy()
+        writer.finish(undefined)
+      })
+      return
+    }
+    ctx.discardBody(null)
+    writer.head(response.status, response.statusMessage, response.rawHeaders, response.errorCode)
+    writer.send(reader.body(), ctx.endpoint.name)
+  })
 }
