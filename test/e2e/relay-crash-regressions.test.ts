@@ -268,3 +268,47 @@ test('a stream the agent opens after its hello is reset, not left waiting', asyn
     session.close()
   })
 })
+
+test('HEAD answered by a policy, by an agent error page and by the upstream: a head and no body, and the keep-alive connection carries the next request (npm run fuzz found the relay cutting these, and once crashing)', async () => {
+  const { compilePolicy } = await import('@gw/cli/policy/index')
+  const stateDir = tempDir('gw-head-')
+  const upstream = createNetServer((s) => {
+    // An upstream that (wrongly) sends a body with its answer to HEAD, as some do.
+    s.once('data', (d) => {
+      const line = d.toString('latin1').split('\r\n')[0]!
+      if (line.startsWith('HEAD')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nupstream')
+      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+      s.end()
+    })
+  })
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+  const relay = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: false, domain: 'localhost', stateDir })
+  const agent = await startAgent({
+    relay: relay.httpUrl!, endpoints: [{
+      upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      policy: compilePolicy({ on_http_request: [
+        { expressions: ["req.url.path == '/denied'"], actions: [{ type: 'custom-response', config: { status_code: 403, body: 'no entry for you' } }] },
+        { expressions: ["req.url.path == '/broken'"], actions: [{ type: 'forward', config: { url: 'http://127.0.0.1:1' } }] },
+      ] }),
+    }],
+  })
+  const host = `${agent.tunnels[0]!.publicName}.localhost`
+  try {
+    // One connection: three HEADs, then a GET; each answer must be a whole response.
+    const socket = connect(relay.httpPort!, '127.0.0.1')
+    let text = ''
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')))
+    const closed = new Promise<void>((r) => socket.once('close', () => r()))
+    socket.write(['/denied', '/broken', '/up'].map((p) => `HEAD ${p} HTTP/1.1\r\nHost: ${host}\r\n\r\n`).join('') + `GET /up HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+    await closed
+    const statuses = [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]))
+    assert.deepEqual(statuses, [403, 502, 200, 200], text)
+    assert.ok(text.endsWith('\r\n\r\nok'), `the GET's body comes last and whole: ${JSON.stringify(text.slice(-80))}`)
+    assert.doesNotMatch(text, /no entry for you|upstream/, 'no body follows a HEAD')
+    await healthy(relay)
+  } finally {
+    await agent.close()
+    await relay.close()
+    upstream.close()
+  }
+})

@@ -104,7 +104,7 @@ export class RequestContext {
       this.release = undefined
       release?.(error === undefined)
       onFinish?.(error)
-    })
+    }, head.method)
     stream.once('close', this.onClose)
   }
 

@@ -11,6 +11,10 @@
  *
  * `finish` runs once per response: after END or ABORT, after an error answer, or when
  * the client went away.
+ *
+ * A response to HEAD, and a 204 or 304, has no body (RFC 9110 §6.4.1): whatever body the
+ * upstream, a policy's answer or an error page brings is dropped here, so the relay never
+ * sees more body than the response may carry (it cuts the client's connection if it does).
  */
 import type { Duplex, Readable } from 'node:stream'
 import {
@@ -69,8 +73,13 @@ export class ResponseWriter {
   headSent = false
   private source: BodySource | undefined
   private readonly onDrain = (): void => this.source?.resume()
+  /** The request was HEAD: no response to it has a body. */
+  private readonly head_: boolean
+  /** This response has no body (HEAD, 204, 304): body pieces are read and dropped. */
+  private bodiless = false
 
-  constructor(stream: Duplex, recorder: Recorder | undefined, accept: string | undefined, onFinish?: (error: ErrorReport | undefined) => void) {
+  constructor(stream: Duplex, recorder: Recorder | undefined, accept: string | undefined, onFinish?: (error: ErrorReport | undefined) => void, method?: string) {
+    this.head_ = method === 'HEAD'
     this.stream = stream
     this.out = new MessageWriter(stream)
     this.recorder = recorder
@@ -97,6 +106,7 @@ export class ResponseWriter {
     if (statusMessage) head.statusMessage = statusMessage
     if (errorCode) head.errorCode = errorCode
     this.headSent = true
+    this.bodiless = this.head_ || status === 204 || status === 304
     this.recorder?.response(status, statusMessage ?? '', headers)
     return this.out.responseHead(head)
   }
@@ -122,7 +132,7 @@ export class ResponseWriter {
       body = page.body
     }
     this.recorder?.response(head.status, '', head.rawHeaders)
-    if (body) {
+    if (body && !this.head_) {
       this.out.responseHead(head)
       this.out.data(body)
       this.out.end()
@@ -169,6 +179,7 @@ export class ResponseWriter {
     this.stream.on('drain', this.onDrain)
     return {
       data: (chunk) => {
+        if (this.bodiless) return true
         this.recorder?.responseBody(chunk)
         return this.out.data(chunk)
       },
