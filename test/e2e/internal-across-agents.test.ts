@@ -366,5 +366,5 @@ test('--binding internal needs a *.internal URL, and an internal URL takes no pu
   assert.match(clash.stderr, /--url "https:\/\/svc\.internal" is an internal endpoint, which has no public name .*; drop --pooling-enabled/)
   const tcp = await run(['tcp', '22', '--binding', 'internal'])
   assert.equal(tcp.code, 2)
-  assert.match(tcp.stderr, /--binding "internal": gw serves internal endpoints over http only/)
+  assert.match(tcp.stderr, /--binding internal needs --url tcp:\/\/<name>\.internal:<port>: forward-internal finds it by that URL/)
 })
