@@ -34,6 +34,7 @@ export const CliErrorCodes = {
   GW_ERR_POLICY_FORWARD_LOOP: { status: 508, message: 'forward-internal or http-request went from endpoint to endpoint too many times (a loop)' },
   GW_ERR_POLICY_UPSTREAM_BODY_TOO_LARGE: { status: 502, message: 'the upstream response body exceeds the size a policy action may read' },
   GW_ERR_POLICY_ACTION_FAILED: { status: 500, message: 'a policy action failed while handling the request' },
+  GW_ERR_POLICY_TLS_HANDSHAKE: { status: 400, message: 'terminate-tls: the client\'s TLS handshake failed (a version out of range, or a missing or untrusted client certificate)' },
 
   // The inspector, the agent API and the TUI (docs/inspect.md).
   GW_ERR_API_FORBIDDEN_HOST: { status: 403, message: 'the agent API answers only Host 127.0.0.1, localhost or [::1]' },

@@ -21,6 +21,7 @@ import { loopbackAwareLookup } from '../upstream/index.js'
 import type { TcpConnection } from './events.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 import { spliceToRemoteInternal } from './tcp-internal.js'
+import { terminateTls } from './tcp-tls.js'
 import { runTcpConnect } from './tcp-policy.js'
 
 /** A dial that has not connected by then fails, ms. */
@@ -49,7 +50,7 @@ function connectTcp(stream: Duplex, early: Buffer, head: TcpHead, endpoint: Endp
   const log: Log = (level, msg, fields) => {
     runtime.events.emit('log', { level, msg, fields: { endpoint: endpoint.name, client: `${head.remoteAddress}:${head.remotePort}`, ...fields } })
   }
-  const go = (): void => {
+  const go = (stream: Duplex, early: Buffer): void => {
     if (stream.destroyed) return
     // Counted for the metrics (conns, bytes) only when someone listens.
     const events = runtime.events
@@ -62,7 +63,7 @@ function connectTcp(stream: Duplex, early: Buffer, head: TcpHead, endpoint: Endp
     }
     dial(stream, early, endpoint, log, conn)
   }
-  const toInternal = (target: string): void => {
+  const toInternal = (stream: Duplex, early: Buffer, target: string): void => {
     if (stream.destroyed) return
     const code = 'GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND'
     if (hops >= MAX_TCP_INTERNAL_HOPS) {
@@ -84,12 +85,16 @@ function connectTcp(stream: Duplex, early: Buffer, head: TcpHead, endpoint: Endp
     log('debug', 'forward-internal through the relay', { target })
     spliceToRemoteInternal(stream, early, next, remote)
   }
-  if (!endpoint.policy?.hasTcpRules) return go()
-  runTcpConnect(endpoint, head, runtime).then((verdict) => {
-    if (verdict === undefined) return go()
-    if (verdict.internal !== undefined) return toInternal(verdict.internal)
-    log('info', 'connection closed by the traffic policy', { action: verdict.action, rule: verdict.rule, ...(verdict.errorCode ? { code: verdict.errorCode } : {}) })
-    stream.destroy()
+  if (!endpoint.policy?.hasTcpRules) return go(stream, early)
+  runTcpConnect(endpoint, head, runtime).then(({ verdict, tls }) => {
+    if (verdict !== undefined && verdict.internal === undefined) {
+      log('info', 'connection closed by the traffic policy', { action: verdict.action, rule: verdict.rule, ...(verdict.errorCode ? { code: verdict.errorCode } : {}) })
+      return void stream.destroy()
+    }
+    const next = (plain: Duplex, rest: Buffer): void => verdict?.internal !== undefined ? toInternal(plain, rest, verdict.internal) : go(plain, rest)
+    // terminate-tls: the handshake first, then plaintext on.
+    if (tls) return terminateTls(stream, early, tls, log, (plain) => next(plain, Buffer.alloc(0)))
+    next(stream, early)
   }, (err: Error) => {
     log('warn', 'on_tcp_connect failed; connection closed', { error: err.message })
     stream.destroy()
