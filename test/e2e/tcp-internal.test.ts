@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs'
 import { startRelay, type Relay } from '@gw/relay'
 import { startAgent, type Agent, type AgentEndpointOptions } from '@gw/cli/agent/agent'
 import { compilePolicy } from '@gw/cli/policy/index'
+import { endpointSpec } from '@gw/cli/config/endpoint-spec'
 import { spawnGw, tempDir, waitFor } from '../helpers/stack.js'
 import { echo, exchange, portOf, sha256, startTcpServer, type TcpServer } from '../helpers/tcp.js'
 
@@ -231,6 +232,17 @@ describe('forward-internal in on_tcp_connect', () => {
     const remote = portOf(urls.get('remote')!)
     await untilReachable(remote)
     await checkMiB(remote)
+
+    // The agent API lists the internal endpoint after the public ones, as tcp, and starts another by POST.
+    const api = JSON.parse(await gw.waitForLine((l) => l.includes('"agent API"'))) as { url: string }
+    const tunnels = await (await fetch(`${api.url}/api/tunnels`)).json() as { tunnels: Array<{ name: string; public_url: string; proto: string }> }
+    assert.deepEqual(tunnels.tunnels.map((t) => t.public_url).slice(-1), ['tcp://cam.internal:22'])
+    assert.equal(tunnels.tunnels.at(-1)!.proto, 'tcp')
+    const posted = await fetch(`${api.url}/api/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'posted', url: 'tcp://posted.internal:23', upstream: { url: String(hasher.port) } }) })
+    assert.equal(posted.status, 201, await posted.clone().text())
+    // A public endpoint of another agent of the token reaches it through the relay.
+    const a = await agent(TOKEN_1, [{ proto: 'tcp', upstream: String(own.port), policy: tcpPolicy([forwardTo('tcp://posted.internal:23')]) }])
+    await untilReachable(portOf(a.tunnels[0]!.publicUrl))
   })
 
   it('refuses what it cannot serve, with the reason', async () => {
@@ -244,6 +256,15 @@ describe('forward-internal in on_tcp_connect', () => {
     const noPort = await run(['tcp', '22', '--url', 'tcp://camera.internal'])
     assert.equal(noPort.code, 2)
     assert.match(noPort.stderr, /a tcp internal endpoint's URL is tcp:\/\/<name>\.internal:<port>/)
+    // Config-file URLs: tls takes 443 when the port is left out; a tcp one needs its port; bindings follow the URL.
+    assert.equal(endpointSpec({ name: 'e', url: 'tls://db.internal', upstream: { url: '5432' } }, 'gw.yml: endpoint "db":').internalHost, 'tls://db.internal:443')
+    assert.equal(endpointSpec({ name: 'e', url: 'tcp://Camera.Internal:22', upstream: { url: '22' }, bindings: ['internal'] }, 'e:').internalHost, 'tcp://camera.internal:22')
+    assert.throws(() => endpointSpec({ name: 'e', url: 'tcp://camera.internal', upstream: { url: '22' } }, 'e:'), /a tcp internal endpoint's URL is tcp:\/\/<name>\.internal:<port>/)
+    assert.throws(() => endpointSpec({ name: 'e', url: 'tcp://', upstream: { url: '22' }, bindings: ['internal'] }, 'e:'), /bindings \[internal\] needs url: tcp:\/\/<name>\.internal:<port>/)
+    assert.throws(() => endpointSpec({ name: 'e', url: 'tcp://camera.internal:22', upstream: { url: '22' }, bindings: ['public'] }, 'e:'), /a \*\.internal URL is an internal endpoint; drop bindings: \[public\]/)
+    const tlsInternal = await run(['tls', '443', '--url', 'tls://db.internal', '--pooling-enabled'])
+    assert.equal(tlsInternal.code, 2)
+    assert.match(tlsInternal.stderr, /is an internal endpoint, which is not on the relay's public side; drop --pooling-enabled/)
     const pooled = await run(['tcp', '22', '--url', 'tcp://camera.internal:22', '--pooling-enabled'])
     assert.equal(pooled.code, 2)
     assert.match(pooled.stderr, /is an internal endpoint, which is not on the relay's public side; drop --pooling-enabled/)
