@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
 import { compilePolicy } from '@gw/cli/policy/index'
 import { crsPaths } from '@gw/cli/policy/waf/crs'
+import { tlsSecret } from '../helpers/tls-pair.js'
 
 const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')
 
@@ -28,6 +29,11 @@ it("every action in the README's table has a config that validates", async () =>
     assert.ok(configs.length >= 1, `no config for ${types.join('/')}`)
     types.forEach((type, i) => {
       const config = parse(configs[Math.min(i, configs.length - 1)]!) as unknown
+      // terminate-tls runs in on_tcp_connect only (a tcp or tls endpoint's policy), its PEMs from the docs' vault.
+      if (type === 'terminate-tls') {
+        assert.doesNotThrow(() => void compilePolicy({ on_tcp_connect: [{ actions: [{ type, config }] }] }, { kind: 'tls', secrets: { get: tlsSecret } }).close(), `${type}: ${configs[i]}`)
+        return
+      }
       const phase = type === 'sse-find-replace' ? 'on_event_stream_message' : type === 'compress-response' || type === 'response-body-find-replace' || type === 'owasp-crs-response' ? 'on_http_response' : 'on_http_request'
       const doc = { upstreams: { orders: { targets: ['localhost:3001'] } }, [phase]: [{ actions: [{ type, config }] }] }
       // The OWASP CRS actions need ModSecurity on the machine; without it, the refusal says what to install.

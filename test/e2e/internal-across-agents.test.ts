@@ -366,7 +366,7 @@ test('--binding internal needs a *.internal URL, and an internal URL takes no pu
   assert.match(clash.stderr, /--url "https:\/\/svc\.internal" is an internal endpoint, which has no public name .*; drop --pooling-enabled/)
   const tcp = await run(['tcp', '22', '--binding', 'internal'])
   assert.equal(tcp.code, 2)
-  assert.match(tcp.stderr, /--binding "internal": gw serves internal endpoints over http only/)
+  assert.match(tcp.stderr, /--binding internal needs --url tcp:\/\/<name>\.internal:<port>: forward-internal finds it by that URL/)
 })
 
 test('a WebSocket through forward-internal to another agent\'s internal endpoint: upgraded through both agents and the relay, messages both ways, the other agent\'s policy runs on the upgrade; a refused upgrade comes back as a response', async () => {

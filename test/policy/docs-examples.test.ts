@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import { compilePolicy, policyKind } from '@gw/cli/policy/index'
+import { tlsSecret } from '../helpers/tls-pair.js'
 
 const doc = readFileSync(fileURLToPath(new URL('../../../docs/policy.md', import.meta.url)), 'utf8')
 const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!)
@@ -52,7 +53,7 @@ test('every YAML example in docs/policy.md validates', async () => {
     try {
       // The secrets the docs' examples name, as `gw secrets set` (the docs' own sh block) stores them.
       // An on_tcp_connect example is a tcp endpoint's policy, checked as gw policy check does.
-      const policy = compilePolicy(docValue, { kind: policyKind(docValue), secrets: { get: (v, n) => (v === 'webhooks-vault' && n === 'github-secret' ? 'example-secret' : undefined) } })
+      const policy = compilePolicy(docValue, { kind: policyKind(docValue), secrets: { get: (v, n) => (v === 'webhooks-vault' && n === 'github-secret' ? 'example-secret' : tlsSecret(v, n)) } })
       await policy.close()
     } catch (err) {
       assert.fail(`example does not validate:\n${text}\n${(err as Error).message}`)

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { PassThrough } from 'node:stream'
-import { checkHello, checkTcpHead, checkWelcome, MessageReader, MessageType, MessageWriter, PROTOCOL_VERSION, type TcpHead } from '@gw/protocol'
+import { checkHello, checkInternalEndpoints, checkTcpHead, checkWelcome, INTERNAL_RAW_TARGET_PATTERN, MessageReader, MessageType, MessageWriter, PROTOCOL_VERSION, type TcpHead } from '@gw/protocol'
 
 const head: TcpHead = { proto: 'tcp', tunnel: '20001', remoteAddress: '203.0.113.9', remotePort: 40000, serverPort: 20001, connectedAt: 1 }
 const hello = (endpoints: unknown[]): unknown => ({ version: PROTOCOL_VERSION, authtoken: '', agentId: 'a', client: 'c', endpoints })
@@ -54,5 +54,37 @@ describe('tcp and tls endpoints in the handshake', () => {
     for (const e of [{ name: 'a', urls: [], port: 0 }, { name: 'a', urls: [], proto: 'udp' }]) {
       assert.throws(() => checkWelcome({ version: 1, heartbeatTimeout: 1, endpoints: [e] }), { code: 'GW_ERR_MESSAGE_MALFORMED' })
     }
+  })
+})
+
+describe('tcp and tls internal endpoints on the wire (untrusted input)', () => {
+  it('INTERNAL_ENDPOINTS takes a raw list beside the HTTP hosts; an old message without it still passes', () => {
+    assert.deepEqual(checkInternalEndpoints({ endpoints: [{ host: 'api.internal' }] }), { endpoints: [{ host: 'api.internal' }] })
+    const m = { endpoints: [], raw: [{ proto: 'tcp', host: 'camera.internal:22' }, { proto: 'tls', host: 'db.internal:443', pooling: true }] }
+    assert.deepEqual(checkInternalEndpoints(m), m)
+    for (const raw of [
+      [{ proto: 'udp', host: 'camera.internal:22' }],
+      [{ proto: 'tcp', host: 'camera.internal' }], // the port is required
+      [{ proto: 'tcp', host: 'camera.internal:0' }],
+      [{ proto: 'tcp', host: 'camera.internal:70000' }],
+      [{ proto: 'tcp', host: 'Camera.internal:22' }],
+      [{ proto: 'tcp', host: 'camera.example.com:22' }],
+      [{ proto: 'tcp', host: 'camera.internal:22', pooling: 'yes' }],
+      [null],
+      'camera.internal:22',
+      Array.from({ length: 257 }, (_, i) => ({ proto: 'tcp', host: `c${i}.internal:22` })),
+    ]) {
+      assert.throws(() => checkInternalEndpoints({ endpoints: [], raw }), /GW_ERR_MESSAGE_MALFORMED|malformed internal endpoints/, JSON.stringify(raw).slice(0, 80))
+    }
+  })
+
+  it('the stream line and TCP_HEAD hops are checked', () => {
+    assert.ok(INTERNAL_RAW_TARGET_PATTERN.test('tcp://camera.internal:22'))
+    assert.ok(INTERNAL_RAW_TARGET_PATTERN.test('tls://db.cust1.internal:443'))
+    for (const line of ['tcp://camera.internal', 'http://camera.internal:22', 'tcp://camera.example.com:22', 'tcp://camera.internal:22/x', 'camera.internal:22']) {
+      assert.ok(!INTERNAL_RAW_TARGET_PATTERN.test(line), line)
+    }
+    assert.equal(checkTcpHead({ ...head, tunnel: 'tcp://camera.internal:22', hops: 2 }).hops, 2)
+    for (const hops of [-1, 1.5, 65, '1']) assert.throws(() => checkTcpHead({ ...head, hops }), /malformed tcp head/)
   })
 })

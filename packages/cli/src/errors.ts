@@ -36,6 +36,7 @@ export const CliErrorCodes = {
   GW_ERR_POLICY_ACTION_FAILED: { status: 500, message: 'a policy action failed while handling the request' },
   GW_ERR_POLICY_WAF_BLOCKED: { status: 403, message: 'the OWASP Core Rule Set (owasp-crs-request or owasp-crs-response) scored the request or response over its threshold' },
   GW_ERR_POLICY_WAF_FAILED: { status: 500, message: 'the OWASP Core Rule Set could not be run on the request or response (on_error: halt)' },
+  GW_ERR_POLICY_TLS_HANDSHAKE: { status: 400, message: 'terminate-tls: the client\'s TLS handshake failed (a version out of range, or a missing or untrusted client certificate)' },
 
   // The inspector, the agent API and the TUI (docs/inspect.md).
   GW_ERR_API_FORBIDDEN_HOST: { status: 403, message: 'the agent API answers only Host 127.0.0.1, localhost or [::1]' },

@@ -156,6 +156,12 @@ export interface TcpHead {
   serverName?: string
   /** Epoch ms when the relay accepted the connection: `conn.ts.start`. */
   connectedAt: number
+  /**
+   * forward-internal hops the connection took before it came here, when another agent of
+   * the token sent it through the relay to one of this agent's tcp or tls internal
+   * endpoints (`tunnel` is then `tcp://name.internal:port`). Absent from the relay's own.
+   */
+  hops?: number
 }
 
 export interface Welcome {
@@ -216,6 +222,21 @@ export interface CacheHit {
  */
 export interface InternalEndpoints {
   endpoints: InternalEndpoint[]
+  /**
+   * tcp and tls internal endpoints (`tcp://camera.internal:22`, `tls://db.internal:443`),
+   * in their own list so a relay or agent that predates them, which skips the field,
+   * never takes one for an HTTP host. A stream for one starts with the line
+   * `tcp://camera.internal:22`, then a TCP_HEAD and the connection's raw bytes.
+   */
+  raw?: RawInternalEndpoint[]
+}
+
+export interface RawInternalEndpoint {
+  proto: 'tcp' | 'tls'
+  /** `camera.internal:22`: the port always given (443 for tls when the URL leaves it out). */
+  host: string
+  /** Several agents of a token may serve it together (agent → relay only). */
+  pooling?: boolean
 }
 
 export interface InternalEndpoint {
@@ -231,12 +252,22 @@ export const MAX_INTERNAL_ENDPOINTS = 256
 /** `<labels>.internal` with an optional port, lower case: the first line of an agent's internal-request stream. */
 export const INTERNAL_HOST_PATTERN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,8}internal(?::\d{1,5})?$/
 
+/** `<labels>.internal:<port>`, lower case, the port required: a tcp or tls internal endpoint's host. */
+export const INTERNAL_RAW_HOST_PATTERN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,8}internal:\d{1,5}$/
+
+/** `tcp://camera.internal:22` or `tls://db.internal:443`: the first line of an agent's stream for a tcp or tls internal endpoint. */
+export const INTERNAL_RAW_TARGET_PATTERN = /^(?:tcp|tls):\/\/(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,8}internal:\d{1,5}$/
+
 export function checkInternalEndpoints(value: unknown): InternalEndpoints {
   const m = value as InternalEndpoints
   if (
     typeof m !== 'object' || m === null || !Array.isArray(m.endpoints) || m.endpoints.length > MAX_INTERNAL_ENDPOINTS ||
     !m.endpoints.every((e) => typeof e === 'object' && e !== null && typeof e.host === 'string' && INTERNAL_HOST_PATTERN.test(e.host) &&
-      (e.pooling === undefined || typeof e.pooling === 'boolean'))
+      (e.pooling === undefined || typeof e.pooling === 'boolean')) ||
+    (m.raw !== undefined && (!Array.isArray(m.raw) || m.raw.length > MAX_INTERNAL_ENDPOINTS ||
+      !m.raw.every((e) => typeof e === 'object' && e !== null && (e.proto === 'tcp' || e.proto === 'tls') &&
+        typeof e.host === 'string' && INTERNAL_RAW_HOST_PATTERN.test(e.host) && isPort(Number(e.host.slice(e.host.lastIndexOf(':') + 1)), false) &&
+        (e.pooling === undefined || typeof e.pooling === 'boolean'))))
   ) fail('internal endpoints')
   return m
 }
@@ -272,7 +303,8 @@ export function checkTcpHead(value: unknown): TcpHead {
     typeof h !== 'object' || h === null || (h.proto !== 'tcp' && h.proto !== 'tls') ||
     typeof h.tunnel !== 'string' || typeof h.remoteAddress !== 'string' ||
     !isPort(h.remotePort, true) || !isPort(h.serverPort, false) || typeof h.connectedAt !== 'number' ||
-    (h.serverName !== undefined && typeof h.serverName !== 'string')
+    (h.serverName !== undefined && typeof h.serverName !== 'string') ||
+    (h.hops !== undefined && (!Number.isInteger(h.hops) || h.hops < 0 || h.hops > 64))
   ) fail('tcp head')
   return h
 }

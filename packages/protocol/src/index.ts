@@ -34,9 +34,11 @@ export {
   stripHopByHop,
   REQUEST_ID_PATTERN,
   INTERNAL_HOST_PATTERN,
+  INTERNAL_RAW_HOST_PATTERN,
+  INTERNAL_RAW_TARGET_PATTERN,
   MAX_INTERNAL_ENDPOINTS,
 } from './heads.js'
-export type { AssignedEndpoint, CacheHit, ConnectionTls, EndpointProto, EndpointRequest, Hello, InternalEndpoint, InternalEndpoints, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
+export type { AssignedEndpoint, CacheHit, ConnectionTls, EndpointProto, EndpointRequest, Hello, InternalEndpoint, InternalEndpoints, RawInternalEndpoint, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
 
 // Message framing on a stream: the reader is the one decoder, the writer the one encoder.
 // The codec's encode functions are exported for codec tests and fuzzing; callers write

@@ -18,10 +18,15 @@
  * ngrok's endpoints of one account do: B sees the request head A wrote (the original
  * client's address included).
  *
+ * tcp and tls internal endpoints (`tcp://camera.internal:22`, `tls://db.internal:443`) come
+ * in the message's `raw` list and are routed by scheme and host, apart from the HTTP
+ * hosts. Their stream's line is `tcp://camera.internal:22`; what follows (a TCP_HEAD, then
+ * the client connection's bytes) is spliced as it is, both ways, half-closes included.
+ *
  * Only this relay's agents: in a cluster an internal endpoint is reached from agents on
  * the same relay (docs/scaling.md).
  */
-import { ErrorCodes, INTERNAL_HOST_PATTERN, MessageWriter, type ErrorCode, type InternalEndpoint, type InternalEndpoints, type Stream } from '@gw/protocol'
+import { ErrorCodes, INTERNAL_HOST_PATTERN, INTERNAL_RAW_TARGET_PATTERN, MessageWriter, type ErrorCode, type InternalEndpoint, type InternalEndpoints, type RawInternalEndpoint, type Stream } from '@gw/protocol'
 import type { AccessControl } from './access.js'
 import type { AgentLink } from './agent-link.js'
 import { RouteTable } from './routes.js'
@@ -47,10 +52,10 @@ export class InternalEndpointTable {
     let links = this.members.get(link.owner)
     if (!links) this.members.set(link.owner, (links = new Set()))
     links.add(link)
-    link.onInternalEndpoints = (message) => this.announce(link, message.endpoints)
+    link.onInternalEndpoints = (message) => this.announce(link, message.endpoints, message.raw ?? [])
     link.onAgentStream = (stream) => this.serve(link, stream)
     const online = this.online(link.owner)
-    if (online.endpoints.length > 0) link.internalEndpoints(online)
+    if (online.endpoints.length > 0 || (online.raw?.length ?? 0) > 0) link.internalEndpoints(online)
   }
 
   /** The agent's link closed. */
@@ -65,15 +70,18 @@ export class InternalEndpointTable {
 
   /** Hosts of internal endpoints online for `owner`, for tests and the relay's own view. */
   hostsOf(owner: string): string[] {
-    return this.online(owner).endpoints.map((e) => e.host)
+    const online = this.online(owner)
+    return [...online.endpoints.map((e) => e.host), ...(online.raw ?? []).map((e) => `${e.proto}://${e.host}`)]
   }
 
   /** The agent's INTERNAL_ENDPOINTS: its whole set, replacing the last one. */
-  private announce(link: AgentLink, endpoints: InternalEndpoint[]): void {
+  private announce(link: AgentLink, endpoints: InternalEndpoint[], raw: RawInternalEndpoint[]): void {
     if (link.closed) return
     this.withdraw(link)
     const hosts: string[] = []
-    for (const { host, pooling } of endpoints) {
+    // A tcp or tls one is routed as `tcp://host:port`, which no HTTP host can be.
+    const all = [...endpoints, ...raw.map((e) => ({ host: `${e.proto}://${e.host}`, pooling: e.pooling }))]
+    for (const { host, pooling } of all) {
       if (hosts.includes(host)) continue
       hosts.push(host)
       // As with names: the same token's newcomer takes the host over unless both pool.
@@ -98,7 +106,16 @@ export class InternalEndpointTable {
 
   private online(owner: string): InternalEndpoints {
     const prefix = `${owner} `
-    return { endpoints: this.routes.names().filter((k) => k.startsWith(prefix)).map((k) => ({ host: k.slice(prefix.length) })) }
+    const endpoints: InternalEndpoint[] = []
+    const raw: RawInternalEndpoint[] = []
+    for (const k of this.routes.names()) {
+      if (!k.startsWith(prefix)) continue
+      const host = k.slice(prefix.length)
+      const m = /^(tcp|tls):\/\/(.*)$/.exec(host)
+      if (m) raw.push({ proto: m[1] as 'tcp' | 'tls', host: m[2]! })
+      else endpoints.push({ host })
+    }
+    return raw.length > 0 ? { endpoints, raw } : { endpoints }
   }
 
   private notify(owner: string): void {
@@ -108,14 +125,17 @@ export class InternalEndpointTable {
     for (const link of links) link.internalEndpoints(online)
   }
 
-  /** A stream agent `from` opened: the host on a line, then a request for it. */
+  /** A stream agent `from` opened: the host on a line, then a request for it (or `tcp://host:port`, then a connection). */
   private serve(from: AgentLink, stream: Stream): void {
     readFirstLine(stream, MAX_LINE, LINE_TIMEOUT_MS, (host) => {
-      if (!INTERNAL_HOST_PATTERN.test(host)) {
+      const raw = INTERNAL_RAW_TARGET_PATTERN.test(host)
+      if (!raw && !INTERNAL_HOST_PATTERN.test(host)) {
         stream.destroy()
         return
       }
       const fail = (code: ErrorCode, message: string): void => {
+        // A connection has no answer to write: the reset closes it (the agent logs why).
+        if (raw) return void stream.destroy()
         // Read the request to its end so the stream closes both ways.
         stream.resume()
         new MessageWriter(stream).error(code, message, ErrorCodes[code].status)

@@ -26,6 +26,7 @@ import {
   type EndpointProto,
   type EndpointRequest,
   type Hello,
+  type InternalEndpoints,
   type Session,
 } from '@gw/protocol'
 import { AgentEvents, type AgentStatus, type TunnelInfo, type TunnelStatus } from './events.js'
@@ -65,7 +66,8 @@ export interface AgentEndpointOptions {
   /** A compiled traffic policy; the agent closes it when it stops. */
   policy?: CompiledPolicy
   /**
-   * An internal endpoint (`api.internal`, or `api.internal:8080`): no public URL, reached
+   * An internal endpoint (`api.internal`, or `api.internal:8080`; for a tcp or tls one its
+   * URL, `tcp://camera.internal:22` or `tls://db.internal:443`): no public URL, reached
    * only by forward-internal and http-request from this agent's other endpoints and, through
    * the relay, from its authtoken's other agents there (remote-internal.ts).
    */
@@ -166,9 +168,18 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const internal = new Map<string, EndpointRuntime>()
   /** host → whether it asked for pooling: what the relay is told (INTERNAL_ENDPOINTS). */
   const internalPooling = new Map<string, boolean>()
+  /** tcp and tls internal endpoints, by URL (`tcp://camera.internal:22`): forward-internal's targets in on_tcp_connect. */
+  const rawInternal = new Map<string, EndpointRuntime>()
   options.endpoints.forEach((e, i) => {
     if (e.internalHost === undefined) return
     const host = e.internalHost.toLowerCase()
+    if (e.proto === 'tcp' || e.proto === 'tls') {
+      if (!host.startsWith(`${e.proto}://`)) throw new CliError('GW_ERR_CONFIG', `a ${e.proto} internal endpoint's URL is ${e.proto}://<name>.internal:<port>, got ${host}`)
+      if (rawInternal.has(host)) throw new CliError('GW_ERR_CONFIG', `two internal endpoints have the URL ${host}; give each its own`)
+      rawInternal.set(host, all[i]!)
+      internalPooling.set(host, e.pooling === true)
+      return
+    }
     if (internal.has(host)) throw new CliError('GW_ERR_CONFIG', `two internal endpoints have the URL ${host}; give each its own`)
     internal.set(host, all[i]!)
     internalPooling.set(host, e.pooling === true)
@@ -190,7 +201,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     responseTimeout,
     tlsVerify,
     // An internal host comes in a head only from the relay's internal routing: another agent of the token calls it.
-    endpoint: (name) => byPublicName.get(name) ?? (name.endsWith('.internal') || name.includes('.internal:') ? internal.get(name) : undefined),
+    endpoint: (name) => byPublicName.get(name) ?? (name.startsWith('tcp://') || name.startsWith('tls://') ? rawInternal.get(name) : name.endsWith('.internal') || name.includes('.internal:') ? internal.get(name) : undefined),
+    rawInternalEndpoint: (target) => rawInternal.get(target),
+    hasRemoteRawInternal: (target) => remoteInternal.hasRaw(target),
+    openRemoteRawInternal: (target) => remoteInternal.openRaw(target),
     internalEndpoint: (host, from) => internal.get(host) ?? remoteInternal.endpoint(host, from),
     internalRequest: (host: string, req: InternalRequest, hops: number, maxBody: number, signal: AbortSignal) => {
       const endpoint = internal.get(host)
@@ -284,7 +298,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }, () => {})
     watchControl(connection)
     // This agent's internal endpoints, for the token's other agents (an older relay ignores the message).
-    if (internalPooling.size > 0) new MessageWriter(connection.control).internalEndpoints({ endpoints: [...internalPooling].map(([host, pooling]) => ({ host, ...(pooling ? { pooling: true } : {}) })) })
+    if (internalPooling.size > 0) {
+      const announced: InternalEndpoints = { endpoints: [] }
+      for (const [host, pooling] of internalPooling) {
+        const raw = /^(tcp|tls):\/\/(.*)$/.exec(host)
+        // tcp and tls ones in their own list, which a relay that predates them skips.
+        if (raw) (announced.raw ??= []).push({ proto: raw[1] as 'tcp' | 'tls', host: raw[2]!, ...(pooling ? { pooling: true } : {}) })
+        else announced.endpoints.push({ host, ...(pooling ? { pooling: true } : {}) })
+      }
+      new MessageWriter(connection.control).internalEndpoints(announced)
+    }
     live.add(session)
     session.once('close', (err?: Error) => {
       live.delete(session)
@@ -319,8 +342,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     })
 
   const internalInfos = (): TunnelInfo[] =>
-    [...internal].map(([host, e]) => {
-      const url = `${e.proto === 'tcp' ? 'tcp' : 'https'}://${host}`
+    [...internal, ...rawInternal].map(([host, e]) => {
+      const url = e.proto === 'http' ? `https://${host}` : host
       return { name: e.name, publicName: '', publicUrl: url, publicUrls: [url], upstream: e.upstream.origin, upstreamProtocol: e.upstreamProtocol, inspect: e.inspect, internal: true }
     })
 

@@ -46,6 +46,8 @@ function coded(code: string, message: string): Error {
 
 export class RemoteInternalEndpoints {
   private hosts = new Set<string>()
+  /** tcp and tls ones, as `tcp://camera.internal:22`. */
+  private raw = new Set<string>()
   private session: Session | undefined
 
   constructor(private readonly options: { maxHeadSize: number; responseTimeout: number }) {}
@@ -54,6 +56,7 @@ export class RemoteInternalEndpoints {
   update(session: Session, message: InternalEndpoints): void {
     this.session = session
     this.hosts = new Set(message.endpoints.map((e) => e.host))
+    this.raw = new Set((message.raw ?? []).map((e) => `${e.proto}://${e.host}`))
   }
 
   /** The link is gone: until the next one says otherwise, nothing is online. */
@@ -61,10 +64,34 @@ export class RemoteInternalEndpoints {
     if (this.session !== session) return
     this.session = undefined
     this.hosts = new Set()
+    this.raw = new Set()
   }
 
   has(host: string): boolean {
     return this.session !== undefined && !this.session.closed && this.hosts.has(host)
+  }
+
+  /** A tcp or tls internal endpoint (`tcp://camera.internal:22`) another agent of the token serves on the relay now. */
+  hasRaw(target: string): boolean {
+    return this.session !== undefined && !this.session.closed && this.raw.has(target)
+  }
+
+  /**
+   * A stream to the relay for a connection to that endpoint, its line written
+   * (relay/internal-endpoints.ts); the caller writes the TCP_HEAD and the bytes. Undefined
+   * when none is online or the link takes no new stream.
+   */
+  openRaw(target: string): Stream | undefined {
+    const session = this.session
+    if (!session || session.closed || !this.raw.has(target)) return undefined
+    let stream: Stream
+    try {
+      stream = session.open()
+    } catch {
+      return undefined
+    }
+    stream.write(`${target}\n`)
+    return stream
   }
 
   /**

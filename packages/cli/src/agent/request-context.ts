@@ -61,6 +61,12 @@ export interface AgentRuntime {
    * which sees `from` as the request's origin.
    */
   internalEndpoint?: (host: string, from?: RequestOrigin) => EndpointRuntime | undefined
+  /** A tcp or tls internal endpoint of this agent, by its URL (`tcp://camera.internal:22`, `tls://db.internal:443`). */
+  rawInternalEndpoint?: (target: string) => EndpointRuntime | undefined
+  /** Another agent's tcp or tls internal endpoint is online on the relay. */
+  hasRemoteRawInternal?: (target: string) => boolean
+  /** A relay stream for a connection to another agent's one, its first line written (remote-internal.ts); undefined when offline. */
+  openRemoteRawInternal?: (target: string) => Duplex | undefined
   /** Send a request to an internal endpoint through its pipeline (internal-request.ts); `hops` counts the agent's own requests in the chain. */
   internalRequest?: (host: string, req: InternalCall & { clientIp: string }, hops: number, maxBody: number, signal: AbortSignal) => Promise<InternalAnswer>
   nextId(): string

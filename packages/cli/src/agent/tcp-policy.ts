@@ -5,11 +5,14 @@
  */
 import { Readable } from 'node:stream'
 import type { TcpHead } from '@gw/protocol'
-import { createPolicyState, type PolicyRequest, type TcpVerdict } from '../policy/index.js'
-import type { EndpointRuntime } from './request-context.js'
+import { createPolicyState, type PolicyRequest, type TcpVerdict, type TlsTermination } from '../policy/index.js'
+import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 
-/** Undefined: let the connection through; a verdict: close it. */
-export function runTcpConnect(endpoint: EndpointRuntime, head: TcpHead): Promise<TcpVerdict | undefined> {
+/**
+ * `verdict` undefined: let the connection through; a verdict: close it, or (`internal`)
+ * hand it to that internal endpoint. `tls`: terminate-tls ran, end the client's TLS first.
+ */
+export async function runTcpConnect(endpoint: EndpointRuntime, head: TcpHead, runtime?: AgentRuntime): Promise<{ verdict: TcpVerdict | undefined; tls: TlsTermination | undefined }> {
   const request: PolicyRequest = {
     method: '',
     target: '/',
@@ -22,7 +25,11 @@ export function runTcpConnect(endpoint: EndpointRuntime, head: TcpHead): Promise
     connectedAt: head.connectedAt,
     body: Readable.from([]),
   }
-  return endpoint.policy!.onTcpConnect(request, createPolicyState())
+  const state = createPolicyState()
+  // forward-internal asks whether its target is online: this agent's, or another agent's of the token on the relay.
+  if (runtime) state.internalEndpoint = (target) => runtime.rawInternalEndpoint?.(target) !== undefined || runtime.hasRemoteRawInternal?.(target) === true
+  const verdict = await endpoint.policy!.onTcpConnect(request, state)
+  return { verdict, tls: state.terminateTls }
 }
 
 /** `tcp://127.0.0.1:20001` → `127.0.0.1:20001`. */

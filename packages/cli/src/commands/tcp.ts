@@ -4,8 +4,9 @@ import { GwCommand } from '../cli/gw-command.js'
 import { runTunnels, sharedTunnelFlags, type TunnelFlags } from '../tunnel-runner.js'
 import { parseTcpUpstream } from '../upstream/index.js'
 import { toCliError } from '../output/cli-error.js'
+import { CliError } from '../errors.js'
 import { checkBinding } from '../config/endpoint-url.js'
-import { parseTcpEndpointUrl } from '../config/tcp-endpoint-url.js'
+import { parseRawInternalUrl, parseTcpEndpointUrl } from '../config/tcp-endpoint-url.js'
 import { effectivePolicy } from '../endpoint-policy.js'
 import type { PolicyShorthands } from '../policy/index.js'
 
@@ -37,7 +38,7 @@ connection; --cidr-allow and --cidr-deny are its shorthands.`
     url: Flags.string({ description: 'the public address to ask for: tcp://HOST:PORT (HOST is the relay\'s; the port is what is asked for)', exclusive: ['remote-addr'] }),
     'remote-addr': Flags.string({ description: 'the public address to ask for, HOST:PORT (ngrok\'s older flag; same as --url tcp://HOST:PORT)' }),
     'pooling-enabled': Flags.boolean({ description: 'share the port with other agents of the same authtoken that pass --pooling-enabled', default: false }),
-    binding: Flags.string({ description: 'who can reach the endpoint: public (internal and kubernetes are refused, with the reason)', default: 'public' }),
+    binding: Flags.string({ description: 'who can reach the endpoint: public, or internal with --url tcp://<name>.internal:<port> (kubernetes is refused, with the reason)' }),
     'policy-file': Flags.string({ description: 'traffic policy file with on_tcp_connect rules (ngrok\'s format); also --traffic-policy-file', aliases: ['traffic-policy-file'] }),
     'cidr-allow': Flags.string({ description: 'allow only connections from these client CIDRs (repeatable)', multiple: true }),
     'cidr-deny': Flags.string({ description: 'refuse connections from these client CIDRs (repeatable)', multiple: true }),
@@ -48,7 +49,7 @@ connection; --cidr-allow and --cidr-deny are its shorthands.`
     const { args, flags } = await this.parse(Tcp)
     try {
       parseTcpUpstream(args.upstream)
-      checkBinding(flags.binding, '--binding')
+      if (flags.binding !== undefined) checkBinding(flags.binding, '--binding', true)
       const shorthands: PolicyShorthands = {
         ...(flags['cidr-allow'] ? { cidrAllow: flags['cidr-allow'] } : {}),
         ...(flags['cidr-deny'] ? { cidrDeny: flags['cidr-deny'] } : {}),
@@ -56,6 +57,18 @@ connection; --cidr-allow and --cidr-deny are its shorthands.`
       const policyInput = { shorthands, kind: 'tcp' as const, ...(flags['policy-file'] ? { file: flags['policy-file'] } : {}) }
       if (flags['print-policy']) {
         this.log(stringify(effectivePolicy(policyInput)).trimEnd())
+        return
+      }
+      // `--url tcp://camera.internal:22`: an internal endpoint (ngrok infers the binding from the URL),
+      // reached by forward-internal in on_tcp_connect from this agent and the agents of its authtoken on the relay.
+      const internalHost = flags.url !== undefined ? parseRawInternalUrl(flags.url, 'tcp', '--url') : undefined
+      if (flags.binding === 'internal' && internalHost === undefined) {
+        throw new CliError('GW_ERR_INVALID_FLAG', `--binding internal needs --url tcp://<name>.internal:<port>${flags.url === undefined ? '' : `, got ${JSON.stringify(flags.url)}`}: forward-internal finds it by that URL`)
+      }
+      if (internalHost !== undefined) {
+        const clash = flags.binding === 'public' ? '--binding public' : flags['pooling-enabled'] ? '--pooling-enabled' : flags['remote-addr'] !== undefined ? '--remote-addr' : undefined
+        if (clash) throw new CliError('GW_ERR_INVALID_FLAG', `--url ${JSON.stringify(flags.url)} is an internal endpoint, which is not on the relay's public side; drop ${clash}`)
+        await runTunnels(this, flags as TunnelFlags, [{ name: 'command_line', proto: 'tcp', upstream: args.upstream, policyInput, internalHost }])
         return
       }
       const remotePort = flags.url !== undefined

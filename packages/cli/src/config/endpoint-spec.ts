@@ -12,7 +12,7 @@ import type { AgentEndpointOptions } from '../agent/agent.js'
 import type { EndpointPolicyInput } from '../endpoint-policy.js'
 import type { EndpointConfig } from './config-file.js'
 import { checkBinding, parseEndpointUrl } from './endpoint-url.js'
-import { parseTcpEndpointUrl, parseTlsEndpointUrl } from './tcp-endpoint-url.js'
+import { parseRawInternalUrl, parseTcpEndpointUrl, parseTlsEndpointUrl } from './tcp-endpoint-url.js'
 
 export interface EndpointSpec extends Omit<AgentEndpointOptions, 'policy'> {
   /** Compiled later, by whoever starts it, from policyInput. */
@@ -57,10 +57,19 @@ function rawEndpointSpec(e: EndpointConfig, proto: 'tcp' | 'tls', where: string,
   parseTcpUpstream(String(e.upstream!.url))
   if (e.upstream!.protocol !== undefined) throw new CliError(kind, `${where} upstream.protocol: a ${proto} endpoint passes bytes as they come; leave it out`)
   if (e.host_header) throw new CliError(kind, `${where} host_header: a ${proto} endpoint carries no HTTP; leave it out`)
-  for (const binding of e.bindings ?? []) checkBinding(binding, `${where} bindings`)
   const url = String(e.url)
+  const bindings = e.bindings ?? []
+  for (const binding of bindings) checkBinding(binding, `${where} bindings`, true)
+  // `tcp://camera.internal:22`: an internal endpoint, reached by forward-internal from on_tcp_connect.
+  const internalHost = parseRawInternalUrl(url, proto, `${where} url`)
+  if (bindings.includes('internal') && internalHost === undefined) {
+    throw new CliError(kind, `${where} bindings [internal] needs url: ${proto}://<name>.internal${proto === 'tcp' ? ':<port>' : ''} (forward-internal finds it by that URL)`)
+  }
+  if (internalHost !== undefined && bindings.includes('public')) throw new CliError(kind, `${where} url ${url}: a *.internal URL is an internal endpoint; drop bindings: [public]`)
+  if (internalHost !== undefined && e.pooling_enabled === true) throw new CliError(kind, `${where} pooling_enabled: an internal endpoint is not on the relay's public side, so it cannot be pooled`)
   let target: Partial<EndpointSpec>
-  if (proto === 'tcp') {
+  if (internalHost !== undefined) target = { internalHost }
+  else if (proto === 'tcp') {
     // `tcp://host:port` asks for the port; `tcp://` alone (or with no port) takes one from the relay's range.
     const bare = url.trim().replace(/^tcp:\/\//i, '')
     target = bare === '' || !/:\d+\/?$/.test(bare) ? {} : { remotePort: parseTcpEndpointUrl(url, `${where} url`) }

@@ -61,9 +61,10 @@ export function parseEndpointUrl(value: string, where: string): EndpointUrl {
 }
 
 /**
- * ngrok's `--binding` / `bindings:`: `public`, and for http endpoints `internal` (with a
- * `*.internal` URL, reached by forward-internal and http-request from the agent's other
- * endpoints and from the agents of its authtoken on the relay).
+ * ngrok's `--binding` / `bindings:`: `public`, and `internal` (with a `*.internal` URL:
+ * `https://api.internal`, `tcp://camera.internal:22`, `tls://db.internal`, reached by
+ * forward-internal from the agent's other endpoints and from the agents of its authtoken
+ * on the relay).
  */
 export function checkBinding(binding: string, where: string, internalAllowed = false): void {
   if (binding === 'public' || (binding === 'internal' && internalAllowed)) return

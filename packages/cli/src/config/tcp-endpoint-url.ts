@@ -7,7 +7,26 @@
  *   name, checked by the relay against its domain like `gw http --url`.
  */
 import { CliError } from '../errors.js'
+import { rawInternalTargetOf } from '../policy/actions/forward-internal.js'
 import { parseEndpointUrl, type EndpointUrl } from './endpoint-url.js'
+
+/**
+ * A tcp or tls internal endpoint's URL, as forward-internal names it in on_tcp_connect:
+ * `tcp://camera.internal:22` (the port required, as ngrok requires it), `tls://db.internal`
+ * (443 then) → `tls://db.internal:443`. Undefined when the host is not `*.internal`.
+ */
+export function parseRawInternalUrl(value: string, proto: 'tcp' | 'tls', where: string): string | undefined {
+  const m = /^(?:([a-z][a-z0-9+.-]*):\/\/)?([^/:?#\s]*)/i.exec(value.trim())
+  const host = m?.[2]?.toLowerCase().replace(/\.$/, '') ?? ''
+  if (!host.endsWith('.internal')) return undefined
+  const scheme = m?.[1]?.toLowerCase()
+  const text = scheme === undefined ? `${proto}://${value.trim()}` : value.trim()
+  const target = scheme === undefined || scheme === proto ? rawInternalTargetOf(text) : undefined
+  if (target === undefined) {
+    throw new CliError('GW_ERR_INVALID_FLAG', `${where} ${JSON.stringify(value)}: a ${proto} internal endpoint's URL is ${proto === 'tcp' ? 'tcp://<name>.internal:<port>' : 'tls://<name>.internal[:<port>]'}`)
+  }
+  return target
+}
 
 /**
  * @example

@@ -348,8 +348,10 @@ function createCompiledPolicy(
       state.root = new EvalRoot(req, state, clock, endpointName)
       const result = runRules(tcpRules, state)
       const t = isPromise<Terminal | undefined>(result) ? await result : result
-      // Any terminating action ends the connection: there is no response to send on raw TCP.
-      return t && t.kind === 'respond' ? { action: state.currentAction, rule: state.currentRule } : undefined
+      if (t?.kind === 'internal') return { action: state.currentAction, rule: state.currentRule, internal: t.host }
+      // Any other terminating action ends the connection: there is no response to send on raw TCP.
+      if (t?.kind !== 'respond') return undefined
+      return t.errorCode ? { action: state.currentAction, rule: state.currentRule, errorCode: t.errorCode } : { action: state.currentAction, rule: state.currentRule }
     },
     async close() {
       for (const d of disposables.splice(0)) await d()

@@ -5,6 +5,8 @@
  * The agent creates one per request with `createPolicyState()` and passes it to both
  * phases.
  */
+import type { X509Certificate } from 'node:crypto'
+import type { SecureContext } from 'node:tls'
 import type { UpstreamTarget } from '../upstream/index.js'
 import type { PolicyRequest, PolicyResponse } from './types.js'
 import type { EvalRoot } from './variables.js'
@@ -52,9 +54,20 @@ export interface PolicyState {
   internalRequest: ((host: string, req: InternalCall, maxBody: number, signal: AbortSignal) => Promise<InternalAnswer>) | undefined
   /** The server-sent event message the on_event_stream_message phase is running on. */
   sseMessage: SseMessage | undefined
+  /** Set by terminate-tls in on_tcp_connect: the agent ends the client's TLS with it before dialling. */
+  terminateTls: TlsTermination | undefined
   /** The action and rule running now, for the verdict. */
   currentAction: string
   currentRule: string | undefined
+}
+
+/** terminate-tls's handshake: the certificate, versions and CAs in one context, and what a client certificate must be. */
+export interface TlsTermination {
+  secureContext: SecureContext
+  /** `none`: not asked for (no CAs given); the others as ngrok's mutual_tls_verification_strategy. */
+  clientCertificate: 'none' | 'require-and-verify' | 'require-any' | 'request'
+  /** The CAs a client certificate must chain to (mutual_tls_certificate_authorities). */
+  cas: X509Certificate[]
 }
 
 export function createPolicyState(): PolicyState {
@@ -69,6 +82,7 @@ export function createPolicyState(): PolicyState {
     internalEndpoint: undefined,
     internalRequest: undefined,
     sseMessage: undefined,
+    terminateTls: undefined,
     currentAction: '',
     currentRule: undefined,
   }

@@ -86,8 +86,14 @@ export type Phase = 'on_http_request' | 'on_http_response' | 'on_event_stream_me
 /** What kind of endpoint a policy is for: its phases follow (on_tcp_connect for tcp and tls, the HTTP phases for http). */
 export type EndpointKind = 'http' | 'tcp' | 'tls'
 
-/** on_tcp_connect closed the connection: which rule and action did. */
+/**
+ * on_tcp_connect ended: which rule and action did. Without `internal` the connection is
+ * closed (`errorCode` says why when an action failed); with it, forward-internal hands it
+ * to that tcp or tls internal endpoint (`tcp://camera.internal:22`).
+ */
 export interface TcpVerdict {
   action: string
   rule: string | undefined
+  internal?: string
+  errorCode?: string
 }

@@ -24,6 +24,7 @@ import { restrictIps } from './restrict-ips.js'
 import { setVars } from './set-vars.js'
 import { soap } from './soap.js'
 import { sseFindReplace } from './sse-find-replace.js'
+import { terminateTls } from './terminate-tls.js'
 import { transformBody } from './transform-body.js'
 import { urlRewrite } from './url-rewrite.js'
 import { validateRequest } from './validate-request.js'
@@ -31,7 +32,7 @@ import { verifyWebhook } from './verify-webhook.js'
 
 const ALL: readonly ActionDefinition[] = [
   addHeaders, apiKey, basicAuth, circuitBreaker, closeConnection, compressResponse, customResponse, deny, forward, forwardInternal, httpRequest, jwtValidation, log, oauth, oidc,
-  openidConnect, owaspCrsRequest, owaspCrsResponse, rateLimit, redirect, removeHeaders, requestBodyFindReplace, responseBodyFindReplace, restrictIps, setVars, soap, sseFindReplace, transformBody, urlRewrite, validateRequest, verifyWebhook,
+  openidConnect, owaspCrsRequest, owaspCrsResponse, rateLimit, redirect, removeHeaders, requestBodyFindReplace, responseBodyFindReplace, restrictIps, setVars, soap, sseFindReplace, terminateTls, transformBody, urlRewrite, validateRequest, verifyWebhook,
 ]
 
 export const ACTIONS: ReadonlyMap<string, ActionDefinition> = new Map(ALL.map((a) => [a.type, a]))
