@@ -73,8 +73,12 @@ export interface RelayOptions {
 }
 
 export interface RelayClusterOptions {
-  /** redis://, rediss:// or redis-sentinel://host:port[,host:port]#master URL. */
-  redis: string
+  /**
+   * redis://, rediss:// or redis-sentinel://host:port[,host:port]#master URL. Without it the
+   * relay is a worker of `gw relay --workers` and shares its state through the primary
+   * process (cluster/ipc-backend.ts).
+   */
+  redis?: string
   /** PEM of the CA that signed a rediss:// Redis's certificate (default: the system's CAs). */
   redisCa?: string
   /** The same on every relay: authenticates the relay-to-relay link (16 bytes or more). */

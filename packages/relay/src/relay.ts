@@ -174,7 +174,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     throw err
   }
   const accessLog: AccessLog | undefined = opts.accessLog
-    ? openAccessLog(opts.accessLog, core.events, (err) => opts.log('error', 'the access log cannot be written', { error: err.message }))
+    ? openAccessLog(opts.accessLog, core.events, (err) => opts.log('error', 'the access log cannot be written', { error: err.message }), cluster?.id)
     : undefined
   core.setPublicPorts(opts.publicHttpPort ?? ports.http, opts.publicHttpsPort ?? ports.https, tls !== undefined)
 

@@ -1,14 +1,15 @@
 import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
-import { startRelay, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, DEFAULT_CACHE_DIR_BYTES, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
+import { randomBytes } from 'node:crypto'
+import { startRelay, ClusterState, loadTls, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, DEFAULT_CACHE_DIR_BYTES, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions, type RelayOptions } from '@gw/relay'
 import { CliError } from '../errors.js'
 import { AGENT_PATH } from '@gw/protocol'
-import { createLogger, type LogFormat } from '../output/logger.js'
+import { createLogger, type LogFormat, type LogLevel } from '../output/logger.js'
 import { toCliError } from '../output/cli-error.js'
 import { withConfigFile } from '../cli/relay-config.js'
 import { availableParallelism } from 'node:os'
-import { isRelayWorker, leaveWorker, reportReady, superviseWorkers } from '../cli/relay-workers.js'
+import { isRelayWorker, leaveWorker, reportReady, superviseWorkers, workerId } from '../cli/relay-workers.js'
 
 export default class Relay extends GwCommand {
   static override summary = 'Run a relay: the public server that agents connect to'
@@ -63,26 +64,37 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'cluster-addr': Flags.string({ description: 'host:port for the relay-to-relay link (default: --host, any free port)', dependsOn: ['redis'] }),
     'cluster-advertise': Flags.string({ description: 'host:port other relays reach the relay-to-relay link at (default: --cluster-addr, or this machine\'s first IPv4)', dependsOn: ['redis'] }),
     'advertise-url': Flags.string({ description: 'URL agents may reconnect to this relay at, given to agents of the cluster (repeatable; default https://DOMAIN)', multiple: true, dependsOn: ['redis'] }),
-    workers: Flags.integer({ description: 'relay processes behind one listener, one member of the --redis cluster each (0: one per core)', default: 1, min: 0, max: 256 }),
+    workers: Flags.integer({ description: 'relay processes behind one listener (node:cluster), sharing names and presence through the primary process, or through --redis when given (0: one per core)', default: 0, min: 0, max: 256, env: 'GW_RELAY_WORKERS' }),
     'acme-dns-hook': Flags.string({ description: 'command that sets and clears DNS-01 TXT records (called with set|clear, the record name, the value); gets a wildcard certificate', dependsOn: ['acme-email'] }),
   }
 
   async run(): Promise<void> {
     const { flags, metadata } = await this.parse(Relay)
-    const logger = createLogger({ format: flags['log-format'] as LogFormat, level: 'info', component: 'relay' })
-    const workers = flags.workers === 0 ? availableParallelism() : flags.workers
-    if (workers > 1 && !isRelayWorker()) {
-      if (!flags.redis) {
-        throw new CliError('GW_ERR_INVALID_FLAG', `--workers ${flags.workers} needs --redis: the workers share names and presence through Redis, as the relays of a cluster do (docs/scaling.md)`)
-      }
-      clusterOptions(flags)
-      logger.log('info', 'starting relay workers', { workers })
-      process.exitCode = await superviseWorkers(workers, (level, msg, fields) => logger.log(level, msg, fields))
-      return
-    }
+    const base = createLogger({ format: flags['log-format'] as LogFormat, level: 'info', component: 'relay' })
+    // A worker's lines say which worker wrote them.
+    const worker = workerId()
+    const logger = worker === undefined ? base : { ...base, log: (level: LogLevel, msg: string, fields?: Record<string, unknown>) => base.log(level, msg, { ...fields, worker }) }
     try {
-      const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
       const file = flags.config ? loadRelayConfig(flags.config) : undefined
+      const single = flags['custom-domains'] || file?.settings.customDomains === true ? '--custom-domains' : flags['acme-email'] ? '--acme-email' : undefined
+      const workers = workerCount(flags.workers, metadata.flags.workers?.setFromDefault === true, single, logger)
+      if (workers > 1 && !isRelayWorker()) {
+        await generatedCertificateFirst(flags, metadata.flags['https-port']?.setFromDefault === true, file?.settings)
+        const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => logger.log(level, msg, fields)
+        if (flags.redis) {
+          clusterOptions(flags)
+          logger.log('info', 'starting relay workers', { workers, shared_state: 'redis' })
+          process.exitCode = await superviseWorkers(workers, log)
+          return
+        }
+        // No Redis: the primary keeps the shared state, names.json in the state directory as a lone relay does.
+        const stateDir = flags['state-dir'] ?? file?.settings.stateDir ?? defaultStateDir()
+        const state = new ClusterState({ stateDir })
+        logger.log('info', 'starting relay workers', { workers, shared_state: 'primary', state_dir: stateDir })
+        process.exitCode = await superviseWorkers(workers, log, { state, env: { [WORKER_SECRET_ENV]: randomBytes(32).toString('hex') } })
+        return
+      }
+      const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
       const size = (flag: 'relay-cache' | 'relay-cache-max-entry' | 'relay-cache-dir-size'): number | undefined => {
         const value = flags[flag]
         if (value === undefined) return undefined
@@ -126,6 +138,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
           },
         } : {}),
         ...(flags.redis ? { cluster: clusterOptions(flags) } : {}),
+        // A worker of --workers without Redis: a cluster whose state is the primary's.
+        ...(!flags.redis && isRelayWorker() && process.env[WORKER_SECRET_ENV] ? { cluster: { secret: process.env[WORKER_SECRET_ENV] } } : {}),
         ...(flags['custom-domains'] ? { customDomains: true } : {}),
         ...(flags['dns-server'] ? { dnsServer: flags['dns-server'] } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
@@ -163,6 +177,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ca: relay.caCertPath,
         ...(relay.metricsUrl ? { metrics: relay.metricsUrl } : {}),
         ...(relay.clusterId ? { cluster: relay.clusterId, peer: relay.clusterPeer } : {}),
+        ...(worker !== undefined ? { pid: process.pid } : {}),
         ...(flags['tcp-ports'] !== undefined ? { tcp_ports: flags['tcp-ports'] } : {}),
         ...(relay.customDomains ? { custom_domains: true } : {}),
       })
@@ -176,7 +191,14 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
       })
       // Drain: no new connections, GoAway to the agents, the requests in flight finish.
       // A second signal cuts them at once.
-      const now = (): void => {
+      // A worker may get one signal twice: from the terminal (Ctrl-C reaches the whole process
+      // group) and passed on by the primary. Only a later one cuts the drain.
+      const firstAt = Date.now()
+      const now = (signal: NodeJS.Signals): void => {
+        if (worker !== undefined && Date.now() - firstAt < REPEAT_SIGNAL_MS) {
+          process.once(signal, now)
+          return
+        }
         logger.log('warn', 'relay stopping now: a second signal cut the drain')
         void relay.close()
       }
@@ -191,6 +213,41 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
       throw toCliError(err)
     }
   }
+}
+
+/**
+ * Before the workers start: the generated CA and certificate (tls.ts) made once, here, so
+ * every worker loads the same files instead of each making its own at once.
+ */
+async function generatedCertificateFirst(
+  flags: { domain?: string | undefined; 'https-port': number; 'tls-cert'?: string | undefined; 'state-dir'?: string | undefined },
+  httpsPortFromDefault: boolean,
+  settings: Partial<RelayOptions> | undefined,
+): Promise<void> {
+  const domain = flags.domain ?? settings?.domain
+  const httpsOff = httpsPortFromDefault ? settings?.httpsPort === false : flags['https-port'] === -1
+  if (!domain || httpsOff || flags['tls-cert'] || settings?.tlsCert) return
+  await loadTls({ stateDir: flags['state-dir'] ?? settings?.stateDir ?? defaultStateDir(), domain })
+}
+
+/** In a worker, a signal this soon after the first is the same one, twice (see the drain). */
+const REPEAT_SIGNAL_MS = 500
+
+/** The primary of --workers gives its workers the relay-to-relay link's secret here (not a flag: each start makes a new one). */
+const WORKER_SECRET_ENV = 'GW_RELAY_WORKER_SECRET'
+
+/**
+ * --workers: N, or 0 (the default) one per core. Left at its default it is 1 with the
+ * features whose state is one process's (`single` names it): custom domains (the verified
+ * hosts are one worker's) and ACME (a challenge answered by the worker that ordered it).
+ */
+function workerCount(workers: number, fromDefault: boolean, single: string | undefined, logger: { log(level: 'info', msg: string, fields?: Record<string, unknown>): void }): number {
+  if (workers > 0) return workers
+  if (fromDefault && single) {
+    if (!isRelayWorker()) logger.log('info', `one relay process: ${single} is served by one process only; --workers N is not used with it`)
+    return 1
+  }
+  return availableParallelism()
 }
 
 function clusterOptions(flags: { redis?: string; 'redis-ca-file'?: string; 'cluster-secret-file'?: string; 'cluster-addr'?: string; 'cluster-advertise'?: string; 'advertise-url'?: string[] }): RelayClusterOptions {
