@@ -3,6 +3,7 @@
  * (node:cluster) that share names, ports and presence through the primary process
  * (cluster/state.ts over IPC). Real binary, real agents, real sockets:
  *
+ * - /metrics (--metrics-addr) is served by the primary, both workers' figures summed;
  * - idle agents are spread over both workers (each worker's "agent connected" lines say
  *   which worker wrote them), and requests for one name, each on a new connection, arrive
  *   through both workers (the access log's `relay` field) and all reach the agent;
@@ -20,7 +21,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import type { GwError } from '@gw/protocol'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
-import { spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+import { freePort, spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
 import { echo, exchange, startTcpServer } from '../helpers/tcp.js'
 
 const TOKEN_1 = 'workers-ipc-token-one-0123456789'
@@ -77,7 +78,8 @@ describe('gw relay --workers 2 without Redis (state in the primary)', () => {
   it('spreads agents over both workers, requests for one name arrive through both, names are the first token\'s across workers and restarts', async () => {
     const dir = tempDir('gw-workers-ipc-')
     const upstream = await startUpstream((req, res) => res.end(`ok ${req.url}`))
-    let relay = spawnRelay(join(dir, 'relay'))
+    const metricsPort = await freePort()
+    let relay = spawnRelay(join(dir, 'relay'), ['--metrics-addr', `127.0.0.1:${metricsPort}`])
     const agents: Agent[] = []
     try {
       const url = await bothStarted(relay)
@@ -106,6 +108,14 @@ describe('gw relay --workers 2 without Redis (state in the primary)', () => {
       await waitFor(() => relay.lines.filter((l) => l.includes('"name":"idle0"')).length >= 40, 5_000, 'the access log lines')
       const through = new Set(relay.lines.filter((l) => l.includes('"name":"idle0"') && l.includes('"status":200')).map((l) => (JSON.parse(l) as { relay: string }).relay))
       assert.deepEqual(through, ids, 'requests for idle0 arrived through both workers')
+
+      // /metrics is the primary's: both workers' figures summed, whichever scrape.
+      for (let i = 0; i < 3; i++) {
+        const text = await (await request(`http://127.0.0.1:${metricsPort}/metrics`, { reset: true })).body.text()
+        assert.equal(/^gw_relay_agents (\d+)$/m.exec(text)?.[1], '8', 'agents of both workers')
+        const ok = Number(/^gw_relay_requests_total\{class="2xx"\} (\d+)$/m.exec(text)?.[1])
+        assert.ok(ok >= 60, `2xx requests of both workers: ${ok}`)
+      }
 
       // The second token cannot take idle0, through either worker (new connections alternate).
       for (let i = 0; i < 4; i++) {

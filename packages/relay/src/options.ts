@@ -67,6 +67,8 @@ export interface RelayOptions {
   customDomains?: boolean
   /** `host:port` of the DNS server custom domains are checked with; the system's resolvers when omitted. */
   dnsServer?: string
+  /** A worker of `gw relay --workers`: its metrics are served by the primary at `metricsAddr`, summed with the other workers' (metrics.ts), not by a listener of its own. */
+  metricsViaPrimary?: boolean
   /** Give each tunnel a `http://127.0.0.1:<port>` URL of its own, whatever the Host (the embedded relay: loopback.ts). */
   loopbackUrls?: boolean
   log?: LogFn
@@ -160,6 +162,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     tcpMaxConnections: options.tcpMaxConnections ?? RELAY_DEFAULTS.tcpMaxConnections,
     relayCache: options.relayCache,
     loopbackUrls: options.loopbackUrls ?? false,
+    metricsViaPrimary: options.metricsViaPrimary ?? false,
     customDomains: options.customDomains ?? false,
     dnsServer: options.dnsServer === undefined ? undefined : parseDnsServer(options.dnsServer),
     log: options.log ?? (() => {}),

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
 import { randomBytes } from 'node:crypto'
-import { startRelay, ClusterState, loadTls, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, DEFAULT_CACHE_DIR_BYTES, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions, type RelayOptions } from '@gw/relay'
+import { startRelay, ClusterState, loadTls, serveWorkersMetrics, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, DEFAULT_CACHE_DIR_BYTES, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions, type RelayOptions } from '@gw/relay'
 import { CliError } from '../errors.js'
 import { AGENT_PATH } from '@gw/protocol'
 import { createLogger, type LogFormat, type LogLevel } from '../output/logger.js'
@@ -76,23 +76,34 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     const logger = worker === undefined ? base : { ...base, log: (level: LogLevel, msg: string, fields?: Record<string, unknown>) => base.log(level, msg, { ...fields, worker }) }
     try {
       const file = flags.config ? loadRelayConfig(flags.config) : undefined
-      const single = flags['custom-domains'] || file?.settings.customDomains === true ? '--custom-domains' : flags['acme-email'] ? '--acme-email' : undefined
+      const perProcessLimits = file !== undefined && [file.limits, ...file.tokens.map((t) => t.limits)].some((l) => l.tunnels !== undefined || l.streams !== undefined || l.bandwidth !== undefined)
+      const single = flags['custom-domains'] || file?.settings.customDomains === true ? '--custom-domains'
+        : flags['acme-email'] ? '--acme-email'
+        : perProcessLimits ? 'limits.tunnels, streams and bandwidth (counted by each process) in --config' : undefined
       const workers = workerCount(flags.workers, metadata.flags.workers?.setFromDefault === true, single, logger)
       if (workers > 1 && !isRelayWorker()) {
         await generatedCertificateFirst(flags, metadata.flags['https-port']?.setFromDefault === true, file?.settings)
         const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => logger.log(level, msg, fields)
-        if (flags.redis) {
-          clusterOptions(flags)
-          logger.log('info', 'starting relay workers', { workers, shared_state: 'redis' })
-          process.exitCode = await superviseWorkers(workers, log)
+        // /metrics: the primary's, every worker's figures summed.
+        const metricsAddr = flags['metrics-addr'] ?? file?.settings.metricsAddr
+        const metrics = metricsAddr !== undefined ? await serveWorkersMetrics(metricsAddr) : undefined
+        if (metrics) logger.log('info', 'serving the workers\' metrics, summed', { metrics: metrics.url })
+        try {
+          if (flags.redis) {
+            clusterOptions(flags)
+            logger.log('info', 'starting relay workers', { workers, shared_state: 'redis' })
+            process.exitCode = await superviseWorkers(workers, log)
+            return
+          }
+          // No Redis: the primary keeps the shared state, names.json in the state directory as a lone relay does.
+          const stateDir = flags['state-dir'] ?? file?.settings.stateDir ?? defaultStateDir()
+          const state = new ClusterState({ stateDir })
+          logger.log('info', 'starting relay workers', { workers, shared_state: 'primary', state_dir: stateDir })
+          process.exitCode = await superviseWorkers(workers, log, { state, env: { [WORKER_SECRET_ENV]: randomBytes(32).toString('hex') } })
           return
+        } finally {
+          await metrics?.close()
         }
-        // No Redis: the primary keeps the shared state, names.json in the state directory as a lone relay does.
-        const stateDir = flags['state-dir'] ?? file?.settings.stateDir ?? defaultStateDir()
-        const state = new ClusterState({ stateDir })
-        logger.log('info', 'starting relay workers', { workers, shared_state: 'primary', state_dir: stateDir })
-        process.exitCode = await superviseWorkers(workers, log, { state, env: { [WORKER_SECRET_ENV]: randomBytes(32).toString('hex') } })
-        return
       }
       const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
       const size = (flag: 'relay-cache' | 'relay-cache-max-entry' | 'relay-cache-dir-size'): number | undefined => {
@@ -143,6 +154,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         ...(flags['custom-domains'] ? { customDomains: true } : {}),
         ...(flags['dns-server'] ? { dnsServer: flags['dns-server'] } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
+        ...(isRelayWorker() ? { metricsViaPrimary: true } : {}),
       }, file, (flag) => metadata.flags[flag]?.setFromDefault === true)
       // Each worker keeps a part of the cache directory of its own (cache/disk.ts): the size is theirs together.
       if (options.relayCache?.dir !== undefined && workers > 1) {
@@ -239,12 +251,14 @@ const WORKER_SECRET_ENV = 'GW_RELAY_WORKER_SECRET'
 /**
  * --workers: N, or 0 (the default) one per core. Left at its default it is 1 with the
  * features whose state is one process's (`single` names it): custom domains (the verified
- * hosts are one worker's) and ACME (a challenge answered by the worker that ordered it).
+ * hosts are one worker's), ACME (a challenge answered by the worker that ordered it), and
+ * token limits that each process counts (tunnels, streams, bandwidth: N workers would
+ * allow N times as much).
  */
 function workerCount(workers: number, fromDefault: boolean, single: string | undefined, logger: { log(level: 'info', msg: string, fields?: Record<string, unknown>): void }): number {
   if (workers > 0) return workers
   if (fromDefault && single) {
-    if (!isRelayWorker()) logger.log('info', `one relay process: ${single} is served by one process only; --workers N is not used with it`)
+    if (!isRelayWorker()) logger.log('info', `one relay process, not one per core: ${single} is one process's; give --workers N for N anyway`)
     return 1
   }
   return availableParallelism()
