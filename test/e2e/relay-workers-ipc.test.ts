@@ -7,6 +7,7 @@
  * - idle agents are spread over both workers (each worker's "agent connected" lines say
  *   which worker wrote them), and requests for one name, each on a new connection, arrive
  *   through both workers (the access log's `relay` field) and all reach the agent;
+ * - SIGHUP to the primary reaches both workers; SIGTERM drains both, and the primary exits 0;
  * - a second token is refused a name the first holds, through either worker, and still
  *   once the agent has gone, and after the whole relay restarted (names.json);
  * - kill -9 of a worker: the primary starts another, the agents it held reconnect and keep
@@ -127,10 +128,22 @@ describe('gw relay --workers 2 without Redis (state in the primary)', () => {
         await assert.rejects(startAgent({ relay: url, authtoken: TOKEN_2, endpoints: [{ upstream: upstream.url, publicName: 'idle0' }] }), (err: GwError) => err.code === 'GW_ERR_NAME_TAKEN')
       }
 
-      // The whole relay restarts: the primary read names.json again.
+      // SIGHUP to the primary reaches every worker (without --config: the access log reopened).
+      const workerIds = new Set(started(relay).map((s) => s.worker))
+      const hupMark = relay.lines.length
+      relay.kill('SIGHUP')
+      const hupBy = (): Set<number> => new Set(relay.lines.slice(hupMark).filter((l) => l.includes('SIGHUP: access log reopened')).map((l) => (JSON.parse(l) as { worker: number }).worker))
+      await waitFor(() => hupBy().size === 2, 10_000, 'SIGHUP in both workers')
+      assert.deepEqual(hupBy(), workerIds)
+
+      // The whole relay restarts (SIGTERM: every worker drains, then the primary exits 0);
+      // the primary reads names.json again.
       await Promise.all(agents.splice(0).map((a) => a.close()))
+      const termMark = relay.lines.length
       relay.kill('SIGTERM')
       assert.equal(await relay.exited, 0, 'the primary exits 0 once its workers drained')
+      const drained = new Set(relay.lines.slice(termMark).filter((l) => l.includes('"relay stopped: every request finished"')).map((l) => (JSON.parse(l) as { worker: number }).worker))
+      assert.deepEqual(drained, workerIds, 'both workers drained')
       const saved = JSON.parse(readFileSync(join(dir, 'relay', 'names.json'), 'utf8')) as Record<string, { owner: string }>
       assert.ok(saved.idle0 && saved.idle7, `names.json: ${Object.keys(saved).join(',')}`)
       relay = spawnRelay(join(dir, 'relay'))

@@ -46,6 +46,8 @@ export interface SuperviseOptions {
 export function superviseWorkers(count: number, log: Log, options: SuperviseOptions = {}): Promise<number> {
   const done = new Promise<number>((resolve) => {
     const workers = new Set<Worker>()
+    const readyWorkers = new Set<Worker>()
+    const hupLater = new Set<Worker>()
     let stopping = false
     let exitCode = 0
     let ready = 0
@@ -57,10 +59,14 @@ export function superviseWorkers(count: number, log: Log, options: SuperviseOpti
       worker.on('message', (message: { type?: unknown }) => {
         if (message?.type !== READY || isReady) return
         isReady = true
+        readyWorkers.add(worker)
+        if (hupLater.delete(worker)) worker.process.kill('SIGHUP')
         if (++ready === count) log('info', 'relay workers ready', { workers: count })
       })
       worker.on('exit', (code, signal) => {
         workers.delete(worker)
+        readyWorkers.delete(worker)
+        hupLater.delete(worker)
         if (!isReady && !stopping) {
           // It never came up: another would fail the same way.
           log('error', 'a relay worker failed to start; stopping', { pid: worker.process.pid, code, signal })
@@ -79,8 +85,13 @@ export function superviseWorkers(count: number, log: Log, options: SuperviseOpti
       if (workers.size === 0) resolve(exitCode)
     }
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal))
+    // To workers that are up; one still starting gets it once it is (SIGHUP's default
+    // action would end it, and it may have read the files before they changed).
     process.on('SIGHUP', () => {
-      for (const worker of workers) worker.process.kill('SIGHUP')
+      for (const worker of workers) {
+        if (readyWorkers.has(worker)) worker.process.kill('SIGHUP')
+        else hupLater.add(worker)
+      }
     })
     for (let i = 0; i < count; i++) start()
   })

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
 import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
 import { startRelay, ClusterState, loadTls, serveWorkersMetrics, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, DEFAULT_CACHE_DIR_BYTES, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions, type RelayOptions } from '@gw/relay'
 import { CliError } from '../errors.js'
 import { AGENT_PATH } from '@gw/protocol'
@@ -88,24 +89,31 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         const metricsAddr = flags['metrics-addr'] ?? file?.settings.metricsAddr
         const metrics = metricsAddr !== undefined ? await serveWorkersMetrics(metricsAddr) : undefined
         if (metrics) logger.log('info', 'serving the workers\' metrics, summed', { metrics: metrics.url })
+        const env = {
+          ...await workerPorts(flags, (flag) => metadata.flags[flag]?.setFromDefault === true, file?.settings),
+          ...(metrics ? { [WORKER_METRICS_URL_ENV]: metrics.url } : {}),
+        }
         try {
           if (flags.redis) {
             clusterOptions(flags)
             logger.log('info', 'starting relay workers', { workers, shared_state: 'redis' })
-            process.exitCode = await superviseWorkers(workers, log)
+            process.exitCode = await superviseWorkers(workers, log, { env })
             return
           }
           // No Redis: the primary keeps the shared state, names.json in the state directory as a lone relay does.
           const stateDir = flags['state-dir'] ?? file?.settings.stateDir ?? defaultStateDir()
           const state = new ClusterState({ stateDir })
           logger.log('info', 'starting relay workers', { workers, shared_state: 'primary', state_dir: stateDir })
-          process.exitCode = await superviseWorkers(workers, log, { state, env: { [WORKER_SECRET_ENV]: randomBytes(32).toString('hex') } })
+          process.exitCode = await superviseWorkers(workers, log, { state, env: { ...env, [WORKER_SECRET_ENV]: randomBytes(32).toString('hex') } })
           return
         } finally {
           await metrics?.close()
         }
       }
       const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
+      // Read, then out of the environment: commands the relay runs (--acme-dns-hook) do not inherit it.
+      const workerSecret = isRelayWorker() ? process.env[WORKER_SECRET_ENV] : undefined
+      delete process.env[WORKER_SECRET_ENV]
       const size = (flag: 'relay-cache' | 'relay-cache-max-entry' | 'relay-cache-dir-size'): number | undefined => {
         const value = flags[flag]
         if (value === undefined) return undefined
@@ -149,16 +157,27 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
           },
         } : {}),
         ...(flags.redis ? { cluster: clusterOptions(flags) } : {}),
-        // A worker of --workers without Redis: a cluster whose state is the primary's.
-        ...(!flags.redis && isRelayWorker() && process.env[WORKER_SECRET_ENV] ? { cluster: { secret: process.env[WORKER_SECRET_ENV] } } : {}),
+        // A worker of --workers without Redis: a cluster whose state is the primary's, its
+        // relay-to-relay link on loopback (the workers are all on this machine).
+        ...(!flags.redis && workerSecret !== undefined ? { cluster: { secret: workerSecret, peerListen: '127.0.0.1:0' } } : {}),
         ...(flags['custom-domains'] ? { customDomains: true } : {}),
         ...(flags['dns-server'] ? { dnsServer: flags['dns-server'] } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
         ...(isRelayWorker() ? { metricsViaPrimary: true } : {}),
       }, file, (flag) => metadata.flags[flag]?.setFromDefault === true)
       // Each worker keeps a part of the cache directory of its own (cache/disk.ts): the size is theirs together.
-      if (options.relayCache?.dir !== undefined && workers > 1) {
-        options.relayCache = { ...options.relayCache, dirMaxBytes: Math.floor((options.relayCache.dirMaxBytes ?? DEFAULT_CACHE_DIR_BYTES) / workers) }
+      // A size below the minimum is left whole, so the relay's refusal names the size given;
+      // each worker's part is at least the minimum.
+      const dirTotal = options.relayCache?.dirMaxBytes ?? DEFAULT_CACHE_DIR_BYTES
+      if (options.relayCache?.dir !== undefined && workers > 1 && dirTotal >= MIN_CACHE_DIR_BYTES) {
+        options.relayCache = { ...options.relayCache, dirMaxBytes: Math.max(MIN_CACHE_DIR_BYTES, Math.floor(dirTotal / workers)) }
+      }
+      // Port 0 (any free port): the primary chose one for all the workers (see workerPorts).
+      if (worker !== undefined) {
+        for (const [key, env] of [['httpPort', WORKER_HTTP_PORT_ENV], ['httpsPort', WORKER_HTTPS_PORT_ENV]] as const) {
+          const chosen = Number(process.env[env])
+          if (options[key] === 0 && chosen > 0) options[key] = chosen
+        }
       }
       const relay = await startRelay(options)
       const reloader = file
@@ -188,6 +207,8 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         agent_path: AGENT_PATH,
         ca: relay.caCertPath,
         ...(relay.metricsUrl ? { metrics: relay.metricsUrl } : {}),
+        // A worker's figures are served by the primary, summed.
+        ...(worker !== undefined && process.env[WORKER_METRICS_URL_ENV] ? { metrics: process.env[WORKER_METRICS_URL_ENV] } : {}),
         ...(relay.clusterId ? { cluster: relay.clusterId, peer: relay.clusterPeer } : {}),
         ...(worker !== undefined ? { pid: process.pid } : {}),
         ...(flags['tcp-ports'] !== undefined ? { tcp_ports: flags['tcp-ports'] } : {}),
@@ -240,6 +261,37 @@ async function generatedCertificateFirst(
   const httpsOff = httpsPortFromDefault ? settings?.httpsPort === false : flags['https-port'] === -1
   if (!domain || httpsOff || flags['tls-cert'] || settings?.tlsCert) return
   await loadTls({ stateDir: flags['state-dir'] ?? settings?.stateDir ?? defaultStateDir(), domain })
+}
+
+const MIN_CACHE_DIR_BYTES = 1024 * 1024
+const WORKER_HTTP_PORT_ENV = 'GW_RELAY_WORKER_HTTP_PORT'
+const WORKER_HTTPS_PORT_ENV = 'GW_RELAY_WORKER_HTTPS_PORT'
+const WORKER_METRICS_URL_ENV = 'GW_RELAY_WORKER_METRICS_URL'
+
+/**
+ * Port 0 for HTTP or HTTPS: the primary picks a free port for each, once, and gives it to
+ * every worker. node:cluster shares a listening socket between workers by address and
+ * port, so two listens on port 0 in one worker would get one socket for HTTP and HTTPS.
+ */
+async function workerPorts(flags: { 'http-port': number; 'https-port': number; host: string }, fromDefault: (flag: 'http-port' | 'https-port' | 'host') => boolean, settings: Partial<RelayOptions> | undefined): Promise<Record<string, string>> {
+  const env: Record<string, string> = {}
+  const host = settings?.host !== undefined && fromDefault('host') ? settings.host : flags.host
+  for (const [flag, key, name] of [['http-port', 'httpPort', WORKER_HTTP_PORT_ENV], ['https-port', 'httpsPort', WORKER_HTTPS_PORT_ENV]] as const) {
+    const port = fromDefault(flag) && settings?.[key] !== undefined ? settings[key] : flags[flag]
+    if (port === 0) env[name] = String(await freePortOn(host))
+  }
+  return env
+}
+
+function freePortOn(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen({ host, port: 0, exclusive: true }, () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
 }
 
 /** In a worker, a signal this soon after the first is the same one, twice (see the drain). */

@@ -1,20 +1,22 @@
 /**
- * A relay as one member of a cluster on Redis (`gw relay --redis`): any relay serves any
- * name. The relay asks this module two things: who owns a name (`names`, the Redis
+ * A relay as one member of a cluster: any relay serves any name. The cluster's shared
+ * state is Redis (`gw relay --redis`, relays on any machines) or the primary process of
+ * `gw relay --workers N` without Redis (the workers of one machine): one interface,
+ * backend.ts. The relay asks this module two things: who owns a name (`names`, the shared
  * `NameStore`), and, for a name none of its own agents holds, a stream to the relay that
  * holds it (`locate`). Everything else happens here, from the relay's events:
  *
- * - presence: the names this relay's agents hold are announced in Redis with a TTL and
- *   refreshed by a heartbeat (presence.ts);
+ * - presence: the names this relay's agents hold are announced with a TTL and refreshed
+ *   by a heartbeat (presence.ts);
  * - forwarding: a stream to the holder over the relay-to-relay link (peer-link.ts),
  *   which splices it onto the agent's link;
- * - tcp endpoints: ports are owned in Redis like names (PORT_KEYS), and every relay
- *   listens on every port some relay of the cluster holds, forwarding a connection for
- *   an agent held elsewhere over the same link (the stream's first line is `tcp:<port>`);
- * - Redis away: nothing local needs it (requests to this relay's own agents never touch
- *   Redis); lookups fall back on what was last seen; when Redis returns, this relay's
- *   record, presence and name claims are written again (a Redis that lost its data gets
- *   them back).
+ * - tcp endpoints: ports are owned like names (kind `port`), and every relay listens on
+ *   every port some relay of the cluster holds, forwarding a connection for an agent held
+ *   elsewhere over the same link (the stream's first line is `tcp:<port>`);
+ * - the shared state away (Redis down, the primary slow): nothing local needs it
+ *   (requests to this relay's own agents never touch it); lookups fall back on what was
+ *   last seen; when Redis returns, this relay's record, presence and name claims are
+ *   written again (a Redis that lost its data gets them back).
  */
 import { networkInterfaces } from 'node:os'
 import { randomBytes } from 'node:crypto'
