@@ -4,9 +4,10 @@
  * one member of a cluster: it holds the agents that landed on it, and forwards requests
  * for the others' agents over the relay-to-relay link, as between machines. The cluster
  * shares its state in Redis (`--redis`), or without it in the primary (the relay's
- * ClusterState, reached over IPC, names.json in the state directory). The primary runs no relay: it starts the workers, passes SIGTERM, SIGINT and
- * SIGHUP on to them, starts a new worker when one dies, and exits once they have all
- * stopped after a signal. A worker that fails before it is ready (Redis down, a port
+ * ClusterState, reached over IPC, names.json in the state directory). The primary runs no
+ * relay: it starts the workers, passes SIGTERM, SIGINT and SIGHUP on to them (SIGHUP to a
+ * worker still starting once it is up), starts a new worker when one dies, and exits once
+ * they have all stopped after a signal. A worker that fails before it is ready (Redis down, a port
  * taken) stops the whole relay with its exit code, rather than being restarted forever.
  */
 import cluster, { type Worker } from 'node:cluster'
