@@ -67,15 +67,17 @@ function startLogged({ bin, args, execArgv = [], logFile, ready, timeoutMs = 60_
 }
 
 /**
- * `gw relay --domain localhost --host 127.0.0.1 --http-port 0 --https-port 0 --log-format json`
- * (+ extraArgs, such as `--tcp-ports 20000-20000` for scenario 10).
+ * `gw relay --workers 1 --domain localhost --host 127.0.0.1 --http-port 0 --https-port 0 --log-format json`
+ * (+ extraArgs, such as `--tcp-ports 20000-20000` for scenario 10). One process (not the
+ * default one per core): the figures stay comparable with earlier runs, and the CPU per
+ * process and --cpu-prof are the relay's, not an idle primary's.
  */
 export async function startCliRelay({ execArgv = [], variantDir, extraArgs = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gw-bench-cli-relay-'))
   try {
     const { child, line } = await startLogged({
       bin: cliBin(variantDir),
-      args: ['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0',
+      args: ['relay', '--workers', '1', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0',
         '--state-dir', join(dir, 'state'), '--log-format', 'json', ...extraArgs],
       execArgv,
       logFile: join(dir, 'relay.log'),

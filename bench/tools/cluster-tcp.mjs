@@ -88,7 +88,8 @@ try {
     if (i > 100) throw new Error('redis-server did not start')
     await new Promise((r) => setTimeout(r, 50))
   }
-  const relay = (name, host) => run(process.execPath, [bin, 'relay', '--domain', 'localhost', '--host', host, '--http-port', '0', '--https-port', '-1', '--tcp-ports', `${tcpPort}-${tcpPort}`,
+  // One process per relay (--workers 1): relays on machines, CPU counted per relay process.
+  const relay = (name, host) => run(process.execPath, [bin, 'relay', '--workers', '1', '--domain', 'localhost', '--host', host, '--http-port', '0', '--https-port', '-1', '--tcp-ports', `${tcpPort}-${tcpPort}`,
     '--state-dir', join(dir, name), '--authtoken', TOKEN, '--redis', `redis://127.0.0.1:${redisPort}`, '--log-format', 'json'], { GW_RELAY_CLUSTER_SECRET: SECRET })
   const a = relay('a', '127.0.0.1')
   const b = relay('b', '127.0.0.2')

@@ -89,7 +89,8 @@ try {
     if (i > 100) throw new Error('redis-server did not start')
     await new Promise((r) => setTimeout(r, 50))
   }
-  const relay = (name) => run(process.execPath, [bin, 'relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, name), '--authtoken', TOKEN, '--redis', `redis://127.0.0.1:${redisPort}`, '--log-format', 'json'], { GW_RELAY_CLUSTER_SECRET: SECRET })
+  // One process per relay (--workers 1): the rows are relays on machines, CPU counted per relay process.
+  const relay = (name) => run(process.execPath, [bin, 'relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, name), '--authtoken', TOKEN, '--redis', `redis://127.0.0.1:${redisPort}`, '--log-format', 'json'], { GW_RELAY_CLUSTER_SECRET: SECRET })
   const a = relay('a')
   const b = relay('b')
   const portOf = async (r) => JSON.parse(await r.line((l) => l.includes('"relay started"'))).http_port

@@ -96,7 +96,10 @@ describe('faults lose nothing', () => {
   const url = (path: string): string => `http://127.0.0.1:${relayPort}${path}`
 
   const startRelay = async (): Promise<Spawned> => {
-    const r = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', String(relayPort), '--https-port', '-1', '--state-dir', join(dir, 'relay'),
+    // One relay process (--workers 1): SIGSTOP of "the relay" must stop the process that serves
+    // (with workers it stops only the primary), and the 502 codes are a lone relay's (a
+    // request forwarded between workers whose agent vanishes gets GW_ERR_MUX_STREAM_RESET).
+    const r = spawnGw(['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', String(relayPort), '--https-port', '-1', '--state-dir', join(dir, 'relay'),
       '--authtoken', TOKEN, '--log-format', 'json', '--heartbeat-timeout', '2', '--metrics-addr', `127.0.0.1:${metricsPort}`, '--drain-timeout', '1'])
     await r.waitForLine((l) => l.includes('"relay started"'), BOUND)
     return r

@@ -343,8 +343,9 @@ describe('relay cache directory settings', () => {
       assert.notEqual(await tooSmall.exited, 0)
       assert.match(tooSmall.stderr(), /--relay-cache-dir-size must be at least 1MiB, got 10000 bytes/)
 
+      // One process: the part's lock holds the relay's pid (with --workers, each worker's).
       const gw = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', d,
-        '--relay-cache', '8MB', '--relay-cache-dir', join(d, 'cache'), '--relay-cache-dir-size', '2MB'])
+        '--relay-cache', '8MB', '--relay-cache-dir', join(d, 'cache'), '--relay-cache-dir-size', '2MB', '--workers', '1'])
       try {
         await gw.waitForLine((l) => l.includes('relay started'), 20_000)
         assert.equal(readFileSync(join(d, 'cache', 'relay-0', 'lock'), 'utf8').trim(), String(gw.child.pid))

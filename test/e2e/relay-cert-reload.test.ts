@@ -73,7 +73,9 @@ describe('relay certificate reload', () => {
       `tls: { cert: ${join(dir, cert)}, key: ${join(dir, key)} }`, '',
     ].join('\n'))
     config('cert.pem', 'key.pem')
-    const relay = spawnGw(['relay', '--config', configPath, '--log-format', 'json'])
+    // One relay process: the checks follow its reload lines one by one (with --workers each
+    // worker reloads and logs; SIGHUP across workers: relay-workers-ipc.test.ts).
+    const relay = spawnGw(['relay', '--workers', '1', '--config', configPath, '--log-format', 'json'])
     t.after(async () => {
       relay.kill()
       await relay.exited
@@ -122,7 +124,7 @@ describe('relay certificate reload', () => {
     const [a, b] = await Promise.all([makeCert('cert a'), makeCert('cert b')])
     writeFileSync(join(dir, 'cert.pem'), a.cert)
     writeFileSync(join(dir, 'key.pem'), a.key)
-    const relay = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0',
+    const relay = spawnGw(['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0',
       '--state-dir', join(dir, 'state'), '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem'), '--log-format', 'json'])
     t.after(async () => {
       relay.kill()

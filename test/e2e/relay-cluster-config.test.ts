@@ -30,7 +30,9 @@ describe('a cluster shares the config file\'s tokens and limits', { skip: REDIS_
     const procs: Spawned[] = []
     const agents: Agent[] = []
     const spawnRelay = (name: string, extra: string[]): Spawned => {
-      const p = spawnGw(['relay', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, name), '--redis', redis.url, '--log-format', 'json', ...extra],
+      // One process per relay: this is about relays on machines (limits.tunnels is counted per
+      // process, so `gw relay`'s default of one worker per core would count per worker).
+      const p = spawnGw(['relay', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, name), '--redis', redis.url, '--workers', '1', '--log-format', 'json', ...extra],
         { GW_RELAY_CLUSTER_SECRET: SECRET })
       procs.push(p)
       return p

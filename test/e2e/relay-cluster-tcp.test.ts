@@ -142,7 +142,8 @@ describe('tcp endpoints on a relay cluster', { skip: REDIS_SKIP }, () => {
     const min = await freeBlock(4)
     const spawnRelay = (host: string, name: string): Spawned => {
       const p = spawnGw(['relay', '--domain', 'localhost', '--host', host, '--http-port', '0', '--https-port', '-1', '--tcp-ports', `${min}-${min + 3}`,
-        '--state-dir', join(dir, name), '--authtoken', TOKEN_1, '--authtoken', TOKEN_2, '--redis', redis.url, '--log-format', 'json'], { GW_RELAY_CLUSTER_SECRET: SECRET })
+        // One process per relay (kill -9 of the relay is the point); --workers has its own test below.
+        '--state-dir', join(dir, name), '--authtoken', TOKEN_1, '--authtoken', TOKEN_2, '--redis', redis.url, '--workers', '1', '--log-format', 'json'], { GW_RELAY_CLUSTER_SECRET: SECRET })
       procs.push(p)
       return p
     }

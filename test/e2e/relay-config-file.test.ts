@@ -104,7 +104,8 @@ describe('relay config file (--config)', () => {
     const carol = `  - { label: carol, file: ${join(secrets, 'carol.token')} }`
     writeFileSync(join(secrets, 'carol.token'), 'carol-token-1\n')
     write([alice, bob])
-    const relay = spawnGw(['relay', '--config', configPath, '--log-format', 'json'], { GW_TOKEN_BOB: 'bob-token' })
+    // One relay process: the test counts its reload lines (each worker of --workers logs its own).
+    const relay = spawnGw(['relay', '--workers', '1', '--config', configPath, '--log-format', 'json'], { GW_TOKEN_BOB: 'bob-token' })
     const agents: Agent[] = []
     t.after(async () => {
       await Promise.all(agents.map((a) => a.close()))

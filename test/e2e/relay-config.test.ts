@@ -109,7 +109,9 @@ describe('heartbeats', () => {
   it('notices a relay that stopped answering within the heartbeat timeout', async () => {
     const dir = tempDir()
     const port = await freePort()
-    const relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', dir, '--log-format', 'json'])
+    // One relay process: SIGSTOP must freeze the process that answers heartbeats (with
+    // --workers it would freeze only the primary).
+    const relay = spawnGw(['relay', '--workers', '1', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', dir, '--log-format', 'json'])
     await relay.waitForLine((l) => l.includes('"relay started"'))
     const agent = await startAgent({ relay: `http://127.0.0.1:${port}`, endpoints: [{ upstream: '9' }], heartbeatTimeout: 1500 })
     try {

@@ -15,7 +15,10 @@ import { freePort, spawnGw, startUpstream, tempDir, waitFor, type Spawned } from
 const TOKEN = 'drain-token-0123456789abcdef'
 
 function startRelay(port: number, stateDir: string, drainTimeout: number): Spawned {
-  return spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', stateDir, '--authtoken', TOKEN, '--log-format', 'json', '--drain-timeout', String(drainTimeout)])
+  // One relay process: the drain of the process holding the agent and the client's
+  // connection (with --workers a request forwarded from another worker is answered 502
+  // when the holder's drain cuts it, not reset). Drain across workers: relay-workers-ipc.test.ts.
+  return spawnGw(['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', stateDir, '--authtoken', TOKEN, '--log-format', 'json', '--drain-timeout', String(drainTimeout)])
 }
 
 function connectError(port: number): Promise<string> {

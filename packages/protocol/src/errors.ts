@@ -63,7 +63,7 @@ export const ErrorCodes = {
   GW_ERR_RELAY_OVERLOADED: { status: 503, message: 'the relay cannot open another stream to the agent right now' },
   GW_ERR_RELAY_DRAINING: { status: 503, message: 'the relay is shutting down and takes no new agents or connections' },
   // A relay of a cluster (--redis) that cannot reach the shared state.
-  GW_ERR_CLUSTER_UNAVAILABLE: { status: 503, message: 'the relay cannot reach the cluster\'s shared state (Redis) right now' },
+  GW_ERR_CLUSTER_UNAVAILABLE: { status: 503, message: 'the relay cannot reach the cluster\'s shared state (Redis, or the primary process of --workers) right now' },
   // Per-token limits and token changes from the relay's config file.
   GW_ERR_AUTH_REVOKED: { status: 401, message: 'the authtoken was removed from the relay' },
   GW_ERR_TUNNEL_LIMIT: { status: 429, message: 'the authtoken already holds as many tunnels as its limit allows' },

@@ -12,7 +12,8 @@ import type { RelayEvents, RequestRecord } from './observe.js'
 
 const MAX_BUFFERED = 4 * 1024 * 1024
 
-export function accessLogLine(r: RequestRecord): string {
+/** `relay`: in a cluster, the id of the relay (the worker, with --workers) that took the request. */
+export function accessLogLine(r: RequestRecord, relay?: string): string {
   const line: Record<string, unknown> = {
     time: new Date(r.start).toISOString(),
     request_id: r.id,
@@ -29,6 +30,7 @@ export function accessLogLine(r: RequestRecord): string {
   }
   if (r.errorCode) line.gw_error_code = r.errorCode
   if (r.cache) line.cache = r.cache
+  if (relay !== undefined) line.relay = relay
   return `${JSON.stringify(line)}\n`
 }
 
@@ -40,7 +42,7 @@ export interface AccessLog {
   close(): Promise<void>
 }
 
-export function openAccessLog(target: string, events: RelayEvents, onError: (err: Error) => void): AccessLog {
+export function openAccessLog(target: string, events: RelayEvents, onError: (err: Error) => void, relay?: string): AccessLog {
   const toStdout = target === '-'
   let out: NodeJS.WritableStream & { writableLength: number }
   let file: WriteStream | undefined
@@ -60,7 +62,7 @@ export function openAccessLog(target: string, events: RelayEvents, onError: (err
       dropped++
       return
     }
-    out.write(accessLogLine(record))
+    out.write(accessLogLine(record, relay))
   })
   const closeFile = (f: WriteStream | undefined): Promise<void> =>
     new Promise((resolve) => (f ? f.end(() => resolve()) : resolve()))

@@ -17,6 +17,7 @@ export const RelayErrorCodes = {
   GW_ERR_RELAY_TOKENS_FILE: { status: 400, message: 'the authtokens file could not be read or has a bad line' },
   GW_ERR_RELAY_CONFIG: { status: 400, message: 'the relay config file is not valid' },
   GW_ERR_RELAY_REDIS: { status: 500, message: 'the relay could not reach Redis (--redis) at start' },
+  GW_ERR_RELAY_WORKER_STATE: { status: 500, message: 'a relay worker could not reach the primary process that holds the shared state (--workers without --redis)' },
   GW_ERR_RELAY_CACHE_DIR: { status: 500, message: 'the relay cache\'s directory (--relay-cache-dir) cannot be used' },
 
   // Certificates from ACME (acme/manager.ts): logged; the TLS client gets the default certificate.

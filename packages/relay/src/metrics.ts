@@ -8,7 +8,7 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { RelayError } from './errors.js'
 import type { RelayEvents } from './observe.js'
 import type { CacheStats } from './cache/store.js'
@@ -254,7 +254,24 @@ export interface MetricsServer {
   close(): Promise<void>
 }
 
-export async function serveMetrics(register: Registry, addr: string): Promise<MetricsServer> {
+/**
+ * In a worker of `gw relay --workers`: `register`'s figures go to the primary when it asks
+ * (prom-client's cluster aggregation over node:cluster IPC), and the primary serves them,
+ * summed over the workers, at --metrics-addr (serveWorkersMetrics).
+ */
+export function shareMetricsWithPrimary(register: Registry): void {
+  AggregatorRegistry.setRegistries([register])
+  // Its constructor adds the worker's listener for the primary's requests.
+  void new AggregatorRegistry()
+}
+
+/** In the primary of `gw relay --workers`: /metrics at `addr`, every worker's figures summed (histogram buckets too). */
+export function serveWorkersMetrics(addr: string): Promise<MetricsServer> {
+  const aggregator = new AggregatorRegistry()
+  return serveMetrics({ metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }, addr)
+}
+
+export async function serveMetrics(register: { metrics(): Promise<string>; readonly contentType: string }, addr: string): Promise<MetricsServer> {
   const { host, port } = parseListenAddress(addr)
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]

@@ -85,7 +85,8 @@ interface NameEntry {
 
 /**
  * Who owns each name, with the rules above: `NameRegistry` keeps them in names.json; a
- * cluster keeps them in Redis (cluster/redis-names.ts), shared by every relay. Claims
+ * cluster keeps them in its shared state (cluster/shared-names.ts): Redis, or the primary
+ * process of `--workers`, which keeps them with this class. Claims
  * may be asynchronous; the rest never waits.
  */
 export interface NameStore {
@@ -115,7 +116,8 @@ export class NameRegistry implements NameStore {
   private readonly perOwner = new Map<string, number>()
   private readonly file: string | undefined
   private readonly now: () => number
-  private readonly maxPerOwner: number
+  /** Names one owner may hold (the primary of `--workers` sets the cap its workers ask with). */
+  maxPerOwner: number
   private saveTimer: NodeJS.Timeout | undefined
   private writing: Promise<void> | undefined
   private dirty = false
@@ -149,7 +151,12 @@ export class NameRegistry implements NameStore {
    * `random`: a new entry was chosen by the relay, not asked for, and expires as a random name.
    */
   claim(name: string, owner: string, random = false): void {
-    const current = this.entries.get(name)
+    let current = this.entries.get(name)
+    // Past its time: free, as if pruned (the rule the cluster's claim applies too).
+    if (current && this.expired(name, current)) {
+      this.delete(name)
+      current = undefined
+    }
     if (current && current.owner !== owner) {
       throw new GwError('GW_ERR_NAME_TAKEN', `the name "${name}" belongs to another authtoken; pick another name`)
     }
@@ -157,6 +164,49 @@ export class NameRegistry implements NameStore {
     // An agent coming back asks for its random name by name: it stays a random one.
     this.set(name, { owner, random: current?.random ?? random, seen: this.now() })
     this.save()
+  }
+
+  /**
+   * Claim `name`, chosen by the relay (a TCP port from its range), for `owner` as a fresh
+   * random entry: false when anyone (`owner` too) holds it already.
+   */
+  claimFresh(name: string, owner: string): boolean {
+    const current = this.entries.get(name)
+    if (current && !this.expired(name, current)) return false
+    if (current) this.delete(name)
+    this.checkRoom(owner, name)
+    this.set(name, { owner, random: true, seen: this.now() })
+    this.save()
+    return true
+  }
+
+  /** Drop `owner`'s claim on `name` (a port claimed but never listened on). */
+  forget(name: string, owner: string): void {
+    if (this.entries.get(name)?.owner !== owner) return
+    this.delete(name)
+    this.save()
+  }
+
+  /** Names held now count as seen now. */
+  touch(names: Iterable<string>): void {
+    const now = this.now()
+    let changed = false
+    for (const name of names) {
+      const entry = this.entries.get(name)
+      if (!entry) continue
+      entry.seen = now
+      changed = true
+    }
+    if (changed) this.save()
+  }
+
+  /** Every [name, owner]. */
+  ownerEntries(): Array<[string, string]> {
+    return [...this.entries].map(([name, entry]) => [name, entry.owner])
+  }
+
+  private expired(name: string, entry: NameEntry): boolean {
+    return !this.held.has(name) && entry.seen < this.now() - (entry.random ? RANDOM_NAME_TTL_MS : REQUESTED_NAME_TTL_MS)
   }
 
   /** How many names `owner` holds. */

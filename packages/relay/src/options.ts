@@ -67,14 +67,20 @@ export interface RelayOptions {
   customDomains?: boolean
   /** `host:port` of the DNS server custom domains are checked with; the system's resolvers when omitted. */
   dnsServer?: string
+  /** A worker of `gw relay --workers`: its metrics are served by the primary at `metricsAddr`, summed with the other workers' (metrics.ts), not by a listener of its own. */
+  metricsViaPrimary?: boolean
   /** Give each tunnel a `http://127.0.0.1:<port>` URL of its own, whatever the Host (the embedded relay: loopback.ts). */
   loopbackUrls?: boolean
   log?: LogFn
 }
 
 export interface RelayClusterOptions {
-  /** redis://, rediss:// or redis-sentinel://host:port[,host:port]#master URL. */
-  redis: string
+  /**
+   * redis://, rediss:// or redis-sentinel://host:port[,host:port]#master URL. Without it the
+   * relay is a worker of `gw relay --workers` and shares its state through the primary
+   * process (cluster/ipc-backend.ts).
+   */
+  redis?: string
   /** PEM of the CA that signed a rediss:// Redis's certificate (default: the system's CAs). */
   redisCa?: string
   /** The same on every relay: authenticates the relay-to-relay link (16 bytes or more). */
@@ -156,6 +162,7 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
     tcpMaxConnections: options.tcpMaxConnections ?? RELAY_DEFAULTS.tcpMaxConnections,
     relayCache: options.relayCache,
     loopbackUrls: options.loopbackUrls ?? false,
+    metricsViaPrimary: options.metricsViaPrimary ?? false,
     customDomains: options.customDomains ?? false,
     dnsServer: options.dnsServer === undefined ? undefined : parseDnsServer(options.dnsServer),
     log: options.log ?? (() => {}),

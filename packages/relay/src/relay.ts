@@ -27,7 +27,7 @@ import { relayUpgrade, sendRawErrorPage } from './relay-upgrade.js'
 import { loadTls, type RelayTls } from './tls.js'
 import { RelayError } from './errors.js'
 import { RelayEvents, RequestTracker, tokenIdOf, type TrackedRequest } from './observe.js'
-import { createRelayMetrics, serveMetrics, type MetricsServer } from './metrics.js'
+import { createRelayMetrics, serveMetrics, shareMetricsWithPrimary, type MetricsServer } from './metrics.js'
 import { openAccessLog, type AccessLog } from './access-log.js'
 import { CertManager } from './acme/manager.js'
 import { tlsFront, type TlsFront } from './acme/tls-front.js'
@@ -165,7 +165,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       const port = scheme === 'http' ? (opts.httpPort as number) : (opts.httpsPort as number)
       ports[scheme] = await listen(scheme === 'https' && front ? front.server : server, opts.host, port)
     }
-    if (opts.metricsAddr !== undefined) metrics = await serveMetrics(createRelayMetrics(core.events, core), opts.metricsAddr)
+    if (opts.metricsAddr !== undefined && opts.metricsViaPrimary) shareMetricsWithPrimary(createRelayMetrics(core.events, core))
+    else if (opts.metricsAddr !== undefined) metrics = await serveMetrics(createRelayMetrics(core.events, core), opts.metricsAddr)
     await cluster?.start(core, opts.cluster?.agentUrls ?? defaultAgentUrls(opts, ports))
   } catch (err) {
     await cluster?.close()
@@ -174,7 +175,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     throw err
   }
   const accessLog: AccessLog | undefined = opts.accessLog
-    ? openAccessLog(opts.accessLog, core.events, (err) => opts.log('error', 'the access log cannot be written', { error: err.message }))
+    ? openAccessLog(opts.accessLog, core.events, (err) => opts.log('error', 'the access log cannot be written', { error: err.message }), cluster?.id)
     : undefined
   core.setPublicPorts(opts.publicHttpPort ?? ports.http, opts.publicHttpsPort ?? ports.https, tls !== undefined)
 

@@ -11,7 +11,7 @@
  * (`tcp_ports:`) is only ever that token's. The listener closes when the last agent
  * holding the port goes, so a port nobody serves refuses connections.
  *
- * In a cluster (`shared`), the owners are in Redis (cluster/redis-names.ts, PORT_KEYS),
+ * In a cluster (`shared`), the owners are in the shared state (cluster/shared-names.ts, kind `port`),
  * and every relay listens on every port some relay of the cluster holds: a connection
  * for an agent held elsewhere goes to that relay over the relay-to-relay link, as HTTP
  * requests do. A relay that cannot listen on such a port (the holder is on the same
@@ -158,10 +158,7 @@ export class TcpEdge {
   /** A port the relay chose, claimed as a random one: false when someone holds it already. */
   private async claimChosen(port: number, owner: string): Promise<boolean> {
     if (this.opts.shared) return this.opts.shared.store.claimFresh(String(port), owner)
-    const registry = this.ports as NameRegistry
-    if (registry.owner(String(port)) !== undefined) return false
-    registry.claim(String(port), owner, true)
-    return true
+    return (this.ports as NameRegistry).claimFresh(String(port), owner)
   }
 
   private async claimAny(owner: string): Promise<number> {

@@ -1,14 +1,16 @@
 import { readFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { GwCommand } from '../cli/gw-command.js'
-import { startRelay, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, DEFAULT_CACHE_DIR_BYTES, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions } from '@gw/relay'
+import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
+import { startRelay, ClusterState, loadTls, serveWorkersMetrics, parseTokensFile, parseTcpPorts, parseSize, RELAY_DEFAULTS, DEFAULT_CACHE_DIR_BYTES, defaultStateDir, loadRelayConfig, startConfigReloader, type RelayClusterOptions, type RelayOptions } from '@gw/relay'
 import { CliError } from '../errors.js'
 import { AGENT_PATH } from '@gw/protocol'
-import { createLogger, type LogFormat } from '../output/logger.js'
+import { createLogger, type LogFormat, type LogLevel } from '../output/logger.js'
 import { toCliError } from '../output/cli-error.js'
 import { withConfigFile } from '../cli/relay-config.js'
 import { availableParallelism } from 'node:os'
-import { isRelayWorker, leaveWorker, reportReady, superviseWorkers } from '../cli/relay-workers.js'
+import { isRelayWorker, leaveWorker, reportReady, superviseWorkers, workerId } from '../cli/relay-workers.js'
 
 export default class Relay extends GwCommand {
   static override summary = 'Run a relay: the public server that agents connect to'
@@ -63,26 +65,55 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     'cluster-addr': Flags.string({ description: 'host:port for the relay-to-relay link (default: --host, any free port)', dependsOn: ['redis'] }),
     'cluster-advertise': Flags.string({ description: 'host:port other relays reach the relay-to-relay link at (default: --cluster-addr, or this machine\'s first IPv4)', dependsOn: ['redis'] }),
     'advertise-url': Flags.string({ description: 'URL agents may reconnect to this relay at, given to agents of the cluster (repeatable; default https://DOMAIN)', multiple: true, dependsOn: ['redis'] }),
-    workers: Flags.integer({ description: 'relay processes behind one listener, one member of the --redis cluster each (0: one per core)', default: 1, min: 0, max: 256 }),
+    workers: Flags.integer({ description: 'relay processes behind one listener (node:cluster), sharing names and presence through the primary process, or through --redis when given (0: one per core)', default: 0, min: 0, max: 256, env: 'GW_RELAY_WORKERS' }),
     'acme-dns-hook': Flags.string({ description: 'command that sets and clears DNS-01 TXT records (called with set|clear, the record name, the value); gets a wildcard certificate', dependsOn: ['acme-email'] }),
   }
 
   async run(): Promise<void> {
     const { flags, metadata } = await this.parse(Relay)
-    const logger = createLogger({ format: flags['log-format'] as LogFormat, level: 'info', component: 'relay' })
-    const workers = flags.workers === 0 ? availableParallelism() : flags.workers
-    if (workers > 1 && !isRelayWorker()) {
-      if (!flags.redis) {
-        throw new CliError('GW_ERR_INVALID_FLAG', `--workers ${flags.workers} needs --redis: the workers share names and presence through Redis, as the relays of a cluster do (docs/scaling.md)`)
-      }
-      clusterOptions(flags)
-      logger.log('info', 'starting relay workers', { workers })
-      process.exitCode = await superviseWorkers(workers, (level, msg, fields) => logger.log(level, msg, fields))
-      return
-    }
+    const base = createLogger({ format: flags['log-format'] as LogFormat, level: 'info', component: 'relay' })
+    // A worker's lines say which worker wrote them.
+    const worker = workerId()
+    const logger = worker === undefined ? base : { ...base, log: (level: LogLevel, msg: string, fields?: Record<string, unknown>) => base.log(level, msg, { ...fields, worker }) }
     try {
-      const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
       const file = flags.config ? loadRelayConfig(flags.config) : undefined
+      const perProcessLimits = file !== undefined && [file.limits, ...file.tokens.map((t) => t.limits)].some((l) => l.tunnels !== undefined || l.streams !== undefined || l.bandwidth !== undefined)
+      const single = flags['custom-domains'] || file?.settings.customDomains === true ? '--custom-domains'
+        : flags['acme-email'] ? '--acme-email'
+        : perProcessLimits ? 'limits.tunnels, streams and bandwidth (counted by each process) in --config' : undefined
+      const workers = workerCount(flags.workers, metadata.flags.workers?.setFromDefault === true, single, logger)
+      if (workers > 1 && !isRelayWorker()) {
+        await generatedCertificateFirst(flags, metadata.flags['https-port']?.setFromDefault === true, file?.settings)
+        const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => logger.log(level, msg, fields)
+        // /metrics: the primary's, every worker's figures summed.
+        const metricsAddr = flags['metrics-addr'] ?? file?.settings.metricsAddr
+        const metrics = metricsAddr !== undefined ? await serveWorkersMetrics(metricsAddr) : undefined
+        if (metrics) logger.log('info', 'serving the workers\' metrics, summed', { metrics: metrics.url })
+        const env = {
+          ...await workerPorts(flags, (flag) => metadata.flags[flag]?.setFromDefault === true, file?.settings),
+          ...(metrics ? { [WORKER_METRICS_URL_ENV]: metrics.url } : {}),
+        }
+        try {
+          if (flags.redis) {
+            clusterOptions(flags)
+            logger.log('info', 'starting relay workers', { workers, shared_state: 'redis' })
+            process.exitCode = await superviseWorkers(workers, log, { env })
+            return
+          }
+          // No Redis: the primary keeps the shared state, names.json in the state directory as a lone relay does.
+          const stateDir = flags['state-dir'] ?? file?.settings.stateDir ?? defaultStateDir()
+          const state = new ClusterState({ stateDir })
+          logger.log('info', 'starting relay workers', { workers, shared_state: 'primary', state_dir: stateDir })
+          process.exitCode = await superviseWorkers(workers, log, { state, env: { ...env, [WORKER_SECRET_ENV]: randomBytes(32).toString('hex') } })
+          return
+        } finally {
+          await metrics?.close()
+        }
+      }
+      const envTokens = (process.env.GW_RELAY_AUTHTOKENS ?? '').split(/[\s,]+/).filter(Boolean)
+      // Read, then out of the environment: commands the relay runs (--acme-dns-hook) do not inherit it.
+      const workerSecret = isRelayWorker() ? process.env[WORKER_SECRET_ENV] : undefined
+      delete process.env[WORKER_SECRET_ENV]
       const size = (flag: 'relay-cache' | 'relay-cache-max-entry' | 'relay-cache-dir-size'): number | undefined => {
         const value = flags[flag]
         if (value === undefined) return undefined
@@ -126,13 +157,27 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
           },
         } : {}),
         ...(flags.redis ? { cluster: clusterOptions(flags) } : {}),
+        // A worker of --workers without Redis: a cluster whose state is the primary's, its
+        // relay-to-relay link on loopback (the workers are all on this machine).
+        ...(!flags.redis && workerSecret !== undefined ? { cluster: { secret: workerSecret, peerListen: '127.0.0.1:0' } } : {}),
         ...(flags['custom-domains'] ? { customDomains: true } : {}),
         ...(flags['dns-server'] ? { dnsServer: flags['dns-server'] } : {}),
         log: (level, msg, fields) => logger.log(level, msg, fields),
+        ...(isRelayWorker() ? { metricsViaPrimary: true } : {}),
       }, file, (flag) => metadata.flags[flag]?.setFromDefault === true)
       // Each worker keeps a part of the cache directory of its own (cache/disk.ts): the size is theirs together.
-      if (options.relayCache?.dir !== undefined && workers > 1) {
-        options.relayCache = { ...options.relayCache, dirMaxBytes: Math.floor((options.relayCache.dirMaxBytes ?? DEFAULT_CACHE_DIR_BYTES) / workers) }
+      // A size below the minimum is left whole, so the relay's refusal names the size given;
+      // each worker's part is at least the minimum.
+      const dirTotal = options.relayCache?.dirMaxBytes ?? DEFAULT_CACHE_DIR_BYTES
+      if (options.relayCache?.dir !== undefined && workers > 1 && dirTotal >= MIN_CACHE_DIR_BYTES) {
+        options.relayCache = { ...options.relayCache, dirMaxBytes: Math.max(MIN_CACHE_DIR_BYTES, Math.floor(dirTotal / workers)) }
+      }
+      // Port 0 (any free port): the primary chose one for all the workers (see workerPorts).
+      if (worker !== undefined) {
+        for (const [key, env] of [['httpPort', WORKER_HTTP_PORT_ENV], ['httpsPort', WORKER_HTTPS_PORT_ENV]] as const) {
+          const chosen = Number(process.env[env])
+          if (options[key] === 0 && chosen > 0) options[key] = chosen
+        }
       }
       const relay = await startRelay(options)
       const reloader = file
@@ -162,7 +207,10 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
         agent_path: AGENT_PATH,
         ca: relay.caCertPath,
         ...(relay.metricsUrl ? { metrics: relay.metricsUrl } : {}),
+        // A worker's figures are served by the primary, summed.
+        ...(worker !== undefined && process.env[WORKER_METRICS_URL_ENV] ? { metrics: process.env[WORKER_METRICS_URL_ENV] } : {}),
         ...(relay.clusterId ? { cluster: relay.clusterId, peer: relay.clusterPeer } : {}),
+        ...(worker !== undefined ? { pid: process.pid } : {}),
         ...(flags['tcp-ports'] !== undefined ? { tcp_ports: flags['tcp-ports'] } : {}),
         ...(relay.customDomains ? { custom_domains: true } : {}),
       })
@@ -176,7 +224,14 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
       })
       // Drain: no new connections, GoAway to the agents, the requests in flight finish.
       // A second signal cuts them at once.
-      const now = (): void => {
+      // A worker may get one signal twice: from the terminal (Ctrl-C reaches the whole process
+      // group) and passed on by the primary. Only a later one cuts the drain.
+      const firstAt = Date.now()
+      const now = (signal: NodeJS.Signals): void => {
+        if (worker !== undefined && Date.now() - firstAt < REPEAT_SIGNAL_MS) {
+          process.once(signal, now)
+          return
+        }
         logger.log('warn', 'relay stopping now: a second signal cut the drain')
         void relay.close()
       }
@@ -191,6 +246,74 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
       throw toCliError(err)
     }
   }
+}
+
+/**
+ * Before the workers start: the generated CA and certificate (tls.ts) made once, here, so
+ * every worker loads the same files instead of each making its own at once.
+ */
+async function generatedCertificateFirst(
+  flags: { domain?: string | undefined; 'https-port': number; 'tls-cert'?: string | undefined; 'state-dir'?: string | undefined },
+  httpsPortFromDefault: boolean,
+  settings: Partial<RelayOptions> | undefined,
+): Promise<void> {
+  const domain = flags.domain ?? settings?.domain
+  const httpsOff = httpsPortFromDefault ? settings?.httpsPort === false : flags['https-port'] === -1
+  if (!domain || httpsOff || flags['tls-cert'] || settings?.tlsCert) return
+  await loadTls({ stateDir: flags['state-dir'] ?? settings?.stateDir ?? defaultStateDir(), domain })
+}
+
+const MIN_CACHE_DIR_BYTES = 1024 * 1024
+const WORKER_HTTP_PORT_ENV = 'GW_RELAY_WORKER_HTTP_PORT'
+const WORKER_HTTPS_PORT_ENV = 'GW_RELAY_WORKER_HTTPS_PORT'
+const WORKER_METRICS_URL_ENV = 'GW_RELAY_WORKER_METRICS_URL'
+
+/**
+ * Port 0 for HTTP or HTTPS: the primary picks a free port for each, once, and gives it to
+ * every worker. node:cluster shares a listening socket between workers by address and
+ * port, so two listens on port 0 in one worker would get one socket for HTTP and HTTPS.
+ */
+async function workerPorts(flags: { 'http-port': number; 'https-port': number; host: string }, fromDefault: (flag: 'http-port' | 'https-port' | 'host') => boolean, settings: Partial<RelayOptions> | undefined): Promise<Record<string, string>> {
+  const env: Record<string, string> = {}
+  const host = settings?.host !== undefined && fromDefault('host') ? settings.host : flags.host
+  for (const [flag, key, name] of [['http-port', 'httpPort', WORKER_HTTP_PORT_ENV], ['https-port', 'httpsPort', WORKER_HTTPS_PORT_ENV]] as const) {
+    const port = fromDefault(flag) && settings?.[key] !== undefined ? settings[key] : flags[flag]
+    if (port === 0) env[name] = String(await freePortOn(host))
+  }
+  return env
+}
+
+function freePortOn(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen({ host, port: 0, exclusive: true }, () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** In a worker, a signal this soon after the first is the same one, twice (see the drain). */
+const REPEAT_SIGNAL_MS = 500
+
+/** The primary of --workers gives its workers the relay-to-relay link's secret here (not a flag: each start makes a new one). */
+const WORKER_SECRET_ENV = 'GW_RELAY_WORKER_SECRET'
+
+/**
+ * --workers: N, or 0 (the default) one per core. Left at its default it is 1 with the
+ * features whose state is one process's (`single` names it): custom domains (the verified
+ * hosts are one worker's), ACME (a challenge answered by the worker that ordered it), and
+ * token limits that each process counts (tunnels, streams, bandwidth: N workers would
+ * allow N times as much).
+ */
+function workerCount(workers: number, fromDefault: boolean, single: string | undefined, logger: { log(level: 'info', msg: string, fields?: Record<string, unknown>): void }): number {
+  if (workers > 0) return workers
+  if (fromDefault && single) {
+    if (!isRelayWorker()) logger.log('info', `one relay process, not one per core: ${single} is one process's; give --workers N for N anyway`)
+    return 1
+  }
+  return availableParallelism()
 }
 
 function clusterOptions(flags: { redis?: string; 'redis-ca-file'?: string; 'cluster-secret-file'?: string; 'cluster-addr'?: string; 'cluster-advertise'?: string; 'advertise-url'?: string[] }): RelayClusterOptions {

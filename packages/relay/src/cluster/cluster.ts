@@ -1,20 +1,22 @@
 /**
- * A relay as one member of a cluster on Redis (`gw relay --redis`): any relay serves any
- * name. The relay asks this module two things: who owns a name (`names`, the Redis
+ * A relay as one member of a cluster: any relay serves any name. The cluster's shared
+ * state is Redis (`gw relay --redis`, relays on any machines) or the primary process of
+ * `gw relay --workers N` without Redis (the workers of one machine): one interface,
+ * backend.ts. The relay asks this module two things: who owns a name (`names`, the shared
  * `NameStore`), and, for a name none of its own agents holds, a stream to the relay that
  * holds it (`locate`). Everything else happens here, from the relay's events:
  *
- * - presence: the names this relay's agents hold are announced in Redis with a TTL and
- *   refreshed by a heartbeat (presence.ts);
+ * - presence: the names this relay's agents hold are announced with a TTL and refreshed
+ *   by a heartbeat (presence.ts);
  * - forwarding: a stream to the holder over the relay-to-relay link (peer-link.ts),
  *   which splices it onto the agent's link;
- * - tcp endpoints: ports are owned in Redis like names (PORT_KEYS), and every relay
- *   listens on every port some relay of the cluster holds, forwarding a connection for
- *   an agent held elsewhere over the same link (the stream's first line is `tcp:<port>`);
- * - Redis away: nothing local needs it (requests to this relay's own agents never touch
- *   Redis); lookups fall back on what was last seen; when Redis returns, this relay's
- *   record, presence and name claims are written again (a Redis that lost its data gets
- *   them back).
+ * - tcp endpoints: ports are owned like names (kind `port`), and every relay listens on
+ *   every port some relay of the cluster holds, forwarding a connection for an agent held
+ *   elsewhere over the same link (the stream's first line is `tcp:<port>`);
+ * - the shared state away (Redis down, the primary slow): nothing local needs it
+ *   (requests to this relay's own agents never touch it); lookups fall back on what was
+ *   last seen; when Redis returns, this relay's record, presence and name claims are
+ *   written again (a Redis that lost its data gets them back).
  */
 import { networkInterfaces } from 'node:os'
 import { randomBytes } from 'node:crypto'
@@ -24,8 +26,11 @@ import type { RouteTable } from '../routes.js'
 import type { RelayEvents } from '../observe.js'
 import type { LogFn } from '../options.js'
 import { RelayError } from '../errors.js'
-import { connectRedis, type RedisConnection } from './redis-connection.js'
-import { KEY_PREFIX, PORT_KEYS, RedisNameStore, type OwnershipKeys } from './redis-names.js'
+import { connectRedis } from './redis-connection.js'
+import { KEY_PREFIX, RedisBackend } from './redis-backend.js'
+import { SharedNameStore } from './shared-names.js'
+import type { ClusterBackend, Kind } from './backend.js'
+import { IpcBackend } from './ipc-backend.js'
 import { Presence, type Located, type RelayRecord } from './presence.js'
 import { listenForPeers, PeerPool, type PeerServer } from './peer-link.js'
 import { listenForTakeovers, publishTakeover, takenOver } from './takeover.js'
@@ -34,8 +39,8 @@ import { ConfigShare, type SharedConfig } from './shared-config.js'
 import type { TokenEntry, TokenLimits } from '../access.js'
 
 export interface ClusterOptions {
-  /** redis://, rediss:// or redis-sentinel:// URL (redis-connection.ts). */
-  redis: string
+  /** redis://, rediss:// or redis-sentinel:// URL (redis-connection.ts); without it, the state is the primary process's (`--workers`, ipc-backend.ts). */
+  redis?: string | undefined
   /** PEM of the CA that signed a rediss:// Redis's certificate. */
   redisCa?: string | undefined
   /** Shared by every relay of the cluster; authenticates the relay-to-relay link. */
@@ -81,8 +86,8 @@ interface Target {
   key: string
   /** The name or the port, as the store and presence keep it. */
   entry: string
-  keys: OwnershipKeys
-  store: RedisNameStore
+  kind: Kind
+  store: SharedNameStore
   /** A link on this relay, when its agent came back here. */
   local(): { openStream(): Stream } | undefined
 }
@@ -118,9 +123,9 @@ interface CachedLookup {
 
 export class Cluster {
   readonly id = `relay-${randomBytes(6).toString('hex')}`
-  readonly names: RedisNameStore
+  readonly names: SharedNameStore
   /** TCP port owners, with the rules of names (tcp-ports.json on a lone relay). */
-  readonly ports: RedisNameStore
+  readonly ports: SharedNameStore
   /** Per-token rps counted across the cluster. */
   readonly rates: GlobalRateLimiter
   /** Tokens and limits from config files, shared (cluster/shared-config.ts). */
@@ -141,27 +146,34 @@ export class Cluster {
   private lastTouch = 0
   private closing = false
 
-  private constructor(private readonly conn: RedisConnection, private readonly opts: ClusterOptions, private readonly secret: Buffer) {
-    this.names = new RedisNameStore(conn.redis, opts.maxNamesPerOwner)
-    this.ports = new RedisNameStore(conn.redis, opts.maxNamesPerOwner, Date.now, PORT_KEYS)
-    this.rates = new GlobalRateLimiter(conn.redis, opts.log)
-    this.config = new ConfigShare(conn.redis, this.id, opts.log)
+  private constructor(private readonly backend: ClusterBackend, private readonly opts: ClusterOptions, private readonly secret: Buffer) {
+    this.names = new SharedNameStore(backend, 'name', opts.maxNamesPerOwner)
+    this.ports = new SharedNameStore(backend, 'port', opts.maxNamesPerOwner)
+    this.rates = new GlobalRateLimiter(backend, opts.log)
+    this.config = new ConfigShare(backend, this.id, opts.log)
     this.pool = new PeerPool(secret, opts.heartbeatTimeout)
   }
 
-  /** Connect to Redis (or throw GW_ERR_RELAY_REDIS) and read every name's owner. */
+  /**
+   * Connect to Redis (or throw GW_ERR_RELAY_REDIS), or without `redis` to the primary
+   * process of `--workers` (or throw GW_ERR_RELAY_WORKER_STATE), and read every name's owner.
+   */
   static async open(opts: ClusterOptions): Promise<Cluster> {
     if (Buffer.byteLength(opts.secret) < 16) {
       throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'the cluster secret must be at least 16 bytes; give the same one to every relay (GW_RELAY_CLUSTER_SECRET or --cluster-secret-file), e.g. from `openssl rand -hex 32`')
     }
-    const conn = await connectRedis(opts.redis, opts.log, opts.redisCa !== undefined ? { ca: opts.redisCa } : {})
-    const cluster = new Cluster(conn, opts, Buffer.from(opts.secret))
+    const backend = opts.redis !== undefined
+      ? new RedisBackend(await connectRedis(opts.redis, opts.log, opts.redisCa !== undefined ? { ca: opts.redisCa } : {}))
+      : IpcBackend.connect()
+    const cluster = new Cluster(backend, opts, Buffer.from(opts.secret))
     try {
       await cluster.names.load()
       await cluster.ports.load()
     } catch (err) {
-      await conn.close()
-      throw new RelayError('GW_ERR_RELAY_REDIS', `cannot read the names from Redis: ${(err as Error).message}`, { cause: err })
+      await backend.close()
+      throw opts.redis !== undefined
+        ? new RelayError('GW_ERR_RELAY_REDIS', `cannot read the names from Redis: ${(err as Error).message}`, { cause: err })
+        : new RelayError('GW_ERR_RELAY_WORKER_STATE', `cannot read the names from the primary process: ${(err as Error).message}`, { cause: err })
     }
     return cluster
   }
@@ -184,21 +196,21 @@ export class Cluster {
     }
     const advertise = this.opts.peerAdvertise ?? defaultAdvertise(hostname, this.peers.port)
     const ttl = this.opts.presenceTtl ?? DEFAULT_PRESENCE_TTL
-    this.presence = new Presence(this.conn.redis, { id: this.id, peer: advertise, agentUrls }, ttl)
+    this.presence = new Presence(this.backend, { id: this.id, peer: advertise, agentUrls }, ttl)
     host.events.on('agent:connected', ({ names, ports = [] }) => {
       for (const name of names) this.lookups.delete(name)
       this.presence?.announce(names).catch(() => {})
       const taken = takenOver(host.routes, names)
       const owner = taken.length > 0 ? host.routes.linksOf(taken[0]!)[0]?.owner : undefined
-      if (owner) publishTakeover(this.conn.redis, this.id, owner, taken)
+      if (owner) publishTakeover(this.backend, this.id, owner, taken)
       if (ports.length === 0) return
       const held = ports.map(String)
       for (const port of held) this.lookups.delete(`tcp:${port}`)
       // Announced, then told: a relay that hears of the port finds this one holding it.
-      this.presence?.announce(held, PORT_KEYS).then(() => this.tellTcp('open', ports)).catch(() => {})
+      this.presence?.announce(held, 'port').then(() => this.tellTcp('open', ports)).catch(() => {})
       const takenPorts = takenOver(host.tcp.routes, held)
       const portOwner = takenPorts.length > 0 ? host.tcp.routes.linksOf(takenPorts[0]!)[0]?.owner : undefined
-      if (portOwner) publishTakeover(this.conn.redis, this.id, portOwner, takenPorts, true)
+      if (portOwner) publishTakeover(this.backend, this.id, portOwner, takenPorts, true)
     })
     host.events.on('agent:disconnected', ({ names, ports = [] }) => {
       // The route table drops the link after this event: look once it has.
@@ -206,19 +218,16 @@ export class Cluster {
         const gone = names.filter((n) => !host.routes.has(n))
         if (gone.length > 0) this.presence?.withdraw(gone).catch(() => {})
         const gonePorts = ports.filter((p) => !host.tcp.routes.has(String(p)))
-        if (gonePorts.length > 0) this.presence?.withdraw(gonePorts.map(String), PORT_KEYS).then(() => this.tellTcp('close', gonePorts)).catch(() => {})
+        if (gonePorts.length > 0) this.presence?.withdraw(gonePorts.map(String), 'port').then(() => this.tellTcp('close', gonePorts)).catch(() => {})
       })
     })
-    this.conn.subscriber.on('message', (channel: string, raw: string) => {
-      if (channel === TCP_CHANNEL) this.onTcpMessage(raw)
-    })
-    this.conn.onReturn(() => void this.reRegister())
+    this.backend.onReturn(() => void this.reRegister())
     try {
-      await listenForTakeovers(this.conn.subscriber, this.id, host.routes, host.tcp.routes, (name, links, tcp) => this.drop(name, links, tcp))
-      await this.conn.subscriber.subscribe(TCP_CHANNEL)
-      this.recheckConfig = (await this.config.follow(this.conn.subscriber, (doc) => host.applyConfig(doc))).recheck
+      await listenForTakeovers(this.backend, this.id, host.routes, host.tcp.routes, (name, links, tcp) => this.drop(name, links, tcp))
+      await this.backend.subscribe(TCP_CHANNEL, (raw) => this.onTcpMessage(raw))
+      this.recheckConfig = (await this.config.follow((doc) => host.applyConfig(doc))).recheck
     } catch (err) {
-      throw new RelayError('GW_ERR_RELAY_REDIS', `cannot subscribe to the cluster's takeover channel in Redis: ${(err as Error).message}`, { cause: err })
+      throw new RelayError(this.opts.redis !== undefined ? 'GW_ERR_RELAY_REDIS' : 'GW_ERR_RELAY_WORKER_STATE', `cannot subscribe to the cluster's takeover channel in ${this.backend.describe}: ${(err as Error).message}`, { cause: err })
     }
     if (this.ownConfig) {
       await this.config.publish(this.ownConfig.tokens, this.ownConfig.limits).catch((err: Error) => {
@@ -237,7 +246,7 @@ export class Cluster {
     try {
       const held = host.routes.names()
       const heldPorts = host.tcp.routes.names()
-      await presence.refresh(held, heldPorts, PORT_KEYS)
+      await presence.refresh(held, heldPorts)
       this.relayList = await presence.relays()
       this.relayListAt = Date.now()
       if (Date.now() - this.lastTouch > TOUCH_EVERY_MS) {
@@ -253,14 +262,14 @@ export class Cluster {
   private async reconcileTcp(): Promise<void> {
     const tcp = this.host?.tcp
     if (!tcp || !this.presence) return
-    const live = new Set((await this.presence.live(PORT_KEYS)).map(Number))
+    const live = new Set((await this.presence.live('port')).map(Number))
     for (const port of live) tcp.forward(port)
     for (const port of tcp.forwarded()) if (!live.has(port)) tcp.unforward(port)
   }
 
   private tellTcp(op: 'open' | 'close', ports: number[]): void {
-    this.conn.redis.publish(TCP_CHANNEL, JSON.stringify({ relay: this.id, op, ports })).catch(() => {
-      // Redis is away: the next heartbeat's reconciliation catches up.
+    this.backend.publish(TCP_CHANNEL, JSON.stringify({ relay: this.id, op, ports })).catch(() => {
+      // The shared state is away: the next heartbeat's reconciliation catches up.
     })
   }
 
@@ -279,7 +288,7 @@ export class Cluster {
     // Another relay may still hold it (a pool across relays): ask presence before closing.
     for (const port of ports) {
       this.lookups.delete(`tcp:${port}`)
-      this.presence?.locate(String(port), PORT_KEYS).then(
+      this.presence?.locate(String(port), 'port').then(
         (located) => {
           if (located.holders.length === 0) tcp.unforward(port)
         },
@@ -344,13 +353,13 @@ export class Cluster {
    * `failure` when Redis cannot be asked and nothing was seen before.
    */
   async locate(name: string): Promise<LocateResult> {
-    return this.find({ key: name, entry: name, keys: this.names.keys, store: this.names, local: () => this.host?.routes.pick(name) })
+    return this.find({ key: name, entry: name, kind: 'name', store: this.names, local: () => this.host?.routes.pick(name) })
   }
 
   /** The relay that holds TCP port `port`, and a stream to its agent through it. */
   async locatePort(port: number): Promise<LocateResult> {
     const entry = String(port)
-    return this.find({ key: `tcp:${entry}`, entry, keys: PORT_KEYS, store: this.ports, local: () => this.host?.tcp.routes.pick(entry) })
+    return this.find({ key: `tcp:${entry}`, entry, kind: 'port', store: this.ports, local: () => this.host?.tcp.routes.pick(entry) })
   }
 
   private async find(target: Target): Promise<LocateResult> {
@@ -363,7 +372,7 @@ export class Cluster {
         located = await this.lookup(target)
       } catch (err) {
         // Redis is away: what was seen last is the best there is.
-        if (!cached) return { failure: ['GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot look up ${target.keys.noun === 'port' ? `TCP port ${target.entry}` : target.entry} in the cluster's shared state right now: ${(err as Error).message}`] }
+        if (!cached) return { failure: ['GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot look up ${target.kind === 'port' ? `TCP port ${target.entry}` : target.entry} in the cluster's shared state (${this.backend.describe}) right now: ${(err as Error).message}`] }
         located = cached.located
       }
     }
@@ -419,7 +428,7 @@ export class Cluster {
     const { key } = target
     let pending = this.pending.get(key)
     if (!pending) {
-      pending = this.presence!.locate(target.entry, target.keys).then((located) => {
+      pending = this.presence!.locate(target.entry, target.kind).then((located) => {
         // Bounded: a scanner asking for random names must not grow it without end.
         if (this.lookups.size >= MAX_LOOKUPS && !this.lookups.has(key)) this.lookups.delete(this.lookups.keys().next().value!)
         this.lookups.set(key, { located, at: Date.now() })
@@ -441,11 +450,11 @@ export class Cluster {
     clearInterval(this.timer)
     const held = this.host?.routes.names() ?? []
     const heldPorts = this.host?.tcp.routes.names() ?? []
-    await this.presence?.leave(held, heldPorts, PORT_KEYS).catch(() => {})
+    await this.presence?.leave(held, heldPorts).catch(() => {})
     if (heldPorts.length > 0) this.tellTcp('close', heldPorts.map(Number))
     this.pool.close()
     await this.peers?.close()
-    await this.conn.close()
+    await this.backend.close()
   }
 }
 

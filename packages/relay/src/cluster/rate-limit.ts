@@ -1,5 +1,5 @@
 /**
- * A token's `limits.rps` counted for the whole cluster, in Redis: the relay that receives
+ * A token's `limits.rps` counted for the whole cluster, in the shared state (Redis, or the primary of --workers): the relay that receives
  * a request (the one that applies the token's limits, whether it holds the agent or
  * forwards) asks Redis before admitting it, so a token's requests spread over several
  * relays share one budget.
@@ -15,59 +15,38 @@
  * (access.ts), so each relay admits up to `rps` on its own, and the log says so once; when
  * Redis answers again the counts are global again, and the log says that too.
  */
-import type { Redis } from 'ioredis'
 import type { LogFn } from '../options.js'
-import { KEY_PREFIX } from './redis-names.js'
+import type { ClusterBackend } from './backend.js'
 
 /** A rate check that takes longer than this falls back on the relay's own count. */
 export const LIMIT_TIMEOUT_MS = 250
 
-const SLIDE = `
-local limit, elapsed = tonumber(ARGV[1]), tonumber(ARGV[2])
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-if prev * (1000 - elapsed) / 1000 + cur + 1 > limit then return 0 end
-redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], 2500)
-return 1
-`
-
-interface LimiterRedis extends Redis {
-  gwRate(current: string, previous: string, limit: number, elapsed: number): Promise<number>
-}
-
-/** What a global check says: admitted, refused, or `local` (Redis could not be asked: count here). */
+/** What a global check says: admitted, refused, or `local` (the shared state could not be asked: count here). */
 export type GlobalVerdict = 'admit' | 'refuse' | 'local'
 
 export class GlobalRateLimiter {
-  private readonly redis: LimiterRedis
   private degraded = false
 
-  constructor(redis: Redis, private readonly log: LogFn, private readonly now: () => number = Date.now) {
-    redis.defineCommand('gwRate', { numberOfKeys: 2, lua: SLIDE })
-    this.redis = redis as LimiterRedis
-  }
+  constructor(private readonly backend: ClusterBackend, private readonly log: LogFn) {}
 
   async check(owner: string, rps: number): Promise<GlobalVerdict> {
-    const t = this.now()
-    const second = Math.floor(t / 1000)
     let timer: NodeJS.Timeout | undefined
     try {
       const admitted = await Promise.race([
-        this.redis.gwRate(`${KEY_PREFIX}rl:${owner}:${second}`, `${KEY_PREFIX}rl:${owner}:${second - 1}`, rps, t - second * 1000),
+        this.backend.rate(owner, rps),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${LIMIT_TIMEOUT_MS} ms`)), LIMIT_TIMEOUT_MS)
         }),
       ])
       if (this.degraded) {
         this.degraded = false
-        this.log('info', 'rate limits are counted across the cluster again (Redis answers)')
+        this.log('info', `rate limits are counted across the cluster again (${this.backend.describe} answers)`)
       }
-      return admitted === 1 ? 'admit' : 'refuse'
+      return admitted ? 'admit' : 'refuse'
     } catch (err) {
       if (!this.degraded) {
         this.degraded = true
-        this.log('warn', 'Redis cannot count rate limits right now; each relay counts its own requests until it answers', { error: (err as Error).message })
+        this.log('warn', `${this.backend.describe} cannot count rate limits right now; each relay counts its own requests until it answers`, { error: (err as Error).message })
       }
       return 'local'
     } finally {

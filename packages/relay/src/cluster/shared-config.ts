@@ -11,12 +11,11 @@
  * stay each relay's own. Only SHA-256 digests are written, never a token.
  */
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { TokenEntry, TokenLimits } from '../access.js'
 import type { LogFn } from '../options.js'
-import { KEY_PREFIX } from './redis-names.js'
+import type { ClusterBackend } from './backend.js'
+import { KEY_PREFIX } from './redis-backend.js'
 
-export const CONFIG_KEY = `${KEY_PREFIX}config`
 export const CONFIG_CHANNEL = `${KEY_PREFIX}config`
 
 export interface SharedConfig {
@@ -85,10 +84,10 @@ export class ConfigShare {
   /** The hash of the document this relay runs with. */
   private current: string | undefined
 
-  constructor(private readonly redis: Redis, private readonly relay: string, private readonly log: LogFn) {}
+  constructor(private readonly backend: ClusterBackend, private readonly relay: string, private readonly log: LogFn) {}
 
   async read(): Promise<SharedConfig | undefined> {
-    return parseSharedConfig(await this.redis.get(CONFIG_KEY))
+    return parseSharedConfig(await this.backend.readConfig())
   }
 
   /** This relay runs with `tokens` and `limits` now (its config file): the cluster's, from now on. */
@@ -98,8 +97,8 @@ export class ConfigShare {
     const existing = await this.read().catch(() => undefined)
     if (existing?.hash === hash) return
     const doc = { tokens: wire(tokens), limits, relay: this.relay, at: Date.now(), hash }
-    await this.redis.set(CONFIG_KEY, JSON.stringify(doc))
-    await this.redis.publish(CONFIG_CHANNEL, JSON.stringify({ relay: this.relay, hash }))
+    await this.backend.writeConfig(JSON.stringify(doc))
+    await this.backend.publish(CONFIG_CHANNEL, JSON.stringify({ relay: this.relay, hash }))
     this.log('info', 'tokens and limits from the config file shared with the cluster', { tokens: tokens.length })
   }
 
@@ -112,15 +111,14 @@ export class ConfigShare {
    * Call `apply` with each newer document another relay writes; resolves once subscribed.
    * `recheck()` (after Redis returns) reads the document again in case a message was missed.
    */
-  async follow(subscriber: Redis, apply: (doc: SharedConfig) => void): Promise<{ recheck(): Promise<void> }> {
+  async follow(apply: (doc: SharedConfig) => void): Promise<{ recheck(): Promise<void> }> {
     const check = async (): Promise<void> => {
       const doc = await this.read()
       if (!doc || doc.hash === this.current) return
       this.current = doc.hash
       apply(doc)
     }
-    subscriber.on('message', (channel: string, raw: string) => {
-      if (channel !== CONFIG_CHANNEL) return
+    await this.backend.subscribe(CONFIG_CHANNEL, (raw: string) => {
       let message: { relay?: unknown; hash?: unknown }
       try {
         message = JSON.parse(raw) as typeof message
@@ -128,9 +126,8 @@ export class ConfigShare {
         return
       }
       if (message.relay === this.relay || message.hash === this.current) return
-      check().catch((err: Error) => this.log('warn', 'cannot read the cluster\'s tokens and limits from Redis', { error: err.message }))
+      check().catch((err: Error) => this.log('warn', 'cannot read the cluster\'s tokens and limits from ${this.backend.describe}', { error: err.message }))
     })
-    await subscriber.subscribe(CONFIG_CHANNEL)
     return { recheck: check }
   }
 }

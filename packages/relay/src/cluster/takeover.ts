@@ -7,10 +7,10 @@
  * as a lone relay does. Without it a relay with a half-open link would keep announcing the
  * name and receive its requests until its heartbeat timed out.
  */
-import type { Redis } from 'ioredis'
+import type { ClusterBackend } from './backend.js'
 import type { AgentLink } from '../agent-link.js'
 import type { RouteTable } from '../routes.js'
-import { KEY_PREFIX } from './redis-names.js'
+import { KEY_PREFIX } from './redis-backend.js'
 
 export const TAKEOVER_CHANNEL = `${KEY_PREFIX}takeover`
 
@@ -30,9 +30,9 @@ export function takenOver(routes: RouteTable, names: string[]): string[] {
   })
 }
 
-export function publishTakeover(redis: Redis, relay: string, owner: string, names: string[], tcp = false): void {
+export function publishTakeover(backend: ClusterBackend, relay: string, owner: string, names: string[], tcp = false): void {
   for (const name of names) {
-    redis.publish(TAKEOVER_CHANNEL, JSON.stringify({ relay, name, owner, ...(tcp ? { tcp: true as const } : {}) } satisfies TakeoverMessage)).catch(() => {
+    backend.publish(TAKEOVER_CHANNEL, JSON.stringify({ relay, name, owner, ...(tcp ? { tcp: true as const } : {}) } satisfies TakeoverMessage)).catch(() => {
       // Redis is away: the old link goes when its heartbeat times out.
     })
   }
@@ -43,14 +43,13 @@ export function publishTakeover(redis: Redis, relay: string, owner: string, name
  * the name (or, `tcp`, the port). Resolves once subscribed; the subscription follows Redis across restarts.
  */
 export async function listenForTakeovers(
-  subscriber: Redis,
+  backend: ClusterBackend,
   self: string,
   routes: RouteTable,
   tcpRoutes: RouteTable,
   drop: (name: string, links: AgentLink[], tcp: boolean) => void,
 ): Promise<void> {
-  subscriber.on('message', (channel: string, raw: string) => {
-    if (channel !== TAKEOVER_CHANNEL) return
+  await backend.subscribe(TAKEOVER_CHANNEL, (raw: string) => {
     let message: TakeoverMessage
     try {
       message = JSON.parse(raw) as TakeoverMessage
@@ -62,5 +61,4 @@ export async function listenForTakeovers(
     const links = (tcp ? tcpRoutes : routes).linksOf(message.name).filter((l) => l.owner === message.owner)
     if (links.length > 0) drop(message.name, [...links], tcp)
   })
-  await subscriber.subscribe(TAKEOVER_CHANNEL)
 }
