@@ -26,6 +26,18 @@ import {
 import { checkAgentResponse, checkAgentTrailers, responseHasBody } from './agent-response.js'
 import { isHttp2, stageHttp2Head } from './h2-edge.js'
 
+/**
+ * Break off a response whose head is out. Over HTTP/1.1 the client's connection is
+ * destroyed without an error object: the error would be emitted on a socket that may have
+ * no listener left (npm run fuzz's relay front found one that crashed the relay), and the
+ * broken connection is the whole signal. Over HTTP/2 the error resets the stream (without
+ * one, the stream would end as if the body were complete).
+ */
+function cutResponse(res: ServerResponse, http2: boolean, err: Error): void {
+  if (http2) res.destroy(err)
+  else res.destroy()
+}
+
 export function sendErrorPage(req: IncomingMessage, res: ServerResponse, code: ErrorCode, detail: string, status?: number): void {
   if (res.headersSent) {
     res.destroy()
@@ -134,7 +146,7 @@ export function relayRequest(req: IncomingMessage, res: ServerResponse, stream: 
   const fail = (err: Error): void => {
     finish()
     const code: ErrorCode = err instanceof GwError ? err.code : 'GW_ERR_UPSTREAM_FAILED'
-    if (res.headersSent) res.destroy()
+    if (res.headersSent) cutResponse(res, isHttp2(req), err)
     else {
       endsUpload()
       sendErrorPage(req, res, code === 'GW_ERR_MUX_CLOSED' ? 'GW_ERR_AGENT_OFFLINE' : code, err.message)
@@ -230,12 +242,9 @@ function pipeBody(reader: MessageReader, res: ServerResponse, expected: number |
   // beyond the declared length is ever written.
   let left = expected ?? Infinity
   let cut = false
-  // Destroyed without an error object: an error would be emitted on the client's socket,
-  // which may have no listener left by then (npm run fuzz's relay front found one that
-  // crashed the relay); the cut connection is the whole signal to the client.
-  const cutConnection = (_why: string): false => {
+  const cutConnection = (why: string): false => {
     cut = true
-    res.destroy()
+    cutResponse(res, http2, new GwError('GW_ERR_AGENT_BAD_RESPONSE', why))
     control.cancel()
     done()
     return false
@@ -282,7 +291,7 @@ function pipeBody(reader: MessageReader, res: ServerResponse, expected: number |
     error(err) {
       if (cut) return
       // The response is under way: the only honest signal left is a broken connection.
-      res.destroy()
+      cutResponse(res, http2, err)
       done()
     },
   })

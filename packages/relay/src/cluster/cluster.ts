@@ -244,9 +244,7 @@ export class Cluster {
     const presence = this.presence
     if (!host || !presence || this.closing) return
     try {
-      const held = host.routes.names()
-      const heldPorts = host.tcp.routes.names()
-      await presence.refresh(held, heldPorts)
+      const { names: held, ports: heldPorts } = await presence.refresh(() => host.routes.names(), () => host.tcp.routes.names())
       this.relayList = await presence.relays()
       this.relayListAt = Date.now()
       if (Date.now() - this.lastTouch > TOUCH_EVERY_MS) {

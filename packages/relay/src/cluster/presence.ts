@@ -26,11 +26,19 @@ export class Presence {
     return this.backend.withdraw(kind, this.record.id, [...names])
   }
 
-  /** The relay's own record, and its presence for every name and port it holds. */
-  async refresh(held: Iterable<string>, heldPorts: Iterable<string> = []): Promise<void> {
+  /**
+   * The relay's own record, and its presence for every name and port it holds. What is
+   * held is read only once the record is written, with nothing awaited between the read
+   * and the announce: a withdraw sent after the read is applied after the announce. (Read
+   * before, a name whose agent left meanwhile was announced again after its withdraw and
+   * lingered until the TTL.) Returns what it announced.
+   */
+  async refresh(held: () => Iterable<string>, heldPorts: () => Iterable<string> = () => []): Promise<{ names: string[]; ports: string[] }> {
     await this.backend.refresh(this.record, this.ttlMs)
-    await this.announce(held)
-    await this.announce(heldPorts, 'port')
+    const names = [...held()]
+    const ports = [...heldPorts()]
+    await Promise.all([this.announce(names), this.announce(ports, 'port')])
+    return { names, ports }
   }
 
   /** Every entry some relay holds now. */
