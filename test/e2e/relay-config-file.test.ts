@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { Pool, request } from 'undici'
 import { loadRelayConfig, startRelay, type TokenEntry } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
+import { AgentEvents } from '@gw/cli/agent/events'
 import type { CodedError } from '@gw/protocol'
 import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
 
@@ -164,6 +165,74 @@ describe('relay config file (--config)', () => {
     assert.deepEqual(await get('alice-app'), { status: 200, body: 'up' }, 'alice\'s agent never dropped')
     assert.equal(a.status().status, 'online')
     assert.equal(relay.child.exitCode, null, 'SIGHUP did not stop the relay')
+  })
+
+  it('reloads per-token limits on a file change: an agent already connected gets the new limit, and loses it again, without reconnecting', { timeout: 90_000 }, async (t) => {
+    const dir = tempDir()
+    const held: Array<() => void> = []
+    const upstream = await startUpstream((req, res) => {
+      if (req.url === '/hold') return void held.push(() => res.end('held'))
+      res.end('up')
+    })
+    const configPath = join(dir, 'relay.yml')
+    const write = (limits: string): void => writeFileSync(configPath, [
+      'domain: localhost', 'host: 127.0.0.1', 'http_port: 0', 'https_port: off', `state_dir: ${join(dir, 'state')}`, 'tokens:',
+      `  - { label: alice, sha256: ${sha('alice-token')}${limits} }`, '',
+    ].join('\n'))
+    write('')
+    const relay = spawnGw(['relay', '--config', configPath, '--log-format', 'json'])
+    let agent: Agent | undefined
+    t.after(async () => {
+      for (const release of held) release()
+      await agent?.close()
+      relay.kill()
+      await relay.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
+    const relayUrl = `http://127.0.0.1:${started.http_port}`
+    const client = new Pool(relayUrl, { connections: 8 })
+    t.after(() => client.close())
+    const events = new AgentEvents()
+    const statuses: string[] = []
+    events.on('status', (s) => statuses.push(s.status))
+    agent = await startAgent({ relay: relayUrl, authtoken: 'alice-token', endpoints: [{ upstream: upstream.url }], events })
+    const host = `${agent.tunnels[0]!.publicName}.localhost`
+    const get = async (path: string) => {
+      const res = await client.request({ path, method: 'GET', headers: { host } })
+      return { status: res.statusCode, code: res.headers['gw-error-code'], body: await res.body.text() }
+    }
+    const reloads = (): number => relay.lines.filter((l) => l.includes('"config reloaded"')).length
+    // Two held requests, four: no limit yet.
+    const holdAll = async (n: number) => {
+      const before = held.length
+      const pending = Array.from({ length: n }, () => get('/hold'))
+      await waitFor(() => held.length === before + n, 10_000, `${n} requests held`)
+      return pending
+    }
+    let pending = await holdAll(2)
+    for (const release of held.splice(0)) release()
+    for (const r of await Promise.all(pending)) assert.equal(r.status, 200)
+
+    // The file now limits alice to one stream: her connected agent gets it at once.
+    write(', limits: { streams: 1 }')
+    await waitFor(() => reloads() === 1, 15_000, 'the file change reloaded')
+    pending = await holdAll(1)
+    const refused = await get('/hold')
+    assert.deepEqual([refused.status, refused.code], [503, 'GW_ERR_STREAM_LIMIT'])
+    assert.equal(held.length, 1, 'the refused request never reached the upstream')
+    held.splice(0)[0]!()
+    assert.equal((await pending[0]!).status, 200)
+
+    // The limit is taken out again: two held at once pass.
+    write('')
+    await waitFor(() => reloads() === 2, 15_000, 'the second file change reloaded')
+    pending = await holdAll(2)
+    for (const release of held.splice(0)) release()
+    for (const r of await Promise.all(pending)) assert.equal(r.status, 200)
+    assert.equal(agent.status().status, 'online')
+    assert.ok(!statuses.includes('reconnecting'), `the agent never reconnected: ${statuses.join(',')}`)
   })
 
   it('enforces per-token limits: tunnels at hello, streams 503, rps 429 with Retry-After, bandwidth by throttling', { timeout: 90_000 }, async (t) => {
