@@ -85,17 +85,22 @@ describe('pooling: several agents of one token on one name', () => {
       // Restart agent A while the client keeps sending: SIGTERM, wait for it to exit, start it again.
       agentA.kill('SIGTERM')
       assert.equal(await agentA.exited, 0)
-      const servedByBWhileAWasDown = results.bodies.b!
+      const atExit = { ok: results.ok, a: results.bodies.a!, b: results.bodies.b! }
+      // A while with agent A gone: B alone serves, and nothing fails.
+      await waitFor(() => results.bodies.b! > atExit.b + 20, 20_000, 'requests served by B alone')
+      const whileDown = { a: results.bodies.a!, b: results.bodies.b! }
       const aBeforeRestart = counts.a
       agentA = startAgent(upstreamA.port, relayUrl, TOKEN_A, join(dir, 'a'))
       agents.push(agentA)
       await agentA.waitForLine((l) => l.includes('"started tunnel"'))
+      assert.deepEqual(results.failed, [], 'no request failed while agent A was down')
+      assert.equal(whileDown.a, atExit.a, 'no answer from A after it exited')
       await waitFor(() => counts.a > aBeforeRestart + 20, 20_000, 'requests served by the restarted agent')
 
       running = false
       await Promise.all(workers)
       assert.deepEqual(results.failed, [], `${results.failed.length} of ${results.ok + results.failed.length} requests failed`)
-      assert.ok(results.bodies.b! >= servedByBWhileAWasDown)
+      assert.ok(results.ok > atExit.ok + 40, `${results.ok - atExit.ok} requests served after agent A's restart began`)
       assert.ok(results.bodies.a! > 20 && results.bodies.b! > 20, JSON.stringify(results.bodies))
     } finally {
       await client?.close()
