@@ -90,6 +90,10 @@ describe('relay cache', () => {
         res.writeHead(200, { 'cache-control': 'max-age=0', 'last-modified': lastModified })
         return void res.end('lastmod body')
       }
+      case '/aged':
+        // Already 100 s old when it left the upstream (an origin's own cache in front of it).
+        res.writeHead(200, { 'cache-control': 'max-age=160', age: '100' })
+        return void res.end('aged body')
       case '/huge':
         res.writeHead(200, { 'cache-control': 'max-age=60' })
         return void res.end('h'.repeat(100_000))
@@ -221,6 +225,17 @@ describe('relay cache', () => {
     assert.match(en.cacheStatus, /^gw; hit/)
     assert.equal((await get(stackCached, '/vary', { 'accept-language': 'fr' })).body, 'lang fr')
     assert.equal(count(seen, 'GET /vary'), 2)
+  })
+
+  it('counts Age from the age the response already had: a hit says Age 100 or more, and the freshness left', async () => {
+    assert.equal((await get(stackCached, '/aged')).cacheStatus, 'gw; fwd=miss; stored')
+    const hit = await get(stackCached, '/aged')
+    assert.equal(hit.body, 'aged body')
+    const age = Number(hit.headers.age)
+    assert.ok(age >= 100 && age < 160, `Age ${String(hit.headers.age)}`)
+    const ttl = Number(/ttl=(\d+)/.exec(hit.cacheStatus)?.[1])
+    assert.ok(ttl <= 60 && ttl >= 50, `Cache-Status ${hit.cacheStatus}: 160 s of freshness less the 100 it had`)
+    assert.equal(count(seen, 'GET /aged'), 1)
   })
 
   it('revalidates a stale response with the agent: ETag and Last-Modified, the 304 answered from the cache', async () => {
