@@ -69,6 +69,9 @@ describe('relay cache', () => {
       case '/cookie':
         res.writeHead(200, { 'cache-control': 'max-age=60', 'set-cookie': 'sid=secret-session' })
         return void res.end('cookie body')
+      case '/public-cookie':
+        res.writeHead(200, { 'cache-control': 'public, max-age=60', 'set-cookie': 'theme=dark' })
+        return void res.end('public cookie body')
       case '/vary':
         res.writeHead(200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' })
         return void res.end(`lang ${req.headers['accept-language'] ?? 'none'}`)
@@ -194,6 +197,12 @@ describe('relay cache', () => {
       assert.equal(second.cacheStatus, 'gw; fwd=miss', path)
       assert.equal(count(seen, `GET ${path}`), 2, `${path} reached the upstream twice`)
     }
+    // public says a shared cache may keep it, Set-Cookie and all.
+    assert.equal((await get(stackCached, '/public-cookie')).cacheStatus, 'gw; fwd=miss; stored')
+    const reused = await get(stackCached, '/public-cookie')
+    assert.match(reused.cacheStatus, /^gw; hit/)
+    assert.equal(reused.body, 'public cookie body')
+    assert.equal(count(seen, 'GET /public-cookie'), 1)
   })
 
   it('Authorization and cookies: never stored or answered from the cache unless the response allows it', async () => {
