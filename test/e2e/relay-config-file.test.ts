@@ -55,6 +55,8 @@ describe('relay config file (--config)', () => {
       check('domain: [a\n', /relay\.yml:\d+:\d+: not valid YAML/)
       check('custom_domains: yes-please\n', /custom_domains: "yes-please" is not true or false/)
       check('custom_domains: true\ndns_server: 10.0.0.1:99999\n', /dns_server: "10\.0\.0\.1:99999" is not a DNS server address; give an IP address with an optional port/)
+      check('drain_timeout: -5\n', /drain_timeout: -5 is not a whole number of seconds; give e\.g\. 30/)
+      check('drain_timeout: soon\n', /drain_timeout: "soon" is not a whole number of seconds/)
       check('dns_server: 127.0.0.1\n', /dns_server: "127\.0\.0\.1" is only used to check custom domains; add custom_domains: true beside it/)
       // A good file: tokens by digest, environment and file, with their limits.
       writeFileSync(join(dir, 'carol.token'), 'carol-token\n')

@@ -6,7 +6,8 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { Client } from 'undici'
@@ -109,6 +110,54 @@ describe('gw relay drains on SIGTERM', () => {
       assert.equal(await relay.exited, 0)
       assert.ok(relay.lines.some((l) => l.includes('the drain timeout cut the requests still open')), relay.lines.join('\n'))
       // The client's connection was cut: no response, an error.
+      assert.match(await hung, /UND_ERR_SOCKET|ECONNRESET|other side closed/)
+    } finally {
+      await client.destroy()
+      agent?.kill()
+      await agent?.exited
+      relay.kill()
+      await relay.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('takes drain_timeout from the --config file, and a reload of the file changes it', { timeout: 90_000 }, async () => {
+    const dir = tempDir('gw-drain-')
+    let arrived = 0
+    const upstream = await startUpstream((_req, res) => {
+      arrived++
+      const timer = setTimeout(() => res.end('too late'), 120_000)
+      res.on('close', () => clearTimeout(timer))
+    })
+    const port = await freePort()
+    const configPath = join(dir, 'relay.yml')
+    mkdirSync(join(dir, 'relay'))
+    const write = (seconds: number): void => writeFileSync(configPath, [
+      'domain: tunnel.test', 'host: 127.0.0.1', `http_port: ${port}`, 'https_port: off', `state_dir: ${join(dir, 'relay')}`,
+      `drain_timeout: ${seconds}`, 'tokens:', `  - { label: ops, sha256: ${createHash('sha256').update(TOKEN).digest('hex')} }`, '',
+    ].join('\n'))
+    // 600 s at start: were the reload not taken, the drain below would outlast the test.
+    write(600)
+    const relay = spawnGw(['relay', '--config', configPath, '--log-format', 'json'])
+    let agent: Spawned | undefined
+    const client = new Client(`http://127.0.0.1:${port}`)
+    try {
+      await relay.waitForLine((l) => l.includes('"relay started"'))
+      agent = spawnGw(['http', String(upstream.port), '--relay', `http://127.0.0.1:${port}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'agent', 'gw.yml') })
+      await agent.waitForLine((l) => l.includes('"started tunnel"'))
+      write(1)
+      await relay.waitForLine((l) => l.includes('"config reloaded"'), 15_000)
+      const hung = client.request({ path: '/hang', method: 'GET', headers: { host: `app.tunnel.test:${port}` } }).then(
+        (res) => `status ${res.statusCode}`,
+        (err: Error & { code?: string }) => err.code ?? err.message,
+      )
+      await waitFor(() => arrived === 1, 10_000, 'the request at the upstream')
+      relay.kill('SIGTERM')
+      const draining = JSON.parse(await relay.waitForLine((l) => l.includes('"relay draining"'))) as { timeout_s: number }
+      assert.equal(draining.timeout_s, 1)
+      assert.equal(await relay.exited, 0)
+      assert.ok(relay.lines.some((l) => l.includes('the drain timeout cut the requests still open')), relay.lines.join('\n'))
       assert.match(await hung, /UND_ERR_SOCKET|ECONNRESET|other side closed/)
     } finally {
       await client.destroy()
