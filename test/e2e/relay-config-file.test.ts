@@ -169,7 +169,7 @@ describe('relay config file (--config)', () => {
     assert.equal(relay.child.exitCode, null, 'SIGHUP did not stop the relay')
   })
 
-  it('reloads per-token limits on a file change: an agent already connected gets the new limit, and loses it again, without reconnecting', { timeout: 90_000 }, async (t) => {
+  it('reloads per-token limits on a file change: an agent already connected gets the new limit, and loses it again, without reconnecting or dropping a request in flight', { timeout: 90_000 }, async (t) => {
     const dir = tempDir()
     const held: Array<() => void> = []
     const upstream = await startUpstream((req, res) => {
@@ -214,12 +214,13 @@ describe('relay config file (--config)', () => {
       return pending
     }
     let pending = await holdAll(2)
-    for (const release of held.splice(0)) release()
-    for (const r of await Promise.all(pending)) assert.equal(r.status, 200)
 
-    // The file now limits alice to one stream: her connected agent gets it at once.
+    // The file now limits alice to one stream: her connected agent gets it at once. The two
+    // requests in flight across the reload finish.
     write(', limits: { streams: 1 }')
     await waitFor(() => reloads() === 1, 15_000, 'the file change reloaded')
+    for (const release of held.splice(0)) release()
+    for (const r of await Promise.all(pending)) assert.deepEqual([r.status, r.body], [200, 'held'])
     pending = await holdAll(1)
     const refused = await get('/hold')
     assert.deepEqual([refused.status, refused.code], [503, 'GW_ERR_STREAM_LIMIT'])
