@@ -31,7 +31,7 @@ function connectError(port: number): Promise<string> {
 }
 
 describe('gw relay drains on SIGTERM', () => {
-  it('finishes the request in flight with 200, refuses new connections, sends the agent away, exits 0', async () => {
+  it('finishes the request in flight with 200, refuses new connections, answers /healthz 503 on an open one, sends the agent away, exits 0', async () => {
     const dir = tempDir('gw-drain-')
     let slowArrived = 0
     const upstream = await startUpstream((req, res) => {
@@ -53,11 +53,24 @@ describe('gw relay drains on SIGTERM', () => {
       clients.push(client)
       const slow = client.request({ path: '/slow', method: 'GET', headers: { host } }).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }))
       await waitFor(() => slowArrived === 1, 10_000, 'the slow request at the upstream')
+      // A load balancer's health check, half sent before the signal, so its connection is not idle.
+      const probe = connect(port, '127.0.0.1')
+      let probeAnswer = ''
+      probe.on('data', (d: Buffer) => (probeAnswer += d.toString('latin1')))
+      const probeClosed = new Promise<void>((resolve) => probe.on('close', () => resolve()))
+      await new Promise<void>((resolve) => probe.once('connect', () => resolve()))
+      probe.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n')
 
       relay.kill('SIGTERM')
       await relay.waitForLine((l) => l.includes('"relay draining"'))
       // No new connection gets in while the old request finishes.
       assert.equal(await connectError(port), 'ECONNREFUSED')
+      // The health check finished on its open connection: 503 draining, and the connection closes.
+      probe.write('\r\n')
+      await probeClosed
+      assert.match(probeAnswer, /^HTTP\/1\.1 503 /)
+      assert.match(probeAnswer, /\r\ngw-error-code: GW_ERR_RELAY_DRAINING\r\n/i)
+      assert.match(probeAnswer, /\r\nconnection: close\r\n/i)
       // The agent heard the GoAway and tries to connect again.
       await agent.waitForLine((l) => l.includes('the relay is going away; reconnecting'))
       assert.deepEqual(await slow, { status: 200, body: 'slow done' })
