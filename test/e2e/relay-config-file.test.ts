@@ -13,6 +13,7 @@ import { loadRelayConfig, startRelay, type TokenEntry } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { AgentEvents } from '@gw/cli/agent/events'
 import type { CodedError } from '@gw/protocol'
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
 
 const sha = (token: string): string => createHash('sha256').update(token).digest('hex')
@@ -178,7 +179,7 @@ describe('relay config file (--config)', () => {
     })
     const configPath = join(dir, 'relay.yml')
     const write = (limits: string): void => writeFileSync(configPath, [
-      'domain: localhost', 'host: 127.0.0.1', 'http_port: 0', 'https_port: off', `state_dir: ${join(dir, 'state')}`, 'tokens:',
+      'domain: localhost', 'host: 127.0.0.1', 'http_port: 0', 'https_port: off', `state_dir: ${join(dir, 'state')}`, 'metrics_addr: 127.0.0.1:0', 'tokens:',
       `  - { label: alice, sha256: ${sha('alice-token')}${limits} }`, '',
     ].join('\n'))
     write('')
@@ -192,8 +193,15 @@ describe('relay config file (--config)', () => {
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
+    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number; metrics: string }
     const relayUrl = `http://127.0.0.1:${started.http_port}`
+    const reloadCounts = async (): Promise<Record<string, number>> => {
+      const text = await (await request(started.metrics)).body.text()
+      const family = (parsePrometheusTextFormat(text) as Array<{ name: string; metrics: Array<{ value: string; labels?: Record<string, string> }> }>)
+        .find((f) => f.name === 'gw_relay_config_reloads_total')
+      assert.ok(family, 'gw_relay_config_reloads_total is exported')
+      return Object.fromEntries(family.metrics.map((m) => [m.labels!.result!, Number(m.value)]))
+    }
     const client = new Pool(relayUrl, { connections: 8 })
     t.after(() => client.close())
     const events = new AgentEvents()
@@ -236,6 +244,13 @@ describe('relay config file (--config)', () => {
     for (const r of await Promise.all(pending)) assert.equal(r.status, 200)
     assert.equal(agent.status().status, 'online')
     assert.ok(!statuses.includes('reconnecting'), `the agent never reconnected: ${statuses.join(',')}`)
+
+    // gw_relay_config_reloads_total, which the README's GwRelayReloadFailed alert reads.
+    assert.deepEqual(await reloadCounts(), { ok: 2 })
+    writeFileSync(configPath, 'domain: localhost\nlimits: { streams: many }\n')
+    await relay.waitForLine((l) => l.includes('config reload refused'), 15_000)
+    assert.deepEqual(await reloadCounts(), { ok: 2, error: 1 })
+    assert.equal((await get('/')).status, 200, 'the running config stays')
   })
 
   it('enforces per-token limits: tunnels at hello, streams 503, rps 429 with Retry-After, bandwidth by throttling', { timeout: 90_000 }, async (t) => {
