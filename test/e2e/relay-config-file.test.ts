@@ -340,5 +340,6 @@ describe('relay config file (--config)', () => {
     const metrics = await (await request(relay.metricsUrl!)).body.text()
     assert.match(metrics, new RegExp(`gw_relay_limit_hits_total\\{token="${sha('streams-token').slice(0, 8)}",limit="streams"\\} 1`))
     assert.match(metrics, new RegExp(`gw_relay_limit_hits_total\\{token="${sha('tunnels-token').slice(0, 8)}",limit="tunnels"\\} 2`))
+    assert.match(metrics, new RegExp(`gw_relay_limit_hits_total\\{token="${sha('rps-token').slice(0, 8)}",limit="rps"\\} ${limited.length}\\n`))
   })
 })
