@@ -9,6 +9,8 @@ import assert from 'node:assert/strict'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { execFile, spawnSync } from 'node:child_process'
+import { request as undiciRequest } from 'undici'
+import { WebSocket, WebSocketServer } from 'ws'
 import { spawnGw, startUpstream, tempDir } from '../helpers/stack.js'
 
 function curl(args: string[]): Promise<string> {
@@ -88,6 +90,33 @@ describe('gw http with the embedded relay: a 127.0.0.1 URL per tunnel', () => {
     } finally {
       gw.kill()
       await gw.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('is reached by undici and by a ws WebSocket, Node\'s other clients, with no Host set', async () => {
+    const dir = tempDir()
+    const upstream = await startUpstream((req, res) => res.end(`undici ${req.url}`))
+    const wss = new WebSocketServer({ noServer: true })
+    upstream.server.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m: Buffer) => ws.send(`echo ${m.toString()}`))))
+    const gw = spawnGw(['http', String(upstream.port), '--no-tui', '--log-format', 'json', '--no-inspect', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'gw.yml') })
+    try {
+      const loopback = (JSON.parse(await gw.waitForLine((l) => l.includes('"started tunnel"') && /"url":"http:\/\/127\.0\.0\.1:\d+"/.test(l))) as { url: string }).url
+      const res = await undiciRequest(`${loopback}/u`)
+      assert.equal(await res.body.text(), 'undici /u')
+      const ws = new WebSocket(`${loopback.replace(/^http/, 'ws')}/socket`)
+      const answer = await new Promise<string>((resolve, reject) => {
+        ws.once('open', () => ws.send('over loopback'))
+        ws.once('message', (m: Buffer) => resolve(m.toString()))
+        ws.once('error', reject)
+      })
+      assert.equal(answer, 'echo over loopback')
+      ws.close()
+    } finally {
+      gw.kill()
+      await gw.exited
+      wss.close()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     }

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { readFileSync, rmSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
@@ -123,5 +123,46 @@ describe('relay access log (--access-log)', () => {
 
     const text = readFileSync(logPath, 'utf8')
     for (const secret of [...secrets, 'log-token']) assert.ok(!text.includes(secret), `${secret} is not in the access log`)
+  })
+
+  it('SIGHUP reopens the file, as logrotate needs: lines before go to the rotated file, lines after to a new one', { timeout: 90_000 }, async (t) => {
+    const dir = tempDir()
+    const upstream = await startUpstream((req, res) => res.end(`ok ${req.url}`))
+    const logPath = join(dir, 'access.log')
+    const relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', dir,
+      '--log-format', 'json', '--authtoken', 'log-token', '--access-log', logPath])
+    let agent: ReturnType<typeof spawnGw> | undefined
+    t.after(async () => {
+      agent?.kill()
+      if (agent) await agent.exited
+      relay.kill()
+      await relay.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
+    const relayUrl = `http://127.0.0.1:${started.http_port}`
+    agent = spawnGw(['http', String(upstream.port), '--relay', relayUrl, '--url', 'rotated', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],
+      { GW_CONFIG: join(dir, 'gw.yml'), GW_AUTHTOKEN: 'log-token' })
+    await agent.waitForLine((l) => l.includes('"started tunnel"'), 60_000)
+    const get = async (path: string): Promise<void> => {
+      const res = await request(`${relayUrl}${path}`, { headers: { host: 'rotated.localhost' } })
+      assert.equal(await res.body.text(), `ok ${path}`)
+    }
+    const paths = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as LogLine).path)
+
+    await get('/before')
+    await waitFor(() => existsSync(logPath) && paths(logPath).length === 1, 15_000, 'the first line')
+    // logrotate: rename, then SIGHUP (its postrotate).
+    renameSync(logPath, `${logPath}.1`)
+    await get('/renamed') // still written to the open file, now access.log.1
+    await waitFor(() => paths(`${logPath}.1`).length === 2, 15_000, 'the second line in the renamed file')
+    relay.kill('SIGHUP')
+    await relay.waitForLine((l) => l.includes('access log reopened'), 15_000)
+    await get('/after')
+    await waitFor(() => existsSync(logPath) && paths(logPath).length === 1, 15_000, 'a line in the new file')
+    assert.deepEqual(paths(`${logPath}.1`), ['/before', '/renamed'])
+    assert.deepEqual(paths(logPath), ['/after'])
+    assert.equal(relay.child.exitCode, null, 'SIGHUP did not stop the relay')
   })
 })

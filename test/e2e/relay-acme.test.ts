@@ -17,7 +17,9 @@ import { connect as netConnect, createServer as createNetServer, type AddressInf
 import { join } from 'node:path'
 import { startRelay, type Relay, type RelayOptions } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
-import { preparePebble, PEBBLE_SKIP, type Pebble } from '../helpers/pebble.js'
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
+import { request } from 'undici'
+import { freePorts, preparePebble, PEBBLE_SKIP, type Pebble } from '../helpers/pebble.js'
 import { spawnGw, startUpstream, tempDir, waitFor, type Upstream } from '../helpers/stack.js'
 
 const DOMAIN = 'acme.test'
@@ -44,13 +46,15 @@ interface AcmeStack {
 
 async function startAcmeStack(
   acme: Partial<NonNullable<RelayOptions['acme']>> | ((challtestsrvUrl: string) => Partial<NonNullable<RelayOptions['acme']>>) = {},
-  options: { validitySeconds?: number } = {},
+  options: { validitySeconds?: number; validateNowhere?: boolean } = {},
 ): Promise<AcmeStack> {
   const dir = tempDir('gw-acme-')
   const prepared = await preparePebble({ dir, ...(options.validitySeconds ? { validitySeconds: options.validitySeconds } : {}) })
   // Pebble first (on the relay's ports, picked with its own), so an order made at the relay's start finds it up.
   const [httpPort, httpsPort] = prepared.relayPorts
-  const pebble = await prepared.start({ httpPort, tlsPort: httpsPort })
+  // validateNowhere: pebble validates on ports nobody listens on, so every order fails.
+  const [deadHttp, deadTls] = options.validateNowhere ? await freePorts(2) : [httpPort, httpsPort]
+  const pebble = await prepared.start({ httpPort: deadHttp!, tlsPort: deadTls! })
   const logs: LogLine[] = []
   const upstream = await startUpstream((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' })
@@ -62,6 +66,7 @@ async function startAcmeStack(
     httpsPort,
     domain: DOMAIN,
     stateDir: join(dir, 'state'),
+    metricsAddr: '127.0.0.1:0',
     acme: {
       email: 'ops@acme.test',
       directoryUrl: prepared.directoryUrl,
@@ -128,6 +133,15 @@ function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: s
 }
 
 const issuedLines = (logs: LogLine[]): LogLine[] => logs.filter((l) => l.msg === 'acme: certificate issued')
+
+/** `gw_relay_acme_events_total` as `event/result` → count, scraped from the relay and read by a Prometheus text parser. */
+async function acmeEvents(relay: Relay): Promise<Record<string, number>> {
+  const text = await (await request(relay.metricsUrl!)).body.text()
+  const family = (parsePrometheusTextFormat(text) as Array<{ name: string; metrics: Array<{ value: string; labels?: Record<string, string> }> }>)
+    .find((f) => f.name === 'gw_relay_acme_events_total')
+  assert.ok(family, 'gw_relay_acme_events_total is exported')
+  return Object.fromEntries(family.metrics.map((m) => [`${m.labels!.event}/${m.labels!.result}`, Number(m.value)]))
+}
 
 describe('relay ACME certificates from pebble', { skip: PEBBLE_SKIP }, () => {
   describe('HTTP-01', () => {
@@ -370,6 +384,25 @@ esac
         assert.equal(two.authorized, false)
         assert.ok(stack.logs.some((l) => l.fields.code === 'GW_ERR_ACME_RATE_LIMITED' && l.fields.host === `two.${DOMAIN}`))
         assert.equal(issuedLines(stack.logs).length, 1)
+        const events = await acmeEvents(stack.relay)
+        assert.equal(events['order/ok'], 1, JSON.stringify(events))
+        assert.ok((events['rate_limited/error'] ?? 0) >= 1, JSON.stringify(events))
+        assert.equal(events['order/error'], undefined, JSON.stringify(events))
+      } finally {
+        await stack.close()
+      }
+    })
+
+    it('counts a failed order in gw_relay_acme_events_total: pebble cannot reach the relay to validate', async () => {
+      const stack = await startAcmeStack({ challenges: ['http-01'], failureBackoff: 600_000 }, { validateNowhere: true })
+      try {
+        await stack.addAgent('fails')
+        const got = await served(stack.relay.httpsPort!, `fails.${DOMAIN}`, stack.root)
+        assert.equal(got.authorized, false, 'the default certificate, not one from pebble')
+        await waitFor(() => stack.logs.some((l) => l.msg === 'acme: order failed'), 60_000, 'the failed order')
+        const events = await acmeEvents(stack.relay)
+        assert.equal(events['order/error'], 1, JSON.stringify(events))
+        assert.equal(events['order/ok'], undefined, JSON.stringify(events))
       } finally {
         await stack.close()
       }
@@ -393,6 +426,9 @@ esac
         // Renewed before the first one expired (with a third of its lifetime left, give or take the order's time).
         assert.ok(lines[1]!.at < Date.parse(first.cert.valid_to), `renewed at ${new Date(lines[1]!.at).toISOString()}, first expired ${first.cert.valid_to}`)
         assert.ok(Date.parse(second!.cert.valid_from) >= Date.parse(first.cert.valid_from))
+        const events = await acmeEvents(stack.relay)
+        assert.equal(events['order/ok'], 1, JSON.stringify(events))
+        assert.ok((events['renewal/ok'] ?? 0) >= 1, JSON.stringify(events))
       } finally {
         await stack.close()
       }

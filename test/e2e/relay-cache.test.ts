@@ -69,6 +69,9 @@ describe('relay cache', () => {
       case '/cookie':
         res.writeHead(200, { 'cache-control': 'max-age=60', 'set-cookie': 'sid=secret-session' })
         return void res.end('cookie body')
+      case '/public-cookie':
+        res.writeHead(200, { 'cache-control': 'public, max-age=60', 'set-cookie': 'theme=dark' })
+        return void res.end('public cookie body')
       case '/vary':
         res.writeHead(200, { 'cache-control': 'max-age=60', vary: 'Accept-Language' })
         return void res.end(`lang ${req.headers['accept-language'] ?? 'none'}`)
@@ -90,6 +93,10 @@ describe('relay cache', () => {
         res.writeHead(200, { 'cache-control': 'max-age=0', 'last-modified': lastModified })
         return void res.end('lastmod body')
       }
+      case '/aged':
+        // Already 100 s old when it left the upstream (an origin's own cache in front of it).
+        res.writeHead(200, { 'cache-control': 'max-age=160', age: '100' })
+        return void res.end('aged body')
       case '/huge':
         res.writeHead(200, { 'cache-control': 'max-age=60' })
         return void res.end('h'.repeat(100_000))
@@ -190,6 +197,12 @@ describe('relay cache', () => {
       assert.equal(second.cacheStatus, 'gw; fwd=miss', path)
       assert.equal(count(seen, `GET ${path}`), 2, `${path} reached the upstream twice`)
     }
+    // public says a shared cache may keep it, Set-Cookie and all.
+    assert.equal((await get(stackCached, '/public-cookie')).cacheStatus, 'gw; fwd=miss; stored')
+    const reused = await get(stackCached, '/public-cookie')
+    assert.match(reused.cacheStatus, /^gw; hit/)
+    assert.equal(reused.body, 'public cookie body')
+    assert.equal(count(seen, 'GET /public-cookie'), 1)
   })
 
   it('Authorization and cookies: never stored or answered from the cache unless the response allows it', async () => {
@@ -221,6 +234,17 @@ describe('relay cache', () => {
     assert.match(en.cacheStatus, /^gw; hit/)
     assert.equal((await get(stackCached, '/vary', { 'accept-language': 'fr' })).body, 'lang fr')
     assert.equal(count(seen, 'GET /vary'), 2)
+  })
+
+  it('counts Age from the age the response already had: a hit says Age 100 or more, and the freshness left', async () => {
+    assert.equal((await get(stackCached, '/aged')).cacheStatus, 'gw; fwd=miss; stored')
+    const hit = await get(stackCached, '/aged')
+    assert.equal(hit.body, 'aged body')
+    const age = Number(hit.headers.age)
+    assert.ok(age >= 100 && age < 160, `Age ${String(hit.headers.age)}`)
+    const ttl = Number(/ttl=(\d+)/.exec(hit.cacheStatus)?.[1])
+    assert.ok(ttl <= 60 && ttl >= 50, `Cache-Status ${hit.cacheStatus}: 160 s of freshness less the 100 it had`)
+    assert.equal(count(seen, 'GET /aged'), 1)
   })
 
   it('revalidates a stale response with the agent: ETag and Last-Modified, the 304 answered from the cache', async () => {

@@ -11,7 +11,9 @@ import { join } from 'node:path'
 import { Pool, request } from 'undici'
 import { loadRelayConfig, startRelay, type TokenEntry } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
+import { AgentEvents } from '@gw/cli/agent/events'
 import type { CodedError } from '@gw/protocol'
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
 
 const sha = (token: string): string => createHash('sha256').update(token).digest('hex')
@@ -54,6 +56,8 @@ describe('relay config file (--config)', () => {
       check('domain: [a\n', /relay\.yml:\d+:\d+: not valid YAML/)
       check('custom_domains: yes-please\n', /custom_domains: "yes-please" is not true or false/)
       check('custom_domains: true\ndns_server: 10.0.0.1:99999\n', /dns_server: "10\.0\.0\.1:99999" is not a DNS server address; give an IP address with an optional port/)
+      check('drain_timeout: -5\n', /drain_timeout: -5 is not a whole number of seconds; give e\.g\. 30/)
+      check('drain_timeout: soon\n', /drain_timeout: "soon" is not a whole number of seconds/)
       check('dns_server: 127.0.0.1\n', /dns_server: "127\.0\.0\.1" is only used to check custom domains; add custom_domains: true beside it/)
       // A good file: tokens by digest, environment and file, with their limits.
       writeFileSync(join(dir, 'carol.token'), 'carol-token\n')
@@ -167,6 +171,89 @@ describe('relay config file (--config)', () => {
     assert.equal(relay.child.exitCode, null, 'SIGHUP did not stop the relay')
   })
 
+  it('reloads per-token limits on a file change: an agent already connected gets the new limit, and loses it again, without reconnecting or dropping a request in flight', { timeout: 90_000 }, async (t) => {
+    const dir = tempDir()
+    const held: Array<() => void> = []
+    const upstream = await startUpstream((req, res) => {
+      if (req.url === '/hold') return void held.push(() => res.end('held'))
+      res.end('up')
+    })
+    const configPath = join(dir, 'relay.yml')
+    const write = (limits: string): void => writeFileSync(configPath, [
+      'domain: localhost', 'host: 127.0.0.1', 'http_port: 0', 'https_port: off', `state_dir: ${join(dir, 'state')}`, 'metrics_addr: 127.0.0.1:0', 'tokens:',
+      `  - { label: alice, sha256: ${sha('alice-token')}${limits} }`, '',
+    ].join('\n'))
+    write('')
+    const relay = spawnGw(['relay', '--config', configPath, '--log-format', 'json'])
+    let agent: Agent | undefined
+    t.after(async () => {
+      for (const release of held) release()
+      await agent?.close()
+      relay.kill()
+      await relay.exited
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number; metrics: string }
+    const relayUrl = `http://127.0.0.1:${started.http_port}`
+    const reloadCounts = async (): Promise<Record<string, number>> => {
+      const text = await (await request(started.metrics)).body.text()
+      const family = (parsePrometheusTextFormat(text) as Array<{ name: string; metrics: Array<{ value: string; labels?: Record<string, string> }> }>)
+        .find((f) => f.name === 'gw_relay_config_reloads_total')
+      assert.ok(family, 'gw_relay_config_reloads_total is exported')
+      return Object.fromEntries(family.metrics.map((m) => [m.labels!.result!, Number(m.value)]))
+    }
+    const client = new Pool(relayUrl, { connections: 8 })
+    t.after(() => client.close())
+    const events = new AgentEvents()
+    const statuses: string[] = []
+    events.on('status', (s) => statuses.push(s.status))
+    agent = await startAgent({ relay: relayUrl, authtoken: 'alice-token', endpoints: [{ upstream: upstream.url }], events })
+    const host = `${agent.tunnels[0]!.publicName}.localhost`
+    const get = async (path: string) => {
+      const res = await client.request({ path, method: 'GET', headers: { host } })
+      return { status: res.statusCode, code: res.headers['gw-error-code'], body: await res.body.text() }
+    }
+    const reloads = (): number => relay.lines.filter((l) => l.includes('"config reloaded"')).length
+    // Two held requests, four: no limit yet.
+    const holdAll = async (n: number) => {
+      const before = held.length
+      const pending = Array.from({ length: n }, () => get('/hold'))
+      await waitFor(() => held.length === before + n, 10_000, `${n} requests held`)
+      return pending
+    }
+    let pending = await holdAll(2)
+
+    // The file now limits alice to one stream: her connected agent gets it at once. The two
+    // requests in flight across the reload finish.
+    write(', limits: { streams: 1 }')
+    await waitFor(() => reloads() === 1, 15_000, 'the file change reloaded')
+    for (const release of held.splice(0)) release()
+    for (const r of await Promise.all(pending)) assert.deepEqual([r.status, r.body], [200, 'held'])
+    pending = await holdAll(1)
+    const refused = await get('/hold')
+    assert.deepEqual([refused.status, refused.code], [503, 'GW_ERR_STREAM_LIMIT'])
+    assert.equal(held.length, 1, 'the refused request never reached the upstream')
+    held.splice(0)[0]!()
+    assert.equal((await pending[0]!).status, 200)
+
+    // The limit is taken out again: two held at once pass.
+    write('')
+    await waitFor(() => reloads() === 2, 15_000, 'the second file change reloaded')
+    pending = await holdAll(2)
+    for (const release of held.splice(0)) release()
+    for (const r of await Promise.all(pending)) assert.equal(r.status, 200)
+    assert.equal(agent.status().status, 'online')
+    assert.ok(!statuses.includes('reconnecting'), `the agent never reconnected: ${statuses.join(',')}`)
+
+    // gw_relay_config_reloads_total, which the README's GwRelayReloadFailed alert reads.
+    assert.deepEqual(await reloadCounts(), { ok: 2 })
+    writeFileSync(configPath, 'domain: localhost\nlimits: { streams: many }\n')
+    await relay.waitForLine((l) => l.includes('config reload refused'), 15_000)
+    assert.deepEqual(await reloadCounts(), { ok: 2, error: 1 })
+    assert.equal((await get('/')).status, 200, 'the running config stays')
+  })
+
   it('enforces per-token limits: tunnels at hello, streams 503, rps 429 with Retry-After, bandwidth by throttling', { timeout: 90_000 }, async (t) => {
     const dir = tempDir()
     const held: Array<() => void> = []
@@ -254,5 +341,6 @@ describe('relay config file (--config)', () => {
     const metrics = await (await request(relay.metricsUrl!)).body.text()
     assert.match(metrics, new RegExp(`gw_relay_limit_hits_total\\{token="${sha('streams-token').slice(0, 8)}",limit="streams"\\} 1`))
     assert.match(metrics, new RegExp(`gw_relay_limit_hits_total\\{token="${sha('tunnels-token').slice(0, 8)}",limit="tunnels"\\} 2`))
+    assert.match(metrics, new RegExp(`gw_relay_limit_hits_total\\{token="${sha('rps-token').slice(0, 8)}",limit="rps"\\} ${limited.length}\\n`))
   })
 })

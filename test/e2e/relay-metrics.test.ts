@@ -78,6 +78,8 @@ describe('relay metrics (--metrics-addr)', () => {
     // Two requests on one kept-alive connection.
     const twice = await send(`GET /ok HTTP/1.1\r\nHost: ${stack.host}\r\n\r\n${get('/ok')}`)
     assert.equal(twice.match(/HTTP\/1\.1 200 /g)?.length, 2)
+    // Every byte so far went through alpha's tunnel.
+    const alphaBytes = { in: sentBytes, out: receivedBytes }
     // A name nobody holds: the relay's own 404 with a code, and no token.
     assert.match(await send(get('/', 'nobody.localhost')), /^HTTP\/1\.1 404 [^]*gw-error-code: GW_ERR_TUNNEL_NOT_FOUND/i)
     const tunnelled = 3 + 1 + 1 + 1 + 1 + 2
@@ -102,6 +104,10 @@ describe('relay metrics (--metrics-addr)', () => {
     assert.equal(value(families, 'gw_relay_error_responses_total', { code: 'GW_ERR_TUNNEL_NOT_FOUND' }), 1)
     assert.equal(value(families, 'gw_relay_handshake_failures_total', { code: 'GW_ERR_AUTH_INVALID' }), 1)
     assert.equal(value(families, 'gw_relay_token_requests_total', { token: alpha }), tunnelled)
+    assert.equal(value(families, 'gw_relay_token_bytes_total', { token: alpha, direction: 'in' }), alphaBytes.in)
+    assert.equal(value(families, 'gw_relay_token_bytes_total', { token: alpha, direction: 'out' }), alphaBytes.out)
+    const beta = createHash('sha256').update('token-beta').digest('hex').slice(0, 8)
+    assert.ok(!families.get('gw_relay_token_requests_total')!.metrics.some((m) => m.labels?.token === beta), 'no samples for a token that sent nothing')
     const histogram = families.get('gw_relay_request_duration_seconds')!
     assert.equal(histogram.type, 'HISTOGRAM')
     const h = histogram.metrics[0]!

@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Pool } from 'undici'
 import { spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
@@ -85,17 +85,22 @@ describe('pooling: several agents of one token on one name', () => {
       // Restart agent A while the client keeps sending: SIGTERM, wait for it to exit, start it again.
       agentA.kill('SIGTERM')
       assert.equal(await agentA.exited, 0)
-      const servedByBWhileAWasDown = results.bodies.b!
+      const atExit = { ok: results.ok, a: results.bodies.a!, b: results.bodies.b! }
+      // A while with agent A gone: B alone serves, and nothing fails.
+      await waitFor(() => results.bodies.b! > atExit.b + 20, 20_000, 'requests served by B alone')
+      const whileDown = { a: results.bodies.a!, b: results.bodies.b! }
       const aBeforeRestart = counts.a
       agentA = startAgent(upstreamA.port, relayUrl, TOKEN_A, join(dir, 'a'))
       agents.push(agentA)
       await agentA.waitForLine((l) => l.includes('"started tunnel"'))
+      assert.deepEqual(results.failed, [], 'no request failed while agent A was down')
+      assert.equal(whileDown.a, atExit.a, 'no answer from A after it exited')
       await waitFor(() => counts.a > aBeforeRestart + 20, 20_000, 'requests served by the restarted agent')
 
       running = false
       await Promise.all(workers)
       assert.deepEqual(results.failed, [], `${results.failed.length} of ${results.ok + results.failed.length} requests failed`)
-      assert.ok(results.bodies.b! >= servedByBWhileAWasDown)
+      assert.ok(results.ok > atExit.ok + 40, `${results.ok - atExit.ok} requests served after agent A's restart began`)
       assert.ok(results.bodies.a! > 20 && results.bodies.b! > 20, JSON.stringify(results.bodies))
     } finally {
       await client?.close()
@@ -105,6 +110,59 @@ describe('pooling: several agents of one token on one name', () => {
       await relay.exited
       await upstreamA.close()
       await upstreamB.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('pooling_enabled: true on config endpoints pools two gw start agents; an agent that does not pool takes the name over', { timeout: 120_000 }, async () => {
+    const dir = tempDir('gw-pool-cfg-')
+    const upstreams = await Promise.all(['c', 'd', 'e'].map((tag) => startUpstream((_req, res) => res.end(tag))))
+    const relay = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'relay'), '--authtoken', TOKEN_A, '--log-format', 'json'])
+    const agents: Spawned[] = []
+    let relayClient: Pool | undefined
+    try {
+      const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
+      const relayUrl = `http://127.0.0.1:${started.http_port}`
+      relayClient = new Pool(relayUrl, { connections: 4 })
+      const fromFile = (i: number): Spawned => {
+        const config = join(dir, `agent-${i}`, 'gw.yml')
+        mkdirSync(join(dir, `agent-${i}`))
+        writeFileSync(config, ['version: 3', 'agent:', `  connect_url: ${relayUrl}`, `  authtoken: ${TOKEN_A}`, 'endpoints:',
+          '  - name: web', '    url: from-config', `    upstream: { url: ${upstreams[i]!.port} }`, '    pooling_enabled: true', ''].join('\n'))
+        return spawnGw(['start', '--all', '--config', config, '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'])
+      }
+      const served = async (n: number): Promise<Record<string, number>> => {
+        const tally: Record<string, number> = {}
+        for (let i = 0; i < n; i++) {
+          const res = await relayClient!.request({ path: '/', method: 'GET', headers: { host: `from-config.tunnel.test:${started.http_port}` } })
+          const body = await res.body.text()
+          assert.equal(res.statusCode, 200, body)
+          tally[body] = (tally[body] ?? 0) + 1
+        }
+        return tally
+      }
+      for (const i of [0, 1]) {
+        const agent = fromFile(i)
+        agents.push(agent)
+        await agent.waitForLine((l) => l.includes('"started tunnel"') && l.includes('from-config'), 60_000)
+      }
+      const both = await served(40)
+      assert.ok((both.c ?? 0) >= 10 && (both.d ?? 0) >= 10, `both pooled agents serve: ${JSON.stringify(both)}`)
+
+      // The same token without pooling: it takes the name over, as a restart does.
+      const solo = spawnGw(['http', String(upstreams[2]!.port), '--relay', relayUrl, '--authtoken', TOKEN_A, '--url', 'from-config', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],
+        { GW_CONFIG: join(dir, 'solo', 'gw.yml') })
+      agents.push(solo)
+      await solo.waitForLine((l) => l.includes('"started tunnel"'), 60_000)
+      await waitFor(async () => JSON.stringify(await served(1)) === '{"e":1}', 10_000, 'the solo agent holds the name')
+      assert.deepEqual(await served(20), { e: 20 })
+    } finally {
+      await relayClient?.close()
+      for (const agent of agents) agent.kill()
+      await Promise.all(agents.map((a) => a.exited))
+      relay.kill()
+      await relay.exited
+      await Promise.all(upstreams.map((u) => u.close()))
       rmSync(dir, { recursive: true, force: true })
     }
   })

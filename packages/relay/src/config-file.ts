@@ -41,11 +41,13 @@ export interface RelayFileConfig {
   settings: Partial<FileSettings>
   tokens: TokenEntry[]
   limits: TokenLimits
+  /** Seconds requests in flight get to finish on SIGTERM (`drain_timeout`, the CLI's --drain-timeout); read when the signal comes, so a reload changes it. */
+  drainTimeout?: number
 }
 
 const TOP_KEYS = ['domain', 'host', 'http_port', 'https_port', 'public_http_port', 'public_https_port', 'state_dir', 'tls',
   'allow_anonymous', 'metrics_addr', 'access_log', 'max_header_size', 'max_streams_per_agent', 'tcp_ports', 'tcp_max_connections',
-  'relay_cache', 'relay_cache_max_entry', 'relay_cache_dir', 'relay_cache_dir_size', 'custom_domains', 'dns_server', 'limits', 'tokens'] as const
+  'relay_cache', 'relay_cache_max_entry', 'relay_cache_dir', 'relay_cache_dir_size', 'custom_domains', 'dns_server', 'drain_timeout', 'limits', 'tokens'] as const
 const TOKEN_KEYS = ['label', 'sha256', 'env', 'file', 'token', 'names', 'tcp_ports', 'limits'] as const
 const LIMIT_KEYS = ['tunnels', 'streams', 'rps', 'bandwidth', 'header_size', 'body_size'] as const
 
@@ -296,5 +298,12 @@ export function loadRelayConfig(path: string, env: NodeJS.ProcessEnv = process.e
       tokens.push(entry)
     }
   }
-  return { path, settings, tokens, limits: limits(p, 'limits', raw.limits) }
+  let drainTimeout: number | undefined
+  if (raw.drain_timeout !== undefined) {
+    if (typeof raw.drain_timeout !== 'number' || !Number.isInteger(raw.drain_timeout) || raw.drain_timeout < 0) {
+      p.fail('drain_timeout', raw.drain_timeout, 'is not a whole number of seconds; give e.g. 30 (0 cuts requests at once)')
+    }
+    drainTimeout = raw.drain_timeout
+  }
+  return { path, settings, tokens, limits: limits(p, 'limits', raw.limits), ...(drainTimeout !== undefined ? { drainTimeout } : {}) }
 }

@@ -16,6 +16,8 @@ import type { Relay } from './relay.js'
 export interface ConfigReloader {
   /** Read the file again and apply it; false when it was refused. */
   reload(source: string): Promise<boolean>
+  /** The config in force: the last file that loaded. */
+  current(): RelayFileConfig
   close(): void
 }
 
@@ -83,6 +85,7 @@ export function startConfigReloader(relay: Relay, path: string, initial: RelayFi
 
   return {
     reload,
+    current: () => running,
     close() {
       clearTimeout(timer)
       watcher?.close()

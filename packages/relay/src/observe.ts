@@ -63,8 +63,9 @@ export interface RequestRecord {
 export type CacheResult = 'hit' | 'revalidated' | 'miss' | 'bypass'
 
 /**
- * ACME events for the relay-edge work: `event` is e.g. `order`, `renewal`, `challenge`;
- * `result` is `ok` or `error`. Emit with `relay.events.emit('acme', …)`; metrics count them.
+ * ACME events, emitted by the certificate manager for each order's outcome: `event` is
+ * `order`, `renewal` or `rate_limited`; `result` is `ok` or `error`; `detail` the challenge
+ * or the error code (not a label). Metrics count them (`gw_relay_acme_events_total`).
  */
 export interface AcmeEvent {
   event: string

@@ -136,6 +136,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     domainCovered: opts.tlsCert !== undefined,
     httpListener: opts.httpPort !== false,
     log: opts.log,
+    onEvent: (event) => core.events.emit('acme', event),
   }) : undefined
   core.acme = acme
   if (opts.loopbackUrls) core.loopbacks = new LoopbackListeners((name) => core.attach(createHttpServer(serverOptions(opts)), 'http', name))

@@ -237,9 +237,12 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
       }
       process.once('SIGINT', now)
       process.once('SIGTERM', now)
+      // --drain-timeout on the command line wins; else drain_timeout of the config in force (a reload changes it).
+      const fileDrain = reloader?.current().drainTimeout
+      const drainTimeout = metadata.flags['drain-timeout']?.setFromDefault === true && fileDrain !== undefined ? fileDrain : flags['drain-timeout']
       reloader?.close()
-      logger.log('info', 'relay draining', { timeout_s: flags['drain-timeout'], agents: relay.agentCount, in_flight: relay.openStreams() })
-      const finished = await relay.drain(flags['drain-timeout'] * 1000)
+      logger.log('info', 'relay draining', { timeout_s: drainTimeout, agents: relay.agentCount, in_flight: relay.openStreams() })
+      const finished = await relay.drain(drainTimeout * 1000)
       logger.log(finished ? 'info' : 'warn', finished ? 'relay stopped: every request finished' : 'relay stopped: the drain timeout cut the requests still open', {})
       leaveWorker()
     } catch (err) {

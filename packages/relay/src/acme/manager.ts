@@ -22,6 +22,7 @@ import type { LogFn } from '../options.js'
 import { AcmeIssuer, LETS_ENCRYPT_DIRECTORY, type ChallengeKind } from './issuer.js'
 import { AcmeStore, type StoredCert } from './store.js'
 import type { AcmeOptions } from './acme-options.js'
+import type { AcmeEvent } from '../observe.js'
 
 export type { AcmeOptions }
 
@@ -51,6 +52,8 @@ export interface CertManagerOptions {
   domainCovered: boolean
   httpListener: boolean
   log: LogFn
+  /** Each order's outcome, for the relay's metrics (`gw_relay_acme_events_total`). */
+  onEvent?: (event: AcmeEvent) => void
   now?: () => number
 }
 
@@ -186,7 +189,7 @@ export class CertManager {
   }
 
   /** The order for `target` in flight, a new one, or undefined when limits refuse one now. */
-  private ensure(target: Target): Promise<Entry | undefined> | undefined {
+  private ensure(target: Target, event: 'order' | 'renewal' = 'order'): Promise<Entry | undefined> | undefined {
     const running = this.inflight.get(target.key)
     if (running) return running
     const now = this.now()
@@ -201,6 +204,7 @@ export class CertManager {
         code,
         error: new RelayError(code, this.orderTimes.length >= perHour ? `${perHour} orders in the last hour` : `${concurrent} orders in flight`).message,
       })
+      this.opts.onEvent?.({ event: 'rate_limited', result: 'error', detail: code })
       return undefined
     }
     this.orderTimes.push(now)
@@ -210,11 +214,14 @@ export class CertManager {
         const entry = this.install(stored)
         this.failedUntil.delete(target.key)
         this.opts.log('info', 'acme: certificate issued', { host: target.key, challenge: kind, names: stored.names, not_after: new Date(stored.notAfter).toISOString(), ms: this.now() - started })
+        this.opts.onEvent?.({ event, result: 'ok', detail: kind })
         return entry
       },
       (err: Error) => {
         this.failedUntil.set(target.key, this.now() + (this.opts.acme.failureBackoff ?? 10 * 60_000))
-        this.opts.log('warn', 'acme: order failed', { host: target.key, code: err instanceof RelayError ? err.code : 'GW_ERR_ACME_ISSUE', error: err.message })
+        const code = err instanceof RelayError ? err.code : 'GW_ERR_ACME_ISSUE'
+        this.opts.log('warn', 'acme: order failed', { host: target.key, code, error: err.message })
+        this.opts.onEvent?.({ event, result: 'error', detail: code })
         return undefined
       },
     )
@@ -264,14 +271,14 @@ export class CertManager {
     if (this.opts.acme.dnsHook && !this.opts.domainCovered) {
       const key = `*.${this.opts.domain}`
       const wildcard = this.byKey.get(key)
-      if (!wildcard || this.renewalDue(wildcard.stored)) this.ensure(this.targetFor(this.opts.domain)!)
+      if (!wildcard || this.renewalDue(wildcard.stored)) this.ensure(this.targetFor(this.opts.domain)!, wildcard ? 'renewal' : 'order')
     }
     for (const entry of [...this.byKey.values()]) {
       const { host } = entry.stored
       if (host.startsWith('*.') || !this.renewalDue(entry.stored)) continue
       const target = this.targetFor(host)
       if (target && this.opts.allowed(host)) {
-        this.ensure(target)
+        this.ensure(target, 'renewal')
       } else if (entry.stored.notAfter <= this.now()) {
         this.uninstall(entry)
         this.opts.log('info', 'acme: expired certificate dropped; no agent holds its host', { host })
