@@ -26,7 +26,7 @@ describe('relay cache from the command line and a config file', () => {
       res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=60' })
       res.end(`body of ${req.url}`)
     })
-    const relay = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'relay'),
+    const relay = spawnGw(['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'relay'),
       '--authtoken', TOKEN, '--relay-cache', '1MB', '--log-format', 'json'])
     const agents: Spawned[] = []
     t.after(async () => {

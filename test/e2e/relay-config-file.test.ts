@@ -184,7 +184,7 @@ describe('relay config file (--config)', () => {
       `  - { label: alice, sha256: ${sha('alice-token')}${limits} }`, '',
     ].join('\n'))
     write('')
-    const relay = spawnGw(['relay', '--config', configPath, '--log-format', 'json'])
+    const relay = spawnGw(['relay', '--workers', '1', '--config', configPath, '--log-format', 'json'])
     let agent: Agent | undefined
     t.after(async () => {
       for (const release of held) release()

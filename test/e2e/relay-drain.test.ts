@@ -155,7 +155,7 @@ describe('gw relay drains on SIGTERM', () => {
     ].join('\n'))
     // 600 s at start: were the reload not taken, the drain below would outlast the test.
     write(600)
-    const relay = spawnGw(['relay', '--config', configPath, '--log-format', 'json'])
+    const relay = spawnGw(['relay', '--workers', '1', '--config', configPath, '--log-format', 'json'])
     let agent: Spawned | undefined
     const client = new Client(`http://127.0.0.1:${port}`)
     try {
