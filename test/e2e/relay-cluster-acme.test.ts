@@ -163,3 +163,60 @@ for (const kind of ['http-01', 'tls-alpn-01'] as const) {
     })
   })
 }
+
+describe('ACME in a Redis cluster: renewals once, and one hourly budget for every relay', { skip: PEBBLE_SKIP || REDIS_SKIP }, () => {
+  it('with a budget of 2 orders an hour: relay A orders, one relay renews (certificates of 12 s), and relay B is then refused a new order', async () => {
+    const dir = tempDir('gw-cluster-acme-budget-')
+    const redis = await startRedis()
+    const prepared = await preparePebble({ dir, validitySeconds: 12 })
+    const [bHttp, bHttps] = prepared.relayPorts
+    const pebble = await prepared.start({ httpPort: bHttp, tlsPort: bHttps })
+    const intermediate = new X509Certificate(await pebble.intermediate())
+    const upstream = await startUpstream((_req, res) => res.end('ok'))
+    const logs: LogLine[] = []
+    const relays: Relay[] = []
+    const agents: Agent[] = []
+    const start = async (label: string, ports: { httpPort: number; httpsPort: number }): Promise<Relay> => {
+      const r = await startRelay({
+        host: '127.0.0.1', ...ports, domain: DOMAIN, authtokens: [TOKEN_1], stateDir: join(dir, label),
+        cluster: { redis: redis.url, secret: SECRET },
+        acme: { email: 'ops@acme.test', directoryUrl: pebble.directoryUrl, directoryCa: pebble.listenerCa, handshakeWait: 60_000, challenges: ['http-01'], ordersPerHour: 2, renewCheckInterval: 250 },
+        log: (_level, msg, fields = {}) => void logs.push({ relay: label, msg, fields }),
+      })
+      relays.push(r)
+      return r
+    }
+    const issued = (): LogLine[] => logs.filter((l) => l.msg === 'acme: certificate issued')
+    try {
+      const a = await start('a', { httpPort: 0, httpsPort: 0 })
+      const b = await start('b', { httpPort: bHttp, httpsPort: bHttps })
+      agents.push(await startAgent({ relay: a.httpUrl!, authtoken: TOKEN_1, endpoints: [{ upstream: upstream.url, publicName: 'renew' }] }))
+      const first = new X509Certificate(await served(a.httpsPort!, `renew.${DOMAIN}`))
+      assert.ok(first.checkIssued(intermediate))
+      // Both relays check every 250 ms; a third of 12 s before expiry, one of them renews.
+      await waitFor(() => issued().length >= 2, 60_000, 'a renewal')
+      const renewed = issued()[1]!
+      assert.equal(renewed.fields.host, `renew.${DOMAIN}`)
+      // The other relay takes the renewed certificate from the cluster.
+      const other = renewed.relay === 'a' ? 'b' : 'a'
+      await waitFor(() => logs.some((l) => l.relay === other && l.msg === 'acme: certificate taken from the cluster' && l.fields.not_after === renewed.fields.not_after), 10_000, 'the renewed certificate at the other relay')
+      const second = new X509Certificate(await served((other === 'a' ? a : b).httpsPort!, `renew.${DOMAIN}`))
+      assert.ok(second.checkIssued(intermediate))
+      assert.notEqual(second.serialNumber, first.serialNumber)
+      // The budget (2 an hour) is the cluster's: relay B, which ordered at most one of them, is refused a new name.
+      agents.push(await startAgent({ relay: a.httpUrl!, authtoken: TOKEN_1, endpoints: [{ upstream: upstream.url, publicName: 'late' }] }))
+      const late = new X509Certificate(await served(b.httpsPort!, `late.${DOMAIN}`))
+      assert.ok(!late.checkIssued(intermediate), 'the default certificate, not an order')
+      assert.ok(logs.some((l) => l.relay === 'b' && l.fields.code === 'GW_ERR_ACME_RATE_LIMITED' && l.fields.host === `late.${DOMAIN}`
+        && /2 orders in the last hour in the cluster/.test(String(l.fields.error))), JSON.stringify(logs.filter((l) => l.fields.code === 'GW_ERR_ACME_RATE_LIMITED')))
+      assert.equal(issued().length, 2, `one order and one renewal in the cluster: ${JSON.stringify(issued())}`)
+    } finally {
+      await Promise.all(agents.map((x) => x.close()))
+      await Promise.all(relays.map((r) => r.close()))
+      await pebble.close()
+      await upstream.close()
+      await redis.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
