@@ -24,10 +24,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { RelayError, type RelayErrorCode } from '../errors.js'
 import type { LogFn } from '../options.js'
 import { AcmeIssuer, LETS_ENCRYPT_DIRECTORY, type ChallengeKind } from './issuer.js'
-import { AcmeStore, type StoredCert } from './store.js'
+import { AcmeStore, describe as describeCert, type StoredCert } from './store.js'
 import type { AcmeOptions } from './acme-options.js'
 import type { AcmeEvent } from '../observe.js'
-import { describe as describeCert } from './store.js'
 import { parseSharedCert, type SharedAcme } from './shared-acme.js'
 
 export type { AcmeOptions }
