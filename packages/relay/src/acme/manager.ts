@@ -349,7 +349,7 @@ export class CertManager {
     }
     if (begun === 'RATE') return this.rateLimited(target, `${perHour} orders in the last hour in the cluster (${shared.describe})`, have)
     if (begun === 'BACKOFF') return have
-    if (begun === 'LOCKED') return this.awaitShared(target.key, have)
+    if (begun === 'LOCKED') return this.awaitShared(shared, target.key, have)
     const backoff = this.opts.acme.failureBackoff ?? 10 * 60_000
     this.ordering++
     const started = this.now()
@@ -383,8 +383,12 @@ export class CertManager {
     }
   }
 
-  /** Another relay of the cluster orders `key`: its certificate once stored (told, or looked for), or `have` when its lock runs out first. */
-  private async awaitShared(key: string, have: Entry | undefined): Promise<Entry | undefined> {
+  /**
+   * Another relay of the cluster orders `key`: its certificate once stored (told, or looked
+   * for), or `have` when its order ended without one (it failed: its backoff holds) or its
+   * lock ran out (it died mid-order).
+   */
+  private async awaitShared(shared: SharedAcme, key: string, have: Entry | undefined): Promise<Entry | undefined> {
     const deadline = this.now() + ORDER_LOCK_TTL_MS
     const newer = (): boolean => {
       const current = this.byKey.get(key)
@@ -406,6 +410,8 @@ export class CertManager {
       if (newer()) return this.byKey.get(key)
       await this.fromShared(key)
       if (newer()) return this.byKey.get(key)
+      const locked = await shared.locked(key).catch(() => true)
+      if (!locked) return (await this.fromShared(key)) ?? have
     }
     return have
   }

@@ -35,6 +35,8 @@ export interface SharedAcme {
   deleteCert(key: string): Promise<void>
   accountKey(candidate: string): Promise<string>
   begin(key: string, lockTtlMs: number, perHour: number): Promise<AcmeBegin>
+  /** Is another relay still ordering `key`? */
+  locked(key: string): Promise<boolean>
   end(key: string, failedBackoffMs: number): Promise<void>
   /** `handler` hears of every certificate another relay stores (its order key). */
   onCert(handler: (key: string) => void): Promise<void>

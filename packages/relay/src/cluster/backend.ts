@@ -107,6 +107,8 @@ export interface ClusterBackend {
    * in the last hour, cluster-wide).
    */
   acmeBegin(key: string, holder: string, lockTtlMs: number, perHour: number): Promise<AcmeBegin>
+  /** Does some relay hold the order lock for `key` now? */
+  acmeLocked(key: string): Promise<boolean>
   /** The order for `key` ended: the lock goes if still `holder`'s; `failedBackoffMs` > 0 marks a failure for that long. */
   acmeEnd(key: string, holder: string, failedBackoffMs: number): Promise<void>
 

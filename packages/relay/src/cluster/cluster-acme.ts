@@ -22,6 +22,7 @@ export function clusterAcme(backend: ClusterBackend, id: string): SharedAcme {
     deleteCert: (key) => backend.acmeCertDelete(key),
     accountKey: (candidate) => backend.acmeAccountKey(candidate),
     begin: (key, lockTtlMs, perHour) => backend.acmeBegin(key, id, lockTtlMs, perHour),
+    locked: (key) => backend.acmeLocked(key),
     end: (key, failedBackoffMs) => backend.acmeEnd(key, id, failedBackoffMs),
     onCert: (handler) => backend.subscribe(ACME_CERT_CHANNEL, (raw) => {
       try {

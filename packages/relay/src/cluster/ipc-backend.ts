@@ -17,7 +17,7 @@ export const CALL_TIMEOUT_MS = 2_000
 
 /** The calls a worker may make: ClusterState's methods of the same names. */
 const OPS = ['owners', 'ownerOf', 'claim', 'touch', 'forget', 'announce', 'withdraw', 'refresh', 'live', 'locate', 'relays', 'leave', 'rate', 'readConfig', 'writeConfig', 'publish',
-  'acmeChallengeSet', 'acmeChallengeGet', 'acmeChallengeDelete', 'acmeCerts', 'acmeCertGet', 'acmeCertSet', 'acmeCertDelete', 'acmeAccountKey', 'acmeBegin', 'acmeEnd'] as const
+  'acmeChallengeSet', 'acmeChallengeGet', 'acmeChallengeDelete', 'acmeCerts', 'acmeCertGet', 'acmeCertSet', 'acmeCertDelete', 'acmeAccountKey', 'acmeBegin', 'acmeLocked', 'acmeEnd'] as const
 type Op = (typeof OPS)[number]
 
 interface CallMessage { gwCluster: 'call'; id: number; op: Op; args: unknown[] }
@@ -117,6 +117,7 @@ export class IpcBackend implements ClusterBackend {
   acmeCertDelete(host: string): Promise<void> { return this.call('acmeCertDelete', host) }
   acmeAccountKey(candidate: string): Promise<string> { return this.call('acmeAccountKey', candidate) }
   acmeBegin(key: string, holder: string, lockTtlMs: number, perHour: number): Promise<AcmeBegin> { return this.call('acmeBegin', key, holder, lockTtlMs, perHour) }
+  acmeLocked(key: string): Promise<boolean> { return this.call('acmeLocked', key) }
   acmeEnd(key: string, holder: string, failedBackoffMs: number): Promise<void> { return this.call('acmeEnd', key, holder, failedBackoffMs) }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<void> {

@@ -388,6 +388,10 @@ export class RedisBackend implements ClusterBackend {
     return this.redis.gwAcmeBegin(ACME.lock(key), ACME.failed(key), ACME.orders, holder, lockTtlMs, perHour, now, ACME_ORDER_WINDOW_MS, `${now}:${holder}:${key}:${randomBytes(4).toString('hex')}`)
   }
 
+  async acmeLocked(key: string): Promise<boolean> {
+    return (await this.redis.exists(ACME.lock(key))) === 1
+  }
+
   async acmeEnd(key: string, holder: string, failedBackoffMs: number): Promise<void> {
     await this.redis.gwAcmeEnd(ACME.lock(key), ACME.failed(key), holder, failedBackoffMs)
   }

@@ -240,6 +240,10 @@ export class ClusterState {
     return 'OK'
   }
 
+  acmeLocked(key: string): boolean {
+    return (this.acmeLocks.get(key)?.expires ?? 0) >= this.now()
+  }
+
   acmeEnd(key: string, holder: string, failedBackoffMs: number): void {
     if (this.acmeLocks.get(key)?.holder === holder) this.acmeLocks.delete(key)
     if (failedBackoffMs > 0) this.acmeFailed.set(key, this.now() + failedBackoffMs)
