@@ -108,12 +108,15 @@ export class AgentLink {
     })
     this.control = control
     const reader = new MessageReader(control, { maxMessageSize: LINK_DEFAULTS.maxControlMessage })
+    // Cleared once the hello is in: left to run, each link kept its timer, promise and
+    // closures for the whole handshake timeout after it was admitted.
+    let helloTimer: NodeJS.Timeout | undefined
     const hello = await Promise.race([
       reader.nextJson(MessageType.HELLO, 'hello', checkHello),
-      new Promise<never>((_, reject) =>
-        setTimeout(() => reject(new HandshakeError('GW_ERR_HANDSHAKE_TIMEOUT', 'the hello did not arrive in time')), timeoutMs).unref(),
-      ),
-    ])
+      new Promise<never>((_, reject) => {
+        helloTimer = setTimeout(() => reject(new HandshakeError('GW_ERR_HANDSHAKE_TIMEOUT', 'the hello did not arrive in time')), timeoutMs).unref()
+      }),
+    ]).finally(() => clearTimeout(helloTimer))
     if (hello.version !== PROTOCOL_VERSION) {
       throw new HandshakeError(
         'GW_ERR_HANDSHAKE_VERSION',
