@@ -26,3 +26,9 @@ export const fmt = {
 export function verdict(what, met, detail) {
   return { what, met: met === null || met === undefined ? null : Boolean(met), detail }
 }
+
+/** `relay 70 · agent 81`: each process's share, for the table (the JSON keeps the numbers). */
+export function byProcess(procs, values, digits = 0) {
+  if (!procs.length) return undefined
+  return procs.map((p, i) => `${p.role} ${Number.isFinite(values[i]) ? values[i].toFixed(digits) : '–'}`).join(' · ')
+}

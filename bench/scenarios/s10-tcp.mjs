@@ -11,12 +11,12 @@
 //                  back); MiB/s each way and CPU ms per MiB by process
 import { startSshTunnel, freePort } from '../lib/anchors.mjs'
 import { cpuOf, startProc, stopChild } from '../lib/children.mjs'
-import { fmt, GiB, MiB, ratio, verdict } from '../lib/format.mjs'
+import { byProcess, fmt, GiB, MiB, ratio, verdict } from '../lib/format.mjs'
 import { startCliRelay, startCliTcp } from '../lib/gw-cli.mjs'
 import { pathWanted } from '../lib/paths.mjs'
+import { runInRounds } from '../lib/rounds.mjs'
 import { median } from '../lib/stats.mjs'
 import { bulkEcho, connectionsPerSecond, echoOnce } from '../lib/tcp-clients.mjs'
-import { byProcess } from './s1-small-requests.mjs'
 
 const PARALLEL = 8
 const SMALL = 16
@@ -111,29 +111,15 @@ export default {
   async run({ profile, log, requestedPaths, gwExecArgv = [] }) {
     const stack = await startTcpPaths(requestedPaths, log, gwExecArgv)
     try {
-      const rows = []
-      const live = []
-      for (const t of stack.targets) {
-        if (!t.available) rows.push({ path: t.name, unavailable: t.reason })
-        else live.push({ t, runs: [], bulk: [], errors: 0, firstError: undefined })
-      }
       const roles = (t) => [...t.procs.map((p) => p.role), 'upstream']
-      const small = (t, seconds) => connectionsPerSecond('127.0.0.1', t.port, { seconds, parallel: PARALLEL, bytes: SMALL, pids: pidsOf(t) })
-      for (const { t } of live) {
-        if (!profile.s1WarmSeconds) break
-        log(`  ${t.name}: ${profile.s1WarmSeconds} s to warm up`)
-        await small(t, profile.s1WarmSeconds)
-      }
-      const rounds = profile.s10Rounds
-      const seconds = profile.s10Duration / rounds
-      for (let round = 0; round < rounds; round++) {
-        for (const path of live) {
-          log(`  ${path.t.name}: connections, round ${round + 1}/${rounds}, ${seconds} s`)
-          const r = await small(path.t, seconds)
-          path.runs.push(r)
-          path.errors += r.errors
-          path.firstError ??= r.firstError
-        }
+      // connectionsPerSecond reads each process's CPU itself, per connection.
+      const { rows, live } = await runInRounds(stack.targets, (t, seconds) => connectionsPerSecond('127.0.0.1', t.port, { seconds, parallel: PARALLEL, bytes: SMALL, pids: pidsOf(t) }), {
+        warmSeconds: profile.s1WarmSeconds, rounds: profile.s10Rounds, seconds: profile.s10Duration / profile.s10Rounds, log, what: 'connections',
+      })
+      for (const path of live) {
+        path.bulk = []
+        path.errors = path.runs.reduce((a, r) => a + r.errors, 0)
+        path.firstError = path.runs.find((r) => r.firstError !== undefined)?.firstError
       }
       const size = profile.bulkBytes
       for (let round = 0; round < profile.s10BulkRounds; round++) {

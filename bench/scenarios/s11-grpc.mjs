@@ -18,7 +18,7 @@ import { fmt, ratio, verdict } from '../lib/format.mjs'
 import { startCliHttp, startCliRelay } from '../lib/gw-cli.mjs'
 import { grpcOnce, grpcSaturate } from '../lib/grpc-client.mjs'
 import { pathWanted } from '../lib/paths.mjs'
-import { measureInRounds } from './s9-http2.mjs'
+import { measureInRounds } from '../lib/rounds.mjs'
 
 const IN_FLIGHT = 64
 

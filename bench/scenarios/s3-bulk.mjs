@@ -2,8 +2,7 @@
 // the figure is per-stream throughput: framing, copies and flow-control windows.
 import { bulkDownload, bulkUpload } from '../lib/http-clients.mjs'
 import { cpuOf } from '../lib/children.mjs'
-import { fmt, GiB, MiB, ratio, verdict } from '../lib/format.mjs'
-import { byProcess } from './s1-small-requests.mjs'
+import { byProcess, fmt, GiB, MiB, ratio, verdict } from '../lib/format.mjs'
 
 /** Run one transfer and return its MiB/s and each process's CPU ms per MiB moved. */
 async function measured(t, upstream, size, transfer) {

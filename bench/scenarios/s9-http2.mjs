@@ -16,19 +16,18 @@
 // Every response is checked (200, 1,024 bytes) and every connection must have chosen h2.
 // Certificates: a per-run CA made by openssl (lib/certs.mjs) for the upstream and nginx;
 // the relay's own generated CA for gw.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startNginx, startSshTunnel } from '../lib/anchors.mjs'
 import { makeCa } from '../lib/certs.mjs'
-import { ask, cpuOf, startProc, stopChild } from '../lib/children.mjs'
+import { startProc, stopChild } from '../lib/children.mjs'
 import { fmt, ratio, verdict } from '../lib/format.mjs'
 import { startCliHttp, startCliRelay } from '../lib/gw-cli.mjs'
 import { h2Get, h2Saturate } from '../lib/h2-client.mjs'
 import { request, saturate } from '../lib/http-clients.mjs'
 import { pathWanted } from '../lib/paths.mjs'
-import { median } from '../lib/stats.mjs'
-import { byProcess } from './s1-small-requests.mjs'
+import { measureInRounds } from '../lib/rounds.mjs'
 
 const CONNECTIONS = 4
 const STREAMS = 16
@@ -136,67 +135,6 @@ async function startH2Paths(upstream, requested, log, execArgv) {
       t.reason = err.message
     })))
   }
-}
-
-/**
- * Scenario 1's method for paths of a scenario's own (9 and 11): each available target is
- * warmed with `load(t, warmSeconds)`, then measured in rounds that alternate between the
- * targets; CPU time of each of its processes and of its upstream is read around each round;
- * figures are medians of the rounds. `load` returns {rps, ok, errors, firstError, p50, p99,
- * alpn?}. `profileDir`: V8 CPU profiles of the gw processes during each row's first round.
- * Returns a row per target (unavailable ones with their reason).
- */
-export async function measureInRounds(targets, load, { warmSeconds, rounds, seconds, log, profileDir, tag }) {
-  const rows = []
-  const live = []
-  for (const t of targets) {
-    if (!t.available) rows.push({ path: t.name, unavailable: t.reason })
-    else live.push({ t, runs: [], cpu: t.procs.map(() => 0), upCpu: 0 })
-  }
-  for (const { t } of live) {
-    if (!warmSeconds) break
-    log(`  ${t.name}: ${warmSeconds} s to warm up`)
-    await load(t, warmSeconds)
-  }
-  for (let round = 0; round < rounds; round++) {
-    for (const path of live) {
-      const { t } = path
-      log(`  ${t.name}: round ${round + 1}/${rounds}, ${seconds} s`)
-      // Only the first round is profiled (one relay and agent may serve several rows in turn).
-      const profiling = round === 0 && profileDir && t.procs.length > 0 && t.procs.every((p) => p.child?.connected)
-      if (profiling) await Promise.all(t.procs.map((p) => ask(p.child, { type: 'profile-start' }, 'profile-started')))
-      const before = t.procs.map((p) => cpuOf(p.pid))
-      const upBefore = cpuOf(t.upstreamPid)
-      const r = await load(t, seconds)
-      t.procs.forEach((p, i) => { path.cpu[i] += cpuOf(p.pid) - before[i] })
-      path.upCpu += cpuOf(t.upstreamPid) - upBefore
-      path.runs.push(r)
-      if (profiling) {
-        mkdirSync(profileDir, { recursive: true })
-        const files = await Promise.all(t.procs.map((p) => ask(p.child, { type: 'profile-stop', file: join(profileDir, `${tag}-${t.name}-${p.role}.cpuprofile`) }, 'profile-written', 30_000)))
-        log(`    profiles: ${files.map((f) => f?.file).join(', ')}`)
-      }
-    }
-  }
-  for (const { t, runs, cpu, upCpu } of live) {
-    const done = runs.reduce((a, r) => a + r.ok, 0) || NaN
-    rows.push({
-      path: t.name,
-      rps: median(runs.map((r) => r.rps)),
-      p50: median(runs.map((r) => r.p50)),
-      p99: median(runs.map((r) => r.p99)),
-      errors: runs.reduce((a, r) => a + r.errors, 0),
-      firstError: runs.find((r) => r.firstError)?.firstError,
-      ok: done,
-      ...(runs[0]?.alpn ? { alpn: [...new Set(runs.map((r) => r.alpn))].join(',') } : {}),
-      rounds: runs.map((r) => ({ rps: r.rps, p50: r.p50, p99: r.p99 })),
-      cpuPerReq: t.procs.length ? cpu.reduce((a, b) => a + b, 0) / done : NaN,
-      cpuPerReqByProcess: Object.fromEntries(t.procs.map((p, i) => [p.role, cpu[i] / done])),
-      cpuByProcessText: byProcess(t.procs, cpu.map((c) => c / done)),
-      upstreamCpuPerReq: upCpu / done,
-    })
-  }
-  return rows
 }
 
 export default {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Pool } from 'undici'
-import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type SpawnedRelay } from '../helpers/stack.js'
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../../packages/cli/package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -90,10 +90,10 @@ describe('--url with a full host, checked by a real relay', () => {
   it('serves https://app.<domain> and refuses a host under a domain the relay does not serve', async () => {
     const dir = tempDir('gw-url-')
     const upstream = await startUpstream((req, res) => res.end(`host ${req.headers.host}`))
-    const relay = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', dir, '--log-format', 'json'])
+    let relay: SpawnedRelay | undefined
     try {
-      const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
-      const relayUrl = `http://127.0.0.1:${started.http_port}`
+      relay = await spawnRelay({ workers: null, domain: 'tunnel.test', stateDir: dir })
+      const { started, url: relayUrl } = relay
       const env = { GW_CONFIG: join(dir, 'gw.yml') }
       for (const url of ['https://app.tunnel.test', 'app2.tunnel.test']) {
         const agent = spawnGw(['http', String(upstream.port), '--relay', relayUrl, '--url', url, '--log-format', 'json', '--inspect-addr', '127.0.0.1:0'], env)
@@ -115,8 +115,7 @@ describe('--url with a full host, checked by a real relay', () => {
       const deep = await run(['http', String(upstream.port), '--relay', relayUrl, '--url', 'a.b.tunnel.test', '--no-tui', '--inspect-addr', '127.0.0.1:0'], env)
       assert.match(deep.stderr, /GW_ERR_DOMAIN_NOT_SERVED/)
     } finally {
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     }

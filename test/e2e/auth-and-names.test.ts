@@ -6,7 +6,7 @@ import { Pool } from 'undici'
 import { startRelay } from '@gw/relay'
 import { startAgent } from '@gw/cli/agent/agent'
 import { GwError } from '@gw/protocol'
-import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type SpawnRelayOptions } from '../helpers/stack.js'
 
 async function relayWithTokens(tokens: string[]) {
   const stateDir = tempDir()
@@ -140,9 +140,8 @@ describe('reconnects', () => {
     const upstream = await startUpstream((_req, res) => res.end('still here'))
     const { freePort } = await import('../helpers/stack.js')
     const port = await freePort()
-    const relayArgs = ['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', state, '--authtoken', 'tok', '--log-format', 'json']
-    let relay = spawnGw(relayArgs)
-    await relay.waitForLine((l) => l.includes('"relay started"'))
+    const relayOptions: SpawnRelayOptions = { workers: null, httpPort: port, stateDir: state, args: ['--authtoken', 'tok'] }
+    let relay = await spawnRelay(relayOptions)
     const agent = spawnGw(
       ['http', upstream.url, '--relay', `http://127.0.0.1:${port}`, '--authtoken', 'tok', '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0'],
       { GW_CONFIG: join(config, 'gw.yml') },
@@ -160,8 +159,7 @@ describe('reconnects', () => {
       relay.kill('SIGKILL')
       await relay.exited
       await agent.waitForLine((l) => l.includes('"reconnecting"'))
-      relay = spawnGw(relayArgs)
-      await relay.waitForLine((l) => l.includes('"relay started"'))
+      relay = await spawnRelay(relayOptions)
       await agent.waitForLine((l) => l.includes('"reconnected"'), 30_000)
       await waitFor(async () => (await get().catch(() => ({ status: 0 }))).status === 200, 10_000, 'the tunnel to answer again')
       assert.deepEqual(await get(), { status: 200, body: 'still here' })

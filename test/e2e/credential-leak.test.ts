@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { spawnGw, tempDir, waitFor } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, tempDir, waitFor, type SpawnedRelay } from '../helpers/stack.js'
 
 const PASSWORD = 'pw-Zq8uXk2mN4'
 const SECRETS = {
@@ -68,11 +68,11 @@ on_http_response:
         config: {headers: {x-vars-back: ${JSON.stringify(template(RESPONSE_VARIABLES))}}}
 `)
   const accessLog = join(dir, 'access.log')
-  const relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', dir, '--log-format', 'json', '--access-log', accessLog])
+  let relay: SpawnedRelay | undefined
   let agent: ReturnType<typeof spawnGw> | undefined
   try {
-    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as Record<string, unknown>
-    const relayUrl = `http://127.0.0.1:${String(started.http_port)}`
+    relay = await spawnRelay({ workers: null, stateDir: dir, args: ['--access-log', accessLog] })
+    const relayUrl = relay.url
     agent = spawnGw(['http', String(port), '--relay', relayUrl, '--policy-file', policyFile, '--log-format', 'json', '--log-level', 'debug', '--no-tui', '--inspect-addr', '127.0.0.1:0'],
       { GW_CONFIG: join(dir, 'gw.yml') })
     const tunnel = JSON.parse(await agent.waitForLine((l) => l.includes('"started tunnel"'))) as { url: string }
@@ -122,8 +122,7 @@ on_http_response:
   } finally {
     agent?.kill()
     if (agent) await agent.exited
-    relay.kill()
-    await relay.exited
+    await relay?.stop()
     web.closeAllConnections()
     await new Promise<void>((r) => web.close(() => r()))
     rmSync(dir, { recursive: true, force: true })

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
-import { freePort, spawnGw, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+import { freePort, spawnGw, spawnRelay, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
 
 const TOKEN = 'faults-token-0123456789abcdef'
 const BOUND = 20_000
@@ -99,10 +99,10 @@ describe('faults lose nothing', () => {
     // One relay process (--workers 1): SIGSTOP of "the relay" must stop the process that serves
     // (with workers it stops only the primary), and the 502 codes are a lone relay's (a
     // request forwarded between workers whose agent vanishes gets GW_ERR_MUX_STREAM_RESET).
-    const r = spawnGw(['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', String(relayPort), '--https-port', '-1', '--state-dir', join(dir, 'relay'),
-      '--authtoken', TOKEN, '--log-format', 'json', '--heartbeat-timeout', '2', '--metrics-addr', `127.0.0.1:${metricsPort}`, '--drain-timeout', '1'])
-    await r.waitForLine((l) => l.includes('"relay started"'), BOUND)
-    return r
+    return spawnRelay({
+      domain: 'tunnel.test', httpPort: relayPort, stateDir: join(dir, 'relay'), timeout: BOUND,
+      args: ['--authtoken', TOKEN, '--heartbeat-timeout', '2', '--metrics-addr', `127.0.0.1:${metricsPort}`, '--drain-timeout', '1'],
+    })
   }
   const startAgent = async (): Promise<Spawned> => {
     const a = spawnGw(['http', String(upstream.port), '--relay', `http://127.0.0.1:${relayPort}`, '--authtoken', TOKEN, '--url', 'faulty', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],

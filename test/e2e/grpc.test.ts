@@ -11,7 +11,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
-import { GW_BIN, spawnGw, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+import { GW_BIN, spawnGw, spawnRelay, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
 
 const PROTO = `syntax = "proto3";
 package gwtest;
@@ -93,9 +93,8 @@ interface RelayProcess {
 }
 
 async function startRelayProcess(dir: string): Promise<RelayProcess> {
-  const gw = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--state-dir', join(dir, 'relay'), '--log-format', 'json'])
-  const started = JSON.parse(await gw.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number; https_port: number; ca: string }
-  return { gw, httpPort: started.http_port, httpsPort: started.https_port, ca: readFileSync(started.ca, 'utf8') }
+  const gw = await spawnRelay({ workers: null, httpsPort: 0, stateDir: join(dir, 'relay') })
+  return { gw, httpPort: gw.httpPort, httpsPort: gw.httpsPort!, ca: readFileSync(gw.started.ca, 'utf8') }
 }
 
 /** A grpc-js client to the relay's HTTPS port, with `host` as SNI and :authority. */

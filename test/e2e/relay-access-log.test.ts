@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type SpawnedRelay } from '../helpers/stack.js'
 
 interface LogLine {
   time: string
@@ -41,19 +41,17 @@ describe('relay access log (--access-log)', () => {
       })
     })
     const logPath = join(dir, 'access.log')
-    const relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', dir,
-      '--log-format', 'json', '--authtoken', 'log-token', '--access-log', logPath, '--metrics-addr', '127.0.0.1:0'])
+    let relay: SpawnedRelay | undefined
     let agent: ReturnType<typeof spawnGw> | undefined
     t.after(async () => {
       agent?.kill()
       if (agent) await agent.exited
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as Record<string, unknown>
-    const relayUrl = `http://127.0.0.1:${String(started.http_port)}`
+    relay = await spawnRelay({ workers: null, stateDir: dir, args: ['--authtoken', 'log-token', '--access-log', logPath, '--metrics-addr', '127.0.0.1:0'] })
+    const { started, url: relayUrl } = relay
     assert.match(String(started.metrics), /^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
     agent = spawnGw(['http', String(upstream.port), '--relay', relayUrl, '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0'],
       { GW_CONFIG: join(dir, 'gw.yml'), GW_AUTHTOKEN: 'log-token' })
@@ -129,19 +127,17 @@ describe('relay access log (--access-log)', () => {
     const dir = tempDir()
     const upstream = await startUpstream((req, res) => res.end(`ok ${req.url}`))
     const logPath = join(dir, 'access.log')
-    const relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', dir,
-      '--log-format', 'json', '--authtoken', 'log-token', '--access-log', logPath])
+    let relay: SpawnedRelay | undefined
     let agent: ReturnType<typeof spawnGw> | undefined
     t.after(async () => {
       agent?.kill()
       if (agent) await agent.exited
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
-    const relayUrl = `http://127.0.0.1:${started.http_port}`
+    relay = await spawnRelay({ workers: null, stateDir: dir, args: ['--authtoken', 'log-token', '--access-log', logPath] })
+    const relayUrl = relay.url
     agent = spawnGw(['http', String(upstream.port), '--relay', relayUrl, '--url', 'rotated', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],
       { GW_CONFIG: join(dir, 'gw.yml'), GW_AUTHTOKEN: 'log-token' })
     await agent.waitForLine((l) => l.includes('"started tunnel"'), 60_000)

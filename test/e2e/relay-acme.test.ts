@@ -20,7 +20,7 @@ import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { request } from 'undici'
 import { freePorts, preparePebble, PEBBLE_SKIP, type Pebble } from '../helpers/pebble.js'
-import { spawnGw, startUpstream, tempDir, waitFor, type Upstream } from '../helpers/stack.js'
+import { spawnRelay, startUpstream, tempDir, waitFor, type SpawnedRelay, type Upstream } from '../helpers/stack.js'
 
 const DOMAIN = 'acme.test'
 const HAVE_CURL = !(await new Promise<boolean>((resolve) => execFile('curl', ['--version'], (err) => resolve(Boolean(err)))))
@@ -443,14 +443,13 @@ esac
     const caFile = join(dir, 'pebble-listener.pem')
     writeFileSync(caFile, prepared.listenerCa)
     const upstream = await startUpstream((_req, res) => res.end('ok'))
-    const relay = spawnGw([
-      'relay', '--domain', DOMAIN, '--host', '127.0.0.1', '--http-port', String(httpPort), '--https-port', String(httpsPort),
-      '--state-dir', join(dir, 'state'), '--log-format', 'json',
-      '--acme-email', 'ops@acme.test', '--acme-directory', prepared.directoryUrl, '--acme-ca-file', caFile, '--acme-challenge', 'tls-alpn-01',
-    ])
+    let relay: SpawnedRelay | undefined
     let agent: Agent | undefined
     try {
-      await relay.waitForLine((l) => l.includes('relay started'))
+      relay = await spawnRelay({
+        workers: null, domain: DOMAIN, httpPort, httpsPort, stateDir: join(dir, 'state'),
+        args: ['--acme-email', 'ops@acme.test', '--acme-directory', prepared.directoryUrl, '--acme-ca-file', caFile, '--acme-challenge', 'tls-alpn-01'],
+      })
       agent = await startAgent({ relay: `http://127.0.0.1:${httpPort}`, endpoints: [{ upstream: upstream.url, publicName: 'cli' }] })
       const root = await pebble.root()
       // The CLI's handshake wait is 10 s; a handshake that came before the order ended gets
@@ -461,8 +460,7 @@ esac
       assert.ok(relay.lines.some((l) => l.includes('acme: certificate issued') && l.includes('tls-alpn-01')), relay.lines.join('\n'))
     } finally {
       await agent?.close()
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await pebble.close()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })

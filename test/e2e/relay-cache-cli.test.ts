@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { spawnGw, startUpstream, tempDir, type Spawned } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, type Spawned, type SpawnedRelay } from '../helpers/stack.js'
 
 const TOKEN = 'cache-cli-token-0123456789abcdef'
 
@@ -26,19 +26,17 @@ describe('relay cache from the command line and a config file', () => {
       res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=60' })
       res.end(`body of ${req.url}`)
     })
-    const relay = spawnGw(['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'relay'),
-      '--authtoken', TOKEN, '--relay-cache', '1MB', '--log-format', 'json'])
+    let relay: SpawnedRelay | undefined
     const agents: Spawned[] = []
     t.after(async () => {
       for (const a of agents) a.kill()
       await Promise.all(agents.map((a) => a.exited))
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
-    const relayUrl = `http://127.0.0.1:${started.http_port}`
+    relay = await spawnRelay({ domain: 'tunnel.test', stateDir: join(dir, 'relay'), args: ['--authtoken', TOKEN, '--relay-cache', '1MB'] })
+    const relayUrl = relay.url
     const get = async (name: string, path: string) => {
       const res = await request(`${relayUrl}${path}`, { headers: { host: `${name}.tunnel.test` } })
       return { status: res.statusCode, body: await res.body.text(), cacheStatus: String(res.headers['cache-status'] ?? '') }

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { connect, type TLSSocket } from 'node:tls'
 import { X509Certificate } from 'node:crypto'
 import { generate } from 'selfsigned'
-import { spawnGw, tempDir, type Spawned } from '../helpers/stack.js'
+import { spawnRelay, tempDir, type Spawned, type SpawnedRelay } from '../helpers/stack.js'
 
 interface Made { cert: string; key: string; fingerprint: string }
 
@@ -75,13 +75,13 @@ describe('relay certificate reload', () => {
     config('cert.pem', 'key.pem')
     // One relay process: the checks follow its reload lines one by one (with --workers each
     // worker reloads and logs; SIGHUP across workers: relay-workers-ipc.test.ts).
-    const relay = spawnGw(['relay', '--workers', '1', '--config', configPath, '--log-format', 'json'])
+    let relay: SpawnedRelay | undefined
     t.after(async () => {
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       rmSync(dir, { recursive: true, force: true })
     })
-    const port = (JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { https_port: number }).https_port
+    relay = await spawnRelay({ config: configPath })
+    const port = relay.httpsPort!
     assert.equal(await served(port, ca), a.fingerprint)
     const kept = await open(port, ca)
     t.after(() => kept.destroy())
@@ -124,14 +124,13 @@ describe('relay certificate reload', () => {
     const [a, b] = await Promise.all([makeCert('cert a'), makeCert('cert b')])
     writeFileSync(join(dir, 'cert.pem'), a.cert)
     writeFileSync(join(dir, 'key.pem'), a.key)
-    const relay = spawnGw(['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0',
-      '--state-dir', join(dir, 'state'), '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem'), '--log-format', 'json'])
+    let relay: SpawnedRelay | undefined
     t.after(async () => {
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       rmSync(dir, { recursive: true, force: true })
     })
-    const port = (JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { https_port: number }).https_port
+    relay = await spawnRelay({ domain: 'tunnel.test', httpsPort: 0, stateDir: join(dir, 'state'), args: ['--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')] })
+    const port = relay.httpsPort!
     assert.equal(await served(port, [a.cert, b.cert]), a.fingerprint)
     writeFileSync(join(dir, 'cert.pem'), b.cert)
     writeFileSync(join(dir, 'key.pem'), b.key)

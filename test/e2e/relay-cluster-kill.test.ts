@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { Pool } from 'undici'
-import { spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type Spawned, type SpawnedRelay } from '../helpers/stack.js'
 import { REDIS_SKIP, startRedis } from '../helpers/redis.js'
 
 const TOKEN = 'cluster-kill-token-0123456789abcdef'
@@ -18,15 +18,10 @@ const SECRET = 'cluster-kill-secret-0123456789abcdef'
 
 // One process per relay (--workers 1): the kill is of a relay, and three relays' worth of
 // worker processes starting at once under load missed the start timeout.
-function spawnRelay(dir: string, name: string, redisUrl: string): Spawned {
-  return spawnGw(
-    ['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, name), '--authtoken', TOKEN, '--redis', redisUrl, '--log-format', 'json'],
-    { GW_RELAY_CLUSTER_SECRET: SECRET },
-  )
-}
-
-async function relayPort(relay: Spawned): Promise<number> {
-  return (JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }).http_port
+function clusterRelay(dir: string, name: string, redisUrl: string): Promise<SpawnedRelay> {
+  return spawnRelay({
+    workers: 1, domain: 'tunnel.test', stateDir: join(dir, name), args: ['--authtoken', TOKEN, '--redis', redisUrl], env: { GW_RELAY_CLUSTER_SECRET: SECRET },
+  })
 }
 
 describe('relay cluster: kill -9 of a relay', { skip: REDIS_SKIP }, () => {
@@ -37,11 +32,13 @@ describe('relay cluster: kill -9 of a relay', { skip: REDIS_SKIP }, () => {
     const procs: Spawned[] = []
     let client: Pool | undefined
     try {
-      const a = spawnRelay(dir, 'a', redis.url)
-      procs.push(a)
-      const b = spawnRelay(dir, 'b', redis.url)
-      procs.push(b)
-      const [portA, portB] = await Promise.all([relayPort(a), relayPort(b)])
+      const held = async (name: string): Promise<SpawnedRelay> => {
+        const relay = await clusterRelay(dir, name, redis.url)
+        procs.push(relay)
+        return relay
+      }
+      const [a, b] = await Promise.all([held('a'), held('b')])
+      const [portA, portB] = [a.httpPort, b.httpPort]
       const agent = spawnGw(
         ['http', String(upstream.port), '--relay', `http://127.0.0.1:${portA}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],
         { GW_CONFIG: join(dir, 'gw.yml') },

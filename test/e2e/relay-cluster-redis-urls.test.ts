@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { startRelay, type Relay, type RelayClusterOptions } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
-import { spawnGw, startUpstream, tempDir, waitFor, type Upstream } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type Upstream } from '../helpers/stack.js'
 import { makeTestTls, REDIS_SKIP, startRedis, type RedisServer } from '../helpers/redis.js'
 
 const TOKEN = 'redis-urls-token-0123456789abcdef'
@@ -66,14 +66,14 @@ describe('relay cluster: rediss:// and Redis Sentinel', { skip: REDIS_SKIP }, ()
       { code: 'GW_ERR_RELAY_OPTION_INVALID', message: /--redis-ca-file is for a Redis reached over TLS; give a rediss:\/\/ URL/ })
 
     // The real binary with --redis-ca-file serves the name too.
-    const relay = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'cli'),
-      '--authtoken', TOKEN, '--redis', redis.url, '--redis-ca-file', tls.caPath, '--log-format', 'json'], { GW_RELAY_CLUSTER_SECRET: SECRET })
-    cleanups.push(async () => {
-      relay.kill()
-      await relay.exited
+    const relay = await spawnRelay({
+      workers: null, domain: 'tunnel.test', stateDir: join(dir, 'cli'),
+      args: ['--authtoken', TOKEN, '--redis', redis.url, '--redis-ca-file', tls.caPath], env: { GW_RELAY_CLUSTER_SECRET: SECRET },
     })
-    const port = (JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }).http_port
-    const res = await request(`http://127.0.0.1:${port}/cli`, { headers: { host: 'app.tunnel.test' } })
+    cleanups.push(async () => {
+      await relay.stop()
+    })
+    const res = await request(`${relay.url}/cli`, { headers: { host: 'app.tunnel.test' } })
     assert.equal(await res.body.text(), 'ok /cli')
     writeFileSync(join(dir, 'not-a-ca.pem'), 'hello\n')
     const bad = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'bad'),

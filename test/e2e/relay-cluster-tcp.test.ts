@@ -13,7 +13,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { startRelay, type Relay, type RelayOptions } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
-import { spawnGw, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, tempDir, waitFor, type Spawned, type SpawnedRelay } from '../helpers/stack.js'
 import { echo, exchange, portOf, sha256, startTcpServer, type TcpServer } from '../helpers/tcp.js'
 import { REDIS_SKIP, startRedis, type RedisServer } from '../helpers/redis.js'
 
@@ -140,17 +140,14 @@ describe('tcp endpoints on a relay cluster', { skip: REDIS_SKIP }, () => {
 
   it('kill -9 of relay A: the agent moves to relay B and regains its port there, which token 2 never gets', async () => {
     const min = await freeBlock(4)
-    const spawnRelay = (host: string, name: string): Spawned => {
-      const p = spawnGw(['relay', '--domain', 'localhost', '--host', host, '--http-port', '0', '--https-port', '-1', '--tcp-ports', `${min}-${min + 3}`,
-        // One process per relay (kill -9 of the relay is the point); --workers has its own test below.
-        '--state-dir', join(dir, name), '--authtoken', TOKEN_1, '--authtoken', TOKEN_2, '--redis', redis.url, '--workers', '1', '--log-format', 'json'], { GW_RELAY_CLUSTER_SECRET: SECRET })
+    // One process per relay (kill -9 of the relay is the point); --workers has its own test below.
+    const relayOn = async (host: string, name: string): Promise<SpawnedRelay> => {
+      const p = await spawnRelay({ host, stateDir: join(dir, name), args: ['--tcp-ports', `${min}-${min + 3}`, '--authtoken', TOKEN_1, '--authtoken', TOKEN_2, '--redis', redis.url], env: { GW_RELAY_CLUSTER_SECRET: SECRET } })
       procs.push(p)
       return p
     }
-    const portOfRelay = async (p: Spawned): Promise<number> => (JSON.parse(await p.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }).http_port
-    const a = spawnRelay(HOST_A, 'kill-a')
-    const b = spawnRelay(HOST_B, 'kill-b')
-    const [portA, portB] = await Promise.all([portOfRelay(a), portOfRelay(b)])
+    const [a, b] = await Promise.all([relayOn(HOST_A, 'kill-a'), relayOn(HOST_B, 'kill-b')])
+    const [portA, portB] = [a.httpPort, b.httpPort]
     // An agent learns the cluster's relays from its welcome, from a list a relay reads at
     // most once a second: both relays registered, and that second passed.
     await waitFor(() => redis.cli('zcard', '{gw}:relays') === '2', 5_000, 'both relays registered')
@@ -184,11 +181,12 @@ describe('tcp endpoints on a relay cluster', { skip: REDIS_SKIP }, () => {
 
   it('gw relay --workers 2 --tcp-ports serves gw tcp: connections arrive through both workers and all reach the agent', async () => {
     const min = await freeBlock(4)
-    const relayProc = spawnGw(['relay', '--domain', 'localhost', '--host', HOST_A, '--http-port', '0', '--https-port', '-1', '--tcp-ports', `${min}-${min + 3}`,
-      '--state-dir', join(dir, 'workers'), '--authtoken', TOKEN_1, '--redis', redis.url, '--workers', '2', '--log-format', 'json'], { GW_RELAY_CLUSTER_SECRET: SECRET })
+    const relayProc = await spawnRelay({
+      workers: 2, host: HOST_A, stateDir: join(dir, 'workers'), timeout: 30_000,
+      args: ['--tcp-ports', `${min}-${min + 3}`, '--authtoken', TOKEN_1, '--redis', redis.url], env: { GW_RELAY_CLUSTER_SECRET: SECRET },
+    })
     procs.push(relayProc)
-    await waitFor(() => relayProc.lines.filter((l) => l.includes('"relay started"')).length === 2, 30_000, 'both workers started')
-    const httpPort = (JSON.parse(relayProc.lines.find((l) => l.includes('"relay started"'))!) as { http_port: number }).http_port
+    const { httpPort } = relayProc
     const tcp = spawnGw(['tcp', String(upstream.port), '--remote-addr', `localhost:${min + 2}`, '--relay', `http://${HOST_A}:${httpPort}`,
       '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0', '--config', join(dir, 'gw-tcp.yml')], { GW_AUTHTOKEN: TOKEN_1 })
     procs.push(tcp)

@@ -14,7 +14,7 @@ import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { AgentEvents } from '@gw/cli/agent/events'
 import type { CodedError } from '@gw/protocol'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
-import { spawnGw, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type SpawnedRelay } from '../helpers/stack.js'
 
 const sha = (token: string): string => createHash('sha256').update(token).digest('hex')
 const entry = (token: string, limits: TokenEntry['limits'] = {}, names: string[] = []): TokenEntry =>
@@ -109,17 +109,16 @@ describe('relay config file (--config)', () => {
     writeFileSync(join(secrets, 'carol.token'), 'carol-token-1\n')
     write([alice, bob])
     // One relay process: the test counts its reload lines (each worker of --workers logs its own).
-    const relay = spawnGw(['relay', '--workers', '1', '--config', configPath, '--log-format', 'json'], { GW_TOKEN_BOB: 'bob-token' })
+    let relay: SpawnedRelay | undefined
     const agents: Agent[] = []
     t.after(async () => {
       await Promise.all(agents.map((a) => a.close()))
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
-    const relayUrl = `http://127.0.0.1:${started.http_port}`
+    relay = await spawnRelay({ config: configPath, env: { GW_TOKEN_BOB: 'bob-token' } })
+    const relayUrl = relay.url
     const connect = (token: string, name?: string) => startAgent({ relay: relayUrl, authtoken: token, endpoints: [{ upstream: upstream.url, ...(name ? { publicName: name } : {}) }] })
     const get = async (name: string) => {
       const res = await request(`${relayUrl}/`, { headers: { host: `${name}.localhost` } })
@@ -184,20 +183,19 @@ describe('relay config file (--config)', () => {
       `  - { label: alice, sha256: ${sha('alice-token')}${limits} }`, '',
     ].join('\n'))
     write('')
-    const relay = spawnGw(['relay', '--workers', '1', '--config', configPath, '--log-format', 'json'])
+    let relay: SpawnedRelay | undefined
     let agent: Agent | undefined
     t.after(async () => {
       for (const release of held) release()
       await agent?.close()
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number; metrics: string }
-    const relayUrl = `http://127.0.0.1:${started.http_port}`
+    relay = await spawnRelay({ config: configPath })
+    const { started, url: relayUrl } = relay
     const reloadCounts = async (): Promise<Record<string, number>> => {
-      const text = await (await request(started.metrics)).body.text()
+      const text = await (await request(started.metrics!)).body.text()
       const family = (parsePrometheusTextFormat(text) as Array<{ name: string; metrics: Array<{ value: string; labels?: Record<string, string> }> }>)
         .find((f) => f.name === 'gw_relay_config_reloads_total')
       assert.ok(family, 'gw_relay_config_reloads_total is exported')

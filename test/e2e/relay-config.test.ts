@@ -8,7 +8,7 @@ import { generate } from 'selfsigned'
 import { startRelay } from '@gw/relay'
 import { startAgent } from '@gw/cli/agent/agent'
 import { GwError } from '@gw/protocol'
-import { freePort, spawnGw, startStack, startUpstream, tempDir, waitFor } from '../helpers/stack.js'
+import { freePort, spawnGw, spawnRelay, startStack, startUpstream, tempDir, waitFor, type SpawnedRelay } from '../helpers/stack.js'
 
 describe('relay configuration', () => {
   it('serves HTTPS with the certificate given by --tls-cert/--tls-key', async () => {
@@ -73,12 +73,9 @@ describe('relay configuration', () => {
     const hashed = createHash('sha256').update('hashed-token').digest('hex')
     writeFileSync(join(dir, 'tokens'), `# relay tokens\nplain-token\nsha256:${hashed}\n`)
     const port = await freePort()
-    const relay = spawnGw(
-      ['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', dir, '--authtokens-file', join(dir, 'tokens'), '--log-format', 'json'],
-      { GW_RELAY_AUTHTOKENS: 'env-token-1, env-token-2' },
-    )
+    let relay: SpawnedRelay | undefined
     try {
-      await relay.waitForLine((l) => l.includes('"relay started"'))
+      relay = await spawnRelay({ workers: null, httpPort: port, stateDir: dir, args: ['--authtokens-file', join(dir, 'tokens')], env: { GW_RELAY_AUTHTOKENS: 'env-token-1, env-token-2' } })
       for (const token of ['plain-token', 'hashed-token', 'env-token-1', 'env-token-2']) {
         const agent = await startAgent({ relay: `http://127.0.0.1:${port}`, authtoken: token, endpoints: [{ upstream: '9' }] })
         await agent.close()
@@ -88,8 +85,7 @@ describe('relay configuration', () => {
         (err: GwError) => err.code === 'GW_ERR_AUTH_INVALID',
       )
     } finally {
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       rmSync(dir, { recursive: true, force: true })
     }
   })
@@ -111,8 +107,7 @@ describe('heartbeats', () => {
     const port = await freePort()
     // One relay process: SIGSTOP must freeze the process that answers heartbeats (with
     // --workers it would freeze only the primary).
-    const relay = spawnGw(['relay', '--workers', '1', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', dir, '--log-format', 'json'])
-    await relay.waitForLine((l) => l.includes('"relay started"'))
+    const relay = await spawnRelay({ httpPort: port, stateDir: dir })
     const agent = await startAgent({ relay: `http://127.0.0.1:${port}`, endpoints: [{ upstream: '9' }], heartbeatTimeout: 1500 })
     try {
       // A frozen process keeps its sockets open: only the heartbeat can tell.
@@ -121,8 +116,7 @@ describe('heartbeats', () => {
     } finally {
       relay.child.kill('SIGCONT')
       await agent.close()
-      relay.kill()
-      await relay.exited
+      await relay.stop()
       rmSync(dir, { recursive: true, force: true })
     }
   })

@@ -21,7 +21,7 @@ import { generate } from 'selfsigned'
 import { resolveRelayOptions, startRelay, tokenChallengeValue, type Relay, type RelayOptions } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { preparePebble, PEBBLE_SKIP, type Pebble } from '../helpers/pebble.js'
-import { spawnGw, startUpstream, tempDir, waitFor, type Spawned, type Upstream } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type Spawned, type Upstream } from '../helpers/stack.js'
 
 const DOMAIN = 'edge.test'
 const TOKEN_A = 'token-a-0123456789abcdef'
@@ -295,10 +295,11 @@ describe('custom domains, checked in DNS (pebble-challtestsrv) and certified by 
   it('gw relay --custom-domains --dns-server: the real binaries; with the generated certificate a custom host gets an http URL only', async () => {
     const host = 'cli.customer.test'
     await pebble.challtestsrv('/set-cname', { host: `${host}.`, target: `${DOMAIN}.` })
-    const relayCli = spawnGw(['relay', '--domain', DOMAIN, '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--state-dir', join(dir, 'cli-state'),
-      '--authtoken', TOKEN_A, '--custom-domains', '--dns-server', pebble.dnsServer, '--log-format', 'json'])
+    const relayCli = await spawnRelay({
+      workers: null, domain: DOMAIN, httpsPort: 0, stateDir: join(dir, 'cli-state'), args: ['--authtoken', TOKEN_A, '--custom-domains', '--dns-server', pebble.dnsServer],
+    })
     spawned.push(relayCli)
-    const started = JSON.parse(await relayCli.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number; custom_domains?: boolean }
+    const { started } = relayCli
     assert.equal(started.custom_domains, true)
     const agent = spawnGw(['http', String(upstream.port), '--relay', `http://127.0.0.1:${started.http_port}`, '--url', host, '--authtoken', TOKEN_A, '--log-format', 'json', '--inspect-addr', '127.0.0.1:0'])
     spawned.push(agent)

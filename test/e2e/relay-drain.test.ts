@@ -11,15 +11,15 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { Client } from 'undici'
-import { freePort, spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+import { freePort, spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type Spawned, type SpawnedRelay } from '../helpers/stack.js'
 
 const TOKEN = 'drain-token-0123456789abcdef'
 
-function startRelay(port: number, stateDir: string, drainTimeout: number): Spawned {
+function startRelay(port: number, stateDir: string, drainTimeout: number): Promise<SpawnedRelay> {
   // One relay process: the drain of the process holding the agent and the client's
   // connection (with --workers a request forwarded from another worker is answered 502
   // when the holder's drain cuts it, not reset). Drain across workers: relay-workers-ipc.test.ts.
-  return spawnGw(['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', String(port), '--https-port', '-1', '--state-dir', stateDir, '--authtoken', TOKEN, '--log-format', 'json', '--drain-timeout', String(drainTimeout)])
+  return spawnRelay({ domain: 'tunnel.test', httpPort: port, stateDir, args: ['--authtoken', TOKEN, '--drain-timeout', String(drainTimeout)] })
 }
 
 function connectError(port: number): Promise<string> {
@@ -44,11 +44,11 @@ describe('gw relay drains on SIGTERM', () => {
       } else res.end('fast')
     })
     const port = await freePort()
-    let relay = startRelay(port, join(dir, 'relay'), 20)
+    let relay: SpawnedRelay | undefined
     let agent: Spawned | undefined
     const clients: Client[] = []
     try {
-      await relay.waitForLine((l) => l.includes('"relay started"'))
+      relay = await startRelay(port, join(dir, 'relay'), 20)
       agent = spawnGw(['http', String(upstream.port), '--relay', `http://127.0.0.1:${port}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'agent', 'gw.yml') })
       await agent.waitForLine((l) => l.includes('"started tunnel"'))
       const host = `app.tunnel.test:${port}`
@@ -81,8 +81,7 @@ describe('gw relay drains on SIGTERM', () => {
       assert.ok(relay.lines.some((l) => l.includes('relay stopped: every request finished')), relay.lines.join('\n'))
 
       // "Elsewhere": a new relay on the same address; the agent comes back to it by itself.
-      relay = startRelay(port, join(dir, 'relay'), 20)
-      await relay.waitForLine((l) => l.includes('"relay started"'))
+      relay = await startRelay(port, join(dir, 'relay'), 20)
       await agent.waitForLine((l) => l.includes('"reconnected"'), 20_000)
       const again = new Client(`http://127.0.0.1:${port}`)
       clients.push(again)
@@ -93,8 +92,7 @@ describe('gw relay drains on SIGTERM', () => {
       for (const c of clients) await c.destroy()
       agent?.kill()
       await agent?.exited
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     }
@@ -110,11 +108,11 @@ describe('gw relay drains on SIGTERM', () => {
       res.on('close', () => clearTimeout(timer))
     })
     const port = await freePort()
-    const relay = startRelay(port, join(dir, 'relay'), 1)
+    let relay: SpawnedRelay | undefined
     let agent: Spawned | undefined
     const client = new Client(`http://127.0.0.1:${port}`)
     try {
-      await relay.waitForLine((l) => l.includes('"relay started"'))
+      relay = await startRelay(port, join(dir, 'relay'), 1)
       agent = spawnGw(['http', String(upstream.port), '--relay', `http://127.0.0.1:${port}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'agent', 'gw.yml') })
       await agent.waitForLine((l) => l.includes('"started tunnel"'))
       const hung = client.request({ path: '/hang', method: 'GET', headers: { host: `app.tunnel.test:${port}` } }).then(
@@ -131,8 +129,7 @@ describe('gw relay drains on SIGTERM', () => {
       await client.destroy()
       agent?.kill()
       await agent?.exited
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     }
@@ -155,11 +152,11 @@ describe('gw relay drains on SIGTERM', () => {
     ].join('\n'))
     // 600 s at start: were the reload not taken, the drain below would outlast the test.
     write(600)
-    const relay = spawnGw(['relay', '--workers', '1', '--config', configPath, '--log-format', 'json'])
+    let relay: SpawnedRelay | undefined
     let agent: Spawned | undefined
     const client = new Client(`http://127.0.0.1:${port}`)
     try {
-      await relay.waitForLine((l) => l.includes('"relay started"'))
+      relay = await spawnRelay({ config: configPath })
       agent = spawnGw(['http', String(upstream.port), '--relay', `http://127.0.0.1:${port}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'agent', 'gw.yml') })
       await agent.waitForLine((l) => l.includes('"started tunnel"'))
       write(1)
@@ -179,8 +176,7 @@ describe('gw relay drains on SIGTERM', () => {
       await client.destroy()
       agent?.kill()
       await agent?.exited
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     }

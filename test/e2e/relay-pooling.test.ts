@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Pool } from 'undici'
-import { spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, startUpstream, tempDir, waitFor, type Spawned, type SpawnedRelay } from '../helpers/stack.js'
 
 const TOKEN_A = 'pool-token-a-0123456789abcdef'
 const TOKEN_B = 'pool-token-b-0123456789abcdef'
@@ -34,13 +34,13 @@ describe('pooling: several agents of one token on one name', () => {
       counts.b++
       setTimeout(() => res.end('b'), 15)
     })
-    const relay = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'relay'), '--authtoken', TOKEN_A, '--authtoken', TOKEN_B, '--log-format', 'json'])
+    let relay: SpawnedRelay | undefined
     const agents: Spawned[] = []
     let client: Pool | undefined
     try {
-      const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
-      const relayUrl = `http://127.0.0.1:${started.http_port}`
-      const host = `pooled.tunnel.test:${started.http_port}`
+      relay = await spawnRelay({ workers: null, domain: 'tunnel.test', stateDir: join(dir, 'relay'), args: ['--authtoken', TOKEN_A, '--authtoken', TOKEN_B] })
+      const relayUrl = relay.url
+      const host = `pooled.tunnel.test:${relay.httpPort}`
 
       let agentA = startAgent(upstreamA.port, relayUrl, TOKEN_A, join(dir, 'a'))
       agents.push(agentA)
@@ -106,8 +106,7 @@ describe('pooling: several agents of one token on one name', () => {
       await client?.close()
       for (const agent of agents) agent.kill()
       await Promise.all(agents.map((a) => a.exited))
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstreamA.close()
       await upstreamB.close()
       rmSync(dir, { recursive: true, force: true })
@@ -117,12 +116,12 @@ describe('pooling: several agents of one token on one name', () => {
   it('pooling_enabled: true on config endpoints pools two gw start agents; an agent that does not pool takes the name over', { timeout: 120_000 }, async () => {
     const dir = tempDir('gw-pool-cfg-')
     const upstreams = await Promise.all(['c', 'd', 'e'].map((tag) => startUpstream((_req, res) => res.end(tag))))
-    const relay = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'relay'), '--authtoken', TOKEN_A, '--log-format', 'json'])
+    let relay: SpawnedRelay | undefined
     const agents: Spawned[] = []
     let relayClient: Pool | undefined
     try {
-      const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as { http_port: number }
-      const relayUrl = `http://127.0.0.1:${started.http_port}`
+      relay = await spawnRelay({ workers: null, domain: 'tunnel.test', stateDir: join(dir, 'relay'), args: ['--authtoken', TOKEN_A] })
+      const { url: relayUrl, httpPort } = relay
       relayClient = new Pool(relayUrl, { connections: 4 })
       const fromFile = (i: number): Spawned => {
         const config = join(dir, `agent-${i}`, 'gw.yml')
@@ -134,7 +133,7 @@ describe('pooling: several agents of one token on one name', () => {
       const served = async (n: number): Promise<Record<string, number>> => {
         const tally: Record<string, number> = {}
         for (let i = 0; i < n; i++) {
-          const res = await relayClient!.request({ path: '/', method: 'GET', headers: { host: `from-config.tunnel.test:${started.http_port}` } })
+          const res = await relayClient!.request({ path: '/', method: 'GET', headers: { host: `from-config.tunnel.test:${httpPort}` } })
           const body = await res.body.text()
           assert.equal(res.statusCode, 200, body)
           tally[body] = (tally[body] ?? 0) + 1
@@ -160,8 +159,7 @@ describe('pooling: several agents of one token on one name', () => {
       await relayClient?.close()
       for (const agent of agents) agent.kill()
       await Promise.all(agents.map((a) => a.exited))
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await Promise.all(upstreams.map((u) => u.close()))
       rmSync(dir, { recursive: true, force: true })
     }

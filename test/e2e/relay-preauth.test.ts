@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, rmSync } from 'node:fs'
 import { once } from 'node:events'
 import { WebSocket } from 'ws'
-import { spawnGw, tempDir, type Spawned } from '../helpers/stack.js'
+import { spawnRelay, tempDir, type SpawnedRelay } from '../helpers/stack.js'
 
 const KiB = 1024
 const PEERS = 40
@@ -34,19 +34,17 @@ function rssOf(pid: number): number {
 }
 
 describe('pre-auth bounds at the relay', () => {
-  let relay: Spawned
+  let relay: SpawnedRelay
   let port: number
   let dir: string
 
   before(async () => {
     dir = tempDir()
-    relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', dir, '--log-format', 'json'])
-    const line = await relay.waitForLine((l) => l.includes('"relay started"'))
-    port = Number(/"http_port":(\d+)/.exec(line)![1])
+    relay = await spawnRelay({ workers: 1, stateDir: dir }) // one process: its RSS is what is measured
+    port = relay.httpPort
   })
   after(async () => {
-    relay.kill()
-    await relay.exited
+    await relay?.stop() // unset if it did not start
     rmSync(dir, { recursive: true, force: true })
   })
 

@@ -10,7 +10,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { userInfo } from 'node:os'
-import { freePort, spawnGw, tempDir, waitFor } from '../helpers/stack.js'
+import { freePort, spawnGw, spawnRelay, tempDir, waitFor, type SpawnedRelay } from '../helpers/stack.js'
 import { echo, exchange, portOf, startTcpServer } from '../helpers/tcp.js'
 
 function which(cmd: string): string | undefined {
@@ -100,15 +100,13 @@ describe('gw tcp (the CLI)', () => {
     const httpPort = await freePort()
     const asked = await freePort()
     const upstream = await startTcpServer(echo)
-    const relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', String(httpPort), '--https-port', '-1',
-      '--tcp-ports', `${asked}-${asked}`, '--state-dir', join(dir, 'relay'), '--log-format', 'json'], { GW_RELAY_AUTHTOKENS: 'tok-a,tok-b' })
+    let relay: SpawnedRelay | undefined
     cleanups.push(async () => {
-      relay.kill()
-      await relay.exited
+      await relay?.stop()
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    await relay.waitForLine((l) => l.includes('relay started'))
+    relay = await spawnRelay({ workers: null, httpPort, stateDir: join(dir, 'relay'), args: ['--tcp-ports', `${asked}-${asked}`], env: { GW_RELAY_AUTHTOKENS: 'tok-a,tok-b' } })
     const common = ['--relay', `http://127.0.0.1:${httpPort}`, '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0']
     const a = spawnGw(['tcp', String(upstream.port), '--url', `tcp://localhost:${asked}`, ...common, '--config', join(dir, 'a.yml')], { GW_AUTHTOKEN: 'tok-a' })
     cleanups.push(async () => {

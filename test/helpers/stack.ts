@@ -163,6 +163,92 @@ export function spawnGw(args: string[], env: Record<string, string> = {}): Spawn
   }
 }
 
+/** The fields of `gw relay`'s "relay started" line (--log-format json) that the tests read. */
+export interface RelayStarted {
+  http_port: number
+  https_port: number | null
+  /** The generated CA's PEM file. */
+  ca: string
+  metrics?: string
+  custom_domains?: boolean
+  [field: string]: unknown
+}
+
+export interface SpawnedRelay extends Spawned {
+  /** The first "relay started" line. */
+  started: RelayStarted
+  httpPort: number
+  httpsPort: number | null
+  /** `http://<host>:<http port>` */
+  url: string
+  /** `signal` (SIGTERM) if it still runs, then its exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+export interface SpawnRelayOptions {
+  /**
+   * `--workers`, 1 unless given: most tests check one process. `null` leaves the flag out,
+   * for gw relay's own default (one per core, or one with the features that are one
+   * process's). With N > 1 the helper waits for every worker's "relay started" line.
+   */
+  workers?: number | null
+  /** A relay config file (`--config`), instead of the flags below. */
+  config?: string
+  domain?: string
+  host?: string
+  httpPort?: number
+  /** -1 (off) unless given; 0 for any free port. */
+  httpsPort?: number
+  /** `--state-dir`; required unless `config` is given. */
+  stateDir?: string
+  /** More flags, after the others. */
+  args?: string[]
+  env?: Record<string, string>
+  /** How long to wait for the start, in ms (waitForLine's default unless given). */
+  timeout?: number
+}
+
+/**
+ * Run the real `gw relay` with JSON logs, as the README does on a server: by default
+ * `--workers 1 --domain localhost --host 127.0.0.1 --http-port 0 --https-port -1`, and wait
+ * until it says it started. A relay that does not start is stopped before the error is
+ * thrown, so a caller cleans up only a relay it got.
+ */
+export async function spawnRelay(options: SpawnRelayOptions): Promise<SpawnedRelay> {
+  const { workers = 1, host = '127.0.0.1' } = options
+  const where = options.config !== undefined
+    ? ['--config', options.config]
+    : ['--domain', options.domain ?? 'localhost', '--host', host, '--http-port', String(options.httpPort ?? 0), '--https-port', String(options.httpsPort ?? -1), '--state-dir', options.stateDir ?? fail('spawnRelay: stateDir or config')]
+  const proc = spawnGw(['relay', ...(workers === null ? [] : ['--workers', String(workers)]), ...where, ...(options.args ?? []), '--log-format', 'json'], options.env)
+  let started: RelayStarted
+  try {
+    const line = await proc.waitForLine((l) => l.includes('"relay started"'), options.timeout)
+    if (workers !== null && workers > 1) {
+      await waitFor(() => proc.lines.filter((l) => l.includes('"relay started"')).length >= workers, options.timeout ?? 30_000, `${workers} workers started`)
+    }
+    started = JSON.parse(line) as RelayStarted
+  } catch (err) {
+    proc.kill('SIGKILL')
+    await proc.exited
+    throw err
+  }
+  return {
+    ...proc,
+    started,
+    httpPort: started.http_port,
+    httpsPort: started.https_port,
+    url: `http://${host}:${started.http_port}`,
+    stop: async (signal) => {
+      proc.kill(signal)
+      return proc.exited
+    },
+  }
+}
+
+function fail(message: string): never {
+  throw new Error(message)
+}
+
 /** A free TCP port on 127.0.0.1 (for a process that must come back on the same port). */
 export async function freePort(): Promise<number> {
   const server = createServer()

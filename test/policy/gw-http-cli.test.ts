@@ -11,7 +11,7 @@ import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { SignJWT, exportJWK, generateKeyPair } from 'jose'
-import { spawnGw, tempDir } from '../helpers/stack.js'
+import { spawnGw, spawnRelay, tempDir, type SpawnedRelay } from '../helpers/stack.js'
 
 async function serve(name: string): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
@@ -52,11 +52,11 @@ test('gw http --policy-file: JWT auth, a rate limit and two routes, as a new use
       - type: forward
         config: {url: "http://127.0.0.1:${api.port}"}
 `)
-  const relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', dir, '--log-format', 'json'])
+  let relay: SpawnedRelay | undefined
   let agent: ReturnType<typeof spawnGw> | undefined
   try {
-    const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as Record<string, unknown>
-    const relayUrl = `http://127.0.0.1:${String(started.http_port)}`
+    relay = await spawnRelay({ workers: null, stateDir: dir })
+    const relayUrl = relay.url
     agent = spawnGw(['http', String(web.port), '--relay', relayUrl, '--policy-file', policyFile, '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0'],
       { GW_CONFIG: join(dir, 'gw.yml') })
     const tunnel = JSON.parse(await agent.waitForLine((l) => l.includes('"started tunnel"'))) as { url: string }
@@ -82,8 +82,7 @@ test('gw http --policy-file: JWT auth, a rate limit and two routes, as a new use
   } finally {
     agent?.kill()
     if (agent) await agent.exited
-    relay.kill()
-    await relay.exited
+    await relay?.stop()
     for (const s of [web.server, api.server]) {
       s.closeAllConnections()
       await new Promise<void>((r) => s.close(() => r()))

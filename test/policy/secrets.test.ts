@@ -13,7 +13,7 @@ import { request } from 'undici'
 import { sign as githubSign } from '@octokit/webhooks-methods'
 import { compilePolicy, createPolicyState, PolicyError } from '@gw/cli/policy/index'
 import { loadSecretStore } from '@gw/cli/config/secrets-file'
-import { GW_BIN, spawnGw, tempDir } from '../helpers/stack.js'
+import { GW_BIN, spawnGw, spawnRelay, tempDir } from '../helpers/stack.js'
 import { makeRequest } from './helpers.js'
 import { fixture, fixturePolicy } from './ngrok-docs.js'
 import { startEchoUpstream, startPolicyTunnel } from './tunnel-stack.js'
@@ -130,11 +130,10 @@ describe('ngrok-docs secrets examples through the real agent, with the vault gw 
   it('gw http --policy-file with a secret: the real binaries, the value from secrets.json', async () => {
     const policyFile = join(dir, 'auth.yml')
     writeFileSync(policyFile, JSON.stringify(fixturePolicy(fixture('traffic-policy-secrets-8eac58'))))
-    const relay = spawnGw(['relay', '--domain', 'localhost', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, 'relay'), '--log-format', 'json'])
+    const relay = await spawnRelay({ workers: null, stateDir: join(dir, 'relay') })
     let agent: ReturnType<typeof spawnGw> | undefined
     try {
-      const started = JSON.parse(await relay.waitForLine((l) => l.includes('"relay started"'))) as Record<string, unknown>
-      const relayUrl = `http://127.0.0.1:${String(started.http_port)}`
+      const relayUrl = relay.url
       agent = spawnGw(['http', new URL(upstream.url).port, '--relay', relayUrl, '--policy-file', policyFile, '--log-format', 'json', '--no-tui', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: configFile })
       const tunnel = JSON.parse(await agent.waitForLine((l) => l.includes('"started tunnel"'))) as { url: string }
       const get = async (cred?: string) => (await request(`${relayUrl}/`, {
@@ -146,8 +145,7 @@ describe('ngrok-docs secrets examples through the real agent, with the vault gw 
     } finally {
       agent?.kill()
       if (agent) await agent.exited
-      relay.kill()
-      await relay.exited
+      await relay.stop()
     }
   })
 })

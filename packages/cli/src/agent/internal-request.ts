@@ -7,10 +7,11 @@
  * Not recorded: it is part of the request that caused it.
  */
 import { Duplex, PassThrough } from 'node:stream'
-import { checkResponseHead, CodedError, decodeJson, MessageReader, MessageType, MessageWriter, type RequestHead } from '@gw/protocol'
+import { CodedError, MessageReader, MessageWriter, type RequestHead } from '@gw/protocol'
 import { now } from './recorder.js'
 import type { AgentRuntime, EndpointRuntime } from './request-context.js'
 import { serveStream } from './pipeline.js'
+import { readResponseHead } from './read-response-head.js'
 
 export interface InternalRequest {
   method: string
@@ -69,14 +70,8 @@ export function internalRequest(
     const ok = settle(resolve)
     const ko = settle(fail)
     serveStream(stream, { ...runtime, record: false }, { endpoint, internalHops: hops })
-    reader.nextMessage((err, message) => {
-      if (err || !message || message.type !== MessageType.RESPONSE_HEAD) return ko(err ?? new Error('the internal endpoint sent no response'))
-      let response
-      try {
-        response = checkResponseHead(decodeJson(message.payload, 'response head'))
-      } catch (e) {
-        return ko(e as Error)
-      }
+    readResponseHead(reader, () => new Error('the internal endpoint sent no response'), (err, response) => {
+      if (err) return ko(err)
       if (response.error) return ko(new CodedError(response.error.code, 502, response.error.message))
       const chunks: Buffer[] = []
       let size = 0

@@ -13,12 +13,13 @@
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import {
-  checkResponseHead, CodedError, decodeJson, ERROR_CODE_HEADER, GwError, MessageReader, MessageType, MessageWriter, sendFramedBody,
+  CodedError, ERROR_CODE_HEADER, GwError, MessageReader, MessageWriter, sendFramedBody,
   type InternalEndpoints, type RequestHead, type Session, type Stream,
 } from '@gw/protocol'
 import { callUpstream, parseUpstream } from '../upstream/index.js'
 import type { EndpointRuntime, RequestOrigin } from './request-context.js'
 import type { InternalRequest, InternalResponse } from './internal-request.js'
+import { readResponseHead } from './read-response-head.js'
 
 interface Call {
   origin: string
@@ -222,16 +223,10 @@ export class RemoteInternalEndpoints {
     }
     headTimer = setTimeout(() => fail(coded('UND_ERR_HEADERS_TIMEOUT', `${host} did not send response headers in time`)), this.options.responseTimeout)
     const reader = new MessageReader(s, { maxMessageSize: this.options.maxHeadSize })
-    reader.nextMessage((err, message) => {
+    readResponseHead(reader, () => coded('UND_ERR_SOCKET', `${host} ended the stream without a response`), (err, response) => {
       clearTimeout(headTimer)
       if (done) return
-      if (err || !message || message.type !== MessageType.RESPONSE_HEAD) return fail(err ?? coded('UND_ERR_SOCKET', `${host} ended the stream without a response`))
-      let response
-      try {
-        response = checkResponseHead(decodeJson(message.payload, 'response head'))
-      } catch (e) {
-        return fail(e as Error)
-      }
+      if (err) return fail(err)
       // The other agent's (or the relay's) error keeps its code: the client sees what went wrong there.
       if (response.error) return fail(new CodedError(response.error.code, response.status, response.error.message))
       const raw: Buffer[] = response.rawHeaders.map((h) => Buffer.from(h, 'latin1'))

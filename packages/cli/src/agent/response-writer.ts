@@ -73,13 +73,15 @@ export class ResponseWriter {
   headSent = false
   private source: BodySource | undefined
   private readonly onDrain = (): void => this.source?.resume()
-  /** The request was HEAD: no response to it has a body. */
-  private readonly head_: boolean
-  /** This response has no body (HEAD, 204, 304): body pieces are read and dropped. */
-  private bodiless = false
+  /**
+   * This response has no body: body pieces are read and dropped. Set for a HEAD request
+   * from the start (no answer to it has a body, an error page included), and by `head()`
+   * for a 204 or 304.
+   */
+  private bodiless: boolean
 
   constructor(stream: Duplex, recorder: Recorder | undefined, accept: string | undefined, onFinish?: (error: ErrorReport | undefined) => void, method?: string) {
-    this.head_ = method === 'HEAD'
+    this.bodiless = method === 'HEAD'
     this.stream = stream
     this.out = new MessageWriter(stream)
     this.recorder = recorder
@@ -106,7 +108,7 @@ export class ResponseWriter {
     if (statusMessage) head.statusMessage = statusMessage
     if (errorCode) head.errorCode = errorCode
     this.headSent = true
-    this.bodiless = this.head_ || status === 204 || status === 304
+    if (status === 204 || status === 304) this.bodiless = true
     this.recorder?.response(status, statusMessage ?? '', headers)
     return this.out.responseHead(head)
   }
@@ -132,7 +134,7 @@ export class ResponseWriter {
       body = page.body
     }
     this.recorder?.response(head.status, '', head.rawHeaders)
-    if (body && !this.head_) {
+    if (body && !this.bodiless) {
       this.out.responseHead(head)
       this.out.data(body)
       this.out.end()

@@ -9,8 +9,9 @@
  * sees.
  */
 import type { Duplex } from 'node:stream'
-import { checkResponseHead, CodedError, decodeJson, getRawHeader, GwError, MessageReader, MessageType, type RequestHead, type Stream } from '@gw/protocol'
+import { CodedError, getRawHeader, GwError, MessageReader, type RequestHead, type Stream } from '@gw/protocol'
 import { callUpgrade } from '../upstream/index.js'
+import { readResponseHead } from './read-response-head.js'
 import type { RequestContext } from './request-context.js'
 import { countWebSocketFrames } from './websocket-frames.js'
 
@@ -116,15 +117,9 @@ export function forwardRemoteUpgrade(ctx: RequestContext, open: () => Stream): v
     writer.fail(err)
   }
   const timer = setTimeout(() => fail(new GwError('GW_ERR_UPSTREAM_TIMEOUT', 'the internal endpoint did not answer the upgrade in time')), ctx.runtime.responseTimeout)
-  reader.nextMessage((err, message) => {
+  readResponseHead(reader, () => new GwError('GW_ERR_UPSTREAM_FAILED', 'the other agent ended the stream without a response'), (err, response) => {
     clearTimeout(timer)
-    if (err || !message || message.type !== MessageType.RESPONSE_HEAD) return fail(err ?? new GwError('GW_ERR_UPSTREAM_FAILED', 'the other agent ended the stream without a response'))
-    let response
-    try {
-      response = checkResponseHead(decodeJson(message.payload, 'response head'))
-    } catch (e) {
-      return fail(e as Error)
-    }
+    if (err) return fail(err)
     if (response.error) return fail(new CodedError(response.error.code, response.status, response.error.message))
     recorder?.upstreamHead()
     if (response.status === 101) {
