@@ -88,8 +88,15 @@ describe('gw relay --workers 2 without Redis (state in the primary)', () => {
       assert.equal(ids.size, 2, 'two workers, two cluster members')
 
       // Eight idle agents through the one port: the primary hands connections out in turn.
+      // Each is reached through both workers as soon as it is welcomed: its names are
+      // announced to the primary before the welcome, not after it.
       for (let i = 0; i < 8; i++) {
         agents.push(await startAgent({ relay: url, authtoken: TOKEN_1, endpoints: [{ upstream: upstream.url, publicName: `idle${i}` }] }))
+        const first = await Promise.all([0, 1].map(async (k) => {
+          const res = await request(`${url}/first${k}`, { headers: { host: `idle${i}.tunnel.test` }, reset: true })
+          return `${res.statusCode} ${await res.body.text()}`
+        }))
+        assert.deepEqual(first, ['200 ok /first0', '200 ok /first1'], `idle${i} right after its welcome`)
       }
       await waitFor(() => [...heldBy(relay).values()].flat().length === 8, 10_000, 'eight agents connected')
       const held = heldBy(relay)

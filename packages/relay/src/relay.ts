@@ -862,13 +862,17 @@ class RelayCore {
       // The event's names are the HTTP ones and its ports the tcp ones (a cluster announces both); tls endpoints are this relay's own.
       this.events.emit('agent:connected', { remote: link.remoteAddress, token: tokenIdOf(owner), names: httpNames(assigned), ports: tcpPorts(assigned) })
     }
+    // In a cluster the names are announced before the welcome: the agent prints its URL
+    // on the welcome, and a request through another relay or worker right after must find
+    // it (announced after, as before, the first requests there could get a 404).
+    const announced = this.cluster?.announceBeforeWelcome(httpNames(assigned))
     const loopbacks = this.loopbacks
-    if (!loopbacks) return welcome()
+    if (!loopbacks && !announced) return welcome()
     // The embedded relay: each http name's own 127.0.0.1 port, listed after its other URLs.
-    void Promise.all(assigned.filter((e) => e.proto === undefined).map(async (endpoint) => {
+    void Promise.all([announced, ...(loopbacks ? assigned.filter((e) => e.proto === undefined).map(async (endpoint) => {
       const url = await loopbacks.urlFor(endpoint.name)
       if (url) endpoint.urls.push(url)
-    })).then(welcome)
+    }) : [])]).then(welcome)
   }
 
   /**

@@ -109,6 +109,8 @@ export type LocateResult =
   | { failure: [ErrorCode, string] }
 
 export const DEFAULT_PRESENCE_TTL = 15_000
+/** How long an agent's welcome waits for its names to be announced to the cluster. */
+const ANNOUNCE_WAIT_MS = 2_000
 /** A lookup is reused this long; a failed dial drops it at once. */
 const LOOKUP_CACHE_MS = 1_000
 /** A request for a name whose holder just died waits this long for its agent to reconnect. */
@@ -338,6 +340,22 @@ export class Cluster {
    * again when the list is older than a second (a relay that just joined is in it),
    * else, and when Redis is away, the last list.
    */
+  /**
+   * Announces the names an agent is about to be welcomed for (its routes are already in
+   * place here). Bounded: with Redis away the welcome goes on after ANNOUNCE_WAIT_MS, and
+   * the next heartbeat announces the names once it is back.
+   */
+  announceBeforeWelcome(names: string[]): Promise<void> | undefined {
+    const presence = this.presence
+    if (!presence || names.length === 0) return undefined
+    for (const name of names) this.lookups.delete(name)
+    let timer: NodeJS.Timeout | undefined
+    return Promise.race([
+      presence.announce(names).catch(() => {}),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, ANNOUNCE_WAIT_MS).unref() }),
+    ]).finally(() => clearTimeout(timer))
+  }
+
   async agentUrls(): Promise<string[]> {
     if (this.presence && Date.now() - this.relayListAt > LOOKUP_CACHE_MS) {
       try {
