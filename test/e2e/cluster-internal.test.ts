@@ -15,12 +15,14 @@
  * forward-internal gets 502 GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND and whose raw stream
  * for svc.internal gets GW_ERR_INTERNAL_ENDPOINT_OFFLINE (the same raw stream of the right
  * token is answered by B); B leaving: every request ends with 502 and a documented code,
- * and the list drops svc.internal.
+ * and the list drops svc.internal. And a tcp internal endpoint (`gw tcp … --url
+ * tcp://camera.internal:22`) on relay 2 reached from A's public tcp endpoint on relay 1.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { WebSocket, WebSocketServer } from 'ws'
@@ -32,6 +34,7 @@ import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { compilePolicy } from '@gw/cli/policy/index'
 import { spawnGw, startUpstream, tempDir, waitFor, type Spawned, type Upstream } from '../helpers/stack.js'
 import { REDIS_SKIP, startRedis, type RedisServer } from '../helpers/redis.js'
+import { exchange, portOf, sha256, startTcpServer } from '../helpers/tcp.js'
 
 const TOKEN_1 = 'cluster-internal-token-1-0123456789'
 const TOKEN_2 = 'cluster-internal-token-2-0123456789'
@@ -293,6 +296,95 @@ describe('internal endpoints across two relays on Redis', { skip: REDIS_SKIP }, 
       await Promise.all(procs.map((p) => p.exited))
       await svc.up.close()
       await pub.close()
+      await redis.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+function canListen(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.once('error', () => resolve(false))
+    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)))
+  })
+}
+
+/** `count` consecutive ports free on 127.0.0.1 and 127.0.0.2 (two relays, as two machines, each listen on every port the cluster holds). */
+async function freeBlock(count: number): Promise<number> {
+  for (let tries = 0; tries < 200; tries++) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000)
+    let ok = true
+    for (let p = base; p < base + count && ok; p++) ok = (await canListen(p, '127.0.0.1')) && (await canListen(p, '127.0.0.2'))
+    if (ok) return base
+  }
+  throw new Error('no block of free ports')
+}
+
+describe('tcp internal endpoints across two relays on Redis', { skip: REDIS_SKIP }, () => {
+  it('A\'s public tcp endpoint on relay 1 forwards each connection to B\'s tcp://camera.internal:22 on relay 2 (1 MiB each way, hashed); another token\'s is closed; B leaving closes, not hangs', async () => {
+    const dir = tempDir('gw-cluster-tcp-internal-')
+    const redis = await startRedis()
+    const answer = randomBytes(1024 * 1024)
+    // Reads to the client's FIN, answers the hash of what it got, a newline, then 1 MiB of its own.
+    const hasher = await startTcpServer((socket) => {
+      const chunks: Buffer[] = []
+      socket.on('data', (d: Buffer) => chunks.push(d))
+      socket.on('end', () => socket.end(Buffer.concat([Buffer.from(`${sha256(Buffer.concat(chunks))}\n`), answer])))
+    })
+    const own = await startTcpServer((socket) => socket.end('own upstream\n'))
+    const procs: Spawned[] = []
+    const agents: Agent[] = []
+    try {
+      const min = await freeBlock(4)
+      const relay = (host: string, name: string): Spawned => spawnGw(
+        ['relay', '--domain', 'tunnel.test', '--host', host, '--http-port', '0', '--https-port', '-1', '--tcp-ports', `${min}-${min + 3}`, '--state-dir', join(dir, name),
+          '--authtoken', TOKEN_1, '--authtoken', TOKEN_2, '--redis', redis.url, '--workers', '1', '--log-format', 'json'],
+        { GW_RELAY_CLUSTER_SECRET: SECRET })
+      const r1 = relay('127.0.0.1', 'r1')
+      const r2 = relay('127.0.0.2', 'r2')
+      procs.push(r1, r2)
+      await waitFor(() => startedLines(r1).length === 1 && startedLines(r2).length === 1, 60_000, 'both relays started')
+      const url1 = `http://127.0.0.1:${startedLines(r1)[0]!.http_port}`
+      const url2 = `http://127.0.0.2:${startedLines(r2)[0]!.http_port}`
+      const b = spawnGw(['tcp', String(hasher.port), '--url', 'tcp://camera.internal:22', '--relay', url2, '--authtoken', TOKEN_1, '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],
+        { GW_CONFIG: join(dir, 'gw-b.yml') })
+      procs.push(b)
+      await b.waitForLine((l) => l.includes('"started tunnel"'), 30_000)
+      const tcpPolicy = (extra: Record<string, unknown> = {}) => compilePolicy({ on_tcp_connect: [{ actions: [{ type: 'forward-internal', config: { url: 'tcp://camera.internal:22', ...extra } }] }] }, { kind: 'tcp' })
+      const a = await startAgent({ relay: url1, authtoken: TOKEN_1, endpoints: [{ proto: 'tcp', upstream: String(own.port), policy: tcpPolicy() }] })
+      agents.push(a)
+      const port = portOf(a.tunnels[0]!.publicUrl)
+      await waitFor(async () => (await exchange(port, 'ping')).received.subarray(0, 64).toString() === sha256(Buffer.from('ping')), 20_000, 'A to reach camera.internal on relay 2')
+      const sent = randomBytes(1024 * 1024)
+      const got = await exchange(port, sent)
+      assert.equal(got.ending, 'end')
+      const nl = got.received.indexOf(10)
+      assert.equal(got.received.subarray(0, nl).toString(), sha256(sent), 'B\'s upstream got the client\'s 1 MiB intact')
+      assert.equal(sha256(got.received.subarray(nl + 1)), sha256(answer), 'the client got B\'s upstream\'s 1 MiB intact')
+      assert.equal(own.accepted.length, 0, 'A\'s own upstream was never dialled')
+
+      // Another token: closed (never listed it), and its on_error: continue falls back to its own upstream.
+      const c = await startAgent({ relay: url1, authtoken: TOKEN_2, endpoints: [
+        { proto: 'tcp', upstream: String(own.port), policy: tcpPolicy() },
+        { proto: 'tcp', upstream: String(own.port), policy: tcpPolicy({ on_error: 'continue' }) },
+      ] })
+      agents.push(c)
+      const before = hasher.accepted.length
+      assert.equal((await exchange(portOf(c.tunnels[0]!.publicUrl), 'x', { keepOpen: true })).ending, 'ECONNRESET')
+      assert.equal((await exchange(portOf(c.tunnels[1]!.publicUrl), 'x')).received.toString(), 'own upstream\n')
+      assert.equal(hasher.accepted.length, before, 'another token never reaches B')
+
+      // B leaves: A's connections are closed instead of hanging.
+      b.kill('SIGTERM')
+      await b.exited
+      await waitFor(async () => (await exchange(port, 'x', { keepOpen: true })).ending === 'ECONNRESET', 20_000, 'the connection to be closed once B left')
+    } finally {
+      await Promise.all(agents.map((x) => x.close()))
+      for (const p of procs) p.kill('SIGKILL')
+      await Promise.all(procs.map((p) => p.exited))
+      await hasher.close()
+      await own.close()
       await redis.close()
       rmSync(dir, { recursive: true, force: true })
     }
