@@ -16,7 +16,9 @@
  * for svc.internal gets GW_ERR_INTERNAL_ENDPOINT_OFFLINE (the same raw stream of the right
  * token is answered by B); B leaving: every request ends with 502 and a documented code,
  * and the list drops svc.internal. And a tcp internal endpoint (`gw tcp … --url
- * tcp://camera.internal:22`) on relay 2 reached from A's public tcp endpoint on relay 1.
+ * tcp://camera.internal:22`) on relay 2 reached from A's public tcp endpoint on relay 1;
+ * and kill -9 of B's relay: B moves to relay 1 and A reaches it again, every request
+ * meanwhile ending with 200 or a documented 502.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -290,6 +292,69 @@ describe('internal endpoints across two relays on Redis', { skip: REDIS_SKIP }, 
       await through2.body.dump()
       assert.equal(through2.statusCode, 502)
       assert.equal(through2.headers['gw-error-code'], 'GW_ERR_POLICY_INTERNAL_ENDPOINT_NOT_FOUND')
+    } finally {
+      await a?.close()
+      for (const p of procs) p.kill('SIGKILL')
+      await Promise.all(procs.map((p) => p.exited))
+      await svc.up.close()
+      await pub.close()
+      await redis.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('internal endpoints when the relay holding them dies', { skip: REDIS_SKIP }, () => {
+  it('kill -9 of relay 2 (B\'s): B reconnects to relay 1 and A reaches svc.internal again; every request meanwhile ends, 200 or 502 with a documented code', async () => {
+    const dir = tempDir('gw-cluster-internal-kill-')
+    const redis = await startRedis()
+    const svc = await service()
+    const pub = await startUpstream((_req, res) => res.end('public upstream'))
+    const procs: Spawned[] = []
+    let a: Agent | undefined
+    try {
+      const relay = (name: string): Spawned => spawnGw(
+        ['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, name),
+          '--authtoken', TOKEN_1, '--redis', redis.url, '--workers', '1', '--log-format', 'json'],
+        { GW_RELAY_CLUSTER_SECRET: SECRET })
+      const r1 = relay('r1')
+      const r2 = relay('r2')
+      procs.push(r1, r2)
+      await waitFor(() => startedLines(r1).length === 1 && startedLines(r2).length === 1, 60_000, 'both relays started')
+      const url1 = `http://127.0.0.1:${startedLines(r1)[0]!.http_port}`
+      const url2 = `http://127.0.0.1:${startedLines(r2)[0]!.http_port}`
+      // B learns the cluster's relays from its welcome, from a list a relay reads at most once a second.
+      await waitFor(() => redis.cli('zcard', '{gw}:relays') === '2', 10_000, 'both relays registered')
+      await new Promise((r) => setTimeout(r, 1_100))
+      const b = spawnB(dir, url2, svc.up)
+      procs.push(b)
+      await b.waitForLine((l) => l.includes('"started tunnel"'), 30_000)
+      a = await startAgent({ relay: url1, authtoken: TOKEN_1, endpoints: [{ upstream: pub.url, publicName: 'edge', policy: forwardingPolicy() }] })
+      const get = async (): Promise<{ status: number; code: string | undefined; tag: string | undefined }> => {
+        const res = await request(`${url1}/k`, { headers: { host: 'edge.tunnel.test' }, headersTimeout: 20_000, bodyTimeout: 20_000 })
+        const text = await res.body.text()
+        let tag: string | undefined
+        try {
+          tag = (JSON.parse(text) as { tag?: string }).tag
+        } catch { /* an error page */ }
+        return { status: res.statusCode, code: res.headers['gw-error-code'] as string | undefined, tag }
+      }
+      await waitFor(async () => (await get()).tag === 'service', 20_000, 'A to reach svc.internal on relay 2')
+      assert.ok(r2.lines.some((l) => l.includes('"agent connected"') && l.includes('"names":[]')), 'B is on relay 2')
+
+      r2.child.kill('SIGKILL')
+      await r2.exited
+      const seen: string[] = []
+      await waitFor(async () => {
+        const r = await get()
+        if (r.tag === 'service') return true
+        assert.equal(r.status, 502)
+        assert.ok(GONE.includes(r.code ?? ''), `code ${r.code}`)
+        seen.push(r.code!)
+        return false
+      }, 30_000, 'A to reach svc.internal again, through B on relay 1')
+      assert.ok(r1.lines.some((l) => l.includes('"agent connected"') && l.includes('"names":[]')), 'B moved to relay 1')
+      assert.equal((await get()).tag, 'service')
     } finally {
       await a?.close()
       for (const p of procs) p.kill('SIGKILL')
