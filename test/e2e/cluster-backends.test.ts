@@ -191,6 +191,63 @@ function cases(name: string, make: (clock: Clock) => Promise<{ backend: ClusterB
       }
     })
 
+    it('ACME: challenges with a TTL, certificates, one account key, the order lock, backoff and the hourly budget', async () => {
+      const clock = { t: 1_700_000_000_000 }
+      const { backend: b, close } = await make(clock)
+      // Redis expires keys on its own clock (PX): those steps move the test's clock and wait as long.
+      const pass = async (ms: number): Promise<void> => {
+        clock.t += ms
+        await new Promise((r) => setTimeout(r, ms))
+      }
+      try {
+        await b.acmeChallengeSet('http-01:tok', 'tok.thumb', 150)
+        assert.equal(await b.acmeChallengeGet('http-01:tok'), 'tok.thumb')
+        assert.equal(await b.acmeChallengeGet('http-01:other'), null)
+        await b.acmeChallengeDelete('http-01:tok')
+        assert.equal(await b.acmeChallengeGet('http-01:tok'), null)
+        await b.acmeChallengeSet('tls-alpn-01:app.test', '{"cert":"c","key":"k"}', 150)
+        await pass(300)
+        assert.equal(await b.acmeChallengeGet('tls-alpn-01:app.test'), null, 'a challenge runs out with its TTL')
+
+        assert.deepEqual(await b.acmeCerts(), [])
+        await b.acmeCertSet('app.test', '{"cert":"1"}')
+        await b.acmeCertSet('*.tunnel.test', '{"cert":"w"}')
+        await b.acmeCertSet('app.test', '{"cert":"2"}')
+        assert.equal(await b.acmeCertGet('app.test'), '{"cert":"2"}')
+        assert.deepEqual((await b.acmeCerts()).sort(), [['*.tunnel.test', '{"cert":"w"}'], ['app.test', '{"cert":"2"}']])
+        await b.acmeCertDelete('*.tunnel.test')
+        assert.equal(await b.acmeCertGet('*.tunnel.test'), null)
+
+        assert.equal(await b.acmeAccountKey('key-of-relay-1'), 'key-of-relay-1')
+        assert.equal(await b.acmeAccountKey('key-of-relay-2'), 'key-of-relay-1', 'the first key is the cluster\'s')
+
+        // The lock: one holder; it ends with the holder's end, or with its TTL.
+        assert.equal(await b.acmeBegin('app.test', 'relay-1', 60_000, 3), 'OK')
+        assert.equal(await b.acmeLocked('app.test'), true)
+        assert.equal(await b.acmeBegin('app.test', 'relay-2', 60_000, 3), 'LOCKED')
+        await b.acmeEnd('app.test', 'relay-2', 0)
+        assert.equal(await b.acmeLocked('app.test'), true, 'only the holder ends it')
+        await b.acmeEnd('app.test', 'relay-1', 0)
+        assert.equal(await b.acmeLocked('app.test'), false)
+        assert.equal(await b.acmeBegin('dies.test', 'relay-1', 150, 3), 'OK')
+        await pass(300)
+        assert.equal(await b.acmeLocked('dies.test'), false, 'a dead holder\'s lock runs out')
+        // A failed order: no order for the key during its backoff.
+        assert.equal(await b.acmeBegin('dies.test', 'relay-2', 60_000, 4), 'OK')
+        await b.acmeEnd('dies.test', 'relay-2', 150)
+        assert.equal(await b.acmeBegin('dies.test', 'relay-1', 60_000, 4), 'BACKOFF')
+        await pass(300)
+        // Four orders started within the hour (app, dies, dies, and this one): the fifth is over a budget of 4.
+        assert.equal(await b.acmeBegin('dies.test', 'relay-1', 60_000, 4), 'OK')
+        await b.acmeEnd('dies.test', 'relay-1', 0)
+        assert.equal(await b.acmeBegin('new.test', 'relay-2', 60_000, 4), 'RATE', 'the budget is for every relay and key together')
+        clock.t += 3600_000
+        assert.equal(await b.acmeBegin('new.test', 'relay-2', 60_000, 4), 'OK', 'an hour later the budget is back')
+      } finally {
+        await close()
+      }
+    })
+
     it('config document and publish/subscribe', async () => {
       const clock = { t: 1_700_000_000_000 }
       const { backend: b, close } = await make(clock)

@@ -16,9 +16,11 @@ import { REDIS_SKIP, startRedis } from '../helpers/redis.js'
 const TOKEN = 'cluster-kill-token-0123456789abcdef'
 const SECRET = 'cluster-kill-secret-0123456789abcdef'
 
+// One process per relay (--workers 1): the kill is of a relay, and three relays' worth of
+// worker processes starting at once under load missed the start timeout.
 function spawnRelay(dir: string, name: string, redisUrl: string): Spawned {
   return spawnGw(
-    ['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, name), '--authtoken', TOKEN, '--redis', redisUrl, '--log-format', 'json'],
+    ['relay', '--workers', '1', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '-1', '--state-dir', join(dir, name), '--authtoken', TOKEN, '--redis', redisUrl, '--log-format', 'json'],
     { GW_RELAY_CLUSTER_SECRET: SECRET },
   )
 }

@@ -324,7 +324,6 @@ describe('custom domains off, and the operator\'s own certificate', () => {
     refused({ customDomains: true, dnsServer: 'dns.example.com' }, /--dns-server "dns\.example\.com" is not a DNS server address; give an IP address with an optional port, e\.g\. 127\.0\.0\.1:53/)
     refused({ customDomains: true, dnsServer: '127.0.0.1:0' }, /--dns-server "127\.0\.0\.1:0" is not a DNS server address/)
     refused({ dnsServer: '127.0.0.1' }, /--dns-server 127\.0\.0\.1:53 is only used to check custom domains; add --custom-domains/)
-    refused({ customDomains: true, cluster: { redis: 'redis://127.0.0.1:1', secret: 'x'.repeat(32) } }, /custom domains \(--custom-domains, custom_domains:\) are not served by a cluster yet/)
     assert.equal(resolveRelayOptions({ domain: DOMAIN, host: '127.0.0.1', customDomains: true, dnsServer: '::1' }).dnsServer, '[::1]:53')
     assert.equal(resolveRelayOptions({ domain: DOMAIN, host: '127.0.0.1', customDomains: true, dnsServer: '10.1.2.3:5353' }).dnsServer, '10.1.2.3:5353')
   })

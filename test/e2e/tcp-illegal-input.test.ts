@@ -49,7 +49,7 @@ describe('illegal input around tcp endpoints', () => {
   it('the relay refuses every malformed tcp hello and keeps serving', async () => {
     const stateDir = tempDir()
     const relay = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: 0, domain: 'localhost', stateDir, tcpPorts: 'any' })
-    cleanups.push(() => relay.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => relay.close())
     const cases: Array<[string, unknown, string]> = [
       ['port 0', [{ proto: 'tcp', port: 0 }], 'GW_ERR_MESSAGE_MALFORMED'],
       ['port 65536', [{ proto: 'tcp', port: 65536 }], 'GW_ERR_MESSAGE_MALFORMED'],

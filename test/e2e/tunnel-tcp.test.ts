@@ -34,6 +34,9 @@ function tcpAgent(relay: Relay, upstreamPort: number, endpoint: Partial<AgentEnd
 
 describe('tcp endpoints', () => {
   const cleanups: Array<() => Promise<void> | void> = []
+  // Undone last-pushed first, so each test pushes its state dir's removal first: removed
+  // before its relay closed, the relay's batched state write raced rmSync (ENOTEMPTY
+  // under load, and the closes after it never ran).
   after(async () => {
     for (const c of cleanups.reverse()) await c()
   })
@@ -49,7 +52,7 @@ describe('tcp endpoints', () => {
       socket.on('end', () => socket.end(Buffer.concat([Buffer.from(`${sha256(Buffer.concat(chunks))}\n`), answer])))
     })
     const agent = await tcpAgent(relay, upstream.port)
-    cleanups.push(() => agent.close(), () => relay.close(), () => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => upstream.close(), () => relay.close(), () => agent.close())
     const url = agent.tunnels[0]!.publicUrl
     assert.match(url, /^tcp:\/\/127\.0\.0\.1:\d+$/)
     const sent = randomBytes(1024 * 1024)
@@ -78,7 +81,7 @@ describe('tcp endpoints', () => {
       socket.on('end', () => socket.end('bye\n'))
     })
     const agent = await tcpAgent(relay, upstream.port)
-    cleanups.push(() => agent.close(), () => relay.close(), () => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => upstream.close(), () => relay.close(), () => agent.close())
     const socket = await open(portOf(agent.tunnels[0]!.publicUrl))
     const banner = await readBytes(socket, 'SSH-2.0-gwtest_1.0\r\n'.length)
     assert.equal(banner.toString(), 'SSH-2.0-gwtest_1.0\r\n', 'the banner arrives before the client sends anything')
@@ -99,7 +102,7 @@ describe('tcp endpoints', () => {
     const agent = await tcpAgent(relay, dead)
     const upstream = await startTcpServer(echo)
     const good = await tcpAgent(relay, upstream.port)
-    cleanups.push(() => agent.close(), () => good.close(), () => relay.close(), () => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => upstream.close(), () => relay.close(), () => good.close(), () => agent.close())
     const port = portOf(agent.tunnels[0]!.publicUrl)
     for (let i = 0; i < 20; i++) {
       const got = await exchange(port, 'hello?', { keepOpen: true })
@@ -123,7 +126,7 @@ describe('tcp endpoints', () => {
       })
     })
     const agent = await tcpAgent(relay, upstream.port)
-    cleanups.push(() => agent.close(), () => relay.close(), () => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => upstream.close(), () => relay.close(), () => agent.close())
     const port = portOf(agent.tunnels[0]!.publicUrl)
     // The upstream resets: the client sees a reset, not a clean end.
     const got = await exchange(port, 'reset me', { keepOpen: true })
@@ -139,7 +142,7 @@ describe('tcp endpoints', () => {
 
   it('a relay without --tcp-ports refuses tcp endpoints with GW_ERR_TCP_DISABLED', async () => {
     const { relay, stateDir } = await relayWith({ tcpPorts: undefined })
-    cleanups.push(() => relay.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => relay.close())
     await assert.rejects(tcpAgent(relay, 22), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'GW_ERR_TCP_DISABLED')
       assert.match(err.message, /--tcp-ports/)
@@ -154,7 +157,7 @@ describe('tcp endpoints', () => {
     let { relay } = await relayWith(options)
     const upstream = await startTcpServer(echo)
     const a = await tcpAgent(relay, upstream.port, {}, TOKEN_A)
-    cleanups.push(() => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => upstream.close())
     const url = a.tunnels[0]!.publicUrl
     const port = portOf(url)
     assert.equal((await exchange(port, 'a1')).received.toString(), 'a1')
@@ -201,7 +204,7 @@ describe('tcp endpoints', () => {
       ],
     })
     const upstream = await startTcpServer(echo)
-    cleanups.push(() => relay.close(), () => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => upstream.close(), () => relay.close())
     await assert.rejects(tcpAgent(relay, upstream.port, { remotePort: min + 3 }, TOKEN_B), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'GW_ERR_TCP_PORT_UNAVAILABLE')
       assert.match(err.message, new RegExp(`ports ${min}-${min + 2}`))
@@ -225,7 +228,7 @@ describe('tcp endpoints', () => {
     const { relay, stateDir } = await relayWith({ tcpMaxConnections: 2, metricsAddr: '127.0.0.1:0' })
     const upstream: TcpServer = await startTcpServer(echo)
     const agent = await tcpAgent(relay, upstream.port)
-    cleanups.push(() => agent.close(), () => relay.close(), () => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => upstream.close(), () => relay.close(), () => agent.close())
     const port = portOf(agent.tunnels[0]!.publicUrl)
     const first = await open(port)
     const second = await open(port)
@@ -278,7 +281,7 @@ describe('on_tcp_connect on tcp endpoints', () => {
     events.on('log', (l) => logs.push(l))
     const policy = compileEndpointPolicy({ inline, kind: 'tcp', events, endpoint: 'db' })
     const agent = await startAgent({ relay: relay.httpUrl!, events, endpoints: [{ name: 'db', proto: 'tcp', upstream: String(upstream.port), ...(policy ? { policy } : {}) }] })
-    cleanups.push(() => agent.close(), () => relay.close(), () => upstream.close(), () => rmSync(stateDir, { recursive: true, force: true }))
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => upstream.close(), () => relay.close(), () => agent.close())
     return { port: portOf(agent.tunnels[0]!.publicUrl), logs, upstream }
   }
 

@@ -173,11 +173,6 @@ export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions
   if (resolved.dnsServer !== undefined && !resolved.customDomains) {
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', `--dns-server ${resolved.dnsServer} is only used to check custom domains; add --custom-domains, or drop --dns-server`)
   }
-  // A custom host is routed by the relay that verified it: the others of a cluster do not
-  // know it is a tunnel (their name cache learns only the names they look up).
-  if (resolved.cluster && resolved.customDomains) {
-    throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'custom domains (--custom-domains, custom_domains:) are not served by a cluster yet (--redis, --workers): the other relays would not route the verified hosts; run custom domains on a relay of their own')
-  }
   if (resolved.acme && resolved.httpsPort === false) {
     throw new RelayError('GW_ERR_RELAY_OPTION_INVALID', 'ACME certificates are served on the HTTPS listener; give --https-port, or drop --acme-email')
   }

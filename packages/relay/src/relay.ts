@@ -137,6 +137,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     httpListener: opts.httpPort !== false,
     log: opts.log,
     onEvent: (event) => core.events.emit('acme', event),
+    ...(cluster ? { shared: cluster.acme } : {}),
   }) : undefined
   core.acme = acme
   if (opts.loopbackUrls) core.loopbacks = new LoopbackListeners((name) => core.attach(createHttpServer(serverOptions(opts)), 'http', name))
@@ -437,11 +438,35 @@ class RelayCore {
     return name.includes('.') ? name : `${name}.${this.opts.domain}`
   }
 
-  /** May the relay get a certificate for `host`: its own domain, or a name someone holds. */
-  mayServe(host: string): boolean {
+  /**
+   * A custom host this relay of a cluster has not heard of (another relay's agent may have
+   * claimed it since this one read the owners): asked of the shared state, and the host
+   * when a token owns it. Undefined (nothing to ask) for anything but a DNS name outside
+   * the domain on a cluster's relay with --custom-domains.
+   */
+  private unknownCustomHost(hostHeader: string | undefined): Promise<string | undefined> | undefined {
+    const cluster = this.cluster
+    if (!cluster || !this.customDomains || !hostHeader) return undefined
+    let host = hostHeader.toLowerCase()
+    const colon = host.lastIndexOf(':')
+    if (colon !== -1 && !host.endsWith(']')) host = host.slice(0, colon)
+    try {
+      host = checkCustomHost(host, this.opts.domain)
+    } catch {
+      return undefined
+    }
+    return cluster.names.fetchOwner(host).then((owner) => (owner !== undefined ? host : undefined), () => undefined)
+  }
+
+  /** May the relay get a certificate for `host`: its own domain, or a name someone holds (a cluster's relay may have to ask). */
+  mayServe(host: string): boolean | Promise<boolean> {
     if (host === this.opts.domain) return true
     const name = this.tunnelName(host)
-    return name !== undefined && this.names.owner(name) !== undefined
+    if (name !== undefined && this.names.owner(name) !== undefined) return true
+    const cluster = this.cluster
+    if (!cluster) return false
+    if (name === undefined) return this.unknownCustomHost(host)?.then((h) => h !== undefined) ?? false
+    return cluster.names.fetchOwner(name).then((owner) => owner !== undefined, () => false)
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', refusal?: EdgeRefusal, fixedName?: string): void {
@@ -458,10 +483,21 @@ class RelayCore {
     if (expect !== undefined && expect.trim().toLowerCase() !== '100-continue') {
       return sendErrorPage(req, res, 'GW_ERR_EXPECTATION_FAILED', `the relay meets only Expect: 100-continue, not ${JSON.stringify(expect.slice(0, 64))}; send the request without it`)
     }
-    // An ACME HTTP-01 validation, answered before tunnel routing.
-    if (this.acme?.answerHttp01(req, res)) return
+    // An ACME HTTP-01 validation, answered before tunnel routing (in a cluster, maybe
+    // after a look in the shared state: the order may be another relay's).
+    const challenge = this.acme?.answerHttp01(req, res) ?? false
+    if (challenge === true) return
+    if (challenge !== false) return void challenge.then((answered) => answered || this.route(req, res, scheme, tracked, fixedName))
+    this.route(req, res, scheme, tracked, fixedName)
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https', tracked: TrackedRequest, fixedName: string | undefined): void {
     const name = fixedName ?? this.tunnelName(req.headers.host)
-    if (name === undefined) return this.onOwnRequest(req, res)
+    if (name === undefined) {
+      const custom = this.unknownCustomHost(req.headers.host)
+      if (custom) return void custom.then((host) => (host !== undefined ? this.route(req, res, scheme, tracked, host) : this.onOwnRequest(req, res)))
+      return this.onOwnRequest(req, res)
+    }
     tracked.name = name
     const link = this.routes.pick(name)
     if (link) return this.toAgent(req, res, scheme, tracked, name, link.owner, link)
@@ -561,6 +597,14 @@ class RelayCore {
     if (problem) return sendRawErrorPage(req, socket, 'GW_ERR_BAD_REQUEST', problem)
     const name = fixedName ?? this.tunnelName(req.headers.host)
     if (name === undefined) {
+      const custom = req.url?.split('?')[0] === AGENT_PATH ? undefined : this.unknownCustomHost(req.headers.host)
+      if (custom) {
+        return void custom.then((host) => {
+          if (socket.destroyed) return
+          if (host !== undefined) return this.onUpgrade(req, socket, head, scheme, host)
+          sendRawErrorPage(req, socket, 'GW_ERR_TUNNEL_NOT_FOUND', `agents connect at ${AGENT_PATH}`)
+        })
+      }
       if (req.url?.split('?')[0] === AGENT_PATH) {
         if (this.draining) return sendRawErrorPage(req, socket, 'GW_ERR_RELAY_DRAINING', 'this relay is shutting down; connect again to reach another one')
         return this.wss.handleUpgrade(req, socket, head, (ws) => this.onAgent(ws, req))
@@ -929,9 +973,10 @@ class RelayCore {
   private async claimCustomHost(requested: string, owner: string, tlsEndpoint: boolean): Promise<string> {
     const host = checkCustomHost(requested, this.opts.domain)
     this.access.checkName(host, owner)
-    const current = this.names.owner(host)
+    // A cluster's relay asks the shared state: another relay may have given the host to another token.
+    const current = this.cluster ? await this.cluster.names.fetchOwner(host).catch(() => this.names.owner(host)) : this.names.owner(host)
     if (current !== undefined && current !== owner) {
-      throw new HandshakeError('GW_ERR_NAME_TAKEN', `the host ${host} belongs to another authtoken on this relay; a custom domain is served for one token`)
+      throw new HandshakeError('GW_ERR_NAME_TAKEN', `the host ${host} belongs to another authtoken on this relay${this.cluster ? ' (or another relay of its cluster)' : ''}; a custom domain is served for one token`)
     }
     if (!tlsEndpoint && this.publicPorts.http === undefined && !(this.publicPorts.tls && this.publicPorts.https !== undefined && this.httpsServes(host))) {
       throw new HandshakeError('GW_ERR_DOMAIN_NOT_SERVED', `this relay cannot serve ${host}: its HTTP port is off, and its HTTPS certificate does not cover ${host} (it gets one only with ACME, gw relay --acme-email)`)

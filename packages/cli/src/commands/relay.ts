@@ -78,9 +78,7 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     try {
       const file = flags.config ? loadRelayConfig(flags.config) : undefined
       const perProcessLimits = file !== undefined && [file.limits, ...file.tokens.map((t) => t.limits)].some((l) => l.tunnels !== undefined || l.streams !== undefined || l.bandwidth !== undefined)
-      const single = flags['custom-domains'] || file?.settings.customDomains === true ? '--custom-domains'
-        : flags['acme-email'] ? '--acme-email'
-        : perProcessLimits ? 'limits.tunnels, streams and bandwidth (counted by each process) in --config' : undefined
+      const single = perProcessLimits ? 'limits.tunnels, streams and bandwidth (counted by each process) in --config' : undefined
       const workers = workerCount(flags.workers, metadata.flags.workers?.setFromDefault === true, single, logger)
       if (workers > 1 && !isRelayWorker()) {
         await generatedCertificateFirst(flags, metadata.flags['https-port']?.setFromDefault === true, file?.settings)
@@ -305,10 +303,10 @@ const WORKER_SECRET_ENV = 'GW_RELAY_WORKER_SECRET'
 
 /**
  * --workers: N, or 0 (the default) one per core. Left at its default it is 1 with the
- * features whose state is one process's (`single` names it): custom domains (the verified
- * hosts are one worker's), ACME (a challenge answered by the worker that ordered it), and
- * token limits that each process counts (tunnels, streams, bandwidth: N workers would
- * allow N times as much).
+ * features whose state is one process's (`single` names it): token limits that each
+ * process counts (tunnels, streams, bandwidth: N workers would allow N times as much).
+ * Custom domains and ACME are the workers' together (their owners, challenges and
+ * certificates are in the primary's state, or in Redis).
  */
 function workerCount(workers: number, fromDefault: boolean, single: string | undefined, logger: { log(level: 'info', msg: string, fields?: Record<string, unknown>): void }): number {
   if (workers > 0) return workers

@@ -17,8 +17,18 @@ import type { AgentEvents, Exchange } from '../agent/events.js'
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024
 export const DEFAULT_DB_SIZE = 50 * 1024 * 1024
-/** What a record costs beyond its heads and bodies: the objects and the Map entry. */
-export const RECORD_OVERHEAD = 512
+/**
+ * What a record costs in memory beyond its header strings and kept body bytes: the
+ * exchange and its request, response and timing objects, the two header arrays, the
+ * record, the Map entry and the views of its bodies. Measured with a full GC by
+ * test/inspect/capture-memory.test.ts, which fails if the ring buffer's real heap and
+ * buffer memory passes `dbSize` by more than a slab. The charge is what makes
+ * `--inspect-db-size` a bound on memory, as ngrok's `inspect_db_size` is: at 512 bytes
+ * the ring held about twice what it was charged (bench/README.md, F17 and F20).
+ */
+export const RECORD_OVERHEAD = 1024
+/** Per header string: V8's string object and its slot in the raw-headers array. */
+export const HEADER_STRING_OVERHEAD = 24
 
 export interface CapturedBody {
   /** The kept bytes: at most the body limit. */
@@ -73,22 +83,56 @@ export interface Capture {
   readonly changes: EventEmitter<CaptureChangeMap>
 }
 
+/**
+ * Kept body bytes are copied into slabs taken in turn, not into a Buffer each: a small
+ * copy from Buffer's shared pool kept the whole 8 KiB pool slab alive with it, so a 1 KiB
+ * body held up to 8 KiB (F20). Records leave the ring oldest first, in the order their
+ * bytes were written, so a slab is released soon after its last record is evicted.
+ */
+class SlabStore {
+  private slab: Buffer | undefined
+  private used = 0
+
+  constructor(private readonly slabSize: number) {}
+
+  /** Copies `chunk` and returns views of the copy (two when it crosses into a new slab). */
+  copy(chunk: Buffer, into: Buffer[]): void {
+    let offset = 0
+    while (offset < chunk.length) {
+      if (this.slab === undefined || this.used === this.slab.length) {
+        this.slab = Buffer.allocUnsafeSlow(this.slabSize)
+        this.used = 0
+      }
+      const n = Math.min(chunk.length - offset, this.slab.length - this.used)
+      chunk.copy(this.slab, this.used, offset, offset + n)
+      into.push(this.slab.subarray(this.used, this.used + n))
+      this.used += n
+      offset += n
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
 class BodyBuffer implements CapturedBody {
   private chunks: Buffer[] = []
   private kept = 0
   private joined: Buffer | undefined
   size = 0
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly store: SlabStore,
+  ) {}
 
   /** Returns how many bytes were kept, which the record is charged for. */
   push(chunk: Buffer): number {
     this.size += chunk.length
     const room = this.limit - this.kept
-    if (room <= 0) return 0
-    // Copy the slice we keep: the agent may reuse or pool its chunk buffers.
-    const part = Buffer.from(chunk.subarray(0, room))
-    this.chunks.push(part)
+    if (room <= 0 || chunk.length === 0) return 0
+    // Copied: the agent may reuse or pool its chunk buffers.
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk
+    this.store.copy(part, this.chunks)
     this.kept += part.length
     this.joined = undefined
     return part.length
@@ -96,7 +140,7 @@ class BodyBuffer implements CapturedBody {
 
   get bytes(): Buffer {
     if (this.joined === undefined) {
-      this.joined = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.kept)
+      this.joined = this.chunks.length === 0 ? EMPTY : this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.kept)
       this.chunks = this.joined.length > 0 ? [this.joined] : []
     }
     return this.joined
@@ -107,6 +151,9 @@ class BodyBuffer implements CapturedBody {
   }
 }
 
+/** The body of a record that has seen none yet: shared, so a GET makes no body objects. */
+const NO_BODY: CapturedBody = Object.freeze({ bytes: EMPTY, size: 0, truncated: false })
+
 class Record implements CaptureRecord {
   state: 'open' | 'done' = 'open'
   charged = 0
@@ -116,23 +163,24 @@ class Record implements CaptureRecord {
   /** After a 101 the stream carries WebSocket frames, counted by the agent, not kept. */
   upgraded = false
 
+  requestBody: CapturedBody = NO_BODY
+  responseBody: CapturedBody = NO_BODY
+
   constructor(
     readonly id: string,
     readonly seq: number,
     readonly exchange: Exchange,
-    readonly requestBody: BodyBuffer,
-    readonly responseBody: BodyBuffer,
   ) {}
 }
 
 function headBytes(exchange: Exchange): number {
   const req = exchange.request
   let n = req.method.length + req.target.length + req.httpVersion.length + req.remoteAddress.length + 16
-  for (const part of req.rawHeaders) n += part.length + 2
+  for (const part of req.rawHeaders) n += part.length + HEADER_STRING_OVERHEAD
   const res = exchange.response
   if (res !== undefined) {
     n += res.statusMessage.length + 16
-    for (const part of res.rawHeaders) n += part.length + 2
+    for (const part of res.rawHeaders) n += part.length + HEADER_STRING_OVERHEAD
   }
   return n
 }
@@ -154,6 +202,15 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
   const changes = new EventEmitter<CaptureChangeMap>()
   let used = 0
   let seq = 0
+  // A slab is at most 1/32 of the ring, so the one being filled is a small share of it.
+  const store = new SlabStore(Math.min(1024 * 1024, Math.max(4096, Math.floor(dbSize / 32))))
+
+  function keep(record: Record, which: 'requestBody' | 'responseBody', chunk: Buffer): void {
+    let body = record[which]
+    if (body === NO_BODY) body = record[which] = new BodyBuffer(bodyLimit, store)
+    charge(record, (body as BodyBuffer).push(chunk))
+    evict()
+  }
 
   function charge(record: Record, bytes: number): void {
     record.charged += bytes
@@ -162,7 +219,10 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
 
   function evict(): void {
     while (used > dbSize && records.size > 0) {
-      const oldest = order[head++]!
+      const oldest = order[head]!
+      // Let go of the slot now, not at the next compaction: until then it would keep the
+      // record and its bodies' slabs alive, up to as many records again as the ring holds.
+      order[head++] = undefined as unknown as Record
       if (oldest.removed) continue
       oldest.removed = true
       records.delete(oldest.id)
@@ -189,7 +249,7 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
       records.delete(previous.id)
       used -= previous.charged
     }
-    const record = new Record(exchange.id, ++seq, exchange, new BodyBuffer(bodyLimit), new BodyBuffer(bodyLimit))
+    const record = new Record(exchange.id, ++seq, exchange)
     records.set(record.id, record)
     order.push(record)
     charge(record, RECORD_OVERHEAD)
@@ -201,8 +261,7 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
   function onRequestBody(exchange: Exchange, chunk: Buffer): void {
     const record = records.get(exchange.id)
     if (record === undefined || record.upgraded) return
-    charge(record, record.requestBody.push(chunk))
-    evict()
+    keep(record, 'requestBody', chunk)
   }
 
   function onResponse(exchange: Exchange): void {
@@ -217,8 +276,7 @@ export function createCapture(events: AgentEvents, options: CaptureOptions = {})
   function onResponseBody(exchange: Exchange, chunk: Buffer): void {
     const record = records.get(exchange.id)
     if (record === undefined || record.upgraded) return
-    charge(record, record.responseBody.push(chunk))
-    evict()
+    keep(record, 'responseBody', chunk)
   }
 
   function onEnd(exchange: Exchange): void {

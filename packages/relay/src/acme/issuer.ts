@@ -31,7 +31,21 @@ export interface IssuerOptions {
   log: LogFn
   /** Longest a single HTTP request to the CA may take, ms. */
   requestTimeout?: number
+  /**
+   * A cluster's shared state (shared-acme.ts): each pending challenge is written there
+   * before the CA is told to validate, so any relay of the cluster answers it.
+   */
+  shared?: ChallengeShare
 }
+
+/** Where a cluster keeps pending challenges (a part of shared-acme.ts's SharedAcme). */
+export interface ChallengeShare {
+  setChallenge(id: string, value: string, ttlMs: number): Promise<void>
+  clearChallenge(id: string): Promise<void>
+}
+
+/** A shared challenge lives this long at most (an order that dies leaves nothing behind for longer). */
+export const SHARED_CHALLENGE_TTL_MS = 10 * 60_000
 
 type AcmeModule = typeof import('acme-client')
 
@@ -124,14 +138,26 @@ export class AcmeIssuer {
     }
     const keyAuthorization = await this.client.getChallengeKeyAuthorization(challenge)
     let cleanup: () => Promise<void>
+    const shared = this.opts.shared
+    let answer: [id: string, value: string] | undefined
     if (kind === 'http-01') {
+      const id = `http-01:${challenge.token}`
       this.http01.set(challenge.token, keyAuthorization)
-      cleanup = async () => void this.http01.delete(challenge.token)
+      cleanup = async () => {
+        this.http01.delete(challenge.token)
+        await shared?.clearChallenge(id)
+      }
+      answer = [id, keyAuthorization]
     } else if (kind === 'tls-alpn-01') {
       const alpnKey = await this.acme.crypto.createPrivateEcdsaKey('P-256')
       const [, alpnCert] = await this.acme.crypto.createAlpnCertificate(authz, keyAuthorization, alpnKey)
+      const id = `tls-alpn-01:${host}`
       this.alpn.set(host, createSecureContext({ key: alpnKey, cert: alpnCert }))
-      cleanup = async () => void this.alpn.delete(host)
+      cleanup = async () => {
+        this.alpn.delete(host)
+        await shared?.clearChallenge(id)
+      }
+      answer = [id, JSON.stringify({ cert: alpnCert.toString(), key: alpnKey.toString() })]
     } else {
       const hook = this.opts.dnsHook
       if (!hook) throw new RelayError('GW_ERR_ACME_ISSUE', `DNS-01 for ${host} needs --acme-dns-hook`)
@@ -140,10 +166,21 @@ export class AcmeIssuer {
       cleanup = () => runDnsHook(hook, 'clear', record, keyAuthorization, host)
     }
     try {
+      if (answer) await this.share(shared, answer[0], answer[1], host)
       await this.client.completeChallenge(challenge)
       await this.client.waitForValidStatus(challenge)
     } finally {
       await cleanup().catch((err: Error) => this.opts.log('warn', 'acme challenge cleanup failed', { host, challenge: kind, error: err.message }))
+    }
+  }
+
+  /** The challenge's answer in the cluster's shared state; when it cannot be written, the order fails (the CA would ask another relay). */
+  private async share(shared: ChallengeShare | undefined, id: string, value: string, host: string): Promise<void> {
+    if (!shared) return
+    try {
+      await shared.setChallenge(id, value, SHARED_CHALLENGE_TTL_MS)
+    } catch (err) {
+      throw new RelayError('GW_ERR_ACME_ISSUE', `the ${id.slice(0, id.indexOf(':'))} challenge for ${host} could not be shared with the cluster's relays: ${(err as Error).message}`, { cause: err })
     }
   }
 

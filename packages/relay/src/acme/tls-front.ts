@@ -19,8 +19,8 @@ export interface TlsFront {
 }
 
 export interface TlsFrontHooks {
-  /** The TLS-ALPN-01 certificate for a host with a pending challenge (ACME on). */
-  challengeFor?: (host: string) => SecureContext | undefined
+  /** The TLS-ALPN-01 certificate for a host with a pending challenge (ACME on); a cluster's relay may have to look it up. */
+  challengeFor?: (host: string) => SecureContext | undefined | Promise<SecureContext | undefined>
   /** A tls endpoint takes the connection for this SNI: true when it did. */
   passthrough?: (servername: string, socket: Socket) => boolean
 }
@@ -53,7 +53,17 @@ export function tlsFront(tlsServer: TlsServer, hooks: TlsFrontHooks, helloTimeou
       const challenge = servername && challengeFor && parsed.kind === 'hello' && parsed.info.alpn.includes(ACME_TLS_ALPN)
         ? challengeFor(servername)
         : undefined
+      if (challenge instanceof Promise) {
+        return void challenge.then((context) => {
+          if (socket.destroyed) return
+          if (context) answerChallenge(socket, context)
+          else onward(servername)
+        })
+      }
       if (challenge) return answerChallenge(socket, challenge)
+      onward(servername)
+    }
+    const onward = (servername: string | undefined): void => {
       if (servername && passthrough?.(servername, socket)) return
       // Not a challenge (or not a ClientHello this parser reads, or too large to wait
       // for): the TLS server gets exactly the bytes that came, and answers or refuses them.

@@ -27,6 +27,12 @@ export type PresenceKind = Kind | 'internal'
 /** What a claim says: done, another owner's, the owner's cap reached, or (a fresh claim) already someone's. */
 export type ClaimResult = 'OK' | 'TAKEN' | 'LIMIT' | 'EXISTS'
 
+/** What `acmeBegin` says. */
+export type AcmeBegin = 'OK' | 'LOCKED' | 'BACKOFF' | 'RATE'
+
+/** The ACME orders of the last hour counted for the cluster's budget. */
+export const ACME_ORDER_WINDOW_MS = 3600_000
+
 export interface RelayRecord {
   id: string
   /** host:port of its relay-to-relay listener. */
@@ -87,6 +93,32 @@ export interface ClusterBackend {
   /** The shared config document (shared-config.ts), raw. */
   readConfig(): Promise<string | null>
   writeConfig(raw: string): Promise<void>
+
+  /**
+   * ACME, shared by the cluster (acme/shared-acme.ts). A pending challenge (`id`:
+   * `http-01:<token>` or `tls-alpn-01:<host>`) is answerable by every relay while its TTL runs.
+   */
+  acmeChallengeSet(id: string, value: string, ttlMs: number): Promise<void>
+  acmeChallengeGet(id: string): Promise<string | null>
+  acmeChallengeDelete(id: string): Promise<void>
+  /** Issued certificates: host (the order's key, `*.<domain>` for the wildcard) → JSON {cert, key}. */
+  acmeCerts(): Promise<Array<[string, string]>>
+  acmeCertGet(host: string): Promise<string | null>
+  acmeCertSet(host: string, raw: string): Promise<void>
+  acmeCertDelete(host: string): Promise<void>
+  /** The cluster's one ACME account key: `candidate` if there was none yet, else the one there is. */
+  acmeAccountKey(candidate: string): Promise<string>
+  /**
+   * Start an order for `key` as `holder`: OK (the order lock is `holder`'s for `lockTtlMs`,
+   * and the order counts in the cluster's hourly budget), LOCKED (another relay is ordering
+   * it), BACKOFF (its last order failed less than its backoff ago), RATE (`perHour` orders
+   * in the last hour, cluster-wide).
+   */
+  acmeBegin(key: string, holder: string, lockTtlMs: number, perHour: number): Promise<AcmeBegin>
+  /** Does some relay hold the order lock for `key` now? */
+  acmeLocked(key: string): Promise<boolean>
+  /** The order for `key` ended: the lock goes if still `holder`'s; `failedBackoffMs` > 0 marks a failure for that long. */
+  acmeEnd(key: string, holder: string, failedBackoffMs: number): Promise<void>
 
   /** Tell every relay (this one too) `message` on `channel`. */
   publish(channel: string, message: string): Promise<void>

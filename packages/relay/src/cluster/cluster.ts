@@ -41,6 +41,8 @@ import { listenForPeers, PeerPool, type PeerServer } from './peer-link.js'
 import { listenForTakeovers, publishTakeover, takenOver } from './takeover.js'
 import { GlobalRateLimiter } from './rate-limit.js'
 import { ConfigShare, type SharedConfig } from './shared-config.js'
+import { clusterAcme } from './cluster-acme.js'
+import type { SharedAcme } from '../acme/shared-acme.js'
 import type { TokenEntry, TokenLimits } from '../access.js'
 import type { InternalClusterSide } from '../internal-endpoints.js'
 
@@ -154,6 +156,8 @@ export class Cluster {
   readonly rates: GlobalRateLimiter
   /** Tokens and limits from config files, shared (cluster/shared-config.ts). */
   readonly config: ConfigShare
+  /** ACME challenges, certificates, order locks and budget, shared (acme/shared-acme.ts). */
+  readonly acme: SharedAcme
   /** This relay's own config file's tokens and limits, when it has one: shared at start, and again to a Redis that lost them. */
   ownConfig: { tokens: TokenEntry[]; limits: TokenLimits } | undefined
   private recheckConfig: (() => Promise<void>) | undefined
@@ -178,6 +182,7 @@ export class Cluster {
     this.ports = new SharedNameStore(backend, 'port', opts.maxNamesPerOwner)
     this.rates = new GlobalRateLimiter(backend, opts.log)
     this.config = new ConfigShare(backend, this.id, opts.log)
+    this.acme = clusterAcme(backend, this.id)
     this.pool = new PeerPool(secret, opts.heartbeatTimeout)
   }
 

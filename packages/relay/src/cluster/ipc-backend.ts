@@ -9,14 +9,15 @@
  * worker's presence at once.
  */
 import { RelayError } from '../errors.js'
-import type { ClaimResult, ClusterBackend, Kind, Located, PresenceKind, RelayRecord } from './backend.js'
+import type { AcmeBegin, ClaimResult, ClusterBackend, Kind, Located, PresenceKind, RelayRecord } from './backend.js'
 import type { ClusterState } from './state.js'
 
 /** A call the primary has not answered in this long fails. */
 export const CALL_TIMEOUT_MS = 2_000
 
 /** The calls a worker may make: ClusterState's methods of the same names. */
-const OPS = ['owners', 'ownerOf', 'claim', 'touch', 'forget', 'announce', 'withdraw', 'refresh', 'live', 'locate', 'relays', 'leave', 'rate', 'readConfig', 'writeConfig', 'publish'] as const
+const OPS = ['owners', 'ownerOf', 'claim', 'touch', 'forget', 'announce', 'withdraw', 'refresh', 'live', 'locate', 'relays', 'leave', 'rate', 'readConfig', 'writeConfig', 'publish',
+  'acmeChallengeSet', 'acmeChallengeGet', 'acmeChallengeDelete', 'acmeCerts', 'acmeCertGet', 'acmeCertSet', 'acmeCertDelete', 'acmeAccountKey', 'acmeBegin', 'acmeLocked', 'acmeEnd'] as const
 type Op = (typeof OPS)[number]
 
 interface CallMessage { gwCluster: 'call'; id: number; op: Op; args: unknown[] }
@@ -107,6 +108,17 @@ export class IpcBackend implements ClusterBackend {
   async readConfig(): Promise<string | null> { return (await this.call<string | null | undefined>('readConfig')) ?? null }
   writeConfig(raw: string): Promise<void> { return this.call('writeConfig', raw) }
   publish(channel: string, message: string): Promise<void> { return this.call('publish', channel, message) }
+  acmeChallengeSet(id: string, value: string, ttlMs: number): Promise<void> { return this.call('acmeChallengeSet', id, value, ttlMs) }
+  async acmeChallengeGet(id: string): Promise<string | null> { return (await this.call<string | null | undefined>('acmeChallengeGet', id)) ?? null }
+  acmeChallengeDelete(id: string): Promise<void> { return this.call('acmeChallengeDelete', id) }
+  acmeCerts(): Promise<Array<[string, string]>> { return this.call('acmeCerts') }
+  async acmeCertGet(host: string): Promise<string | null> { return (await this.call<string | null | undefined>('acmeCertGet', host)) ?? null }
+  acmeCertSet(host: string, raw: string): Promise<void> { return this.call('acmeCertSet', host, raw) }
+  acmeCertDelete(host: string): Promise<void> { return this.call('acmeCertDelete', host) }
+  acmeAccountKey(candidate: string): Promise<string> { return this.call('acmeAccountKey', candidate) }
+  acmeBegin(key: string, holder: string, lockTtlMs: number, perHour: number): Promise<AcmeBegin> { return this.call('acmeBegin', key, holder, lockTtlMs, perHour) }
+  acmeLocked(key: string): Promise<boolean> { return this.call('acmeLocked', key) }
+  acmeEnd(key: string, holder: string, failedBackoffMs: number): Promise<void> { return this.call('acmeEnd', key, holder, failedBackoffMs) }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<void> {
     const list = this.handlers.get(channel)

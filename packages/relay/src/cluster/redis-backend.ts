@@ -11,6 +11,14 @@
  *   {gw}:rl:<owner>:<second>  counter of the rate window (rate-limit.ts)
  *   {gw}:config       string  the shared config document (shared-config.ts)
  *
+ * ACME (acme/shared-acme.ts):
+ *   {gw}:acme:ch:<id>       string  a pending challenge's answer (http-01:<token>, tls-alpn-01:<host>), with its TTL
+ *   {gw}:acme:certs         hash    order key (host, or *.<domain>) → JSON {"cert","key"}
+ *   {gw}:acme:account       string  the cluster's ACME account key (PEM)
+ *   {gw}:acme:lock:<key>    string  the relay ordering that certificate now, with a TTL
+ *   {gw}:acme:failed:<key>  string  set for the failure backoff after a failed order
+ *   {gw}:acme:orders        zset    one member per order started, scored by its time (the hourly budget)
+ *
  * TCP ports follow the rules of names under keys of their own, and one more key lists
  * every port some relay holds, so each relay can listen on them all and forward:
  *   {gw}:tcp          hash    port → {"owner","random","seen"}
@@ -24,7 +32,8 @@
  *   {gw}:int-live     zset    `<owner> <host>` → the latest expiry of any relay's presence for it
  */
 import type { Redis } from 'ioredis'
-import type { ClaimResult, ClusterBackend, Holder, Kind, Located, PresenceKind, RelayRecord } from './backend.js'
+import { ACME_ORDER_WINDOW_MS, type AcmeBegin, type ClaimResult, type ClusterBackend, type Holder, type Kind, type Located, type PresenceKind, type RelayRecord } from './backend.js'
+import { randomBytes } from 'node:crypto'
 import type { RedisConnection } from './redis-connection.js'
 import { RANDOM_NAME_TTL_MS, REQUESTED_NAME_TTL_MS } from '../names.js'
 
@@ -154,7 +163,38 @@ redis.call('PEXPIRE', KEYS[1], 2500)
 return 1
 `
 
+// An ACME order starts: not while another relay orders the same key, nor in its failure
+// backoff, nor past the cluster's hourly budget; then the lock is taken and the order counted.
+const ACME_BEGIN = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'LOCKED' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'BACKOFF' end
+local now, window = tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then return 'RATE' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], now, ARGV[6])
+redis.call('PEXPIRE', KEYS[3], window)
+return 'OK'
+`
+
+const ACME_END = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+return 1
+`
+
+const ACME = {
+  challenge: (id: string): string => `${KEY_PREFIX}acme:ch:${id}`,
+  certs: `${KEY_PREFIX}acme:certs`,
+  account: `${KEY_PREFIX}acme:account`,
+  lock: (key: string): string => `${KEY_PREFIX}acme:lock:${key}`,
+  failed: (key: string): string => `${KEY_PREFIX}acme:failed:${key}`,
+  orders: `${KEY_PREFIX}acme:orders`,
+}
+
 interface ScriptedRedis extends Redis {
+  gwAcmeBegin(lock: string, failed: string, orders: string, holder: string, ttl: number, perHour: number, now: number, window: number, member: string): Promise<AcmeBegin>
+  gwAcmeEnd(lock: string, failed: string, holder: string, backoff: number): Promise<number>
   gwClaim(key: string, ...args: Array<string | number>): Promise<ClaimResult>
   gwTouch(key: string, ...args: Array<string | number>): Promise<number>
   gwForget(key: string, ...args: Array<string | number>): Promise<number>
@@ -195,6 +235,8 @@ export class RedisBackend implements ClusterBackend {
     redis.defineCommand('gwLocate', { numberOfKeys: 2, lua: LOCATE })
     redis.defineCommand('gwWithdrawLive', { numberOfKeys: 2, lua: WITHDRAW_LIVE })
     redis.defineCommand('gwRate', { numberOfKeys: 2, lua: SLIDE })
+    redis.defineCommand('gwAcmeBegin', { numberOfKeys: 3, lua: ACME_BEGIN })
+    redis.defineCommand('gwAcmeEnd', { numberOfKeys: 2, lua: ACME_END })
     this.redis = redis as ScriptedRedis
     conn.subscriber.on('message', (channel: string, message: string) => {
       for (const handler of this.handlers.get(channel) ?? []) handler(message)
@@ -314,6 +356,52 @@ export class RedisBackend implements ClusterBackend {
 
   async writeConfig(raw: string): Promise<void> {
     await this.redis.set(CONFIG_KEY, raw)
+  }
+
+  async acmeChallengeSet(id: string, value: string, ttlMs: number): Promise<void> {
+    await this.redis.set(ACME.challenge(id), value, 'PX', ttlMs)
+  }
+
+  acmeChallengeGet(id: string): Promise<string | null> {
+    return this.redis.get(ACME.challenge(id))
+  }
+
+  async acmeChallengeDelete(id: string): Promise<void> {
+    await this.redis.del(ACME.challenge(id))
+  }
+
+  async acmeCerts(): Promise<Array<[string, string]>> {
+    return Object.entries(await this.redis.hgetall(ACME.certs))
+  }
+
+  acmeCertGet(host: string): Promise<string | null> {
+    return this.redis.hget(ACME.certs, host)
+  }
+
+  async acmeCertSet(host: string, raw: string): Promise<void> {
+    await this.redis.hset(ACME.certs, host, raw)
+  }
+
+  async acmeCertDelete(host: string): Promise<void> {
+    await this.redis.hdel(ACME.certs, host)
+  }
+
+  async acmeAccountKey(candidate: string): Promise<string> {
+    await this.redis.set(ACME.account, candidate, 'NX')
+    return (await this.redis.get(ACME.account)) ?? candidate
+  }
+
+  acmeBegin(key: string, holder: string, lockTtlMs: number, perHour: number): Promise<AcmeBegin> {
+    const now = this.now()
+    return this.redis.gwAcmeBegin(ACME.lock(key), ACME.failed(key), ACME.orders, holder, lockTtlMs, perHour, now, ACME_ORDER_WINDOW_MS, `${now}:${holder}:${key}:${randomBytes(4).toString('hex')}`)
+  }
+
+  async acmeLocked(key: string): Promise<boolean> {
+    return (await this.redis.exists(ACME.lock(key))) === 1
+  }
+
+  async acmeEnd(key: string, holder: string, failedBackoffMs: number): Promise<void> {
+    await this.redis.gwAcmeEnd(ACME.lock(key), ACME.failed(key), holder, failedBackoffMs)
   }
 
   async publish(channel: string, message: string): Promise<void> {

@@ -10,13 +10,17 @@
  * - presence: relay id → expiry per entry (names, ports, internal endpoints), and each
  *   relay's record, with the TTL;
  * - rate windows: one counter per token per second (backend.ts slidingAdmits);
- * - the shared config document, and publish/subscribe to every worker.
+ * - the shared config document, and publish/subscribe to every worker;
+ * - ACME: pending challenges (with their TTL), issued certificates, the account key, the
+ *   per-certificate order lock and failure backoff, and the hourly order budget
+ *   (acme/shared-acme.ts), in memory: each worker also keeps the certificates it gets
+ *   in the state directory, so a restart finds them there.
  *
  * One process owns it all, so every call is atomic without scripts.
  */
 import { NameRegistry, DEFAULT_MAX_NAMES_PER_OWNER } from '../names.js'
 import { GwError } from '@gw/protocol'
-import { slidingAdmits, type ClaimResult, type Holder, type Kind, type Located, type PresenceKind, type RelayRecord } from './backend.js'
+import { ACME_ORDER_WINDOW_MS, slidingAdmits, type AcmeBegin, type ClaimResult, type Holder, type Kind, type Located, type PresenceKind, type RelayRecord } from './backend.js'
 
 export interface ClusterStateOptions {
   /** names.json and tcp-ports.json live here; in memory only when omitted. */
@@ -37,6 +41,13 @@ export class ClusterState {
   private readonly records = new Map<string, { record: RelayRecord; expires: number }>()
   private readonly windows = new Map<string, Window>()
   private config: string | null = null
+  /** ACME: challenge id → answer and expiry; certificates; the account key; locks and backoffs (key → holder/expiry); order times. */
+  private readonly challenges = new Map<string, { value: string; expires: number }>()
+  private readonly certs = new Map<string, string>()
+  private accountKey: string | undefined
+  private readonly acmeLocks = new Map<string, { holder: string; expires: number }>()
+  private readonly acmeFailed = new Map<string, number>()
+  private acmeOrders: number[] = []
   private readonly now: () => number
   /** Every publish goes to these (each worker's channel). */
   private readonly listeners = new Set<(channel: string, message: string) => void>()
@@ -182,6 +193,64 @@ export class ClusterState {
 
   writeConfig(raw: string): void {
     this.config = raw
+  }
+
+  acmeChallengeSet(id: string, value: string, ttlMs: number): void {
+    const now = this.now()
+    for (const [other, { expires }] of this.challenges) if (expires < now) this.challenges.delete(other)
+    this.challenges.set(id, { value, expires: now + ttlMs })
+  }
+
+  acmeChallengeGet(id: string): string | null {
+    const entry = this.challenges.get(id)
+    return entry && entry.expires >= this.now() ? entry.value : null
+  }
+
+  acmeChallengeDelete(id: string): void {
+    this.challenges.delete(id)
+  }
+
+  acmeCerts(): Array<[string, string]> {
+    return [...this.certs]
+  }
+
+  acmeCertGet(host: string): string | null {
+    return this.certs.get(host) ?? null
+  }
+
+  acmeCertSet(host: string, raw: string): void {
+    this.certs.set(host, raw)
+  }
+
+  acmeCertDelete(host: string): void {
+    this.certs.delete(host)
+  }
+
+  acmeAccountKey(candidate: string): string {
+    this.accountKey ??= candidate
+    return this.accountKey
+  }
+
+  acmeBegin(key: string, holder: string, lockTtlMs: number, perHour: number): AcmeBegin {
+    const now = this.now()
+    const lock = this.acmeLocks.get(key)
+    if (lock && lock.expires >= now) return 'LOCKED'
+    if ((this.acmeFailed.get(key) ?? 0) > now) return 'BACKOFF'
+    this.acmeOrders = this.acmeOrders.filter((t) => t > now - ACME_ORDER_WINDOW_MS)
+    if (this.acmeOrders.length >= perHour) return 'RATE'
+    this.acmeLocks.set(key, { holder, expires: now + lockTtlMs })
+    this.acmeOrders.push(now)
+    return 'OK'
+  }
+
+  acmeLocked(key: string): boolean {
+    return (this.acmeLocks.get(key)?.expires ?? 0) >= this.now()
+  }
+
+  acmeEnd(key: string, holder: string, failedBackoffMs: number): void {
+    if (this.acmeLocks.get(key)?.holder === holder) this.acmeLocks.delete(key)
+    if (failedBackoffMs > 0) this.acmeFailed.set(key, this.now() + failedBackoffMs)
+    else this.acmeFailed.delete(key)
   }
 
   publish(channel: string, message: string): void {
