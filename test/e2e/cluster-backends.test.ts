@@ -130,6 +130,45 @@ function cases(name: string, make: (clock: Clock) => Promise<{ backend: ClusterB
       }
     })
 
+    it('internal endpoints: `<owner> <host>` presence with no owner of its own, a live list kept while any relay holds an entry, the TTL, leave', async () => {
+      const clock = { t: 1_700_000_000_000 }
+      const { backend: b, close } = await make(clock)
+      try {
+        const r1 = { id: 'relay-1', peer: '127.0.0.1:1001', agentUrls: [] }
+        const r2 = { id: 'relay-2', peer: '127.0.0.1:1002', agentUrls: [] }
+        await b.refresh(r1, 15_000)
+        await b.refresh(r2, 15_000)
+        const mine = 'token:a api.internal'
+        const theirs = 'token:b api.internal'
+        const raw = 'token:a tcp://camera.internal:22'
+        await b.announce('internal', 'relay-1', [mine, raw], 15_000)
+        await b.announce('internal', 'relay-2', [mine, theirs], 15_000)
+        assert.deepEqual((await b.live('internal')).sort(), [mine, theirs, raw].sort())
+        // Names and ports do not see them.
+        assert.deepEqual(await b.live('port'), [])
+        const located = await b.locate('internal', mine)
+        assert.equal(located.owner, undefined, 'the entry names its owner')
+        assert.deepEqual(located.holders.map((h) => h.record.id).sort(), ['relay-1', 'relay-2'])
+        assert.deepEqual((await b.locate('internal', theirs)).holders.map((h) => h.record.id), ['relay-2'])
+        // One relay withdraws: still live while the other holds it.
+        await b.withdraw('internal', 'relay-2', [mine, theirs])
+        assert.deepEqual((await b.live('internal')).sort(), [mine, raw].sort())
+        assert.deepEqual((await b.locate('internal', mine)).holders.map((h) => h.record.id), ['relay-1'])
+        // Past the TTL without a refresh: gone.
+        clock.t += 16_000
+        assert.deepEqual(await b.live('internal'), [])
+        assert.deepEqual((await b.locate('internal', mine)).holders, [])
+        await b.refresh(r1, 15_000)
+        await b.announce('internal', 'relay-1', [mine], 15_000)
+        assert.deepEqual(await b.live('internal'), [mine])
+        await b.leave('relay-1', [], [], [mine])
+        assert.deepEqual(await b.live('internal'), [])
+        assert.deepEqual((await b.locate('internal', mine)).holders, [])
+      } finally {
+        await close()
+      }
+    })
+
     it('rate: a sliding one-second window per owner', async () => {
       const clock = { t: 1_700_000_000_000 } // on a second's boundary
       const { backend: b, close } = await make(clock)

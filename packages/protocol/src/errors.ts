@@ -50,7 +50,7 @@ export const ErrorCodes = {
   // Public-facing errors the relay answers with.
   GW_ERR_TUNNEL_NOT_FOUND: { status: 404, message: 'no tunnel is registered under this name' },
   GW_ERR_AGENT_OFFLINE: { status: 502, message: 'the agent that holds this name is not connected' },
-  GW_ERR_INTERNAL_ENDPOINT_OFFLINE: { status: 502, message: 'no agent of this authtoken serves that internal endpoint on the relay' },
+  GW_ERR_INTERNAL_ENDPOINT_OFFLINE: { status: 502, message: 'no agent of this authtoken serves that internal endpoint on the relay or its cluster' },
   GW_ERR_UPSTREAM_REFUSED: { status: 502, message: 'the agent could not connect to the upstream service' },
   GW_ERR_UPSTREAM_FAILED: { status: 502, message: 'the upstream connection failed while the request was in flight' },
   GW_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream service did not answer in time' },

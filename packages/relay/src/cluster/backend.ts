@@ -17,6 +17,13 @@
 /** HTTP names (and tls names), or TCP ports: owned, counted and held apart. */
 export type Kind = 'name' | 'port'
 
+/**
+ * What presence is kept for: names and ports, and internal endpoints (`<owner> <host>`,
+ * e.g. `token:ab12… api.internal` or `token:ab12… tcp://camera.internal:22`), which have
+ * no ownership of their own (the owner is part of the entry) and a live list of their own.
+ */
+export type PresenceKind = Kind | 'internal'
+
 /** What a claim says: done, another owner's, the owner's cap reached, or (a fresh claim) already someone's. */
 export type ClaimResult = 'OK' | 'TAKEN' | 'LIMIT' | 'EXISTS'
 
@@ -66,18 +73,19 @@ export interface ClusterBackend {
   forget(kind: Kind, name: string, owner: string): Promise<void>
 
   /** Relay `relay` holds agents for `names` for the next `ttlMs`. */
-  announce(kind: Kind, relay: string, names: string[], ttlMs: number): Promise<void>
+  announce(kind: PresenceKind, relay: string, names: string[], ttlMs: number): Promise<void>
   /** Relay `relay` no longer holds them. */
-  withdraw(kind: Kind, relay: string, names: string[]): Promise<void>
+  withdraw(kind: PresenceKind, relay: string, names: string[]): Promise<void>
   /** The relay's record, live for the next `ttlMs`. */
   refresh(record: RelayRecord, ttlMs: number): Promise<void>
-  /** Every entry some relay holds now. */
-  live(kind: Kind): Promise<string[]>
-  locate(kind: Kind, name: string): Promise<Located>
+  /** Every entry some relay holds now (ports and internal endpoints; names have no such list). */
+  live(kind: PresenceKind): Promise<string[]>
+  /** For `internal`, `owner` is undefined: the entry names it. */
+  locate(kind: PresenceKind, name: string): Promise<Located>
   /** The live relays' records. */
   relays(): Promise<RelayRecord[]>
   /** The relay and every presence entry of it go at once. */
-  leave(relay: string, names: string[], ports: string[]): Promise<void>
+  leave(relay: string, names: string[], ports: string[], internal?: string[]): Promise<void>
 
   /** One request of `owner`, whose budget is `rps` per sliding second: admitted? (rate-limit.ts) */
   rate(owner: string, rps: number): Promise<boolean>

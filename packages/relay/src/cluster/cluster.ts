@@ -13,6 +13,11 @@
  * - tcp endpoints: ports are owned like names (kind `port`), and every relay listens on
  *   every port some relay of the cluster holds, forwarding a connection for an agent held
  *   elsewhere over the same link (the stream's first line is `tcp:<port>`);
+ * - internal endpoints (`*.internal`, internal-endpoints.ts): `<owner> <host>` entries
+ *   have presence (kind `internal`) and a live list; each relay tells its agents their
+ *   token's entries across the cluster (read again on every heartbeat and whenever a
+ *   relay says on INTERNAL_CHANNEL that an owner's changed), and an agent's internal
+ *   request for a host held elsewhere goes over the same link (line `int:<owner> <host>`);
  * - the shared state away (Redis down, the primary slow): nothing local needs it
  *   (requests to this relay's own agents never touch it); lookups fall back on what was
  *   last seen; when Redis returns, this relay's record, presence and name claims are
@@ -29,7 +34,7 @@ import { RelayError } from '../errors.js'
 import { connectRedis } from './redis-connection.js'
 import { KEY_PREFIX, RedisBackend } from './redis-backend.js'
 import { SharedNameStore } from './shared-names.js'
-import type { ClusterBackend, Kind } from './backend.js'
+import type { ClusterBackend, PresenceKind } from './backend.js'
 import { IpcBackend } from './ipc-backend.js'
 import { Presence, type Located, type RelayRecord } from './presence.js'
 import { listenForPeers, PeerPool, type PeerServer } from './peer-link.js'
@@ -39,6 +44,7 @@ import { ConfigShare, type SharedConfig } from './shared-config.js'
 import { clusterAcme } from './cluster-acme.js'
 import type { SharedAcme } from '../acme/shared-acme.js'
 import type { TokenEntry, TokenLimits } from '../access.js'
+import type { InternalClusterSide } from '../internal-endpoints.js'
 
 export interface ClusterOptions {
   /** redis://, rediss:// or redis-sentinel:// URL (redis-connection.ts); without it, the state is the primary process's (`--workers`, ipc-backend.ts). */
@@ -64,6 +70,7 @@ export interface ClusterHost {
   links: ReadonlySet<AgentLink>
   events: RelayEvents
   tcp: ClusterTcpHost
+  internal: ClusterInternalHost
   /** Another relay wrote new tokens and limits (its config file). */
   applyConfig(doc: SharedConfig): void
 }
@@ -82,20 +89,37 @@ export interface ClusterTcpHost {
   remove(port: number, link: AgentLink): void
 }
 
-/** What a lookup is for: an HTTP name, or a TCP port (`tcp:<port>`, never a DNS label). */
+/** What the cluster sees of the relay's internal endpoints (internal-endpoints.ts). */
+export interface ClusterInternalHost {
+  attachCluster(side: InternalClusterSide): void
+  /** `<owner> <host>` of every internal endpoint this relay's agents serve. */
+  entries(): string[]
+  /** Owners with an agent here. */
+  owners(): string[]
+  /** `owner`'s hosts across the cluster (this relay's included). */
+  setClusterHosts(owner: string, hosts: Iterable<string>): void
+  /** The link here for `<owner> <host>`. */
+  pick(entry: string): { openStream(): Stream } | undefined
+}
+
+/** What a lookup is for: an HTTP name, a TCP port (`tcp:<port>`, never a DNS label), or an internal endpoint (`int:<owner> <host>`). */
 interface Target {
   /** Cache key, and the stream's first line on the relay-to-relay link. */
   key: string
   /** The name or the port, as the store and presence keep it. */
   entry: string
-  kind: Kind
-  store: SharedNameStore
+  kind: PresenceKind
+  /** Where the owner is learned; none for an internal endpoint, whose owner is `owner`. */
+  store?: SharedNameStore
+  owner?: string
   /** A link on this relay, when its agent came back here. */
   local(): { openStream(): Stream } | undefined
 }
 
 /** Announced when a relay starts or stops holding a TCP port: the others listen on it, or stop. */
 const TCP_CHANNEL = `${KEY_PREFIX}tcp-ports`
+/** `{relay, owner}`: a relay's agents of that owner started or stopped serving internal endpoints. */
+const INTERNAL_CHANNEL = `${KEY_PREFIX}internal`
 
 /** A name held by another relay: its owner, and a new stream to its agent through that relay. */
 export interface RemoteTarget {
@@ -151,6 +175,9 @@ export class Cluster {
   private relayListAt = 0
   private lastTouch = 0
   private closing = false
+  /** An internal list read in flight, and whether another must follow it (a change came meanwhile). */
+  private internalRead: Promise<void> | undefined
+  private internalAgain = false
 
   private constructor(private readonly backend: ClusterBackend, private readonly opts: ClusterOptions, private readonly secret: Buffer) {
     this.names = new SharedNameStore(backend, 'name', opts.maxNamesPerOwner)
@@ -195,7 +222,7 @@ export class Cluster {
         port,
         secret: this.secret,
         heartbeatTimeout: this.opts.heartbeatTimeout,
-        target: (line) => (line.startsWith('tcp:') ? host.tcp.routes.pick(line.slice(4)) : host.routes.pick(line)),
+        target: (line) => (line.startsWith('tcp:') ? host.tcp.routes.pick(line.slice(4)) : line.startsWith('int:') ? host.internal.pick(line.slice(4)) : host.routes.pick(line)),
         log: this.opts.log,
       })
     } catch (err) {
@@ -228,10 +255,16 @@ export class Cluster {
         if (gonePorts.length > 0) this.presence?.withdraw(gonePorts.map(String), 'port').then(() => this.tellTcp('close', gonePorts)).catch(() => {})
       })
     })
+    host.internal.attachCluster({
+      locate: (owner, internalHost) => this.locateInternal(owner, internalHost),
+      changed: (owner, added, removed) => this.internalChanged(owner, added, removed),
+      wanted: () => this.readInternal(),
+    })
     this.backend.onReturn(() => void this.reRegister())
     try {
       await listenForTakeovers(this.backend, this.id, host.routes, host.tcp.routes, (name, links, tcp) => this.drop(name, links, tcp))
       await this.backend.subscribe(TCP_CHANNEL, (raw) => this.onTcpMessage(raw))
+      await this.backend.subscribe(INTERNAL_CHANNEL, (raw) => this.onInternalMessage(raw))
       this.recheckConfig = (await this.config.follow((doc) => host.applyConfig(doc))).recheck
     } catch (err) {
       throw new RelayError(this.opts.redis !== undefined ? 'GW_ERR_RELAY_REDIS' : 'GW_ERR_RELAY_WORKER_STATE', `cannot subscribe to the cluster's takeover channel in ${this.backend.describe}: ${(err as Error).message}`, { cause: err })
@@ -251,7 +284,7 @@ export class Cluster {
     const presence = this.presence
     if (!host || !presence || this.closing) return
     try {
-      const { names: held, ports: heldPorts } = await presence.refresh(() => host.routes.names(), () => host.tcp.routes.names())
+      const { names: held, ports: heldPorts } = await presence.refresh(() => host.routes.names(), () => host.tcp.routes.names(), () => host.internal.entries())
       this.relayList = await presence.relays()
       this.relayListAt = Date.now()
       if (Date.now() - this.lastTouch > TOUCH_EVERY_MS) {
@@ -260,7 +293,70 @@ export class Cluster {
         this.ports.touch(heldPorts)
       }
       await this.reconcileTcp()
+      // A relay that died without a word: its entries ran out, and this read drops them.
+      await this.readInternal()
     } catch { /* Redis is away: connectRedis logs it, and reRegister runs when it returns */ }
+  }
+
+  /** This relay's agents of `owner` started serving `added` and stopped serving `removed`: presence, then the others told. */
+  private internalChanged(owner: string, added: string[], removed: string[]): void {
+    const presence = this.presence
+    if (!presence || this.closing) return
+    const entry = (h: string): string => `${owner} ${h}`
+    for (const h of added) this.lookups.delete(`int:${entry(h)}`)
+    Promise.all([presence.announce(added.map(entry), 'internal'), presence.withdraw(removed.map(entry), 'internal')])
+      .then(() => this.backend.publish(INTERNAL_CHANNEL, JSON.stringify({ relay: this.id, owner })))
+      .catch(() => { /* the shared state is away: the heartbeat after its return announces them */ })
+  }
+
+  private onInternalMessage(raw: string): void {
+    let message: { owner?: unknown }
+    try {
+      message = JSON.parse(raw) as typeof message
+    } catch {
+      return
+    }
+    if (typeof message.owner !== 'string') return
+    // A lookup made before the change (no holder yet, or the one that just left) is stale.
+    const prefix = `int:${message.owner} `
+    for (const key of this.lookups.keys()) if (key.startsWith(prefix)) this.lookups.delete(key)
+    // Only owners with an agent here have a list to keep.
+    if (this.host?.internal.owners().includes(message.owner)) void this.readInternal()
+  }
+
+  /**
+   * Read every internal endpoint the cluster holds and give each owner with an agent here
+   * its hosts. One read at a time; a change that comes during one gets one more after it.
+   */
+  private readInternal(): Promise<void> {
+    if (this.internalRead) {
+      this.internalAgain = true
+      return this.internalRead
+    }
+    const run = async (): Promise<void> => {
+      const host = this.host
+      const presence = this.presence
+      if (!host || !presence || this.closing) return
+      const owners = host.internal.owners()
+      if (owners.length === 0) return
+      const byOwner = new Map<string, string[]>(owners.map((o) => [o, []]))
+      for (const entry of await presence.live('internal')) {
+        const space = entry.indexOf(' ')
+        byOwner.get(entry.slice(0, space))?.push(entry.slice(space + 1))
+      }
+      for (const [owner, hosts] of byOwner) host.internal.setClusterHosts(owner, hosts)
+    }
+    this.internalRead = (async () => {
+      try {
+        do {
+          this.internalAgain = false
+          await run().catch(() => { /* the shared state is away: the last lists stand */ })
+        } while (this.internalAgain)
+      } finally {
+        this.internalRead = undefined
+      }
+    })()
+    return this.internalRead
   }
 
   /** Listen on every port the cluster holds, and on no other (the messages may have been missed). */
@@ -333,6 +429,10 @@ export class Cluster {
         })
       }
     }
+    // The beat announced this relay's internal endpoints again; the others hear of them.
+    for (const owner of new Set(host.internal.entries().map((e) => e.slice(0, e.indexOf(' '))))) {
+      this.backend.publish(INTERNAL_CHANNEL, JSON.stringify({ relay: this.id, owner })).catch(() => {})
+    }
   }
 
   /**
@@ -377,6 +477,16 @@ export class Cluster {
     return this.find({ key: name, entry: name, kind: 'name', store: this.names, local: () => this.host?.routes.pick(name) })
   }
 
+  /**
+   * The relay whose agent of `owner` serves internal endpoint `host` (`api.internal`, or
+   * `tcp://camera.internal:22`), and a stream to that agent through it. Only `owner`'s:
+   * the entry, and the line the holder reads, carry the owner.
+   */
+  async locateInternal(owner: string, host: string): Promise<LocateResult> {
+    const entry = `${owner} ${host}`
+    return this.find({ key: `int:${entry}`, entry, kind: 'internal', owner, local: () => this.host?.internal.pick(entry) })
+  }
+
   /** The relay that holds TCP port `port`, and a stream to its agent through it. */
   async locatePort(port: number): Promise<LocateResult> {
     const entry = String(port)
@@ -393,11 +503,12 @@ export class Cluster {
         located = await this.lookup(target)
       } catch (err) {
         // Redis is away: what was seen last is the best there is.
-        if (!cached) return { failure: ['GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot look up ${target.kind === 'port' ? `TCP port ${target.entry}` : target.entry} in the cluster's shared state (${this.backend.describe}) right now: ${(err as Error).message}`] }
+        const what = target.kind === 'port' ? `TCP port ${target.entry}` : target.kind === 'internal' ? target.entry.slice(target.entry.indexOf(' ') + 1) : target.entry
+        if (!cached) return { failure: ['GW_ERR_CLUSTER_UNAVAILABLE', `the relay cannot look up ${what} in the cluster's shared state (${this.backend.describe}) right now: ${(err as Error).message}`] }
         located = cached.located
       }
     }
-    const owner = located.owner
+    const owner = target.owner ?? located.owner
     if (owner === undefined) return { missing: true }
     const found = await this.reach(target, owner, located)
     if (found) return { remote: found }
@@ -453,7 +564,7 @@ export class Cluster {
         // Bounded: a scanner asking for random names must not grow it without end.
         if (this.lookups.size >= MAX_LOOKUPS && !this.lookups.has(key)) this.lookups.delete(this.lookups.keys().next().value!)
         this.lookups.set(key, { located, at: Date.now() })
-        target.store.learn(target.entry, located.owner)
+        target.store?.learn(target.entry, located.owner)
         return located
       }).finally(() => this.pending.delete(key))
       this.pending.set(key, pending)
@@ -471,8 +582,12 @@ export class Cluster {
     clearInterval(this.timer)
     const held = this.host?.routes.names() ?? []
     const heldPorts = this.host?.tcp.routes.names() ?? []
-    await this.presence?.leave(held, heldPorts).catch(() => {})
+    const heldInternal = this.host?.internal.entries() ?? []
+    await this.presence?.leave(held, heldPorts, heldInternal).catch(() => {})
     if (heldPorts.length > 0) this.tellTcp('close', heldPorts.map(Number))
+    for (const owner of new Set(heldInternal.map((e) => e.slice(0, e.indexOf(' '))))) {
+      await this.backend.publish(INTERNAL_CHANNEL, JSON.stringify({ relay: this.id, owner })).catch(() => {})
+    }
     this.pool.close()
     await this.peers?.close()
     await this.backend.close()

@@ -9,7 +9,7 @@
  * worker's presence at once.
  */
 import { RelayError } from '../errors.js'
-import type { AcmeBegin, ClaimResult, ClusterBackend, Kind, Located, RelayRecord } from './backend.js'
+import type { AcmeBegin, ClaimResult, ClusterBackend, Kind, Located, PresenceKind, RelayRecord } from './backend.js'
 import type { ClusterState } from './state.js'
 
 /** A call the primary has not answered in this long fails. */
@@ -97,13 +97,13 @@ export class IpcBackend implements ClusterBackend {
   claim(kind: Kind, name: string, owner: string, mode: 'claim' | 'random', maxPerOwner: number): Promise<ClaimResult> { return this.call('claim', kind, name, owner, mode, maxPerOwner) }
   touch(kind: Kind, names: string[]): Promise<void> { return this.call('touch', kind, names) }
   forget(kind: Kind, name: string, owner: string): Promise<void> { return this.call('forget', kind, name, owner) }
-  announce(kind: Kind, relay: string, names: string[], ttlMs: number): Promise<void> { return names.length === 0 ? Promise.resolve() : this.call('announce', kind, relay, names, ttlMs) }
-  withdraw(kind: Kind, relay: string, names: string[]): Promise<void> { return names.length === 0 ? Promise.resolve() : this.call('withdraw', kind, relay, names) }
+  announce(kind: PresenceKind, relay: string, names: string[], ttlMs: number): Promise<void> { return names.length === 0 ? Promise.resolve() : this.call('announce', kind, relay, names, ttlMs) }
+  withdraw(kind: PresenceKind, relay: string, names: string[]): Promise<void> { return names.length === 0 ? Promise.resolve() : this.call('withdraw', kind, relay, names) }
   refresh(record: RelayRecord, ttlMs: number): Promise<void> { return this.call('refresh', record, ttlMs) }
-  live(kind: Kind): Promise<string[]> { return this.call('live', kind) }
-  locate(kind: Kind, name: string): Promise<Located> { return this.call('locate', kind, name) }
+  live(kind: PresenceKind): Promise<string[]> { return this.call('live', kind) }
+  locate(kind: PresenceKind, name: string): Promise<Located> { return this.call('locate', kind, name) }
   relays(): Promise<RelayRecord[]> { return this.call('relays') }
-  leave(relay: string, names: string[], ports: string[]): Promise<void> { return this.call('leave', relay, names, ports) }
+  leave(relay: string, names: string[], ports: string[], internal: string[] = []): Promise<void> { return this.call('leave', relay, names, ports, internal) }
   rate(owner: string, rps: number): Promise<boolean> { return this.call('rate', owner, rps) }
   async readConfig(): Promise<string | null> { return (await this.call<string | null | undefined>('readConfig')) ?? null }
   writeConfig(raw: string): Promise<void> { return this.call('writeConfig', raw) }

@@ -21,8 +21,12 @@ const HANDSHAKE_MS = 5_000
 const DIAL_MS = 2_000
 /** After a failed dial, the same relay is not dialled again for this long. */
 const DOWN_MS = 250
-/** A stream's first line: the tunnel name (a DNS label) or `tcp:<port>`, then '\n'. */
-const MAX_LINE = 80
+/**
+ * A stream's first line: the tunnel name (a DNS label), `tcp:<port>`, or an internal
+ * endpoint's `int:<owner> <host>` (`int:token:<hex> api.internal`, `int:token:<hex>
+ * tcp://camera.internal:22`), then '\n'.
+ */
+const MAX_LINE = 1024
 
 function proof(secret: Buffer, side: 'S' | 'C', client: Buffer, server: Buffer): Buffer {
   return createHmac('sha256', secret).update(side).update(client).update(server).digest()
@@ -76,7 +80,7 @@ export interface PeerServer {
   close(): Promise<void>
 }
 
-/** Where a forwarded stream goes: the local agent link for the name (or `tcp:<port>`), if any. */
+/** Where a forwarded stream goes: the local agent link for the name (or `tcp:<port>`, or `int:<owner> <host>`), if any. */
 export type PeerTarget = (name: string) => { openStream(): Stream } | undefined
 
 export async function listenForPeers(options: {
@@ -138,20 +142,24 @@ export async function listenForPeers(options: {
 function serveForwarded(stream: Stream, target: PeerTarget): void {
   readFirstLine(stream, MAX_LINE, HANDSHAKE_MS, (name) => {
     const link = target(name)
-    // A TCP connection has no error message to read: the peer resets its client.
-    if (!link && name.startsWith('tcp:')) return void stream.destroy()
+    // An internal endpoint's line names its owner: the error names only the host.
+    const internal = name.startsWith('int:') ? name.slice(name.indexOf(' ') + 1) : undefined
+    // A TCP connection (a port's, or a tcp or tls internal endpoint's) has no error message to read: the peer resets its client.
+    const raw = name.startsWith('tcp:') || (internal !== undefined && /^(?:tcp|tls):\/\//.test(internal))
+    if (!link && raw) return void stream.destroy()
     if (!link) {
       // The agent left this relay since the peer looked: the peer's client gets 502.
       stream.resume()
+      if (internal !== undefined) return void new MessageWriter(stream).error('GW_ERR_INTERNAL_ENDPOINT_OFFLINE', `the agent serving ${internal} is no longer connected to the relay that held it`)
       return void new MessageWriter(stream).error('GW_ERR_AGENT_OFFLINE', `the agent for ${name} is no longer connected to the relay that held it`)
     }
     let agentStream: Stream
     try {
       agentStream = link.openStream()
     } catch (err) {
-      if (name.startsWith('tcp:')) return void stream.destroy()
+      if (raw) return void stream.destroy()
       stream.resume()
-      return void new MessageWriter(stream).error('GW_ERR_RELAY_OVERLOADED', `the agent for ${name} cannot take a new request: ${(err as Error).message}`, 503)
+      return void new MessageWriter(stream).error('GW_ERR_RELAY_OVERLOADED', `the agent for ${internal ?? name} cannot take a new request: ${(err as Error).message}`, 503)
     }
     splice(stream, agentStream)
   })

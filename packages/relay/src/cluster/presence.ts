@@ -6,10 +6,12 @@
  * worker's at once). A relay that stops cleanly withdraws them at once.
  *
  * TCP ports have presence of their own (kind `port`), and the list of every port some
- * relay holds (`live`), so each relay can listen on them all and forward. Where it is
+ * relay holds (`live`), so each relay can listen on them all and forward. Internal
+ * endpoints (kind `internal`, entries `<owner> <host>`) have the same, so each relay can
+ * tell its agents which ones their token serves anywhere in the cluster. Where it is
  * kept: backend.ts.
  */
-import type { ClusterBackend, Kind, Located, RelayRecord } from './backend.js'
+import type { ClusterBackend, Located, PresenceKind, RelayRecord } from './backend.js'
 
 export type { Holder, Located, RelayRecord } from './backend.js'
 
@@ -17,12 +19,12 @@ export class Presence {
   constructor(private readonly backend: ClusterBackend, readonly record: RelayRecord, readonly ttlMs: number) {}
 
   /** This relay holds agents for `names` (HTTP names, or TCP ports) now. */
-  announce(names: Iterable<string>, kind: Kind = 'name'): Promise<void> {
+  announce(names: Iterable<string>, kind: PresenceKind = 'name'): Promise<void> {
     return this.backend.announce(kind, this.record.id, [...names], this.ttlMs)
   }
 
   /** This relay no longer holds an agent for `names`. */
-  withdraw(names: Iterable<string>, kind: Kind = 'name'): Promise<void> {
+  withdraw(names: Iterable<string>, kind: PresenceKind = 'name'): Promise<void> {
     return this.backend.withdraw(kind, this.record.id, [...names])
   }
 
@@ -33,20 +35,21 @@ export class Presence {
    * before, a name whose agent left meanwhile was announced again after its withdraw and
    * lingered until the TTL.) Returns what it announced.
    */
-  async refresh(held: () => Iterable<string>, heldPorts: () => Iterable<string> = () => []): Promise<{ names: string[]; ports: string[] }> {
+  async refresh(held: () => Iterable<string>, heldPorts: () => Iterable<string> = () => [], heldInternal: () => Iterable<string> = () => []): Promise<{ names: string[]; ports: string[] }> {
     await this.backend.refresh(this.record, this.ttlMs)
     const names = [...held()]
     const ports = [...heldPorts()]
-    await Promise.all([this.announce(names), this.announce(ports, 'port')])
+    const internal = [...heldInternal()]
+    await Promise.all([this.announce(names), this.announce(ports, 'port'), this.announce(internal, 'internal')])
     return { names, ports }
   }
 
   /** Every entry some relay holds now. */
-  live(kind: Kind): Promise<string[]> {
+  live(kind: PresenceKind): Promise<string[]> {
     return this.backend.live(kind)
   }
 
-  locate(name: string, kind: Kind = 'name'): Promise<Located> {
+  locate(name: string, kind: PresenceKind = 'name'): Promise<Located> {
     return this.backend.locate(kind, name)
   }
 
@@ -56,7 +59,7 @@ export class Presence {
   }
 
   /** Leave: the record and every presence entry of this relay go at once. */
-  leave(held: Iterable<string>, heldPorts: Iterable<string> = []): Promise<void> {
-    return this.backend.leave(this.record.id, [...held], [...heldPorts])
+  leave(held: Iterable<string>, heldPorts: Iterable<string> = [], heldInternal: Iterable<string> = []): Promise<void> {
+    return this.backend.leave(this.record.id, [...held], [...heldPorts], [...heldInternal])
   }
 }

@@ -25,9 +25,14 @@
  *   {gw}:to:<owner>   set     the ports of one owner
  *   {gw}:tp:<port>    zset    relay id → presence expiry (ms)
  *   {gw}:tcp-live     zset    port → the latest expiry of any relay's presence for it
+ *
+ * Internal endpoints (`*.internal`) have presence per owner and host, and a live list, so
+ * each relay can tell its agents which ones their token's agents serve in the cluster:
+ *   {gw}:ip:<owner> <host>  zset  relay id → presence expiry (ms)
+ *   {gw}:int-live     zset    `<owner> <host>` → the latest expiry of any relay's presence for it
  */
 import type { Redis } from 'ioredis'
-import { ACME_ORDER_WINDOW_MS, type AcmeBegin, type ClaimResult, type ClusterBackend, type Holder, type Kind, type Located, type RelayRecord } from './backend.js'
+import { ACME_ORDER_WINDOW_MS, type AcmeBegin, type ClaimResult, type ClusterBackend, type Holder, type Kind, type Located, type PresenceKind, type RelayRecord } from './backend.js'
 import { randomBytes } from 'node:crypto'
 import type { RedisConnection } from './redis-connection.js'
 import { RANDOM_NAME_TTL_MS, REQUESTED_NAME_TTL_MS } from '../names.js'
@@ -41,9 +46,11 @@ interface OwnershipKeys {
   live?: string
 }
 
-const KEYS: Record<Kind, OwnershipKeys> = {
+const KEYS: Record<PresenceKind, OwnershipKeys> = {
   name: { hash: `${KEY_PREFIX}names`, ownerPrefix: `${KEY_PREFIX}o:`, presencePrefix: `${KEY_PREFIX}p:` },
   port: { hash: `${KEY_PREFIX}tcp`, ownerPrefix: `${KEY_PREFIX}to:`, presencePrefix: `${KEY_PREFIX}tp:`, live: `${KEY_PREFIX}tcp-live` },
+  // No ownership (the entry carries its owner): the hash is never written, so a lookup's owner is nil.
+  internal: { hash: `${KEY_PREFIX}int-owners`, ownerPrefix: `${KEY_PREFIX}io:`, presencePrefix: `${KEY_PREFIX}ip:`, live: `${KEY_PREFIX}int-live` },
 }
 
 const RELAYS_KEY = `${KEY_PREFIX}relays`
@@ -267,7 +274,7 @@ export class RedisBackend implements ClusterBackend {
     await this.redis.gwForget(KEYS[kind].hash, name, owner, KEYS[kind].ownerPrefix)
   }
 
-  async announce(kind: Kind, relay: string, names: string[], ttlMs: number): Promise<void> {
+  async announce(kind: PresenceKind, relay: string, names: string[], ttlMs: number): Promise<void> {
     if (names.length === 0) return
     const keys = KEYS[kind]
     const expires = this.now() + ttlMs
@@ -280,7 +287,7 @@ export class RedisBackend implements ClusterBackend {
     await pipe.exec()
   }
 
-  async withdraw(kind: Kind, relay: string, names: string[]): Promise<void> {
+  async withdraw(kind: PresenceKind, relay: string, names: string[]): Promise<void> {
     if (names.length === 0) return
     const keys = KEYS[kind]
     // ioredis adds defined commands to pipelines too; its types do not say so.
@@ -300,15 +307,16 @@ export class RedisBackend implements ClusterBackend {
     pipe.zadd(RELAYS_KEY, now + ttlMs, record.id)
     pipe.zremrangebyscore(RELAYS_KEY, '-inf', now)
     pipe.zremrangebyscore(KEYS.port.live!, '-inf', now)
+    pipe.zremrangebyscore(KEYS.internal.live!, '-inf', now)
     await pipe.exec()
   }
 
-  async live(kind: Kind): Promise<string[]> {
+  async live(kind: PresenceKind): Promise<string[]> {
     const live = KEYS[kind].live
     return live ? this.redis.zrangebyscore(live, this.now(), '+inf') : []
   }
 
-  async locate(kind: Kind, name: string): Promise<Located> {
+  async locate(kind: PresenceKind, name: string): Promise<Located> {
     const keys = KEYS[kind]
     const out = await this.redis.gwLocate(keys.hash, keys.presencePrefix + name, name, this.now(), KEY_PREFIX)
     const holders: Holder[] = []
@@ -327,13 +335,13 @@ export class RedisBackend implements ClusterBackend {
     return raw.map(parseRecord).filter((r): r is RelayRecord => r !== undefined)
   }
 
-  async leave(relay: string, names: string[], ports: string[]): Promise<void> {
+  async leave(relay: string, names: string[], ports: string[], internal: string[] = []): Promise<void> {
     const pipe = this.redis.pipeline()
     pipe.del(recordKey(relay))
     pipe.zrem(RELAYS_KEY, relay)
     for (const name of names) pipe.zrem(KEYS.name.presencePrefix + name, relay)
     await pipe.exec()
-    await this.withdraw('port', relay, ports)
+    await Promise.all([this.withdraw('port', relay, ports), this.withdraw('internal', relay, internal)])
   }
 
   async rate(owner: string, rps: number): Promise<boolean> {

@@ -7,7 +7,8 @@
  * - names and TCP ports: NameRegistry (names.ts), the very code a lone relay runs, kept
  *   in names.json and tcp-ports.json in the state directory, so a restart keeps every
  *   owner; "held" is live presence of any worker;
- * - presence: relay id → expiry per entry, and each relay's record, with the TTL;
+ * - presence: relay id → expiry per entry (names, ports, internal endpoints), and each
+ *   relay's record, with the TTL;
  * - rate windows: one counter per token per second (backend.ts slidingAdmits);
  * - the shared config document, and publish/subscribe to every worker;
  * - ACME: pending challenges (with their TTL), issued certificates, the account key, the
@@ -19,7 +20,7 @@
  */
 import { NameRegistry, DEFAULT_MAX_NAMES_PER_OWNER } from '../names.js'
 import { GwError } from '@gw/protocol'
-import { ACME_ORDER_WINDOW_MS, slidingAdmits, type AcmeBegin, type ClaimResult, type Holder, type Kind, type Located, type RelayRecord } from './backend.js'
+import { ACME_ORDER_WINDOW_MS, slidingAdmits, type AcmeBegin, type ClaimResult, type Holder, type Kind, type Located, type PresenceKind, type RelayRecord } from './backend.js'
 
 export interface ClusterStateOptions {
   /** names.json and tcp-ports.json live here; in memory only when omitted. */
@@ -36,7 +37,7 @@ interface Window {
 export class ClusterState {
   private readonly registries: Record<Kind, NameRegistry>
   /** kind → entry → relay id → presence expiry (ms). */
-  private readonly presence: Record<Kind, Map<string, Map<string, number>>> = { name: new Map(), port: new Map() }
+  private readonly presence: Record<PresenceKind, Map<string, Map<string, number>>> = { name: new Map(), port: new Map(), internal: new Map() }
   private readonly records = new Map<string, { record: RelayRecord; expires: number }>()
   private readonly windows = new Map<string, Window>()
   private config: string | null = null
@@ -62,7 +63,7 @@ export class ClusterState {
     this.registries.port.held = held('port')
   }
 
-  private isHeld(kind: Kind, name: string): boolean {
+  private isHeld(kind: PresenceKind, name: string): boolean {
     const now = this.now()
     for (const expires of this.presence[kind].get(name)?.values() ?? []) if (expires >= now) return true
     return false
@@ -104,7 +105,7 @@ export class ClusterState {
     this.registries[kind].forget(name, owner)
   }
 
-  announce(kind: Kind, relay: string, names: string[], ttlMs: number): void {
+  announce(kind: PresenceKind, relay: string, names: string[], ttlMs: number): void {
     const expires = this.now() + ttlMs
     for (const name of names) {
       let holders = this.presence[kind].get(name)
@@ -113,7 +114,7 @@ export class ClusterState {
     }
   }
 
-  withdraw(kind: Kind, relay: string, names: string[]): void {
+  withdraw(kind: PresenceKind, relay: string, names: string[]): void {
     for (const name of names) {
       const holders = this.presence[kind].get(name)
       holders?.delete(relay)
@@ -130,7 +131,7 @@ export class ClusterState {
   /** Drop what ran out: records, presence entries, old rate windows. */
   private expire(now: number): void {
     for (const [id, { expires }] of this.records) if (expires < now) this.records.delete(id)
-    for (const kind of ['name', 'port'] as const) {
+    for (const kind of ['name', 'port', 'internal'] as const) {
       for (const [name, holders] of this.presence[kind]) {
         for (const [relay, expires] of holders) if (expires < now) holders.delete(relay)
         if (holders.size === 0) this.presence[kind].delete(name)
@@ -140,11 +141,11 @@ export class ClusterState {
     for (const [owner, window] of this.windows) if (window.second < second - 1) this.windows.delete(owner)
   }
 
-  live(kind: Kind): string[] {
+  live(kind: PresenceKind): string[] {
     return [...this.presence[kind].keys()].filter((name) => this.isHeld(kind, name))
   }
 
-  locate(kind: Kind, name: string): Located {
+  locate(kind: PresenceKind, name: string): Located {
     const now = this.now()
     const holders: Holder[] = []
     for (const [relay, expires] of this.presence[kind].get(name) ?? []) {
@@ -152,7 +153,8 @@ export class ClusterState {
       if (expires >= now && entry && entry.expires >= now) holders.push({ record: entry.record, expires })
     }
     holders.sort((a, b) => b.expires - a.expires)
-    return { owner: this.registries[kind].owner(name), holders }
+    // An internal endpoint's entry names its owner: it has no registry.
+    return { owner: kind === 'internal' ? undefined : this.registries[kind].owner(name), holders }
   }
 
   relays(): RelayRecord[] {
@@ -160,16 +162,17 @@ export class ClusterState {
     return [...this.records.values()].filter((r) => r.expires >= now).map((r) => r.record)
   }
 
-  leave(relay: string, names: string[], ports: string[]): void {
+  leave(relay: string, names: string[], ports: string[], internal: string[] = []): void {
     this.records.delete(relay)
     this.withdraw('name', relay, names)
     this.withdraw('port', relay, ports)
+    this.withdraw('internal', relay, internal)
   }
 
   /** A worker died (kill -9): its record and every presence entry go at once, as a clean leave would. */
   dropRelay(relay: string): void {
     this.records.delete(relay)
-    for (const kind of ['name', 'port'] as const) this.withdraw(kind, relay, [...this.presence[kind].keys()])
+    for (const kind of ['name', 'port', 'internal'] as const) this.withdraw(kind, relay, [...this.presence[kind].keys()])
   }
 
   rate(owner: string, rps: number): boolean {
