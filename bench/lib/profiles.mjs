@@ -36,7 +36,10 @@ export const PROFILES = {
     s5Agents: 10, s5Procs: 1, s5SettleMs: 200,
     s6Seconds: 0.6,
     s7Bytes: MiB, s7MaxMs: 1000,
-    s9Duration: 0.3, s9Rounds: 1,
+    // 1 s, not 0.3: the gw-https-h1 row's autocannon opens 64 TLS connections inside its
+    // window, and on a loaded 2-core machine none had finished a request in 0.3 s (0 ok,
+    // 0 errors: the smoke test's "every path answered" verdict failed with nothing wrong).
+    s9Duration: 1, s9Rounds: 1,
     s10Duration: 0.3, s10Rounds: 1, s10BulkRounds: 1,
     // Scenarios 2, 4 and 6 run on these paths only: the smoke test must stay fast, and
     // scenarios 1 and 3 already prove that every path works.

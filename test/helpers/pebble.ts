@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { Agent, request } from 'node:https'
 import { request as httpRequest } from 'node:http'
 import { generate } from 'selfsigned'
-import { createServer, type AddressInfo, type Server } from 'node:net'
+import { freePorts } from './stack.js'
 
 export const PEBBLE_SKIP: string | false =
   spawnSync('pebble', ['-h']).error || spawnSync('pebble-challtestsrv', ['-h']).error
@@ -45,19 +45,7 @@ export interface PreparedPebble {
   start(ports: { httpPort: number; tlsPort: number }): Promise<Pebble>
 }
 
-/**
- * `n` distinct free ports on 127.0.0.1, all held open while they are picked (picking one
- * at a time can hand out the same port twice).
- */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<Server>((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => resolve(server))
-  })))
-  const ports = servers.map((s) => (s.address() as AddressInfo).port)
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
-  return ports
-}
+export { freePorts }
 
 export async function preparePebble(options: { dir: string; validitySeconds?: number }): Promise<PreparedPebble & { relayPorts: [number, number] }> {
   const [acmePort, mgmtPort, dnsPort, cmgmtPort, relayHttp, relayHttps] = (await freePorts(6)) as [number, number, number, number, number, number]

@@ -4,10 +4,10 @@
  * made for the run) and the yamux multiplexer.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { AddressInfo } from 'node:net'
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -251,9 +251,50 @@ function fail(message: string): never {
 
 /** A free TCP port on 127.0.0.1 (for a process that must come back on the same port). */
 export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
+  return (await freePorts(1))[0]!
+}
+
+/** The lowest port of the kernel's ephemeral range (Linux: 32768 unless configured). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    return Number.isInteger(low) ? low : 32768
+  } catch {
+    return 32768
+  }
+}
+
+function tryListen(port: number): Promise<NetServer | undefined> {
+  return new Promise((resolve) => {
+    const server = createNetServer()
+    server.once('error', () => resolve(undefined))
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(server))
+  })
+}
+
+/**
+ * `n` distinct free ports on 127.0.0.1 for processes a test starts on given ports
+ * (pebble, a relay that must come back on its port), all held while they are picked.
+ * Taken below the kernel's ephemeral range: a port from listen(0) is an ephemeral one,
+ * which any outgoing connection on the machine may take before the process binds it
+ * (pebble's management port "address already in use", a flake under load).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const low = ephemeralLow()
+  const servers: NetServer[] = []
+  try {
+    for (let tries = 0; servers.length < n; tries++) {
+      if (low <= 12_000 || tries > 1_000) {
+        // No room below the range: an ephemeral port, as listen(0) gives.
+        const server = (await tryListen(0))!
+        servers.push(server)
+        continue
+      }
+      const server = await tryListen(10_000 + Math.floor(Math.random() * (low - 10_000)))
+      if (server) servers.push(server)
+    }
+    return servers.map((server) => (server.address() as AddressInfo).port)
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+  }
 }

@@ -244,12 +244,14 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
     })
 
     it('keepalive pings measure the round trip and keep an idle link alive', async (t) => {
-      const pair = await sessionPair(kind, { keepAliveInterval: 20, keepAliveTimeout: 100 }, { keepAliveInterval: 20, keepAliveTimeout: 100 })
+      // A timeout of 1 s, not 100 ms: a loaded machine can stall a test process's event
+      // loop past 100 ms, and the watchdog then rightly called the link dead.
+      const pair = await sessionPair(kind, { keepAliveInterval: 50, keepAliveTimeout: 1_000 }, { keepAliveInterval: 50, keepAliveTimeout: 1_000 })
       t.after(() => pair.close())
       const [rtt] = await once(pair.client, 'rtt')
       assert.equal(typeof rtt, 'number')
       assert.equal(typeof pair.client.rtt, 'number')
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await new Promise((resolve) => setTimeout(resolve, 2_500))
       assert.equal(pair.client.closed, false)
       assert.equal(pair.server.closed, false)
       const measured = await pair.server.ping()
@@ -257,10 +259,13 @@ for (const kind of ['net', 'ws'] as TransportKind[]) {
     })
 
     it('pings often enough to keep an idle link alive when the interval exceeds the timeout', async (t) => {
-      const options = { keepAliveInterval: 10_000, keepAliveTimeout: 100 }
+      // Pings every 500 ms (half the timeout), not every 10 min: without that the link
+      // would die at 1 s. 1 s rather than 100 ms so that an event-loop stall under load
+      // is not taken for a silent peer.
+      const options = { keepAliveInterval: 600_000, keepAliveTimeout: 1_000 }
       const pair = await sessionPair(kind, options, options)
       t.after(() => pair.close())
-      await new Promise((resolve) => setTimeout(resolve, 350))
+      await new Promise((resolve) => setTimeout(resolve, 2_600))
       assert.equal(pair.client.closed, false)
       assert.equal(pair.server.closed, false)
     })
