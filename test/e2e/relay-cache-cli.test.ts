@@ -35,10 +35,15 @@ describe('relay cache from the command line and a config file', () => {
       await upstream.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    relay = await spawnRelay({ domain: 'tunnel.test', stateDir: join(dir, 'relay'), args: ['--authtoken', TOKEN, '--relay-cache', '1MB'] })
+    // The relay's own default for --workers: with --relay-cache, one process, so that every
+    // request meets the cache (a worker without the agent's link passes it by), and each
+    // request below is on a new connection, as the primary would hand them to workers in turn.
+    relay = await spawnRelay({ workers: null, domain: 'tunnel.test', stateDir: join(dir, 'relay'), args: ['--authtoken', TOKEN, '--relay-cache', '1MB'] })
+    assert.ok(relay.lines.some((l) => l.includes('one relay process, not one per core: --relay-cache')), relay.lines.join('\n'))
+    assert.ok(!relay.lines.some((l) => l.includes('starting relay workers')), relay.lines.join('\n'))
     const relayUrl = relay.url
     const get = async (name: string, path: string) => {
-      const res = await request(`${relayUrl}${path}`, { headers: { host: `${name}.tunnel.test` } })
+      const res = await request(`${relayUrl}${path}`, { headers: { host: `${name}.tunnel.test` }, reset: true })
       return { status: res.statusCode, body: await res.body.text(), cacheStatus: String(res.headers['cache-status'] ?? '') }
     }
 

@@ -78,7 +78,11 @@ GW_RELAY_AUTHTOKENS, or --authtokens-file), unless --allow-anonymous is given.`
     try {
       const file = flags.config ? loadRelayConfig(flags.config) : undefined
       const perProcessLimits = file !== undefined && [file.limits, ...file.tokens.map((t) => t.limits)].some((l) => l.tunnels !== undefined || l.streams !== undefined || l.bandwidth !== undefined)
-      const single = perProcessLimits ? 'limits.tunnels, streams and bandwidth (counted by each process) in --config' : undefined
+      // The cache is per process, and only the process holding an agent's link looks in it:
+      // with N workers, N-1 of every N requests would pass it by.
+      const cached = flags['relay-cache'] !== undefined || file?.settings.relayCache !== undefined
+      const single = perProcessLimits ? 'limits.tunnels, streams and bandwidth (counted by each process) in --config'
+        : cached ? '--relay-cache (each process keeps its own, used only for the agents it holds)' : undefined
       const workers = workerCount(flags.workers, metadata.flags.workers?.setFromDefault === true, single, logger)
       if (workers > 1 && !isRelayWorker()) {
         await generatedCertificateFirst(flags, metadata.flags['https-port']?.setFromDefault === true, file?.settings)
@@ -304,7 +308,8 @@ const WORKER_SECRET_ENV = 'GW_RELAY_WORKER_SECRET'
 /**
  * --workers: N, or 0 (the default) one per core. Left at its default it is 1 with the
  * features whose state is one process's (`single` names it): token limits that each
- * process counts (tunnels, streams, bandwidth: N workers would allow N times as much).
+ * process counts (tunnels, streams, bandwidth: N workers would allow N times as much),
+ * and the relay cache, which only the process holding an agent's link uses.
  * Custom domains and ACME are the workers' together (their owners, challenges and
  * certificates are in the primary's state, or in Redis).
  */
