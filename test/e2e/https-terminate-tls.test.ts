@@ -22,13 +22,14 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
+import { connect as h2Connect, type ClientHttp2Session } from 'node:http2'
 import { Agent as UndiciAgent, request } from 'undici'
 import { WebSocketServer } from 'ws'
 import { startRelay, type Relay } from '@gw/relay'
 import { createWebSocketTransport, MessageReader, MessageType, MessageWriter, PROTOCOL_VERSION, Session, checkHello, decodeJson } from '@gw/protocol'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { startUpstream, tempDir, type Upstream } from '../helpers/stack.js'
+import { spawnGw, startUpstream, tempDir, type Upstream } from '../helpers/stack.js'
 
 const OPENSSL = ['/usr/bin/openssl', '/usr/local/bin/openssl'].find((p) => existsSync(p))
 const CURL = ['/usr/bin/curl', '/usr/local/bin/curl'].find((p) => existsSync(p))
@@ -246,6 +247,110 @@ describe('terminate-tls on an https endpoint (mutual TLS at the relay)', { skip:
     assert.match(crossed, /^HTTP\/1\.1 421 /)
     assert.match(crossed, /gw-error-code: GW_ERR_MISDIRECTED_REQUEST/i)
     assert.equal(seen.length, 0)
+  })
+
+  it('HTTP/2 with a client certificate is served; an HTTP/2 connection made for another name is refused 421 for this one', async () => {
+    const h2get = (session: ClientHttp2Session, name: string) => new Promise<{ status: number; code: string | undefined; body: string }>((resolve, reject) => {
+      const req = session.request({ ':path': '/', ':authority': `${name}.localhost:${port}` })
+      let body = ''
+      let status = 0
+      let code: string | undefined
+      req.on('response', (h) => {
+        status = Number(h[':status'])
+        code = h['gw-error-code'] as string | undefined
+      })
+      req.setEncoding('utf8')
+      req.on('data', (d: string) => (body += d))
+      req.on('end', () => resolve({ status, code, body }))
+      req.on('error', reject)
+      req.end()
+    })
+    seen.length = 0
+    const secure = h2Connect(`https://127.0.0.1:${port}`, { ca: relay.caCertPem!, servername: 'secure.localhost', cert: pki.client, key: pki.clientKey })
+    try {
+      assert.deepEqual(await h2get(secure, 'secure'), { status: 200, code: undefined, body: `hello secure.localhost:${port}` })
+      assert.equal(seen[0]!['x-cn'], 'service-a')
+    } finally {
+      secure.close()
+    }
+    // A browser may reuse a connection across names its certificate covers: never past terminate-tls.
+    const open = h2Connect(`https://127.0.0.1:${port}`, { ca: relay.caCertPem!, servername: 'open.localhost', checkServerIdentity: () => undefined })
+    try {
+      assert.equal((await h2get(open, 'open')).status, 200)
+      const crossed = await h2get(open, 'secure')
+      assert.deepEqual([crossed.status, crossed.code], [421, 'GW_ERR_MISDIRECTED_REQUEST'])
+    } finally {
+      open.close()
+    }
+  })
+
+  it('require-any takes an unverified certificate and closes a connection without one; request makes one optional but checks it', async () => {
+    const strategies = await startAgent({
+      relay: relay.httpUrl!,
+      authtoken: TOKEN,
+      endpoints: (['require-any', 'request'] as const).map((strategy) => ({
+        name: strategy,
+        publicName: strategy === 'request' ? 'optional' : 'anycert',
+        upstream: upstream.url,
+        policy: compilePolicy({
+          on_tcp_connect: [{ actions: [{ type: 'terminate-tls', config: { mutual_tls_certificate_authorities: [pki.ca], mutual_tls_verification_strategy: strategy } }] }],
+          on_http_request: [{ actions: [{ type: 'add-headers', config: { headers: { 'x-has': '${string(has(conn.tls.client))}', 'x-cn': '${conn.tls.client.subject.common_name}' } } }] }],
+        }),
+      })),
+    })
+    try {
+      seen.length = 0
+      const stranger = { cert: pki.stranger, key: pki.strangerKey }
+      assert.equal((await get('anycert', stranger)).status, 200)
+      assert.equal(seen.at(-1)!['x-cn'], 'stranger')
+      await assert.rejects(get('anycert'))
+      assert.equal((await get('optional')).status, 200)
+      assert.equal(seen.at(-1)!['x-has'], 'false')
+      assert.equal((await get('optional', { cert: pki.client, key: pki.clientKey })).status, 200)
+      assert.equal(seen.at(-1)!['x-cn'], 'service-a')
+      const before = seen.length
+      await assert.rejects(get('optional', stranger))
+      assert.equal(seen.length, before)
+    } finally {
+      await strategies.close()
+    }
+  })
+
+  it('gw http --traffic-policy-file with terminate-tls: curl with the certificate is served, without it refused', { skip: CURL ? false : 'curl is not installed' }, async () => {
+    const policyFile = join(dir, 'mtls.yml')
+    writeFileSync(policyFile, [
+      'on_tcp_connect:',
+      '  - actions:',
+      '      - type: terminate-tls',
+      '        config:',
+      '          mutual_tls_certificate_authorities:',
+      `            - ${JSON.stringify(pki.ca)}`,
+      'on_http_request:',
+      '  - actions:',
+      '      - type: add-headers',
+      '        config:',
+      '          headers:',
+      '            x-cn: "${conn.tls.client.subject.common_name}"',
+    ].join('\n'))
+    const cli = spawnGw(['http', String(upstream.port), '--relay', relay.httpUrl!, '--authtoken', TOKEN, '--url', 'cli', '--traffic-policy-file', policyFile,
+      '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'], { GW_CONFIG: join(dir, 'cli-gw.yml') })
+    try {
+      await cli.waitForLine((l) => l.includes('"started tunnel"'), 30_000)
+      writeFileSync(join(dir, 'cli-client.crt'), pki.client)
+      writeFileSync(join(dir, 'cli-client.key'), pki.clientKey)
+      const base = ['-sS', '--cacert', caFile, '--resolve', `cli.localhost:${port}:127.0.0.1`, `https://cli.localhost:${port}/`]
+      seen.length = 0
+      const ok = await run(CURL!, ['--cert', join(dir, 'cli-client.crt'), '--key', join(dir, 'cli-client.key'), ...base])
+      assert.equal(ok.code, 0, ok.stderr)
+      assert.equal(ok.stdout, `hello cli.localhost:${port}`)
+      assert.equal(seen[0]!['x-cn'], 'service-a')
+      const refused = await run(CURL!, base)
+      assert.notEqual(refused.code, 0)
+      assert.equal(seen.length, 1)
+    } finally {
+      cli.kill()
+      await cli.exited
+    }
   })
 
   it('min_version 1.3 on another endpoint: a TLS 1.2 client fails the handshake there and only there', async () => {

@@ -99,7 +99,7 @@ export const terminateTls: ActionDefinition = {
     if (key === undefined || cert === undefined) {
       const missing = key === undefined && cert === undefined ? 'server_certificate and server_private_key' : key === undefined ? 'server_private_key' : 'server_certificate'
       config.fail(key === undefined && cert !== undefined ? 'server_private_key' : 'server_certificate',
-        `terminate-tls needs ${missing} (PEM) in gw: ngrok uses the certificate it manages for the endpoint's domain, which lives in its cloud; gw's relay passes TLS through untouched and its own key stays on the relay, so the agent ends TLS only with a certificate you give (${'${secrets.get(…)}'} works)`)
+        `terminate-tls needs ${missing} (PEM) in gw: ngrok uses the certificate it manages for the endpoint's domain, which lives in its cloud; gw's relay passes TLS through untouched and its own key stays on the relay, so the agent ends TLS only with a certificate you give (${'${secrets.get(…)}'} works); on an http endpoint (gw http) the relay runs terminate-tls with its own certificate, and there it needs none`)
     }
     try {
       createPrivateKey(key!)
