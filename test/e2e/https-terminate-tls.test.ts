@@ -105,7 +105,7 @@ describe('terminate-tls on an https endpoint (mutual TLS at the relay)', { skip:
               'x-san-uri': "${conn.tls.client.san.uris.join(',')}",
               'x-sig': '${conn.tls.client.signature_algorithm}',
               'x-not-after': '${conn.tls.client.validity.not_after}',
-              'x-valid-now': "${string(conn.tls.client.validity.not_before < timestamp(time.now) && timestamp(time.now) < conn.tls.client.validity.not_after)}",
+              'x-valid-now': "${string(conn.tls.client.validity.not_before <= timestamp(time.now) && timestamp(time.now) < conn.tls.client.validity.not_after)}",
               'x-ext': "${conn.tls.client.extensions.map(e, e.id).join(',')}",
               'x-pem-match': "${string(conn.tls.client.pem.startsWith('-----BEGIN CERTIFICATE-----'))}",
               'x-action-cn': '${actions.ngrok.terminate_tls.client.subject.common_name}',
@@ -376,6 +376,81 @@ describe('terminate-tls on an https endpoint (mutual TLS at the relay)', { skip:
       await d.close()
     } finally {
       await strict.close()
+    }
+  })
+})
+
+describe('terminate-tls on an https endpoint: the relay\'s edges', { skip: OPENSSL ? false : 'openssl is not installed' }, () => {
+  let dir: string
+  let pki: Pki
+  let relay: Relay
+  let upstream: Upstream
+  before(async () => {
+    dir = tempDir('gw-https-mtls-edges-')
+    pki = makePki(dir)
+    upstream = await startUpstream((_req, res) => res.end('ok'))
+    relay = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: 0, domain: 'localhost', stateDir: join(dir, 'relay'), authtokens: [TOKEN] })
+  })
+  after(async () => {
+    await relay?.close()
+    await upstream?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const mtls = () => compilePolicy({ on_tcp_connect: [{ actions: [{ type: 'terminate-tls', config: { mutual_tls_certificate_authorities: [pki.ca] } }] }] })
+
+  it('a connection made before the agent asked is not let past it (421), and once the agent leaves the name asks for no certificate again', async () => {
+    const port = relay.httpsPort!
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'late.localhost', ca: relay.caCertPem!, ALPNProtocols: ['http/1.1'] })
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject))
+    let text = ''
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')))
+    const ask = async (): Promise<string> => {
+      text = ''
+      socket.write(`GET / HTTP/1.1\r\nHost: late.localhost:${port}\r\n\r\n`)
+      for (let i = 0; i < 200 && !/\r\n\r\n/.test(text); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      return text
+    }
+    assert.match(await ask(), /^HTTP\/1\.1 404 .*gw-error-code: GW_ERR_TUNNEL_NOT_FOUND/is)
+    const agent = await startAgent({ relay: relay.httpUrl!, authtoken: TOKEN, endpoints: [{ publicName: 'late', upstream: upstream.url, policy: mtls() }] })
+    try {
+      assert.match(await ask(), /^HTTP\/1\.1 421 .*gw-error-code: GW_ERR_MISDIRECTED_REQUEST/is)
+      socket.destroy()
+      const caFile = join(dir, 'relay-ca.pem')
+      writeFileSync(caFile, relay.caCertPem!)
+      const held = await run(OPENSSL!, ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'late.localhost', '-tls1_2', '-CAfile', caFile], 'Q\n')
+      assert.match(held.stdout, /Acceptable client certificate CA names/)
+    } finally {
+      await agent.close()
+    }
+    const caFile = join(dir, 'relay-ca.pem')
+    const gone = await run(OPENSSL!, ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'late.localhost', '-tls1_2', '-CAfile', caFile], 'Q\n')
+    assert.match(gone.stdout, /No client certificate CA names sent/)
+  })
+
+  it('pooled agents must give the same terminate-tls: GW_ERR_TERMINATE_TLS_MISMATCH', async () => {
+    const first = await startAgent({ relay: relay.httpUrl!, authtoken: TOKEN, endpoints: [{ publicName: 'pool', pooling: true, upstream: upstream.url, policy: mtls() }] })
+    try {
+      await assert.rejects(startAgent({ relay: relay.httpUrl!, authtoken: TOKEN, endpoints: [{ publicName: 'pool', pooling: true, upstream: upstream.url }] }), { code: 'GW_ERR_TERMINATE_TLS_MISMATCH' })
+      const other = compilePolicy({ on_tcp_connect: [{ actions: [{ type: 'terminate-tls', config: { mutual_tls_certificate_authorities: [pki.ca], min_version: '1.3' } }] }] })
+      await assert.rejects(startAgent({ relay: relay.httpUrl!, authtoken: TOKEN, endpoints: [{ publicName: 'pool', pooling: true, upstream: upstream.url, policy: other }] }), { code: 'GW_ERR_TERMINATE_TLS_MISMATCH' })
+      const same = await startAgent({ relay: relay.httpUrl!, authtoken: TOKEN, endpoints: [{ publicName: 'pool', pooling: true, upstream: upstream.url, policy: mtls() }] })
+      await same.close()
+    } finally {
+      await first.close()
+    }
+  })
+
+  it('a relay without HTTPS refuses it: GW_ERR_TLS_DISABLED', async () => {
+    const plain = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: false, domain: 'localhost', stateDir: join(dir, 'plain'), authtokens: [TOKEN] })
+    try {
+      await assert.rejects(startAgent({ relay: plain.httpUrl!, authtoken: TOKEN, endpoints: [{ publicName: 'x', upstream: upstream.url, policy: mtls() }] }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'GW_ERR_TLS_DISABLED')
+        assert.match(err.message, /terminate-tls/)
+        return true
+      })
+    } finally {
+      await plain.close()
     }
   })
 })

@@ -157,7 +157,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     // https endpoints with terminate-tls (mutual TLS, versions): a TLS server each, the same certificates (terminate-tls.ts).
     core.terminateTls = new TerminateTlsServers({ options: httpsOptions, key: tls.key, cert: tls.cert, SNICallback }, (variant) => {
       core.attach(variant, 'https')
-      core.acceptHttp2(variant)
+      const edge = core.acceptHttp2(variant)
+      return () => core.dropHttp2(edge)
     })
     // TLS-ALPN-01, tls endpoints and terminate-tls names are told apart before TLS starts, from the ClientHello (acme/tls-front.ts).
     front = tlsFront(server, {
@@ -418,9 +419,17 @@ class RelayCore {
   }
 
   /** HTTP/2 on the TLS server, chosen by ALPN; its requests take the same path as HTTP/1.1's. */
-  acceptHttp2(server: ReturnType<typeof createHttpsServer>): void {
-    this.h2.push(acceptHttp2(server, { maxHeaderSize: this.opts.maxHeaderSize, idleTimeout: this.opts.idleTimeout }, (req, res, refusal) =>
-      this.onRequest(req, res, 'https', refusal)))
+  acceptHttp2(server: ReturnType<typeof createHttpsServer>): H2Edge {
+    const edge = acceptHttp2(server, { maxHeaderSize: this.opts.maxHeaderSize, idleTimeout: this.opts.idleTimeout }, (req, res, refusal) =>
+      this.onRequest(req, res, 'https', refusal))
+    this.h2.push(edge)
+    return edge
+  }
+
+  /** A terminate-tls server is gone: its HTTP/2 sessions are no longer the relay's to drain. */
+  dropHttp2(edge: H2Edge): void {
+    const i = this.h2.indexOf(edge)
+    if (i !== -1) this.h2.splice(i, 1)
   }
 
   /**
@@ -843,6 +852,7 @@ class RelayCore {
         seen.add(name)
         const tls = endpoint.proto === 'tls'
         const terminate = endpoint.terminateTls ? this.admitTerminateTls(name, endpoint, owner) : undefined
+        if (!tls) this.checkPoolTerminateTls(name, endpoint, owner, terminate?.digest)
         if (terminate !== undefined) terminating.set(name, terminate)
         // With terminate-tls, HTTPS only: plain HTTP would skip it.
         const urls = tls ? [this.tlsUrlFor(name)] : this.urlsFor(name).filter((u) => terminate === undefined || u.startsWith('https:'))
@@ -888,14 +898,22 @@ class RelayCore {
       throw new HandshakeError('GW_ERR_TLS_DISABLED', 'this relay runs without HTTPS (--https-port -1), and terminate-tls (mutual TLS, TLS versions) is run by its HTTPS port; remove it from the policy, or ask the operator to turn HTTPS on')
     }
     const { digest } = this.terminateTls.serverFor(endpoint.terminateTls!)
-    const held = this.routes.linksOf(name)
-    if (endpoint.pooling === true && held.length > 0 && held.every((l) => l.owner === owner && l.endpoints.some((e) => e.name === name && e.pooling === true))) {
-      const theirs = held[0]!.terminateTls.get(name)?.digest
-      if (theirs !== digest) {
-        throw new HandshakeError('GW_ERR_TERMINATE_TLS_MISMATCH', `the agents pooling ${this.publicHost(name)} ${theirs === undefined ? 'run no terminate-tls' : 'run another terminate-tls'}; pooled agents must give the same on_tcp_connect terminate-tls (versions, CAs, verification strategy)`)
-      }
-    }
     return { digest, request: endpoint.terminateTls! }
+  }
+
+  /**
+   * An agent joining a pool (same owner, both pooling) must run the pool's terminate-tls,
+   * or none when the pool runs none: one name has one TLS front, and a member without it
+   * would be reached by the requests it must refuse.
+   */
+  private checkPoolTerminateTls(name: string, endpoint: EndpointRequest, owner: string, digest: string | undefined): void {
+    if (endpoint.pooling !== true) return
+    const held = this.routes.linksOf(name)
+    if (held.length === 0 || !held.every((l) => l.owner === owner && l.endpoints.some((e) => e.name === name && e.pooling === true))) return
+    const theirs = held[0]!.terminateTls.get(name)?.digest
+    if (theirs === digest) return
+    const what = theirs === undefined ? 'run no terminate-tls' : digest === undefined ? 'run a terminate-tls (on_tcp_connect) this one does not' : 'run another terminate-tls'
+    throw new HandshakeError('GW_ERR_TERMINATE_TLS_MISMATCH', `the agents pooling ${this.publicHost(name)} ${what}; pooled agents must give the same on_tcp_connect terminate-tls (versions, CAs, verification strategy)`)
   }
 
   /** Forget terminate-tls servers no connected agent asks for. */

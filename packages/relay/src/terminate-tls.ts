@@ -61,6 +61,8 @@ function toPem(der: Buffer): string {
 interface Variant {
   server: HttpsServer
   contextOptions: SecureContextOptions
+  /** Undoes the wiring (the relay forgets its HTTP/2 edge). */
+  unwire: () => void
 }
 
 export class TerminateTlsServers {
@@ -68,8 +70,8 @@ export class TerminateTlsServers {
 
   constructor(
     private base: TerminateTlsBase,
-    /** Makes a new server serve like the HTTPS listener (the relay's attach and HTTP/2). */
-    private readonly wire: (server: HttpsServer) => void,
+    /** Makes a new server serve like the HTTPS listener (the relay's attach and HTTP/2); returns how to undo it. */
+    private readonly wire: (server: HttpsServer) => () => void,
   ) {}
 
   /** Servers alive now (a test and the drain read it). */
@@ -124,7 +126,7 @@ export class TerminateTlsServers {
       rejectUnauthorized: requestCert && request.clientVerify === 'require-and-verify',
       ...(SNICallback ? { SNICallback } : {}),
     })
-    this.wire(server)
+    const unwire = this.wire(server)
     // The listeners the wiring added parse HTTP/1.1 or HTTP/2: a connection reaches them
     // marked, and only once the client-certificate rule holds.
     const serve = server.listeners('secureConnection') as Array<(socket: TLSSocket) => void>
@@ -141,7 +143,7 @@ export class TerminateTlsServers {
       marked[TERMINATED] = digest
       for (const listener of serve) listener.call(server, socket)
     })
-    this.variants.set(digest, { server, contextOptions })
+    this.variants.set(digest, { server, contextOptions, unwire })
     return { digest, server }
   }
 
@@ -151,6 +153,7 @@ export class TerminateTlsServers {
       if (inUse.has(digest)) continue
       this.variants.delete(digest)
       variant.server.close()
+      variant.unwire()
     }
   }
 
