@@ -12,7 +12,12 @@
  *   certificate CA names sent"), the secure one names the CA;
  * - plain HTTP and a request for `secure` on `open`'s TLS connection: 421 GW_ERR_MISDIRECTED_REQUEST;
  * - min_version 1.3: a TLS 1.2 client fails the handshake on that name only;
- * - an older relay (no terminateTls in its welcome): the agent refuses to start, GW_ERR_RELAY_NO_TERMINATE_TLS.
+ * - HTTP/2 with a certificate served; an HTTP/2 connection made for another name: 421;
+ * - require-any and request; the real gw http with --traffic-policy-file and curl;
+ * - a connection made before the agent asked: 421; CA names only while the agent holds the
+ *   name; pooled agents must agree; a relay without HTTPS refuses;
+ * - an older relay (no terminateTls in its welcome): the agent refuses to start, GW_ERR_RELAY_NO_TERMINATE_TLS;
+ * - heads without the terminate-tls digest (a cluster peer, a faulty relay): the agent itself answers 421.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -26,7 +31,7 @@ import { connect as h2Connect, type ClientHttp2Session } from 'node:http2'
 import { Agent as UndiciAgent, request } from 'undici'
 import { WebSocketServer } from 'ws'
 import { startRelay, type Relay } from '@gw/relay'
-import { createWebSocketTransport, MessageReader, MessageType, MessageWriter, PROTOCOL_VERSION, Session, checkHello, decodeJson } from '@gw/protocol'
+import { createWebSocketTransport, MessageReader, MessageType, MessageWriter, PROTOCOL_VERSION, Session, checkHello, checkResponseHead, decodeJson, ErrorCodes, terminateTlsDigest, type RequestHead, type TerminateTlsRequest } from '@gw/protocol'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { compilePolicy } from '@gw/cli/policy/index'
 import { spawnGw, startUpstream, tempDir, type Upstream } from '../helpers/stack.js'
@@ -455,7 +460,7 @@ describe('terminate-tls on an https endpoint: the relay\'s edges', { skip: OPENS
   })
 })
 
-describe('terminate-tls on an https endpoint, with a relay that does not run it', () => {
+describe('terminate-tls on an https endpoint, with a relay that does not run it, or a head that did not go through it', { skip: OPENSSL ? false : 'openssl is not installed' }, () => {
   it('the agent refuses to serve the endpoint without it: GW_ERR_RELAY_NO_TERMINATE_TLS', async () => {
     // An older relay: it speaks the handshake, skips the field it does not know, and welcomes.
     const http = createHttpServer()
@@ -491,6 +496,72 @@ describe('terminate-tls on an https endpoint, with a relay that does not run it'
       wss.close()
       http.closeAllConnections()
       await new Promise((resolve) => http.close(resolve))
+    }
+  })
+
+  it('the agent checks every request itself: a head without the terminate-tls digest (or another one) is 421, the right one served', async () => {
+    // A relay that says it runs terminate-tls, then sends heads as a cluster peer or a faulty relay might.
+    const upstream = await startUpstream((req, res) => res.end(`cn=${req.headers['x-cn'] ?? ''}`))
+    const http = createHttpServer()
+    const wss = new WebSocketServer({ server: http, path: '/_gw/agent' })
+    let session: Session | undefined
+    let asked: TerminateTlsRequest | undefined
+    const welcomed = new Promise<void>((resolve) => {
+      wss.on('connection', (ws) => {
+        session = new Session(createWebSocketTransport(ws), { client: false })
+        session.on('stream', (control) => {
+          const reader = new MessageReader(control, { maxMessageSize: 1 << 20 })
+          void reader.next().then((m) => {
+            const hello = checkHello(decodeJson(m!.payload, 'hello'))
+            asked = hello.endpoints[0]!.terminateTls
+            new MessageWriter(control).welcome({ version: PROTOCOL_VERSION, heartbeatTimeout: 15_000, endpoints: hello.endpoints.map((e) => ({ name: e.name!, urls: [`https://${e.name}.peer.test`], terminateTls: true })) })
+            resolve()
+          })
+        })
+      })
+    })
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    const dir = tempDir('gw-https-mtls-agent-')
+    const pki = makePki(dir)
+    const agent = await startAgent({
+      relay: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+      endpoints: [{
+        publicName: 'app', upstream: upstream.url,
+        policy: compilePolicy({
+          on_tcp_connect: [{ actions: [{ type: 'terminate-tls', config: { mutual_tls_certificate_authorities: [pki.ca] } }] }],
+          on_http_request: [{ actions: [{ type: 'add-headers', config: { headers: { 'x-cn': '${conn.tls.client.subject.common_name}' } } }] }],
+        }),
+      }],
+    })
+    try {
+      await welcomed
+      const send = async (tls: RequestHead['tls']): Promise<{ status: number; code: string | undefined; body: string }> => {
+        const stream = session!.open()
+        new MessageWriter(stream).requestWithoutBody({
+          method: 'GET', target: '/', httpVersion: '1.1', rawHeaders: ['Host', 'app.peer.test'], remoteAddress: '203.0.113.9', remotePort: 4000,
+          scheme: 'https', tunnel: 'app', receivedAt: Date.now(), upgrade: false, expectContinue: false, hasBody: false, ...(tls ? { tls } : {}),
+        })
+        const reader = new MessageReader(stream, { maxMessageSize: 1 << 20 })
+        const head = checkResponseHead(decodeJson((await reader.next())!.payload, 'response head'))
+        let body = ''
+        for await (const chunk of reader.body()) body += (chunk as Buffer).toString()
+        return { status: head.status, code: head.error?.code ?? head.errorCode, body }
+      }
+      const base = { version: '1.3', cipher: 'TLS_AES_128_GCM_SHA256', sni: 'app.peer.test', alpn: 'http/1.1', resumed: false }
+      assert.deepEqual((await send(undefined)).code, 'GW_ERR_MISDIRECTED_REQUEST')
+      const wrong = await send({ ...base, terminateTls: terminateTlsDigest({ ...asked!, clientVerify: 'request' }) })
+      // An error head: the relay renders gw's page with the code's status (421) and gw-error-code.
+      assert.equal(wrong.code, 'GW_ERR_MISDIRECTED_REQUEST')
+      assert.equal(ErrorCodes[wrong.code].status, 421)
+      const ok = await send({ ...base, terminateTls: terminateTlsDigest(asked!), client: { pem: pki.client } })
+      assert.deepEqual([ok.status, ok.body], [200, 'cn=service-a'])
+    } finally {
+      await agent.close()
+      await upstream.close()
+      wss.close()
+      http.closeAllConnections()
+      await new Promise((resolve) => http.close(resolve))
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })
