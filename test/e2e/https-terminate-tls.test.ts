@@ -35,12 +35,13 @@ import { createWebSocketTransport, MessageReader, MessageType, MessageWriter, PR
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { compilePolicy } from '@gw/cli/policy/index'
 import { spawnGw, startUpstream, tempDir, type Upstream } from '../helpers/stack.js'
+import { fixture } from '../policy/ngrok-docs.js'
 
 const OPENSSL = ['/usr/bin/openssl', '/usr/local/bin/openssl'].find((p) => existsSync(p))
 const CURL = ['/usr/bin/curl', '/usr/local/bin/curl'].find((p) => existsSync(p))
 const TOKEN = 'https-terminate-tls-token-0123456789'
 
-interface Pki { ca: string; client: string; clientKey: string; stranger: string; strangerKey: string; dir: string }
+interface Pki { ca: string; client: string; clientKey: string; stranger: string; strangerKey: string; serviceB: string; serviceBKey: string; dir: string }
 
 function makePki(dir: string): Pki {
   const ssl = (...args: string[]) => execFileSync(OPENSSL!, args, { cwd: dir, stdio: 'ignore' })
@@ -56,8 +57,9 @@ function makePki(dir: string): Pki {
   leaf('client', 'ca', '/C=US/ST=California/L=Mountain View/O=Acme, Inc./OU=Devices/CN=service-a',
     'extendedKeyUsage=clientAuth\nsubjectAltName=DNS:service-a.example,IP:10.1.2.3,email:ops@example.com,URI:spiffe://example/service-a\n')
   leaf('stranger', 'other-ca', '/CN=stranger', 'extendedKeyUsage=clientAuth\n')
+  leaf('service-b', 'ca', '/CN=service-b', 'extendedKeyUsage=clientAuth\n')
   const read = (f: string) => readFileSync(join(dir, f), 'utf8')
-  return { ca: read('ca.pem'), client: read('client.pem'), clientKey: read('client.key'), stranger: read('stranger.pem'), strangerKey: read('stranger.key'), dir }
+  return { ca: read('ca.pem'), client: read('client.pem'), clientKey: read('client.key'), stranger: read('stranger.pem'), strangerKey: read('stranger.key'), serviceB: read('service-b.pem'), serviceBKey: read('service-b.key'), dir }
 }
 
 function run(file: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -355,6 +357,30 @@ describe('terminate-tls on an https endpoint (mutual TLS at the relay)', { skip:
     } finally {
       cli.kill()
       await cli.exited
+    }
+  })
+
+  it('ngrok\'s route-by-client-certificate example (route-requests.mdx): CN service-a and service-b each reach their internal endpoint', async () => {
+    const example = fixture('traffic-policy-examples-route-requests-b4cf74').policy as Record<string, unknown>
+    const a = await startUpstream((_req, res) => res.end('from service-a'))
+    const b = await startUpstream((_req, res) => res.end('from service-b'))
+    const router = await startAgent({
+      relay: relay.httpUrl!,
+      authtoken: TOKEN,
+      endpoints: [
+        // The example's rules, behind the terminate-tls that gives them a client certificate.
+        { name: 'router', publicName: 'router', upstream: upstream.url, policy: compilePolicy({ on_tcp_connect: [{ actions: [{ type: 'terminate-tls', config: { mutual_tls_certificate_authorities: [pki.ca] } }] }], ...example }) },
+        { name: 'a', upstream: a.url, internalHost: 'service-a.internal' },
+        { name: 'b', upstream: b.url, internalHost: 'service-b.internal' },
+      ],
+    })
+    try {
+      assert.equal((await get('router', { cert: pki.client, key: pki.clientKey })).body, 'from service-a')
+      assert.equal((await get('router', { cert: pki.serviceB, key: pki.serviceBKey })).body, 'from service-b')
+    } finally {
+      await router.close()
+      await a.close()
+      await b.close()
     }
   })
 
