@@ -472,6 +472,36 @@ describe('terminate-tls on an https endpoint: the relay\'s edges', { skip: OPENS
     }
   })
 
+  it('a reloaded certificate (--tls-cert, SIGHUP) serves the terminate-tls names too', async () => {
+    // The relay's own certificates for *.mtls.test, signed by the run's CA, one before and one after the reload.
+    const ssl = (...args: string[]) => execFileSync(OPENSSL!, args, { cwd: dir, stdio: 'ignore' })
+    for (const n of ['edge1', 'edge2']) {
+      ssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${n}.key`, '-out', `${n}.csr`, '-subj', `/CN=${n}`)
+      writeFileSync(join(dir, `${n}.ext`), 'subjectAltName=DNS:*.mtls.test\nextendedKeyUsage=serverAuth\n')
+      ssl('x509', '-req', '-in', `${n}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${n}.ext`, '-out', `${n}.pem`)
+    }
+    const own = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: 0, domain: 'mtls.test', stateDir: join(dir, 'own'), authtokens: [TOKEN], tlsCert: join(dir, 'edge1.pem'), tlsKey: join(dir, 'edge1.key') })
+    const agent = await startAgent({ relay: own.httpUrl!, authtoken: TOKEN, endpoints: [{ publicName: 'secure', upstream: upstream.url, policy: mtls() }] })
+    const served = () => new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: own.httpsPort!, servername: 'secure.mtls.test', ca: pki.ca, cert: pki.client, key: pki.clientKey, ALPNProtocols: ['http/1.1'] }, () => {
+        const cn = socket.getPeerCertificate().subject.CN
+        socket.write(`GET / HTTP/1.1\r\nHost: secure.mtls.test\r\nConnection: close\r\n\r\n`)
+        let text = ''
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')))
+        socket.on('end', () => resolve(`${cn} ${text.split('\r\n')[0]}`))
+      })
+      socket.on('error', reject)
+    })
+    try {
+      assert.equal(await served(), 'edge1 HTTP/1.1 200 OK')
+      await own.reload({ tlsCert: join(dir, 'edge2.pem'), tlsKey: join(dir, 'edge2.key') })
+      assert.equal(await served(), 'edge2 HTTP/1.1 200 OK')
+    } finally {
+      await agent.close()
+      await own.close()
+    }
+  })
+
   it('a relay without HTTPS refuses it: GW_ERR_TLS_DISABLED', async () => {
     const plain = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: false, domain: 'localhost', stateDir: join(dir, 'plain'), authtokens: [TOKEN] })
     try {
