@@ -34,7 +34,7 @@ import { startRelay, type Relay } from '@gw/relay'
 import { createWebSocketTransport, MessageReader, MessageType, MessageWriter, PROTOCOL_VERSION, Session, checkHello, checkResponseHead, decodeJson, ErrorCodes, terminateTlsDigest, type RequestHead, type TerminateTlsRequest } from '@gw/protocol'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { spawnGw, startUpstream, tempDir, type Upstream } from '../helpers/stack.js'
+import { spawnGw, startUpstream, tempDir, waitFor, type Upstream } from '../helpers/stack.js'
 import { fixture } from '../policy/ngrok-docs.js'
 
 const OPENSSL = ['/usr/bin/openssl', '/usr/local/bin/openssl'].find((p) => existsSync(p))
@@ -499,6 +499,25 @@ describe('terminate-tls on an https endpoint: the relay\'s edges', { skip: OPENS
     } finally {
       await agent.close()
       await own.close()
+    }
+  })
+
+  it('gw relay --workers 2 (a cluster in one machine) refuses it with the reason, and serves the same agent without it', async () => {
+    const workers = spawnGw(['relay', '--domain', 'tunnel.test', '--host', '127.0.0.1', '--http-port', '0', '--https-port', '0', '--state-dir', join(dir, 'workers'),
+      '--authtoken', TOKEN, '--workers', '2', '--log-format', 'json'])
+    try {
+      await waitFor(() => workers.lines.filter((l) => l.includes('"relay started"')).length >= 2, 60_000, 'both workers started')
+      const port = (JSON.parse(workers.lines.find((l) => l.includes('"relay started"'))!) as { http_port: number }).http_port
+      await assert.rejects(startAgent({ relay: `http://127.0.0.1:${port}`, authtoken: TOKEN, endpoints: [{ publicName: 'w', upstream: upstream.url, policy: mtls() }] }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'GW_ERR_TERMINATE_TLS_INVALID')
+        assert.match(err.message, /one of a cluster .* --workers 1/)
+        return true
+      })
+      const plain = await startAgent({ relay: `http://127.0.0.1:${port}`, authtoken: TOKEN, endpoints: [{ publicName: 'w', upstream: upstream.url }] })
+      await plain.close()
+    } finally {
+      workers.kill()
+      await workers.exited
     }
   })
 

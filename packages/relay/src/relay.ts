@@ -897,6 +897,13 @@ class RelayCore {
     if (!this.terminateTls || !this.publicPorts.tls || this.publicPorts.https === undefined) {
       throw new HandshakeError('GW_ERR_TLS_DISABLED', 'this relay runs without HTTPS (--https-port -1), and terminate-tls (mutual TLS, TLS versions) is run by its HTTPS port; remove it from the policy, or ask the operator to turn HTTPS on')
     }
+    // A relay of a cluster (--redis, or a worker of --workers) gets connections for names
+    // another member holds, and does not know their terminate-tls before TLS starts: the
+    // agent would refuse those requests (421). Refused here, saying so, rather than serve
+    // one connection in N.
+    if (this.cluster) {
+      throw new HandshakeError('GW_ERR_TERMINATE_TLS_INVALID', 'this relay is one of a cluster (gw relay --redis, or a worker of --workers), and terminate-tls on https endpoints (mutual TLS, TLS versions) is run by a lone relay process only: another member would take the name\'s connections without it; run the relay with --workers 1 and no --redis, or remove terminate-tls from the policy')
+    }
     const { digest } = this.terminateTls.serverFor(endpoint.terminateTls!)
     return { digest, request: endpoint.terminateTls! }
   }
