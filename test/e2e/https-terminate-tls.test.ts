@@ -521,6 +521,14 @@ describe('terminate-tls on an https endpoint: the relay\'s edges', { skip: OPENS
     }
   })
 
+  it('an internal endpoint with terminate-tls is refused (it has no TLS connection of its own, so it would be skipped)', async () => {
+    await assert.rejects(startAgent({ relay: relay.httpUrl!, authtoken: TOKEN, endpoints: [{ upstream: upstream.url, internalHost: 'svc.internal', policy: mtls() }] }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'GW_ERR_CONFIG')
+      assert.match(err.message, /internal endpoint svc\.internal has terminate-tls/)
+      return true
+    })
+  })
+
   it('a relay without HTTPS refuses it: GW_ERR_TLS_DISABLED', async () => {
     const plain = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: false, domain: 'localhost', stateDir: join(dir, 'plain'), authtokens: [TOKEN] })
     try {

@@ -178,6 +178,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   options.endpoints.forEach((e, i) => {
     if (e.internalHost === undefined) return
     const host = e.internalHost.toLowerCase()
+    // Its requests come through forward-internal, never over a TLS connection of its own: a terminate-tls would be skipped.
+    if (e.policy?.terminateTls && (e.proto ?? 'http') === 'http') {
+      throw new CliError('GW_ERR_CONFIG', `the internal endpoint ${host} has terminate-tls in on_tcp_connect, which runs on a public https endpoint's connections only; an internal endpoint is reached through forward-internal and has no TLS connection of its own: put terminate-tls on the public endpoint that forwards to it`)
+    }
     if (e.proto === 'tcp' || e.proto === 'tls') {
       if (!host.startsWith(`${e.proto}://`)) throw new CliError('GW_ERR_CONFIG', `a ${e.proto} internal endpoint's URL is ${e.proto}://<name>.internal:<port>, got ${host}`)
       if (rawInternal.has(host)) throw new CliError('GW_ERR_CONFIG', `two internal endpoints have the URL ${host}; give each its own`)
