@@ -32,15 +32,15 @@ for (const f of manifest.fixtures) {
   let error
   try {
     const secrets = e.secrets ?? {}
-    // As the fixture test compiles it: an on_tcp_connect-only document as a tcp endpoint's.
+    // As the fixture test compiles it: an on_tcp_connect-only document as a tcp endpoint's, unless the entry names the endpoint.
     const doc = policyOf(f)
-    await compilePolicy(doc, { secrets: { get: (v, n) => secrets[`${v}/${n}`] }, kind: policyKind(doc) }).close()
+    await compilePolicy(doc, { secrets: { get: (v, n) => secrets[`${v}/${n}`] }, kind: e.kind ?? policyKind(doc) }).close()
   } catch (err) {
     error = err.message.split('\n')[0]
   }
   if (error === undefined) {
     console.log(`accepted now: ${f.id}`)
-    const keep = Object.fromEntries(['fill', 'secrets'].filter((k) => e[k]).map((k) => [k, e[k]]))
+    const keep = Object.fromEntries(['fill', 'secrets', 'kind'].filter((k) => e[k]).map((k) => [k, e[k]]))
     if (Object.keys(keep).length > 0) expectations[f.id] = keep
     else delete expectations[f.id]
     accepted++

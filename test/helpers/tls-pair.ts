@@ -18,8 +18,23 @@ export function tlsPair(): { cert: string; key: string } {
   }
 }
 
-/** The docs' vault for terminate-tls: tls/cert and tls/key. */
+let ca: string | undefined
+
+/** A throwaway CA certificate (PEM), for mutual TLS examples. */
+export function tlsCa(): string {
+  if (ca) return ca
+  const dir = mkdtempSync(join(tmpdir(), 'gw-tls-ca-'))
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'ca.pem'), '-subj', '/CN=example client CA', '-addext', 'basicConstraints=critical,CA:TRUE'], { stdio: 'ignore' })
+    ca = readFileSync(join(dir, 'ca.pem'), 'utf8')
+    return ca
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** The docs' vault for terminate-tls: tls/cert, tls/key and tls/client-ca. */
 export function tlsSecret(vault: string, name: string): string | undefined {
   if (vault !== 'tls') return undefined
-  return name === 'cert' ? tlsPair().cert : name === 'key' ? tlsPair().key : undefined
+  return name === 'cert' ? tlsPair().cert : name === 'key' ? tlsPair().key : name === 'client-ca' ? tlsCa() : undefined
 }

@@ -6,8 +6,9 @@
  * - absent: accepted;
  * - `refused` with a `reason`: `ngrok-cloud` (data only ngrok's cloud has), `docs-wrong`
  *   (the example is wrong in ngrok's own docs, with a `note` saying how) or
- *   `tcp-endpoints` (on_tcp_connect beside HTTP phases: gw runs it on tcp and tls
- *   endpoints only, since an http endpoint's connections end at the relay);
+ *   `tcp-endpoints` (an on_tcp_connect action beside HTTP phases other than terminate-tls,
+ *   which the relay runs: gw runs the others on tcp and tls endpoints only, since an http
+ *   endpoint's connections end at the relay; none of ngrok's examples is one now);
  * - `todo`: something gw does not implement yet; the entry holds the refusal it gets today.
  * A `fill` replaces placeholders the docs leave for the reader (`$YOUR_IP`) first;
  * `secrets` is the vault the fixture's `secrets.get` calls read, as `gw secrets set` fills it.
@@ -30,13 +31,14 @@ import { expectations, fixturePolicy, fixtureSecrets, manifest, type Fixture } f
  * The accepted count never goes down: raise this when gw learns more (and the table in
  * docs/ngrok-compatibility.md with it, which the test also checks).
  */
-const ACCEPTED_AT_LEAST = 251
+const ACCEPTED_AT_LEAST = 258
 
 async function compileError(f: Fixture): Promise<string | undefined> {
   try {
-    // ngrok's on_tcp_connect examples are for TCP and TLS endpoints: checked as such, as gw policy check does.
+    // ngrok's on_tcp_connect examples are for TCP and TLS endpoints: checked as such, as gw policy check does
+    // (unless the expectation names the endpoint: gw policy check --endpoint http).
     const doc = fixturePolicy(f)
-    const policy = compilePolicy(doc, { secrets: fixtureSecrets(f), kind: policyKind(doc) })
+    const policy = compilePolicy(doc, { secrets: fixtureSecrets(f), kind: expectations[f.id]?.kind ?? policyKind(doc) })
     await policy.close()
     return undefined
   } catch (err) {
@@ -88,7 +90,7 @@ test('each ngrok-docs example is accepted, or refused as expectations.json says'
 
 test('gw policy check gives the same answer for a fixture file as the engine', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'gw-ngrok-docs-'))
-  const gw = (file: string) => spawnSync(process.execPath, [GW_BIN, 'policy', 'check', file], {
+  const gw = (file: string, ...flags: string[]) => spawnSync(process.execPath, [GW_BIN, 'policy', 'check', file, ...flags], {
     encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', GW_CONFIG: join(tmp, 'none.yml') },
   })
   const accepted = manifest.fixtures.find((f) => !expectations[f.id])!
@@ -101,4 +103,13 @@ test('gw policy check gives the same answer for a fixture file as the engine', (
   const bad = gw(join(tmp, 'bad.json'))
   assert.equal(bad.status, 2)
   assert.ok(bad.stderr.includes(expectations[refusedId]!.match!), bad.stderr)
+  // ngrok's terminate-tls example without a certificate: a tls endpoint's needs one, an https endpoint's (the relay runs it) does not.
+  const versions = manifest.fixtures.find((f) => f.id === 'traffic-policy-actions-terminate-tls-d5cbc3')!
+  writeFileSync(join(tmp, 'versions.json'), JSON.stringify(fixturePolicy(versions)))
+  const asTls = gw(join(tmp, 'versions.json'))
+  assert.equal(asTls.status, 2)
+  assert.match(asTls.stderr.replace(/\s*\n ›\s+/g, ' '), /terminate-tls needs server_certificate and server_private_key .* on an http endpoint \(gw http\) the relay runs terminate-tls/)
+  const asHttps = gw(join(tmp, 'versions.json'), '--endpoint', 'http')
+  assert.equal(asHttps.status, 0, asHttps.stderr)
+  assert.match(asHttps.stdout, /valid traffic policy .*terminate-tls run by the relay/)
 })

@@ -20,6 +20,12 @@ export interface Expectation {
    * the OWASP CRS). Where it is missing, the fixture must be refused saying what to install.
    */
   needs?: 'modsecurity'
+  /**
+   * The endpoint the example is for, when its document alone does not say (`policyKind`
+   * takes on_tcp_connect alone for a tcp or tls endpoint's): `http` for ngrok's terminate-tls
+   * examples without a certificate, which are an https endpoint's (the relay runs them).
+   */
+  kind?: 'http'
   /** `vault/name` → value: the vault the fixture's `secrets.get` calls read (set with gw secrets set). */
   secrets?: Record<string, string>
 }

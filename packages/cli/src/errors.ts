@@ -17,6 +17,7 @@ export const CliErrorCodes = {
   GW_ERR_INVALID_UPSTREAM: { status: 400, message: 'the upstream address is not valid' },
   GW_ERR_RELAY_UNREACHABLE: { status: 502, message: 'the agent could not connect to the relay' },
   GW_ERR_RELAY_CERT_UNTRUSTED: { status: 502, message: 'the relay certificate is not trusted' },
+  GW_ERR_RELAY_NO_TERMINATE_TLS: { status: 502, message: "the relay does not run an https endpoint's terminate-tls (mutual TLS, TLS versions): it is older than gw's support for it" },
 
   // The agent's answers to public requests it refuses or cannot serve.
   GW_ERR_REQUEST_TARGET_INVALID: { status: 400, message: 'the request target is malformed or ambiguous' },

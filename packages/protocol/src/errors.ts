@@ -70,6 +70,10 @@ export const ErrorCodes = {
   GW_ERR_STREAM_LIMIT: { status: 503, message: 'the authtoken has as many requests in flight as its limit allows' },
   GW_ERR_RATE_LIMITED: { status: 429, message: 'the authtoken made more requests per second than its limit allows' },
   GW_ERR_BODY_TOO_LARGE: { status: 413, message: "the request body exceeds the authtoken's body size limit" },
+  // terminate-tls on https endpoints (mutual TLS, TLS versions), which the relay runs for the agent.
+  GW_ERR_TERMINATE_TLS_INVALID: { status: 400, message: "the relay cannot run the endpoint's terminate-tls (CAs or versions it cannot load, or a relay of a cluster)" },
+  GW_ERR_TERMINATE_TLS_MISMATCH: { status: 409, message: 'a pooled agent asked for other terminate-tls settings than the agents already holding the name' },
+  GW_ERR_MISDIRECTED_REQUEST: { status: 421, message: "the request came on a connection that did not go through the endpoint's terminate-tls (another name's TLS connection, or plain HTTP)" },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -3,6 +3,7 @@
  * Headers travel as a flat list of raw pairs `[name, value, name, value, …]`, as Node's
  * `rawHeaders`, so order, case and duplicates survive the tunnel.
  */
+import { createHash } from 'node:crypto'
 import { GwError, isErrorCode, type ErrorCode } from './errors.js'
 
 /** Bumped on any incompatible change to messages or heads. */
@@ -56,12 +57,35 @@ export interface ConnectionTls {
   sni: string
   alpn: string
   resumed: boolean
+  /**
+   * The connection went through a terminate-tls (its versions, its client certificate
+   * rules): the `terminateTlsDigest` of the one it went through. The agent refuses a
+   * request for an endpoint with terminate-tls whose head lacks its own digest (a relay
+   * that does not know the field, another relay of a cluster, a connection made for
+   * another name), so the rules are never skipped silently.
+   */
+  terminateTls?: string
+  /** The client's certificate, when it sent one on a terminate-tls connection (ngrok's `conn.tls.client.*`). */
+  client?: ClientCertificate
 }
+
+export interface ClientCertificate {
+  /** The leaf certificate, PEM: the agent reads the subject, issuer, SANs… from it. */
+  pem: string
+}
+
+/** A client certificate's PEM longer than this is not sent (nor accepted) in a head. */
+export const MAX_CLIENT_CERT_PEM = 16 * 1024
+
+const PEM_CERT = /^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/
 
 function isTls(t: unknown): t is ConnectionTls {
   const v = t as ConnectionTls
   return typeof v === 'object' && v !== null && typeof v.version === 'string' && typeof v.cipher === 'string' &&
-    typeof v.sni === 'string' && typeof v.alpn === 'string' && typeof v.resumed === 'boolean'
+    typeof v.sni === 'string' && typeof v.alpn === 'string' && typeof v.resumed === 'boolean' &&
+    (v.terminateTls === undefined || (typeof v.terminateTls === 'string' && /^[0-9a-f]{64}$/.test(v.terminateTls))) &&
+    (v.client === undefined || (typeof v.client === 'object' && v.client !== null && typeof v.client.pem === 'string' &&
+      v.client.pem.length <= MAX_CLIENT_CERT_PEM && PEM_CERT.test(v.client.pem)))
 }
 
 /** The shape a relay's request id must have for the agent to use it. */
@@ -110,7 +134,44 @@ export interface EndpointRequest {
   port?: number
   /** `--relay-cache`: the relay may answer from its shared HTTP cache (when it keeps one). */
   relayCache?: boolean
+  /**
+   * An https endpoint's terminate-tls (its policy's on_tcp_connect), which the relay runs
+   * since it ends the endpoint's TLS: the TLS versions, and the CAs client certificates
+   * must chain to. A relay that runs it says so in the welcome (`AssignedEndpoint.terminateTls`);
+   * the agent refuses to serve the endpoint on one that does not (an older relay skips the field).
+   */
+  terminateTls?: TerminateTlsRequest
   proto: EndpointProto
+}
+
+export interface TerminateTlsRequest {
+  minVersion: '1.2' | '1.3'
+  maxVersion: '1.2' | '1.3'
+  /** PEM CA certificates; empty: no client certificate is asked for. */
+  clientCas: string[]
+  /** ngrok's mutual_tls_verification_strategy. */
+  clientVerify: 'require-and-verify' | 'require-any' | 'request'
+}
+
+/** CAs one endpoint's terminate-tls may list, and the PEM text they may take in all. */
+export const MAX_TERMINATE_TLS_CAS = 32
+export const MAX_TERMINATE_TLS_CA_BYTES = 256 * 1024
+
+/** The one name both sides give a terminate-tls: sha-256 of its fields in a fixed order. */
+export function terminateTlsDigest(t: TerminateTlsRequest): string {
+  return createHash('sha256').update(JSON.stringify([t.minVersion, t.maxVersion, t.clientVerify, t.clientCas.map((c) => c.trim())])).digest('hex')
+}
+
+const TLS_VERSIONS: readonly string[] = ['1.2', '1.3']
+const CLIENT_VERIFY: readonly string[] = ['require-and-verify', 'require-any', 'request']
+
+function isTerminateTls(t: unknown): t is TerminateTlsRequest {
+  const v = t as TerminateTlsRequest
+  return typeof v === 'object' && v !== null && TLS_VERSIONS.includes(v.minVersion) && TLS_VERSIONS.includes(v.maxVersion) &&
+    !(v.minVersion === '1.3' && v.maxVersion === '1.2') && CLIENT_VERIFY.includes(v.clientVerify) &&
+    Array.isArray(v.clientCas) && v.clientCas.length <= MAX_TERMINATE_TLS_CAS &&
+    v.clientCas.every((c) => typeof c === 'string' && c.includes('-----BEGIN CERTIFICATE-----')) &&
+    v.clientCas.reduce((n, c) => n + c.length, 0) <= MAX_TERMINATE_TLS_CA_BYTES
 }
 
 export interface Hello {
@@ -131,6 +192,8 @@ export interface AssignedEndpoint {
   pooling?: boolean
   /** Set by a relay that caches this endpoint's responses; one without a cache leaves it out. */
   relayCache?: boolean
+  /** Set by a relay that runs the endpoint's terminate-tls; an older relay leaves it out, and the agent then refuses to serve. */
+  terminateTls?: boolean
   /** Public URLs: http first, then https when the relay has TLS; `tcp://host:port` or `tls://host:port` for those endpoints. */
   urls: string[]
   /** A tcp endpoint's public port; the agent asks for it again when it reconnects. */
@@ -353,7 +416,8 @@ export function checkHello(value: unknown): Hello {
       (e.port === undefined || (e.proto === 'tcp' && isPort(e.port, false))) &&
       (e.host === undefined || typeof e.host === 'string') &&
       (e.pooling === undefined || typeof e.pooling === 'boolean') &&
-      (e.relayCache === undefined || typeof e.relayCache === 'boolean'))
+      (e.relayCache === undefined || typeof e.relayCache === 'boolean') &&
+      (e.terminateTls === undefined || (e.proto === 'http' && isTerminateTls(e.terminateTls))))
   ) fail('hello')
   return h
 }
@@ -363,7 +427,7 @@ export function checkWelcome(value: unknown): Welcome {
   if (
     typeof w !== 'object' || w === null || typeof w.version !== 'number' ||
     typeof w.heartbeatTimeout !== 'number' || !Array.isArray(w.endpoints) ||
-    !w.endpoints.every((e) => typeof e?.name === 'string' && Array.isArray(e.urls) && (e.port === undefined || isPort(e.port, false)) && (e.proto === undefined || e.proto === 'tcp' || e.proto === 'tls'))
+    !w.endpoints.every((e) => typeof e?.name === 'string' && Array.isArray(e.urls) && (e.port === undefined || isPort(e.port, false)) && (e.proto === undefined || e.proto === 'tcp' || e.proto === 'tls') && (e.terminateTls === undefined || typeof e.terminateTls === 'boolean'))
   ) fail('welcome')
   return w
 }

@@ -37,8 +37,12 @@ export {
   INTERNAL_RAW_HOST_PATTERN,
   INTERNAL_RAW_TARGET_PATTERN,
   MAX_INTERNAL_ENDPOINTS,
+  MAX_CLIENT_CERT_PEM,
+  MAX_TERMINATE_TLS_CAS,
+  MAX_TERMINATE_TLS_CA_BYTES,
+  terminateTlsDigest,
 } from './heads.js'
-export type { AssignedEndpoint, CacheHit, ConnectionTls, EndpointProto, EndpointRequest, Hello, InternalEndpoint, InternalEndpoints, RawInternalEndpoint, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
+export type { AssignedEndpoint, CacheHit, ClientCertificate, ConnectionTls, TerminateTlsRequest, EndpointProto, EndpointRequest, Hello, InternalEndpoint, InternalEndpoints, RawInternalEndpoint, TcpHead, Notice, Refuse, RequestHead, ResponseHead, Welcome } from './heads.js'
 
 // Message framing on a stream: the reader is the one decoder, the writer the one encoder.
 // The codec's encode functions are exported for codec tests and fuzzing; callers write

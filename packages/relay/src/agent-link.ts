@@ -22,6 +22,7 @@ import {
   type CacheHit,
   type Hello,
   type InternalEndpoints,
+  type TerminateTlsRequest,
   checkInternalEndpoints,
   decodeJson,
 } from '@gw/protocol'
@@ -41,6 +42,8 @@ export class AgentLink {
   readonly session: Session
   readonly remoteAddress: string
   endpoints: AssignedEndpoint[] = []
+  /** name → the terminate-tls the relay runs for that https endpoint, and its digest (terminate-tls.ts). */
+  readonly terminateTls = new Map<string, { digest: string; request: TerminateTlsRequest }>()
   owner = ''
   hello: Hello | undefined
   private control: Stream | undefined

@@ -7,13 +7,19 @@ import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { stripHopByHop, type ConnectionTls, type RequestHead } from '@gw/protocol'
 import { http2HasBody, isHttp2 } from './h2-edge.js'
+import { clientCertificateOf, terminatedBy } from './terminate-tls.js'
 
 /** The client's TLS connection, for the policy's conn.tls.*: `TLSv1.3` is sent as `1.3`, as ngrok names it. */
 function connectionTls(socket: IncomingMessage['socket']): ConnectionTls | undefined {
   const tls = socket as TLSSocket
   if (typeof tls.getProtocol !== 'function' || !tls.encrypted) return undefined
   const protocol = tls.getProtocol() ?? ''
+  // A terminate-tls connection (terminate-tls.ts): which one, and the client's certificate.
+  const terminateTls = terminatedBy(socket)
+  const client = terminateTls === undefined ? undefined : clientCertificateOf(socket)
   return {
+    ...(terminateTls !== undefined ? { terminateTls } : {}),
+    ...(client ? { client } : {}),
     version: protocol.replace(/^TLSv/, ''),
     cipher: tls.getCipher()?.standardName ?? '',
     sni: typeof tls.servername === 'string' ? tls.servername : '',

@@ -13,7 +13,7 @@ import { createHash, X509Certificate } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type EndpointProto, type Hello, LINK_DEFAULTS, maxHeadMessageFor, type Stream, type RequestHead, isLoopbackHost } from '@gw/protocol'
+import { GwError, HandshakeError, MuxError, type ErrorCode, AGENT_PATH, type AssignedEndpoint, type EndpointProto, type EndpointRequest, type Hello, type TerminateTlsRequest, LINK_DEFAULTS, maxHeadMessageFor, type Stream, type RequestHead, isLoopbackHost } from '@gw/protocol'
 import { AccessControl, type Refusal, type RequestGate, type TokenEntry, type TokenLimits } from './access.js'
 import { AgentLink } from './agent-link.js'
 import { buildRequestHead, normalizeAddress } from './forwarded-head.js'
@@ -36,6 +36,7 @@ import type { SharedConfig } from './cluster/shared-config.js'
 import { TcpEdge } from './tcp-listener.js'
 import { TlsEdge } from './tls-passthrough.js'
 import { acceptHttp2, type EdgeRefusal, type H2Edge } from './h2-edge.js'
+import { TerminateTlsServers, terminatedBy } from './terminate-tls.js'
 import { RelayCache, type CacheStats } from './cache/store.js'
 import { beginCache, type CacheExchange } from './cache/exchange.js'
 import { LoopbackListeners } from './loopback.js'
@@ -148,14 +149,22 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   if (opts.httpPort !== false) servers.push({ server: core.attach(createHttpServer(serverOptions(opts)), 'http'), scheme: 'http' })
   if (tls) {
     const SNICallback = acme ? acme.sni(tls.SNICallback) : tls.SNICallback
-    const server = createHttpsServer({ ...serverOptions(opts), ALPNProtocols: ['h2', 'http/1.1'], key: tls.key, cert: tls.cert, ...(SNICallback ? { SNICallback } : {}) })
+    const httpsOptions = { ...serverOptions(opts), ALPNProtocols: ['h2', 'http/1.1'] }
+    const server = createHttpsServer({ ...httpsOptions, key: tls.key, cert: tls.cert, ...(SNICallback ? { SNICallback } : {}) })
     servers.push({ server: core.attach(server, 'https'), scheme: 'https' })
     core.acceptHttp2(server)
     httpsServer = server
-    // TLS-ALPN-01 and tls endpoints are told apart before TLS starts, from the ClientHello (acme/tls-front.ts).
+    // https endpoints with terminate-tls (mutual TLS, versions): a TLS server each, the same certificates (terminate-tls.ts).
+    core.terminateTls = new TerminateTlsServers({ options: httpsOptions, key: tls.key, cert: tls.cert, SNICallback }, (variant) => {
+      core.attach(variant, 'https')
+      const edge = core.acceptHttp2(variant)
+      return () => core.dropHttp2(edge)
+    })
+    // TLS-ALPN-01, tls endpoints and terminate-tls names are told apart before TLS starts, from the ClientHello (acme/tls-front.ts).
     front = tlsFront(server, {
       ...(acme ? { challengeFor: (host: string) => acme.alpnChallenge(host) } : {}),
       passthrough: (servername, socket) => core.tlsEdge.accept(servername, socket, ports.https ?? 0),
+      serverFor: (servername) => core.terminateTlsServerFor(servername),
     }, opts.headersTimeout)
   }
 
@@ -216,6 +225,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (httpsServer && update.tlsCert && update.tlsKey) {
         const next = await loadTls({ stateDir: opts.stateDir, domain: opts.domain, certPath: update.tlsCert, keyPath: update.tlsKey })
         httpsServer.setSecureContext({ key: next.key, cert: next.cert })
+        core.terminateTls?.setCertificate(next.key, next.cert)
         core.defaultCert = next.cert
       }
       if (update.tokens) {
@@ -324,8 +334,10 @@ class RelayCore {
   readonly tcp: TcpEdge
   /** tls endpoints: routed by SNI on the HTTPS port, never decrypted (tls-passthrough.ts). */
   readonly tlsEdge: TlsEdge
-  /** HTTP/2 sessions on the TLS port (h2-edge.ts). */
-  private h2: H2Edge | undefined
+  /** HTTP/2 sessions on the TLS port (h2-edge.ts): the HTTPS listener's, and each terminate-tls server's. */
+  private readonly h2: H2Edge[] = []
+  /** https endpoints' terminate-tls, run by the relay (terminate-tls.ts); none without HTTPS. */
+  terminateTls: TerminateTlsServers | undefined
   /** Per-tunnel 127.0.0.1 ports (the embedded relay, --loopback-urls). */
   loopbacks: LoopbackListeners | undefined
   /** The shared HTTP cache (--relay-cache), for endpoints that ask for it. */
@@ -407,9 +419,43 @@ class RelayCore {
   }
 
   /** HTTP/2 on the TLS server, chosen by ALPN; its requests take the same path as HTTP/1.1's. */
-  acceptHttp2(server: ReturnType<typeof createHttpsServer>): void {
-    this.h2 = acceptHttp2(server, { maxHeaderSize: this.opts.maxHeaderSize, idleTimeout: this.opts.idleTimeout }, (req, res, refusal) =>
+  acceptHttp2(server: ReturnType<typeof createHttpsServer>): H2Edge {
+    const edge = acceptHttp2(server, { maxHeaderSize: this.opts.maxHeaderSize, idleTimeout: this.opts.idleTimeout }, (req, res, refusal) =>
       this.onRequest(req, res, 'https', refusal))
+    this.h2.push(edge)
+    return edge
+  }
+
+  /** A terminate-tls server is gone: its HTTP/2 sessions are no longer the relay's to drain. */
+  dropHttp2(edge: H2Edge): void {
+    const i = this.h2.indexOf(edge)
+    if (i !== -1) this.h2.splice(i, 1)
+  }
+
+  /**
+   * The TLS server a connection whose ClientHello names `servername` goes to: the
+   * terminate-tls server of the name, when its agent asked for one (pooled agents agree on
+   * it, admit() sees to that); undefined for every other name (the HTTPS listener).
+   */
+  terminateTlsServerFor(servername: string): ReturnType<typeof createHttpsServer> | undefined {
+    const name = this.tunnelName(servername)
+    if (name === undefined || !this.terminateTls) return undefined
+    const terminate = this.routes.linksOf(name)[0]?.terminateTls.get(name)
+    return terminate === undefined ? undefined : this.terminateTls.serverFor(terminate.request).server
+  }
+
+  /**
+   * Why a request for `name`, served by `link`, may not go on: the endpoint has a
+   * terminate-tls and the request's connection did not go through it (plain HTTP,
+   * another name's TLS connection, HTTP/2 coalesced across names, a connection made
+   * before the agent asked). 421 makes a browser retry on a connection of its own.
+   */
+  private misdirected(req: IncomingMessage, scheme: 'http' | 'https', name: string, link: AgentLink): string | undefined {
+    const digest = link.terminateTls.get(name)?.digest
+    if (digest === undefined || (scheme === 'https' && terminatedBy(req.socket) === digest)) return undefined
+    return scheme === 'https'
+      ? `${this.publicHost(name)} runs terminate-tls (a client certificate, TLS versions) and this request came on a TLS connection made for another name or before it; open a new connection to ${this.publicHost(name)}`
+      : `${this.publicHost(name)} runs terminate-tls (a client certificate, TLS versions) and is served over HTTPS only; use https://${this.publicHost(name)}`
   }
 
   /** The tunnel name in a Host header, or undefined when the Host is the relay's own. */
@@ -500,7 +546,11 @@ class RelayCore {
     }
     tracked.name = name
     const link = this.routes.pick(name)
-    if (link) return this.toAgent(req, res, scheme, tracked, name, link.owner, link)
+    if (link) {
+      const why = this.misdirected(req, scheme, name, link)
+      if (why !== undefined) return sendErrorPage(req, res, 'GW_ERR_MISDIRECTED_REQUEST', why)
+      return this.toAgent(req, res, scheme, tracked, name, link.owner, link)
+    }
     // Held by another relay of the cluster: the same request, over a stream through it.
     if (this.cluster) return void this.cluster.locate(name).then((found) => this.throughCluster(req, res, scheme, tracked, name, found))
     const [code, detail] = this.missing(name)
@@ -618,7 +668,11 @@ class RelayCore {
     const head0 = buildRequestHead(req, name, scheme, true)
     if (head0.hasBody) return sendRawErrorPage(req, socket, 'GW_ERR_BAD_REQUEST', 'an upgrade request may not carry a body (Content-Length or Transfer-Encoding); send the handshake as a GET without one')
     const link = this.routes.pick(name)
-    if (link) return this.upgradeToAgent(req, socket, head, scheme, name, link.owner, link, head0)
+    if (link) {
+      const why = this.misdirected(req, scheme, name, link)
+      if (why !== undefined) return sendRawErrorPage(req, socket, 'GW_ERR_MISDIRECTED_REQUEST', why)
+      return this.upgradeToAgent(req, socket, head, scheme, name, link.owner, link, head0)
+    }
     if (this.cluster) {
       return void this.cluster.locate(name).then((found) => {
         if (socket.destroyed) return
@@ -713,6 +767,7 @@ class RelayCore {
           if (!this.closing && !this.draining) this.cache?.purge(endpoint.name)
         }
       }
+      if (link.terminateTls.size > 0) this.pruneTerminateTls()
       this.opts.log('info', 'agent disconnected', { remote, names: link.endpoints.map((e) => e.name), reason: err?.message })
     })
     // Until its hello is accepted, a connection is anyone's: it may send at most
@@ -766,6 +821,8 @@ class RelayCore {
     const assigned: AssignedEndpoint[] = []
     /** tcp endpoints: their index in `assigned`, and the port asked for. */
     const tcpAsked: Array<{ index: number; port: number | undefined; pooling: boolean }> = []
+    /** name → terminate-tls: the https endpoints whose terminate-tls the relay runs. */
+    const terminating = new Map<string, { digest: string; request: TerminateTlsRequest }>()
     try {
       this.checkTunnels(owner, hello)
       const seen = new Set<string>()
@@ -794,8 +851,14 @@ class RelayCore {
         }
         seen.add(name)
         const tls = endpoint.proto === 'tls'
-        assigned.push({ name, urls: tls ? [this.tlsUrlFor(name)] : this.urlsFor(name), ...(endpoint.pooling === true ? { pooling: true } : {}), ...(tls ? { proto: 'tls' as const } : {}),
-          ...(endpoint.relayCache === true && this.cache && !tls ? { relayCache: true } : {}) })
+        const terminate = endpoint.terminateTls ? this.admitTerminateTls(name, endpoint, owner) : undefined
+        if (!tls) this.checkPoolTerminateTls(name, endpoint, owner, terminate?.digest)
+        if (terminate !== undefined) terminating.set(name, terminate)
+        // With terminate-tls, HTTPS only: plain HTTP would skip it.
+        const urls = tls ? [this.tlsUrlFor(name)] : this.urlsFor(name).filter((u) => terminate === undefined || u.startsWith('https:'))
+        assigned.push({ name, urls, ...(endpoint.pooling === true ? { pooling: true } : {}), ...(tls ? { proto: 'tls' as const } : {}),
+          // Never for terminate-tls: a hit would answer a request its agent never checks (one through another relay of a cluster).
+          ...(endpoint.relayCache === true && this.cache && !tls && terminate === undefined ? { relayCache: true } : {}), ...(terminate !== undefined ? { terminateTls: true } : {}) })
       }
     } catch (err) {
       return this.refuseHello(link, err)
@@ -821,7 +884,51 @@ class RelayCore {
       for (const port of claimed) this.tcp.unused(port)
       return
     }
+    for (const [name, terminate] of terminating) link.terminateTls.set(name, terminate)
     this.commit(link, owner, assigned, relays)
+  }
+
+  /**
+   * An https endpoint's terminate-tls: its TLS server made (or found), its digest
+   * returned. Refused on a relay without HTTPS, for CAs the relay cannot load, and for a
+   * pooled agent whose terminate-tls is not the pool's (one name has one TLS front).
+   */
+  private admitTerminateTls(name: string, endpoint: EndpointRequest, owner: string): { digest: string; request: TerminateTlsRequest } {
+    if (!this.terminateTls || !this.publicPorts.tls || this.publicPorts.https === undefined) {
+      throw new HandshakeError('GW_ERR_TLS_DISABLED', 'this relay runs without HTTPS (--https-port -1), and terminate-tls (mutual TLS, TLS versions) is run by its HTTPS port; remove it from the policy, or ask the operator to turn HTTPS on')
+    }
+    // A relay of a cluster (--redis, or a worker of --workers) gets connections for names
+    // another member holds, and does not know their terminate-tls before TLS starts: the
+    // agent would refuse those requests (421). Refused here, saying so, rather than serve
+    // one connection in N.
+    if (this.cluster) {
+      throw new HandshakeError('GW_ERR_TERMINATE_TLS_INVALID', 'this relay is one of a cluster (gw relay --redis, or a worker of --workers), and terminate-tls on https endpoints (mutual TLS, TLS versions) is run by a lone relay process only: another member would take the name\'s connections without it; run the relay with --workers 1 and no --redis, or remove terminate-tls from the policy')
+    }
+    const { digest } = this.terminateTls.serverFor(endpoint.terminateTls!)
+    return { digest, request: endpoint.terminateTls! }
+  }
+
+  /**
+   * An agent joining a pool (same owner, both pooling) must run the pool's terminate-tls,
+   * or none when the pool runs none: one name has one TLS front, and a member without it
+   * would be reached by the requests it must refuse.
+   */
+  private checkPoolTerminateTls(name: string, endpoint: EndpointRequest, owner: string, digest: string | undefined): void {
+    if (endpoint.pooling !== true) return
+    const held = this.routes.linksOf(name)
+    if (held.length === 0 || !held.every((l) => l.owner === owner && l.endpoints.some((e) => e.name === name && e.pooling === true))) return
+    const theirs = held[0]!.terminateTls.get(name)?.digest
+    if (theirs === digest) return
+    const what = theirs === undefined ? 'run no terminate-tls' : digest === undefined ? 'run a terminate-tls (on_tcp_connect) this one does not' : 'run another terminate-tls'
+    throw new HandshakeError('GW_ERR_TERMINATE_TLS_MISMATCH', `the agents pooling ${this.publicHost(name)} ${what}; pooled agents must give the same on_tcp_connect terminate-tls (versions, CAs, verification strategy)`)
+  }
+
+  /** Forget terminate-tls servers no connected agent asks for. */
+  private pruneTerminateTls(): void {
+    if (!this.terminateTls) return
+    const inUse = new Set<string>()
+    for (const link of this.links) for (const { digest } of link.terminateTls.values()) inUse.add(digest)
+    this.terminateTls.retain(inUse)
   }
 
   private refuseHello(link: AgentLink, err: unknown): void {
@@ -869,7 +976,8 @@ class RelayCore {
     const loopbacks = this.loopbacks
     if (!loopbacks && !announced) return welcome()
     // The embedded relay: each http name's own 127.0.0.1 port, listed after its other URLs.
-    void Promise.all([announced, ...(loopbacks ? assigned.filter((e) => e.proto === undefined).map(async (endpoint) => {
+    // Not for terminate-tls ones: the loopback port is plain HTTP.
+    void Promise.all([announced, ...(loopbacks ? assigned.filter((e) => e.proto === undefined && e.terminateTls !== true).map(async (endpoint) => {
       const url = await loopbacks.urlFor(endpoint.name)
       if (url) endpoint.urls.push(url)
     }) : [])]).then(welcome)
@@ -1005,12 +1113,12 @@ class RelayCore {
 
   goAwayAll(): void {
     for (const link of this.links) link.session.goAway()
-    this.h2?.goAway()
+    for (const h2 of this.h2) h2.goAway()
   }
 
   closeAll(): void {
     this.closing = true
-    this.h2?.close()
+    for (const h2 of this.h2) h2.close()
     for (const link of this.links) link.close()
     this.tlsEdge.closeAll()
     for (const socket of this.sockets) socket.destroy()

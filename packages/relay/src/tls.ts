@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generate } from 'selfsigned'
 import { RelayError } from './errors.js'
+import { pairContext } from './context-pairs.js'
 
 export interface RelayTls {
   /** PEM of the certificate clients must trust: the generated CA, or the given cert. */
@@ -68,7 +69,7 @@ export async function loadTls(options: { stateDir: string; domain: string; certP
       if (!ctx) {
         // Bounded: names come from clients, so the cache must not grow without end.
         if (contexts.size >= 1000) contexts.delete(contexts.keys().next().value!)
-        ctx = signLeaf(ca, [name]).then((pair) => createSecureContext({ cert: chain(pair.cert, ca.cert), key: pair.key }))
+        ctx = signLeaf(ca, [name]).then((pair) => pairContext({ cert: chain(pair.cert, ca.cert), key: pair.key }))
         contexts.set(name, ctx)
       }
       ctx.then((c) => cb(null, c), (err: Error) => cb(err))

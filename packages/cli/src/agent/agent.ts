@@ -28,6 +28,7 @@ import {
   type Hello,
   type InternalEndpoints,
   type Session,
+  terminateTlsDigest,
 } from '@gw/protocol'
 import { AgentEvents, type AgentStatus, type TunnelInfo, type TunnelStatus } from './events.js'
 import { CliError, type CliErrorCode } from '../errors.js'
@@ -126,6 +127,7 @@ const FATAL: ReadonlySet<string> = new Set<ErrorCode | CliErrorCode>([
   'GW_ERR_AUTH_INVALID', 'GW_ERR_AUTH_REQUIRED', 'GW_ERR_AUTH_REVOKED', 'GW_ERR_NAME_TAKEN', 'GW_ERR_NAME_INVALID',
   'GW_ERR_NAME_RESERVED', 'GW_ERR_DOMAIN_NOT_SERVED', 'GW_ERR_HANDSHAKE_VERSION', 'GW_ERR_REPLACED', 'GW_ERR_RELAY_CERT_UNTRUSTED',
   'GW_ERR_TCP_DISABLED', 'GW_ERR_TLS_DISABLED', 'GW_ERR_TCP_PORT_TAKEN', 'GW_ERR_CUSTOM_DOMAIN_UNVERIFIED',
+  'GW_ERR_RELAY_NO_TERMINATE_TLS', 'GW_ERR_TERMINATE_TLS_INVALID', 'GW_ERR_TERMINATE_TLS_MISMATCH',
 ])
 
 export async function startAgent(options: AgentOptions): Promise<Agent> {
@@ -161,6 +163,9 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     hostHeader: e.hostHeader,
     inspect: e.inspect ?? true,
     policy: e.policy,
+    ...(e.policy?.terminateTls && (e.proto ?? 'http') === 'http' && e.internalHost === undefined
+      ? { terminateTls: { request: e.policy.terminateTls, digest: terminateTlsDigest(e.policy.terminateTls) } }
+      : {}),
   }))
   // Internal endpoints get no public name: the relay hears of them after the welcome (INTERNAL_ENDPOINTS).
   const publicOptions = options.endpoints.filter((e) => e.internalHost === undefined)
@@ -173,6 +178,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   options.endpoints.forEach((e, i) => {
     if (e.internalHost === undefined) return
     const host = e.internalHost.toLowerCase()
+    // Its requests come through forward-internal, never over a TLS connection of its own: a terminate-tls would be skipped.
+    if (e.policy?.terminateTls && (e.proto ?? 'http') === 'http') {
+      throw new CliError('GW_ERR_CONFIG', `the internal endpoint ${host} has terminate-tls in on_tcp_connect, which runs on a public https endpoint's connections only; an internal endpoint is reached through forward-internal and has no TLS connection of its own: put terminate-tls on the public endpoint that forwards to it`)
+    }
     if (e.proto === 'tcp' || e.proto === 'tls') {
       if (!host.startsWith(`${e.proto}://`)) throw new CliError('GW_ERR_CONFIG', `a ${e.proto} internal endpoint's URL is ${e.proto}://<name>.internal:<port>, got ${host}`)
       if (rawInternal.has(host)) throw new CliError('GW_ERR_CONFIG', `two internal endpoints have the URL ${host}; give each its own`)
@@ -263,9 +272,24 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         ...(publicHost ? { host: publicHost } : {}),
         ...(pooling ? { pooling: true } : {}),
         ...(relayCache ? { relayCache: true } : {}),
+        ...(e.terminateTls ? { terminateTls: e.terminateTls.request } : {}),
       }
     }),
   })
+
+  /**
+   * A relay that does not run an endpoint's terminate-tls leaves `terminateTls` out of
+   * the welcome (one older than it skips the field): serving the endpoint there would
+   * drop its mutual TLS, so the agent stops instead, saying why.
+   */
+  const connect = (relay: string): Promise<RelayConnection> =>
+    connectRelay({ relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout }).then((connection) => {
+      const missing = connection.welcome.endpoints.findIndex((assigned, i) => endpoints[i]?.terminateTls !== undefined && assigned.terminateTls !== true)
+      if (missing === -1) return connection
+      const err = new CliError('GW_ERR_RELAY_NO_TERMINATE_TLS', `the relay at ${relay} does not run terminate-tls for https endpoints (the policy's on_tcp_connect of ${endpoints[missing]!.name}: mutual TLS, TLS versions), so the endpoint is not served without it; upgrade the relay (gw relay) or remove terminate-tls from the policy`)
+      connection.session.close(err)
+      throw err
+    })
 
   const attach = (connection: RelayConnection): void => {
     current = connection
@@ -285,7 +309,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
         log('warn', 'this relay does not pool endpoints: the name is this agent\'s alone', { name: assigned.name })
       }
       if (publicOptions[i]!.relayCache && assigned.relayCache !== true) {
-        log('warn', 'this relay keeps no cache (gw relay --relay-cache): every request reaches the agent', { name: assigned.name })
+        if (endpoint.terminateTls) log('warn', 'the relay cache is off for an endpoint with terminate-tls: every request reaches the agent, which checks it', { name: assigned.name })
+        else log('warn', 'this relay keeps no cache (gw relay --relay-cache): every request reaches the agent', { name: assigned.name })
       }
     })
     session.on('stream', (stream) => serveStream(stream, runtime))
@@ -415,7 +440,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     log('warn', 'reconnecting', { attempt, delay_ms: delay, error: lastError.message })
     retryTimer = setTimeout(() => {
       const relay = relays.current
-      connectRelay({ relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout }).then(
+      connect(relay).then(
         (connection) => {
           if (closing || draining) return connection.session.close()
           state.relay = relay
@@ -464,7 +489,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     }
   }
 
-  const first = await connectRelay({ relay: options.relay, relayCa: options.relayCa, hello: hello(), heartbeatTimeout, handshakeTimeout })
+  const first = await connect(options.relay)
     .catch(async (err: Error) => {
       await closeDispatchers()
       throw err

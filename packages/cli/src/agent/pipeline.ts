@@ -17,8 +17,8 @@
  * calls; upgrade.ts carries a 101 onward.
  */
 import { Readable, type Duplex } from 'node:stream'
-import { CodedError, decodeJson, ERROR_CODE_HEADER, ErrorCodes, getRawHeader, isErrorCode, MessageReader, MessageType, checkRequestHead, type DecodedMessage, type ErrorCode, type RequestHead } from '@gw/protocol'
-import { compilePolicy, createPolicyState, isIdentityHeader, PolicyRuntimeError, type CompiledPolicy, type PolicyRequest, type PolicyResponse, type PolicyState } from '../policy/index.js'
+import { CodedError, decodeJson, GwError, ERROR_CODE_HEADER, ErrorCodes, getRawHeader, isErrorCode, MessageReader, MessageType, checkRequestHead, type DecodedMessage, type ErrorCode, type RequestHead } from '@gw/protocol'
+import { compilePolicy, createPolicyState, isIdentityHeader, setActionResult, terminateTlsResult, PolicyRuntimeError, type CompiledPolicy, type PolicyRequest, type PolicyResponse, type PolicyState } from '../policy/index.js'
 import { callUpstream, isIdempotentMethod, sendWithRetry, upstreamErrorCode, type UpstreamAnswer, type UpstreamCall, type UpstreamTarget } from '../upstream/index.js'
 import { Recorder } from './recorder.js'
 import { RequestContext, type AgentRuntime, type EndpointRuntime, type RequestOrigin } from './request-context.js'
@@ -75,6 +75,10 @@ function serve(stream: Duplex, reader: MessageReader, head: RequestHead, runtime
   // Most requests have no body: read the END that closes it, with no Readable to build.
   if (!head.hasBody && !head.upgrade) reader.bodyTo(DISCARD).resume()
   try {
+    // An https endpoint with terminate-tls: only a request the relay says came through it (a replay repeats one that did).
+    if (endpoint.terminateTls && !options.skipPolicy && head.tls?.terminateTls !== endpoint.terminateTls.digest) {
+      throw new GwError('GW_ERR_MISDIRECTED_REQUEST', `this endpoint runs terminate-tls (a client certificate, TLS versions), and the relay did not run it on this request's connection (${head.scheme === 'https' ? 'another relay of a cluster, or a connection made for another name' : 'plain HTTP'}); connect over HTTPS to the relay that holds the endpoint`)
+    }
     ctx.target = normaliseTarget(head.target, ctx.host)
     if (head.upgrade) refuseUpgrade(head)
   } catch (err) {
@@ -173,6 +177,8 @@ async function throughOuter(outer: readonly OuterHop[], req: PolicyRequest, resp
 async function runPhases(ctx: RequestContext, policy: CompiledPolicy, req: PolicyRequest, originalBody: Readable, outer: OuterHop[], internalHops: number): Promise<void> {
   const { head, endpoint } = ctx
   const state = createPolicyState()
+  // The relay ran the endpoint's terminate-tls on the connection: its results, as ngrok's action sets them.
+  if (endpoint.terminateTls) setActionResult(state, 'ngrok', 'terminate_tls', terminateTlsResult(req))
   const { internalEndpoint, internalRequest } = ctx.runtime
   if (internalEndpoint) state.internalEndpoint = (host) => internalEndpoint(host) !== undefined
   if (internalRequest) {

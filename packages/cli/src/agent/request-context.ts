@@ -7,7 +7,7 @@
  */
 import { Readable, type Duplex } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { GwError, getRawHeader, HOP_BY_HOP, type BodyReadable, type EndpointProto, type MessageReader, type RequestHead, type Stream } from '@gw/protocol'
+import { GwError, getRawHeader, HOP_BY_HOP, type BodyReadable, type EndpointProto, type MessageReader, type RequestHead, type Stream, type TerminateTlsRequest } from '@gw/protocol'
 import type { CompiledPolicy, InternalAnswer, InternalCall } from '../policy/index.js'
 import type { Upstream, UpstreamProtocol, UpstreamRequest } from '../upstream/index.js'
 import type { AgentEvents } from './events.js'
@@ -34,6 +34,12 @@ export interface EndpointRuntime {
   inspect: boolean
   /** The endpoint's traffic policy; undefined (or empty) runs the pipeline's fast path. */
   policy: CompiledPolicy | undefined
+  /**
+   * An https endpoint's terminate-tls, which the relay runs (its policy's on_tcp_connect):
+   * the agent asks for it in the hello and refuses any request whose head does not say it
+   * came through it (`tls.terminateTls`, this digest).
+   */
+  terminateTls?: { request: TerminateTlsRequest; digest: string }
   /**
    * Another agent's internal endpoint, reached through the relay (remote-internal.ts):
    * `openUpgrade` starts an upgrade (a WebSocket) to it, the host line and the head written

@@ -21,6 +21,7 @@ import { splitTemplate, UnclosedInterpolationError } from './template-split.js'
 import { UserAgentVars } from './user-agent.js'
 import * as M from './macros.js'
 import {
+  CertExtensionVars, CertNameVars, CertSanVars, CertValidityVars, TlsClientVars,
   ConnTlsVars, ConnTsVars, ConnVars, ContentTypeVars, CookieVars, EndpointVars, EvalRoot, RandVars, RequestTsVars, RequestVars,
   ResponseVars, SecretsVars, TimeVars, UrlVars,
 } from './variables.js'
@@ -54,12 +55,16 @@ function randInt(min: bigint, max: bigint): bigint {
 const URL_FIELDS = ['scheme', 'host', 'port', 'path', 'raw_path', 'query', 'query_params', 'raw', 'authority', 'uri', 'user_password']
 const USER_AGENT_FIELDS = ['name', 'version', 'os', 'os_version', 'device', 'is_mobile', 'is_tablet', 'is_desktop', 'is_bot', 'url']
 const CONTENT_TYPE_FIELDS = ['raw', 'parameters']
+const CERT_NAME_FIELDS = ['common_name', 'country', 'locality', 'organization', 'organizational_unit', 'postal_code', 'province', 'street_address']
 
 /** The values that are a string and have fields beside it (cel-rewrite.ts). */
 const STRING_LIKES: readonly StringLike[] = [
   { path: 'req.url' },
   { path: 'req.user_agent' },
   { path: 'req.content_type' },
+  { path: 'conn.tls.client.subject' },
+  { path: 'conn.tls.client.issuer' },
+  { path: 'conn.tls.client.san' },
   { call: 'getReqCookie', asString: 'value' },
 ]
 
@@ -91,7 +96,24 @@ const env = new Environment({ homogeneousAggregateLiterals: false })
       content_length: 'int', user_agent: 'gw.UserAgent', ts: 'gw.RequestTs',
     },
   })
-  .registerType('gw.ConnTls', { ctor: ConnTlsVars, fields: { version: 'string', cipher_suite: 'string', sni: 'string', negotiated_alpn: 'string', session_resumed: 'bool' } })
+  .registerType('gw.CertName', {
+    ctor: CertNameVars,
+    fields: {
+      common_name: 'string', country: 'list<string>', locality: 'list<string>', organization: 'list<string>', organizational_unit: 'list<string>',
+      postal_code: 'list<string>', province: 'list<string>', street_address: 'list<string>', [STRING_FIELD]: 'string',
+    },
+  })
+  .registerType('gw.CertSan', { ctor: CertSanVars, fields: { dns_names: 'list<string>', email_addresses: 'list<string>', ip_addresses: 'list<string>', uris: 'list<string>', [STRING_FIELD]: 'string' } })
+  .registerType('gw.CertValidity', { ctor: CertValidityVars, fields: { not_before: 'google.protobuf.Timestamp', not_after: 'google.protobuf.Timestamp' } })
+  .registerType('gw.CertExtension', { ctor: CertExtensionVars, fields: { id: 'string', critical: 'bool', value: 'bytes' } })
+  .registerType('gw.TlsClient', {
+    ctor: TlsClientVars,
+    fields: {
+      extensions: 'list<gw.CertExtension>', issuer: 'gw.CertName', pem: 'string', san: 'gw.CertSan', serial_number: 'string',
+      signature_algorithm: 'string', subject: 'gw.CertName', validity: 'gw.CertValidity',
+    },
+  })
+  .registerType('gw.ConnTls', { ctor: ConnTlsVars, fields: { version: 'string', cipher_suite: 'string', sni: 'string', negotiated_alpn: 'string', session_resumed: 'bool', client: 'gw.TlsClient' } })
   .registerType('gw.Conn', { ctor: ConnVars, fields: { client_ip: 'string', client_port: 'int', ts: 'gw.ConnTs', tls: 'gw.ConnTls' } })
   .registerType('gw.Response', { ctor: ResponseVars, fields: { status_code: 'int', headers: 'map<string, list<string>>', location: 'string' } })
   .registerType('gw.Time', { ctor: TimeVars, fields: { now: 'string' } })
@@ -332,7 +354,12 @@ const FIELDS: Record<string, readonly string[]> = {
   'req.content_type': CONTENT_TYPE_FIELDS,
   'req.ts': ['header_received'],
   conn: ['client_ip', 'client_port', 'ts', 'tls'],
-  'conn.tls': ['version', 'cipher_suite', 'sni', 'negotiated_alpn', 'session_resumed'],
+  'conn.tls': ['version', 'cipher_suite', 'sni', 'negotiated_alpn', 'session_resumed', 'client'],
+  'conn.tls.client': ['extensions', 'issuer', 'pem', 'san', 'serial_number', 'signature_algorithm', 'subject', 'validity'],
+  'conn.tls.client.subject': CERT_NAME_FIELDS,
+  'conn.tls.client.issuer': CERT_NAME_FIELDS,
+  'conn.tls.client.san': ['dns_names', 'email_addresses', 'ip_addresses', 'uris'],
+  'conn.tls.client.validity': ['not_before', 'not_after'],
   'conn.ts': ['start'],
   res: ['status_code', 'headers', 'location'],
   time: ['now'],
@@ -482,6 +509,8 @@ export function celToString(value: unknown): string {
   if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8')
   // `${req.url}` is the URL string (ngrok's req.url), its parts beside it.
   if (value instanceof UrlVars) return value.raw
+  // A certificate's subject, issuer or SANs: their text, `CN=…,O=…`.
+  if (value instanceof CertNameVars || value instanceof CertSanVars) return value._gw_s
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v instanceof Map ? Object.fromEntries(v) : v))
 }
 

@@ -20,6 +20,8 @@
 import { Readable } from 'node:stream'
 import { isPromise, type CompileContext, type RespondTerminal, type Terminal } from './action.js'
 import { ACTIONS } from './actions/index.js'
+import { readHttpsTerminateTls } from './actions/terminate-tls.js'
+import type { TerminateTlsRequest } from '@gw/protocol'
 import type { CompiledExpression } from './cel.js'
 import { expressionAt } from './compile-helpers.js'
 import { runRules, type CompiledActionStep, type CompiledRule } from './compose.js'
@@ -68,6 +70,11 @@ export interface CompiledPolicy {
   readonly hasTcpRules: boolean
   /** True when on_http_request has rules (the relay's cache would skip them: tunnel-runner.ts refuses the two together). */
   readonly hasRequestRules: boolean
+  /**
+   * An http endpoint's on_tcp_connect terminate-tls, which the relay runs on the
+   * endpoint's HTTPS connections (mutual TLS, versions): what the agent asks it for.
+   */
+  readonly terminateTls: TerminateTlsRequest | undefined
   readonly upstreams: ReadonlyMap<string, UpstreamPool>
   onHttpRequest(req: PolicyRequest, state: PolicyState): Promise<RequestOutcome>
   onHttpResponse(req: PolicyRequest, res: PolicyResponse, state: PolicyState): Promise<PolicyResponse>
@@ -121,6 +128,38 @@ function compileUpstreams(reader: ConfigReader, into: Map<string, UpstreamPool>,
       pool.fail('targets', (err as Error).message)
     }
   }
+}
+
+/**
+ * on_tcp_connect on an http endpoint. Its connections end at the relay, which runs
+ * terminate-tls there (versions, mutual TLS) for the agent; nothing else can run before a
+ * request on them, so any other action, and any expression, is refused with the reason.
+ * An empty phase (ngrok's migration guides write one) does nothing.
+ */
+function compileHttpsTcpConnect(root: ConfigReader): TerminateTlsRequest | undefined {
+  const rules = root.list('on_tcp_connect', false)
+  let found: TerminateTlsRequest | undefined
+  rules.forEach((item, i) => {
+    const rule: ConfigReader = new ConfigReader(item, ['on_tcp_connect', i], root.source, 'a rule ({name?, expressions?, actions})')
+    rule.optString('name')
+    if (rule.expressionList('expressions', false).length > 0) {
+      rule.fail('expressions', 'are not supported in on_tcp_connect on an http endpoint: the relay runs its terminate-tls on every connection before any request, and evaluates no expressions there; match on conn.* in on_http_request instead')
+    }
+    const actions = rule.list('actions', true, 1)
+    rule.done()
+    actions.forEach((a, j) => {
+      const action: ConfigReader = new ConfigReader(a, ['on_tcp_connect', i, 'actions', j], root.source, 'an action ({type, config})')
+      const type = action.raw('type')
+      if (type !== 'terminate-tls') {
+        action.fail('type', `${typeof type === 'string' ? type : describe(type)} is not supported in on_tcp_connect on an http endpoint: its connections end at the relay, which runs only terminate-tls there; other on_tcp_connect actions run on tcp and tls endpoints (gw tcp, gw tls), and restrict-ips works in on_http_request`, ['terminate-tls'])
+      }
+      if (found) action.fail('type', 'terminate-tls is given twice; an endpoint has one TLS handshake')
+      const config = action.child('config', false)
+      action.done()
+      found = readHttpsTerminateTls(config)
+    })
+  })
+  return found
 }
 
 function compileRules(reader: ConfigReader, phase: Phase, ctx: CompileContext, key: string = phase): CompiledRule[] {
@@ -217,7 +256,8 @@ function compileDocument(doc: unknown, options: CompilePolicyOptions): CompiledP
   const kind = options.kind ?? 'http'
   const tcp = kind !== 'http'
   const root: ConfigReader = new ConfigReader(doc, [], source, tcp ? 'a traffic policy (a map with on_tcp_connect)' : 'a traffic policy (a map with on_http_request and/or on_http_response)')
-  if (!tcp && root.has('on_tcp_connect')) root.fail('on_tcp_connect', 'is not supported on an http endpoint: its connections end at the relay; on_tcp_connect runs on tcp and tls endpoints (gw tcp, gw tls), and restrict-ips works in on_http_request', [...PHASES])
+  // An http endpoint's connections end at the relay: its on_tcp_connect may hold terminate-tls only, which the relay runs.
+  const terminateTls = !tcp && root.has('on_tcp_connect') ? compileHttpsTcpConnect(root) : undefined
   if (tcp) {
     for (const key of ['on_http_request', 'on_http_response', 'on_event_stream_message', 'inbound', 'outbound']) {
       if (root.has(key)) root.fail(key, `is not supported on a ${kind} endpoint: its connections carry no HTTP gw reads; use on_tcp_connect`, [...TCP_PHASES])
@@ -253,7 +293,7 @@ function compileDocument(doc: unknown, options: CompilePolicyOptions): CompiledP
     const eventRules = tcp ? [] : compileRules(root, 'on_event_stream_message', { ...base, phase: 'on_event_stream_message' })
     const tcpRules = tcp ? compileRules(root, 'on_tcp_connect', { ...base, phase: 'on_tcp_connect' }) : []
     root.done()
-    return createCompiledPolicy(requestRules, responseRules, eventRules, tcpRules, upstreams, disposables, clock, options.endpoint ?? '')
+    return createCompiledPolicy(requestRules, responseRules, eventRules, tcpRules, upstreams, disposables, clock, options.endpoint ?? '', terminateTls)
   } catch (err) {
     for (const d of disposables) void d()
     throw err
@@ -272,6 +312,7 @@ function createCompiledPolicy(
   disposables: Array<() => void | Promise<void>>,
   clock: () => number,
   endpointName: string,
+  terminateTls: TerminateTlsRequest | undefined,
 ): CompiledPolicy {
   function requestOutcome(t: Terminal | undefined, state: PolicyState): RequestOutcome {
     if (!t) return { kind: 'forward', upstream: state.upstream }
@@ -320,6 +361,7 @@ function createCompiledPolicy(
     hasResponseRules: responseRules.length > 0 || eventRules.length > 0,
     hasTcpRules: tcpRules.length > 0,
     hasRequestRules: requestRules.length > 0,
+    terminateTls,
     upstreams,
     async onHttpRequest(req, state) {
       state.request = req

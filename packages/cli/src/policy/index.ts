@@ -18,6 +18,7 @@ export { parsePolicyText, formatPath, NO_SOURCE, type PolicySource, type ParsedP
 export { createPolicyState, setActionResult, type InternalAnswer, type InternalCall, type PolicyState, type TlsTermination } from './state.js'
 export { PolicyError, PolicyRuntimeError, PolicyErrorCodes, type PolicyErrorCode, type PolicyLocation } from './errors.js'
 export { ACTIONS } from './actions/index.js'
+export { terminateTlsResult } from './variables.js'
 export { NO_SECRETS, type SecretStore } from './secrets.js'
 export { shorthandsToPolicy, type PolicyShorthands } from './shorthands.js'
 export type { UpstreamTarget, UpstreamPool } from '../upstream/index.js'

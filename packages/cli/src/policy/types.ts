@@ -27,7 +27,7 @@ export interface PolicyRequest {
    */
   connectedAt?: number
   /** The client's TLS connection to the relay (conn.tls.*); absent for plain http. */
-  tls?: { version: string; cipher: string; sni: string; alpn: string; resumed: boolean }
+  tls?: { version: string; cipher: string; sni: string; alpn: string; resumed: boolean; client?: { pem: string } }
   /**
    * Streamed. An action that must read it (validate-request, transform-body, soap,
    * verify-webhook) reads it with a size cap (413 above) and replaces it.

@@ -13,6 +13,7 @@ import { MACRO_RECEIVERS, type Base64Macros, type BasicAuthMacros, type HashMacr
 import { headersToMap } from './headers.js'
 import type { PolicyRequest, PolicyResponse } from './types.js'
 import { UserAgentVars } from './user-agent.js'
+import { parseCertificatePem, type CertExtension, type CertName, type ParsedCertificate } from './x509.js'
 
 export class UrlVars {
   private readonly request: PolicyRequest
@@ -189,6 +190,164 @@ export class ConnTlsVars {
   }
   get session_resumed(): boolean {
     return this.request.tls?.resumed ?? false
+  }
+  /**
+   * The client's certificate, on an https endpoint whose terminate-tls asked for one (the
+   * relay sends it); absent when there is none, so `has(conn.tls.client)` is false and a
+   * rule reading one of its fields does not match (the expression fails: no such key).
+   */
+  get client(): TlsClientVars | undefined {
+    const pem = this.request.tls?.client?.pem
+    if (pem === undefined) return undefined
+    if (this.clientVars?.pem !== pem) this.clientVars = new TlsClientVars(pem)
+    return this.clientVars
+  }
+  private clientVars: TlsClientVars | undefined
+}
+
+/**
+ * `actions.ngrok.terminate_tls.*` on an https endpoint, whose terminate-tls the relay ran
+ * on the connection: the same values as `conn.tls.*` (ngrok documents both).
+ */
+export function terminateTlsResult(request: PolicyRequest): Record<string, unknown> {
+  const tls = new ConnTlsVars(request)
+  const client = tls.client
+  return {
+    version: tls.version, cipher_suite: tls.cipher_suite, sni: tls.sni, error_code: '', error_message: '', warnings: [],
+    ...(client ? { client } : {}),
+  }
+}
+
+const EMPTY_NAME: CertName = { text: '', common_name: '', country: [], locality: [], organization: [], organizational_unit: [], postal_code: [], province: [], street_address: [] }
+
+/** `conn.tls.client.subject` / `.issuer`: as a string the whole name (`CN=…,O=…`), with each attribute beside it. */
+export class CertNameVars {
+  private readonly n: CertName
+  constructor(n: CertName) {
+    this.n = n
+  }
+  get common_name(): string {
+    return this.n.common_name
+  }
+  get country(): string[] {
+    return this.n.country
+  }
+  get locality(): string[] {
+    return this.n.locality
+  }
+  get organization(): string[] {
+    return this.n.organization
+  }
+  get organizational_unit(): string[] {
+    return this.n.organizational_unit
+  }
+  get postal_code(): string[] {
+    return this.n.postal_code
+  }
+  get province(): string[] {
+    return this.n.province
+  }
+  get street_address(): string[] {
+    return this.n.street_address
+  }
+  get _gw_s(): string {
+    return this.n.text
+  }
+  toString(): string {
+    return this.n.text
+  }
+  toJSON(): string {
+    return this.n.text
+  }
+}
+
+/** `conn.tls.client.san`: as a string `DNS:a.example, IP Address:10.0.0.1`, with each kind's list beside it. */
+export class CertSanVars {
+  private readonly san: ParsedCertificate['san']
+  constructor(san: ParsedCertificate['san']) {
+    this.san = san
+  }
+  get dns_names(): string[] {
+    return this.san.dns_names
+  }
+  get email_addresses(): string[] {
+    return this.san.email_addresses
+  }
+  get ip_addresses(): string[] {
+    return this.san.ip_addresses
+  }
+  get uris(): string[] {
+    return this.san.uris
+  }
+  get _gw_s(): string {
+    return this.san.text
+  }
+  toString(): string {
+    return this.san.text
+  }
+  toJSON(): string {
+    return this.san.text
+  }
+}
+
+export class CertValidityVars {
+  readonly not_before: Date
+  readonly not_after: Date
+  constructor(notBefore: Date, notAfter: Date) {
+    this.not_before = notBefore
+    this.not_after = notAfter
+  }
+}
+
+export class CertExtensionVars {
+  readonly id: string
+  readonly critical: boolean
+  readonly value: Uint8Array
+  constructor(e: CertExtension) {
+    this.id = e.id
+    this.critical = e.critical
+    this.value = e.value
+  }
+  toJSON(): Record<string, unknown> {
+    return { id: this.id, critical: this.critical, value: Buffer.from(this.value).toString('base64') }
+  }
+}
+
+/** `conn.tls.client.*`, ngrok's names, read from the certificate's DER once (x509.ts). */
+export class TlsClientVars {
+  readonly pem: string
+  private parsed: ParsedCertificate | null | undefined
+  constructor(pem: string) {
+    this.pem = pem
+  }
+  private get cert(): ParsedCertificate | null {
+    if (this.parsed === undefined) this.parsed = parseCertificatePem(this.pem) ?? null
+    return this.parsed
+  }
+  get subject(): CertNameVars {
+    return new CertNameVars(this.cert?.subject ?? EMPTY_NAME)
+  }
+  get issuer(): CertNameVars {
+    return new CertNameVars(this.cert?.issuer ?? EMPTY_NAME)
+  }
+  get san(): CertSanVars {
+    return new CertSanVars(this.cert?.san ?? { dns_names: [], email_addresses: [], ip_addresses: [], uris: [], text: '' })
+  }
+  get serial_number(): string {
+    return this.cert?.serial_number ?? ''
+  }
+  get signature_algorithm(): string {
+    return this.cert?.signature_algorithm ?? ''
+  }
+  get validity(): CertValidityVars {
+    return new CertValidityVars(this.cert?.not_before ?? new Date(0), this.cert?.not_after ?? new Date(0))
+  }
+  get extensions(): CertExtensionVars[] {
+    return (this.cert?.extensions ?? []).map((e) => new CertExtensionVars(e))
+  }
+  /** `${conn.tls.client}`: the subject, never the whole certificate. */
+  toJSON(): Record<string, string> {
+    return { subject: this.subject._gw_s, issuer: this.issuer._gw_s, serial_number: this.serial_number }
   }
 }
 

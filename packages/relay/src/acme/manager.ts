@@ -20,6 +20,7 @@
  * validation, one relay orders (or renews) a certificate and every relay serves it.
  */
 import { createSecureContext, type SecureContext } from 'node:tls'
+import { pairContext } from '../context-pairs.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { RelayError, type RelayErrorCode } from '../errors.js'
 import type { LogFn } from '../options.js'
@@ -447,7 +448,7 @@ export class CertManager {
   }
 
   private install(stored: StoredCert): Entry {
-    const entry: Entry = { stored, context: createSecureContext({ cert: stored.cert, key: stored.key }) }
+    const entry: Entry = { stored, context: pairContext({ cert: stored.cert, key: stored.key }) }
     const previous = this.byKey.get(stored.host)
     if (previous) for (const name of previous.stored.names) if (this.byName.get(name) === previous) this.byName.delete(name)
     this.byKey.set(stored.host, entry)

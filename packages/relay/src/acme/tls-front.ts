@@ -3,7 +3,9 @@
  * ClientHello (without consuming it) before TLS starts. A handshake that offers ALPN
  * `acme-tls/1` for a host with a pending challenge gets the challenge certificate and
  * nothing else (RFC 8737); one whose SNI names a tls endpoint goes, bytes intact and
- * never decrypted, to the agent holding it (tls-passthrough.ts); every other
+ * never decrypted, to the agent holding it (tls-passthrough.ts); one whose SNI names an
+ * https endpoint with terminate-tls goes to that terminate-tls's own TLS server, which
+ * asks for a client certificate (terminate-tls.ts); every other
  * connection goes, bytes intact, to the relay's TLS server.
  */
 import { createServer, type Server, type Socket } from 'node:net'
@@ -23,10 +25,12 @@ export interface TlsFrontHooks {
   challengeFor?: (host: string) => SecureContext | undefined | Promise<SecureContext | undefined>
   /** A tls endpoint takes the connection for this SNI: true when it did. */
   passthrough?: (servername: string, socket: Socket) => boolean
+  /** The TLS server for this SNI when it is not the HTTPS listener's (a name with terminate-tls, terminate-tls.ts). */
+  serverFor?: (servername: string) => TlsServer | undefined
 }
 
 export function tlsFront(tlsServer: TlsServer, hooks: TlsFrontHooks, helloTimeout: number): TlsFront {
-  const { challengeFor, passthrough } = hooks
+  const { challengeFor, passthrough, serverFor } = hooks
   const sockets = new Set<Socket>()
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket)
@@ -65,6 +69,9 @@ export function tlsFront(tlsServer: TlsServer, hooks: TlsFrontHooks, helloTimeou
     }
     const onward = (servername: string | undefined): void => {
       if (servername && passthrough?.(servername, socket)) return
+      // A name with terminate-tls: its own server asks for the client certificate; no other name's does.
+      const own = servername ? serverFor?.(servername) : undefined
+      if (own) return void own.emit('connection', socket)
       // Not a challenge (or not a ClientHello this parser reads, or too large to wait
       // for): the TLS server gets exactly the bytes that came, and answers or refuses them.
       tlsServer.emit('connection', socket)

@@ -13,7 +13,8 @@ and action config, and reports the first problem with its file, line and column 
 allowed values. Exits 0 when the policy is valid, 2 when it is not.
 
 A policy with on_tcp_connect and no HTTP phase is checked as a tcp/tls endpoint's (the
-phase those endpoints run); any other as an http endpoint's.
+phase those endpoints run); any other as an http endpoint's. --endpoint says which: an
+http endpoint's on_tcp_connect may hold only terminate-tls, which the relay runs.
 
 Upstream pools named by forward actions may come from the agent config file's
 upstreams: section; it is read when it exists (--config picks another file).`
@@ -27,6 +28,7 @@ upstreams: section; it is read when it exists (--config picks another file).`
   static override flags = {
     json: Flags.boolean({ description: 'print the result as JSON' }),
     config: Flags.string({ description: 'agent config file whose upstreams the policy may name (default: the platform config dir; also GW_CONFIG)' }),
+    endpoint: Flags.string({ description: 'the endpoint the policy is for (default: tcp when it has on_tcp_connect and no HTTP phase, else http)', options: ['http', 'tcp', 'tls'] }),
   }
 
   async run(): Promise<void> {
@@ -35,7 +37,7 @@ upstreams: section; it is read when it exists (--config picks another file).`
       const { value, source } = readPolicyFile(args.file)
       const configFile = configPath(flags.config)
       const upstreams = existsSync(configFile) ? loadConfig(configFile).upstreams : undefined
-      const kind = policyKind(value)
+      const kind = (flags.endpoint as 'http' | 'tcp' | 'tls' | undefined) ?? policyKind(value)
       const policy = compilePolicy(value, { source, kind, secrets: loadSecretStore(configFile), ...(upstreams ? { upstreams } : {}) })
       await policy.close()
       const doc = (value ?? {}) as Record<string, unknown[] | undefined>
@@ -46,7 +48,7 @@ upstreams: section; it is read when it exists (--config picks another file).`
       } else if (flags.json) {
         this.log(JSON.stringify({ valid: true, file: args.file, rules: { on_http_request: count('on_http_request'), on_http_response: count('on_http_response') } }))
       } else {
-        this.log(`${args.file}: valid traffic policy (${count('on_http_request')} on_http_request rules, ${count('on_http_response')} on_http_response rules)`)
+        this.log(`${args.file}: valid traffic policy (${count('on_http_request')} on_http_request rules, ${count('on_http_response')} on_http_response rules${policy.terminateTls ? ', terminate-tls run by the relay' : ''})`)
       }
     } catch (err) {
       if (err instanceof PolicyError) {
