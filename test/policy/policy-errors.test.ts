@@ -57,9 +57,10 @@ test('document shape: unknown keys, phases, rules and actions', () => {
   let err = inFile('on_http_requests: []\n')
   assert.match(err.message, /:1:19: on_http_requests: is not a known field; allowed values: inbound, on_event_stream_message, on_http_request, on_http_response, on_tcp_connect, outbound, upstreams/)
 
-  // loadPolicyFile compiles for an http endpoint unless told otherwise: on_tcp_connect runs on tcp and tls endpoints.
+  // loadPolicyFile compiles for an http endpoint unless told otherwise: there on_tcp_connect
+  // takes only terminate-tls (the relay runs it); its other actions run on tcp and tls endpoints.
   err = inFile('on_tcp_connect:\n  - actions: [{type: deny}]\n')
-  assert.match(err.message, /:2:3: on_tcp_connect: is not supported on an http endpoint: its connections end at the relay; on_tcp_connect runs on tcp and tls endpoints \(gw tcp, gw tls\), and restrict-ips works in on_http_request; allowed values: on_http_request, on_http_response/)
+  assert.match(err.message, /:2:22: on_tcp_connect\[0\]\.actions\[0\]\.type: deny is not supported in on_tcp_connect on an http endpoint: its connections end at the relay, which runs only terminate-tls there; other on_tcp_connect actions run on tcp and tls endpoints \(gw tcp, gw tls\), and restrict-ips works in on_http_request; allowed values: terminate-tls/)
 
   err = inFile('on_http_request: {}\n')
   assert.match(err.message, /:1:18: on_http_request: must be a list, got an object/)
