@@ -6,6 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
@@ -127,6 +128,24 @@ describe('relay cluster on Redis', { skip: REDIS_SKIP }, () => {
       .catch((err: Error) => { throw new Error(`${err.message}: presence of moving ${JSON.stringify(holders)}; relay A ${relays[0]!.clusterId}, relay B ${relays[1]!.clusterId}, now ${Date.now()}`) })
     // Relay A now forwards the name to relay B.
     assert.deepEqual(await get(a, 'moving', '/after-takeover'), { status: 200, body: 'hello from /after-takeover', code: undefined })
+  })
+
+  it('a takeover message drops only links older than the one that took over: a late one about an earlier link leaves the newer link alone', async () => {
+    const [a, b] = relays as [Relay, Relay]
+    await agent(b, TOKEN_1, 'late')
+    const owner = `token:${createHash('sha256').update(TOKEN_1).digest('hex')}`
+    const publish = (at: number): void => {
+      redis.cli('publish', '{gw}:takeover', JSON.stringify({ relay: a.clusterId, name: 'late', owner, at }))
+    }
+    // Relay A's message about a link of its own that arrived before this one (two
+    // connections of one agent a few ms apart, the message delivered late): kept.
+    publish(Date.now() - 60_000)
+    await new Promise((r) => setTimeout(r, 300))
+    assert.ok(b.onlineNames().includes('late'), 'a stale takeover dropped the newer link')
+    assert.equal((await get(b, 'late', '/still')).status, 200)
+    // A link that arrived after this one took the name: this one goes.
+    publish(Date.now() + 1_000)
+    await waitFor(() => !b.onlineNames().includes('late'), 5_000, 'relay B dropped the older link')
   })
 
   it('a relay started on the same Redis knows every name at once', async () => {

@@ -46,6 +46,11 @@ export class AgentLink {
   readonly terminateTls = new Map<string, { digest: string; request: TerminateTlsRequest }>()
   owner = ''
   hello: Hello | undefined
+  /**
+   * When the agent's connection arrived (epoch ms). A cluster's takeover message drops only
+   * links older than the one that took over (cluster/takeover.ts).
+   */
+  readonly openedAt = Date.now()
   private control: Stream | undefined
   private closedFlag = false
   /**

@@ -235,16 +235,16 @@ export class Cluster {
       for (const name of names) this.lookups.delete(name)
       this.presence?.announce(names).catch(() => {})
       const taken = takenOver(host.routes, names)
-      const owner = taken.length > 0 ? host.routes.linksOf(taken[0]!)[0]?.owner : undefined
-      if (owner) publishTakeover(this.backend, this.id, owner, taken)
+      const link = taken.length > 0 ? host.routes.linksOf(taken[0]!)[0] : undefined
+      if (link?.owner) publishTakeover(this.backend, this.id, link.owner, taken, link.openedAt)
       if (ports.length === 0) return
       const held = ports.map(String)
       for (const port of held) this.lookups.delete(`tcp:${port}`)
       // Announced, then told: a relay that hears of the port finds this one holding it.
       this.presence?.announce(held, 'port').then(() => this.tellTcp('open', ports)).catch(() => {})
       const takenPorts = takenOver(host.tcp.routes, held)
-      const portOwner = takenPorts.length > 0 ? host.tcp.routes.linksOf(takenPorts[0]!)[0]?.owner : undefined
-      if (portOwner) publishTakeover(this.backend, this.id, portOwner, takenPorts, true)
+      const portLink = takenPorts.length > 0 ? host.tcp.routes.linksOf(takenPorts[0]!)[0] : undefined
+      if (portLink?.owner) publishTakeover(this.backend, this.id, portLink.owner, takenPorts, portLink.openedAt, true)
     })
     host.events.on('agent:disconnected', ({ names, ports = [] }) => {
       // The route table drops the link after this event: look once it has.

@@ -20,6 +20,15 @@ interface TakeoverMessage {
   owner: string
   /** A TCP port (its number in `name`), not an HTTP name. */
   tcp?: true
+  /**
+   * When the link that took over arrived (its relay's clock, epoch ms). Only older links
+   * are dropped: a relay's message about its own earlier link could reach another relay
+   * after a newer link of the same owner came in there (two connections a few ms apart),
+   * and without this dropped the newer one too, leaving the name held by none (the
+   * relay-cluster takeover test's flake under load). Relays' clocks agree to well within
+   * the time a real takeover follows the link it replaces (an agent that reconnects).
+   */
+  at?: number
 }
 
 /** The names of `names` whose route here is one agent that does not pool: a takeover. */
@@ -30,9 +39,9 @@ export function takenOver(routes: RouteTable, names: string[]): string[] {
   })
 }
 
-export function publishTakeover(backend: ClusterBackend, relay: string, owner: string, names: string[], tcp = false): void {
+export function publishTakeover(backend: ClusterBackend, relay: string, owner: string, names: string[], at: number, tcp = false): void {
   for (const name of names) {
-    backend.publish(TAKEOVER_CHANNEL, JSON.stringify({ relay, name, owner, ...(tcp ? { tcp: true as const } : {}) } satisfies TakeoverMessage)).catch(() => {
+    backend.publish(TAKEOVER_CHANNEL, JSON.stringify({ relay, name, owner, at, ...(tcp ? { tcp: true as const } : {}) } satisfies TakeoverMessage)).catch(() => {
       // Redis is away: the old link goes when its heartbeat times out.
     })
   }
@@ -58,7 +67,8 @@ export async function listenForTakeovers(
     }
     if (typeof message?.name !== 'string' || typeof message.owner !== 'string' || message.relay === self) return
     const tcp = message.tcp === true
-    const links = (tcp ? tcpRoutes : routes).linksOf(message.name).filter((l) => l.owner === message.owner)
+    const at = typeof message.at === 'number' ? message.at : Infinity
+    const links = (tcp ? tcpRoutes : routes).linksOf(message.name).filter((l) => l.owner === message.owner && l.openedAt < at)
     if (links.length > 0) drop(message.name, [...links], tcp)
   })
 }
