@@ -53,6 +53,9 @@ export class AgentLink {
   readonly openedAt = Date.now()
   private control: Stream | undefined
   private closedFlag = false
+  private welcomed = false
+  /** Refused, or told it is replaced: nothing more is said to the agent. */
+  private ended = false
   /**
    * Set once the agent is admitted: a stream the agent opens (an internal request,
    * internal-endpoints.ts) goes here. Until then, and without it, such a stream is reset.
@@ -153,12 +156,17 @@ export class AgentLink {
 
   /** `relays`: a cluster's relay URLs, for the agent to fail over to. */
   welcome(endpoints: AssignedEndpoint[], heartbeatTimeout: number, relays?: string[]): void {
+    // Refused meanwhile (a takeover while its names were being announced): the agent has
+    // its answer already.
+    if (this.ended) return
     this.endpoints = endpoints
+    this.welcomed = true
     new MessageWriter(this.control!).welcome({ version: PROTOCOL_VERSION, endpoints, heartbeatTimeout, ...(relays && relays.length > 0 ? { relays } : {}) })
   }
 
   /** Refuse the handshake with a coded error, then close once the agent has it. */
   refuse(code: ErrorCode, message: string): void {
+    this.ended = true
     if (this.control) new MessageWriter(this.control).refuse({ code, message })
     // Give the frame a moment to leave before the link goes.
     setTimeout(() => this.close(new GwError(code, message)), 200).unref()
@@ -184,6 +192,9 @@ export class AgentLink {
 
   /** Tell the agent something (it was replaced…) and close the link. */
   notifyAndClose(code: ErrorCode, message: string): void {
+    // Before its welcome the agent reads only a WELCOME or a REFUSE.
+    if (!this.welcomed) return this.refuse(code, message)
+    this.ended = true
     if (this.control) new MessageWriter(this.control).notice({ code, message })
     setTimeout(() => this.close(new GwError(code, message)), 200).unref()
   }
