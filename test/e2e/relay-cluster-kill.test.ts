@@ -31,6 +31,9 @@ describe('relay cluster: kill -9 of a relay', { skip: REDIS_SKIP }, () => {
     const upstream = await startUpstream((req, res) => setTimeout(() => res.end(`ok ${req.url}`), 2))
     const procs: Spawned[] = []
     let client: Pool | undefined
+    // Outside the try: a failure must stop the request loops too, or they keep the file alive
+    // until its timeout (a failed run hung 300 s).
+    let running = true
     try {
       const held = async (name: string): Promise<SpawnedRelay> => {
         const relay = await clusterRelay(dir, name, redis.url)
@@ -40,7 +43,7 @@ describe('relay cluster: kill -9 of a relay', { skip: REDIS_SKIP }, () => {
       const [a, b] = await Promise.all([held('a'), held('b')])
       const [portA, portB] = [a.httpPort, b.httpPort]
       const agent = spawnGw(
-        ['http', String(upstream.port), '--relay', `http://127.0.0.1:${portA}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],
+        ['http', String(upstream.port), '--relay', `http://127.0.0.1:${portA}`, '--authtoken', TOKEN, '--url', 'app', '--log-format', 'json', '--log-level', 'debug', '--no-tui', '--no-inspect', '--inspect-addr', '127.0.0.1:0'],
         { GW_CONFIG: join(dir, 'gw.yml') },
       )
       procs.push(agent)
@@ -49,7 +52,6 @@ describe('relay cluster: kill -9 of a relay', { skip: REDIS_SKIP }, () => {
 
       client = new Pool(`http://127.0.0.1:${portB}`, { connections: 4, headersTimeout: 10_000, bodyTimeout: 10_000 })
       const results: Array<{ at: number; ok: boolean; detail: string }> = []
-      let running = true
       const worker = async (w: number): Promise<void> => {
         for (let i = 0; running; i++) {
           const at = Date.now()
@@ -89,7 +91,8 @@ describe('relay cluster: kill -9 of a relay', { skip: REDIS_SKIP }, () => {
       const early = results.filter((r) => r.at >= killedAt && r.at < killedAt + 2_000)
       console.log(`# kill -9 relay A: ${early.filter((r) => !r.ok).length} of ${early.length} requests failed in the first 2 s, 0 of ${late.length} after`)
     } finally {
-      await client?.close()
+      running = false
+      await client?.destroy()
       for (const p of procs) p.kill('SIGKILL')
       await Promise.all(procs.map((p) => p.exited))
       await upstream.close()

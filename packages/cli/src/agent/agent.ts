@@ -294,7 +294,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const attach = (connection: RelayConnection): void => {
     current = connection
     const { session, welcome } = connection
+    const known = relays.all.length
     relays.learn(welcome.relays)
+    // Where the agent will go if this relay dies: the cluster's other relays, from the welcome.
+    if (relays.all.length > known) log('debug', 'relays to fail over to', { relays: relays.all.slice(1) })
     byPublicName.clear()
     publicUrls = new Map()
     welcome.endpoints.forEach((assigned, i) => {
