@@ -203,3 +203,36 @@ describe('relay cluster on Redis', { skip: REDIS_SKIP }, () => {
     assert.match(noSecret.stderr(), /cluster secret.*--cluster-secret-file/s)
   })
 })
+
+describe('relay cluster: the relays an agent learns from its welcome', { skip: REDIS_SKIP }, () => {
+  it('an agent welcomed right after another relay joined learns that relay, and moves to it when its own goes', async () => {
+    const dir = tempDir('gw-cluster-join-')
+    const redis = await startRedis()
+    const upstream = await startUpstream((req, res) => res.end(`hello from ${req.url}`))
+    const started: Relay[] = []
+    const relay = async (name: string): Promise<Relay> => {
+      const r = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: false, domain: 'tunnel.test', authtokens: [TOKEN_1], stateDir: join(dir, name), cluster: { redis: redis.url, secret: SECRET } })
+      started.push(r)
+      return r
+    }
+    let moved: Agent | undefined
+    try {
+      // Within a second of each other, as relays of one deploy start: the list relay C read
+      // when it started did not have D yet, and was reused for C's welcomes for a second.
+      const c = await relay('c')
+      const d = await relay('d')
+      moved = await startAgent({ relay: c.httpUrl!, authtoken: TOKEN_1, endpoints: [{ upstream: upstream.url, publicName: 'joiner' }], backoff: { initial: 100, max: 500 } })
+      await c.close()
+      await waitFor(() => moved!.status().status === 'online' && moved!.status().relay === d.httpUrl, 10_000, 'the agent on relay D')
+        .catch((err: Error) => { throw new Error(`${err.message}: ${JSON.stringify(moved!.status())}, relay D ${d.httpUrl}`) })
+      const res = await request(`${d.httpUrl}/moved`, { headers: { host: 'joiner.tunnel.test' } })
+      assert.equal(await res.body.text(), 'hello from /moved')
+    } finally {
+      await moved?.close()
+      await Promise.all(started.map((r) => r.close()))
+      await upstream.close()
+      await redis.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

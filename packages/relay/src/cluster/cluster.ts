@@ -172,7 +172,6 @@ export class Cluster {
   /** Lookups on their way: concurrent requests for one name share one round trip. */
   private readonly pending = new Map<string, Promise<Located>>()
   private relayList: RelayRecord[] = []
-  private relayListAt = 0
   private lastTouch = 0
   private closing = false
   /** An internal list read in flight, and whether another must follow it (a change came meanwhile). */
@@ -286,7 +285,6 @@ export class Cluster {
     try {
       const { names: held, ports: heldPorts } = await presence.refresh(() => host.routes.names(), () => host.tcp.routes.names(), () => host.internal.entries())
       this.relayList = await presence.relays()
-      this.relayListAt = Date.now()
       if (Date.now() - this.lastTouch > TOUCH_EVERY_MS) {
         this.lastTouch = Date.now()
         this.names.touch(held)
@@ -457,10 +455,13 @@ export class Cluster {
   }
 
   async agentUrls(): Promise<string[]> {
-    if (this.presence && Date.now() - this.relayListAt > LOOKUP_CACHE_MS) {
+    // Read for every welcome, not reused for a second: an agent welcomed just after this
+    // relay read the list, and before another relay joined, never learned that one, and
+    // had nowhere to go when this relay died (relay-cluster-kill, once in the soak). One
+    // read per admission, beside the claims and the announce it already makes.
+    if (this.presence) {
       try {
         this.relayList = await this.presence.relays()
-        this.relayListAt = Date.now()
       } catch { /* the last list */ }
     }
     const urls = new Set<string>(this.presence?.record.agentUrls ?? [])
