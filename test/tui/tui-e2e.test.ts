@@ -102,8 +102,15 @@ test('gw http in tmux: row, detail, replay, quit', { skip: !hasTmux() && 'no tmu
   assert.equal(readFileSync(exitFile, 'utf8').trim(), '0', 'gw exits 0 on q')
   assert.equal(tmux('display-message', '-p', '-t', 'gw', '#{alternate_on}').trim(), '0', 'the alternate screen is left')
   // A dead pane always reports its cursor hidden, so read the bytes: the last cursor
-  // change shows it, the last alternate-screen change leaves it.
-  const bytes = readFileSync(output, 'latin1')
+  // change shows it, the last alternate-screen change leaves it. tmux copies the pane's
+  // output to the file on its own time, so the last bytes may land after the exit file
+  // (under load they had not): read it until both hold, or for 5 s, then judge.
+  let bytes = ''
+  const restored = (): boolean => bytes.lastIndexOf('\x1b[?25h') > bytes.lastIndexOf('\x1b[?25l') && bytes.lastIndexOf('\x1b[?1049l') > bytes.lastIndexOf('\x1b[?1049h')
+  await waitFor(() => {
+    bytes = readFileSync(output, 'latin1')
+    return restored()
+  }, 5_000, 'the pane output to be written').catch(() => {})
   assert.ok(bytes.lastIndexOf('\x1b[?25h') > bytes.lastIndexOf('\x1b[?25l'), 'the cursor is shown again')
   assert.ok(bytes.lastIndexOf('\x1b[?1049l') > bytes.lastIndexOf('\x1b[?1049h'), 'the alternate screen is left last')
 })
