@@ -17,7 +17,7 @@ import {
 } from '@gw/protocol'
 import { startRelay } from '@gw/relay'
 import { startAgent } from '@gw/cli/agent/agent'
-import { tempDir, waitFor } from '../helpers/stack.js'
+import { freePort, tempDir, waitFor } from '../helpers/stack.js'
 import { echo, exchange, portOf, startTcpServer } from '../helpers/tcp.js'
 
 /** Send one hello with these endpoints; resolve with the refusal's code, or 'welcome'. */
@@ -50,6 +50,9 @@ describe('illegal input around tcp endpoints', () => {
     const stateDir = tempDir()
     const relay = await startRelay({ host: '127.0.0.1', httpPort: 0, httpsPort: 0, domain: 'localhost', stateDir, tcpPorts: 'any' })
     cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }), () => relay.close())
+    // A free port below the ephemeral range, not a fixed one: 45123 was sometimes in use
+    // (an outgoing connection's), and the relay then said UNAVAILABLE before TAKEN.
+    const twice = await freePort()
     const cases: Array<[string, unknown, string]> = [
       ['port 0', [{ proto: 'tcp', port: 0 }], 'GW_ERR_MESSAGE_MALFORMED'],
       ['port 65536', [{ proto: 'tcp', port: 65536 }], 'GW_ERR_MESSAGE_MALFORMED'],
@@ -58,7 +61,7 @@ describe('illegal input around tcp endpoints', () => {
       ['a port on an http endpoint', [{ proto: 'http', port: 2222 }], 'GW_ERR_MESSAGE_MALFORMED'],
       ['an unknown proto', [{ proto: 'udp' }], 'GW_ERR_MESSAGE_MALFORMED'],
       ['proto missing', [{ port: 2222 }], 'GW_ERR_MESSAGE_MALFORMED'],
-      ['one port twice', [{ proto: 'tcp', port: 45123 }, { proto: 'tcp', port: 45123 }], 'GW_ERR_TCP_PORT_TAKEN'],
+      ['one port twice', [{ proto: 'tcp', port: twice }, { proto: 'tcp', port: twice }], 'GW_ERR_TCP_PORT_TAKEN'],
       ['a tls name that is not a label', [{ proto: 'tls', name: 'a..b' }], 'GW_ERR_NAME_INVALID'],
       ['a tls host outside the domain', [{ proto: 'tls', host: 'app.example.com' }], 'GW_ERR_DOMAIN_NOT_SERVED'],
     ]
