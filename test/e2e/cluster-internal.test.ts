@@ -24,7 +24,6 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { WebSocket, WebSocketServer } from 'ws'
@@ -34,7 +33,7 @@ import {
 } from '@gw/protocol'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
 import { compilePolicy } from '@gw/cli/policy/index'
-import { spawnGw, startUpstream, tempDir, waitFor, type Spawned, type Upstream } from '../helpers/stack.js'
+import { freePortBlock, spawnGw, startUpstream, tempDir, waitFor, type Spawned, type Upstream } from '../helpers/stack.js'
 import { REDIS_SKIP, startRedis, type RedisServer } from '../helpers/redis.js'
 import { exchange, portOf, sha256, startTcpServer } from '../helpers/tcp.js'
 
@@ -367,25 +366,6 @@ describe('internal endpoints when the relay holding them dies', { skip: REDIS_SK
   })
 })
 
-function canListen(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer()
-    s.once('error', () => resolve(false))
-    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)))
-  })
-}
-
-/** `count` consecutive ports free on 127.0.0.1 and 127.0.0.2 (two relays, as two machines, each listen on every port the cluster holds). */
-async function freeBlock(count: number): Promise<number> {
-  for (let tries = 0; tries < 200; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 12_000)
-    let ok = true
-    for (let p = base; p < base + count && ok; p++) ok = (await canListen(p, '127.0.0.1')) && (await canListen(p, '127.0.0.2'))
-    if (ok) return base
-  }
-  throw new Error('no block of free ports')
-}
-
 describe('tcp internal endpoints across two relays on Redis', { skip: REDIS_SKIP }, () => {
   it('A\'s public tcp endpoint on relay 1 forwards each connection to B\'s tcp://camera.internal:22 on relay 2 (1 MiB each way, hashed); another token\'s is closed; B leaving closes, not hangs', async () => {
     const dir = tempDir('gw-cluster-tcp-internal-')
@@ -401,7 +381,7 @@ describe('tcp internal endpoints across two relays on Redis', { skip: REDIS_SKIP
     const procs: Spawned[] = []
     const agents: Agent[] = []
     try {
-      const min = await freeBlock(4)
+      const min = await freePortBlock(4, ['127.0.0.1', '127.0.0.2'])
       const relay = (host: string, name: string): Spawned => spawnGw(
         ['relay', '--domain', 'tunnel.test', '--host', host, '--http-port', '0', '--https-port', '-1', '--tcp-ports', `${min}-${min + 3}`, '--state-dir', join(dir, name),
           '--authtoken', TOKEN_1, '--authtoken', TOKEN_2, '--redis', redis.url, '--workers', '1', '--log-format', 'json'],

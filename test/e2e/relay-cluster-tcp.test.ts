@@ -9,11 +9,10 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { startRelay, type Relay, type RelayOptions } from '@gw/relay'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
-import { spawnGw, spawnRelay, tempDir, waitFor, type Spawned, type SpawnedRelay } from '../helpers/stack.js'
+import { freePortBlock, spawnGw, spawnRelay, tempDir, waitFor, type Spawned, type SpawnedRelay } from '../helpers/stack.js'
 import { echo, exchange, portOf, sha256, startTcpServer, type TcpServer } from '../helpers/tcp.js'
 import { REDIS_SKIP, startRedis, type RedisServer } from '../helpers/redis.js'
 
@@ -22,25 +21,6 @@ const TOKEN_2 = 'cluster-tcp-token-2-0123456789abcdef'
 const SECRET = 'cluster-tcp-secret-0123456789abcdef'
 const HOST_A = '127.0.0.1'
 const HOST_B = '127.0.0.2'
-
-function canListen(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer()
-    s.once('error', () => resolve(false))
-    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)))
-  })
-}
-
-/** `count` consecutive ports free on both addresses, below Linux's ephemeral range (32768-60999), which port-0 listens elsewhere draw from. */
-async function freeBlock(count: number): Promise<number> {
-  for (let tries = 0; tries < 200; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 12_000)
-    let ok = true
-    for (let p = base; p < base + count && ok; p++) ok = (await canListen(p, HOST_A)) && (await canListen(p, HOST_B))
-    if (ok) return base
-  }
-  throw new Error('no block of free ports')
-}
 
 /** Whether a connection to host:port is accepted (not refused). */
 function accepts(port: number, host: string): Promise<boolean> {
@@ -99,7 +79,7 @@ describe('tcp endpoints on a relay cluster', { skip: REDIS_SKIP }, () => {
   })
 
   it('a TCP connection through relay B reaches the agent on relay A; token 2 is refused the port through B; the port closes on both when the agent leaves', async () => {
-    const min = await freeBlock(4)
+    const min = await freePortBlock(4, [HOST_A, HOST_B])
     const a = await relay(HOST_A, min)
     const b = await relay(HOST_B, min)
     const agent = await tcpAgent(a, TOKEN_1, min)
@@ -139,7 +119,7 @@ describe('tcp endpoints on a relay cluster', { skip: REDIS_SKIP }, () => {
   })
 
   it('kill -9 of relay A: the agent moves to relay B and regains its port there, which token 2 never gets', async () => {
-    const min = await freeBlock(4)
+    const min = await freePortBlock(4, [HOST_A, HOST_B])
     // One process per relay (kill -9 of the relay is the point); --workers has its own test below.
     const relayOn = async (host: string, name: string): Promise<SpawnedRelay> => {
       const p = await spawnRelay({ host, stateDir: join(dir, name), args: ['--tcp-ports', `${min}-${min + 3}`, '--authtoken', TOKEN_1, '--authtoken', TOKEN_2, '--redis', redis.url], env: { GW_RELAY_CLUSTER_SECRET: SECRET } })
@@ -180,7 +160,7 @@ describe('tcp endpoints on a relay cluster', { skip: REDIS_SKIP }, () => {
   })
 
   it('gw relay --workers 2 --tcp-ports serves gw tcp: connections arrive through both workers and all reach the agent', async () => {
-    const min = await freeBlock(4)
+    const min = await freePortBlock(4, [HOST_A, HOST_B])
     const relayProc = await spawnRelay({
       workers: 2, host: HOST_A, stateDir: join(dir, 'workers'), timeout: 30_000,
       args: ['--tcp-ports', `${min}-${min + 3}`, '--authtoken', TOKEN_1, '--redis', redis.url], env: { GW_RELAY_CLUSTER_SECRET: SECRET },

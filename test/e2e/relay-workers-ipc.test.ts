@@ -17,12 +17,11 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { request } from 'undici'
 import type { GwError } from '@gw/protocol'
 import { startAgent, type Agent } from '@gw/cli/agent/agent'
-import { freePort, spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
+import { freePort, freePortBlock, spawnGw, startUpstream, tempDir, waitFor, type Spawned } from '../helpers/stack.js'
 import { echo, exchange, startTcpServer } from '../helpers/tcp.js'
 
 const TOKEN_1 = 'workers-ipc-token-one-0123456789'
@@ -43,24 +42,6 @@ function heldBy(relay: Spawned, from = 0): Map<number, string[]> {
     out.set(worker, [...(out.get(worker) ?? []), ...names])
   }
   return out
-}
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer()
-    s.once('error', () => resolve(false))
-    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => resolve(true)))
-  })
-}
-
-async function freeBlock(count: number): Promise<number> {
-  for (let tries = 0; tries < 200; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 12_000)
-    let ok = true
-    for (let p = base; p < base + count && ok; p++) ok = await canListen(p)
-    if (ok) return base
-  }
-  throw new Error('no block of free ports')
 }
 
 function spawnRelay(stateDir: string, extra: string[] = []): Spawned {
@@ -212,7 +193,7 @@ describe('gw relay --workers 2 without Redis (state in the primary)', () => {
   it('a gw tcp port is served through the workers, and a second token is refused it', async () => {
     const dir = tempDir('gw-workers-ipc-tcp-')
     const echoServer = await startTcpServer(echo)
-    const min = await freeBlock(4)
+    const min = await freePortBlock(4)
     const relay = spawnRelay(join(dir, 'relay'), ['--tcp-ports', `${min}-${min + 3}`])
     const procs: Spawned[] = [relay]
     try {

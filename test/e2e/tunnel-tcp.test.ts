@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { startRelay, type Relay, type RelayOptions } from '@gw/relay'
 import { startAgent, type Agent, type AgentEndpointOptions } from '@gw/cli/agent/agent'
-import { freePort, tempDir, waitFor } from '../helpers/stack.js'
+import { freePort, freePortBlock, tempDir, waitFor } from '../helpers/stack.js'
 import { echo, ending, exchange, open, portOf, readBytes, sha256, startTcpServer, type TcpServer } from '../helpers/tcp.js'
 
 const TOKEN_A = 'token-a-0123456789abcdef'
@@ -187,16 +187,8 @@ describe('tcp endpoints', () => {
   })
 
   it('a range: ports inside it, refused outside it, exhausted when full, reserved ports for their token only', async () => {
-    // Three consecutive free ports for the range, below the kernel's ephemeral range
-    // (32768 up): there an outgoing connection anywhere on the machine could take one
-    // before the relay listens on it, and the range looked exhausted (a flake under load).
-    let min = 0
-    for (let tries = 0; tries < 50 && min === 0; tries++) {
-      const base = 20_000 + Math.floor(Math.random() * 12_000)
-      const free = await Promise.all([0, 1, 2].map((i) => canListen(base + i)))
-      if (free.every(Boolean)) min = base
-    }
-    assert.ok(min > 0, 'found three free ports in a row')
+    // Three consecutive free ports for the range (below the ephemeral range: freePortBlock).
+    const min = await freePortBlock(3)
     const { hashToken } = await import('@gw/relay')
     const { relay, stateDir } = await relayWith({
       tcpPorts: { min, max: min + 2 },
@@ -256,16 +248,6 @@ describe('tcp endpoints', () => {
     assert.ok((await metric(/^gw_relay_limit_hits_total\{token="anonymous",limit="tcp_connections"\} (\d+)$/m)) >= 1)
   })
 })
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    import('node:net').then(({ createServer }) => {
-      const s = createServer()
-      s.once('error', () => resolve(false))
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
-    }, () => resolve(false))
-  })
-}
 
 describe('on_tcp_connect on tcp endpoints', () => {
   const cleanups: Array<() => Promise<void> | void> = []

@@ -264,12 +264,36 @@ function ephemeralLow(): number {
   }
 }
 
-function tryListen(port: number): Promise<NetServer | undefined> {
+function tryListen(port: number, host = '127.0.0.1'): Promise<NetServer | undefined> {
   return new Promise((resolve) => {
     const server = createNetServer()
     server.once('error', () => resolve(undefined))
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(server))
+    server.listen({ port, host, exclusive: true }, () => resolve(server))
   })
+}
+
+async function canListen(port: number, host: string): Promise<boolean> {
+  const server = await tryListen(port, host)
+  if (server) await new Promise((resolve) => server.close(resolve))
+  return server !== undefined
+}
+
+/**
+ * The first of `count` consecutive ports free on every one of `hosts` (a relay's tcp port
+ * range; two relays as two machines on 127.0.0.1 and 127.0.0.2), below the kernel's
+ * ephemeral range for the reason `freePorts` gives.
+ */
+export async function freePortBlock(count: number, hosts: string[] = ['127.0.0.1']): Promise<number> {
+  const low = ephemeralLow()
+  for (let tries = 0; tries < 200; tries++) {
+    const base = 10_000 + Math.floor(Math.random() * (low - 10_000 - count))
+    let ok = true
+    for (let port = base; port < base + count && ok; port++) {
+      for (const host of hosts) if (ok) ok = await canListen(port, host)
+    }
+    if (ok) return base
+  }
+  throw new Error(`no ${count} consecutive free ports below ${low}`)
 }
 
 /**
