@@ -231,8 +231,7 @@ export class Cluster {
     const ttl = this.opts.presenceTtl ?? DEFAULT_PRESENCE_TTL
     this.presence = new Presence(this.backend, { id: this.id, peer: advertise, agentUrls }, ttl)
     host.events.on('agent:connected', ({ names, ports = [] }) => {
-      for (const name of names) this.lookups.delete(name)
-      this.presence?.announce(names).catch(() => {})
+      // The names were announced before the welcome (announceBeforeWelcome).
       const taken = takenOver(host.routes, names)
       const link = taken.length > 0 ? host.routes.linksOf(taken[0]!)[0] : undefined
       if (link?.owner) publishTakeover(this.backend, this.id, link.owner, taken, link.openedAt)
